@@ -1,0 +1,10 @@
+//! The three actors behind the handlers: sessions in memory, the database on a `SyncArbiter`, and
+//! the WeChat upstream as an async actor.
+
+pub mod db;
+pub mod session;
+pub mod wechat;
+
+pub use db::DbExecutor;
+pub use session::SessionActor;
+pub use wechat::WeChatClient;

@@ -1,0 +1,114 @@
+//! Extractors shared by the handlers: a JSON body that fails into the envelope (never an actix
+//! 400 page), the logged-in user behind `X-OA-Token`, and the client's IP.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::actors::session::CheckSession;
+use crate::error::ApiError;
+
+/// Request bodies above this are refused: no mini-program call needs more.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub const TOKEN_HEADER: &str = "X-OA-Token";
+
+/// A JSON body: empty or not JSON → 401, wrong types or too large → 402.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(_: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mut payload = payload.take();
+        Box::pin(async move {
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk =
+                    chunk.map_err(|_| ApiError::bad_argument("request body could not be read"))?;
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(ApiError::bad_value(format!(
+                        "request body is larger than {MAX_BODY_BYTES} bytes"
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            if body.iter().all(u8::is_ascii_whitespace) {
+                return Err(ApiError::bad_argument(
+                    "request body is empty; expected a JSON object",
+                ));
+            }
+            serde_json::from_slice::<T>(&body)
+                .map(JsonBody)
+                .map_err(|e| {
+                    // The serde message can quote the client's values; position is enough to fix it.
+                    let at = format!("line {}, column {}", e.line(), e.column());
+                    match e.classify() {
+                        serde_json::error::Category::Data => ApiError::bad_value(format!(
+                            "a field has the wrong type or value ({at})"
+                        )),
+                        _ => {
+                            ApiError::bad_argument(format!("request body is not valid JSON ({at})"))
+                        }
+                    }
+                })
+        })
+    }
+}
+
+/// The user behind a live token. Any failure is 501: the client logs in again.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub user_id: i64,
+    pub jti: String,
+}
+
+impl FromRequest for AuthUser {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = req
+            .headers()
+            .get(TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string());
+        Box::pin(async move {
+            let state = state.ok_or_else(|| ApiError::serious("AppState missing from the app"))?;
+            let token = token.filter(|t| !t.is_empty()).ok_or(ApiError::Unlogin)?;
+            let claims = state
+                .tokens
+                .verify(&token, chrono::Utc::now().timestamp())
+                .map_err(|_| ApiError::Unlogin)?;
+            let user_id = claims.user_id().ok_or(ApiError::Unlogin)?;
+            let live = state
+                .sessions
+                .send(CheckSession {
+                    jti: claims.jti.clone(),
+                    user_id,
+                })
+                .await?;
+            if !live {
+                return Err(ApiError::Unlogin);
+            }
+            Ok(AuthUser {
+                user_id,
+                jti: claims.jti,
+            })
+        })
+    }
+}
+
+/// The client's IP as seen on the socket.
+pub fn client_ip(req: &HttpRequest) -> String {
+    req.peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
+}

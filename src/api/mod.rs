@@ -1,0 +1,56 @@
+//! The HTTP layer: the mini-program API under `{CONTEXT_PATH}/wx/` (one file per resource), plus
+//! the health probe. Handlers parse input, send messages to the actors and answer the envelope.
+
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod user;
+
+use std::sync::Arc;
+
+use actix::Addr;
+use actix_web::{HttpResponse, web};
+
+use crate::actors::{DbExecutor, SessionActor, WeChatClient};
+use crate::error::{ApiError, Envelope};
+use crate::token::TokenIssuer;
+
+/// What every handler can reach: the three actors and the token issuer.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Addr<DbExecutor>,
+    pub sessions: Addr<SessionActor>,
+    pub wechat: Addr<WeChatClient>,
+    pub tokens: Arc<TokenIssuer>,
+}
+
+pub type ApiResult = Result<HttpResponse, ApiError>;
+
+/// errno 0 with `data`.
+pub fn ok<T: serde::Serialize>(data: T) -> ApiResult {
+    Ok(HttpResponse::Ok().json(Envelope::ok(data)))
+}
+
+/// errno 0 with `data: null`.
+pub fn ok_empty() -> ApiResult {
+    Ok(HttpResponse::Ok().json(Envelope::<()> {
+        errno: 0,
+        errmsg: "成功",
+        data: None,
+    }))
+}
+
+/// The mini-program routes, relative to `{CONTEXT_PATH}/wx`.
+pub fn configure_wx(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/auth/login_by_weixin",
+        web::post().to(auth::login_by_weixin),
+    )
+    .route("/auth/logout", web::post().to(auth::logout))
+    .route("/user/index", web::get().to(user::index));
+}
+
+/// Unknown paths and methods: an envelope, not an empty 404 page.
+pub async fn not_found() -> ApiResult {
+    Err(ApiError::NotFound)
+}

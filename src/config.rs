@@ -1,0 +1,337 @@
+//! Configuration, read once at start from the environment (and an optional `.env`) into one typed
+//! struct that is passed down. Every invalid value stops the start with a message naming the
+//! variable, so a typo in a deployment fails loudly instead of running with a silent default.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A secret string whose `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the WeChatClient sends its requests.
+#[derive(Debug, Clone)]
+pub enum WeChatMode {
+    /// `WECHAT_APPID` is set: talk to `api_base` (WeChat itself, or any compatible server).
+    Upstream {
+        appid: String,
+        secret: Secret,
+        api_base: String,
+    },
+    /// `WECHAT_APPID` is unset: serve the built-in fake and point the client at it.
+    Dev,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub bind_addr: SocketAddr,
+    /// Normalised: empty, or a leading `/` without a trailing one (`/oapro`).
+    pub context_path: String,
+    pub wechat: WeChatMode,
+    pub wechat_timeout: Duration,
+    pub jwt_secret: Secret,
+    /// True when no `JWT_SECRET` was configured and one was generated for this process.
+    pub jwt_secret_generated: bool,
+    pub token_ttl: Duration,
+    pub db_pool_size: u32,
+    /// HTTP worker threads; 0 means one per core (actix-web's default).
+    pub workers: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        reason: reason.into(),
+    }
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/wxauth";
+pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_CONTEXT_PATH: &str = "/oapro";
+pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
+/// Below the mini-program's 3000 ms `wx.request` timeout, leaving room for the database.
+pub const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
+pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
+
+/// The variables this service reads; anything else in the environment is ignored.
+pub const VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "BIND_ADDR",
+    "CONTEXT_PATH",
+    "WECHAT_APPID",
+    "WECHAT_SECRET",
+    "WECHAT_API_BASE",
+    "WECHAT_TIMEOUT_MS",
+    "JWT_SECRET",
+    "TOKEN_TTL_SECS",
+    "DB_POOL_SIZE",
+    "HTTP_WORKERS",
+];
+
+impl Config {
+    /// Reads the process environment, after loading `.env` when one exists. Variables already
+    /// set in the environment win over `.env`.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        match dotenvy::dotenv() {
+            Ok(_) => {}
+            Err(e) if e.not_found() => {}
+            Err(e) => return Err(invalid(".env", e.to_string())),
+        }
+        let vars: HashMap<String, String> = VARIABLES
+            .iter()
+            .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
+            .collect();
+        Config::from_vars(&vars)
+    }
+
+    /// Builds a config from explicit values; unset or empty variables take their defaults.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let get = |name: &str| {
+            vars.get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+
+        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+        if crate::db::setup::split_database_url(&database_url).is_none() {
+            return Err(invalid(
+                "DATABASE_URL",
+                "expected postgres://user@host:port/dbname",
+            ));
+        }
+
+        let bind_addr = get("BIND_ADDR")
+            .unwrap_or_else(|| DEFAULT_BIND_ADDR.into())
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("BIND_ADDR", format!("expected host:port ({e})")))?;
+
+        let context_path = normalise_context_path(
+            &get("CONTEXT_PATH").unwrap_or_else(|| DEFAULT_CONTEXT_PATH.into()),
+        )
+        .ok_or_else(|| {
+            invalid(
+                "CONTEXT_PATH",
+                "expected a path such as /oapro (letters, digits, - _ . / only)",
+            )
+        })?;
+
+        let wechat = match get("WECHAT_APPID") {
+            None => WeChatMode::Dev,
+            Some(appid) => {
+                if !appid
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return Err(invalid(
+                        "WECHAT_APPID",
+                        "expected an appid such as wx1234567890abcdef",
+                    ));
+                }
+                let secret = get("WECHAT_SECRET")
+                    .ok_or_else(|| invalid("WECHAT_SECRET", "required when WECHAT_APPID is set"))?;
+                let api_base =
+                    get("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_WECHAT_API_BASE.into());
+                let api_base = api_base.trim_end_matches('/').to_string();
+                if !(api_base.starts_with("http://") || api_base.starts_with("https://")) {
+                    return Err(invalid("WECHAT_API_BASE", "expected an http(s):// URL"));
+                }
+                WeChatMode::Upstream {
+                    appid,
+                    secret: Secret::new(secret),
+                    api_base,
+                }
+            }
+        };
+
+        let wechat_timeout_ms =
+            parse_number::<u64>(&get, "WECHAT_TIMEOUT_MS", DEFAULT_WECHAT_TIMEOUT_MS)?;
+        if !(1..=60_000).contains(&wechat_timeout_ms) {
+            return Err(invalid(
+                "WECHAT_TIMEOUT_MS",
+                "expected 1..=60000 milliseconds",
+            ));
+        }
+
+        let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
+            Some(s) => (Secret::new(s), false),
+            None => (Secret::new(crate::random::token_hex(32)), true),
+        };
+
+        let token_ttl_secs = parse_number::<u64>(&get, "TOKEN_TTL_SECS", DEFAULT_TOKEN_TTL_SECS)?;
+        if !(60..=90 * 24 * 3600).contains(&token_ttl_secs) {
+            return Err(invalid("TOKEN_TTL_SECS", "expected 60..=7776000 seconds"));
+        }
+
+        let db_pool_size = parse_number::<u32>(&get, "DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?;
+        if !(1..=200).contains(&db_pool_size) {
+            return Err(invalid("DB_POOL_SIZE", "expected 1..=200 connections"));
+        }
+
+        let workers = parse_number::<usize>(&get, "HTTP_WORKERS", 0)?;
+        if workers > 256 {
+            return Err(invalid(
+                "HTTP_WORKERS",
+                "expected 0..=256 (0 = one per core)",
+            ));
+        }
+
+        Ok(Config {
+            database_url,
+            bind_addr,
+            context_path,
+            wechat,
+            wechat_timeout: Duration::from_millis(wechat_timeout_ms),
+            jwt_secret,
+            jwt_secret_generated,
+            token_ttl: Duration::from_secs(token_ttl_secs),
+            db_pool_size,
+            workers,
+        })
+    }
+
+    pub fn is_dev_mode(&self) -> bool {
+        matches!(self.wechat, WeChatMode::Dev)
+    }
+
+    /// The mini-program API root path, e.g. `/oapro/wx`.
+    pub fn api_root(&self) -> String {
+        format!("{}/wx", self.context_path)
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(
+    get: &dyn Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<T>()
+            .map_err(|_| invalid(var, format!("expected a whole number, got {v:?}"))),
+    }
+}
+
+/// `/oapro/` → `/oapro`, `oapro` → `/oapro`, `/` → ``. `None` for characters a path must not hold.
+fn normalise_context_path(raw: &str) -> Option<String> {
+    let trimmed = raw.trim().trim_matches('/');
+    if trimmed.is_empty() {
+        return Some(String::new());
+    }
+    let ok = trimmed
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if !ok || trimmed.contains("//") {
+        return None;
+    }
+    Some(format!("/{trimmed}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_give_dev_mode_on_the_documented_addresses() {
+        let c = Config::from_vars(&vars(&[])).expect("defaults are valid");
+        assert!(c.is_dev_mode());
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+        assert_eq!(c.api_root(), "/oapro/wx");
+        assert!(c.jwt_secret_generated);
+        assert_eq!(c.jwt_secret.expose().len(), 64);
+        assert!(c.wechat_timeout < Duration::from_millis(3000));
+    }
+
+    #[test]
+    fn each_invalid_value_names_its_variable() {
+        let cases = [
+            ("BIND_ADDR", "not-an-address"),
+            ("CONTEXT_PATH", "/o a"),
+            ("WECHAT_TIMEOUT_MS", "soon"),
+            ("WECHAT_TIMEOUT_MS", "0"),
+            ("TOKEN_TTL_SECS", "-5"),
+            ("DB_POOL_SIZE", "0"),
+            ("DATABASE_URL", "mysql://x"),
+            ("HTTP_WORKERS", "many"),
+        ];
+        for (var, value) in cases {
+            let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
+            assert_eq!(err.var, var);
+            assert!(err.to_string().contains(var));
+        }
+    }
+
+    #[test]
+    fn appid_without_secret_is_refused() {
+        let err = Config::from_vars(&vars(&[("WECHAT_APPID", "wx123")])).expect_err("no secret");
+        assert_eq!(err.var, "WECHAT_SECRET");
+    }
+
+    #[test]
+    fn upstream_mode_keeps_base_without_trailing_slash_and_hides_secret() {
+        let c = Config::from_vars(&vars(&[
+            ("WECHAT_APPID", "wx123"),
+            ("WECHAT_SECRET", "app-secret-value"),
+            ("WECHAT_API_BASE", "http://127.0.0.1:9/"),
+            ("JWT_SECRET", "jwt-secret-value"),
+        ]))
+        .expect("valid");
+        match &c.wechat {
+            WeChatMode::Upstream { api_base, .. } => assert_eq!(api_base, "http://127.0.0.1:9"),
+            WeChatMode::Dev => panic!("expected upstream mode"),
+        }
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("app-secret-value"));
+        assert!(!shown.contains("jwt-secret-value"));
+        assert!(!c.jwt_secret_generated);
+    }
+
+    #[test]
+    fn context_path_is_normalised() {
+        assert_eq!(normalise_context_path("oapro/").as_deref(), Some("/oapro"));
+        assert_eq!(normalise_context_path("/").as_deref(), Some(""));
+        assert_eq!(normalise_context_path("/a/b").as_deref(), Some("/a/b"));
+        assert_eq!(normalise_context_path("/a//b"), None);
+    }
+}

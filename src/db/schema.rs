@@ -1,0 +1,29 @@
+// @generated to match `diesel print-schema` for the migrations in /migrations.
+
+diesel::table! {
+    wx_user (id) {
+        id -> Int8,
+        #[max_length = 63]
+        username -> Varchar,
+        #[max_length = 64]
+        nickname -> Varchar,
+        #[max_length = 512]
+        avatar -> Varchar,
+        gender -> Int2,
+        #[max_length = 20]
+        mobile -> Varchar,
+        #[max_length = 128]
+        weixin_openid -> Varchar,
+        #[max_length = 128]
+        unionid -> Nullable<Varchar>,
+        user_level -> Int2,
+        status -> Int2,
+        last_login_time -> Nullable<Timestamptz>,
+        #[max_length = 63]
+        last_login_ip -> Varchar,
+        share_user_id -> Nullable<Int8>,
+        add_time -> Timestamptz,
+        update_time -> Timestamptz,
+        deleted -> Bool,
+    }
+}

@@ -1,0 +1,15 @@
+//! wxauth: the backend a WeChat Mini Program talks to for authorized login (微信授权登录).
+//!
+//! `startup::Application` wires the pieces: `api` (actix-web handlers) sends messages to the
+//! three `actors` (`SessionActor`, `DbExecutor`, `WeChatClient`); `db` holds the schema and
+//! queries, `wechat` the protocol, crypto and a faithful fake of WeChat's servers.
+
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod random;
+pub mod startup;
+pub mod token;
+pub mod wechat;

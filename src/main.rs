@@ -1,0 +1,58 @@
+use std::process::ExitCode;
+
+use wxauth::config::Config;
+use wxauth::startup::{Application, DEV_FAKE_PATH};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("wxauth: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bind = config.bind_addr;
+    let api_root = config.api_root();
+    let dev = config.is_dev_mode();
+    if config.jwt_secret_generated {
+        log::warn!(
+            "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"
+        );
+    }
+
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            eprintln!("wxauth: cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let port = app.port();
+    if dev {
+        let base = format!("http://127.0.0.1:{port}");
+        log::warn!("==================================================================");
+        log::warn!("DEV MODE: WECHAT_APPID is not set, so wxauth serves a FAKE WeChat");
+        log::warn!("at {base}{DEV_FAKE_PATH} and logs users in through it. Not for production.");
+        log::warn!(
+            "mint a login code: curl -s -X POST '{base}{DEV_FAKE_PATH}/fake/code?user=alice'"
+        );
+        log::warn!("==================================================================");
+    }
+    log::info!(
+        "wxauth {} listening on {}:{port}, API at {api_root}/, health at /healthz",
+        env!("CARGO_PKG_VERSION"),
+        bind.ip()
+    );
+    match app.run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("server stopped: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Builds the running service from a `Config`: database, actors, HTTP server. `main` and the
+//! tests use the same builder, so the tests run what production runs.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use actix::{Actor, SyncArbiter};
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+
+use crate::actors::{DbExecutor, SessionActor, WeChatClient};
+use crate::api::{self, AppState};
+use crate::config::{Config, Secret, WeChatMode};
+use crate::db::setup::{self, SetupError};
+use crate::token::TokenIssuer;
+use crate::wechat::fake::{self, FakeWeChat};
+
+/// Where the built-in fake lives in dev mode.
+pub const DEV_FAKE_PATH: &str = "/__wechat";
+/// The appid the built-in fake plays.
+pub const DEV_APPID: &str = "wxdevfake00000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] SetupError),
+    #[error("cannot listen on {addr}: {cause}")]
+    Bind {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+    #[error("http server: {0}")]
+    Server(#[from] std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// The built-in WeChat fake (dev mode only).
+    pub dev_fake: Option<Arc<FakeWeChat>>,
+    pub state: AppState,
+}
+
+/// The address a client on this machine uses to reach a listener bound to `addr`.
+fn loopback_for(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+impl Application {
+    /// Prepares the database (blocking: this runs once, before serving), binds the listener
+    /// (port 0 picks a free one) and starts the actors. Call `run` to serve.
+    pub async fn build(config: Config) -> Result<Application, StartupError> {
+        // awc on rustls needs a process-wide crypto provider; a second call is a harmless no-op.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+
+        let pool = setup::prepare(&config.database_url, config.db_pool_size)?;
+        let listener = TcpListener::bind(config.bind_addr).map_err(|cause| StartupError::Bind {
+            addr: config.bind_addr,
+            cause,
+        })?;
+        let local = listener.local_addr()?;
+
+        let (api_base, appid, secret, dev_fake) = match &config.wechat {
+            WeChatMode::Upstream {
+                appid,
+                secret,
+                api_base,
+            } => (api_base.clone(), appid.clone(), secret.clone(), None),
+            WeChatMode::Dev => {
+                let secret = Secret::new(crate::random::token_hex(16));
+                let fake = FakeWeChat::new(DEV_APPID, secret.expose());
+                let base = format!("http://{}{DEV_FAKE_PATH}", loopback_for(local));
+                (base, DEV_APPID.to_string(), secret, Some(fake))
+            }
+        };
+
+        let db_threads = config.db_pool_size as usize;
+        let db = SyncArbiter::start(db_threads, move || DbExecutor::new(pool.clone()));
+        let sessions = SessionActor::default().start();
+        let wechat = WeChatClient::new(api_base, appid, secret, config.wechat_timeout).start();
+        let state = AppState {
+            db,
+            sessions,
+            wechat,
+            tokens: Arc::new(TokenIssuer::new(
+                config.jwt_secret.expose().as_bytes(),
+                config.token_ttl,
+            )),
+        };
+
+        let api_root = config.api_root();
+        let app_state = web::Data::new(state.clone());
+        let fake_for_app = dev_fake.clone();
+        let mut server = HttpServer::new(move || {
+            let mut app = App::new()
+                .app_data(app_state.clone())
+                .route("/healthz", web::get().to(api::health::healthz))
+                .service(web::scope(&api_root).configure(api::configure_wx));
+            if let Some(fake) = &fake_for_app {
+                app =
+                    app.service(web::scope(DEV_FAKE_PATH).configure(fake::configure(fake.clone())));
+            }
+            app.default_service(web::to(api::not_found))
+        })
+        .listen(listener)?;
+        if config.workers > 0 {
+            server = server.workers(config.workers);
+        }
+        Ok(Application {
+            port: local.port(),
+            server: server.run(),
+            dev_fake,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary).
+    pub async fn run(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Serves in the background on the current actix system; for tests.
+    pub fn spawn(self) -> (u16, Option<Arc<FakeWeChat>>, AppState) {
+        actix_web::rt::spawn(self.server);
+        (self.port, self.dev_fake, self.state)
+    }
+}
