@@ -4,6 +4,9 @@
 //! three `actors` (`SessionActor`, `DbExecutor`, `WeChatClient`); `db` holds the schema and
 //! queries, `wechat` the protocol, crypto and a faithful fake of WeChat's servers.
 
+// Nothing the network or the database hands us may be unwrapped.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod actors;
 pub mod api;
 pub mod config;

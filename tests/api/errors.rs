@@ -1,0 +1,147 @@
+//! Bad input: a clear errno in an HTTP 200 envelope, nothing stored, and the user's code not
+//! burned at WeChat (the client can retry with it).
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[actix_web::test]
+async fn missing_or_empty_code_is_401() {
+    let app = TestApp::spawn().await;
+    for body in [
+        json!({}),
+        json!({ "code": "" }),
+        json!({ "code": "   " }),
+        json!({ "code": null }),
+    ] {
+        let reply = app.post("auth/login_by_weixin", &body, None).await;
+        assert_eq!(reply.status, 200, "{body}");
+        assert_eq!(reply.errno(), 401, "{body}: {}", reply.raw);
+        assert_eq!(reply.body["errmsg"], "参数不对");
+        assert!(
+            reply.body["data"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("code"))
+        );
+    }
+    assert_eq!(app.count_users(), 0);
+    assert_eq!(app.fake.calls("jscode2session"), 0);
+}
+
+#[actix_web::test]
+async fn malformed_json_and_empty_body_are_401() {
+    let app = TestApp::spawn().await;
+    for raw in [
+        "",
+        "   ",
+        "{",
+        "{\"code\":",
+        "not json",
+        "{\"code\":\"abc\",}",
+    ] {
+        let reply = app.post_raw("auth/login_by_weixin", raw, None).await;
+        assert_eq!(reply.status, 200, "{raw:?}");
+        assert_eq!(reply.errno(), 401, "{raw:?}: {}", reply.raw);
+    }
+    assert_eq!(app.count_users(), 0);
+}
+
+#[actix_web::test]
+async fn wrong_types_and_bad_values_are_402_and_do_not_burn_the_code() {
+    let app = TestApp::spawn().await;
+    let code = app.code_for("alice").code;
+    let cases = [
+        json!({ "code": 12345 }),
+        json!({ "code": ["a"] }),
+        json!([code]),
+        json!("just a string"),
+        json!({ "code": code, "userInfo": "me" }),
+        json!({ "code": code, "userInfo": { "gender": "male" } }),
+        json!({ "code": code, "userInfo": { "gender": 7 } }),
+        json!({ "code": code, "userInfo": { "nickName": "x".repeat(65) } }),
+        json!({ "code": code, "userInfo": { "avatarUrl": "javascript:alert(1)" } }),
+        json!({ "code": code, "userInfo": { "avatarUrl": format!("https://a/{}", "x".repeat(600)) } }),
+        json!({ "code": "has spaces in it" }),
+        json!({ "code": "c".repeat(200) }),
+    ];
+    for body in &cases {
+        let reply = app.post("auth/login_by_weixin", body, None).await;
+        assert_eq!(reply.status, 200, "{body}");
+        assert_eq!(reply.errno(), 402, "{body}: {}", reply.raw);
+        assert_eq!(reply.body["errmsg"], "参数值不对");
+    }
+    assert_eq!(app.count_users(), 0);
+    assert_eq!(
+        app.fake.calls("jscode2session"),
+        0,
+        "no bad request reached WeChat"
+    );
+
+    // The code is still good.
+    let reply = app
+        .post("auth/login_by_weixin", &json!({ "code": code }), None)
+        .await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+}
+
+#[actix_web::test]
+async fn an_oversized_body_is_refused_with_402() {
+    let app = TestApp::spawn().await;
+    let body = json!({ "code": "abc", "padding": "x".repeat(40 * 1024) });
+    let reply = app.post("auth/login_by_weixin", &body, None).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.errno(), 402, "{}", reply.raw);
+    assert_eq!(app.count_users(), 0);
+}
+
+#[actix_web::test]
+async fn unknown_codes_used_codes_and_expired_codes_have_their_own_errnos() {
+    let app = TestApp::spawn().await;
+
+    let invalid = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": "0never-issued" }),
+            None,
+        )
+        .await;
+    assert_eq!(invalid.status, 200);
+    assert_eq!(invalid.errno(), 710, "{}", invalid.raw);
+
+    let code = app.code_for("bob").code;
+    assert_eq!(
+        app.post("auth/login_by_weixin", &json!({ "code": code }), None)
+            .await
+            .errno(),
+        0
+    );
+    let reused = app
+        .post("auth/login_by_weixin", &json!({ "code": code }), None)
+        .await;
+    assert_eq!(reused.errno(), 711, "{}", reused.raw);
+    assert_ne!(reused.body["errmsg"], invalid.body["errmsg"]);
+
+    let old = app.fake.mint_code_for(
+        &app.fake.openid_for("carol"),
+        None,
+        wxauth::wechat::fake::CODE_TTL + std::time::Duration::from_secs(5),
+    );
+    let expired = app
+        .post("auth/login_by_weixin", &json!({ "code": old.code }), None)
+        .await;
+    assert_eq!(expired.errno(), 710, "{}", expired.raw);
+
+    // Only bob has a row; the failures stored nothing.
+    assert_eq!(app.count_users(), 1);
+    assert!(app.user_by_openid(&app.fake.openid_for("carol")).is_none());
+}
+
+#[actix_web::test]
+async fn unknown_paths_and_methods_answer_an_envelope() {
+    let app = TestApp::spawn().await;
+    let reply = app.get("no/such/api", None).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.errno(), 404);
+    let wrong_method = app.get("auth/login_by_weixin", None).await;
+    assert_eq!(wrong_method.errno(), 404);
+}

@@ -1,0 +1,276 @@
+//! The test harness: a real wxauth on the actix test system, a fresh PostgreSQL database per
+//! test, and the WeChat fake on its own port as the upstream.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use actix_web::{App, HttpServer};
+use diesel::prelude::*;
+use serde_json::Value;
+use wxauth::config::Config;
+use wxauth::db::models::WxUser;
+use wxauth::db::schema::wx_user;
+use wxauth::startup::Application;
+use wxauth::wechat::fake::{self, FakeWeChat, MintedCode};
+
+pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+pub const TEST_APPID: &str = "wxtest0123456789ab";
+
+// ---- log capture: every log line of every test, to look for leaked secrets ----
+
+static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct CaptureLogger;
+
+impl log::Log for CaptureLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!("{} {}: {}", record.level(), record.target(), record.args());
+        LOGS.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+    }
+    fn flush(&self) {}
+}
+
+pub fn init_logging() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if log::set_logger(&CaptureLogger).is_ok() {
+            log::set_max_level(log::LevelFilter::Trace);
+        }
+    });
+}
+
+/// Every log line captured so far, from all tests in this process.
+pub fn captured_logs() -> Vec<String> {
+    LOGS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+// ---- the app under test ----
+
+pub struct TestApp {
+    pub base: String,
+    pub api: String,
+    pub fake: Arc<FakeWeChat>,
+    pub db_url: String,
+    db_name: String,
+    pub jwt_secret: String,
+    pub wechat_secret: String,
+    pub http: awc::Client,
+}
+
+pub struct TestAppBuilder {
+    vars: HashMap<String, String>,
+    dev_mode: bool,
+}
+
+impl TestAppBuilder {
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.into(), value.into());
+        self
+    }
+
+    /// No WECHAT_APPID: the app serves its own fake, as `cargo run` does.
+    pub fn dev_mode(mut self) -> Self {
+        self.dev_mode = true;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        init_logging();
+        let db_name = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+        let db_url = format!("{PG_SERVER}/{db_name}");
+        let jwt_secret = format!("jwt-{}", uuid::Uuid::new_v4().simple());
+        let wechat_secret = format!("appsecret-{}", uuid::Uuid::new_v4().simple());
+
+        let mut vars: HashMap<String, String> = [
+            ("DATABASE_URL", db_url.as_str()),
+            ("BIND_ADDR", "127.0.0.1:0"),
+            ("JWT_SECRET", jwt_secret.as_str()),
+            ("DB_POOL_SIZE", "3"),
+            ("HTTP_WORKERS", "2"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+
+        let upstream_fake = if self.dev_mode {
+            None
+        } else {
+            let fake = FakeWeChat::new(TEST_APPID, &wechat_secret);
+            let base = spawn_fake(fake.clone());
+            vars.insert("WECHAT_APPID".into(), TEST_APPID.into());
+            vars.insert("WECHAT_SECRET".into(), wechat_secret.clone());
+            vars.insert("WECHAT_API_BASE".into(), base);
+            Some(fake)
+        };
+        vars.extend(self.vars);
+
+        let config = Config::from_vars(&vars).expect("test config is valid");
+        let app = Application::build(config).await.expect("app starts");
+        let (port, dev_fake, _state) = app.spawn();
+        let fake = upstream_fake.or(dev_fake).expect("a WeChat fake");
+        let base = format!("http://127.0.0.1:{port}");
+        TestApp {
+            api: format!("{base}/oapro/wx"),
+            base,
+            fake,
+            db_url,
+            db_name,
+            jwt_secret,
+            wechat_secret,
+            http: awc::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .finish(),
+        }
+    }
+}
+
+/// Serves a fake WeChat on its own port, as the real one would be: another host.
+pub fn spawn_fake(fake: Arc<FakeWeChat>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake");
+    let port = listener.local_addr().expect("fake addr").port();
+    let server = HttpServer::new(move || App::new().configure(fake::configure(fake.clone())))
+        .listen(listener)
+        .expect("fake listens")
+        .workers(1)
+        .run();
+    actix_web::rt::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A response: HTTP status and the JSON body (Null when the body is not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub raw: String,
+}
+
+impl Reply {
+    pub fn errno(&self) -> i64 {
+        self.body["errno"].as_i64().unwrap_or(i64::MIN)
+    }
+
+    pub fn token(&self) -> String {
+        self.body["data"]["token"]
+            .as_str()
+            .expect("a token in the answer")
+            .to_string()
+    }
+}
+
+impl TestApp {
+    pub fn builder() -> TestAppBuilder {
+        TestAppBuilder {
+            vars: HashMap::new(),
+            dev_mode: false,
+        }
+    }
+
+    pub async fn spawn() -> TestApp {
+        Self::builder().spawn().await
+    }
+
+    async fn finish<S>(mut response: awc::ClientResponse<S>) -> Reply
+    where
+        S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
+            + Unpin,
+    {
+        let status = response.status().as_u16();
+        let bytes = response.body().limit(1 << 20).await.expect("body");
+        let raw = String::from_utf8_lossy(&bytes).to_string();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply { status, body, raw }
+    }
+
+    /// POST a raw body (so tests can send broken JSON) to a path under the API root.
+    pub async fn post_raw(&self, path: &str, body: &str, token: Option<&str>) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}/{path}", self.api))
+            .insert_header(("content-type", "application/json"));
+        if let Some(t) = token {
+            req = req.insert_header(("X-OA-Token", t));
+        }
+        Self::finish(req.send_body(body.to_string()).await.expect("request")).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
+        self.post_raw(path, &body.to_string(), token).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.http.get(format!("{}/{path}", self.api));
+        if let Some(t) = token {
+            req = req.insert_header(("X-OA-Token", t));
+        }
+        Self::finish(req.send().await.expect("request")).await
+    }
+
+    pub async fn get_abs(&self, path: &str) -> Reply {
+        Self::finish(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    pub fn code_for(&self, user: &str) -> MintedCode {
+        self.fake.mint_code(user)
+    }
+
+    /// The client's story step one: wx.login() then auth/login_by_weixin with the code alone.
+    pub async fn login(&self, user: &str) -> Reply {
+        let code = self.code_for(user).code;
+        self.post(
+            "auth/login_by_weixin",
+            &serde_json::json!({ "code": code }),
+            None,
+        )
+        .await
+    }
+
+    pub async fn login_ok(&self, user: &str) -> String {
+        let reply = self.login(user).await;
+        assert_eq!(reply.errno(), 0, "login of {user} failed: {}", reply.raw);
+        reply.token()
+    }
+
+    pub fn db(&self) -> PgConnection {
+        PgConnection::establish(&self.db_url).expect("test db connection")
+    }
+
+    pub fn user_by_openid(&self, openid: &str) -> Option<WxUser> {
+        wx_user::table
+            .filter(wx_user::weixin_openid.eq(openid))
+            .select(WxUser::as_select())
+            .first(&mut self.db())
+            .optional()
+            .expect("query")
+    }
+
+    pub fn count_users(&self) -> i64 {
+        wx_user::table
+            .count()
+            .get_result(&mut self.db())
+            .expect("count")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.db_name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Every way a token can be wrong ends in errno 501 with HTTP 200, so the client logs in again.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn sign(secret: &str, claims: &serde_json::Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("sign")
+}
+
+fn claims_of(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).expect("payload");
+    serde_json::from_slice(&B64URL.decode(payload).expect("b64")).expect("json")
+}
+
+async fn assert_unlogin(app: &TestApp, token: Option<&str>, why: &str) {
+    let reply = app.get("user/index", token).await;
+    assert_eq!(reply.status, 200, "{why}");
+    assert_eq!(reply.errno(), 501, "{why}: {}", reply.raw);
+    assert_eq!(reply.body["errmsg"], "请登录", "{why}");
+    assert!(reply.body["data"].is_null(), "{why}");
+}
+
+#[actix_web::test]
+async fn missing_empty_and_garbage_tokens_are_501() {
+    let app = TestApp::spawn().await;
+    assert_unlogin(&app, None, "no header").await;
+    assert_unlogin(&app, Some(""), "empty").await;
+    assert_unlogin(&app, Some("garbage"), "garbage").await;
+    assert_unlogin(&app, Some("a.b.c"), "three dots of nothing").await;
+    assert_unlogin(&app, Some(&"x".repeat(3000)), "oversized").await;
+    assert_eq!(
+        app.post("auth/logout", &json!({}), None).await.errno(),
+        501,
+        "logout needs a token"
+    );
+}
+
+#[actix_web::test]
+async fn forged_tokens_are_501() {
+    let app = TestApp::spawn().await;
+    let real = app.login_ok("alice").await;
+    let claims = claims_of(&real);
+
+    // Payload changed to another user, signature kept.
+    let mut other_user = claims.clone();
+    other_user["sub"] = json!("999");
+    let parts: Vec<&str> = real.split('.').collect();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64URL.encode(other_user.to_string()),
+        parts[2]
+    );
+    assert_unlogin(&app, Some(&tampered), "tampered payload").await;
+
+    // Signed with a secret that is not ours.
+    assert_unlogin(
+        &app,
+        Some(&sign("not-the-server-secret-at-all", &claims)),
+        "wrong secret",
+    )
+    .await;
+
+    // alg: none, no signature.
+    let none = format!(
+        "{}.{}.",
+        B64URL.encode(r#"{"alg":"none","typ":"JWT"}"#),
+        B64URL.encode(claims.to_string())
+    );
+    assert_unlogin(&app, Some(&none), "alg none").await;
+
+    // The right secret, but a session id the server never issued.
+    let mut unknown = claims.clone();
+    unknown["jti"] = json!("0123456789abcdef0123456789abcdef");
+    assert_unlogin(&app, Some(&sign(&app.jwt_secret, &unknown)), "unknown jti").await;
+
+    // The right secret and a live jti, but presented for another user id.
+    let mut swapped = claims.clone();
+    swapped["sub"] = json!("999");
+    assert_unlogin(
+        &app,
+        Some(&sign(&app.jwt_secret, &swapped)),
+        "live jti, other sub",
+    )
+    .await;
+
+    // Wrong issuer.
+    let mut foreign = claims.clone();
+    foreign["iss"] = json!("someone-else");
+    assert_unlogin(&app, Some(&sign(&app.jwt_secret, &foreign)), "wrong iss").await;
+
+    // The real token still works: none of the above disturbed it.
+    assert_eq!(app.get("user/index", Some(&real)).await.errno(), 0);
+}
+
+#[actix_web::test]
+async fn expired_tokens_are_501() {
+    let app = TestApp::spawn().await;
+    let real = app.login_ok("bob").await;
+    let mut expired = claims_of(&real);
+    expired["iat"] = json!(now() - 7200);
+    expired["exp"] = json!(now() - 3600);
+    assert_unlogin(&app, Some(&sign(&app.jwt_secret, &expired)), "expired").await;
+}
+
+#[actix_web::test]
+async fn a_short_ttl_expires_the_session_itself() {
+    let app = TestApp::builder().var("TOKEN_TTL_SECS", "60").spawn().await;
+    let reply = app.login("carol").await;
+    let expire = reply.body["data"]["tokenExpire"]
+        .as_str()
+        .expect("tokenExpire")
+        .to_string();
+    let claims = claims_of(&reply.token());
+    assert_eq!(
+        claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat"),
+        60
+    );
+    let shown =
+        chrono::NaiveDateTime::parse_from_str(&expire, "%Y-%m-%d %H:%M:%S").expect("format");
+    let exp_cst = chrono::DateTime::from_timestamp(claims["exp"].as_i64().expect("exp"), 0)
+        .expect("ts")
+        .naive_utc()
+        + chrono::Duration::hours(8);
+    assert_eq!(shown, exp_cst, "tokenExpire is exp in China Standard Time");
+}

@@ -1,0 +1,108 @@
+//! WeChat misbehaving: busy, slow, garbage, refusing us. The client always gets a clear errno
+//! within its 3 s timeout, and nothing is stored.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wxauth::wechat::fake::Fault;
+
+use crate::helpers::{TestApp, captured_logs};
+
+const CLIENT_TIMEOUT: Duration = Duration::from_millis(3000);
+
+async fn login_under(app: &TestApp, fault: Fault) -> (i64, Duration) {
+    app.fake.set_fault(fault);
+    let code = app.code_for("alice").code;
+    let started = Instant::now();
+    let reply = app
+        .post("auth/login_by_weixin", &json!({ "code": code }), None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    (reply.errno(), started.elapsed())
+}
+
+#[actix_web::test]
+async fn busy_wechat_is_714() {
+    let app = TestApp::spawn().await;
+    let (errno, took) = login_under(&app, Fault::Busy).await;
+    assert_eq!(errno, 714);
+    assert!(took < CLIENT_TIMEOUT);
+    assert_eq!(app.count_users(), 0);
+}
+
+#[actix_web::test]
+async fn wechat_slower_than_the_timeout_is_715_within_three_seconds() {
+    // The default WECHAT_TIMEOUT_MS, against a WeChat that takes 5 s.
+    let app = TestApp::spawn().await;
+    let (errno, took) = login_under(&app, Fault::Slow { delay_ms: 5000 }).await;
+    assert_eq!(errno, 715);
+    assert!(took < CLIENT_TIMEOUT, "answered after {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "gave WeChat its time: {took:?}"
+    );
+    assert_eq!(app.count_users(), 0);
+}
+
+#[actix_web::test]
+async fn garbage_from_wechat_is_716() {
+    let app = TestApp::spawn().await;
+    let (errno, took) = login_under(&app, Fault::Garbage).await;
+    assert_eq!(errno, 716);
+    assert!(took < CLIENT_TIMEOUT);
+    assert_eq!(app.count_users(), 0);
+}
+
+#[actix_web::test]
+async fn rate_limited_and_risky_users_have_their_own_errnos() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        login_under(&app, Fault::Errcode { errcode: 45011 }).await.0,
+        712
+    );
+    assert_eq!(
+        login_under(&app, Fault::Errcode { errcode: 40226 }).await.0,
+        713
+    );
+    assert_eq!(app.count_users(), 0);
+}
+
+#[actix_web::test]
+async fn unreachable_wechat_is_a_clear_errno_quickly() {
+    // Nothing listens on port 9 of loopback: connection refused.
+    let app = TestApp::builder()
+        .var("WECHAT_API_BASE", "http://127.0.0.1:9")
+        .spawn()
+        .await;
+    let code = app.code_for("alice").code;
+    let started = Instant::now();
+    let reply = app
+        .post("auth/login_by_weixin", &json!({ "code": code }), None)
+        .await;
+    assert_eq!(reply.errno(), 714, "{}", reply.raw);
+    assert!(started.elapsed() < CLIENT_TIMEOUT);
+}
+
+#[actix_web::test]
+async fn a_wrong_app_secret_is_our_fault_502_and_logged_loudly() {
+    let app = TestApp::builder()
+        .var("WECHAT_SECRET", "not-the-secret")
+        .spawn()
+        .await;
+    let code = app.code_for("alice").code;
+    let reply = app
+        .post("auth/login_by_weixin", &json!({ "code": code }), None)
+        .await;
+    assert_eq!(reply.errno(), 502, "{}", reply.raw);
+    assert_eq!(reply.body["errmsg"], "系统内部错误");
+    assert!(
+        !reply.raw.contains("40125"),
+        "WeChat's detail stays in the log"
+    );
+    assert!(
+        captured_logs()
+            .iter()
+            .any(|l| l.starts_with("ERROR") && l.contains("WECHAT_SECRET")),
+        "the operator is told what to fix"
+    );
+}
