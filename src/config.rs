@@ -33,6 +33,15 @@ impl fmt::Display for Secret {
     }
 }
 
+/// How the WeChatClient gets its access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessTokenMode {
+    /// `POST /cgi-bin/stable_token`: the same token for every instance (the default).
+    Stable,
+    /// `GET /cgi-bin/token`: each fetch invalidates the previous token; for accounts that need it.
+    Plain,
+}
+
 /// Where the WeChatClient sends its requests.
 #[derive(Debug, Clone)]
 pub enum WeChatMode {
@@ -54,6 +63,7 @@ pub struct Config {
     pub context_path: String,
     pub wechat: WeChatMode,
     pub wechat_timeout: Duration,
+    pub access_token_mode: AccessTokenMode,
     pub jwt_secret: Secret,
     /// True when no `JWT_SECRET` was configured and one was generated for this process.
     pub jwt_secret_generated: bool,
@@ -95,6 +105,7 @@ pub const VARIABLES: &[&str] = &[
     "WECHAT_SECRET",
     "WECHAT_API_BASE",
     "WECHAT_TIMEOUT_MS",
+    "WECHAT_TOKEN_MODE",
     "JWT_SECRET",
     "TOKEN_TTL_SECS",
     "DB_POOL_SIZE",
@@ -185,6 +196,12 @@ impl Config {
             ));
         }
 
+        let access_token_mode = match get("WECHAT_TOKEN_MODE").as_deref() {
+            None | Some("stable") => AccessTokenMode::Stable,
+            Some("plain") => AccessTokenMode::Plain,
+            Some(_) => return Err(invalid("WECHAT_TOKEN_MODE", "expected stable or plain")),
+        };
+
         let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
             Some(s) => (Secret::new(s), false),
             None => (Secret::new(crate::random::token_hex(32)), true),
@@ -214,6 +231,7 @@ impl Config {
             context_path,
             wechat,
             wechat_timeout: Duration::from_millis(wechat_timeout_ms),
+            access_token_mode,
             jwt_secret,
             jwt_secret_generated,
             token_ttl: Duration::from_secs(token_ttl_secs),
@@ -294,6 +312,7 @@ mod tests {
             ("DB_POOL_SIZE", "0"),
             ("DATABASE_URL", "mysql://x"),
             ("HTTP_WORKERS", "many"),
+            ("WECHAT_TOKEN_MODE", "sometimes"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

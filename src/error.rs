@@ -58,6 +58,18 @@ pub enum ApiError {
     /// 700: the account is disabled or deleted.
     #[error("account disabled")]
     AccountDisabled,
+    /// 705: the phone number is bound to another account (litemall's errno).
+    #[error("mobile bound to another user")]
+    MobileTaken,
+    /// 717: encrypted data carries another app's watermark.
+    #[error("watermark of another app")]
+    ForeignWatermark,
+    /// 718: the phone button's code is invalid, expired, used or not this user's.
+    #[error("wechat: invalid phone code")]
+    PhoneCodeInvalid,
+    /// 719: `rawData` does not match its `signature`.
+    #[error("rawData signature mismatch")]
+    SignatureMismatch,
     /// 710: WeChat says the login code is invalid or expired (40029).
     #[error("wechat: invalid code")]
     WxCodeInvalid,
@@ -90,6 +102,10 @@ impl ApiError {
             ApiError::Serious(_) => 502,
             ApiError::NotFound => 404,
             ApiError::AccountDisabled => 700,
+            ApiError::MobileTaken => 705,
+            ApiError::ForeignWatermark => 717,
+            ApiError::PhoneCodeInvalid => 718,
+            ApiError::SignatureMismatch => 719,
             ApiError::WxCodeInvalid => 710,
             ApiError::WxCodeUsed => 711,
             ApiError::WxRateLimited => 712,
@@ -108,6 +124,10 @@ impl ApiError {
             ApiError::Serious(_) => "系统内部错误",
             ApiError::NotFound => "接口不存在",
             ApiError::AccountDisabled => "账号已被禁用",
+            ApiError::MobileTaken => "手机号已绑定其他账号",
+            ApiError::ForeignWatermark => "数据不属于本小程序，请重新授权",
+            ApiError::PhoneCodeInvalid => "手机号授权已失效，请重新点击授权",
+            ApiError::SignatureMismatch => "用户信息签名校验失败，请重新登录",
             ApiError::WxCodeInvalid => "登录凭证无效或已过期，请重新登录",
             ApiError::WxCodeUsed => "登录凭证已被使用，请重新登录",
             ApiError::WxRateLimited => "登录过于频繁，请稍后再试",
@@ -140,6 +160,10 @@ pub fn catalogue() -> Vec<(i32, &'static str)> {
         ApiError::Serious(String::new()),
         ApiError::NotFound,
         ApiError::AccountDisabled,
+        ApiError::MobileTaken,
+        ApiError::ForeignWatermark,
+        ApiError::PhoneCodeInvalid,
+        ApiError::SignatureMismatch,
         ApiError::WxCodeInvalid,
         ApiError::WxCodeUsed,
         ApiError::WxRateLimited,

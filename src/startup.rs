@@ -82,7 +82,14 @@ impl Application {
         let db_threads = config.db_pool_size as usize;
         let db = SyncArbiter::start(db_threads, move || DbExecutor::new(pool.clone()));
         let sessions = SessionActor::default().start();
-        let wechat = WeChatClient::new(api_base, appid, secret, config.wechat_timeout).start();
+        let wechat = WeChatClient::new(
+            api_base,
+            appid.clone(),
+            secret,
+            config.wechat_timeout,
+            config.access_token_mode,
+        )
+        .start();
         let state = AppState {
             db,
             sessions,
@@ -91,6 +98,7 @@ impl Application {
                 config.jwt_secret.expose().as_bytes(),
                 config.token_ttl,
             )),
+            appid,
         };
 
         let api_root = config.api_root();

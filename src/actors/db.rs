@@ -4,7 +4,8 @@
 use actix::prelude::*;
 use diesel::prelude::*;
 
-use crate::db::models::{NewWxUser, WxUser};
+use crate::db::models::{NewWxUser, ProfileChange, WxUser};
+use crate::db::users::MobileBinding;
 use crate::db::{DbError, PgPool, users};
 
 pub struct DbExecutor {
@@ -52,6 +53,36 @@ impl Handler<FindUser> for DbExecutor {
 
     fn handle(&mut self, msg: FindUser, _: &mut Self::Context) -> Self::Result {
         users::find_by_id(&mut *self.conn()?, msg.0)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<MobileBinding, DbError>")]
+pub struct BindMobile {
+    pub user_id: i64,
+    pub mobile: String,
+}
+
+impl Handler<BindMobile> for DbExecutor {
+    type Result = Result<MobileBinding, DbError>;
+
+    fn handle(&mut self, msg: BindMobile, _: &mut Self::Context) -> Self::Result {
+        users::bind_mobile(&mut *self.conn()?, msg.user_id, &msg.mobile)
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<Option<WxUser>, DbError>")]
+pub struct UpdateProfile {
+    pub user_id: i64,
+    pub change: ProfileChange,
+}
+
+impl Handler<UpdateProfile> for DbExecutor {
+    type Result = Result<Option<WxUser>, DbError>;
+
+    fn handle(&mut self, msg: UpdateProfile, _: &mut Self::Context) -> Self::Result {
+        users::update_profile(&mut *self.conn()?, msg.user_id, &msg.change)
     }
 }
 

@@ -1,92 +1,220 @@
 //! `WeChatClient`: the one place that talks to WeChat's servers, as an async actor around awc
-//! (awc's client is `!Send`, so it lives inside the actor). Identical codes in flight at once are
-//! exchanged once: WeChat would refuse the second exchange (40163), so a double tap in the
-//! mini-program would otherwise log the user in and then show an error.
+//! (awc's client is `!Send`, so it lives inside the actor).
+//!
+//! - Identical login codes in flight at once are exchanged once: WeChat would refuse the second
+//!   exchange (40163), so a double tap in the mini-program would log in and then show an error.
+//! - The access token is cached with an early-expiry margin and refreshed single-flight: however
+//!   many callers need one, WeChat sees one request. A call refused with 40001/42001 refreshes
+//!   the token once and retries once, never more.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use futures_util::future::LocalBoxFuture;
+use serde::Serialize;
 use tokio::sync::oneshot;
 
-use crate::config::Secret;
-use crate::wechat::{JsCode, WeChatError, WxSession, mask_openid, parse_code2session};
+use crate::config::{AccessTokenMode, Secret};
+use crate::wechat::crypto::login_state_signature;
+use crate::wechat::{
+    AccessTokenReply, JsCode, PhoneInfo, SessionKey, WeChatError, WxSession, errcode, mask_openid,
+    parse_code2session, parse_phone_reply, parse_reply,
+};
 
 /// Bodies larger than this are not a WeChat answer.
 const MAX_BODY: usize = 64 * 1024;
+/// Refresh this long before WeChat says the token expires (WeChat's own overlap is 5 minutes).
+const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
-type Waiters = Vec<oneshot::Sender<Result<WxSession, WeChatError>>>;
+type Reply<T> = Result<T, WeChatError>;
+type Waiters<T> = Vec<oneshot::Sender<Reply<T>>>;
 
-pub struct WeChatClient {
+struct CachedToken {
+    token: String,
+    fetched_at: Instant,
+    usable_until: Instant,
+}
+
+/// What the actor needs to make a request; cloned into each request's future.
+#[derive(Clone)]
+struct Upstream {
     http: awc::Client,
     api_base: String,
+    timeout: Duration,
+}
+
+impl Upstream {
+    /// One round trip, bounded by the configured timeout as a whole (awc's own timeout does not
+    /// cover reading the body). Answers the body bytes of an HTTP 200.
+    async fn call(
+        &self,
+        request: awc::ClientRequest,
+        json: Option<serde_json::Value>,
+    ) -> Reply<actix_web::web::Bytes> {
+        let round_trip = async move {
+            let sent = match json {
+                Some(body) => request.send_json(&body).await,
+                None => request.send().await,
+            };
+            let mut response = sent.map_err(|e| match e {
+                awc::error::SendRequestError::Timeout => WeChatError::Timeout,
+                other => WeChatError::Transport(other.to_string()),
+            })?;
+            if !response.status().is_success() {
+                return Err(WeChatError::BadResponse(format!(
+                    "HTTP {}",
+                    response.status()
+                )));
+            }
+            response.body().limit(MAX_BODY).await.map_err(|e| match e {
+                awc::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                    WeChatError::Timeout
+                }
+                other => WeChatError::BadResponse(format!("unreadable body: {other}")),
+            })
+        };
+        match tokio::time::timeout(self.timeout, round_trip).await {
+            Ok(result) => result,
+            Err(_) => Err(WeChatError::Timeout),
+        }
+    }
+
+    fn get<Q: Serialize>(&self, path: &str, query: &Q) -> Reply<awc::ClientRequest> {
+        self.http
+            .get(format!("{}{path}", self.api_base))
+            .query(query)
+            .map_err(|e| WeChatError::Transport(format!("cannot build request: {e}")))
+    }
+
+    fn post<Q: Serialize>(&self, path: &str, query: &Q) -> Reply<awc::ClientRequest> {
+        self.http
+            .post(format!("{}{path}", self.api_base))
+            .query(query)
+            .map_err(|e| WeChatError::Transport(format!("cannot build request: {e}")))
+    }
+}
+
+pub struct WeChatClient {
+    upstream: Upstream,
     appid: String,
     secret: Secret,
-    timeout: Duration,
-    inflight: HashMap<JsCode, Waiters>,
+    token_mode: AccessTokenMode,
+    logins_in_flight: HashMap<JsCode, Waiters<WxSession>>,
+    token: Option<CachedToken>,
+    /// `Some` while a token refresh is in flight: the callers waiting for it.
+    token_waiters: Option<Waiters<String>>,
 }
 
 impl WeChatClient {
-    pub fn new(api_base: String, appid: String, secret: Secret, timeout: Duration) -> Self {
+    pub fn new(
+        api_base: String,
+        appid: String,
+        secret: Secret,
+        timeout: Duration,
+        token_mode: AccessTokenMode,
+    ) -> Self {
         let http = awc::Client::builder()
             .timeout(timeout)
             .disable_redirects()
             .finish();
         WeChatClient {
-            http,
-            api_base,
+            upstream: Upstream {
+                http,
+                api_base,
+                timeout,
+            },
             appid,
             secret,
-            timeout,
-            inflight: HashMap::new(),
+            token_mode,
+            logins_in_flight: HashMap::new(),
+            token: None,
+            token_waiters: None,
         }
     }
 
-    /// One `jscode2session` round trip, bounded by the configured timeout as a whole (awc's own
-    /// timeout does not cover reading the body).
-    fn exchange(
-        &self,
-        code: &JsCode,
-    ) -> impl Future<Output = Result<WxSession, WeChatError>> + 'static {
-        let request = self
-            .http
-            .get(format!("{}/sns/jscode2session", self.api_base))
-            .query(&[
+    fn exchange_code(&self, code: &JsCode) -> impl Future<Output = Reply<WxSession>> + 'static {
+        let upstream = self.upstream.clone();
+        let request = upstream.get(
+            "/sns/jscode2session",
+            &[
                 ("appid", self.appid.as_str()),
                 ("secret", self.secret.expose()),
                 ("js_code", code.expose()),
                 ("grant_type", "authorization_code"),
-            ]);
-        let timeout = self.timeout;
+            ],
+        );
+        async move { parse_code2session(&upstream.call(request?, None).await?) }
+    }
+
+    fn fetch_access_token(&self) -> impl Future<Output = Reply<AccessTokenReply>> + 'static {
+        let upstream = self.upstream.clone();
+        let request = match self.token_mode {
+            // stable_token hands every instance the same token: instances don't invalidate each other.
+            AccessTokenMode::Stable => upstream.post("/cgi-bin/stable_token", &()).map(|r| {
+                let body = serde_json::json!({
+                    "grant_type": "client_credential",
+                    "appid": self.appid,
+                    "secret": self.secret.expose(),
+                    "force_refresh": false,
+                });
+                (r, Some(body))
+            }),
+            AccessTokenMode::Plain => upstream
+                .get(
+                    "/cgi-bin/token",
+                    &[
+                        ("grant_type", "client_credential"),
+                        ("appid", self.appid.as_str()),
+                        ("secret", self.secret.expose()),
+                    ],
+                )
+                .map(|r| (r, None)),
+        };
         async move {
-            let request = request
-                .map_err(|e| WeChatError::Transport(format!("cannot build request: {e}")))?;
-            let round_trip = async move {
-                let mut response = request.send().await.map_err(|e| match e {
-                    awc::error::SendRequestError::Timeout => WeChatError::Timeout,
-                    other => WeChatError::Transport(other.to_string()),
-                })?;
-                if !response.status().is_success() {
-                    return Err(WeChatError::BadResponse(format!(
-                        "HTTP {}",
-                        response.status()
-                    )));
-                }
-                let body = response.body().limit(MAX_BODY).await.map_err(|e| match e {
-                    awc::error::PayloadError::Io(io)
-                        if io.kind() == std::io::ErrorKind::TimedOut =>
-                    {
-                        WeChatError::Timeout
-                    }
-                    other => WeChatError::BadResponse(format!("unreadable body: {other}")),
-                })?;
-                parse_code2session(&body)
-            };
-            match tokio::time::timeout(timeout, round_trip).await {
-                Ok(result) => result,
-                Err(_) => Err(WeChatError::Timeout),
+            let (request, body) = request?;
+            let reply: AccessTokenReply =
+                parse_reply("access token", &upstream.call(request, body).await?)?;
+            if reply.access_token.is_empty() || reply.expires_in == 0 {
+                return Err(WeChatError::BadResponse(
+                    "access token answer is empty".into(),
+                ));
             }
+            Ok(reply)
         }
+    }
+
+    /// Runs a call that needs the access token; on a stale-token errcode, refreshes once and
+    /// retries once.
+    fn with_access_token<T: 'static>(
+        ctx: &mut Context<Self>,
+        call: impl Fn(String) -> LocalBoxFuture<'static, Reply<T>> + 'static,
+    ) -> LocalBoxFuture<'static, Reply<T>> {
+        let me = ctx.address();
+        Box::pin(async move {
+            let stopped = |_| WeChatError::Transport("wechat client stopped".into());
+            let token = me
+                .send(AccessToken { refused: None })
+                .await
+                .map_err(stopped)??;
+            match call(token.clone()).await {
+                Err(WeChatError::Api { errcode, .. })
+                    if errcode::is_stale_access_token(errcode) =>
+                {
+                    log::info!(
+                        "WeChat refused our access token (errcode {errcode}): refreshing once"
+                    );
+                    let fresh = me
+                        .send(AccessToken {
+                            refused: Some(token),
+                        })
+                        .await
+                        .map_err(stopped)??;
+                    call(fresh).await
+                }
+                other => other,
+            }
+        })
     }
 }
 
@@ -100,39 +228,192 @@ impl Actor for WeChatClient {
 pub struct Code2Session(pub JsCode);
 
 impl Handler<Code2Session> for WeChatClient {
-    type Result = ResponseFuture<Result<WxSession, WeChatError>>;
+    type Result = ResponseFuture<Reply<WxSession>>;
 
     fn handle(&mut self, msg: Code2Session, ctx: &mut Self::Context) -> Self::Result {
         let (tx, rx) = oneshot::channel();
         let code = msg.0;
-        if let Some(waiters) = self.inflight.get_mut(&code) {
+        if let Some(waiters) = self.logins_in_flight.get_mut(&code) {
             log::debug!("jscode2session: joining an exchange already in flight for the same code");
             waiters.push(tx);
         } else {
-            self.inflight.insert(code.clone(), vec![tx]);
+            self.logins_in_flight.insert(code.clone(), vec![tx]);
             let started = Instant::now();
-            let exchange = self.exchange(&code);
-            ctx.spawn(exchange.into_actor(self).map(move |result, act, _| {
-                match &result {
-                    Ok(s) => log::debug!(
-                        "jscode2session ok for {} in {} ms",
-                        mask_openid(&s.openid),
-                        started.elapsed().as_millis()
-                    ),
-                    Err(e) => log::warn!(
-                        "jscode2session failed in {} ms: {e}",
-                        started.elapsed().as_millis()
-                    ),
-                }
-                for waiter in act.inflight.remove(&code).unwrap_or_default() {
-                    // A waiter that went away (client disconnected) does not matter.
-                    let _ = waiter.send(result.clone());
-                }
-            }));
+            ctx.spawn(
+                self.exchange_code(&code)
+                    .into_actor(self)
+                    .map(move |result, act, _| {
+                        match &result {
+                            Ok(s) => log::debug!(
+                                "jscode2session ok for {} in {} ms",
+                                mask_openid(&s.openid),
+                                started.elapsed().as_millis()
+                            ),
+                            Err(e) => log::warn!(
+                                "jscode2session failed in {} ms: {e}",
+                                started.elapsed().as_millis()
+                            ),
+                        }
+                        for waiter in act.logins_in_flight.remove(&code).unwrap_or_default() {
+                            // A waiter that went away (client disconnected) does not matter.
+                            let _ = waiter.send(result.clone());
+                        }
+                    }),
+            );
         }
         Box::pin(async move {
             rx.await
                 .unwrap_or_else(|_| Err(WeChatError::Transport("wechat client stopped".into())))
+        })
+    }
+}
+
+/// A usable access token. `refused` names a token WeChat just refused, so it is not handed out
+/// again; a token refreshed meanwhile by another caller is used as is.
+#[derive(Message)]
+#[rtype(result = "Result<String, WeChatError>")]
+struct AccessToken {
+    refused: Option<String>,
+}
+
+impl Handler<AccessToken> for WeChatClient {
+    type Result = ResponseFuture<Reply<String>>;
+
+    fn handle(&mut self, msg: AccessToken, ctx: &mut Self::Context) -> Self::Result {
+        if let (Some(refused), Some(cached)) = (&msg.refused, &self.token)
+            && &cached.token == refused
+        {
+            self.token = None;
+        }
+        if let Some(cached) = self
+            .token
+            .as_ref()
+            .filter(|t| t.usable_until > Instant::now())
+        {
+            let token = cached.token.clone();
+            return Box::pin(async move { Ok(token) });
+        }
+        let (tx, rx) = oneshot::channel();
+        match &mut self.token_waiters {
+            Some(waiters) => waiters.push(tx),
+            None => {
+                self.token_waiters = Some(vec![tx]);
+                let started = Instant::now();
+                ctx.spawn(
+                    self.fetch_access_token()
+                        .into_actor(self)
+                        .map(move |result, act, _| {
+                            let result = result.map(|reply| {
+                                let lifetime = Duration::from_secs(reply.expires_in);
+                                let margin = TOKEN_MARGIN.min(lifetime / 10);
+                                act.token = Some(CachedToken {
+                                    token: reply.access_token.clone(),
+                                    fetched_at: started,
+                                    usable_until: started + lifetime - margin,
+                                });
+                                log::info!(
+                                    "fetched a WeChat access token valid for {} s",
+                                    reply.expires_in
+                                );
+                                reply.access_token
+                            });
+                            if let Err(e) = &result {
+                                log::warn!("cannot fetch a WeChat access token: {e}");
+                            }
+                            for waiter in act.token_waiters.take().unwrap_or_default() {
+                                let _ = waiter.send(result.clone());
+                            }
+                        }),
+                );
+            }
+        }
+        Box::pin(async move {
+            rx.await
+                .unwrap_or_else(|_| Err(WeChatError::Transport("wechat client stopped".into())))
+        })
+    }
+}
+
+/// How old the cached access token is, for the status page (`None`: no token yet).
+#[derive(Message)]
+#[rtype(result = "Option<Duration>")]
+pub struct AccessTokenAge;
+
+impl Handler<AccessTokenAge> for WeChatClient {
+    type Result = Option<Duration>;
+
+    fn handle(&mut self, _: AccessTokenAge, _: &mut Self::Context) -> Option<Duration> {
+        self.token.as_ref().map(|t| t.fetched_at.elapsed())
+    }
+}
+
+/// Exchange a `getPhoneNumber` button's code for the phone number (new clients).
+#[derive(Message)]
+#[rtype(result = "Result<PhoneInfo, WeChatError>")]
+pub struct GetPhoneNumber {
+    pub code: String,
+    /// Lets WeChat check that the code belongs to this user.
+    pub openid: String,
+}
+
+impl Handler<GetPhoneNumber> for WeChatClient {
+    type Result = ResponseFuture<Reply<PhoneInfo>>;
+
+    fn handle(&mut self, msg: GetPhoneNumber, ctx: &mut Self::Context) -> Self::Result {
+        let upstream = self.upstream.clone();
+        let body = serde_json::json!({ "code": msg.code, "openid": msg.openid });
+        Self::with_access_token(ctx, move |token| {
+            let upstream = upstream.clone();
+            let body = body.clone();
+            Box::pin(async move {
+                let request = upstream.post(
+                    "/wxa/business/getuserphonenumber",
+                    &[("access_token", token.as_str())],
+                )?;
+                parse_phone_reply(&upstream.call(request, Some(body)).await?)
+            })
+        })
+    }
+}
+
+/// Does WeChat still consider this session_key the user's current one? (`/wxa/checksession`)
+#[derive(Message)]
+#[rtype(result = "Result<bool, WeChatError>")]
+pub struct CheckSessionKey {
+    pub openid: String,
+    pub session_key: SessionKey,
+}
+
+impl Handler<CheckSessionKey> for WeChatClient {
+    type Result = ResponseFuture<Reply<bool>>;
+
+    fn handle(&mut self, msg: CheckSessionKey, ctx: &mut Self::Context) -> Self::Result {
+        let upstream = self.upstream.clone();
+        // The key itself never travels: WeChat checks an HMAC made with it.
+        let signature = login_state_signature(msg.session_key.expose(), "");
+        let openid = msg.openid;
+        Self::with_access_token(ctx, move |token| {
+            let upstream = upstream.clone();
+            let query = [
+                ("access_token", token),
+                ("openid", openid.clone()),
+                ("signature", signature.clone()),
+                ("sig_method", "hmac_sha256".to_string()),
+            ];
+            Box::pin(async move {
+                let request = upstream.get("/wxa/checksession", &query)?;
+                match parse_reply::<serde_json::Value>(
+                    "checksession",
+                    &upstream.call(request, None).await?,
+                ) {
+                    Ok(_) => Ok(true),
+                    Err(WeChatError::Api {
+                        errcode: errcode::INVALID_SIGNATURE,
+                        ..
+                    }) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            })
         })
     }
 }

@@ -1,36 +1,30 @@
 //! `auth/*`: WeChat login and logout.
 
 use actix_web::{HttpRequest, web};
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody, client_ip};
+use super::profile::{
+    DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
+};
 use super::{ApiResult, AppState, ok, ok_empty};
 use crate::actors::db::UpsertOnLogin;
 use crate::actors::session::{EndSession, StartSession};
 use crate::actors::wechat::Code2Session;
-use crate::db::models::{NewWxUser, WxUser};
+use crate::db::models::NewWxUser;
 use crate::error::ApiError;
+use crate::wechat::crypto::raw_data_signature_matches;
 use crate::wechat::{JsCode, mask_openid};
-
-/// The nickname WeChat itself shows for users who have not chosen one.
-pub const DEFAULT_NICKNAME: &str = "微信用户";
-pub const MAX_NICKNAME_CHARS: usize = 64;
-pub const MAX_AVATAR_LEN: usize = 512;
-
-/// Dates shown to the client are China Standard Time, as the mini-program's users read them.
-pub fn china_time(t: DateTime<Utc>) -> DateTime<FixedOffset> {
-    match FixedOffset::east_opt(8 * 3600) {
-        Some(cst) => t.with_timezone(&cst),
-        None => t.fixed_offset(),
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
     code: Option<String>,
     user_info: Option<LoginProfile>,
+    /// `wx.getUserInfo`'s signed profile: `signature = sha1(rawData + session_key)`.
+    raw_data: Option<String>,
+    signature: Option<String>,
 }
 
 /// The profile old clients send at login (`wx.getUserInfo`'s shape). Optional: current clients
@@ -71,81 +65,6 @@ impl LoginProfile {
     }
 }
 
-pub fn validate_nickname(raw: &str) -> Result<String, ApiError> {
-    let nickname = raw.trim();
-    let chars = nickname.chars().count();
-    if chars == 0 || chars > MAX_NICKNAME_CHARS {
-        return Err(ApiError::bad_value(format!(
-            "nickName must be 1 to {MAX_NICKNAME_CHARS} characters"
-        )));
-    }
-    if nickname.chars().any(char::is_control) {
-        return Err(ApiError::bad_value(
-            "nickName must not contain control characters",
-        ));
-    }
-    Ok(nickname.to_string())
-}
-
-pub fn validate_avatar(raw: &str) -> Result<String, ApiError> {
-    let url = raw.trim();
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok
-        || url.len() > MAX_AVATAR_LEN
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::bad_value(format!(
-            "avatarUrl must be an http(s) URL of at most {MAX_AVATAR_LEN} characters"
-        )));
-    }
-    Ok(url.to_string())
-}
-
-pub fn validate_gender(raw: i64) -> Result<i16, ApiError> {
-    match raw {
-        0..=2 => Ok(raw as i16),
-        _ => Err(ApiError::bad_value(
-            "gender must be 0 (unknown), 1 (male) or 2 (female)",
-        )),
-    }
-}
-
-/// The user as the mini-program shows it (litemall's field names).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct UserInfoView {
-    pub nick_name: String,
-    pub avatar_url: String,
-    pub gender: i16,
-    pub user_id: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    pub register_date: String,
-    pub status: i16,
-    pub user_level: i16,
-    pub user_level_desc: &'static str,
-}
-
-impl From<&WxUser> for UserInfoView {
-    fn from(u: &WxUser) -> Self {
-        UserInfoView {
-            nick_name: u.nickname.clone(),
-            avatar_url: u.avatar.clone(),
-            gender: u.gender,
-            user_id: u.id,
-            phone: Some(u.mobile.clone()).filter(|m| !m.is_empty()),
-            register_date: china_time(u.add_time).format("%Y-%m-%d").to_string(),
-            status: u.status,
-            user_level: u.user_level,
-            user_level_desc: match u.user_level {
-                1 => "VIP用户",
-                2 => "高级VIP用户",
-                _ => "普通用户",
-            },
-        }
-    }
-}
-
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginAnswer {
@@ -167,9 +86,33 @@ pub async fn login_by_weixin(
         .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
     let code = JsCode::parse(&raw_code).map_err(ApiError::bad_value)?;
     // Checked before the exchange, so a bad profile does not burn the user's code.
-    let profile = body.user_info.unwrap_or_default().validate()?;
+    let signed = match (body.raw_data, body.signature) {
+        (Some(raw), Some(sig)) => Some((raw, sig)),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::bad_argument(
+                "rawData and signature must be sent together",
+            ));
+        }
+    };
+    let profile = match &signed {
+        // A signed profile is the one WeChat vouches for; it wins over an unsigned userInfo.
+        Some((raw, _)) => serde_json::from_str::<LoginProfile>(raw)
+            .map_err(|_| ApiError::bad_value("rawData is not a JSON user profile"))?,
+        None => body.user_info.unwrap_or_default(),
+    }
+    .validate()?;
 
     let session = state.wechat.send(Code2Session(code)).await??;
+    if let Some((raw, sig)) = &signed
+        && !raw_data_signature_matches(raw, session.session_key.expose(), sig)
+    {
+        log::warn!(
+            "login refused: rawData signature mismatch for {}",
+            mask_openid(&session.openid)
+        );
+        return Err(ApiError::SignatureMismatch);
+    }
 
     let now = Utc::now();
     let ip = client_ip(&req);

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod phone;
+pub mod profile;
 pub mod user;
 
 use std::sync::Arc;
@@ -22,6 +24,8 @@ pub struct AppState {
     pub sessions: Addr<SessionActor>,
     pub wechat: Addr<WeChatClient>,
     pub tokens: Arc<TokenIssuer>,
+    /// Our appid: encrypted data must carry it in its watermark.
+    pub appid: String,
 }
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
@@ -47,6 +51,9 @@ pub fn configure_wx(cfg: &mut web::ServiceConfig) {
         web::post().to(auth::login_by_weixin),
     )
     .route("/auth/logout", web::post().to(auth::logout))
+    .route("/auth/bindPhone", web::post().to(phone::bind_phone))
+    .route("/auth/profile", web::post().to(profile::update))
+    .route("/auth/info", web::get().to(profile::info))
     .route("/user/index", web::get().to(user::index));
 }
 

@@ -47,3 +47,18 @@ pub struct NewWxUser {
     pub add_time: DateTime<Utc>,
     pub update_time: DateTime<Utc>,
 }
+
+/// A profile edit: `None` fields are left as they are.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = wx_user)]
+pub struct ProfileChange {
+    pub nickname: Option<String>,
+    pub avatar: Option<String>,
+    pub gender: Option<i16>,
+}
+
+impl ProfileChange {
+    pub fn is_empty(&self) -> bool {
+        self.nickname.is_none() && self.avatar.is_none() && self.gender.is_none()
+    }
+}

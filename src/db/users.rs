@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use super::DbError;
-use super::models::{NewWxUser, WxUser};
+use super::models::{NewWxUser, ProfileChange, WxUser};
 use super::schema::wx_user;
 
 diesel::define_sql_function! {
@@ -37,4 +37,57 @@ pub fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, Db
         .select(WxUser::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// What binding a phone number came to.
+pub enum MobileBinding {
+    Bound,
+    /// Another live account has this number; nothing changed.
+    TakenByAnother,
+    NoSuchUser,
+}
+
+/// Stores the user's phone number. The partial unique index on `mobile` decides races: of two
+/// users binding one number at once, one gets it and the other `TakenByAnother`.
+pub fn bind_mobile(
+    conn: &mut PgConnection,
+    user_id: i64,
+    mobile: &str,
+) -> Result<MobileBinding, DbError> {
+    let updated = diesel::update(
+        wx_user::table
+            .find(user_id)
+            .filter(wx_user::deleted.eq(false)),
+    )
+    .set((
+        wx_user::mobile.eq(mobile),
+        wx_user::update_time.eq(diesel::dsl::now),
+    ))
+    .execute(conn);
+    match updated {
+        Ok(1) => Ok(MobileBinding::Bound),
+        Ok(_) => Ok(MobileBinding::NoSuchUser),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(MobileBinding::TakenByAnother),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies the fields that are `Some`; answers the updated user, `None` if there is none.
+pub fn update_profile(
+    conn: &mut PgConnection,
+    user_id: i64,
+    change: &ProfileChange,
+) -> Result<Option<WxUser>, DbError> {
+    Ok(diesel::update(
+        wx_user::table
+            .find(user_id)
+            .filter(wx_user::deleted.eq(false)),
+    )
+    .set((change, wx_user::update_time.eq(diesel::dsl::now)))
+    .returning(WxUser::as_returning())
+    .get_result(conn)
+    .optional()?)
 }

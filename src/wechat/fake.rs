@@ -21,6 +21,10 @@ use super::errcode;
 
 /// Codes live five minutes, as WeChat's do.
 pub const CODE_TTL: Duration = Duration::from_secs(300);
+/// Access tokens live two hours.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(7200);
+/// A replaced token keeps working this long (WeChat's overlap for `cgi-bin/token`).
+const TOKEN_OVERLAP: Duration = Duration::from_secs(300);
 
 /// What the fake does to the next calls, to test how wxauth copes with a misbehaving WeChat.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +45,15 @@ pub enum Fault {
 struct IssuedCode {
     openid: String,
     unionid: Option<String>,
+    /// WeChat renews the session_key when the phone calls wx.login(); the code carries it.
+    session_key: String,
+    issued_at: SystemTime,
+    used: bool,
+}
+
+struct PhoneCode {
+    openid: String,
+    phone: String,
     issued_at: SystemTime,
     used: bool,
 }
@@ -50,7 +63,13 @@ struct State {
     codes: HashMap<String, IssuedCode>,
     /// Each user's current session_key: a new login replaces it.
     session_keys: HashMap<String, String>,
-    fault: Option<Fault>,
+    phone_codes: HashMap<String, PhoneCode>,
+    /// Every access token handed out, with the moment it stops working.
+    access_tokens: HashMap<String, SystemTime>,
+    /// The token `stable_token` keeps handing out until it nears expiry.
+    stable_token: Option<String>,
+    /// Faults by endpoint name; `*` applies to every endpoint.
+    faults: HashMap<String, Fault>,
     calls: HashMap<&'static str, u64>,
 }
 
@@ -106,11 +125,16 @@ impl FakeWeChat {
         let issued_at = SystemTime::now()
             .checked_sub(age)
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        self.state().codes.insert(
+        let session_key = B64.encode(crate::random::bytes::<16>());
+        let mut st = self.state();
+        st.session_keys
+            .insert(openid.to_string(), session_key.clone());
+        st.codes.insert(
             code.clone(),
             IssuedCode {
                 openid: openid.to_string(),
                 unionid: unionid.map(str::to_string),
+                session_key,
                 issued_at,
                 used: false,
             },
@@ -121,11 +145,83 @@ impl FakeWeChat {
         }
     }
 
+    /// Makes every endpoint misbehave (`Fault::None` heals them all).
     pub fn set_fault(&self, fault: Fault) {
-        self.state().fault = match fault {
-            Fault::None => None,
-            f => Some(f),
+        let mut st = self.state();
+        st.faults.clear();
+        if fault != Fault::None {
+            st.faults.insert("*".into(), fault);
+        }
+    }
+
+    /// Makes one endpoint (e.g. `getuserphonenumber`) misbehave.
+    pub fn set_fault_on(&self, endpoint: &str, fault: Fault) {
+        let mut st = self.state();
+        match fault {
+            Fault::None => st.faults.remove(endpoint),
+            f => st.faults.insert(endpoint.to_string(), f),
         };
+    }
+
+    /// A code from the `getPhoneNumber` button of the user with this openid.
+    pub fn mint_phone_code(&self, openid: &str, phone: &str) -> String {
+        let code = format!("p{}", crate::random::token_hex(15));
+        self.state().phone_codes.insert(
+            code.clone(),
+            PhoneCode {
+                openid: openid.to_string(),
+                phone: phone.to_string(),
+                issued_at: SystemTime::now(),
+                used: false,
+            },
+        );
+        code
+    }
+
+    /// What an old client's `getPhoneNumber` hands over: the phone as open data, encrypted with
+    /// the user's current session_key, stamped with `appid`'s watermark. `None` before any login.
+    pub fn encrypted_phone(
+        &self,
+        openid: &str,
+        phone: &str,
+        appid: &str,
+    ) -> Option<(String, String)> {
+        let key = self.session_key_of(openid)?;
+        let plain = serde_json::json!({
+            "phoneNumber": phone,
+            "purePhoneNumber": phone,
+            "countryCode": "86",
+            "watermark": { "timestamp": unix_now(), "appid": appid },
+        });
+        let iv = B64.encode(crate::random::bytes::<16>());
+        let data =
+            super::crypto::encrypt_open_data(&key, &iv, plain.to_string().as_bytes()).ok()?;
+        Some((data, iv))
+    }
+
+    /// What `wx.getUserInfo` hands the client with `rawData`: `sha1(rawData + session_key)` with
+    /// the user's current key.
+    pub fn sign_raw_data(&self, openid: &str, raw_data: &str) -> Option<String> {
+        use sha1::Digest as _;
+        let key = self.session_key_of(openid)?;
+        let digest = sha1::Sha1::digest(format!("{raw_data}{key}").as_bytes());
+        Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Invalidates every access token at once, as a `force_refresh` elsewhere would.
+    pub fn invalidate_access_tokens(&self) {
+        let mut st = self.state();
+        st.access_tokens.clear();
+        st.stable_token = None;
+    }
+
+    /// Replaces the user's session_key, as `resetusersessionkey` would.
+    pub fn reset_session_key(&self, openid: &str) -> String {
+        let key = B64.encode(crate::random::bytes::<16>());
+        self.state()
+            .session_keys
+            .insert(openid.to_string(), key.clone());
+        key
     }
 
     /// How many times an endpoint (e.g. `jscode2session`) was called.
@@ -146,7 +242,156 @@ impl FakeWeChat {
     fn count(&self, endpoint: &'static str) -> Option<Fault> {
         let mut st = self.state();
         *st.calls.entry(endpoint).or_insert(0) += 1;
-        st.fault.clone()
+        st.faults
+            .get(endpoint)
+            .or_else(|| st.faults.get("*"))
+            .cloned()
+    }
+
+    fn check_credentials(
+        &self,
+        appid: Option<&str>,
+        secret: Option<&str>,
+    ) -> Option<serde_json::Value> {
+        match (appid, secret) {
+            (None, _) => Some(wx_error(errcode::MISSING_APPID, "appid missing")),
+            (_, None) => Some(wx_error(errcode::MISSING_SECRET, "appsecret missing")),
+            (Some(a), _) if a != self.appid => {
+                Some(wx_error(errcode::INVALID_APPID, "invalid appid"))
+            }
+            (_, Some(s)) if s != self.secret => {
+                Some(wx_error(errcode::INVALID_SECRET, "invalid appsecret"))
+            }
+            _ => None,
+        }
+    }
+
+    fn new_access_token(st: &mut State) -> String {
+        let token = format!("ACCESS_{}", crate::random::token_hex(24));
+        st.access_tokens
+            .insert(token.clone(), SystemTime::now() + ACCESS_TOKEN_TTL);
+        token
+    }
+
+    fn token_reply(st: &State, token: &str) -> serde_json::Value {
+        let left = st
+            .access_tokens
+            .get(token)
+            .and_then(|until| until.duration_since(SystemTime::now()).ok())
+            .unwrap_or_default();
+        serde_json::json!({ "access_token": token, "expires_in": left.as_secs() })
+    }
+
+    /// `cgi-bin/token`: a new token each time; the previous ones keep working five minutes.
+    fn plain_token(&self, appid: Option<&str>, secret: Option<&str>) -> serde_json::Value {
+        if let Some(err) = self.check_credentials(appid, secret) {
+            return err;
+        }
+        let mut st = self.state();
+        let soon = SystemTime::now() + TOKEN_OVERLAP;
+        for until in st.access_tokens.values_mut() {
+            *until = (*until).min(soon);
+        }
+        let token = Self::new_access_token(&mut st);
+        Self::token_reply(&st, &token)
+    }
+
+    /// `cgi-bin/stable_token`: the same token until five minutes before it expires.
+    fn stable_token(&self, req: &StableTokenRequest) -> serde_json::Value {
+        if let Some(err) = self.check_credentials(req.appid.as_deref(), req.secret.as_deref()) {
+            return err;
+        }
+        let mut st = self.state();
+        let current = st.stable_token.clone().filter(|t| {
+            st.access_tokens
+                .get(t)
+                .is_some_and(|until| *until > SystemTime::now() + TOKEN_OVERLAP)
+        });
+        let token = match current {
+            Some(t) if !req.force_refresh.unwrap_or(false) => t,
+            _ => {
+                if let Some(old) = st.stable_token.take() {
+                    st.access_tokens.remove(&old);
+                }
+                let t = Self::new_access_token(&mut st);
+                st.stable_token = Some(t.clone());
+                t
+            }
+        };
+        Self::token_reply(&st, &token)
+    }
+
+    /// `None` when the token is good, else WeChat's error for it.
+    fn check_access_token(&self, token: Option<&str>) -> Option<serde_json::Value> {
+        let Some(token) = token.filter(|t| !t.is_empty()) else {
+            return Some(wx_error(
+                errcode::ACCESS_TOKEN_MISSING,
+                "access_token missing",
+            ));
+        };
+        match self.state().access_tokens.get(token) {
+            None => Some(wx_error(
+                errcode::INVALID_CREDENTIAL,
+                "invalid credential, access_token is invalid or not latest",
+            )),
+            Some(until) if *until <= SystemTime::now() => Some(wx_error(
+                errcode::ACCESS_TOKEN_EXPIRED,
+                "access_token expired",
+            )),
+            Some(_) => None,
+        }
+    }
+
+    fn phone_number(&self, token: Option<&str>, req: &PhoneRequest) -> serde_json::Value {
+        if let Some(err) = self.check_access_token(token) {
+            return err;
+        }
+        let mut st = self.state();
+        let Some(issued) = req.code.as_deref().and_then(|c| st.phone_codes.get_mut(c)) else {
+            return wx_error(errcode::INVALID_CODE, "invalid code");
+        };
+        let expired = SystemTime::now()
+            .duration_since(issued.issued_at)
+            .unwrap_or_default()
+            > CODE_TTL;
+        let wrong_user = req.openid.as_deref().is_some_and(|o| o != issued.openid);
+        if expired || wrong_user {
+            return wx_error(errcode::INVALID_CODE, "invalid code");
+        }
+        if issued.used {
+            return wx_error(errcode::CODE_BEEN_USED, "code been used");
+        }
+        issued.used = true;
+        let phone = issued.phone.clone();
+        serde_json::json!({
+            "errcode": 0,
+            "errmsg": "ok",
+            "phone_info": {
+                "phoneNumber": phone,
+                "purePhoneNumber": phone,
+                "countryCode": "86",
+                "watermark": { "timestamp": unix_now(), "appid": self.appid },
+            }
+        })
+    }
+
+    /// Checks the login-state signature against the user's current key.
+    fn signature_ok(&self, q: &SessionQuery) -> Result<String, serde_json::Value> {
+        if let Some(err) = self.check_access_token(q.access_token.as_deref()) {
+            return Err(err);
+        }
+        if q.sig_method.as_deref() != Some("hmac_sha256") {
+            return Err(wx_error(87008, "invalid sig_method"));
+        }
+        let openid = q.openid.clone().unwrap_or_default();
+        let key = self.session_key_of(&openid);
+        let expected = key
+            .as_deref()
+            .map(|k| super::crypto::login_state_signature(k, ""));
+        match (expected, q.signature.as_deref()) {
+            (Some(e), Some(given)) if e == given => Ok(openid),
+            _ => Err(wx_error(errcode::INVALID_SIGNATURE, "invalid signature")),
+        }
     }
 
     fn code2session(&self, q: &Code2SessionQuery) -> serde_json::Value {
@@ -185,14 +430,20 @@ impl FakeWeChat {
         issued.used = true;
         let openid = issued.openid.clone();
         let unionid = issued.unionid.clone();
-        let session_key = B64.encode(crate::random::bytes::<16>());
-        st.session_keys.insert(openid.clone(), session_key.clone());
+        let session_key = issued.session_key.clone();
         let mut body = serde_json::json!({ "openid": openid, "session_key": session_key });
         if let Some(u) = unionid {
             body["unionid"] = serde_json::Value::String(u);
         }
         body
     }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
 }
 
 fn wx_error(code: i64, msg: &str) -> serde_json::Value {
@@ -247,6 +498,100 @@ async fn jscode2session(
 }
 
 #[derive(Deserialize)]
+struct TokenQuery {
+    appid: Option<String>,
+    secret: Option<String>,
+}
+
+async fn plain_token(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<TokenQuery>) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("token")).await {
+        return reply;
+    }
+    wechat_reply(&fake.plain_token(q.appid.as_deref(), q.secret.as_deref()))
+}
+
+#[derive(Deserialize)]
+struct StableTokenRequest {
+    appid: Option<String>,
+    secret: Option<String>,
+    force_refresh: Option<bool>,
+}
+
+async fn stable_token(fake: web::Data<Arc<FakeWeChat>>, body: web::Bytes) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("stable_token")).await {
+        return reply;
+    }
+    match serde_json::from_slice::<StableTokenRequest>(&body) {
+        Ok(req) => wechat_reply(&fake.stable_token(&req)),
+        Err(_) => wechat_reply(&wx_error(47001, "data format error")),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccessTokenQuery {
+    access_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PhoneRequest {
+    code: Option<String>,
+    openid: Option<String>,
+}
+
+async fn get_phone_number(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<AccessTokenQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("getuserphonenumber")).await {
+        return reply;
+    }
+    match serde_json::from_slice::<PhoneRequest>(&body) {
+        Ok(req) => wechat_reply(&fake.phone_number(q.access_token.as_deref(), &req)),
+        Err(_) => wechat_reply(&wx_error(47001, "data format error")),
+    }
+}
+
+#[derive(Deserialize)]
+struct SessionQuery {
+    access_token: Option<String>,
+    openid: Option<String>,
+    signature: Option<String>,
+    sig_method: Option<String>,
+}
+
+async fn check_session(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<SessionQuery>,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("checksession")).await {
+        return reply;
+    }
+    match fake.signature_ok(&q) {
+        Ok(_) => wechat_reply(&serde_json::json!({ "errcode": 0, "errmsg": "ok" })),
+        Err(e) => wechat_reply(&e),
+    }
+}
+
+async fn reset_session_key(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<SessionQuery>,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("resetusersessionkey")).await {
+        return reply;
+    }
+    match fake.signature_ok(&q) {
+        Ok(openid) => {
+            let key = fake.reset_session_key(&openid);
+            wechat_reply(
+                &serde_json::json!({ "errcode": 0, "errmsg": "ok", "openid": openid, "session_key": key }),
+            )
+        }
+        Err(e) => wechat_reply(&e),
+    }
+}
+
+#[derive(Deserialize)]
 struct MintQuery {
     user: Option<String>,
     openid: Option<String>,
@@ -267,6 +612,28 @@ async fn mint(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<MintQuery>) -> Htt
     HttpResponse::Ok().json(fake.mint_code_for(&openid, q.unionid.as_deref(), age))
 }
 
+#[derive(Deserialize)]
+struct PhoneMintQuery {
+    user: Option<String>,
+    openid: Option<String>,
+    phone: String,
+}
+
+async fn mint_phone(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<PhoneMintQuery>,
+) -> HttpResponse {
+    let openid = match (&q.openid, &q.user) {
+        (Some(o), _) if !o.is_empty() => o.clone(),
+        (_, Some(u)) if !u.is_empty() => fake.openid_for(u),
+        _ => {
+            return HttpResponse::BadRequest()
+                .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
+        }
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "code": fake.mint_phone_code(&openid, &q.phone) }))
+}
+
 async fn set_fault(fake: web::Data<Arc<FakeWeChat>>, body: web::Json<Fault>) -> HttpResponse {
     fake.set_fault(body.into_inner());
     HttpResponse::Ok().json(serde_json::json!({"ok": true}))
@@ -282,6 +649,15 @@ pub fn configure(fake: Arc<FakeWeChat>) -> impl FnOnce(&mut web::ServiceConfig) 
     move |cfg| {
         cfg.app_data(web::Data::new(fake))
             .route("/sns/jscode2session", web::get().to(jscode2session))
+            .route("/cgi-bin/token", web::get().to(plain_token))
+            .route("/cgi-bin/stable_token", web::post().to(stable_token))
+            .route(
+                "/wxa/business/getuserphonenumber",
+                web::post().to(get_phone_number),
+            )
+            .route("/wxa/checksession", web::get().to(check_session))
+            .route("/wxa/resetusersessionkey", web::get().to(reset_session_key))
+            .route("/fake/phone_code", web::post().to(mint_phone))
             .route("/fake/code", web::post().to(mint))
             .route("/fake/fault", web::post().to(set_fault))
             .route("/fake/stats", web::get().to(stats));
@@ -334,6 +710,83 @@ mod tests {
         assert_eq!(fake.code2session(&q)["errcode"], 40013);
         q.appid = None;
         assert_eq!(fake.code2session(&q)["errcode"], 41002);
+    }
+
+    #[test]
+    fn stable_tokens_stay_until_invalidated_and_plain_tokens_replace_each_other() {
+        let fake = FakeWeChat::new("wxapp", "secret");
+        let req = StableTokenRequest {
+            appid: Some("wxapp".into()),
+            secret: Some("secret".into()),
+            force_refresh: None,
+        };
+        let a = fake.stable_token(&req)["access_token"].clone();
+        assert_eq!(fake.stable_token(&req)["access_token"], a);
+        assert!(fake.check_access_token(a.as_str()).is_none());
+        fake.invalidate_access_tokens();
+        assert_eq!(
+            fake.check_access_token(a.as_str()).expect("refused")["errcode"],
+            40001
+        );
+        assert_ne!(fake.stable_token(&req)["access_token"], a);
+
+        let p1 = fake.plain_token(Some("wxapp"), Some("secret"))["access_token"].clone();
+        let p2 = fake.plain_token(Some("wxapp"), Some("secret"))["access_token"].clone();
+        assert_ne!(p1, p2);
+        assert!(
+            fake.check_access_token(p1.as_str()).is_none(),
+            "five minutes of overlap"
+        );
+        assert_eq!(
+            fake.plain_token(Some("wxapp"), Some("bad"))["errcode"],
+            40125
+        );
+    }
+
+    #[test]
+    fn phone_codes_are_single_use_and_tied_to_their_user() {
+        let fake = FakeWeChat::new("wxapp", "secret");
+        let token = fake.plain_token(Some("wxapp"), Some("secret"))["access_token"]
+            .as_str()
+            .map(str::to_string);
+        let code = fake.mint_phone_code("o1", "13800138000");
+        let ask = |openid: &str| PhoneRequest {
+            code: Some(code.clone()),
+            openid: Some(openid.into()),
+        };
+        assert_eq!(
+            fake.phone_number(token.as_deref(), &ask("o2"))["errcode"],
+            40029
+        );
+        assert_eq!(
+            fake.phone_number(token.as_deref(), &ask("o1"))["phone_info"]["purePhoneNumber"],
+            "13800138000"
+        );
+        assert_eq!(
+            fake.phone_number(token.as_deref(), &ask("o1"))["errcode"],
+            40163
+        );
+        assert_eq!(
+            fake.phone_number(Some("stale"), &ask("o1"))["errcode"],
+            40001
+        );
+        assert_eq!(fake.phone_number(None, &ask("o1"))["errcode"], 41001);
+    }
+
+    #[test]
+    fn encrypted_phones_decrypt_with_the_current_key_only() {
+        let fake = FakeWeChat::new("wxapp", "secret");
+        let login = fake.mint_code("amy");
+        fake.code2session(&query(&fake, &login.code));
+        let (data, iv) = fake
+            .encrypted_phone(&login.openid, "13900139000", "wxapp")
+            .expect("a key exists");
+        let key = fake.session_key_of(&login.openid).expect("key");
+        let plain = super::super::crypto::decrypt_open_data(&key, &iv, &data).expect("decrypts");
+        let json: serde_json::Value = serde_json::from_slice(&plain).expect("json");
+        assert_eq!(json["watermark"]["appid"], "wxapp");
+        let new_key = fake.reset_session_key(&login.openid);
+        assert_ne!(new_key, key);
     }
 
     #[test]

@@ -18,9 +18,17 @@ pub mod errcode {
     pub const INVALID_APPID: i64 = 40013;
     pub const INVALID_SECRET: i64 = 40125;
     pub const INVALID_CREDENTIAL: i64 = 40001;
+    pub const ACCESS_TOKEN_EXPIRED: i64 = 42001;
+    pub const ACCESS_TOKEN_MISSING: i64 = 41001;
+    pub const INVALID_SIGNATURE: i64 = 87009;
     pub const MISSING_APPID: i64 = 41002;
     pub const MISSING_SECRET: i64 = 41004;
     pub const MISSING_CODE: i64 = 41008;
+
+    /// Errcodes that mean our access token is stale: refresh it once and retry once.
+    pub fn is_stale_access_token(code: i64) -> bool {
+        matches!(code, INVALID_CREDENTIAL | ACCESS_TOKEN_EXPIRED)
+    }
 
     /// Errcodes that mean our own appid/secret/request is wrong: a deployment problem, not the user's.
     pub fn is_configuration_error(code: i64) -> bool {
@@ -106,47 +114,128 @@ pub struct WxSession {
     pub session_key: SessionKey,
 }
 
+/// The error part every WeChat answer may carry.
+#[derive(Deserialize)]
+struct ErrorPart {
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+}
+
+/// Parses a WeChat answer: a non-zero `errcode` is an error whatever else the body holds; then
+/// the body must have the expected shape. WeChat labels some JSON `text/plain`, so the bytes are
+/// parsed whatever the content type says.
+pub fn parse_reply<T: serde::de::DeserializeOwned>(
+    endpoint: &str,
+    body: &[u8],
+) -> Result<T, WeChatError> {
+    let bad = |e: serde_json::Error| {
+        WeChatError::BadResponse(format!(
+            "{endpoint} answered something that is not its JSON: {e}"
+        ))
+    };
+    let head: ErrorPart = serde_json::from_slice(body).map_err(bad)?;
+    if let Some(code) = head.errcode.filter(|c| *c != 0) {
+        return Err(WeChatError::Api {
+            errcode: code,
+            errmsg: head.errmsg.unwrap_or_default(),
+        });
+    }
+    serde_json::from_slice(body).map_err(bad)
+}
+
+fn printable_id(value: &str) -> bool {
+    !value.is_empty() && value.len() <= 128 && value.chars().all(|c| c.is_ascii_graphic())
+}
+
 #[derive(Deserialize)]
 struct RawCode2Session {
     openid: Option<String>,
     session_key: Option<String>,
     unionid: Option<String>,
-    errcode: Option<i64>,
-    errmsg: Option<String>,
 }
 
-/// Parses a `jscode2session` body. WeChat sends it as `text/plain`, sometimes with `errcode: 0` on
-/// success, so the bytes are parsed whatever the content type says.
+/// Parses a `jscode2session` body; success bodies may or may not carry `errcode: 0`.
 pub fn parse_code2session(body: &[u8]) -> Result<WxSession, WeChatError> {
-    let raw: RawCode2Session = serde_json::from_slice(body).map_err(|e| {
-        WeChatError::BadResponse(format!("jscode2session body is not the expected JSON: {e}"))
+    let raw: RawCode2Session = parse_reply("jscode2session", body)?;
+    let openid = raw.openid.filter(|o| printable_id(o)).ok_or_else(|| {
+        WeChatError::BadResponse("jscode2session answer lacks a valid openid".into())
     })?;
-    if let Some(code) = raw.errcode.filter(|c| *c != 0) {
-        return Err(WeChatError::Api {
-            errcode: code,
-            errmsg: raw.errmsg.unwrap_or_default(),
-        });
-    }
-    let openid = raw
-        .openid
-        .filter(|o| !o.is_empty() && o.len() <= 128 && o.chars().all(|c| c.is_ascii_graphic()))
-        .ok_or_else(|| {
-            WeChatError::BadResponse("jscode2session answer lacks a valid openid".into())
-        })?;
     let session_key = raw
         .session_key
         .filter(|k| !k.is_empty() && k.len() <= 256)
         .ok_or_else(|| {
             WeChatError::BadResponse("jscode2session answer lacks a session_key".into())
         })?;
-    let unionid = raw
-        .unionid
-        .filter(|u| !u.is_empty() && u.len() <= 128 && u.chars().all(|c| c.is_ascii_graphic()));
     Ok(WxSession {
         openid,
-        unionid,
+        unionid: raw.unionid.filter(|u| printable_id(u)),
         session_key: SessionKey::new(session_key),
     })
+}
+
+/// An access token as `cgi-bin/token` and `cgi-bin/stable_token` hand it out.
+#[derive(Deserialize)]
+pub struct AccessTokenReply {
+    pub access_token: String,
+    pub expires_in: u64,
+}
+
+impl fmt::Debug for AccessTokenReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccessTokenReply(***, expires_in: {})", self.expires_in)
+    }
+}
+
+/// A phone number, from `getuserphonenumber` or from decrypted open data (same field names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoneInfo {
+    pub phone_number: String,
+    pub pure_phone_number: String,
+    /// WeChat sends it as a string; some old payloads as a number.
+    #[serde(deserialize_with = "string_or_number")]
+    pub country_code: String,
+    pub watermark: Option<Watermark>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Watermark {
+    pub appid: String,
+    pub timestamp: Option<i64>,
+}
+
+impl PhoneInfo {
+    /// What we store: the bare number for mainland China, the number with its area code otherwise.
+    pub fn mobile(&self) -> Option<String> {
+        let chosen = if self.country_code == "86" && !self.pure_phone_number.is_empty() {
+            &self.pure_phone_number
+        } else {
+            &self.phone_number
+        };
+        let valid = !chosen.is_empty()
+            && chosen.len() <= 20
+            && chosen
+                .chars()
+                .all(|c| c.is_ascii_digit() || c == '+' || c == '-');
+        valid.then(|| chosen.clone())
+    }
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(s) => Ok(s),
+        serde_json::Value::Number(n) => Ok(n.to_string()),
+        _ => Err(serde::de::Error::custom("expected a string or a number")),
+    }
+}
+
+#[derive(Deserialize)]
+struct PhoneReply {
+    phone_info: PhoneInfo,
+}
+
+pub fn parse_phone_reply(body: &[u8]) -> Result<PhoneInfo, WeChatError> {
+    Ok(parse_reply::<PhoneReply>("getuserphonenumber", body)?.phone_info)
 }
 
 /// `oGZUI0egBJY1zhBYw2KhdUfwVJJE` → `oGZU****VJJE`: enough to tell users apart in a log.
@@ -213,6 +302,28 @@ mod tests {
         assert!(JsCode::parse(&"a".repeat(129)).is_err());
         assert!(JsCode::parse("a b").is_err());
         assert!(JsCode::parse("061abcDEF").is_ok());
+    }
+
+    #[test]
+    fn phone_replies_parse_with_string_or_number_country_codes() {
+        let body = br#"{"errcode":0,"errmsg":"ok","phone_info":{"phoneNumber":"13800138000","purePhoneNumber":"13800138000","countryCode":"86","watermark":{"timestamp":1637744274,"appid":"wx1"}}}"#;
+        let info = parse_phone_reply(body).expect("phone");
+        assert_eq!(info.mobile().as_deref(), Some("13800138000"));
+        assert_eq!(info.watermark.expect("watermark").appid, "wx1");
+        let foreign = br#"{"phone_info":{"phoneNumber":"+1-2025550123","purePhoneNumber":"2025550123","countryCode":1}}"#;
+        assert_eq!(
+            parse_phone_reply(foreign)
+                .expect("phone")
+                .mobile()
+                .as_deref(),
+            Some("+1-2025550123")
+        );
+        assert!(matches!(
+            parse_phone_reply(br#"{"errcode":40029,"errmsg":"invalid code"}"#),
+            Err(WeChatError::Api { errcode: 40029, .. })
+        ));
+        let junk = br#"{"phone_info":{"phoneNumber":"<script>","purePhoneNumber":"<script>","countryCode":"86"}}"#;
+        assert_eq!(parse_phone_reply(junk).expect("parses").mobile(), None);
     }
 
     #[test]

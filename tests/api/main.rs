@@ -4,6 +4,8 @@
 mod errors;
 mod helpers;
 mod login;
+mod phone;
+mod profile;
 mod startup;
 mod tokens;
 mod wechat_faults;

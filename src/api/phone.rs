@@ -1,0 +1,182 @@
+//! `auth/bindPhone`: the `getPhoneNumber` button's result, on today's clients (a phone `code`
+//! exchanged at WeChat) and on old ones (`encryptedData` + `iv`, decrypted with the user's current
+//! session_key, which never leaves the server).
+
+use actix_web::web;
+use serde::{Deserialize, Serialize};
+
+use super::extract::{AuthUser, JsonBody};
+use super::{ApiResult, AppState, ok};
+use crate::actors::db::{BindMobile, FindUser};
+use crate::actors::session::GetSessionKey;
+use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
+use crate::db::models::WxUser;
+use crate::db::users::MobileBinding;
+use crate::error::ApiError;
+use crate::wechat::crypto::{CryptoError, decrypt_open_data};
+use crate::wechat::{PhoneInfo, WeChatError, errcode};
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindPhoneRequest {
+    code: Option<String>,
+    encrypted_data: Option<String>,
+    iv: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct BoundPhone {
+    pub phone: String,
+}
+
+fn present(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// `POST auth/bindPhone` `{code}` or `{encryptedData, iv}` → `{phone}`.
+pub async fn bind_phone(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<BindPhoneRequest>,
+) -> ApiResult {
+    let account = current_user(&state, user.user_id).await?;
+    let phone = match (
+        present(body.code),
+        present(body.encrypted_data),
+        present(body.iv),
+    ) {
+        (Some(code), _, _) => by_code(&state, &account, code).await?,
+        (None, Some(data), Some(iv)) => by_open_data(&state, &account, &data, &iv).await?,
+        (None, Some(_), None) | (None, None, Some(_)) => {
+            return Err(ApiError::bad_argument(
+                "encryptedData and iv must be sent together",
+            ));
+        }
+        (None, None, None) => {
+            return Err(ApiError::bad_argument(
+                "code (from the getPhoneNumber button) or encryptedData and iv are required",
+            ));
+        }
+    };
+    if phone
+        .watermark
+        .as_ref()
+        .is_some_and(|w| w.appid != state.appid)
+    {
+        log::warn!(
+            "bindPhone: user {} sent data stamped for another app",
+            account.id
+        );
+        return Err(ApiError::ForeignWatermark);
+    }
+    let mobile = phone
+        .mobile()
+        .ok_or_else(|| ApiError::bad_value("the phone number in the data is not a phone number"))?;
+    match state
+        .db
+        .send(BindMobile {
+            user_id: account.id,
+            mobile: mobile.clone(),
+        })
+        .await??
+    {
+        MobileBinding::Bound => {
+            log::info!("bindPhone: user {} bound a phone", account.id);
+            ok(BoundPhone { phone: mobile })
+        }
+        MobileBinding::TakenByAnother => {
+            log::info!(
+                "bindPhone: user {} asked for a phone bound to another account",
+                account.id
+            );
+            Err(ApiError::MobileTaken)
+        }
+        MobileBinding::NoSuchUser => Err(ApiError::Unlogin),
+    }
+}
+
+async fn current_user(state: &AppState, user_id: i64) -> Result<WxUser, ApiError> {
+    state
+        .db
+        .send(FindUser(user_id))
+        .await??
+        .filter(WxUser::is_usable)
+        .ok_or(ApiError::Unlogin)
+}
+
+async fn by_code(state: &AppState, user: &WxUser, code: String) -> Result<PhoneInfo, ApiError> {
+    if code.len() > 128 || !code.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(ApiError::bad_value("code is not a getPhoneNumber code"));
+    }
+    let reply = state
+        .wechat
+        .send(GetPhoneNumber {
+            code,
+            openid: user.weixin_openid.clone(),
+        })
+        .await?;
+    reply.map_err(|e| match e {
+        WeChatError::Api {
+            errcode: errcode::INVALID_CODE | errcode::CODE_BEEN_USED,
+            ..
+        } => ApiError::PhoneCodeInvalid,
+        other => ApiError::from(other),
+    })
+}
+
+async fn by_open_data(
+    state: &AppState,
+    user: &WxUser,
+    data: &str,
+    iv: &str,
+) -> Result<PhoneInfo, ApiError> {
+    let Some(session_key) = state
+        .sessions
+        .send(GetSessionKey { user_id: user.id })
+        .await?
+    else {
+        log::info!(
+            "bindPhone: no session_key for user {}: asking for a new login",
+            user.id
+        );
+        return Err(ApiError::Unlogin);
+    };
+    let decrypted = decrypt_open_data(session_key.expose(), iv, data);
+    let parsed = match decrypted {
+        Err(CryptoError::Base64(field)) => {
+            return Err(ApiError::bad_value(format!("{field} is not valid base64")));
+        }
+        Err(CryptoError::Length(field)) => {
+            return Err(ApiError::bad_value(format!("{field} has the wrong length")));
+        }
+        Err(CryptoError::Decrypt) => None,
+        // A wrong key yields valid padding once in a while; the JSON check catches that too.
+        Ok(plain) => serde_json::from_slice::<PhoneInfo>(&plain).ok(),
+    };
+    if let Some(info) = parsed {
+        if info.watermark.is_none() {
+            return Err(ApiError::ForeignWatermark);
+        }
+        return Ok(info);
+    }
+    // Corrupt data, or a key WeChat has replaced (the client called wx.login() without us)?
+    // Only WeChat knows: ask it, without sending the key itself.
+    let still_valid = state
+        .wechat
+        .send(CheckSessionKey {
+            openid: user.weixin_openid.clone(),
+            session_key,
+        })
+        .await??;
+    if still_valid {
+        Err(ApiError::bad_value(
+            "encryptedData could not be decrypted: the data is corrupt",
+        ))
+    } else {
+        log::info!(
+            "bindPhone: user {}'s session_key is stale: asking for a new login",
+            user.id
+        );
+        Err(ApiError::Unlogin)
+    }
+}

@@ -1,0 +1,168 @@
+//! The user's profile: shown at login and on `auth/info`, edited through `auth/profile` (WeChat's
+//! current flow: the client picks avatar and nickname after login and sends them separately).
+
+use actix_web::web;
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{AuthUser, JsonBody};
+use super::{ApiResult, AppState, ok};
+use crate::actors::db::{FindUser, UpdateProfile};
+use crate::db::models::{ProfileChange, WxUser};
+use crate::error::ApiError;
+
+/// The nickname WeChat itself shows for users who have not chosen one.
+pub const DEFAULT_NICKNAME: &str = "微信用户";
+pub const MAX_NICKNAME_CHARS: usize = 64;
+pub const MAX_AVATAR_LEN: usize = 512;
+
+/// Dates shown to the client are China Standard Time, as the mini-program's users read them.
+pub fn china_time(t: DateTime<Utc>) -> DateTime<FixedOffset> {
+    match FixedOffset::east_opt(8 * 3600) {
+        Some(cst) => t.with_timezone(&cst),
+        None => t.fixed_offset(),
+    }
+}
+
+pub fn validate_nickname(raw: &str) -> Result<String, ApiError> {
+    let nickname = raw.trim();
+    let chars = nickname.chars().count();
+    if chars == 0 || chars > MAX_NICKNAME_CHARS {
+        return Err(ApiError::bad_value(format!(
+            "nickName must be 1 to {MAX_NICKNAME_CHARS} characters"
+        )));
+    }
+    if nickname.chars().any(char::is_control) {
+        return Err(ApiError::bad_value(
+            "nickName must not contain control characters",
+        ));
+    }
+    Ok(nickname.to_string())
+}
+
+pub fn validate_avatar(raw: &str) -> Result<String, ApiError> {
+    let url = raw.trim();
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok
+        || url.len() > MAX_AVATAR_LEN
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::bad_value(format!(
+            "avatarUrl must be an http(s) URL of at most {MAX_AVATAR_LEN} characters"
+        )));
+    }
+    Ok(url.to_string())
+}
+
+pub fn validate_gender(raw: i64) -> Result<i16, ApiError> {
+    match raw {
+        0..=2 => Ok(raw as i16),
+        _ => Err(ApiError::bad_value(
+            "gender must be 0 (unknown), 1 (male) or 2 (female)",
+        )),
+    }
+}
+
+/// The user as the mini-program shows it (litemall's field names).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserInfoView {
+    pub nick_name: String,
+    pub avatar_url: String,
+    pub gender: i16,
+    pub user_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    pub register_date: String,
+    pub status: i16,
+    pub user_level: i16,
+    pub user_level_desc: &'static str,
+}
+
+impl From<&WxUser> for UserInfoView {
+    fn from(u: &WxUser) -> Self {
+        UserInfoView {
+            nick_name: u.nickname.clone(),
+            avatar_url: u.avatar.clone(),
+            gender: u.gender,
+            user_id: u.id,
+            phone: Some(u.mobile.clone()).filter(|m| !m.is_empty()),
+            register_date: china_time(u.add_time).format("%Y-%m-%d").to_string(),
+            status: u.status,
+            user_level: u.user_level,
+            user_level_desc: match u.user_level {
+                1 => "VIP用户",
+                2 => "高级VIP用户",
+                _ => "普通用户",
+            },
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ProfileRequest {
+    #[serde(alias = "nickName")]
+    nickname: Option<String>,
+    #[serde(alias = "avatarUrl")]
+    avatar: Option<String>,
+    gender: Option<i64>,
+}
+
+impl ProfileRequest {
+    fn validate(self) -> Result<ProfileChange, ApiError> {
+        let change = ProfileChange {
+            nickname: self
+                .nickname
+                .as_deref()
+                .map(validate_nickname)
+                .transpose()?,
+            avatar: self.avatar.as_deref().map(validate_avatar).transpose()?,
+            gender: self.gender.map(validate_gender).transpose()?,
+        };
+        if change.is_empty() {
+            return Err(ApiError::bad_argument(
+                "give at least one of nickname, avatar, gender",
+            ));
+        }
+        Ok(change)
+    }
+}
+
+/// `POST auth/profile` `{nickname?, avatar?, gender?}` → the updated userInfo.
+pub async fn update(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<ProfileRequest>,
+) -> ApiResult {
+    let change = body.validate()?;
+    let updated = state
+        .db
+        .send(UpdateProfile {
+            user_id: user.user_id,
+            change,
+        })
+        .await??
+        .ok_or(ApiError::Unlogin)?;
+    ok(UserInfoView::from(&updated))
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InfoView {
+    pub nick_name: String,
+    pub avatar: String,
+    pub gender: i16,
+    pub mobile: String,
+}
+
+/// `GET auth/info`: litemall's shape.
+pub async fn info(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+    let found = state.db.send(FindUser(user.user_id)).await??;
+    let u = found.filter(WxUser::is_usable).ok_or(ApiError::Unlogin)?;
+    ok(InfoView {
+        nick_name: u.nickname,
+        avatar: u.avatar,
+        gender: u.gender,
+        mobile: u.mobile,
+    })
+}

@@ -1,0 +1,195 @@
+//! The profile after login (WeChat's current flow), the signed profile of old clients, and unionid.
+
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+#[actix_web::test]
+async fn a_profile_filled_in_after_login_is_stored_and_seen_on_later_logins() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("alice").await;
+    let avatar = "https://thirdwx.qlogo.cn/mmopen/vi_32/xyz/132";
+
+    let reply = app
+        .post(
+            "auth/profile",
+            &json!({ "nickname": "  爱丽丝🌸  ", "avatar": avatar, "gender": 2 }),
+            Some(&token),
+        )
+        .await;
+
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let info = &reply.body["data"];
+    assert_eq!(info["nickName"], "爱丽丝🌸");
+    assert_eq!(info["avatarUrl"], avatar);
+    assert_eq!(info["gender"], 2);
+    let row = app
+        .user_by_openid(&app.fake.openid_for("alice"))
+        .expect("row");
+    assert_eq!(
+        (row.nickname.as_str(), row.avatar.as_str(), row.gender),
+        ("爱丽丝🌸", avatar, 2)
+    );
+
+    let later = app.login("alice").await;
+    assert_eq!(later.body["data"]["userInfo"]["nickName"], "爱丽丝🌸");
+    assert_eq!(later.body["data"]["userInfo"]["avatarUrl"], avatar);
+
+    let shown = app.get("auth/info", Some(&later.token())).await;
+    assert_eq!(shown.errno(), 0);
+    assert_eq!(
+        shown.body["data"],
+        json!({ "nickName": "爱丽丝🌸", "avatar": avatar, "gender": 2, "mobile": "" })
+    );
+}
+
+#[actix_web::test]
+async fn one_field_at_a_time_leaves_the_others_alone() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("bob").await;
+    app.post("auth/profile", &json!({ "nickname": "Bob" }), Some(&token))
+        .await;
+    let reply = app
+        .post("auth/profile", &json!({ "gender": 1 }), Some(&token))
+        .await;
+    assert_eq!(reply.errno(), 0);
+    assert_eq!(reply.body["data"]["nickName"], "Bob");
+    assert_eq!(reply.body["data"]["gender"], 1);
+}
+
+#[actix_web::test]
+async fn profile_validation_errors_store_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("carol").await;
+    let cases = [
+        (json!({ "nickname": "" }), 402),
+        (json!({ "nickname": "   " }), 402),
+        (json!({ "nickname": "名".repeat(65) }), 402),
+        (json!({ "nickname": "a\u{0007}b" }), 402),
+        (json!({ "avatar": "ftp://x/y.png" }), 402),
+        (json!({ "avatar": "not a url" }), 402),
+        (
+            json!({ "avatar": format!("https://x/{}", "a".repeat(520)) }),
+            402,
+        ),
+        (json!({ "gender": 3 }), 402),
+        (json!({ "gender": -1 }), 402),
+        (json!({ "gender": "f" }), 402),
+        (json!({}), 401),
+    ];
+    for (body, errno) in &cases {
+        let reply = app.post("auth/profile", body, Some(&token)).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.errno(), *errno, "{body}: {}", reply.raw);
+    }
+    // 64 characters is still fine.
+    let ok = app
+        .post(
+            "auth/profile",
+            &json!({ "nickname": "名".repeat(64) }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(ok.errno(), 0);
+    assert_eq!(
+        app.post("auth/profile", &json!({ "nickname": "x" }), None)
+            .await
+            .errno(),
+        501
+    );
+    assert_eq!(app.get("auth/info", None).await.errno(), 501);
+    let row = app
+        .user_by_openid(&app.fake.openid_for("carol"))
+        .expect("row");
+    assert_eq!(row.nickname, "名".repeat(64));
+    assert_eq!((row.avatar.as_str(), row.gender), ("", 0));
+}
+
+#[actix_web::test]
+async fn a_signed_profile_is_verified_against_the_session_key() {
+    let app = TestApp::spawn().await;
+    let minted = app.code_for("dave");
+    let raw = r#"{"nickName":"Band","gender":1,"language":"zh_CN","avatarUrl":"http://wx.qlogo.cn/mmopen/vi_32/1/0"}"#;
+    let signature = app
+        .fake
+        .sign_raw_data(&minted.openid, raw)
+        .expect("signature");
+
+    let reply = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": minted.code, "rawData": raw, "signature": signature }),
+            None,
+        )
+        .await;
+
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    assert_eq!(reply.body["data"]["userInfo"]["nickName"], "Band");
+    let row = app.user_by_openid(&minted.openid).expect("row");
+    assert_eq!((row.nickname.as_str(), row.gender), ("Band", 1));
+}
+
+#[actix_web::test]
+async fn a_signature_mismatch_refuses_the_login_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let minted = app.code_for("erin");
+    let raw = r#"{"nickName":"Mallory","gender":1}"#;
+    let forged = "75e81ceda165f4ffa64f4068af58c64b8f54b88c";
+
+    let reply = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": minted.code, "rawData": raw, "signature": forged }),
+            None,
+        )
+        .await;
+
+    assert_eq!(reply.errno(), 719, "{}", reply.raw);
+    assert!(reply.body["data"].is_null());
+    assert_eq!(app.count_users(), 0);
+
+    let half = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": app.code_for("erin").code, "rawData": raw }),
+            None,
+        )
+        .await;
+    assert_eq!(half.errno(), 401, "rawData needs its signature");
+    let not_json = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": app.code_for("erin").code, "rawData": "nope", "signature": forged }),
+            None,
+        )
+        .await;
+    assert_eq!(not_json.errno(), 402);
+    assert_eq!(app.count_users(), 0);
+}
+
+#[actix_web::test]
+async fn unionid_is_stored_when_wechat_returns_it_and_kept_after() {
+    let app = TestApp::spawn().await;
+    let openid = app.fake.openid_for("frank");
+    let with = app.fake.mint_code_for(
+        &openid,
+        Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA"),
+        std::time::Duration::ZERO,
+    );
+    assert_eq!(
+        app.post("auth/login_by_weixin", &json!({ "code": with.code }), None)
+            .await
+            .errno(),
+        0
+    );
+    assert_eq!(
+        app.user_by_openid(&openid).expect("row").unionid.as_deref(),
+        Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA")
+    );
+    // A later answer without unionid does not erase it.
+    app.login_ok("frank").await;
+    assert_eq!(
+        app.user_by_openid(&openid).expect("row").unionid.as_deref(),
+        Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA")
+    );
+}
