@@ -69,6 +69,10 @@ pub struct Config {
     pub jwt_secret_generated: bool,
     pub token_ttl: Duration,
     pub db_pool_size: u32,
+    /// How many sessions the SessionActor keeps in memory.
+    pub session_cache_capacity: usize,
+    /// AES-256 key for session_keys at rest; `None`: derived from the JWT secret.
+    pub session_encryption_key: Option<[u8; 32]>,
     /// HTTP worker threads; 0 means one per core (actix-web's default).
     pub workers: usize,
 }
@@ -95,6 +99,7 @@ pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 pub const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
+pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 
 /// The variables this service reads; anything else in the environment is ignored.
 pub const VARIABLES: &[&str] = &[
@@ -109,6 +114,8 @@ pub const VARIABLES: &[&str] = &[
     "JWT_SECRET",
     "TOKEN_TTL_SECS",
     "DB_POOL_SIZE",
+    "SESSION_CACHE_CAPACITY",
+    "SESSION_ENCRYPTION_KEY",
     "HTTP_WORKERS",
 ];
 
@@ -217,6 +224,28 @@ impl Config {
             return Err(invalid("DB_POOL_SIZE", "expected 1..=200 connections"));
         }
 
+        let session_cache_capacity = parse_number::<usize>(
+            &get,
+            "SESSION_CACHE_CAPACITY",
+            DEFAULT_SESSION_CACHE_CAPACITY,
+        )?;
+        if !(1..=10_000_000).contains(&session_cache_capacity) {
+            return Err(invalid(
+                "SESSION_CACHE_CAPACITY",
+                "expected 1..=10000000 sessions",
+            ));
+        }
+
+        let session_encryption_key = match get("SESSION_ENCRYPTION_KEY") {
+            None => None,
+            Some(hex) => Some(parse_hex_key(&hex).ok_or_else(|| {
+                invalid(
+                    "SESSION_ENCRYPTION_KEY",
+                    "expected 64 hex characters (32 bytes)",
+                )
+            })?),
+        };
+
         let workers = parse_number::<usize>(&get, "HTTP_WORKERS", 0)?;
         if workers > 256 {
             return Err(invalid(
@@ -236,6 +265,8 @@ impl Config {
             jwt_secret_generated,
             token_ttl: Duration::from_secs(token_ttl_secs),
             db_pool_size,
+            session_cache_capacity,
+            session_encryption_key,
             workers,
         })
     }
@@ -261,6 +292,17 @@ fn parse_number<T: std::str::FromStr>(
             .parse::<T>()
             .map_err(|_| invalid(var, format!("expected a whole number, got {v:?}"))),
     }
+}
+
+fn parse_hex_key(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut key = [0u8; 32];
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(key)
 }
 
 /// `/oapro/` → `/oapro`, `oapro` → `/oapro`, `/` → ``. `None` for characters a path must not hold.
@@ -313,6 +355,12 @@ mod tests {
             ("DATABASE_URL", "mysql://x"),
             ("HTTP_WORKERS", "many"),
             ("WECHAT_TOKEN_MODE", "sometimes"),
+            ("SESSION_CACHE_CAPACITY", "0"),
+            ("SESSION_ENCRYPTION_KEY", "abcd"),
+            (
+                "SESSION_ENCRYPTION_KEY",
+                "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            ),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

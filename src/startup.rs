@@ -8,9 +8,10 @@ use actix::{Actor, SyncArbiter};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
-use crate::actors::{DbExecutor, SessionActor, WeChatClient};
+use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
 use crate::api::{self, AppState};
 use crate::config::{Config, Secret, WeChatMode};
+use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
@@ -80,8 +81,15 @@ impl Application {
         };
 
         let db_threads = config.db_pool_size as usize;
-        let db = SyncArbiter::start(db_threads, move || DbExecutor::new(pool.clone()));
-        let sessions = SessionActor::default().start();
+        let cipher = Arc::new(match config.session_encryption_key {
+            Some(key) => SessionKeyCipher::new(&key),
+            None => SessionKeyCipher::derived_from(config.jwt_secret.expose()),
+        });
+        let db = SyncArbiter::start(db_threads, move || {
+            DbExecutor::new(pool.clone(), cipher.clone())
+        });
+        let sessions = SessionActor::new(db.clone(), config.session_cache_capacity).start();
+        listener::spawn(&config.database_url, sessions.clone())?;
         let wechat = WeChatClient::new(
             api_base,
             appid.clone(),

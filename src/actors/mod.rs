@@ -2,6 +2,7 @@
 //! the WeChat upstream as an async actor.
 
 pub mod db;
+pub mod listener;
 pub mod session;
 pub mod wechat;
 

@@ -1,34 +1,40 @@
-//! `SessionActor`: the live sessions (by token id) and each user's newest session_key. A token is
-//! only as good as its entry here: logout removes the entry and the token is dead at once.
+//! `SessionActor`: the live sessions. PostgreSQL's `user_session` is the truth; this actor is a
+//! bounded LRU cache in front of it, so the hot path — a request with a live cached token —
+//! touches no database, and memory stays flat however many sessions exist.
+//!
+//! The cache is only trusted while the NOTIFY listener is connected: revocations made by other
+//! instances arrive through it. When it drops, the cache is emptied and bypassed until it is back
+//! (notifications sent meanwhile are lost), so a revoked token is never served from memory.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use actix::prelude::*;
+use lru::LruCache;
 
+use crate::actors::db::{
+    CountLiveSessions, DbExecutor, InsertSession, LoadLiveSession, NewestSessionKey,
+    RefreshSession, RevokeSession, RevokeUserSessions, SweepSessions, TouchSessions,
+};
+use crate::db::DbError;
+use crate::db::sessions::{LiveSession, NewSession, NewSessionMeta, Revoked};
 use crate::wechat::SessionKey;
 
-/// How often expired sessions are swept out of memory.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often `last_seen_at` is written for the sessions used since the last write.
+const TOUCH_EVERY: Duration = Duration::from_secs(30);
+/// How often long-expired sessions are deleted.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
-struct LiveSession {
-    user_id: i64,
-    expires_at: i64,
-}
-
-#[derive(Default)]
 pub struct SessionActor {
-    sessions: HashMap<String, LiveSession>,
-    /// WeChat keeps one valid session_key per user; so do we, replaced on every login.
-    session_keys: HashMap<i64, SessionKey>,
-}
-
-impl Actor for SessionActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(SWEEP_EVERY, |act, _| act.sweep(now()));
-    }
+    db: Addr<DbExecutor>,
+    cache: LruCache<String, LiveSession>,
+    /// False while the NOTIFY listener is down (or not yet up).
+    trusted: bool,
+    /// Bumped by every invalidation: a database read that started before one must not refill
+    /// the cache with what may just have been revoked.
+    epoch: u64,
+    seen: HashSet<String>,
 }
 
 fn now() -> i64 {
@@ -36,180 +42,286 @@ fn now() -> i64 {
 }
 
 impl SessionActor {
-    fn sweep(&mut self, now: i64) {
-        self.sessions.retain(|_, s| s.expires_at > now);
-        let live_users: std::collections::HashSet<i64> =
-            self.sessions.values().map(|s| s.user_id).collect();
-        self.session_keys
-            .retain(|user, _| live_users.contains(user));
+    pub fn new(db: Addr<DbExecutor>, capacity: usize) -> Self {
+        SessionActor {
+            db,
+            cache: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+            trusted: false,
+            epoch: 0,
+            seen: HashSet::new(),
+        }
+    }
+
+    fn invalidate(&mut self, what: &Revoked) {
+        self.epoch += 1;
+        match what {
+            Revoked::Session(id) => {
+                self.cache.pop(id);
+            }
+            Revoked::User(user_id) => {
+                let doomed: Vec<String> = self
+                    .cache
+                    .iter()
+                    .filter(|(_, s)| s.user_id == *user_id)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in doomed {
+                    self.cache.pop(&id);
+                }
+            }
+        }
+    }
+
+    fn remember(&mut self, id: String, session: LiveSession, epoch: u64) {
+        if self.trusted && self.epoch == epoch {
+            self.cache.put(id, session);
+        }
     }
 }
 
-/// Records a new session after a login.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StartSession {
-    pub jti: String,
-    pub user_id: i64,
-    pub expires_at: i64,
-    pub session_key: SessionKey,
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(TOUCH_EVERY, |act, _| {
+            if act.seen.is_empty() {
+                return;
+            }
+            let ids: Vec<String> = act.seen.drain().collect();
+            act.db.do_send(TouchSessions(ids));
+        });
+        ctx.run_interval(SWEEP_EVERY, |act, _| act.db.do_send(SweepSessions));
+    }
 }
+
+/// Stores a login's session, then caches it. Answers once the row is committed, so every
+/// instance accepts the token from then on.
+#[derive(Message)]
+#[rtype(result = "Result<(), DbError>")]
+pub struct StartSession(pub NewSession);
 
 impl Handler<StartSession> for SessionActor {
-    type Result = ();
+    type Result = ResponseActFuture<Self, Result<(), DbError>>;
 
-    fn handle(&mut self, msg: StartSession, _: &mut Self::Context) {
-        self.session_keys.insert(msg.user_id, msg.session_key);
-        self.sessions.insert(
-            msg.jti,
-            LiveSession {
-                user_id: msg.user_id,
-                expires_at: msg.expires_at,
-            },
-        );
+    fn handle(&mut self, msg: StartSession, _: &mut Self::Context) -> Self::Result {
+        let id = msg.0.id.clone();
+        let live = LiveSession {
+            user_id: msg.0.user_id,
+            expires_at: msg.0.expires_at.timestamp(),
+        };
+        let epoch = self.epoch;
+        Box::pin(
+            self.db
+                .send(InsertSession(msg.0))
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    flatten(res)?;
+                    act.remember(id, live, epoch);
+                    Ok(())
+                }),
+        )
     }
+}
+
+fn flatten<T>(res: Result<Result<T, DbError>, MailboxError>) -> Result<T, DbError> {
+    res.map_err(|e| DbError::Mailbox(e.to_string()))?
 }
 
 /// Is this session live and does it belong to this user?
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Result<bool, DbError>")]
 pub struct CheckSession {
     pub jti: String,
     pub user_id: i64,
 }
 
 impl Handler<CheckSession> for SessionActor {
-    type Result = bool;
+    type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
-    fn handle(&mut self, msg: CheckSession, _: &mut Self::Context) -> bool {
-        self.sessions
-            .get(&msg.jti)
-            .is_some_and(|s| s.user_id == msg.user_id && s.expires_at > now())
+    fn handle(&mut self, msg: CheckSession, _: &mut Self::Context) -> Self::Result {
+        let now = now();
+        if self.trusted
+            && let Some(s) = self.cache.get(&msg.jti).copied()
+        {
+            if s.expires_at <= now {
+                self.cache.pop(&msg.jti);
+                return Box::pin(fut::ready(Ok(false)));
+            }
+            self.seen.insert(msg.jti);
+            return Box::pin(fut::ready(Ok(s.user_id == msg.user_id)));
+        }
+        let epoch = self.epoch;
+        let jti = msg.jti.clone();
+        Box::pin(
+            self.db
+                .send(LoadLiveSession(msg.jti))
+                .into_actor(self)
+                .map(move |res, act, _| match flatten(res)? {
+                    Some(s) if s.expires_at > now => {
+                        act.remember(jti, s, epoch);
+                        Ok(s.user_id == msg.user_id)
+                    }
+                    _ => Ok(false),
+                }),
+        )
     }
 }
 
-/// Ends a session (logout). Answers whether it was live.
+/// Logout: revokes the session everywhere. Answers whether it was live.
 #[derive(Message)]
-#[rtype(result = "bool")]
+#[rtype(result = "Result<bool, DbError>")]
 pub struct EndSession {
     pub jti: String,
 }
 
 impl Handler<EndSession> for SessionActor {
-    type Result = bool;
+    type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
-    fn handle(&mut self, msg: EndSession, _: &mut Self::Context) -> bool {
-        self.sessions.remove(&msg.jti).is_some()
+    fn handle(&mut self, msg: EndSession, _: &mut Self::Context) -> Self::Result {
+        self.invalidate(&Revoked::Session(msg.jti.clone()));
+        Box::pin(
+            self.db
+                .send(RevokeSession(msg.jti))
+                .into_actor(self)
+                .map(|res, _, _| flatten(res)),
+        )
     }
 }
 
-/// The user's newest session_key, for decrypting WeChat's encrypted data.
+/// Logout on every device (or a ban): revokes all the user's sessions everywhere.
 #[derive(Message)]
-#[rtype(result = "Option<SessionKey>")]
+#[rtype(result = "Result<usize, DbError>")]
+pub struct EndUserSessions {
+    pub user_id: i64,
+}
+
+impl Handler<EndUserSessions> for SessionActor {
+    type Result = ResponseActFuture<Self, Result<usize, DbError>>;
+
+    fn handle(&mut self, msg: EndUserSessions, _: &mut Self::Context) -> Self::Result {
+        self.invalidate(&Revoked::User(msg.user_id));
+        Box::pin(
+            self.db
+                .send(RevokeUserSessions(msg.user_id))
+                .into_actor(self)
+                .map(|res, _, _| flatten(res)),
+        )
+    }
+}
+
+/// Replaces a session by a new one (token refresh). `false` when the old one was not live.
+#[derive(Message)]
+#[rtype(result = "Result<bool, DbError>")]
+pub struct RotateSession {
+    pub old_jti: String,
+    pub new: NewSessionMeta,
+}
+
+impl Handler<RotateSession> for SessionActor {
+    type Result = ResponseActFuture<Self, Result<bool, DbError>>;
+
+    fn handle(&mut self, msg: RotateSession, _: &mut Self::Context) -> Self::Result {
+        self.invalidate(&Revoked::Session(msg.old_jti.clone()));
+        let id = msg.new.id.clone();
+        let live = LiveSession {
+            user_id: msg.new.user_id,
+            expires_at: msg.new.expires_at.timestamp(),
+        };
+        let epoch = self.epoch;
+        let request = RefreshSession {
+            old_id: msg.old_jti,
+            new: msg.new,
+        };
+        Box::pin(
+            self.db
+                .send(request)
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    let rotated = flatten(res)?;
+                    if rotated {
+                        act.remember(id, live, epoch);
+                    }
+                    Ok(rotated)
+                }),
+        )
+    }
+}
+
+/// The user's newest session_key (WeChat keeps only that one valid), for decrypting open data.
+#[derive(Message)]
+#[rtype(result = "Result<Option<SessionKey>, DbError>")]
 pub struct GetSessionKey {
     pub user_id: i64,
 }
 
 impl Handler<GetSessionKey> for SessionActor {
-    type Result = Option<SessionKey>;
+    type Result = ResponseFuture<Result<Option<SessionKey>, DbError>>;
 
-    fn handle(&mut self, msg: GetSessionKey, _: &mut Self::Context) -> Option<SessionKey> {
-        self.session_keys.get(&msg.user_id).cloned()
+    fn handle(&mut self, msg: GetSessionKey, _: &mut Self::Context) -> Self::Result {
+        let request = self.db.send(NewestSessionKey(msg.user_id));
+        Box::pin(async move { flatten(request.await) })
     }
 }
 
-/// How many sessions are live, for the status page.
+/// How many sessions are live across all instances, for the status page.
 #[derive(Message)]
 #[rtype(result = "usize")]
 pub struct CountSessions;
 
 impl Handler<CountSessions> for SessionActor {
-    type Result = usize;
+    type Result = ResponseFuture<usize>;
 
-    fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> usize {
-        let now = now();
-        self.sessions
-            .values()
-            .filter(|s| s.expires_at > now)
-            .count()
+    fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> Self::Result {
+        let request = self.db.send(CountLiveSessions);
+        let cached = self.cache.len();
+        Box::pin(async move {
+            flatten(request.await)
+                .map(|n| n.max(0) as usize)
+                .unwrap_or(cached)
+        })
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How many sessions this instance holds in memory (tests, status).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CachedSessions;
 
-    #[actix_rt::test]
-    async fn sessions_live_until_ended_or_expired() {
-        let addr = SessionActor::default().start();
-        let key = SessionKey::new("k".into());
-        let start = |jti: &str, user_id, expires_at| StartSession {
-            jti: jti.into(),
-            user_id,
-            expires_at,
-            session_key: key.clone(),
-        };
-        addr.send(start("a", 1, now() + 100))
-            .await
-            .expect("mailbox");
-        addr.send(start("old", 1, now() - 1))
-            .await
-            .expect("mailbox");
-        let check = |jti: &str, user_id| CheckSession {
-            jti: jti.into(),
-            user_id,
-        };
-        assert!(addr.send(check("a", 1)).await.expect("mailbox"));
-        assert!(
-            !addr.send(check("a", 2)).await.expect("mailbox"),
-            "another user's token id"
-        );
-        assert!(
-            !addr.send(check("old", 1)).await.expect("mailbox"),
-            "expired"
-        );
-        assert!(
-            !addr.send(check("nope", 1)).await.expect("mailbox"),
-            "unknown"
-        );
-        assert_eq!(addr.send(CountSessions).await.expect("mailbox"), 1);
-        assert!(
-            addr.send(EndSession { jti: "a".into() })
-                .await
-                .expect("mailbox")
-        );
-        assert!(!addr.send(check("a", 1)).await.expect("mailbox"), "ended");
-        assert!(
-            !addr
-                .send(EndSession { jti: "a".into() })
-                .await
-                .expect("mailbox"),
-            "ended twice"
-        );
+impl Handler<CachedSessions> for SessionActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: CachedSessions, _: &mut Self::Context) -> usize {
+        self.cache.len()
     }
+}
 
-    #[test]
-    fn sweep_drops_expired_sessions_and_orphaned_keys() {
-        let mut actor = SessionActor::default();
-        actor.sessions.insert(
-            "a".into(),
-            LiveSession {
-                user_id: 1,
-                expires_at: 10,
-            },
-        );
-        actor.sessions.insert(
-            "b".into(),
-            LiveSession {
-                user_id: 2,
-                expires_at: 30,
-            },
-        );
-        actor.session_keys.insert(1, SessionKey::new("k1".into()));
-        actor.session_keys.insert(2, SessionKey::new("k2".into()));
-        actor.sweep(20);
-        assert_eq!(actor.sessions.len(), 1);
-        assert!(actor.session_keys.contains_key(&2));
-        assert!(!actor.session_keys.contains_key(&1));
+/// From the NOTIFY listener: another instance (or this one) revoked something.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Invalidate(pub Revoked);
+
+impl Handler<Invalidate> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) {
+        self.invalidate(&msg.0);
+    }
+}
+
+/// From the NOTIFY listener: whether it is connected.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ListenerStatus {
+    pub connected: bool,
+}
+
+impl Handler<ListenerStatus> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ListenerStatus, _: &mut Self::Context) {
+        // Either way the cache may hold what was revoked while nobody listened.
+        self.cache.clear();
+        self.epoch += 1;
+        self.trusted = msg.connected;
     }
 }

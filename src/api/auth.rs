@@ -4,15 +4,16 @@ use actix_web::{HttpRequest, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::extract::{AuthUser, JsonBody, client_ip};
+use super::extract::{AuthUser, JsonBody, client_ip, user_agent};
 use super::profile::{
     DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
 };
 use super::{ApiResult, AppState, ok, ok_empty};
 use crate::actors::db::UpsertOnLogin;
-use crate::actors::session::{EndSession, StartSession};
+use crate::actors::session::{EndSession, EndUserSessions, RotateSession, StartSession};
 use crate::actors::wechat::Code2Session;
 use crate::db::models::NewWxUser;
+use crate::db::sessions::{NewSession, NewSessionMeta};
 use crate::error::ApiError;
 use crate::wechat::crypto::raw_data_signature_matches;
 use crate::wechat::{JsCode, mask_openid};
@@ -142,30 +143,87 @@ pub async fn login_by_weixin(
         .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
     state
         .sessions
-        .send(StartSession {
-            jti: issued.jti,
+        .send(StartSession(NewSession {
+            id: issued.jti,
             user_id: user.id,
-            expires_at: issued.expires_at,
             session_key: session.session_key,
-        })
-        .await?;
+            expires_at: DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now),
+            client_ip: ip.clone(),
+            user_agent: user_agent(&req),
+        }))
+        .await??;
     log::info!(
         "login ok: user {} openid {} from {ip}",
         user.id,
         mask_openid(&user.weixin_openid)
     );
 
-    let expires = DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now);
     ok(LoginAnswer {
         token: issued.token,
-        token_expire: china_time(expires).format("%Y-%m-%d %H:%M:%S").to_string(),
+        token_expire: token_expire(issued.expires_at),
         user_info: UserInfoView::from(&user),
     })
 }
 
 /// `POST auth/logout`: the token is dead from this moment on.
 pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
-    state.sessions.send(EndSession { jti: user.jti }).await?;
+    state.sessions.send(EndSession { jti: user.jti }).await??;
     log::info!("logout: user {}", user.user_id);
     ok_empty()
+}
+
+/// `POST auth/logout_all`: every session of the user, on every instance, is dead at once.
+pub async fn logout_all(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+    let ended = state
+        .sessions
+        .send(EndUserSessions {
+            user_id: user.user_id,
+        })
+        .await??;
+    log::info!("logout_all: user {} ended {ended} sessions", user.user_id);
+    ok_empty()
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshAnswer {
+    pub token: String,
+    pub token_expire: String,
+}
+
+/// `POST auth/refresh`: a new token for the same session_key; the old token is dead at once.
+/// Lets a client stay logged in without calling wx.login() again.
+pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+    let now = Utc::now();
+    let issued = state
+        .tokens
+        .issue(user.user_id, now.timestamp())
+        .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
+    let rotated = state
+        .sessions
+        .send(RotateSession {
+            old_jti: user.jti,
+            new: NewSessionMeta {
+                id: issued.jti,
+                user_id: user.user_id,
+                expires_at: DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now),
+                client_ip: client_ip(&req),
+                user_agent: user_agent(&req),
+            },
+        })
+        .await??;
+    if !rotated {
+        // Revoked between the check and the rotation (a concurrent refresh or logout).
+        return Err(ApiError::Unlogin);
+    }
+    ok(RefreshAnswer {
+        token: issued.token,
+        token_expire: token_expire(issued.expires_at),
+    })
+}
+
+/// `yyyy-MM-dd HH:mm:ss` China Standard Time, as litemall-style clients show it.
+fn token_expire(expires_at: i64) -> String {
+    let at = DateTime::<Utc>::from_timestamp(expires_at, 0).unwrap_or_else(Utc::now);
+    china_time(at).format("%Y-%m-%d %H:%M:%S").to_string()
 }

@@ -94,7 +94,7 @@ impl FromRequest for AuthUser {
                     jti: claims.jti.clone(),
                     user_id,
                 })
-                .await?;
+                .await??;
             if !live {
                 return Err(ApiError::Unlogin);
             }
@@ -104,6 +104,15 @@ impl FromRequest for AuthUser {
             })
         })
     }
+}
+
+/// The client's user agent, for the session record.
+pub fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The client's IP as seen on the socket.

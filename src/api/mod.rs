@@ -51,6 +51,8 @@ pub fn configure_wx(cfg: &mut web::ServiceConfig) {
         web::post().to(auth::login_by_weixin),
     )
     .route("/auth/logout", web::post().to(auth::logout))
+    .route("/auth/logout_all", web::post().to(auth::logout_all))
+    .route("/auth/refresh", web::post().to(auth::refresh))
     .route("/auth/bindPhone", web::post().to(phone::bind_phone))
     .route("/auth/profile", web::post().to(profile::update))
     .route("/auth/info", web::get().to(profile::info))

@@ -133,7 +133,7 @@ async fn by_open_data(
     let Some(session_key) = state
         .sessions
         .send(GetSessionKey { user_id: user.id })
-        .await?
+        .await??
     else {
         log::info!(
             "bindPhone: no session_key for user {}: asking for a new login",

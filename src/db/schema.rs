@@ -27,3 +27,23 @@ diesel::table! {
         deleted -> Bool,
     }
 }
+
+diesel::table! {
+    user_session (id) {
+        #[max_length = 64]
+        id -> Varchar,
+        user_id -> Int8,
+        session_key_enc -> Bytea,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        #[max_length = 63]
+        client_ip -> Varchar,
+        #[max_length = 255]
+        user_agent -> Varchar,
+    }
+}
+
+diesel::joinable!(user_session -> wx_user (user_id));
+diesel::allow_tables_to_appear_in_same_query!(user_session, wx_user);
