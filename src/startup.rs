@@ -34,6 +34,14 @@ pub enum StartupError {
     Server(#[from] std::io::Error),
 }
 
+/// A server running in the background (tests): where it listens and how to stop it.
+pub struct Spawned {
+    pub port: u16,
+    pub dev_fake: Option<Arc<FakeWeChat>>,
+    pub state: AppState,
+    pub handle: actix_web::dev::ServerHandle,
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -145,8 +153,14 @@ impl Application {
     }
 
     /// Serves in the background on the current actix system; for tests.
-    pub fn spawn(self) -> (u16, Option<Arc<FakeWeChat>>, AppState) {
+    pub fn spawn(self) -> Spawned {
+        let handle = self.server.handle();
         actix_web::rt::spawn(self.server);
-        (self.port, self.dev_fake, self.state)
+        Spawned {
+            port: self.port,
+            dev_fake: self.dev_fake,
+            state: self.state,
+            handle,
+        }
     }
 }

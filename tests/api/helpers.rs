@@ -52,6 +52,12 @@ pub fn captured_logs() -> Vec<String> {
 // ---- the app under test ----
 
 pub struct TestApp {
+    /// The configuration it was built from, to start siblings on the same database.
+    vars: HashMap<String, String>,
+    /// Only the first instance drops the database when it goes.
+    owns_db: bool,
+    pub state: wxauth::api::AppState,
+    pub handle: actix_web::dev::ServerHandle,
     pub base: String,
     pub api: String,
     pub fake: Arc<FakeWeChat>,
@@ -111,10 +117,14 @@ impl TestAppBuilder {
 
         let config = Config::from_vars(&vars).expect("test config is valid");
         let app = Application::build(config).await.expect("app starts");
-        let (port, dev_fake, _state) = app.spawn();
-        let fake = upstream_fake.or(dev_fake).expect("a WeChat fake");
-        let base = format!("http://127.0.0.1:{port}");
+        let spawned = app.spawn();
+        let fake = upstream_fake.or(spawned.dev_fake).expect("a WeChat fake");
+        let base = format!("http://127.0.0.1:{}", spawned.port);
         TestApp {
+            vars,
+            owns_db: true,
+            state: spawned.state,
+            handle: spawned.handle,
             api: format!("{base}/oapro/wx"),
             base,
             fake,
@@ -163,6 +173,38 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Another instance on the same database, with the same secrets and the same WeChat: as
+    /// behind a load balancer, or the same deployment after a restart.
+    pub async fn sibling(&self) -> TestApp {
+        let config = Config::from_vars(&self.vars).expect("test config is valid");
+        let spawned = Application::build(config)
+            .await
+            .expect("sibling starts")
+            .spawn();
+        let base = format!("http://127.0.0.1:{}", spawned.port);
+        TestApp {
+            vars: self.vars.clone(),
+            owns_db: false,
+            state: spawned.state,
+            handle: spawned.handle,
+            api: format!("{base}/oapro/wx"),
+            base,
+            fake: self.fake.clone(),
+            db_url: self.db_url.clone(),
+            db_name: self.db_name.clone(),
+            jwt_secret: self.jwt_secret.clone(),
+            wechat_secret: self.wechat_secret.clone(),
+            http: awc::Client::builder()
+                .timeout(Duration::from_secs(10))
+                .finish(),
+        }
+    }
+
+    /// Stops this instance's HTTP server (its in-memory state is gone with it).
+    pub async fn stop(&self) {
+        self.handle.stop(false).await;
+    }
+
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
             vars: HashMap::new(),
@@ -265,6 +307,9 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if !self.owns_db {
+            return;
+        }
         if let Ok(mut conn) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",

@@ -6,6 +6,7 @@ mod helpers;
 mod login;
 mod phone;
 mod profile;
+mod sessions;
 mod startup;
 mod tokens;
 mod wechat_faults;

@@ -1,0 +1,304 @@
+//! Sessions that survive restarts and scale out: two instances on one database behave as one.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use serde_json::json;
+use wxauth::actors::listener::APPLICATION_NAME;
+use wxauth::actors::session::CachedSessions;
+use wxauth::db::schema::user_session;
+
+use crate::helpers::{TEST_APPID, TestApp};
+
+/// Polls until `user/index` with this token answers `errno`, or the deadline passes.
+async fn errno_within(app: &TestApp, token: &str, errno: i64, deadline: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let got = app.get("user/index", Some(token)).await.errno();
+        if got == errno {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "still errno {got} after {deadline:?}, expected {errno}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[actix_web::test]
+async fn every_login_is_a_session_row_and_logout_marks_it_revoked() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("alice").await;
+    let user_id = app
+        .user_by_openid(&app.fake.openid_for("alice"))
+        .expect("row")
+        .id;
+
+    let rows: Vec<(i64, Option<chrono::DateTime<chrono::Utc>>, String)> = user_session::table
+        .select((
+            user_session::user_id,
+            user_session::revoked_at,
+            user_session::client_ip,
+        ))
+        .load(&mut app.db())
+        .expect("rows");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].0, user_id);
+    assert!(rows[0].1.is_none());
+    assert_eq!(rows[0].2, "127.0.0.1");
+
+    assert_eq!(
+        app.post("auth/logout", &json!({}), Some(&token))
+            .await
+            .errno(),
+        0
+    );
+    let revoked: Option<chrono::DateTime<chrono::Utc>> = user_session::table
+        .select(user_session::revoked_at)
+        .first(&mut app.db())
+        .expect("row");
+    assert!(revoked.is_some());
+}
+
+#[actix_web::test]
+async fn a_token_issued_before_a_restart_still_works_and_bind_phone_still_has_the_key() {
+    let before = TestApp::spawn().await;
+    let openid = before.fake.openid_for("bob");
+    let token = before.login_ok("bob").await;
+    before.stop().await;
+
+    // Same JWT_SECRET and database, fresh memory: as a new process would have.
+    let after = before.sibling().await;
+
+    assert_eq!(after.get("user/index", Some(&token)).await.errno(), 0);
+    let (data, iv) = after
+        .fake
+        .encrypted_phone(&openid, "13800138000", TEST_APPID)
+        .expect("payload");
+    let bound = after
+        .post(
+            "auth/bindPhone",
+            &json!({ "encryptedData": data, "iv": iv }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(bound.errno(), 0, "{}", bound.raw);
+}
+
+#[actix_web::test]
+async fn a_login_on_one_instance_works_on_the_other_and_a_logout_there_kills_it_here() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling().await;
+    let token = a.login_ok("carol").await;
+    assert_eq!(b.get("user/index", Some(&token)).await.errno(), 0);
+    // Both caches hold it now.
+    assert_eq!(a.get("user/index", Some(&token)).await.errno(), 0);
+
+    assert_eq!(
+        b.post("auth/logout", &json!({}), Some(&token))
+            .await
+            .errno(),
+        0
+    );
+
+    assert_eq!(
+        b.get("user/index", Some(&token)).await.errno(),
+        501,
+        "dead at once where it was revoked"
+    );
+    let took = errno_within(&a, &token, 501, Duration::from_secs(1)).await;
+    assert!(took < Duration::from_secs(1));
+}
+
+#[actix_web::test]
+async fn refresh_rotates_the_token() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling().await;
+    let old = a.login_ok("dave").await;
+    assert_eq!(b.get("user/index", Some(&old)).await.errno(), 0);
+
+    let reply = a.post("auth/refresh", &json!({}), Some(&old)).await;
+
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let new = reply.token();
+    assert_ne!(new, old);
+    assert!(reply.body["data"]["tokenExpire"].as_str().is_some());
+    assert_eq!(a.get("user/index", Some(&old)).await.errno(), 501);
+    assert_eq!(a.get("user/index", Some(&new)).await.errno(), 0);
+    errno_within(&b, &old, 501, Duration::from_secs(1)).await;
+    assert_eq!(b.get("user/index", Some(&new)).await.errno(), 0);
+    // The old token cannot be refreshed again, and the new session keeps the session_key.
+    assert_eq!(
+        a.post("auth/refresh", &json!({}), Some(&old)).await.errno(),
+        501
+    );
+    let openid = a.fake.openid_for("dave");
+    let (data, iv) = a
+        .fake
+        .encrypted_phone(&openid, "13800138001", TEST_APPID)
+        .expect("payload");
+    let bound = a
+        .post(
+            "auth/bindPhone",
+            &json!({ "encryptedData": data, "iv": iv }),
+            Some(&new),
+        )
+        .await;
+    assert_eq!(bound.errno(), 0, "{}", bound.raw);
+}
+
+#[actix_web::test]
+async fn logout_all_kills_every_token_of_the_user_on_both_instances() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling().await;
+    let phone = a.login_ok("erin").await;
+    let tablet = b.login_ok("erin").await;
+    let someone_else = a.login_ok("frank").await;
+    for t in [&phone, &tablet] {
+        assert_eq!(a.get("user/index", Some(t)).await.errno(), 0);
+        assert_eq!(b.get("user/index", Some(t)).await.errno(), 0);
+    }
+
+    assert_eq!(
+        a.post("auth/logout_all", &json!({}), Some(&phone))
+            .await
+            .errno(),
+        0
+    );
+
+    for t in [&phone, &tablet] {
+        assert_eq!(a.get("user/index", Some(t)).await.errno(), 501);
+        errno_within(&b, t, 501, Duration::from_secs(1)).await;
+    }
+    assert_eq!(b.get("user/index", Some(&someone_else)).await.errno(), 0);
+}
+
+#[actix_web::test]
+async fn revocations_still_propagate_after_the_listener_connection_is_killed() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling().await;
+    let token = a.login_ok("gina").await;
+    assert_eq!(a.get("user/index", Some(&token)).await.errno(), 0);
+
+    #[derive(QueryableByName)]
+    struct Killed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let count_listeners = |app: &TestApp| -> i64 {
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind::<diesel::sql_types::Text, _>(APPLICATION_NAME)
+        .get_result::<Killed>(&mut app.db())
+        .expect("query")
+        .n
+    };
+    let killed: Killed = diesel::sql_query(
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE application_name = $1 AND datname = current_database()",
+    )
+    .bind::<diesel::sql_types::Text, _>(APPLICATION_NAME)
+    .get_result(&mut a.db())
+    .expect("terminate");
+    assert_eq!(killed.n, 2, "both instances' listeners were connected");
+
+    // Served from the database meanwhile, never from a cache nobody keeps current.
+    assert_eq!(a.get("user/index", Some(&token)).await.errno(), 0);
+    let started = Instant::now();
+    while count_listeners(&a) < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "listeners did not reconnect"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(a.get("user/index", Some(&token)).await.errno(), 0);
+
+    assert_eq!(
+        b.post("auth/logout", &json!({}), Some(&token))
+            .await
+            .errno(),
+        0
+    );
+
+    errno_within(&a, &token, 501, Duration::from_secs(1)).await;
+}
+
+#[actix_web::test]
+async fn the_session_key_column_holds_no_plaintext_key() {
+    use base64::Engine;
+    let app = TestApp::spawn().await;
+    let openid = app.fake.openid_for("hank");
+    app.login_ok("hank").await;
+    let key = app.fake.session_key_of(&openid).expect("key");
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(&key)
+        .expect("b64");
+
+    let stored: Vec<u8> = user_session::table
+        .select(user_session::session_key_enc)
+        .first(&mut app.db())
+        .expect("row");
+
+    assert!(stored.len() > raw.len(), "nonce and tag are there");
+    assert!(
+        !stored.windows(key.len()).any(|w| w == key.as_bytes()),
+        "base64 text"
+    );
+    assert!(
+        !stored.windows(raw.len()).any(|w| w == raw.as_slice()),
+        "raw bytes"
+    );
+}
+
+#[actix_web::test]
+async fn more_sessions_than_cache_capacity_all_stay_valid_in_bounded_memory() {
+    let app = TestApp::builder()
+        .var("SESSION_CACHE_CAPACITY", "5")
+        .spawn()
+        .await;
+    let mut tokens = Vec::new();
+    for i in 0..12 {
+        tokens.push(app.login_ok(&format!("user{i}")).await);
+    }
+    for _ in 0..2 {
+        for t in &tokens {
+            assert_eq!(app.get("user/index", Some(t)).await.errno(), 0);
+        }
+    }
+    let cached = app
+        .state
+        .sessions
+        .send(CachedSessions)
+        .await
+        .expect("mailbox");
+    assert!(cached <= 5, "{cached} sessions cached");
+    assert!(cached > 0, "the cache is in use");
+}
+
+#[actix_web::test]
+async fn expired_sessions_are_swept() {
+    let app = TestApp::spawn().await;
+    app.login_ok("ivy").await;
+    let user_id = app
+        .user_by_openid(&app.fake.openid_for("ivy"))
+        .expect("row")
+        .id;
+    diesel::sql_query(
+        "INSERT INTO user_session (id, user_id, session_key_enc, expires_at) VALUES ('old', $1, '\\x00', now() - interval '2 days')",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(user_id)
+    .execute(&mut app.db())
+    .expect("insert");
+
+    let swept = wxauth::db::sessions::sweep_expired(&mut app.db()).expect("sweep");
+
+    assert_eq!(swept, 1);
+    let left: i64 = user_session::table
+        .count()
+        .get_result(&mut app.db())
+        .expect("count");
+    assert_eq!(left, 1, "the live session stays");
+}
