@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod home;
+pub mod meeting;
 pub mod user;
 
 use std::sync::Arc;
@@ -47,7 +49,14 @@ pub fn configure_wx(cfg: &mut web::ServiceConfig) {
         web::post().to(auth::login_by_weixin),
     )
     .route("/auth/logout", web::post().to(auth::logout))
-    .route("/user/index", web::get().to(user::index));
+    .route("/user/index", web::get().to(user::index))
+    .route("/home/index", web::get().to(home::index))
+    .route("/swiperImgs", web::get().to(home::swiper_imgs))
+    .route("/meeting/list", web::get().to(meeting::list))
+    .route("/meeting/detail", web::get().to(meeting::detail))
+    .route("/meeting/publish", web::post().to(meeting::publish))
+    .route("/meeting/join", web::post().to(meeting::join))
+    .route("/meeting/leave", web::post().to(meeting::leave));
 }
 
 /// Unknown paths and methods: an envelope, not an empty 404 page.

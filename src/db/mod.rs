@@ -1,9 +1,11 @@
 //! PostgreSQL: schema, models, queries (plain functions on `&mut PgConnection`), and start-up
 //! (create the database, run the embedded migrations, build the pool).
 
+pub mod meetings;
 pub mod models;
 pub mod schema;
 pub mod setup;
+pub mod swiper;
 pub mod users;
 
 use diesel::PgConnection;

@@ -4,6 +4,7 @@
 mod errors;
 mod helpers;
 mod login;
+mod meetings;
 mod startup;
 mod tokens;
 mod wechat_faults;
