@@ -1,6 +1,7 @@
 //! PostgreSQL: schema, models, queries (plain functions on `&mut PgConnection`), and start-up
 //! (create the database, run the embedded migrations, build the pool).
 
+pub mod demo;
 pub mod meetings;
 pub mod models;
 pub mod schema;

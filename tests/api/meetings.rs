@@ -1,15 +1,20 @@
 //! The OA meeting app behind the login, as the mini-program uses it: the home page and its
-//! swiper, the meeting list, publishing, joining and leaving, and the counts on the user's page.
+//! swiper, the meeting list, publishing, joining and leaving, the counts on the user's page, and
+//! the demo data a developer sees in dev mode.
 
 use std::collections::HashSet;
+use std::process::{Command, Output};
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
+use wxauth::config::{Config, VARIABLES};
+use wxauth::db::demo::{self, DEMO_PUBLISHER_OPENID};
 use wxauth::db::models::NewSwiperImage;
 use wxauth::db::schema::{meeting, meeting_member, swiper_image};
+use wxauth::startup::Application;
 
-use crate::helpers::{Reply, TestApp};
+use crate::helpers::{Reply, TEST_APPID, TestApp};
 
 // ---- the story's props ----
 
@@ -137,7 +142,8 @@ fn time(value: &Value) -> DateTime<Utc> {
 // ---- empty app ----
 
 #[actix_web::test]
-async fn an_empty_app_answers_empty_lists() {
+async fn an_empty_app_answers_empty_lists_and_gets_no_demo_data_in_production_mode() {
+    // The harness's default app has WECHAT_APPID set: production mode.
     let app = TestApp::spawn().await;
 
     let swiper = app.get("swiperImgs", None).await;
@@ -160,6 +166,7 @@ async fn an_empty_app_answers_empty_lists() {
     );
     assert_eq!(count_meetings(&app), 0);
     assert_eq!(count_swiper_images(&app), 0);
+    assert_eq!(app.count_users(), 0, "no demo users either");
 }
 
 // ---- the list ----
@@ -752,4 +759,151 @@ async fn publish_join_leave_and_user_index_need_a_token_the_rest_is_public() {
         let reply = app.get(&path, None).await;
         assert_eq!(reply.errno(), 0, "{path}: {}", reply.raw);
     }
+}
+
+// ---- demo data ----
+
+/// Runs the wxauth binary against the test's database, with nothing of the developer's
+/// environment leaking in.
+fn wxauth(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
+    for var in VARIABLES {
+        cmd.env_remove(var);
+    }
+    cmd.args(args)
+        .env("DATABASE_URL", &app.db_url)
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Rows {
+    users: i64,
+    meetings: i64,
+    members: i64,
+    swiper_images: i64,
+}
+
+fn rows(app: &TestApp) -> Rows {
+    Rows {
+        users: app.count_users(),
+        meetings: count_meetings(app),
+        members: count_members(app),
+        swiper_images: count_swiper_images(app),
+    }
+}
+
+/// Another dev-mode instance starting on the test's database; it serves until the test ends, as
+/// the harness's own app does.
+async fn start_dev_instance(app: &TestApp) {
+    let vars = [
+        ("DATABASE_URL", app.db_url.as_str()),
+        ("BIND_ADDR", "127.0.0.1:0"),
+        ("DB_POOL_SIZE", "1"),
+        ("HTTP_WORKERS", "1"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let config = Config::from_vars(&vars).expect("config");
+    assert!(config.is_dev_mode());
+    Application::build(config)
+        .await
+        .expect("a second start")
+        .spawn();
+}
+
+#[actix_web::test]
+async fn dev_mode_loads_the_demo_data_once() {
+    let app = TestApp::builder().dev_mode().spawn().await;
+
+    let loaded = rows(&app);
+    assert!(loaded.meetings >= 5, "{loaded:?}");
+    assert!(loaded.members > 0 && loaded.swiper_images > 0, "{loaded:?}");
+    assert!(app.user_by_openid(DEMO_PUBLISHER_OPENID).is_some());
+
+    let list = app.get("meeting/list?limit=100", None).await;
+    assert_eq!(list.errno(), 0, "{}", list.raw);
+    assert_eq!(list.body["data"]["total"], loaded.meetings);
+    let meetings = list.body["data"]["list"].as_array().expect("list");
+    let now = Utc::now();
+    assert!(
+        meetings.iter().any(|m| time(&m["startTime"]) > now),
+        "some ahead"
+    );
+    assert!(
+        meetings.iter().any(|m| time(&m["endTime"]) < now),
+        "some over"
+    );
+    assert!(
+        meetings
+            .iter()
+            .all(|m| m["title"].as_str().is_some_and(|t| !t.is_ascii())),
+        "Chinese titles"
+    );
+    assert!(meetings.iter().all(|m| m["publisherNickname"] != ""));
+    let home = app.get("home/index", None).await;
+    assert!(
+        !home.body["data"]["swiperImgs"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        !home.body["data"]["upcomingMeetings"]
+            .as_array()
+            .expect("list")
+            .is_empty()
+    );
+
+    // Again, three ways: the functions, another dev start, the command. Nothing is added.
+    let report = demo::seed(&mut app.db(), Utc::now()).expect("seed");
+    assert!(report.is_empty(), "{report:?}");
+    assert_eq!(
+        demo::seed_if_empty(&mut app.db(), Utc::now()).expect("seed"),
+        None
+    );
+    start_dev_instance(&app).await;
+    let out = wxauth(&app, &["seed-demo"], &[]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing added"));
+    assert_eq!(rows(&app), loaded);
+}
+
+#[actix_web::test]
+async fn demo_data_never_lands_in_production_or_next_to_real_meetings_by_itself() {
+    // A production app: WECHAT_APPID set. Its start loaded nothing (see the empty-app test).
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("alice").await;
+    publish(&app, &token, &meeting_body("真实的会议", 24)).await;
+    let real = rows(&app);
+
+    // A dev start on a database that already has meetings leaves it alone.
+    start_dev_instance(&app).await;
+    assert_eq!(rows(&app), real);
+
+    let production = [("WECHAT_APPID", TEST_APPID), ("WECHAT_SECRET", "s3cret")];
+    let refused = wxauth(&app, &["seed-demo"], &production);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
+    assert_eq!(rows(&app), real);
+
+    let usage = wxauth(&app, &["seed-demo", "--yes"], &[]);
+    assert_eq!(usage.status.code(), Some(2), "{usage:?}");
+    assert_eq!(rows(&app), real);
+
+    let forced = wxauth(&app, &["seed-demo", "--force"], &production);
+    assert_eq!(forced.status.code(), Some(0), "{forced:?}");
+    assert!(String::from_utf8_lossy(&forced.stdout).contains("demo data loaded"));
+    let seeded = rows(&app);
+    assert!(
+        seeded.meetings > real.meetings && seeded.swiper_images > 0,
+        "{seeded:?}"
+    );
+    assert!(app.user_by_openid(DEMO_PUBLISHER_OPENID).is_some());
+
+    let twice = wxauth(&app, &["seed-demo", "--force"], &production);
+    assert_eq!(twice.status.code(), Some(0), "{twice:?}");
+    assert_eq!(rows(&app), seeded);
 }

@@ -1,10 +1,11 @@
 //! `DbExecutor` messages of the meeting app: meetings, memberships, swiper images, the counts on
-//! the user's page.
+//! the user's page, and dev mode's demo data.
 
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::DbExecutor;
+use crate::db::demo::{self, SeedReport};
 use crate::db::meetings::{self, JoinOutcome, MeetingInfo, MeetingPage, UserMeetingCounts};
 use crate::db::models::{NewMeeting, SwiperImage};
 use crate::db::{DbError, swiper};
@@ -128,5 +129,20 @@ impl Handler<CountUserMeetings> for DbExecutor {
 
     fn handle(&mut self, msg: CountUserMeetings, _: &mut Self::Context) -> Self::Result {
         meetings::counts_for_user(&mut *self.conn()?, msg.0)
+    }
+}
+
+/// Dev mode's start: the demo data, when the app has no meetings and no swiper images yet.
+#[derive(Message)]
+#[rtype(result = "Result<Option<SeedReport>, DbError>")]
+pub struct SeedDemoIfEmpty {
+    pub now: DateTime<Utc>,
+}
+
+impl Handler<SeedDemoIfEmpty> for DbExecutor {
+    type Result = Result<Option<SeedReport>, DbError>;
+
+    fn handle(&mut self, msg: SeedDemoIfEmpty, _: &mut Self::Context) -> Self::Result {
+        demo::seed_if_empty(&mut *self.conn()?, msg.now)
     }
 }
