@@ -1,11 +1,32 @@
 use std::process::ExitCode;
 
 use wxauth::config::Config;
+use wxauth::db::demo;
 use wxauth::startup::{Application, DEV_FAKE_PATH};
+
+const USAGE: &str = "\
+usage: wxauth                       serve the API (configuration: see README)
+       wxauth seed-demo [--force]   load the demo data; refused with WECHAT_APPID set, unless --force";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let seed_demo = match args.as_slice() {
+        [] => None,
+        ["seed-demo"] => Some(false),
+        ["seed-demo", "--force"] => Some(true),
+        ["-h" | "--help"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
 
     let config = match Config::from_env() {
         Ok(c) => c,
@@ -15,6 +36,34 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match seed_demo {
+        Some(force) => seed(&config, force),
+        None => serve(config).await,
+    }
+}
+
+fn seed(config: &Config, force: bool) -> ExitCode {
+    match demo::seed_command(config, force) {
+        Ok(report) if report.is_empty() => {
+            println!("demo data already loaded: nothing added");
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!("demo data loaded: {report}");
+            ExitCode::SUCCESS
+        }
+        Err(e @ demo::SeedCommandError::Production) => {
+            eprintln!("wxauth: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("wxauth: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
     let bind = config.bind_addr;
     let api_root = config.api_root();
     let dev = config.is_dev_mode();

@@ -8,6 +8,7 @@ use actix::{Actor, SyncArbiter};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
+use crate::actors::db::meetings::SeedDemoIfEmpty;
 use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
 use crate::api::{self, AppState};
 use crate::config::{Config, Secret, WeChatMode};
@@ -32,6 +33,8 @@ pub enum StartupError {
     },
     #[error("http server: {0}")]
     Server(#[from] std::io::Error),
+    #[error("cannot load the demo data: {0}")]
+    Demo(String),
 }
 
 /// A server running in the background (tests): where it listens and how to stop it.
@@ -96,6 +99,19 @@ impl Application {
         let db = SyncArbiter::start(db_threads, move || {
             DbExecutor::new(pool.clone(), cipher.clone())
         });
+        // Only dev mode: a production database must never receive demo rows by accident.
+        if config.is_dev_mode() {
+            let seeded = db
+                .send(SeedDemoIfEmpty {
+                    now: chrono::Utc::now(),
+                })
+                .await
+                .map_err(|e| StartupError::Demo(e.to_string()))?
+                .map_err(|e| StartupError::Demo(e.to_string()))?;
+            if let Some(report) = seeded {
+                log::info!("dev mode: loaded demo data into an empty app: {report}");
+            }
+        }
         let sessions = SessionActor::new(db.clone(), config.session_cache_capacity).start();
         listener::spawn(&config.database_url, sessions.clone())?;
         let wechat = WeChatClient::new(

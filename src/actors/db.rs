@@ -1,5 +1,8 @@
 //! `DbExecutor`: synchronous Diesel on an r2d2 pool, run on a `SyncArbiter` so blocking queries
 //! never stall the HTTP workers. Each message is a thin wrapper over a function in `crate::db`.
+//! The users' and health messages are here; the meeting app's are in `db/meetings.rs`.
+
+pub mod meetings;
 
 use std::sync::Arc;
 

@@ -1,7 +1,9 @@
-//! Extractors shared by the handlers: a JSON body that fails into the envelope (never an actix
-//! 400 page), the logged-in user behind `X-OA-Token`, and the client's IP.
+//! Extractors shared by the handlers: a JSON body and query parameters that fail into the
+//! envelope (never an actix 400 page), the logged-in user behind `X-OA-Token`, and the client's IP.
 
-use std::future::Future;
+use std::collections::HashMap;
+use std::future::{Future, Ready, ready};
+use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
@@ -59,6 +61,44 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     }
                 })
         })
+    }
+}
+
+/// The query string as named values. Read by hand, so that a bad value is a 402 envelope rather
+/// than actix's 400 page. An empty value counts as absent (`state=` means "any state").
+pub struct QueryParams(HashMap<String, String>);
+
+impl FromRequest for QueryParams {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            web::Query::<HashMap<String, String>>::from_query(req.query_string())
+                .map(|q| QueryParams(q.into_inner()))
+                .map_err(|_| ApiError::bad_value("the query string could not be decoded")),
+        )
+    }
+}
+
+impl QueryParams {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// A whole number within `range`; `None` when absent.
+    pub fn number(&self, name: &str, range: RangeInclusive<i64>) -> Result<Option<i64>, ApiError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(None);
+        };
+        match raw.parse::<i64>() {
+            Ok(n) if range.contains(&n) => Ok(Some(n)),
+            _ => Err(ApiError::bad_value(format!(
+                "{name} must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ))),
+        }
     }
 }
 

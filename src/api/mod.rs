@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod home;
+pub mod meeting;
 pub mod phone;
 pub mod profile;
 pub mod user;
@@ -56,7 +58,14 @@ pub fn configure_wx(cfg: &mut web::ServiceConfig) {
     .route("/auth/bindPhone", web::post().to(phone::bind_phone))
     .route("/auth/profile", web::post().to(profile::update))
     .route("/auth/info", web::get().to(profile::info))
-    .route("/user/index", web::get().to(user::index));
+    .route("/user/index", web::get().to(user::index))
+    .route("/home/index", web::get().to(home::index))
+    .route("/swiperImgs", web::get().to(home::swiper_imgs))
+    .route("/meeting/list", web::get().to(meeting::list))
+    .route("/meeting/detail", web::get().to(meeting::detail))
+    .route("/meeting/publish", web::post().to(meeting::publish))
+    .route("/meeting/join", web::post().to(meeting::join))
+    .route("/meeting/leave", web::post().to(meeting::leave));
 }
 
 /// Unknown paths and methods: an envelope, not an empty 404 page.

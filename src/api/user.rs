@@ -1,5 +1,8 @@
+use actix_web::web;
+
 use super::extract::AuthUser;
-use super::{ApiResult, ok};
+use super::{ApiResult, AppState, ok};
+use crate::actors::db::meetings::CountUserMeetings;
 
 #[derive(serde::Serialize)]
 pub struct UserIndex {
@@ -9,10 +12,11 @@ pub struct UserIndex {
     pub metting_joins: i64,
 }
 
-/// `GET user/index`: the numbers on the user's page. No meetings exist yet, so both are 0.
-pub async fn index(_user: AuthUser) -> ApiResult {
+/// `GET user/index`: the numbers on the user's page.
+pub async fn index(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+    let counts = state.db.send(CountUserMeetings(user.user_id)).await??;
     ok(UserIndex {
-        metting_pubs: 0,
-        metting_joins: 0,
+        metting_pubs: counts.published,
+        metting_joins: counts.joined,
     })
 }

@@ -1,11 +1,14 @@
 //! PostgreSQL: schema, models, queries (plain functions on `&mut PgConnection`), and start-up
 //! (create the database, run the embedded migrations, build the pool).
 
+pub mod demo;
+pub mod meetings;
 pub mod models;
 pub mod schema;
 pub mod sealed;
 pub mod sessions;
 pub mod setup;
+pub mod swiper;
 pub mod users;
 
 use diesel::PgConnection;

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::wx_user;
+use super::schema::{meeting, meeting_member, swiper_image, wx_user};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = wx_user)]
@@ -61,4 +61,73 @@ impl ProfileChange {
     pub fn is_empty(&self) -> bool {
         self.nickname.is_none() && self.avatar.is_none() && self.gender.is_none()
     }
+}
+
+/// `meeting.state`: see the migration for why only these two exist.
+pub mod meeting_state {
+    pub const PUBLISHED: i16 = 1;
+    pub const CANCELLED: i16 = 2;
+    pub const ALL: [i16; 2] = [PUBLISHED, CANCELLED];
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = meeting)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct Meeting {
+    pub id: i64,
+    pub title: String,
+    pub content: String,
+    pub location: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub publisher_id: i64,
+    pub state: i16,
+    pub cover: String,
+    pub add_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = meeting)]
+pub struct NewMeeting {
+    pub title: String,
+    pub content: String,
+    pub location: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub publisher_id: i64,
+    pub state: i16,
+    pub cover: String,
+    pub add_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = meeting_member)]
+pub struct NewMeetingMember {
+    pub meeting_id: i64,
+    pub user_id: i64,
+    pub join_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = swiper_image)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct SwiperImage {
+    pub id: i64,
+    pub url: String,
+    pub link: String,
+    pub sort_order: i32,
+    pub enabled: bool,
+    pub add_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = swiper_image)]
+pub struct NewSwiperImage {
+    pub url: String,
+    pub link: String,
+    pub sort_order: i32,
+    pub enabled: bool,
 }

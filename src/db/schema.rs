@@ -1,6 +1,47 @@
 // @generated to match `diesel print-schema` for the migrations in /migrations.
 
 diesel::table! {
+    meeting (id) {
+        id -> Int8,
+        #[max_length = 100]
+        title -> Varchar,
+        content -> Text,
+        #[max_length = 100]
+        location -> Varchar,
+        start_time -> Timestamptz,
+        end_time -> Timestamptz,
+        publisher_id -> Int8,
+        state -> Int2,
+        #[max_length = 512]
+        cover -> Varchar,
+        add_time -> Timestamptz,
+        update_time -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    meeting_member (meeting_id, user_id) {
+        meeting_id -> Int8,
+        user_id -> Int8,
+        join_time -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    swiper_image (id) {
+        id -> Int8,
+        #[max_length = 512]
+        url -> Varchar,
+        #[max_length = 512]
+        link -> Varchar,
+        sort_order -> Int4,
+        enabled -> Bool,
+        add_time -> Timestamptz,
+        update_time -> Timestamptz,
+    }
+}
+
+diesel::table! {
     wx_user (id) {
         id -> Int8,
         #[max_length = 63]
@@ -46,4 +87,14 @@ diesel::table! {
 }
 
 diesel::joinable!(user_session -> wx_user (user_id));
-diesel::allow_tables_to_appear_in_same_query!(user_session, wx_user);
+diesel::joinable!(meeting -> wx_user (publisher_id));
+diesel::joinable!(meeting_member -> meeting (meeting_id));
+diesel::joinable!(meeting_member -> wx_user (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    meeting,
+    meeting_member,
+    swiper_image,
+    user_session,
+    wx_user,
+);

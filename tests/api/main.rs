@@ -4,6 +4,7 @@
 mod errors;
 mod helpers;
 mod login;
+mod meetings;
 mod phone;
 mod profile;
 mod sessions;

@@ -1,0 +1,3 @@
+DROP TABLE swiper_image;
+DROP TABLE meeting_member;
+DROP TABLE meeting;

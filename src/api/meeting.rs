@@ -1,0 +1,399 @@
+//! `meeting/*`: the OA meeting app. Anyone may list and read meetings; publishing, joining and
+//! leaving need a token.
+//!
+//! Times: answers are RFC 3339 in China Standard Time (`2026-12-01T09:30:00+08:00`). Requests may
+//! send ISO 8601 with an offset or `Z`, or without an offset (`2026-12-01T09:30[:00]`), which is
+//! read as China Standard Time: that is what the mini-program's date and time pickers produce.
+
+use actix_web::web;
+use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{AuthUser, JsonBody, QueryParams};
+use super::profile::china_time;
+use super::{ApiResult, AppState, ok};
+use crate::actors::db::meetings::{
+    FindMeeting, JoinMeeting, LeaveMeeting, ListMeetings, PublishMeeting,
+};
+use crate::db::meetings::{JoinOutcome, MeetingInfo};
+use crate::db::models::{NewMeeting, meeting_state};
+use crate::error::ApiError;
+
+pub const DEFAULT_LIMIT: i64 = 10;
+pub const MAX_LIMIT: i64 = 100;
+/// Far beyond any real list; it keeps `(page - 1) * limit` well inside an i64.
+pub const MAX_PAGE: i64 = i32::MAX as i64;
+pub const MAX_TITLE_CHARS: usize = 100;
+pub const MAX_LOCATION_CHARS: usize = 100;
+/// A meeting notice, not a document; with 3 bytes a character it also fits the 16 KiB body limit.
+pub const MAX_CONTENT_CHARS: usize = 2000;
+pub const MAX_COVER_LEN: usize = 512;
+
+/// A meeting as the client shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MeetingView {
+    pub id: i64,
+    pub title: String,
+    pub content: String,
+    pub location: String,
+    pub start_time: String,
+    pub end_time: String,
+    /// 1 published, 2 cancelled.
+    pub state: i16,
+    pub cover: String,
+    pub publisher_id: i64,
+    pub publisher_nickname: String,
+    pub member_count: i64,
+    pub add_time: String,
+}
+
+impl From<MeetingInfo> for MeetingView {
+    fn from(info: MeetingInfo) -> Self {
+        let m = info.meeting;
+        MeetingView {
+            id: m.id,
+            title: m.title,
+            content: m.content,
+            location: m.location,
+            start_time: client_time(m.start_time),
+            end_time: client_time(m.end_time),
+            state: m.state,
+            cover: m.cover,
+            publisher_id: m.publisher_id,
+            publisher_nickname: info.publisher_nickname,
+            member_count: info.member_count,
+            add_time: client_time(m.add_time),
+        }
+    }
+}
+
+/// litemall's list shape, which the client's list pages already understand.
+#[derive(Serialize)]
+pub struct Page<T: Serialize> {
+    pub list: Vec<T>,
+    pub total: i64,
+    pub page: i64,
+    pub limit: i64,
+    pub pages: i64,
+}
+
+/// A time as the client reads it: RFC 3339 in China Standard Time.
+pub fn client_time(t: DateTime<Utc>) -> String {
+    china_time(t).to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// Reads ISO 8601 with an offset or `Z`, or without one as China Standard Time.
+pub fn parse_client_time(raw: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let naive = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M"))
+        .ok()?;
+    let cst = FixedOffset::east_opt(8 * 3600)?;
+    naive
+        .and_local_timezone(cst)
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// `GET meeting/list?page=1&limit=10&state=`: newest start time first; `state` empty means all.
+pub async fn list(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
+    let page = query.number("page", 1..=MAX_PAGE)?.unwrap_or(1);
+    let limit = query
+        .number("limit", 1..=MAX_LIMIT)?
+        .unwrap_or(DEFAULT_LIMIT);
+    let wanted = match query.get("state") {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<i16>()
+                .ok()
+                .filter(|s| meeting_state::ALL.contains(s))
+                .ok_or_else(|| {
+                    ApiError::bad_value("state must be 1 (published), 2 (cancelled) or empty")
+                })?,
+        ),
+    };
+    let found = state
+        .db
+        .send(ListMeetings {
+            state: wanted,
+            offset: (page - 1) * limit,
+            limit,
+        })
+        .await??;
+    ok(Page {
+        list: found.items.into_iter().map(MeetingView::from).collect(),
+        total: found.total,
+        page,
+        limit,
+        pages: (found.total + limit - 1) / limit,
+    })
+}
+
+/// `GET meeting/detail?id=`.
+pub async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
+    let id = query
+        .number("id", 1..=i64::MAX)?
+        .ok_or_else(|| ApiError::bad_argument("id is required"))?;
+    let found = state
+        .db
+        .send(FindMeeting(id))
+        .await??
+        .ok_or_else(|| no_such_meeting(id))?;
+    ok(MeetingView::from(found))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishRequest {
+    title: Option<String>,
+    content: Option<String>,
+    location: Option<String>,
+    start_time: Option<String>,
+    end_time: Option<String>,
+    cover: Option<String>,
+}
+
+impl PublishRequest {
+    /// Missing or blank fields are 401, values out of shape 402, the first problem wins.
+    fn validate(self, publisher_id: i64, now: DateTime<Utc>) -> Result<NewMeeting, ApiError> {
+        let title = one_line("title", required("title", self.title)?, MAX_TITLE_CHARS)?;
+        let content = required("content", self.content)?;
+        if content.chars().count() > MAX_CONTENT_CHARS {
+            return Err(ApiError::bad_value(format!(
+                "content must be at most {MAX_CONTENT_CHARS} characters"
+            )));
+        }
+        if content
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(ApiError::bad_value(
+                "content must not contain control characters other than line breaks and tabs",
+            ));
+        }
+        let location = one_line(
+            "location",
+            required("location", self.location)?,
+            MAX_LOCATION_CHARS,
+        )?;
+        let start_time = time_value("startTime", required("startTime", self.start_time)?)?;
+        let end_time = time_value("endTime", required("endTime", self.end_time)?)?;
+        if end_time <= start_time {
+            return Err(ApiError::bad_value("endTime must be after startTime"));
+        }
+        let cover = match self.cover.as_deref().map(str::trim) {
+            None | Some("") => String::new(),
+            Some(url) => cover_url(url)?,
+        };
+        Ok(NewMeeting {
+            title,
+            content,
+            location,
+            start_time,
+            end_time,
+            publisher_id,
+            state: meeting_state::PUBLISHED,
+            cover,
+            add_time: now,
+            update_time: now,
+        })
+    }
+}
+
+fn required(name: &str, value: Option<String>) -> Result<String, ApiError> {
+    value
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::bad_argument(format!("{name} is required")))
+}
+
+fn one_line(name: &str, value: String, max_chars: usize) -> Result<String, ApiError> {
+    if value.chars().count() > max_chars {
+        return Err(ApiError::bad_value(format!(
+            "{name} must be at most {max_chars} characters"
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::bad_value(format!(
+            "{name} must be one line without control characters"
+        )));
+    }
+    Ok(value)
+}
+
+fn time_value(name: &str, raw: String) -> Result<DateTime<Utc>, ApiError> {
+    parse_client_time(&raw).ok_or_else(|| {
+        ApiError::bad_value(format!(
+            "{name} must be an ISO 8601 time such as 2026-12-01T09:30:00+08:00 \
+             (without an offset it is China Standard Time)"
+        ))
+    })
+}
+
+fn cover_url(url: &str) -> Result<String, ApiError> {
+    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
+    if !scheme_ok
+        || url.len() > MAX_COVER_LEN
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::bad_value(format!(
+            "cover must be an http(s) URL of at most {MAX_COVER_LEN} characters"
+        )));
+    }
+    Ok(url.to_string())
+}
+
+/// `POST meeting/publish` `{title, content, location, startTime, endTime, cover?}` → the meeting.
+pub async fn publish(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<PublishRequest>,
+) -> ApiResult {
+    let new = body.validate(user.user_id, Utc::now())?;
+    let published = state.db.send(PublishMeeting(new)).await??;
+    log::info!(
+        "meeting {} published by user {}",
+        published.meeting.id,
+        user.user_id
+    );
+    ok(MeetingView::from(published))
+}
+
+#[derive(Deserialize)]
+pub struct MeetingIdRequest {
+    id: Option<i64>,
+}
+
+impl MeetingIdRequest {
+    fn id(&self) -> Result<i64, ApiError> {
+        match self.id {
+            None => Err(ApiError::bad_argument("id is required")),
+            Some(id) if id < 1 => Err(no_such_meeting(id)),
+            Some(id) => Ok(id),
+        }
+    }
+}
+
+/// The user's membership after a join or leave.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Membership {
+    pub id: i64,
+    pub joined: bool,
+    pub member_count: i64,
+}
+
+fn no_such_meeting(id: i64) -> ApiError {
+    ApiError::bad_value(format!("there is no meeting with id {id}"))
+}
+
+/// `POST meeting/join` `{id}`: joining twice is no error and counts once.
+pub async fn join(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<MeetingIdRequest>,
+) -> ApiResult {
+    let id = body.id()?;
+    let outcome = state
+        .db
+        .send(JoinMeeting {
+            meeting_id: id,
+            user_id: user.user_id,
+            now: Utc::now(),
+        })
+        .await??;
+    match outcome {
+        JoinOutcome::Joined { member_count } => ok(Membership {
+            id,
+            joined: true,
+            member_count,
+        }),
+        JoinOutcome::NoSuchMeeting => Err(no_such_meeting(id)),
+        JoinOutcome::Cancelled => Err(ApiError::bad_value(format!("meeting {id} was cancelled"))),
+        JoinOutcome::Ended => Err(ApiError::bad_value(format!("meeting {id} has ended"))),
+    }
+}
+
+/// `POST meeting/leave` `{id}`: leaving a meeting one is not a member of is no error.
+pub async fn leave(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<MeetingIdRequest>,
+) -> ApiResult {
+    let id = body.id()?;
+    let member_count = state
+        .db
+        .send(LeaveMeeting {
+            meeting_id: id,
+            user_id: user.user_id,
+        })
+        .await??
+        .ok_or_else(|| no_such_meeting(id))?;
+    ok(Membership {
+        id,
+        joined: false,
+        member_count,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, s).unwrap()
+    }
+
+    #[test]
+    fn times_with_an_offset_or_z_are_taken_as_given() {
+        let want = utc(2026, 12, 1, 1, 30, 0);
+        assert_eq!(parse_client_time("2026-12-01T09:30:00+08:00"), Some(want));
+        assert_eq!(parse_client_time("2026-12-01T01:30:00Z"), Some(want));
+        assert_eq!(parse_client_time("2026-12-01T02:30:00+01:00"), Some(want));
+        assert_eq!(
+            parse_client_time("2026-12-01T01:30:00.250Z"),
+            Some(want + chrono::TimeDelta::milliseconds(250))
+        );
+    }
+
+    #[test]
+    fn times_without_an_offset_are_china_standard_time() {
+        let want = utc(2026, 12, 1, 1, 30, 0);
+        assert_eq!(parse_client_time("2026-12-01T09:30:00"), Some(want));
+        assert_eq!(parse_client_time("2026-12-01T09:30"), Some(want));
+        assert_eq!(
+            parse_client_time("2026-12-01T09:30:00.5"),
+            Some(want + chrono::TimeDelta::milliseconds(500))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_refused() {
+        for raw in [
+            "",
+            "tomorrow",
+            "2026-12-01",
+            "09:30",
+            "2026-13-01T09:30:00",
+            "2026-02-30T09:30:00",
+            "2026-12-01T25:00:00",
+            "2026-12-01T09:30:00+25:00",
+            "1764552600",
+            "2026/12/01 09:30",
+        ] {
+            assert_eq!(parse_client_time(raw), None, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn answers_are_rfc3339_in_china_standard_time() {
+        assert_eq!(
+            client_time(utc(2026, 12, 1, 17, 0, 0)),
+            "2026-12-02T01:00:00+08:00"
+        );
+    }
+}

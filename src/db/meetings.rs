@@ -1,0 +1,239 @@
+//! Queries on meetings and who joined them, as plain functions on a connection.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::{count_star, exists};
+use diesel::prelude::*;
+
+use super::DbError;
+use super::models::{Meeting, NewMeeting, NewMeetingMember, meeting_state};
+use super::schema::{meeting, meeting_member, wx_user};
+
+/// A meeting with what the client shows next to it: who published it and how many joined.
+#[derive(Debug, Clone)]
+pub struct MeetingInfo {
+    pub meeting: Meeting,
+    pub publisher_nickname: String,
+    pub member_count: i64,
+}
+
+/// One page of a list, and how many rows the whole list has.
+#[derive(Debug, Clone)]
+pub struct MeetingPage {
+    pub items: Vec<MeetingInfo>,
+    pub total: i64,
+}
+
+/// What a join did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// The user is a member now (or already was); the meeting has this many members.
+    Joined {
+        member_count: i64,
+    },
+    NoSuchMeeting,
+    Cancelled,
+    Ended,
+}
+
+/// How many meetings a user published and joined, for `user/index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserMeetingCounts {
+    pub published: i64,
+    pub joined: i64,
+}
+
+/// Meetings by start time, newest first, optionally of one state only. Ties are broken by id so
+/// that consecutive pages neither repeat nor skip a meeting.
+pub fn list(
+    conn: &mut PgConnection,
+    state: Option<i16>,
+    offset: i64,
+    limit: i64,
+) -> Result<MeetingPage, DbError> {
+    let mut count = meeting::table.into_boxed();
+    let mut page = meeting::table
+        .inner_join(wx_user::table)
+        .select((Meeting::as_select(), wx_user::nickname))
+        .into_boxed();
+    if let Some(state) = state {
+        count = count.filter(meeting::state.eq(state));
+        page = page.filter(meeting::state.eq(state));
+    }
+    let total = count.count().get_result(conn)?;
+    let rows = page
+        .order((meeting::start_time.desc(), meeting::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .load::<(Meeting, String)>(conn)?;
+    Ok(MeetingPage {
+        items: with_member_counts(conn, rows)?,
+        total,
+    })
+}
+
+/// The next published meetings that have not started yet, soonest first.
+pub fn upcoming(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<MeetingInfo>, DbError> {
+    let rows = meeting::table
+        .inner_join(wx_user::table)
+        .filter(meeting::state.eq(meeting_state::PUBLISHED))
+        .filter(meeting::start_time.gt(now))
+        .order((meeting::start_time.asc(), meeting::id.asc()))
+        .limit(limit)
+        .select((Meeting::as_select(), wx_user::nickname))
+        .load::<(Meeting, String)>(conn)?;
+    with_member_counts(conn, rows)
+}
+
+pub fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInfo>, DbError> {
+    let row = meeting::table
+        .inner_join(wx_user::table)
+        .filter(meeting::id.eq(id))
+        .select((Meeting::as_select(), wx_user::nickname))
+        .first::<(Meeting, String)>(conn)
+        .optional()?;
+    match row {
+        Some(row) => Ok(with_member_counts(conn, vec![row])?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// Stores a new meeting. One transaction, so a failure after the insert cannot leave a meeting
+/// behind that the client never heard of (and would publish a second time).
+pub fn publish(conn: &mut PgConnection, new: &NewMeeting) -> Result<MeetingInfo, DbError> {
+    conn.transaction(|conn| {
+        let meeting = diesel::insert_into(meeting::table)
+            .values(new)
+            .returning(Meeting::as_returning())
+            .get_result(conn)?;
+        let publisher_nickname = wx_user::table
+            .find(meeting.publisher_id)
+            .select(wx_user::nickname)
+            .first(conn)?;
+        Ok(MeetingInfo {
+            meeting,
+            publisher_nickname,
+            member_count: 0,
+        })
+    })
+}
+
+/// Makes the user a member. Concurrent joins of one user meet at the primary key and end in one
+/// row. A member asking again is answered as joined even once the meeting is closed: the tap
+/// that counts is the first one.
+pub fn join(
+    conn: &mut PgConnection,
+    meeting_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<JoinOutcome, DbError> {
+    let found = meeting::table
+        .find(meeting_id)
+        .select((meeting::state, meeting::end_time))
+        .first::<(i16, DateTime<Utc>)>(conn)
+        .optional()?;
+    let Some((state, end_time)) = found else {
+        return Ok(JoinOutcome::NoSuchMeeting);
+    };
+    let closed = if state == meeting_state::CANCELLED {
+        Some(JoinOutcome::Cancelled)
+    } else if end_time <= now {
+        Some(JoinOutcome::Ended)
+    } else {
+        None
+    };
+    if let Some(refusal) = closed {
+        if !is_member(conn, meeting_id, user_id)? {
+            return Ok(refusal);
+        }
+    } else {
+        diesel::insert_into(meeting_member::table)
+            .values(&NewMeetingMember {
+                meeting_id,
+                user_id,
+                join_time: now,
+            })
+            .on_conflict((meeting_member::meeting_id, meeting_member::user_id))
+            .do_nothing()
+            .execute(conn)?;
+    }
+    Ok(JoinOutcome::Joined {
+        member_count: member_count(conn, meeting_id)?,
+    })
+}
+
+/// Ends the user's membership; not being a member is fine. `None` when there is no such meeting,
+/// else the meeting's member count afterwards.
+pub fn leave(
+    conn: &mut PgConnection,
+    meeting_id: i64,
+    user_id: i64,
+) -> Result<Option<i64>, DbError> {
+    let known: bool = diesel::select(exists(meeting::table.find(meeting_id))).get_result(conn)?;
+    if !known {
+        return Ok(None);
+    }
+    diesel::delete(meeting_member::table.find((meeting_id, user_id))).execute(conn)?;
+    Ok(Some(member_count(conn, meeting_id)?))
+}
+
+pub fn counts_for_user(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> Result<UserMeetingCounts, DbError> {
+    let published = meeting::table
+        .filter(meeting::publisher_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    let joined = meeting_member::table
+        .filter(meeting_member::user_id.eq(user_id))
+        .count()
+        .get_result(conn)?;
+    Ok(UserMeetingCounts { published, joined })
+}
+
+fn is_member(conn: &mut PgConnection, meeting_id: i64, user_id: i64) -> Result<bool, DbError> {
+    Ok(
+        diesel::select(exists(meeting_member::table.find((meeting_id, user_id))))
+            .get_result(conn)?,
+    )
+}
+
+fn member_count(conn: &mut PgConnection, meeting_id: i64) -> Result<i64, DbError> {
+    Ok(meeting_member::table
+        .filter(meeting_member::meeting_id.eq(meeting_id))
+        .count()
+        .get_result(conn)?)
+}
+
+/// Adds the member counts of a page of meetings in one grouped query rather than one per row.
+fn with_member_counts(
+    conn: &mut PgConnection,
+    rows: Vec<(Meeting, String)>,
+) -> Result<Vec<MeetingInfo>, DbError> {
+    let ids: Vec<i64> = rows.iter().map(|(m, _)| m.id).collect();
+    let counts: HashMap<i64, i64> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        meeting_member::table
+            .filter(meeting_member::meeting_id.eq_any(&ids))
+            .group_by(meeting_member::meeting_id)
+            .select((meeting_member::meeting_id, count_star()))
+            .load::<(i64, i64)>(conn)?
+            .into_iter()
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|(meeting, publisher_nickname)| MeetingInfo {
+            member_count: counts.get(&meeting.id).copied().unwrap_or(0),
+            meeting,
+            publisher_nickname,
+        })
+        .collect())
+}
