@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::json;
 use wxauth::actors::listener::APPLICATION_NAME;
 use wxauth::actors::session::CachedSessions;
-use wxauth::db::schema::user_session;
+use wxauth::db::schema::{user_session, wx_user};
 
 use crate::helpers::{TEST_APPID, TestApp};
 
@@ -301,4 +301,47 @@ async fn expired_sessions_are_swept() {
         .get_result(&mut app.db())
         .expect("count");
     assert_eq!(left, 1, "the live session stays");
+}
+
+#[actix_web::test]
+async fn disabling_or_deleting_a_user_kills_their_tokens_on_both_instances_and_refuses_login() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling().await;
+    let token = a.login_ok("jack").await;
+    let other = a.login_ok("kate").await;
+    assert_eq!(a.get("user/index", Some(&token)).await.errno(), 0);
+    assert_eq!(b.get("user/index", Some(&token)).await.errno(), 0);
+    let openid = a.fake.openid_for("jack");
+
+    // However the account gets disabled (here: plain SQL), its sessions die everywhere.
+    diesel::update(wx_user::table.filter(wx_user::weixin_openid.eq(&openid)))
+        .set(wx_user::status.eq(1))
+        .execute(&mut a.db())
+        .expect("disable");
+
+    errno_within(&a, &token, 501, Duration::from_secs(1)).await;
+    errno_within(&b, &token, 501, Duration::from_secs(1)).await;
+    assert_eq!(
+        a.get("user/index", Some(&other)).await.errno(),
+        0,
+        "other users are untouched"
+    );
+    let refused = b.login("jack").await;
+    assert_eq!(refused.errno(), 700, "{}", refused.raw);
+    let live: i64 = user_session::table
+        .filter(user_session::revoked_at.is_null())
+        .inner_join(wx_user::table)
+        .filter(wx_user::weixin_openid.eq(&openid))
+        .count()
+        .get_result(&mut a.db())
+        .expect("count");
+    assert_eq!(live, 0);
+
+    // A deleted account's token is dead too.
+    assert_eq!(b.get("user/index", Some(&other)).await.errno(), 0);
+    diesel::update(wx_user::table.filter(wx_user::weixin_openid.eq(a.fake.openid_for("kate"))))
+        .set(wx_user::deleted.eq(true))
+        .execute(&mut a.db())
+        .expect("delete");
+    errno_within(&b, &other, 501, Duration::from_secs(1)).await;
 }
