@@ -73,6 +73,14 @@ pub struct Config {
     pub session_cache_capacity: usize,
     /// AES-256 key for session_keys at rest; `None`: derived from the JWT secret.
     pub session_encryption_key: Option<[u8; 32]>,
+    /// Login attempts per client IP per minute (0: off).
+    pub rate_login_per_ip: u32,
+    /// Login attempts per openid per minute (0: off).
+    pub rate_login_per_openid: u32,
+    /// bindPhone calls per user per minute (0: off).
+    pub rate_bindphone_per_user: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// HTTP worker threads; 0 means one per core (actix-web's default).
     pub workers: usize,
 }
@@ -117,6 +125,10 @@ pub const VARIABLES: &[&str] = &[
     "SESSION_CACHE_CAPACITY",
     "SESSION_ENCRYPTION_KEY",
     "HTTP_WORKERS",
+    "RATE_LOGIN_PER_IP",
+    "RATE_LOGIN_PER_OPENID",
+    "RATE_BINDPHONE_PER_USER",
+    "TRUSTED_PROXIES",
 ];
 
 impl Config {
@@ -246,6 +258,19 @@ impl Config {
             })?),
         };
 
+        let rate_login_per_ip = parse_number::<u32>(&get, "RATE_LOGIN_PER_IP", 120)?;
+        let rate_login_per_openid = parse_number::<u32>(&get, "RATE_LOGIN_PER_OPENID", 20)?;
+        let rate_bindphone_per_user = parse_number::<u32>(&get, "RATE_BINDPHONE_PER_USER", 10)?;
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(list) => parse_proxies(&list).ok_or_else(|| {
+                invalid(
+                    "TRUSTED_PROXIES",
+                    "expected a comma-separated list of IPs or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1",
+                )
+            })?,
+        };
+
         let workers = parse_number::<usize>(&get, "HTTP_WORKERS", 0)?;
         if workers > 256 {
             return Err(invalid(
@@ -267,6 +292,10 @@ impl Config {
             db_pool_size,
             session_cache_capacity,
             session_encryption_key,
+            rate_login_per_ip,
+            rate_login_per_openid,
+            rate_bindphone_per_user,
+            trusted_proxies,
             workers,
         })
     }
@@ -292,6 +321,18 @@ fn parse_number<T: std::str::FromStr>(
             .parse::<T>()
             .map_err(|_| invalid(var, format!("expected a whole number, got {v:?}"))),
     }
+}
+
+fn parse_proxies(list: &str) -> Option<Vec<ipnet::IpNet>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .ok()
+                .or_else(|| p.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from))
+        })
+        .collect()
 }
 
 fn parse_hex_key(hex: &str) -> Option<[u8; 32]> {
@@ -356,6 +397,8 @@ mod tests {
             ("HTTP_WORKERS", "many"),
             ("WECHAT_TOKEN_MODE", "sometimes"),
             ("SESSION_CACHE_CAPACITY", "0"),
+            ("RATE_LOGIN_PER_IP", "lots"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
             ("SESSION_ENCRYPTION_KEY", "abcd"),
             (
                 "SESSION_ENCRYPTION_KEY",
@@ -392,6 +435,19 @@ mod tests {
         assert!(!shown.contains("app-secret-value"));
         assert!(!shown.contains("jwt-secret-value"));
         assert!(!c.jwt_secret_generated);
+    }
+
+    #[test]
+    fn proxies_are_ips_or_ranges() {
+        let c = Config::from_vars(&vars(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]))
+            .expect("valid");
+        assert_eq!(c.trusted_proxies.len(), 3);
+        assert!(
+            c.trusted_proxies[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().expect("ip"))
+        );
+        assert_eq!(c.rate_login_per_ip, 120);
+        assert_eq!(c.rate_login_per_openid, 20);
+        assert_eq!(c.rate_bindphone_per_user, 10);
     }
 
     #[test]

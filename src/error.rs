@@ -70,6 +70,9 @@ pub enum ApiError {
     /// 719: `rawData` does not match its `signature`.
     #[error("rawData signature mismatch")]
     SignatureMismatch,
+    /// 720: this client, user or openid is over its rate limit.
+    #[error("rate limited")]
+    RateLimited,
     /// 710: WeChat says the login code is invalid or expired (40029).
     #[error("wechat: invalid code")]
     WxCodeInvalid,
@@ -106,6 +109,7 @@ impl ApiError {
             ApiError::ForeignWatermark => 717,
             ApiError::PhoneCodeInvalid => 718,
             ApiError::SignatureMismatch => 719,
+            ApiError::RateLimited => 720,
             ApiError::WxCodeInvalid => 710,
             ApiError::WxCodeUsed => 711,
             ApiError::WxRateLimited => 712,
@@ -128,6 +132,7 @@ impl ApiError {
             ApiError::ForeignWatermark => "数据不属于本小程序，请重新授权",
             ApiError::PhoneCodeInvalid => "手机号授权已失效，请重新点击授权",
             ApiError::SignatureMismatch => "用户信息签名校验失败，请重新登录",
+            ApiError::RateLimited => "请求过于频繁，请稍后再试",
             ApiError::WxCodeInvalid => "登录凭证无效或已过期，请重新登录",
             ApiError::WxCodeUsed => "登录凭证已被使用，请重新登录",
             ApiError::WxRateLimited => "登录过于频繁，请稍后再试",
@@ -164,6 +169,7 @@ pub fn catalogue() -> Vec<(i32, &'static str)> {
         ApiError::ForeignWatermark,
         ApiError::PhoneCodeInvalid,
         ApiError::SignatureMismatch,
+        ApiError::RateLimited,
         ApiError::WxCodeInvalid,
         ApiError::WxCodeUsed,
         ApiError::WxRateLimited,
@@ -209,6 +215,12 @@ impl From<DbError> for ApiError {
     }
 }
 
+impl From<crate::actors::db::Unavailable> for ApiError {
+    fn from(e: crate::actors::db::Unavailable) -> Self {
+        ApiError::Serious(e.to_string())
+    }
+}
+
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
         ApiError::Serious(format!("actor mailbox: {e}"))
@@ -238,6 +250,7 @@ impl From<WeChatError> for ApiError {
                 ApiError::WxBusy
             }
             WeChatError::BadResponse(cause) => ApiError::WxBadResponse(cause),
+            WeChatError::Overloaded => ApiError::Serious("wechat calls saturated".into()),
         }
     }
 }

@@ -8,8 +8,10 @@ use actix::{Actor, SyncArbiter};
 use actix_web::dev::Server;
 use actix_web::{App, HttpServer, web};
 
+use crate::actors::db::DbHandle;
 use crate::actors::db::meetings::SeedDemoIfEmpty;
 use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
+use crate::api::limits::RateLimits;
 use crate::api::{self, AppState};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
@@ -122,8 +124,17 @@ impl Application {
             config.access_token_mode,
         )
         .start();
+        let limits = Arc::new(RateLimits::new(&config));
+        let pruned = limits.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(std::time::Duration::from_secs(60)).await;
+                pruned.prune();
+            }
+        });
         let state = AppState {
-            db,
+            db: DbHandle::new(db, db_threads * 4),
+            limits,
             sessions,
             wechat,
             tokens: Arc::new(TokenIssuer::new(

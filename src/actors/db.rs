@@ -16,6 +16,53 @@ use crate::db::users::MobileBinding;
 use crate::db::{DbError, PgPool, users};
 use crate::wechat::SessionKey;
 
+/// How long a request waits for a turn at the database before it is refused as overloaded.
+const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Why a message did not reach the DbExecutor.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error("database overloaded: too much work in flight")]
+    Overloaded,
+    #[error("database executor stopped: {0}")]
+    Stopped(#[from] MailboxError),
+}
+
+/// The handlers' way to the DbExecutor. A `SyncArbiter` mailbox is unbounded, so without a bound
+/// a stalled database would queue requests forever; here at most `permits` messages are in
+/// flight and the rest are refused quickly (errno 502) instead of hanging the client.
+#[derive(Clone)]
+pub struct DbHandle {
+    addr: Addr<DbExecutor>,
+    permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl DbHandle {
+    pub fn new(addr: Addr<DbExecutor>, max_in_flight: usize) -> Self {
+        DbHandle {
+            addr,
+            permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
+        }
+    }
+
+    pub fn addr(&self) -> &Addr<DbExecutor> {
+        &self.addr
+    }
+
+    pub async fn send<M>(&self, msg: M) -> Result<M::Result, Unavailable>
+    where
+        M: Message + Send + 'static,
+        M::Result: Send,
+        DbExecutor: Handler<M>,
+    {
+        let _permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
+            .await
+            .map_err(|_| Unavailable::Overloaded)?
+            .map_err(|_| Unavailable::Overloaded)?;
+        Ok(self.addr.send(msg).await?)
+    }
+}
+
 pub struct DbExecutor {
     pool: PgPool,
     cipher: Arc<SessionKeyCipher>,

@@ -36,12 +36,17 @@ struct CachedToken {
     usable_until: Instant,
 }
 
+/// At most this many WeChat calls in flight; more are refused at once rather than queued behind
+/// a slow WeChat (each waits up to WECHAT_TIMEOUT_MS, so a queue would only grow).
+pub const MAX_IN_FLIGHT: usize = 1024;
+
 /// What the actor needs to make a request; cloned into each request's future.
 #[derive(Clone)]
 struct Upstream {
     http: awc::Client,
     api_base: String,
     timeout: Duration,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl Upstream {
@@ -52,6 +57,11 @@ impl Upstream {
         request: awc::ClientRequest,
         json: Option<serde_json::Value>,
     ) -> Reply<actix_web::web::Bytes> {
+        let _permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| WeChatError::Overloaded)?;
         let round_trip = async move {
             let sent = match json {
                 Some(body) => request.send_json(&body).await,
@@ -123,6 +133,7 @@ impl WeChatClient {
                 http,
                 api_base,
                 timeout,
+                permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             },
             appid,
             secret,

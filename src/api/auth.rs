@@ -81,6 +81,10 @@ pub async fn login_by_weixin(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult {
+    let ip = client_ip(&req);
+    if let Ok(addr) = ip.parse() {
+        state.limits.login_from(addr)?;
+    }
     let raw_code = body
         .code
         .filter(|c| !c.trim().is_empty())
@@ -105,6 +109,7 @@ pub async fn login_by_weixin(
     .validate()?;
 
     let session = state.wechat.send(Code2Session(code)).await??;
+    state.limits.login_of(&session.openid)?;
     if let Some((raw, sig)) = &signed
         && !raw_data_signature_matches(raw, session.session_key.expose(), sig)
     {
@@ -116,7 +121,6 @@ pub async fn login_by_weixin(
     }
 
     let now = Utc::now();
-    let ip = client_ip(&req);
     let user = state
         .db
         .send(UpsertOnLogin(NewWxUser {

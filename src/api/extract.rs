@@ -155,9 +155,11 @@ pub fn user_agent(req: &HttpRequest) -> String {
         .to_string()
 }
 
-/// The client's IP as seen on the socket.
+/// The client's IP: the socket peer, or `X-Forwarded-For` when the peer is a trusted proxy.
 pub fn client_ip(req: &HttpRequest) -> String {
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default()
+    let resolved = match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.limits.client_ip_of(req),
+        None => req.peer_addr().map(|a| a.ip()),
+    };
+    resolved.map(|ip| ip.to_string()).unwrap_or_default()
 }

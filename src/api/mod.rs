@@ -5,6 +5,7 @@ pub mod auth;
 pub mod extract;
 pub mod health;
 pub mod home;
+pub mod limits;
 pub mod meeting;
 pub mod phone;
 pub mod profile;
@@ -15,17 +16,19 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{HttpResponse, web};
 
-use crate::actors::{DbExecutor, SessionActor, WeChatClient};
+use crate::actors::db::DbHandle;
+use crate::actors::{SessionActor, WeChatClient};
 use crate::error::{ApiError, Envelope};
 use crate::token::TokenIssuer;
 
 /// What every handler can reach: the three actors and the token issuer.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Addr<DbExecutor>,
+    pub db: DbHandle,
     pub sessions: Addr<SessionActor>,
     pub wechat: Addr<WeChatClient>,
     pub tokens: Arc<TokenIssuer>,
+    pub limits: Arc<limits::RateLimits>,
     /// Our appid: encrypted data must carry it in its watermark.
     pub appid: String,
 }

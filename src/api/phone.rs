@@ -39,6 +39,7 @@ pub async fn bind_phone(
     user: AuthUser,
     JsonBody(body): JsonBody<BindPhoneRequest>,
 ) -> ApiResult {
+    state.limits.bind_phone_by(user.user_id)?;
     let account = current_user(&state, user.user_id).await?;
     let phone = match (
         present(body.code),

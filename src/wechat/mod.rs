@@ -55,6 +55,9 @@ pub enum WeChatError {
     Transport(String),
     #[error("wechat answered garbage: {0}")]
     BadResponse(String),
+    /// Too many calls to WeChat in flight already: refused without calling.
+    #[error("too many wechat calls in flight")]
+    Overloaded,
 }
 
 macro_rules! opaque_debug {

@@ -240,6 +240,15 @@ impl TestApp {
         Self::finish(req.send_body(body.to_string()).await.expect("request")).await
     }
 
+    /// POST JSON with extra headers (e.g. `X-Forwarded-For`).
+    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.http.post(format!("{}/{path}", self.api));
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
+        }
+        Self::finish(req.send_json(body).await.expect("request")).await
+    }
+
     pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
         self.post_raw(path, &body.to_string(), token).await
     }

@@ -3,6 +3,7 @@
 
 mod errors;
 mod helpers;
+mod limits;
 mod login;
 mod meetings;
 mod phone;
