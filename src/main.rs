@@ -98,7 +98,10 @@ async fn serve(config: Config) -> ExitCode {
         bind.ip()
     );
     match app.run().await {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            log::info!("wxauth stopped");
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             log::error!("server stopped: {e}");
             ExitCode::from(1)

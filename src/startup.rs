@@ -19,6 +19,9 @@ use crate::db::setup::{self, SetupError};
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
 
+/// How long requests in flight get to finish after SIGTERM/SIGINT.
+pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+
 /// Where the built-in fake lives in dev mode.
 pub const DEV_FAKE_PATH: &str = "/__wechat";
 /// The appid the built-in fake plays.
@@ -158,7 +161,9 @@ impl Application {
             }
             app.default_service(web::to(api::not_found))
         })
-        .listen(listener)?;
+        .listen(listener)?
+        // SIGTERM: stop accepting, let requests in flight finish (bounded), then stop.
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
         if config.workers > 0 {
             server = server.workers(config.workers);
         }

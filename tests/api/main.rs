@@ -1,12 +1,14 @@
 //! Integration tests: one binary (it links once), the real server against real PostgreSQL, the
 //! WeChat fake as WeChat. Each module is one part of the client's story.
 
+mod binary;
 mod errors;
 mod helpers;
 mod limits;
 mod login;
 mod meetings;
 mod phone;
+mod process;
 mod profile;
 mod sessions;
 mod startup;

@@ -1,0 +1,95 @@
+//! The binary itself: SIGTERM lets requests in flight finish, then it exits cleanly.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::binary::{Binary, free_port};
+use crate::helpers::PG_SERVER;
+
+struct DropDb(String);
+
+impl Drop for DropDb {
+    fn drop(&mut self) {
+        use diesel::prelude::*;
+        if let Ok(mut conn) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.0
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+fn curl_json(args: &[&str]) -> Value {
+    let out = std::process::Command::new("curl")
+        .arg("-s")
+        .args(args)
+        .output()
+        .expect("curl");
+    serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
+}
+
+#[test]
+fn sigterm_finishes_the_login_in_flight_then_exits_cleanly() {
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
+        ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("DB_POOL_SIZE", "2".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+    let base = bin.base.clone();
+    assert!(
+        bin.log_text().contains("DEV MODE"),
+        "zero configuration is loudly dev mode"
+    );
+
+    let minted = curl_json(&[
+        "-X",
+        "POST",
+        &format!("{base}/__wechat/fake/code?user=alice"),
+    ]);
+    let code = minted["code"].as_str().expect("code").to_string();
+    curl_json(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        r#"{"mode":"slow","delay_ms":1200}"#,
+        &format!("{base}/__wechat/fake/fault"),
+    ]);
+    let login = std::thread::spawn(move || {
+        curl_json(&[
+            "-X",
+            "POST",
+            "-H",
+            "content-type: application/json",
+            "-d",
+            &json!({ "code": code }).to_string(),
+            &format!("{base}/oapro/wx/auth/login_by_weixin"),
+        ])
+    });
+    std::thread::sleep(Duration::from_millis(400));
+
+    bin.signal("TERM");
+
+    let answer = login.join().expect("login thread");
+    assert_eq!(answer["errno"], 0, "the login in flight finished: {answer}");
+    assert_eq!(
+        bin.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        bin.log_text()
+    );
+    let log = bin.log_text();
+    assert!(log.contains("graceful shutdown"), "{log}");
+    assert!(log.contains("wxauth stopped"), "{log}");
+}
