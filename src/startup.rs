@@ -154,7 +154,11 @@ impl Application {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .route("/healthz", web::get().to(api::health::healthz))
-                .service(web::scope(&api_root).configure(api::configure_wx));
+                .service(
+                    web::scope(&api_root)
+                        .wrap(actix_web::middleware::from_fn(api::middleware::deadline))
+                        .configure(api::configure_wx),
+                );
             if let Some(fake) = &fake_for_app {
                 app =
                     app.service(web::scope(DEV_FAKE_PATH).configure(fake::configure(fake.clone())));

@@ -7,6 +7,7 @@ pub mod health;
 pub mod home;
 pub mod limits;
 pub mod meeting;
+pub mod middleware;
 pub mod phone;
 pub mod profile;
 pub mod user;
