@@ -4,6 +4,7 @@
 mod binary;
 mod errors;
 mod helpers;
+mod hostile;
 mod limits;
 mod login;
 mod meetings;
