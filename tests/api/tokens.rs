@@ -137,3 +137,37 @@ async fn a_short_ttl_expires_the_session_itself() {
         + chrono::Duration::hours(8);
     assert_eq!(shown, exp_cst, "tokenExpire is exp in China Standard Time");
 }
+
+#[actix_web::test]
+async fn future_iat_and_algorithm_confusion_are_501() {
+    let app = TestApp::spawn().await;
+    let real = app.login_ok("dave").await;
+    let claims = claims_of(&real);
+
+    // Issued an hour from now: no clock is that wrong, so it was forged with a stolen secret.
+    let mut future = claims.clone();
+    future["iat"] = json!(now() + 3600);
+    future["exp"] = json!(now() + 7200);
+    assert_unlogin(&app, Some(&sign(&app.jwt_secret, &future)), "future iat").await;
+
+    // HS/RS confusion: a header claiming RS256 over an HMAC made with the shared secret.
+    let header = B64URL.encode(r#"{"alg":"RS256","typ":"JWT"}"#);
+    let payload = B64URL.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let hs = sign(&app.jwt_secret, &claims);
+    let hs_sig = hs.split('.').nth(2).expect("sig");
+    assert_unlogin(
+        &app,
+        Some(&format!("{signing_input}.{hs_sig}")),
+        "RS256 header",
+    )
+    .await;
+    let hs512 = encode(
+        &Header::new(Algorithm::HS512),
+        &claims,
+        &EncodingKey::from_secret(app.jwt_secret.as_bytes()),
+    )
+    .expect("sign");
+    assert_unlogin(&app, Some(&hs512), "HS512 is not what we issue").await;
+    assert_eq!(app.get("user/index", Some(&real)).await.errno(), 0);
+}
