@@ -1,6 +1,7 @@
 //! PostgreSQL: schema, models, queries (plain functions on `&mut PgConnection`), and start-up
 //! (create the database, run the embedded migrations, build the pool).
 
+pub mod login_log;
 pub mod models;
 pub mod schema;
 pub mod setup;
@@ -17,4 +18,6 @@ pub enum DbError {
     Pool(#[from] PoolError),
     #[error("query failed: {0}")]
     Query(#[from] diesel::result::Error),
+    #[error("embedded migrations unreadable: {0}")]
+    Migrations(String),
 }

@@ -27,3 +27,22 @@ diesel::table! {
         deleted -> Bool,
     }
 }
+
+diesel::table! {
+    login_log (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        #[max_length = 16]
+        openid_masked -> Varchar,
+        #[max_length = 63]
+        ip -> Varchar,
+        #[max_length = 256]
+        user_agent -> Varchar,
+        errno -> Int4,
+        add_time -> Timestamptz,
+    }
+}
+
+diesel::joinable!(login_log -> wx_user (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(login_log, wx_user,);
