@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
     let bind = config.bind_addr;
     let api_root = config.api_root();
     let dev = config.is_dev_mode();
+    let metrics_addr = config.metrics_bind_addr;
     if config.jwt_secret_generated {
         log::warn!(
             "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"
@@ -44,10 +45,14 @@ async fn main() -> ExitCode {
         log::warn!("==================================================================");
     }
     log::info!(
-        "wxauth {} listening on {}:{port}, API at {api_root}/, health at /healthz",
+        "wxauth {} listening on {}:{port}, API at {api_root}/, health at /healthz and /readyz",
         env!("CARGO_PKG_VERSION"),
         bind.ip()
     );
+    match (app.metrics_port(), metrics_addr) {
+        (Some(mport), Some(addr)) => log::info!("metrics at http://{}:{mport}/metrics", addr.ip()),
+        _ => log::info!("metrics at /metrics"),
+    }
     match app.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

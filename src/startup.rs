@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use actix::{Actor, SyncArbiter};
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::{DbExecutor, SessionActor, WeChatClient};
 use crate::api::{self, AppState};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::setup::{self, SetupError};
+use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
 
@@ -31,11 +34,15 @@ pub enum StartupError {
     },
     #[error("http server: {0}")]
     Server(#[from] std::io::Error),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener, when `METRICS_BIND_ADDR` is set.
+    metrics_server: Option<(u16, Server)>,
     /// The built-in WeChat fake (dev mode only).
     pub dev_fake: Option<Arc<FakeWeChat>>,
     pub state: AppState,
@@ -58,12 +65,14 @@ impl Application {
         // awc on rustls needs a process-wide crypto provider; a second call is a harmless no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
+        let metrics = Arc::new(Metrics::new()?);
         let pool = setup::prepare(&config.database_url, config.db_pool_size)?;
-        let listener = TcpListener::bind(config.bind_addr).map_err(|cause| StartupError::Bind {
-            addr: config.bind_addr,
-            cause,
-        })?;
+        let bind = |addr: SocketAddr| {
+            TcpListener::bind(addr).map_err(|cause| StartupError::Bind { addr, cause })
+        };
+        let listener = bind(config.bind_addr)?;
         let local = listener.local_addr()?;
+        let metrics_listener = config.metrics_bind_addr.map(bind).transpose()?;
 
         let (api_base, appid, secret, dev_fake) = match &config.wechat {
             WeChatMode::Upstream {
@@ -80,10 +89,20 @@ impl Application {
         };
 
         let db_threads = config.db_pool_size as usize;
-        let db = SyncArbiter::start(db_threads, move || DbExecutor::new(pool.clone()));
+        let executor_pool = pool.clone();
+        let db = SyncArbiter::start(db_threads, move || DbExecutor::new(executor_pool.clone()));
         let sessions = SessionActor::default().start();
-        let wechat = WeChatClient::new(api_base, appid, secret, config.wechat_timeout).start();
+        let wechat = WeChatClient::new(
+            api_base,
+            appid,
+            secret,
+            config.wechat_timeout,
+            metrics.clone(),
+        )
+        .start();
+        LoginLogPruner::new(db.clone(), config.login_log_retention).start();
         let state = AppState {
+            login_log: LoginLogWriter::new(db.clone(), metrics.clone()),
             db,
             sessions,
             wechat,
@@ -91,16 +110,24 @@ impl Application {
                 config.jwt_secret.expose().as_bytes(),
                 config.token_ttl,
             )),
+            metrics,
+            pool,
         };
 
         let api_root = config.api_root();
         let app_state = web::Data::new(state.clone());
         let fake_for_app = dev_fake.clone();
+        let metrics_on_main = metrics_listener.is_none();
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(app_state.clone())
+                .wrap(from_fn(api::metrics::record_request))
                 .route("/healthz", web::get().to(api::health::healthz))
+                .route("/readyz", web::get().to(api::health::readyz))
                 .service(web::scope(&api_root).configure(api::configure_wx));
+            if metrics_on_main {
+                app = app.route("/metrics", web::get().to(api::metrics::metrics));
+            }
             if let Some(fake) = &fake_for_app {
                 app =
                     app.service(web::scope(DEV_FAKE_PATH).configure(fake::configure(fake.clone())));
@@ -111,9 +138,30 @@ impl Application {
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
+
+        let metrics_server = match metrics_listener {
+            None => None,
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                let app_state = web::Data::new(state.clone());
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(app_state.clone())
+                        .route("/metrics", web::get().to(api::metrics::metrics))
+                        .default_service(web::to(actix_web::HttpResponse::NotFound))
+                })
+                .listen(listener)?
+                // Scraped every few seconds at most: one thread is plenty.
+                .workers(1)
+                .run();
+                Some((port, server))
+            }
+        };
+
         Ok(Application {
             port: local.port(),
             server: server.run(),
+            metrics_server,
             dev_fake,
             state,
         })
@@ -123,14 +171,36 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary).
+    /// The port of the separate `/metrics` listener, when `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary). The metrics listener
+    /// stops with the main one; if it fails on its own, logins keep being served.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics_server else {
+            return self.server.await;
+        };
+        let metrics_handle = metrics.handle();
+        let main = async move {
+            let result = self.server.await;
+            metrics_handle.stop(true).await;
+            result
+        };
+        let (main, metrics) = futures_util::future::join(main, metrics).await;
+        if let Err(e) = metrics {
+            log::error!("metrics listener stopped: {e}");
+        }
+        main
     }
 
     /// Serves in the background on the current actix system; for tests.
     pub fn spawn(self) -> (u16, Option<Arc<FakeWeChat>>, AppState) {
         actix_web::rt::spawn(self.server);
+        if let Some((_, metrics)) = self.metrics_server {
+            actix_web::rt::spawn(metrics);
+        }
         (self.port, self.dev_fake, self.state)
     }
 }

@@ -1,5 +1,6 @@
 //! `auth/*`: WeChat login and logout.
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,7 @@ use super::{ApiResult, AppState, ok, ok_empty};
 use crate::actors::db::UpsertOnLogin;
 use crate::actors::session::{EndSession, StartSession};
 use crate::actors::wechat::Code2Session;
-use crate::db::models::{NewWxUser, WxUser};
+use crate::db::models::{NewLoginLogEntry, NewWxUser, WxUser};
 use crate::error::ApiError;
 use crate::wechat::{JsCode, mask_openid};
 
@@ -155,6 +156,9 @@ pub struct LoginAnswer {
     pub user_info: UserInfoView,
 }
 
+/// Longer user agents are cut before they reach `login_log`.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
 /// `POST auth/login_by_weixin` `{code, userInfo?}`.
 pub async fn login_by_weixin(
     req: HttpRequest,
@@ -169,10 +173,54 @@ pub async fn login_by_weixin(
     // Checked before the exchange, so a bad profile does not burn the user's code.
     let profile = body.user_info.unwrap_or_default().validate()?;
 
+    // From here on every outcome is a login attempt: counted and written to login_log.
+    let ip: String = client_ip(&req).chars().take(63).collect();
+    let mut who = Who::default();
+    let result = sign_in(&state, code, profile, &ip, &mut who).await;
+    let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
+    state.metrics.observe_login(errno);
+    state.login_log.record(NewLoginLogEntry {
+        user_id: who.user_id,
+        openid_masked: who.openid_masked,
+        ip,
+        user_agent: user_agent(&req),
+        errno,
+        add_time: Utc::now(),
+    });
+    ok(result?)
+}
+
+/// What a login attempt learned about the user before it ended, for `login_log`.
+#[derive(Default)]
+struct Who {
+    user_id: Option<i64>,
+    openid_masked: String,
+}
+
+/// The user agent, cut to `MAX_USER_AGENT_CHARS` and without control characters.
+fn user_agent(req: &HttpRequest) -> String {
+    req.headers()
+        .get(header::USER_AGENT)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_USER_AGENT_CHARS)
+        .collect()
+}
+
+/// The login proper: code → WeChat session → user row → token and live session.
+async fn sign_in(
+    state: &AppState,
+    code: JsCode,
+    profile: Profile,
+    ip: &str,
+    who: &mut Who,
+) -> Result<LoginAnswer, ApiError> {
     let session = state.wechat.send(Code2Session(code)).await??;
+    who.openid_masked = mask_openid(&session.openid);
 
     let now = Utc::now();
-    let ip = client_ip(&req);
     let user = state
         .db
         .send(UpsertOnLogin(NewWxUser {
@@ -183,11 +231,12 @@ pub async fn login_by_weixin(
             weixin_openid: session.openid.clone(),
             unionid: session.unionid.clone(),
             last_login_time: Some(now),
-            last_login_ip: ip.chars().take(63).collect(),
+            last_login_ip: ip.to_string(),
             add_time: now,
             update_time: now,
         }))
         .await??;
+    who.user_id = Some(user.id);
     if !user.is_usable() {
         log::info!("login refused: user {} is disabled", user.id);
         return Err(ApiError::AccountDisabled);
@@ -209,11 +258,11 @@ pub async fn login_by_weixin(
     log::info!(
         "login ok: user {} openid {} from {ip}",
         user.id,
-        mask_openid(&user.weixin_openid)
+        who.openid_masked
     );
 
     let expires = DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now);
-    ok(LoginAnswer {
+    Ok(LoginAnswer {
         token: issued.token,
         token_expire: china_time(expires).format("%Y-%m-%d %H:%M:%S").to_string(),
         user_info: UserInfoView::from(&user),

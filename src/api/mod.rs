@@ -1,9 +1,11 @@
-//! The HTTP layer: the mini-program API under `{CONTEXT_PATH}/wx/` (one file per resource), plus
-//! the health probe. Handlers parse input, send messages to the actors and answer the envelope.
+//! The HTTP layer: the mini-program API under `{CONTEXT_PATH}/wx/` (one file per resource), the
+//! health probes and `/metrics`. Mini-program handlers parse input, send messages to the actors
+//! and answer the envelope; the operator's endpoints answer plain HTTP status codes.
 
 pub mod auth;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod user;
 
 use std::sync::Arc;
@@ -11,33 +13,47 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{HttpResponse, web};
 
+use crate::actors::login_log::LoginLogWriter;
 use crate::actors::{DbExecutor, SessionActor, WeChatClient};
-use crate::error::{ApiError, Envelope};
+use crate::db::PgPool;
+use crate::error::{ApiError, Envelope, Errno};
+use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
 
-/// What every handler can reach: the three actors and the token issuer.
+/// What every handler can reach: the three actors, the token issuer, and what the operator's
+/// endpoints report on.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Addr<DbExecutor>,
     pub sessions: Addr<SessionActor>,
     pub wechat: Addr<WeChatClient>,
     pub tokens: Arc<TokenIssuer>,
+    pub metrics: Arc<Metrics>,
+    pub login_log: LoginLogWriter,
+    /// A clone of the DbExecutor's pool, only to read its state: when every DbExecutor thread is
+    /// stuck on a dead database, a message asking about the pool would wait behind them.
+    pub pool: PgPool,
 }
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
 
 /// errno 0 with `data`.
 pub fn ok<T: serde::Serialize>(data: T) -> ApiResult {
-    Ok(HttpResponse::Ok().json(Envelope::ok(data)))
+    Ok(with_errno_zero(HttpResponse::Ok().json(Envelope::ok(data))))
 }
 
 /// errno 0 with `data: null`.
 pub fn ok_empty() -> ApiResult {
-    Ok(HttpResponse::Ok().json(Envelope::<()> {
+    Ok(with_errno_zero(HttpResponse::Ok().json(Envelope::<()> {
         errno: 0,
         errmsg: "成功",
         data: None,
-    }))
+    })))
+}
+
+fn with_errno_zero(mut response: HttpResponse) -> HttpResponse {
+    response.extensions_mut().insert(Errno(0));
+    response
 }
 
 /// The mini-program routes, relative to `{CONTEXT_PATH}/wx`.

@@ -49,6 +49,19 @@ pub enum WeChatError {
     BadResponse(String),
 }
 
+impl WeChatError {
+    /// A short, bounded label for metrics and the status page: WeChat's errcode, or what went
+    /// wrong on the way (`timeout`, `unreachable`, `bad_response`).
+    pub fn errcode_label(&self) -> String {
+        match self {
+            WeChatError::Api { errcode, .. } => errcode.to_string(),
+            WeChatError::Timeout => "timeout".into(),
+            WeChatError::Transport(_) => "unreachable".into(),
+            WeChatError::BadResponse(_) => "bad_response".into(),
+        }
+    }
+}
+
 macro_rules! opaque_debug {
     ($name:ident) => {
         impl fmt::Debug for $name {
