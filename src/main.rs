@@ -18,6 +18,13 @@ async fn main() -> ExitCode {
     let bind = config.bind_addr;
     let api_root = config.api_root();
     let dev = config.is_dev_mode();
+    // Shown once, in the dev banner below; never logged in production.
+    let generated_admin_token = config
+        .admin_token
+        .as_ref()
+        .filter(|_| config.admin_token_generated)
+        .map(|t| t.expose().to_string());
+    let admin_on = config.admin_token.is_some();
     let metrics_addr = config.metrics_bind_addr;
     if config.jwt_secret_generated {
         log::warn!(
@@ -42,6 +49,10 @@ async fn main() -> ExitCode {
         log::warn!(
             "mint a login code: curl -s -X POST '{base}{DEV_FAKE_PATH}/fake/code?user=alice'"
         );
+        if let Some(token) = &generated_admin_token {
+            log::warn!("ADMIN_TOKEN is not set: generated one for this process. Status page:");
+            log::warn!("  {base}/admin/   admin token: {token}");
+        }
         log::warn!("==================================================================");
     }
     log::info!(
@@ -52,6 +63,11 @@ async fn main() -> ExitCode {
     match (app.metrics_port(), metrics_addr) {
         (Some(mport), Some(addr)) => log::info!("metrics at http://{}:{mport}/metrics", addr.ip()),
         _ => log::info!("metrics at /metrics"),
+    }
+    if admin_on {
+        log::info!("admin status page at /admin/ (Authorization: Bearer ADMIN_TOKEN)");
+    } else {
+        log::info!("admin status page off: ADMIN_TOKEN is not set");
     }
     match app.run().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,7 +11,8 @@ use actix_web::{App, HttpServer, web};
 
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::{DbExecutor, SessionActor, WeChatClient};
-use crate::api::{self, AppState};
+use crate::api::admin::AdminToken;
+use crate::api::{self, AppState, Started};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::setup::{self, SetupError};
 use crate::metrics::Metrics;
@@ -101,6 +102,16 @@ impl Application {
         )
         .start();
         LoginLogPruner::new(db.clone(), config.login_log_retention).start();
+        let admin = config
+            .admin_token
+            .as_ref()
+            .map(|t| Arc::new(AdminToken::new(t)));
+        if admin.is_some() && !config.admin_static_dir.join("index.html").is_file() {
+            log::warn!(
+                "admin page: no index.html in {} (ADMIN_STATIC_DIR); /admin/ will answer 404, the admin API still works",
+                config.admin_static_dir.display()
+            );
+        }
         let state = AppState {
             login_log: LoginLogWriter::new(db.clone(), metrics.clone()),
             db,
@@ -112,19 +123,27 @@ impl Application {
             )),
             metrics,
             pool,
+            admin,
+            started: Started::now(),
+            dev_mode: config.is_dev_mode(),
         };
 
         let api_root = config.api_root();
         let app_state = web::Data::new(state.clone());
         let fake_for_app = dev_fake.clone();
         let metrics_on_main = metrics_listener.is_none();
+        let admin_on = state.admin.is_some();
+        let static_dir = config.admin_static_dir.clone();
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .wrap(from_fn(api::metrics::record_request))
                 .route("/healthz", web::get().to(api::health::healthz))
                 .route("/readyz", web::get().to(api::health::readyz))
-                .service(web::scope(&api_root).configure(api::configure_wx));
+                .service(web::scope(&api_root).configure(api::configure_wx))
+                .configure(|cfg| {
+                    api::admin::configure(cfg, admin_on.then_some(static_dir.as_path()))
+                });
             if metrics_on_main {
                 app = app.route("/metrics", web::get().to(api::metrics::metrics));
             }
@@ -148,7 +167,7 @@ impl Application {
                     App::new()
                         .app_data(app_state.clone())
                         .route("/metrics", web::get().to(api::metrics::metrics))
-                        .default_service(web::to(actix_web::HttpResponse::NotFound))
+                        .default_service(web::to(api::admin::not_found))
                 })
                 .listen(listener)?
                 // Scraped every few seconds at most: one thread is plenty.

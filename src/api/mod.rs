@@ -1,7 +1,9 @@
 //! The HTTP layer: the mini-program API under `{CONTEXT_PATH}/wx/` (one file per resource), the
-//! health probes and `/metrics`. Mini-program handlers parse input, send messages to the actors
-//! and answer the envelope; the operator's endpoints answer plain HTTP status codes.
+//! health probes, `/metrics`, and the admin API behind the status page. Mini-program handlers parse
+//! input, send messages to the actors and answer the envelope; the operator's endpoints answer
+//! plain HTTP status codes.
 
+pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod health;
@@ -9,9 +11,11 @@ pub mod metrics;
 pub mod user;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::Addr;
 use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
 
 use crate::actors::login_log::LoginLogWriter;
 use crate::actors::{DbExecutor, SessionActor, WeChatClient};
@@ -33,6 +37,26 @@ pub struct AppState {
     /// A clone of the DbExecutor's pool, only to read its state: when every DbExecutor thread is
     /// stuck on a dead database, a message asking about the pool would wait behind them.
     pub pool: PgPool,
+    /// `None`: the admin page and API are off.
+    pub admin: Option<Arc<admin::AdminToken>>,
+    pub started: Started,
+    pub dev_mode: bool,
+}
+
+/// When this process started serving, for uptime.
+#[derive(Clone, Copy)]
+pub struct Started {
+    pub at: DateTime<Utc>,
+    pub instant: Instant,
+}
+
+impl Started {
+    pub fn now() -> Self {
+        Started {
+            at: Utc::now(),
+            instant: Instant::now(),
+        }
+    }
 }
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
