@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use diesel::prelude::*;
 use serde_json::Value;
+use wxauth::api::AppState;
 use wxauth::config::Config;
 use wxauth::db::models::WxUser;
 use wxauth::db::schema::wx_user;
@@ -54,6 +55,10 @@ pub fn captured_logs() -> Vec<String> {
 pub struct TestApp {
     pub base: String,
     pub api: String,
+    /// `http://127.0.0.1:PORT` of the separate metrics listener, when METRICS_BIND_ADDR is set.
+    pub metrics_base: Option<String>,
+    /// The running app's actors, for tests that send them messages directly.
+    pub state: AppState,
     pub fake: Arc<FakeWeChat>,
     pub db_url: String,
     db_name: String,
@@ -111,12 +116,15 @@ impl TestAppBuilder {
 
         let config = Config::from_vars(&vars).expect("test config is valid");
         let app = Application::build(config).await.expect("app starts");
-        let (port, dev_fake, _state) = app.spawn();
+        let metrics_base = app.metrics_port().map(|p| format!("http://127.0.0.1:{p}"));
+        let (port, dev_fake, state) = app.spawn();
         let fake = upstream_fake.or(dev_fake).expect("a WeChat fake");
         let base = format!("http://127.0.0.1:{port}");
         TestApp {
             api: format!("{base}/oapro/wx"),
             base,
+            metrics_base,
+            state,
             fake,
             db_url,
             db_name,
@@ -147,9 +155,18 @@ pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub raw: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn errno(&self) -> i64 {
         self.body["errno"].as_i64().unwrap_or(i64::MIN)
     }
@@ -180,10 +197,25 @@ impl TestApp {
             + Unpin,
     {
         let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).to_string(),
+                )
+            })
+            .collect();
         let bytes = response.body().limit(1 << 20).await.expect("body");
         let raw = String::from_utf8_lossy(&bytes).to_string();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body, raw }
+        Reply {
+            status,
+            body,
+            raw,
+            headers,
+        }
     }
 
     /// POST a raw body (so tests can send broken JSON) to a path under the API root.
@@ -194,6 +226,18 @@ impl TestApp {
             .insert_header(("content-type", "application/json"));
         if let Some(t) = token {
             req = req.insert_header(("X-OA-Token", t));
+        }
+        Self::finish(req.send_body(body.to_string()).await.expect("request")).await
+    }
+
+    /// POST JSON to a path under the API root with extra request headers.
+    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self
+            .http
+            .post(format!("{}/{path}", self.api))
+            .insert_header(("content-type", "application/json"));
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
         }
         Self::finish(req.send_body(body.to_string()).await.expect("request")).await
     }
@@ -219,6 +263,19 @@ impl TestApp {
                 .expect("request"),
         )
         .await
+    }
+
+    /// GET an absolute path with optional request headers, without following redirects.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .disable_redirects()
+            .finish();
+        let mut req = client.get(url);
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
+        }
+        Self::finish(req.send().await.expect("request")).await
     }
 
     pub fn code_for(&self, user: &str) -> MintedCode {
