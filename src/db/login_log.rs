@@ -109,8 +109,10 @@ pub fn summary(
         })
         .collect();
 
+    // By the attempt's own time, not by id: rows are written by several DbExecutor threads, so
+    // ids follow the order the inserts ran in, not the order the logins happened in.
     let recent = login_log::table
-        .order(login_log::id.desc())
+        .order((login_log::add_time.desc(), login_log::id.desc()))
         .limit(recent)
         .select(LoginLogEntry::as_select())
         .load(conn)?;

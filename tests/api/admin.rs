@@ -37,13 +37,13 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-/// `login_log` rows, oldest first, once at least `n` are there: the handler does not wait for its
-/// row, so it lands a moment after the answer.
+/// `login_log` rows, oldest attempt first, once at least `n` are there: the handler does not wait
+/// for its row, so it lands a moment after the answer (and rows may land out of order).
 async fn login_log_rows(app: &TestApp, n: usize) -> Vec<LoginLogEntry> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let rows: Vec<LoginLogEntry> = login_log_table::table
-            .order(login_log_table::id.asc())
+            .order(login_log_table::add_time.asc())
             .select(LoginLogEntry::as_select())
             .load(&mut app.db())
             .expect("query");
