@@ -17,6 +17,14 @@ use wxauth::startup::Application;
 use wxauth::wechat::fake::{self, FakeWeChat, MintedCode};
 
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// The URL of a database on the test server, without TLS. Loopback needs none, and libpq's TLS
+/// is OpenSSL, which registers an exit-time cleanup: when the test binary exits while pool
+/// threads of earlier tests are still alive, that cleanup can crash the process (SIGSEGV after
+/// every test passed). Without TLS, libpq never initialises OpenSSL in this process.
+pub fn pg_url(database: &str) -> String {
+    format!("{PG_SERVER}/{database}?sslmode=disable")
+}
 pub const TEST_APPID: &str = "wxtest0123456789ab";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
@@ -87,7 +95,7 @@ impl TestAppBuilder {
     pub async fn spawn(self) -> TestApp {
         init_logging();
         let db_name = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
-        let db_url = format!("{PG_SERVER}/{db_name}");
+        let db_url = pg_url(&db_name);
         let jwt_secret = format!("jwt-{}", uuid::Uuid::new_v4().simple());
         let wechat_secret = format!("appsecret-{}", uuid::Uuid::new_v4().simple());
 
@@ -322,7 +330,7 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
+        if let Ok(mut conn) = PgConnection::establish(&pg_url("postgres")) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                 self.db_name
