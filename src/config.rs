@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// A secret string whose `Debug` and `Display` never show the value.
@@ -83,6 +84,16 @@ pub struct Config {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// HTTP worker threads; 0 means one per core (actix-web's default).
     pub workers: usize,
+    /// Bearer token for `/admin/api/*`; `None` switches the admin page and API off.
+    pub admin_token: Option<Secret>,
+    /// True when no `ADMIN_TOKEN` was configured and dev mode generated one for this process.
+    pub admin_token_generated: bool,
+    /// Where the admin page's files are (`index.html`, CSS, JS).
+    pub admin_static_dir: PathBuf,
+    /// `None`: `/metrics` is on the main listener. `Some`: only on this address.
+    pub metrics_bind_addr: Option<SocketAddr>,
+    /// `login_log` rows older than this are deleted.
+    pub login_log_retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +119,11 @@ pub const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
+pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
+pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
+/// Shorter admin tokens are refused: the token is the only thing between the internet and the
+/// status page, and it is compared without rate limiting.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// The variables this service reads; anything else in the environment is ignored.
 pub const VARIABLES: &[&str] = &[
@@ -129,6 +145,10 @@ pub const VARIABLES: &[&str] = &[
     "RATE_LOGIN_PER_OPENID",
     "RATE_BINDPHONE_PER_USER",
     "TRUSTED_PROXIES",
+    "ADMIN_TOKEN",
+    "ADMIN_STATIC_DIR",
+    "METRICS_BIND_ADDR",
+    "LOGIN_LOG_RETENTION_DAYS",
 ];
 
 impl Config {
@@ -279,6 +299,55 @@ impl Config {
             ));
         }
 
+        let dev_mode = matches!(wechat, WeChatMode::Dev);
+        let (admin_token, admin_token_generated) = match get("ADMIN_TOKEN") {
+            Some(token) => {
+                if token.len() < MIN_ADMIN_TOKEN_LEN || !token.chars().all(|c| c.is_ascii_graphic())
+                {
+                    return Err(invalid(
+                        "ADMIN_TOKEN",
+                        format!(
+                            "expected at least {MIN_ADMIN_TOKEN_LEN} visible ASCII characters without spaces (e.g. openssl rand -hex 24)"
+                        ),
+                    ));
+                }
+                (Some(Secret::new(token)), false)
+            }
+            // A developer on their own machine should see the page without setting anything;
+            // production keeps the page off until an operator chooses a token.
+            None if dev_mode => (Some(Secret::new(crate::random::token_hex(16))), true),
+            None => (None, false),
+        };
+
+        let admin_static_dir = PathBuf::from(
+            get("ADMIN_STATIC_DIR").unwrap_or_else(|| DEFAULT_ADMIN_STATIC_DIR.into()),
+        );
+
+        let metrics_bind_addr = get("METRICS_BIND_ADDR")
+            .map(|v| {
+                v.parse::<SocketAddr>()
+                    .map_err(|e| invalid("METRICS_BIND_ADDR", format!("expected host:port ({e})")))
+            })
+            .transpose()?;
+        if metrics_bind_addr.is_some_and(|m| m == bind_addr && m.port() != 0) {
+            return Err(invalid(
+                "METRICS_BIND_ADDR",
+                "must differ from BIND_ADDR (leave it unset to serve /metrics on BIND_ADDR)",
+            ));
+        }
+
+        let retention_days = parse_number::<u64>(
+            &get,
+            "LOGIN_LOG_RETENTION_DAYS",
+            DEFAULT_LOGIN_LOG_RETENTION_DAYS,
+        )?;
+        if !(1..=3650).contains(&retention_days) {
+            return Err(invalid(
+                "LOGIN_LOG_RETENTION_DAYS",
+                "expected 1..=3650 days",
+            ));
+        }
+
         Ok(Config {
             database_url,
             bind_addr,
@@ -297,6 +366,11 @@ impl Config {
             rate_bindphone_per_user,
             trusted_proxies,
             workers,
+            admin_token,
+            admin_token_generated,
+            admin_static_dir,
+            metrics_bind_addr,
+            login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
         })
     }
 
@@ -404,12 +478,48 @@ mod tests {
                 "SESSION_ENCRYPTION_KEY",
                 "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
             ),
+            ("ADMIN_TOKEN", "short"),
+            ("ADMIN_TOKEN", "has spaces in the middle of it"),
+            ("METRICS_BIND_ADDR", "port-nine"),
+            ("METRICS_BIND_ADDR", DEFAULT_BIND_ADDR),
+            ("LOGIN_LOG_RETENTION_DAYS", "0"),
+            ("LOGIN_LOG_RETENTION_DAYS", "a month"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
             assert_eq!(err.var, var);
             assert!(err.to_string().contains(var));
         }
+    }
+
+    #[test]
+    fn admin_token_is_generated_in_dev_mode_only() {
+        let dev = Config::from_vars(&vars(&[])).expect("valid");
+        assert!(dev.admin_token_generated);
+        assert!(
+            dev.admin_token
+                .as_ref()
+                .is_some_and(|t| t.expose().len() >= MIN_ADMIN_TOKEN_LEN)
+        );
+        assert_eq!(dev.login_log_retention, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(dev.metrics_bind_addr, None);
+
+        let production = [("WECHAT_APPID", "wx123"), ("WECHAT_SECRET", "s")];
+        let off = Config::from_vars(&vars(&production)).expect("valid");
+        assert!(
+            off.admin_token.is_none(),
+            "production without a token: admin off"
+        );
+        assert!(!off.admin_token_generated);
+
+        let mut with_token = production.to_vec();
+        with_token.push(("ADMIN_TOKEN", "admin-token-value-0123"));
+        let on = Config::from_vars(&vars(&with_token)).expect("valid");
+        assert_eq!(
+            on.admin_token.as_ref().map(Secret::expose),
+            Some("admin-token-value-0123")
+        );
+        assert!(!format!("{on:?}").contains("admin-token-value-0123"));
     }
 
     #[test]

@@ -32,6 +32,11 @@ impl<T: Serialize> Envelope<T> {
     }
 }
 
+/// The errno an answer carried, left in the response's extensions by the one place that builds
+/// each envelope, so the request metrics can label by errno without parsing bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
 /// Why an argument was refused: shown to the client developer in `data.reason`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reason {
@@ -201,11 +206,13 @@ impl ResponseError for ApiError {
             }
             _ => None,
         };
-        HttpResponse::build(self.status_code()).json(Envelope {
+        let mut response = HttpResponse::build(self.status_code()).json(Envelope {
             errno: self.errno(),
             errmsg: self.errmsg(),
             data,
-        })
+        });
+        response.extensions_mut().insert(Errno(self.errno()));
+        response
     }
 }
 

@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod random;
 pub mod startup;
 pub mod token;

@@ -67,6 +67,14 @@ async fn serve(config: Config) -> ExitCode {
     let bind = config.bind_addr;
     let api_root = config.api_root();
     let dev = config.is_dev_mode();
+    // Shown once, in the dev banner below; never logged in production.
+    let generated_admin_token = config
+        .admin_token
+        .as_ref()
+        .filter(|_| config.admin_token_generated)
+        .map(|t| t.expose().to_string());
+    let admin_on = config.admin_token.is_some();
+    let metrics_addr = config.metrics_bind_addr;
     if config.jwt_secret_generated {
         log::warn!(
             "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"
@@ -90,13 +98,26 @@ async fn serve(config: Config) -> ExitCode {
         log::warn!(
             "mint a login code: curl -s -X POST '{base}{DEV_FAKE_PATH}/fake/code?user=alice'"
         );
+        if let Some(token) = &generated_admin_token {
+            log::warn!("ADMIN_TOKEN is not set: generated one for this process. Status page:");
+            log::warn!("  {base}/admin/   admin token: {token}");
+        }
         log::warn!("==================================================================");
     }
     log::info!(
-        "wxauth {} listening on {}:{port}, API at {api_root}/, health at /healthz",
+        "wxauth {} listening on {}:{port}, API at {api_root}/, health at /healthz and /readyz",
         env!("CARGO_PKG_VERSION"),
         bind.ip()
     );
+    match (app.metrics_port(), metrics_addr) {
+        (Some(mport), Some(addr)) => log::info!("metrics at http://{}:{mport}/metrics", addr.ip()),
+        _ => log::info!("metrics at /metrics"),
+    }
+    if admin_on {
+        log::info!("admin status page at /admin/ (Authorization: Bearer ADMIN_TOKEN)");
+    } else {
+        log::info!("admin status page off: ADMIN_TOKEN is not set");
+    }
     match app.run().await {
         Ok(()) => {
             log::info!("wxauth stopped");

@@ -6,16 +6,20 @@ use std::sync::Arc;
 
 use actix::{Actor, SyncArbiter};
 use actix_web::dev::Server;
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::db::DbHandle;
 use crate::actors::db::meetings::SeedDemoIfEmpty;
+use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
+use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Started};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
+use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
 
@@ -40,11 +44,14 @@ pub enum StartupError {
     Server(#[from] std::io::Error),
     #[error("cannot load the demo data: {0}")]
     Demo(String),
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
 }
 
 /// A server running in the background (tests): where it listens and how to stop it.
 pub struct Spawned {
     pub port: u16,
+    pub metrics_port: Option<u16>,
     pub dev_fake: Option<Arc<FakeWeChat>>,
     pub state: AppState,
     pub handle: actix_web::dev::ServerHandle,
@@ -53,6 +60,8 @@ pub struct Spawned {
 pub struct Application {
     port: u16,
     server: Server,
+    /// `/metrics` on its own listener, when `METRICS_BIND_ADDR` is set.
+    metrics_server: Option<(u16, Server)>,
     /// The built-in WeChat fake (dev mode only).
     pub dev_fake: Option<Arc<FakeWeChat>>,
     pub state: AppState,
@@ -75,12 +84,14 @@ impl Application {
         // awc on rustls needs a process-wide crypto provider; a second call is a harmless no-op.
         let _ = rustls::crypto::ring::default_provider().install_default();
 
+        let metrics = Arc::new(Metrics::new()?);
         let pool = setup::prepare(&config.database_url, config.db_pool_size)?;
-        let listener = TcpListener::bind(config.bind_addr).map_err(|cause| StartupError::Bind {
-            addr: config.bind_addr,
-            cause,
-        })?;
+        let bind = |addr: SocketAddr| {
+            TcpListener::bind(addr).map_err(|cause| StartupError::Bind { addr, cause })
+        };
+        let listener = bind(config.bind_addr)?;
         let local = listener.local_addr()?;
+        let metrics_listener = config.metrics_bind_addr.map(bind).transpose()?;
 
         let (api_base, appid, secret, dev_fake) = match &config.wechat {
             WeChatMode::Upstream {
@@ -101,8 +112,9 @@ impl Application {
             Some(key) => SessionKeyCipher::new(&key),
             None => SessionKeyCipher::derived_from(config.jwt_secret.expose()),
         });
+        let executor_pool = pool.clone();
         let db = SyncArbiter::start(db_threads, move || {
-            DbExecutor::new(pool.clone(), cipher.clone())
+            DbExecutor::new(executor_pool.clone(), cipher.clone())
         });
         // Only dev mode: a production database must never receive demo rows by accident.
         if config.is_dev_mode() {
@@ -125,8 +137,20 @@ impl Application {
             secret,
             config.wechat_timeout,
             config.access_token_mode,
+            metrics.clone(),
         )
         .start();
+        LoginLogPruner::new(db.clone(), config.login_log_retention).start();
+        let admin = config
+            .admin_token
+            .as_ref()
+            .map(|t| Arc::new(AdminToken::new(t)));
+        if admin.is_some() && !config.admin_static_dir.join("index.html").is_file() {
+            log::warn!(
+                "admin page: no index.html in {} (ADMIN_STATIC_DIR); /admin/ will answer 404, the admin API still works",
+                config.admin_static_dir.display()
+            );
+        }
         let limits = Arc::new(RateLimits::new(&config));
         let pruned = limits.clone();
         actix_web::rt::spawn(async move {
@@ -136,29 +160,46 @@ impl Application {
             }
         });
         let state = AppState {
+            login_log: LoginLogWriter::new(db.clone(), metrics.clone()),
             db: DbHandle::new(db, db_threads * 4),
-            limits,
             sessions,
             wechat,
             tokens: Arc::new(TokenIssuer::new(
                 config.jwt_secret.expose().as_bytes(),
                 config.token_ttl,
             )),
+            limits,
             appid,
+            metrics,
+            pool,
+            admin,
+            started: Started::now(),
+            dev_mode: config.is_dev_mode(),
         };
 
         let api_root = config.api_root();
         let app_state = web::Data::new(state.clone());
         let fake_for_app = dev_fake.clone();
+        let metrics_on_main = metrics_listener.is_none();
+        let admin_on = state.admin.is_some();
+        let static_dir = config.admin_static_dir.clone();
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(app_state.clone())
+                .wrap(from_fn(api::metrics::record_request))
                 .route("/healthz", web::get().to(api::health::healthz))
+                .route("/readyz", web::get().to(api::health::readyz))
                 .service(
                     web::scope(&api_root)
-                        .wrap(actix_web::middleware::from_fn(api::middleware::deadline))
+                        .wrap(from_fn(api::middleware::deadline))
                         .configure(api::configure_wx),
-                );
+                )
+                .configure(|cfg| {
+                    api::admin::configure(cfg, admin_on.then_some(static_dir.as_path()))
+                });
+            if metrics_on_main {
+                app = app.route("/metrics", web::get().to(api::metrics::metrics));
+            }
             if let Some(fake) = &fake_for_app {
                 app =
                     app.service(web::scope(DEV_FAKE_PATH).configure(fake::configure(fake.clone())));
@@ -171,9 +212,30 @@ impl Application {
         if config.workers > 0 {
             server = server.workers(config.workers);
         }
+
+        let metrics_server = match metrics_listener {
+            None => None,
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                let app_state = web::Data::new(state.clone());
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(app_state.clone())
+                        .route("/metrics", web::get().to(api::metrics::metrics))
+                        .default_service(web::to(api::admin::not_found))
+                })
+                .listen(listener)?
+                // Scraped every few seconds at most: one thread is plenty.
+                .workers(1)
+                .run();
+                Some((port, server))
+            }
+        };
+
         Ok(Application {
             port: local.port(),
             server: server.run(),
+            metrics_server,
             dev_fake,
             state,
         })
@@ -183,17 +245,41 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary).
+    /// The port of the separate `/metrics` listener, when `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary). The metrics listener
+    /// stops with the main one; if it fails on its own, logins keep being served.
     pub async fn run(self) -> std::io::Result<()> {
-        self.server.await
+        let Some((_, metrics)) = self.metrics_server else {
+            return self.server.await;
+        };
+        let metrics_handle = metrics.handle();
+        let main = async move {
+            let result = self.server.await;
+            metrics_handle.stop(true).await;
+            result
+        };
+        let (main, metrics) = futures_util::future::join(main, metrics).await;
+        if let Err(e) = metrics {
+            log::error!("metrics listener stopped: {e}");
+        }
+        main
     }
 
     /// Serves in the background on the current actix system; for tests.
     pub fn spawn(self) -> Spawned {
         let handle = self.server.handle();
         actix_web::rt::spawn(self.server);
+        let metrics_port = self.metrics_server.map(|(port, server)| {
+            actix_web::rt::spawn(server);
+            port
+        });
         Spawned {
             port: self.port,
+            metrics_port,
             dev_fake: self.dev_fake,
             state: self.state,
             handle,

@@ -9,11 +9,15 @@ use std::sync::Arc;
 use actix::prelude::*;
 use diesel::prelude::*;
 
-use crate::db::models::{NewWxUser, ProfileChange, WxUser};
+use chrono::{DateTime, Utc};
+
+use crate::actors::login_log::PendingSlot;
+use crate::db::login_log::{self, LoginSummary};
+use crate::db::models::{NewLoginLogEntry, NewWxUser, ProfileChange, WxUser};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::sessions::{self, LiveSession, NewSession, NewSessionMeta};
 use crate::db::users::MobileBinding;
-use crate::db::{DbError, PgPool, users};
+use crate::db::{DbError, PgPool, setup, users};
 use crate::wechat::SessionKey;
 
 /// How long a request waits for a turn at the database before it is refused as overloaded.
@@ -151,7 +155,7 @@ impl Handler<Ping> for DbExecutor {
     type Result = Result<(), DbError>;
 
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
-        diesel::sql_query("SELECT 1").execute(&mut self.conn()?)?;
+        diesel::sql_query("SELECT 1").execute(&mut *self.conn()?)?;
         Ok(())
     }
 }
@@ -265,5 +269,76 @@ impl Handler<CountLiveSessions> for DbExecutor {
 
     fn handle(&mut self, _: CountLiveSessions, _: &mut Self::Context) -> Self::Result {
         sessions::count_live(&mut *self.conn()?)
+    }
+}
+
+/// Which embedded migrations the database lacks. For `/readyz`.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<String>, DbError>")]
+pub struct PendingMigrations;
+
+impl Handler<PendingMigrations> for DbExecutor {
+    type Result = Result<Vec<String>, DbError>;
+
+    fn handle(&mut self, _: PendingMigrations, _: &mut Self::Context) -> Self::Result {
+        setup::pending_migrations(&mut *self.conn()?)
+    }
+}
+
+/// Writes one `login_log` row. Sent with `do_send` through `LoginLogWriter`: nobody waits for the
+/// answer, so a failure is logged here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RecordLogin {
+    pub entry: NewLoginLogEntry,
+    /// Frees its place in the writer's queue when this message is handled or dropped.
+    pub slot: PendingSlot,
+}
+
+impl Handler<RecordLogin> for DbExecutor {
+    type Result = ();
+
+    fn handle(&mut self, msg: RecordLogin, _: &mut Self::Context) {
+        let written = self
+            .conn()
+            .and_then(|mut conn| login_log::insert(&mut conn, &msg.entry));
+        if let Err(e) = written {
+            log::warn!(
+                "login_log: attempt with errno {} not recorded: {e}",
+                msg.entry.errno
+            );
+        }
+        drop(msg.slot);
+    }
+}
+
+/// Deletes `login_log` rows older than the cutoff; answers how many.
+#[derive(Message)]
+#[rtype(result = "Result<usize, DbError>")]
+pub struct PruneLoginLog {
+    pub cutoff: DateTime<Utc>,
+}
+
+impl Handler<PruneLoginLog> for DbExecutor {
+    type Result = Result<usize, DbError>;
+
+    fn handle(&mut self, msg: PruneLoginLog, _: &mut Self::Context) -> Self::Result {
+        login_log::prune(&mut *self.conn()?, msg.cutoff)
+    }
+}
+
+/// The logins part of the admin status.
+#[derive(Message)]
+#[rtype(result = "Result<LoginSummary, DbError>")]
+pub struct GetLoginSummary {
+    pub now: DateTime<Utc>,
+    pub recent: i64,
+}
+
+impl Handler<GetLoginSummary> for DbExecutor {
+    type Result = Result<LoginSummary, DbError>;
+
+    fn handle(&mut self, msg: GetLoginSummary, _: &mut Self::Context) -> Self::Result {
+        login_log::summary(&mut *self.conn()?, msg.now, msg.recent)
     }
 }

@@ -1,8 +1,9 @@
 //! The three actors behind the handlers: sessions in memory, the database on a `SyncArbiter`, and
-//! the WeChat upstream as an async actor.
+//! the WeChat upstream as an async actor; plus the upkeep of `login_log`.
 
 pub mod db;
 pub mod listener;
+pub mod login_log;
 pub mod session;
 pub mod wechat;
 

@@ -7,15 +7,20 @@
 //!   many callers need one, WeChat sees one request. A call refused with 40001/42001 refreshes
 //!   the token once and retries once, never more.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use futures_util::future::LocalBoxFuture;
 use serde::Serialize;
 use tokio::sync::oneshot;
 
 use crate::config::{AccessTokenMode, Secret};
+use crate::metrics::Metrics;
 use crate::wechat::crypto::login_state_signature;
 use crate::wechat::{
     AccessTokenReply, JsCode, PhoneInfo, SessionKey, WeChatError, WxSession, errcode, mask_openid,
@@ -29,6 +34,101 @@ const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
 type Reply<T> = Result<T, WeChatError>;
 type Waiters<T> = Vec<oneshot::Sender<Reply<T>>>;
+
+/// The status page's error rate looks back this far.
+const WINDOW: Duration = Duration::from_secs(3600);
+/// At most this many round trips are remembered for the window (a few MB at worst); beyond it the
+/// window is the most recent calls only, which is still the right picture of an upstream outage.
+const MAX_WINDOW_CALLS: usize = 100_000;
+
+/// WeChat as this process has seen it: every real round trip (a joined double tap counts once).
+#[derive(Default)]
+struct Tally {
+    calls: u64,
+    errors: BTreeMap<String, u64>,
+    last_latency: Option<Duration>,
+    last_at: Option<DateTime<Utc>>,
+    last_outcome: Option<String>,
+    /// (when, errcode label if it failed), oldest first.
+    recent: VecDeque<(Instant, Option<String>)>,
+}
+
+impl Tally {
+    fn record(&mut self, latency: Duration, error: Option<String>) {
+        self.calls += 1;
+        if let Some(label) = &error {
+            *self.errors.entry(label.clone()).or_default() += 1;
+        }
+        self.last_latency = Some(latency);
+        self.last_at = Some(Utc::now());
+        self.last_outcome = Some(error.clone().unwrap_or_else(|| "ok".into()));
+        self.recent.push_back((Instant::now(), error));
+        while self.recent.len() > MAX_WINDOW_CALLS {
+            self.recent.pop_front();
+        }
+    }
+
+    fn stats(&mut self, now: Instant) -> UpstreamStats {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let mut window_errors: BTreeMap<String, u64> = BTreeMap::new();
+        for label in self.recent.iter().filter_map(|(_, e)| e.as_ref()) {
+            *window_errors.entry(label.clone()).or_default() += 1;
+        }
+        let window_calls = self.recent.len() as u64;
+        let window_failed: u64 = window_errors.values().sum();
+        UpstreamStats {
+            calls_total: self.calls,
+            errors_total: self.errors.values().sum(),
+            errors_by_errcode: self.errors.clone(),
+            last_hour: UpstreamWindow {
+                calls: window_calls,
+                errors: window_failed,
+                error_rate: (window_calls > 0).then(|| window_failed as f64 / window_calls as f64),
+                errors_by_errcode: window_errors,
+            },
+            last_latency_ms: self.last_latency.map(|d| d.as_millis() as u64),
+            last_call_at: self
+                .last_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            last_outcome: self.last_outcome.clone(),
+            access_token_age_secs: None,
+        }
+    }
+}
+
+/// WeChat upstream health for the status page.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamStats {
+    /// Round trips since start.
+    pub calls_total: u64,
+    pub errors_total: u64,
+    /// Since start, keyed by WeChat's errcode or `timeout`/`unreachable`/`bad_response`.
+    pub errors_by_errcode: BTreeMap<String, u64>,
+    pub last_hour: UpstreamWindow,
+    pub last_latency_ms: Option<u64>,
+    /// RFC 3339, UTC.
+    pub last_call_at: Option<String>,
+    /// `ok`, or the errcode label of the newest round trip.
+    pub last_outcome: Option<String>,
+    /// Age of the cached `access_token` (stable_token). This service does not fetch one yet, so
+    /// it is always `None`; the field is here so the page and its readers need no change then.
+    pub access_token_age_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UpstreamWindow {
+    pub calls: u64,
+    pub errors: u64,
+    /// errors / calls, `None` without calls.
+    pub error_rate: Option<f64>,
+    pub errors_by_errcode: BTreeMap<String, u64>,
+}
 
 struct CachedToken {
     token: String,
@@ -47,12 +147,37 @@ struct Upstream {
     api_base: String,
     timeout: Duration,
     permits: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Every real round trip is counted here and in the metrics (the futures run on the
+    /// actor's thread, so a `RefCell` is enough).
+    tally: Rc<RefCell<Tally>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Upstream {
+    /// One round trip and the parsing of its answer, counted for the status page and metrics
+    /// (WeChat's errcodes included: they arrive in HTTP 200 bodies).
+    async fn call<T>(
+        &self,
+        request: awc::ClientRequest,
+        json: Option<serde_json::Value>,
+        parse: impl FnOnce(&[u8]) -> Reply<T>,
+    ) -> Reply<T> {
+        let started = Instant::now();
+        let result = self
+            .round_trip(request, json)
+            .await
+            .and_then(|body| parse(&body));
+        let latency = started.elapsed();
+        let error = result.as_ref().err().map(WeChatError::errcode_label);
+        self.metrics
+            .observe_wechat(latency.as_secs_f64(), error.as_deref());
+        self.tally.borrow_mut().record(latency, error);
+        result
+    }
+
     /// One round trip, bounded by the configured timeout as a whole (awc's own timeout does not
     /// cover reading the body). Answers the body bytes of an HTTP 200.
-    async fn call(
+    async fn round_trip(
         &self,
         request: awc::ClientRequest,
         json: Option<serde_json::Value>,
@@ -123,6 +248,7 @@ impl WeChatClient {
         secret: Secret,
         timeout: Duration,
         token_mode: AccessTokenMode,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let http = awc::Client::builder()
             .timeout(timeout)
@@ -134,6 +260,8 @@ impl WeChatClient {
                 api_base,
                 timeout,
                 permits: std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+                tally: Rc::new(RefCell::new(Tally::default())),
+                metrics,
             },
             appid,
             secret,
@@ -155,7 +283,7 @@ impl WeChatClient {
                 ("grant_type", "authorization_code"),
             ],
         );
-        async move { parse_code2session(&upstream.call(request?, None).await?) }
+        async move { upstream.call(request?, None, parse_code2session).await }
     }
 
     fn fetch_access_token(&self) -> impl Future<Output = Reply<AccessTokenReply>> + 'static {
@@ -184,14 +312,16 @@ impl WeChatClient {
         };
         async move {
             let (request, body) = request?;
-            let reply: AccessTokenReply =
-                parse_reply("access token", &upstream.call(request, body).await?)?;
-            if reply.access_token.is_empty() || reply.expires_in == 0 {
-                return Err(WeChatError::BadResponse(
-                    "access token answer is empty".into(),
-                ));
-            }
-            Ok(reply)
+            let parse = |bytes: &[u8]| {
+                let reply: AccessTokenReply = parse_reply("access token", bytes)?;
+                if reply.access_token.is_empty() || reply.expires_in == 0 {
+                    return Err(WeChatError::BadResponse(
+                        "access token answer is empty".into(),
+                    ));
+                }
+                Ok(reply)
+            };
+            upstream.call(request, body, parse).await
         }
     }
 
@@ -381,7 +511,7 @@ impl Handler<GetPhoneNumber> for WeChatClient {
                     "/wxa/business/getuserphonenumber",
                     &[("access_token", token.as_str())],
                 )?;
-                parse_phone_reply(&upstream.call(request, Some(body)).await?)
+                upstream.call(request, Some(body), parse_phone_reply).await
             })
         })
     }
@@ -413,18 +543,69 @@ impl Handler<CheckSessionKey> for WeChatClient {
             ];
             Box::pin(async move {
                 let request = upstream.get("/wxa/checksession", &query)?;
-                match parse_reply::<serde_json::Value>(
-                    "checksession",
-                    &upstream.call(request, None).await?,
-                ) {
-                    Ok(_) => Ok(true),
-                    Err(WeChatError::Api {
-                        errcode: errcode::INVALID_SIGNATURE,
-                        ..
-                    }) => Ok(false),
-                    Err(e) => Err(e),
-                }
+                // 87009 is WeChat's verdict on the key, not a failure of WeChat.
+                let verdict =
+                    |bytes: &[u8]| match parse_reply::<serde_json::Value>("checksession", bytes) {
+                        Ok(_) => Ok(true),
+                        Err(WeChatError::Api {
+                            errcode: errcode::INVALID_SIGNATURE,
+                            ..
+                        }) => Ok(false),
+                        Err(e) => Err(e),
+                    };
+                upstream.call(request, None, verdict).await
             })
         })
+    }
+}
+
+/// What the status page shows about WeChat.
+#[derive(Message)]
+#[rtype(result = "UpstreamStats")]
+pub struct GetUpstreamStats;
+
+impl Handler<GetUpstreamStats> for WeChatClient {
+    type Result = MessageResult<GetUpstreamStats>;
+
+    fn handle(&mut self, _: GetUpstreamStats, _: &mut Self::Context) -> Self::Result {
+        let mut stats = self.upstream.tally.borrow_mut().stats(Instant::now());
+        stats.access_token_age_secs = self
+            .token
+            .as_ref()
+            .map(|t| t.fetched_at.elapsed().as_secs());
+        MessageResult(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_errors_by_errcode_and_forgets_the_window_after_an_hour() {
+        let mut tally = Tally::default();
+        tally.record(Duration::from_millis(40), None);
+        tally.record(Duration::from_millis(90), Some("45011".into()));
+        tally.record(Duration::from_millis(2000), Some("timeout".into()));
+        let stats = tally.stats(Instant::now());
+        assert_eq!(stats.calls_total, 3);
+        assert_eq!(stats.errors_total, 2);
+        assert_eq!(stats.errors_by_errcode.get("45011"), Some(&1));
+        assert_eq!(stats.last_latency_ms, Some(2000));
+        assert_eq!(stats.last_outcome.as_deref(), Some("timeout"));
+        assert_eq!(stats.last_hour.calls, 3);
+        assert!(
+            stats
+                .last_hour
+                .error_rate
+                .is_some_and(|r| (r - 2.0 / 3.0).abs() < 1e-9)
+        );
+        assert_eq!(stats.access_token_age_secs, None);
+
+        let later = Instant::now() + WINDOW + Duration::from_secs(1);
+        let stats = tally.stats(later);
+        assert_eq!(stats.last_hour.calls, 0);
+        assert_eq!(stats.last_hour.error_rate, None);
+        assert_eq!(stats.calls_total, 3, "totals are since start");
     }
 }

@@ -12,7 +12,7 @@ use super::{ApiResult, AppState, ok, ok_empty};
 use crate::actors::db::UpsertOnLogin;
 use crate::actors::session::{EndSession, EndUserSessions, RotateSession, StartSession};
 use crate::actors::wechat::Code2Session;
-use crate::db::models::NewWxUser;
+use crate::db::models::{NewLoginLogEntry, NewWxUser};
 use crate::db::sessions::{NewSession, NewSessionMeta};
 use crate::error::ApiError;
 use crate::wechat::crypto::raw_data_signature_matches;
@@ -108,14 +108,48 @@ pub async fn login_by_weixin(
     }
     .validate()?;
 
+    // From here on every outcome is a login attempt: counted and written to login_log.
+    let mut who = Who::default();
+    let result = sign_in(&state, &req, code, profile, signed, &ip, &mut who).await;
+    let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
+    state.metrics.observe_login(errno);
+    state.login_log.record(NewLoginLogEntry {
+        user_id: who.user_id,
+        openid_masked: who.openid_masked,
+        ip: ip.chars().take(63).collect(),
+        user_agent: user_agent(&req),
+        errno,
+        add_time: Utc::now(),
+    });
+    ok(result?)
+}
+
+/// What a login attempt learned about the user before it ended, for `login_log`.
+#[derive(Default)]
+struct Who {
+    user_id: Option<i64>,
+    openid_masked: String,
+}
+
+/// The login proper: code → WeChat session → user row → token and live session.
+async fn sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    code: JsCode,
+    profile: Profile,
+    signed: Option<(String, String)>,
+    ip: &str,
+    who: &mut Who,
+) -> Result<LoginAnswer, ApiError> {
     let session = state.wechat.send(Code2Session(code)).await??;
+    who.openid_masked = mask_openid(&session.openid);
     state.limits.login_of(&session.openid)?;
     if let Some((raw, sig)) = &signed
         && !raw_data_signature_matches(raw, session.session_key.expose(), sig)
     {
         log::warn!(
             "login refused: rawData signature mismatch for {}",
-            mask_openid(&session.openid)
+            who.openid_masked
         );
         return Err(ApiError::SignatureMismatch);
     }
@@ -136,6 +170,7 @@ pub async fn login_by_weixin(
             update_time: now,
         }))
         .await??;
+    who.user_id = Some(user.id);
     if !user.is_usable() {
         log::info!("login refused: user {} is disabled", user.id);
         return Err(ApiError::AccountDisabled);
@@ -152,17 +187,17 @@ pub async fn login_by_weixin(
             user_id: user.id,
             session_key: session.session_key,
             expires_at: DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now),
-            client_ip: ip.clone(),
-            user_agent: user_agent(&req),
+            client_ip: ip.to_string(),
+            user_agent: user_agent(req),
         }))
         .await??;
     log::info!(
         "login ok: user {} openid {} from {ip}",
         user.id,
-        mask_openid(&user.weixin_openid)
+        who.openid_masked
     );
 
-    ok(LoginAnswer {
+    Ok(LoginAnswer {
         token: issued.token,
         token_expire: token_expire(issued.expires_at),
         user_info: UserInfoView::from(&user),

@@ -146,13 +146,19 @@ impl FromRequest for AuthUser {
     }
 }
 
-/// The client's user agent, for the session record.
+/// Longer user agents are cut before they reach `login_log` (`user_session` keeps 255).
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The client's user agent, cut to `MAX_USER_AGENT_CHARS` and without control characters.
 pub fn user_agent(req: &HttpRequest) -> String {
     req.headers()
         .get(actix_web::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
         .unwrap_or_default()
-        .to_string()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_USER_AGENT_CHARS)
+        .collect()
 }
 
 /// The client's IP: the socket peer, or `X-Forwarded-For` when the peer is a trusted proxy.

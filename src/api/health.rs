@@ -1,9 +1,12 @@
+//! Probes for orchestrators: `/healthz` (liveness) and `/readyz` (readiness).
+
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
+use serde::Serialize;
 
 use super::AppState;
-use crate::actors::db::Ping;
+use crate::actors::db::{PendingMigrations, Ping};
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -25,5 +28,51 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
             HttpResponse::ServiceUnavailable()
                 .json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
         }
+    }
+}
+
+#[derive(Serialize)]
+pub struct Readiness {
+    pub status: &'static str,
+    pub database: &'static str,
+    /// `ok`, `pending` or `unknown` (database unreachable).
+    pub migrations: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+}
+
+/// `GET /readyz`: 200 when the database answers and has every migration this binary embeds; 503
+/// otherwise, so an orchestrator sends no traffic to an instance that would fail every login.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let check = tokio::time::timeout(PING_TIMEOUT, state.db.send(PendingMigrations)).await;
+    let (ready, database, migrations, pending) = match check {
+        Ok(Ok(Ok(pending))) if pending.is_empty() => (true, "ok", "ok", pending),
+        Ok(Ok(Ok(pending))) => {
+            log::warn!("readyz: migrations not applied: {}", pending.join(", "));
+            (false, "ok", "pending", pending)
+        }
+        Ok(Ok(Err(e))) => {
+            log::warn!("readyz: database unavailable: {e}");
+            (false, "unreachable", "unknown", Vec::new())
+        }
+        Ok(Err(e)) => {
+            log::warn!("readyz: database actor unavailable: {e}");
+            (false, "unreachable", "unknown", Vec::new())
+        }
+        Err(_) => {
+            log::warn!("readyz: database did not answer within {PING_TIMEOUT:?}");
+            (false, "unreachable", "unknown", Vec::new())
+        }
+    };
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        database,
+        migrations,
+        pending,
+    };
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }

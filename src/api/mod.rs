@@ -1,28 +1,38 @@
-//! The HTTP layer: the mini-program API under `{CONTEXT_PATH}/wx/` (one file per resource), plus
-//! the health probe. Handlers parse input, send messages to the actors and answer the envelope.
+//! The HTTP layer: the mini-program API under `{CONTEXT_PATH}/wx/` (one file per resource), the
+//! health probes, `/metrics`, and the admin API behind the status page. Mini-program handlers parse
+//! input, send messages to the actors and answer the envelope; the operator's endpoints answer
+//! plain HTTP status codes.
 
+pub mod admin;
 pub mod auth;
 pub mod extract;
 pub mod health;
 pub mod home;
 pub mod limits;
 pub mod meeting;
+pub mod metrics;
 pub mod middleware;
 pub mod phone;
 pub mod profile;
 pub mod user;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use actix::Addr;
 use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
 
 use crate::actors::db::DbHandle;
+use crate::actors::login_log::LoginLogWriter;
 use crate::actors::{SessionActor, WeChatClient};
-use crate::error::{ApiError, Envelope};
+use crate::db::PgPool;
+use crate::error::{ApiError, Envelope, Errno};
+use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
 
-/// What every handler can reach: the three actors and the token issuer.
+/// What every handler can reach: the three actors, the token issuer, and what the operator's
+/// endpoints report on.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DbHandle,
@@ -32,22 +42,52 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimits>,
     /// Our appid: encrypted data must carry it in its watermark.
     pub appid: String,
+    pub metrics: Arc<Metrics>,
+    pub login_log: LoginLogWriter,
+    /// A clone of the DbExecutor's pool, only to read its state: when every DbExecutor thread is
+    /// stuck on a dead database, a message asking about the pool would wait behind them.
+    pub pool: PgPool,
+    /// `None`: the admin page and API are off.
+    pub admin: Option<Arc<admin::AdminToken>>,
+    pub started: Started,
+    pub dev_mode: bool,
+}
+
+/// When this process started serving, for uptime.
+#[derive(Clone, Copy)]
+pub struct Started {
+    pub at: DateTime<Utc>,
+    pub instant: Instant,
+}
+
+impl Started {
+    pub fn now() -> Self {
+        Started {
+            at: Utc::now(),
+            instant: Instant::now(),
+        }
+    }
 }
 
 pub type ApiResult = Result<HttpResponse, ApiError>;
 
 /// errno 0 with `data`.
 pub fn ok<T: serde::Serialize>(data: T) -> ApiResult {
-    Ok(HttpResponse::Ok().json(Envelope::ok(data)))
+    Ok(with_errno_zero(HttpResponse::Ok().json(Envelope::ok(data))))
 }
 
 /// errno 0 with `data: null`.
 pub fn ok_empty() -> ApiResult {
-    Ok(HttpResponse::Ok().json(Envelope::<()> {
+    Ok(with_errno_zero(HttpResponse::Ok().json(Envelope::<()> {
         errno: 0,
         errmsg: "成功",
         data: None,
-    }))
+    })))
+}
+
+fn with_errno_zero(mut response: HttpResponse) -> HttpResponse {
+    response.extensions_mut().insert(Errno(0));
+    response
 }
 
 /// The mini-program routes, relative to `{CONTEXT_PATH}/wx`.

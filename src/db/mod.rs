@@ -2,6 +2,7 @@
 //! (create the database, run the embedded migrations, build the pool).
 
 pub mod demo;
+pub mod login_log;
 pub mod meetings;
 pub mod models;
 pub mod schema;
@@ -28,4 +29,6 @@ pub enum DbError {
     /// A stored session_key that does not decrypt: another SESSION_ENCRYPTION_KEY, or tampering.
     #[error("a stored session_key does not decrypt with the configured key")]
     Sealed,
+    #[error("embedded migrations unreadable: {0}")]
+    Migrations(String),
 }

@@ -1,7 +1,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
-use super::schema::{meeting, meeting_member, swiper_image, wx_user};
+use super::schema::{login_log, meeting, meeting_member, swiper_image, wx_user};
 
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = wx_user)]
@@ -130,4 +130,29 @@ pub struct NewSwiperImage {
     pub link: String,
     pub sort_order: i32,
     pub enabled: bool,
+}
+
+/// One login attempt, as `login_log` keeps it.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = login_log)]
+#[diesel(check_for_backend(diesel::pg::Pg))]
+pub struct LoginLogEntry {
+    pub id: i64,
+    pub user_id: Option<i64>,
+    pub openid_masked: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub errno: i32,
+    pub add_time: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = login_log)]
+pub struct NewLoginLogEntry {
+    pub user_id: Option<i64>,
+    pub openid_masked: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub errno: i32,
+    pub add_time: DateTime<Utc>,
 }

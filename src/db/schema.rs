@@ -86,12 +86,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_log (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        #[max_length = 16]
+        openid_masked -> Varchar,
+        #[max_length = 63]
+        ip -> Varchar,
+        #[max_length = 256]
+        user_agent -> Varchar,
+        errno -> Int4,
+        add_time -> Timestamptz,
+    }
+}
+
+diesel::joinable!(login_log -> wx_user (user_id));
 diesel::joinable!(user_session -> wx_user (user_id));
 diesel::joinable!(meeting -> wx_user (publisher_id));
 diesel::joinable!(meeting_member -> meeting (meeting_id));
 diesel::joinable!(meeting_member -> wx_user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    login_log,
     meeting,
     meeting_member,
     swiper_image,

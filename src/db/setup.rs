@@ -8,7 +8,7 @@ use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::PgPool;
+use super::{DbError, PgPool};
 
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
 
@@ -137,6 +137,44 @@ pub fn run_migrations(url: &str) -> Result<Vec<String>, SetupError> {
     let applied = applied?;
     unlocked.map_err(|e| migrate(&e))?;
     Ok(applied)
+}
+
+#[derive(QueryableByName)]
+struct Version {
+    #[diesel(sql_type = Text)]
+    version: String,
+}
+
+#[derive(QueryableByName)]
+struct Present {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    present: bool,
+}
+
+/// The embedded migrations this database has not applied yet (empty when it is up to date), for
+/// `/readyz`. Read-only on purpose: Diesel's own `has_pending_migration` would create the
+/// bookkeeping table when it is missing, and a probe must not write. Versions the database has
+/// and this binary lacks (a newer instance migrated it) do not count: the schema is a superset.
+pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
+    let embedded = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .map_err(|e| DbError::Migrations(e.to_string()))?;
+    let embedded: Vec<String> = embedded
+        .iter()
+        .map(|m| m.name().version().to_string())
+        .collect();
+    let table: Present = diesel::sql_query(
+        "SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS present",
+    )
+    .get_result(conn)?;
+    if !table.present {
+        return Ok(embedded);
+    }
+    let applied: Vec<Version> =
+        diesel::sql_query("SELECT version FROM __diesel_schema_migrations").load(conn)?;
+    Ok(embedded
+        .into_iter()
+        .filter(|v| !applied.iter().any(|a| &a.version == v))
+        .collect())
 }
 
 pub fn build_pool(url: &str, size: u32) -> Result<PgPool, SetupError> {

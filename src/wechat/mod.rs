@@ -60,6 +60,20 @@ pub enum WeChatError {
     Overloaded,
 }
 
+impl WeChatError {
+    /// A short, bounded label for metrics and the status page: WeChat's errcode, or what went
+    /// wrong on the way (`timeout`, `unreachable`, `bad_response`, `overloaded`).
+    pub fn errcode_label(&self) -> String {
+        match self {
+            WeChatError::Api { errcode, .. } => errcode.to_string(),
+            WeChatError::Timeout => "timeout".into(),
+            WeChatError::Transport(_) => "unreachable".into(),
+            WeChatError::BadResponse(_) => "bad_response".into(),
+            WeChatError::Overloaded => "overloaded".into(),
+        }
+    }
+}
+
 macro_rules! opaque_debug {
     ($name:ident) => {
         impl fmt::Debug for $name {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::{App, HttpServer};
 use diesel::prelude::*;
 use serde_json::Value;
+use wxauth::api::AppState;
 use wxauth::config::Config;
 use wxauth::db::models::WxUser;
 use wxauth::db::schema::wx_user;
@@ -16,6 +17,14 @@ use wxauth::startup::Application;
 use wxauth::wechat::fake::{self, FakeWeChat, MintedCode};
 
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+/// The URL of a database on the test server, without TLS. Loopback needs none, and libpq's TLS
+/// is OpenSSL, which registers an exit-time cleanup: when the test binary exits while pool
+/// threads of earlier tests are still alive, that cleanup can crash the process (SIGSEGV after
+/// every test passed). Without TLS, libpq never initialises OpenSSL in this process.
+pub fn pg_url(database: &str) -> String {
+    format!("{PG_SERVER}/{database}?sslmode=disable")
+}
 pub const TEST_APPID: &str = "wxtest0123456789ab";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
@@ -56,10 +65,13 @@ pub struct TestApp {
     vars: HashMap<String, String>,
     /// Only the first instance drops the database when it goes.
     owns_db: bool,
-    pub state: wxauth::api::AppState,
     pub handle: actix_web::dev::ServerHandle,
     pub base: String,
     pub api: String,
+    /// `http://127.0.0.1:PORT` of the separate metrics listener, when METRICS_BIND_ADDR is set.
+    pub metrics_base: Option<String>,
+    /// The running app's actors, for tests that send them messages directly.
+    pub state: AppState,
     pub fake: Arc<FakeWeChat>,
     pub db_url: String,
     db_name: String,
@@ -88,7 +100,7 @@ impl TestAppBuilder {
     pub async fn spawn(self) -> TestApp {
         init_logging();
         let db_name = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
-        let db_url = format!("{PG_SERVER}/{db_name}");
+        let db_url = pg_url(&db_name);
         let jwt_secret = format!("jwt-{}", uuid::Uuid::new_v4().simple());
         let wechat_secret = format!("appsecret-{}", uuid::Uuid::new_v4().simple());
 
@@ -118,6 +130,9 @@ impl TestAppBuilder {
         let config = Config::from_vars(&vars).expect("test config is valid");
         let app = Application::build(config).await.expect("app starts");
         let spawned = app.spawn();
+        let metrics_base = spawned
+            .metrics_port
+            .map(|p| format!("http://127.0.0.1:{p}"));
         let fake = upstream_fake.or(spawned.dev_fake).expect("a WeChat fake");
         let base = format!("http://127.0.0.1:{}", spawned.port);
         TestApp {
@@ -127,6 +142,7 @@ impl TestAppBuilder {
             handle: spawned.handle,
             api: format!("{base}/oapro/wx"),
             base,
+            metrics_base,
             fake,
             db_url,
             db_name,
@@ -157,9 +173,18 @@ pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub raw: String,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
 }
 
 impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     pub fn errno(&self) -> i64 {
         self.body["errno"].as_i64().unwrap_or(i64::MIN)
     }
@@ -189,6 +214,9 @@ impl TestApp {
             handle: spawned.handle,
             api: format!("{base}/oapro/wx"),
             base,
+            metrics_base: spawned
+                .metrics_port
+                .map(|p| format!("http://127.0.0.1:{p}")),
             fake: self.fake.clone(),
             db_url: self.db_url.clone(),
             db_name: self.db_name.clone(),
@@ -222,10 +250,25 @@ impl TestApp {
             + Unpin,
     {
         let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).to_string(),
+                )
+            })
+            .collect();
         let bytes = response.body().limit(1 << 20).await.expect("body");
         let raw = String::from_utf8_lossy(&bytes).to_string();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply { status, body, raw }
+        Reply {
+            status,
+            body,
+            raw,
+            headers,
+        }
     }
 
     /// POST a raw body (so tests can send broken JSON) to a path under the API root.
@@ -240,13 +283,16 @@ impl TestApp {
         Self::finish(req.send_body(body.to_string()).await.expect("request")).await
     }
 
-    /// POST JSON with extra headers (e.g. `X-Forwarded-For`).
+    /// POST JSON to a path under the API root with extra request headers.
     pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
-        let mut req = self.http.post(format!("{}/{path}", self.api));
+        let mut req = self
+            .http
+            .post(format!("{}/{path}", self.api))
+            .insert_header(("content-type", "application/json"));
         for (name, value) in headers {
             req = req.insert_header((*name, *value));
         }
-        Self::finish(req.send_json(body).await.expect("request")).await
+        Self::finish(req.send_body(body.to_string()).await.expect("request")).await
     }
 
     pub async fn post(&self, path: &str, body: &Value, token: Option<&str>) -> Reply {
@@ -270,6 +316,19 @@ impl TestApp {
                 .expect("request"),
         )
         .await
+    }
+
+    /// GET an absolute path with optional request headers, without following redirects.
+    pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .disable_redirects()
+            .finish();
+        let mut req = client.get(url);
+        for (name, value) in headers {
+            req = req.insert_header((*name, *value));
+        }
+        Self::finish(req.send().await.expect("request")).await
     }
 
     pub fn code_for(&self, user: &str) -> MintedCode {
@@ -319,7 +378,7 @@ impl Drop for TestApp {
         if !self.owns_db {
             return;
         }
-        if let Ok(mut conn) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
+        if let Ok(mut conn) = PgConnection::establish(&pg_url("postgres")) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                 self.db_name

@@ -8,13 +8,13 @@ use diesel::prelude::*;
 use serde_json::json;
 use wxauth::db::setup;
 
-use crate::helpers::{PG_SERVER, TestApp, captured_logs};
+use crate::helpers::{TestApp, captured_logs, pg_url};
 
 struct DropDb(String);
 
 impl Drop for DropDb {
     fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
+        if let Ok(mut conn) = PgConnection::establish(&pg_url("postgres")) {
             let _ = diesel::sql_query(format!(
                 "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
                 self.0
@@ -28,7 +28,7 @@ impl Drop for DropDb {
 fn two_instances_preparing_one_new_database_at_once_both_succeed() {
     let name = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
     let _cleanup = DropDb(name.clone());
-    let url = format!("{PG_SERVER}/{name}");
+    let url = pg_url(&name);
 
     let handles: Vec<_> = (0..2)
         .map(|_| {
@@ -70,7 +70,7 @@ fn invalid_configuration_stops_the_binary_naming_the_variable() {
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_wxauth"))
             .env(var, value)
-            .env("DATABASE_URL", format!("{PG_SERVER}/wxauth_never_created"))
+            .env("DATABASE_URL", pg_url("wxauth_never_created"))
             .output()
             .expect("binary runs");
         assert_eq!(out.status.code(), Some(2), "{var}");

@@ -1,0 +1,467 @@
+//! The operator's side: `/admin/api/*` (JSON for the status page in `static/`), behind
+//! `Authorization: Bearer <ADMIN_TOKEN>`. Plain HTTP status codes here, not the mini-program
+//! envelope: 401 without a token, 403 with a wrong one, 404 when `ADMIN_TOKEN` is not configured.
+//! The answers never hold a token, a session_key, a secret or a full openid.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use actix_files::Files;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{StatusCode, header};
+use actix_web::middleware::{DefaultHeaders, Next, from_fn};
+use actix_web::{Error, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+use crate::actors::db::{GetLoginSummary, PendingMigrations};
+use crate::actors::session::CountSessions;
+use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
+use crate::config::Secret;
+use crate::db::login_log::LoginSummary;
+use crate::wechat::errcode;
+
+/// How long the status waits for each part before reporting it unknown: the page must answer
+/// fastest exactly when something is stuck.
+const PART_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rows in the page's recent-logins list.
+pub const RECENT_LOGINS: i64 = 20;
+
+/// The configured admin token, kept as its SHA-256 so every comparison is over 32 bytes in
+/// constant time: neither the content nor the length of the right token leaks through timing.
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl AdminToken {
+    pub fn new(token: &Secret) -> Self {
+        AdminToken {
+            digest: Sha256::digest(token.expose().as_bytes()).into(),
+        }
+    }
+
+    pub fn matches(&self, presented: &str) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        presented.ct_eq(&self.digest).into()
+    }
+}
+
+#[derive(Serialize)]
+pub struct AdminError {
+    pub error: &'static str,
+}
+
+fn refuse(status: StatusCode, error: &'static str) -> HttpResponse {
+    let mut res = HttpResponse::build(status);
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            res.insert_header((header::WWW_AUTHENTICATE, r#"Bearer realm="wxauth-admin""#));
+        }
+        StatusCode::FORBIDDEN => {
+            res.insert_header((
+                header::WWW_AUTHENTICATE,
+                r#"Bearer realm="wxauth-admin", error="invalid_token""#,
+            ));
+        }
+        _ => {}
+    }
+    res.json(AdminError { error })
+}
+
+/// Everything under `/admin` when the admin side is off, and unknown paths under `/admin/api`.
+pub async fn not_found() -> HttpResponse {
+    refuse(StatusCode::NOT_FOUND, "not found")
+}
+
+/// Headers for everything under `/admin`: the page loads only its own files, is never framed,
+/// and neither it nor the API answers are cached or sent on as a referrer.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::REFERRER_POLICY, "no-referrer"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
+/// Lets a request through to `/admin/api/*` only with the right bearer token.
+pub async fn require_admin(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse, Error> {
+    let admin = req
+        .app_data::<web::Data<AppState>>()
+        .and_then(|s| s.admin.clone());
+    let Some(admin) = admin else {
+        return Ok(req.into_response(refuse(StatusCode::NOT_FOUND, "not found")));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_string())
+        })
+        .filter(|t| !t.is_empty());
+    let Some(presented) = presented else {
+        return Ok(req.into_response(refuse(
+            StatusCode::UNAUTHORIZED,
+            "admin token required: send Authorization: Bearer <ADMIN_TOKEN>",
+        )));
+    };
+    if !admin.matches(&presented) {
+        log::info!(
+            "admin: wrong token from {}",
+            super::extract::client_ip(req.request())
+        );
+        return Ok(req.into_response(refuse(StatusCode::FORBIDDEN, "wrong admin token")));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// Mounts `/admin`: the page from `static_dir` and the API under `/admin/api`, or, with `None`
+/// (no `ADMIN_TOKEN`), a plain 404 for everything under it.
+pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<&Path>) {
+    let Some(static_dir) = static_dir else {
+        cfg.service(
+            web::scope("/admin")
+                .wrap(security_headers())
+                .default_service(web::to(not_found)),
+        );
+        return;
+    };
+    cfg.service(
+        web::scope("/admin")
+            .wrap(security_headers())
+            // The token check wraps the whole API scope, unknown paths included: without the
+            // token nobody learns which admin endpoints exist.
+            .service(
+                web::scope("/api")
+                    .wrap(from_fn(require_admin))
+                    .route("/status", web::get().to(status))
+                    .default_service(web::to(not_found)),
+            )
+            // No `show_files_listing()`: a directory without index.html is a 404. `/admin`
+            // redirects to `/admin/` so the page's relative links resolve under it.
+            .service(
+                Files::new("", static_dir)
+                    .index_file("index.html")
+                    .redirect_to_slash_directory()
+                    .default_handler(web::to(not_found)),
+            ),
+    );
+}
+
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    /// `ok`, `degraded` (logins work but something is wrong) or `down` (logins cannot work).
+    pub status: &'static str,
+    /// Why the status is not `ok`, one sentence each.
+    pub problems: Vec<String>,
+    /// Always true: an answer means the process is up.
+    pub up: bool,
+    /// Database reachable and fully migrated, as `/readyz` says.
+    pub ready: bool,
+    pub version: &'static str,
+    /// `dev` (built-in WeChat fake) or `production`.
+    pub mode: &'static str,
+    /// RFC 3339, UTC, like every time in this answer.
+    pub started_at: String,
+    pub uptime_secs: u64,
+    pub generated_at: String,
+    pub database: DatabaseView,
+    /// `None` when the WeChatClient did not answer in time.
+    pub wechat: Option<UpstreamStats>,
+    pub sessions: SessionsView,
+    /// `None` when the database could not be asked.
+    pub logins: Option<LoginsView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DatabaseView {
+    pub reachable: bool,
+    pub migrations_applied: Option<bool>,
+    pub pending_migrations: Vec<String>,
+    /// Round trip of the readiness query through the DbExecutor.
+    pub latency_ms: Option<f64>,
+    pub error: Option<String>,
+    pub pool: PoolView,
+    /// login_log rows waiting for a DbExecutor thread.
+    pub login_log_pending_writes: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PoolView {
+    pub max: u32,
+    pub connections: u32,
+    pub idle: u32,
+    pub in_use: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SessionsView {
+    /// `None` when the SessionActor did not answer in time.
+    pub live: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LoginsView {
+    pub last_minute: LoginWindow,
+    pub last_hour: LoginWindow,
+    /// One entry per minute of the last hour, oldest first.
+    pub per_minute: Vec<MinuteView>,
+    /// Newest first.
+    pub recent: Vec<RecentLogin>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct LoginWindow {
+    pub success: i64,
+    pub failure: i64,
+    /// Failures by errno (as a string key, for JSON).
+    pub failure_by_errno: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MinuteView {
+    pub minute: String,
+    pub success: i64,
+    pub failure: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecentLogin {
+    pub time: String,
+    pub user_id: Option<i64>,
+    /// Masked when stored: `oGZU****VJJE`.
+    pub openid: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub errno: i32,
+}
+
+impl From<LoginSummary> for LoginsView {
+    fn from(s: LoginSummary) -> Self {
+        let mut last_minute = LoginWindow::default();
+        let mut last_hour = LoginWindow::default();
+        for row in &s.by_errno {
+            for (window, n) in [
+                (&mut last_minute, row.last_minute),
+                (&mut last_hour, row.last_hour),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                if row.errno == 0 {
+                    window.success += n;
+                } else {
+                    window.failure += n;
+                    *window
+                        .failure_by_errno
+                        .entry(row.errno.to_string())
+                        .or_default() += n;
+                }
+            }
+        }
+        LoginsView {
+            last_minute,
+            last_hour,
+            per_minute: s
+                .per_minute
+                .into_iter()
+                .map(|m| MinuteView {
+                    minute: rfc3339(m.minute),
+                    success: m.success,
+                    failure: m.failure,
+                })
+                .collect(),
+            recent: s
+                .recent
+                .into_iter()
+                .map(|r| RecentLogin {
+                    time: rfc3339(r.add_time),
+                    user_id: r.user_id,
+                    openid: r.openid_masked,
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                    errno: r.errno,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `2026-11-26T03:04:05Z`: what `new Date()` in the page parses.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Errcode labels that mean WeChat (or our configuration) failed, as opposed to a user's bad or
+/// reused code, rate limit or risk flag, which say nothing about the upstream's health.
+fn is_upstream_fault(label: &str) -> bool {
+    match label {
+        "timeout" | "unreachable" | "bad_response" => true,
+        other => other
+            .parse::<i64>()
+            .is_ok_and(|c| c == errcode::SYSTEM_BUSY || errcode::is_configuration_error(c)),
+    }
+}
+
+/// `GET /admin/api/status`: everything the status page shows, gathered concurrently, each part
+/// bounded by `PART_TIMEOUT` so one stuck actor shows up as a problem instead of a hung page.
+pub async fn status(state: web::Data<AppState>) -> HttpResponse {
+    let now = Utc::now();
+    let ready_started = Instant::now();
+    let (ready, logins, wechat, sessions) = futures_util::future::join4(
+        tokio::time::timeout(PART_TIMEOUT, state.db.send(PendingMigrations)),
+        tokio::time::timeout(
+            PART_TIMEOUT,
+            state.db.send(GetLoginSummary {
+                now,
+                recent: RECENT_LOGINS,
+            }),
+        ),
+        tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
+        tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
+    )
+    .await;
+    let mut problems = Vec::new();
+    let mut down = false;
+
+    let pool_state = state.pool.state();
+    let pool = PoolView {
+        max: state.pool.max_size(),
+        connections: pool_state.connections,
+        idle: pool_state.idle_connections,
+        in_use: pool_state
+            .connections
+            .saturating_sub(pool_state.idle_connections),
+    };
+    let (reachable, pending, latency_ms, db_error) = match ready {
+        Ok(Ok(Ok(pending))) => (
+            true,
+            Some(pending),
+            Some(ready_started.elapsed().as_secs_f64() * 1000.0),
+            None,
+        ),
+        Ok(Ok(Err(e))) => (false, None, None, Some(e.to_string())),
+        Ok(Err(e)) => (false, None, None, Some(format!("database actor: {e}"))),
+        Err(_) => (
+            false,
+            None,
+            None,
+            Some(format!("no answer within {PART_TIMEOUT:?}")),
+        ),
+    };
+    if let Some(e) = &db_error {
+        down = true;
+        problems.push(format!("database unreachable: {e}"));
+    }
+    if let Some(p) = pending.as_ref().filter(|p| !p.is_empty()) {
+        down = true;
+        problems.push(format!("migrations not applied: {}", p.join(", ")));
+    }
+    if pool.max > 0 && pool.in_use >= pool.max {
+        problems.push(format!(
+            "database pool fully in use ({} of {})",
+            pool.in_use, pool.max
+        ));
+    }
+
+    let wechat = match wechat {
+        Ok(Ok(stats)) => Some(stats),
+        _ => {
+            problems.push("WeChat client did not answer".into());
+            None
+        }
+    };
+    if let Some(w) = &wechat
+        && let Some(last) = w.last_outcome.as_deref().filter(|l| is_upstream_fault(l))
+    {
+        problems.push(format!(
+            "WeChat: newest call failed ({last}); {} of {} calls failed in the last hour",
+            w.last_hour.errors, w.last_hour.calls
+        ));
+    }
+
+    let live = match sessions {
+        Ok(Ok(n)) => Some(n),
+        _ => {
+            problems.push("session store did not answer".into());
+            None
+        }
+    };
+
+    let logins = match logins {
+        Ok(Ok(Ok(summary))) => Some(LoginsView::from(summary)),
+        _ => None,
+    };
+
+    let ready = reachable && pending.as_ref().is_some_and(Vec::is_empty);
+    let view = StatusView {
+        status: if down {
+            "down"
+        } else if problems.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        problems,
+        up: true,
+        ready,
+        version: env!("CARGO_PKG_VERSION"),
+        mode: if state.dev_mode { "dev" } else { "production" },
+        started_at: rfc3339(state.started.at),
+        uptime_secs: state.started.instant.elapsed().as_secs(),
+        generated_at: rfc3339(now),
+        database: DatabaseView {
+            reachable,
+            migrations_applied: pending.as_ref().map(Vec::is_empty),
+            pending_migrations: pending.unwrap_or_default(),
+            latency_ms,
+            error: db_error,
+            pool,
+            login_log_pending_writes: state.login_log.pending(),
+        },
+        wechat,
+        sessions: SessionsView { live },
+        logins,
+    };
+    HttpResponse::Ok().json(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_matches_only_itself() {
+        let token = AdminToken::new(&Secret::new("admin-token-value-0123"));
+        assert!(token.matches("admin-token-value-0123"));
+        assert!(!token.matches("admin-token-value-0124"));
+        assert!(!token.matches("admin-token-value-012"));
+        assert!(!token.matches(""));
+    }
+
+    #[test]
+    fn user_side_errcodes_are_not_upstream_faults() {
+        for fault in ["-1", "timeout", "unreachable", "bad_response", "40125"] {
+            assert!(is_upstream_fault(fault), "{fault}");
+        }
+        for user_side in ["40029", "40163", "45011", "40226"] {
+            assert!(!is_upstream_fault(user_side), "{user_side}");
+        }
+    }
+}

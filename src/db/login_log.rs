@@ -1,0 +1,136 @@
+//! Queries on `login_log`: record an attempt, summarise the last hour for the admin page, prune.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Timestamptz};
+
+use super::DbError;
+use super::models::{LoginLogEntry, NewLoginLogEntry};
+use super::schema::login_log;
+
+/// The chart's width: one bucket per minute of the last hour.
+pub const CHART_MINUTES: usize = 60;
+
+pub fn insert(conn: &mut PgConnection, entry: &NewLoginLogEntry) -> Result<(), DbError> {
+    diesel::insert_into(login_log::table)
+        .values(entry)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes the rows logged before `cutoff`; answers how many.
+pub fn prune(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> Result<usize, DbError> {
+    Ok(diesel::delete(login_log::table.filter(login_log::add_time.lt(cutoff))).execute(conn)?)
+}
+
+/// Attempts with one errno in the last minute and the last hour.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct ErrnoCount {
+    #[diesel(sql_type = Integer)]
+    pub errno: i32,
+    #[diesel(sql_type = BigInt)]
+    pub last_minute: i64,
+    #[diesel(sql_type = BigInt)]
+    pub last_hour: i64,
+}
+
+/// One bar of the chart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteCount {
+    /// The minute's first instant.
+    pub minute: DateTime<Utc>,
+    pub success: i64,
+    pub failure: i64,
+}
+
+#[derive(QueryableByName)]
+struct MinuteRow {
+    #[diesel(sql_type = Timestamptz)]
+    minute: DateTime<Utc>,
+    #[diesel(sql_type = BigInt)]
+    success: i64,
+    #[diesel(sql_type = BigInt)]
+    failure: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginSummary {
+    pub by_errno: Vec<ErrnoCount>,
+    /// `CHART_MINUTES` entries, oldest first, the last one being the current minute.
+    pub per_minute: Vec<MinuteCount>,
+    /// Newest first.
+    pub recent: Vec<LoginLogEntry>,
+}
+
+fn start_of_minute(t: DateTime<Utc>) -> DateTime<Utc> {
+    let secs = t.timestamp();
+    DateTime::<Utc>::from_timestamp(secs - secs.rem_euclid(60), 0).unwrap_or(t)
+}
+
+/// What the admin page shows about logins, as seen at `now`.
+pub fn summary(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    recent: i64,
+) -> Result<LoginSummary, DbError> {
+    let by_errno: Vec<ErrnoCount> = diesel::sql_query(
+        "SELECT errno,
+                count(*) FILTER (WHERE add_time > $1) AS last_minute,
+                count(*) AS last_hour
+           FROM login_log
+          WHERE add_time > $2
+          GROUP BY errno
+          ORDER BY errno",
+    )
+    .bind::<Timestamptz, _>(now - TimeDelta::minutes(1))
+    .bind::<Timestamptz, _>(now - TimeDelta::hours(1))
+    .load(conn)?;
+
+    let first_minute = start_of_minute(now) - TimeDelta::minutes(CHART_MINUTES as i64 - 1);
+    let rows: Vec<MinuteRow> = diesel::sql_query(
+        "SELECT date_trunc('minute', add_time) AS minute,
+                count(*) FILTER (WHERE errno = 0) AS success,
+                count(*) FILTER (WHERE errno <> 0) AS failure
+           FROM login_log
+          WHERE add_time >= $1
+          GROUP BY 1",
+    )
+    .bind::<Timestamptz, _>(first_minute)
+    .load(conn)?;
+    let per_minute = (0..CHART_MINUTES as i64)
+        .map(|i| {
+            let minute = first_minute + TimeDelta::minutes(i);
+            let row = rows.iter().find(|r| r.minute == minute);
+            MinuteCount {
+                minute,
+                success: row.map_or(0, |r| r.success),
+                failure: row.map_or(0, |r| r.failure),
+            }
+        })
+        .collect();
+
+    // By the attempt's own time, not by id: rows are written by several DbExecutor threads, so
+    // ids follow the order the inserts ran in, not the order the logins happened in.
+    let recent = login_log::table
+        .order((login_log::add_time.desc(), login_log::id.desc()))
+        .limit(recent)
+        .select(LoginLogEntry::as_select())
+        .load(conn)?;
+
+    Ok(LoginSummary {
+        by_errno,
+        per_minute,
+        recent,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minutes_start_on_the_minute() {
+        let t = DateTime::<Utc>::from_timestamp(1_790_000_123, 456).expect("time");
+        assert_eq!(start_of_minute(t).timestamp(), 1_790_000_100);
+    }
+}

@@ -1,0 +1,206 @@
+//! The Prometheus metrics this service exports at `/metrics`. One `Metrics` is built at start and
+//! shared through `AppState` (and handed to the WeChatClient); it owns its own `Registry`, so two
+//! apps in one process (the tests) never count into each other. The `prometheus` crate also has a
+//! process-wide default registry; nothing here uses it.
+//!
+//! Label values are bounded on purpose: a route is the matched pattern, never the raw path; an
+//! errno or errcode comes from a fixed list or from WeChat's small set of codes.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// The label used when an answer carries no errno (health probes, the admin API, static files).
+pub const NO_ERRNO: &str = "none";
+/// The route label of a request no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+pub struct Metrics {
+    registry: Registry,
+    /// `wxauth_http_requests_total{route, method, status, errno}`
+    pub http_requests: IntCounterVec,
+    /// `wxauth_http_request_duration_seconds{route, errno}`
+    pub http_duration: HistogramVec,
+    /// `wxauth_logins_total{errno}`: login attempts past argument checks, by outcome.
+    pub logins: IntCounterVec,
+    /// `wxauth_login_log_dropped_total`: login_log rows not written because too many were queued.
+    pub login_log_dropped: IntCounter,
+    /// `wxauth_wechat_request_duration_seconds`: one observation per real upstream round trip.
+    pub wechat_duration: Histogram,
+    /// `wxauth_wechat_requests_total`
+    pub wechat_requests: IntCounter,
+    /// `wxauth_wechat_errors_total{errcode}`: WeChat's errcode, or `timeout`/`unreachable`/`bad_response`.
+    pub wechat_errors: IntCounterVec,
+    /// `wxauth_db_pool_connections{state}`: `idle` and `in_use`, read at scrape time.
+    pub db_pool_connections: IntGaugeVec,
+    /// `wxauth_db_pool_max_connections`
+    pub db_pool_max: IntGauge,
+    /// `wxauth_sessions_live`, read from the SessionActor at scrape time.
+    pub sessions_live: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("wxauth".into()), None)?;
+
+        let http_requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered"),
+            &["route", "method", "status", "errno"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from request to response head",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
+            &["route", "errno"],
+        )?;
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "logins_total",
+                "Login attempts past argument checks, by errno",
+            ),
+            &["errno"],
+        )?;
+        let login_log_dropped = IntCounter::new(
+            "login_log_dropped_total",
+            "Login attempts not written to login_log because the database fell behind",
+        )?;
+        // Covers the client's 3 s budget: anything above 3 s is already a failed login.
+        let wechat_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "wechat_request_duration_seconds",
+                "WeChat jscode2session round trips",
+            )
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0]),
+        )?;
+        let wechat_requests =
+            IntCounter::new("wechat_requests_total", "WeChat jscode2session round trips")?;
+        let wechat_errors = IntCounterVec::new(
+            Opts::new(
+                "wechat_errors_total",
+                "Failed WeChat round trips by errcode (or timeout, unreachable, bad_response)",
+            ),
+            &["errcode"],
+        )?;
+        let db_pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "db_pool_connections",
+                "PostgreSQL pool connections by state",
+            ),
+            &["state"],
+        )?;
+        let db_pool_max = IntGauge::new(
+            "db_pool_max_connections",
+            "PostgreSQL pool size (DB_POOL_SIZE)",
+        )?;
+        let sessions_live = IntGauge::new("sessions_live", "Live login sessions")?;
+        let build_info = IntGaugeVec::new(
+            Opts::new("build_info", "Always 1; the version is in the label"),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(login_log_dropped.clone()))?;
+        registry.register(Box::new(wechat_duration.clone()))?;
+        registry.register(Box::new(wechat_requests.clone()))?;
+        registry.register(Box::new(wechat_errors.clone()))?;
+        registry.register(Box::new(db_pool_connections.clone()))?;
+        registry.register(Box::new(db_pool_max.clone()))?;
+        registry.register(Box::new(sessions_live.clone()))?;
+        registry.register(Box::new(build_info))?;
+
+        Ok(Metrics {
+            registry,
+            http_requests,
+            http_duration,
+            logins,
+            login_log_dropped,
+            wechat_duration,
+            wechat_requests,
+            wechat_errors,
+            db_pool_connections,
+            db_pool_max,
+            sessions_live,
+        })
+    }
+
+    pub fn observe_request(
+        &self,
+        route: &str,
+        method: &str,
+        status: u16,
+        errno: Option<i32>,
+        seconds: f64,
+    ) {
+        let errno = errno.map(|e| e.to_string());
+        let errno = errno.as_deref().unwrap_or(NO_ERRNO);
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string(), errno])
+            .inc();
+        self.http_duration
+            .with_label_values(&[route, errno])
+            .observe(seconds);
+    }
+
+    pub fn observe_login(&self, errno: i32) {
+        self.logins.with_label_values(&[&errno.to_string()]).inc();
+    }
+
+    /// One upstream round trip; `error` is the errcode label when it failed.
+    pub fn observe_wechat(&self, seconds: f64, error: Option<&str>) {
+        self.wechat_requests.inc();
+        self.wechat_duration.observe(seconds);
+        if let Some(errcode) = error {
+            self.wechat_errors.with_label_values(&[errcode]).inc();
+        }
+    }
+
+    pub fn set_pool(&self, state: &diesel::r2d2::State, max: u32) {
+        let idle = i64::from(state.idle_connections);
+        let in_use = i64::from(state.connections) - idle;
+        self.db_pool_connections
+            .with_label_values(&["idle"])
+            .set(idle);
+        self.db_pool_connections
+            .with_label_values(&["in_use"])
+            .set(in_use);
+        self.db_pool_max.set(i64::from(max));
+    }
+
+    /// Everything, in the Prometheus text exposition format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prefixed_families_with_their_labels() {
+        let m = Metrics::new().expect("metrics");
+        m.observe_request("/oapro/wx/auth/login_by_weixin", "POST", 200, Some(0), 0.01);
+        m.observe_login(712);
+        m.observe_wechat(0.2, Some("45011"));
+        let text = m.render().expect("render");
+        assert!(text.contains(
+            r#"wxauth_http_requests_total{errno="0",method="POST",route="/oapro/wx/auth/login_by_weixin",status="200"} 1"#
+        ));
+        assert!(text.contains(r#"wxauth_logins_total{errno="712"} 1"#));
+        assert!(text.contains(r#"wxauth_wechat_errors_total{errcode="45011"} 1"#));
+        assert!(text.contains("wxauth_wechat_request_duration_seconds_bucket"));
+        assert!(text.contains(r#"wxauth_build_info{version=""#));
+    }
+}

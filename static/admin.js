@@ -1,0 +1,437 @@
+// The wxauth status page: asks for the admin token once (kept in sessionStorage, this tab only),
+// polls /admin/api/status and draws it. Every value from the server goes in through textContent,
+// never innerHTML: user agents and IPs in the recent-logins list are whatever clients sent.
+'use strict';
+
+(function () {
+  const TOKEN_KEY = 'wxauth.adminToken';
+  const STATUS_URL = 'api/status'; // relative: the page lives at /admin/
+  const REFRESH_MS = 5000;
+  const FETCH_TIMEOUT_MS = 8000;
+
+  // errno → what it means, as in README's table.
+  const ERRNO_TEXT = {
+    0: 'success', 401: 'bad argument', 402: 'bad value', 404: 'no such API', 501: 'not logged in',
+    502: 'internal error', 700: 'account disabled', 710: 'invalid code', 711: 'code already used',
+    712: 'too many logins', 713: 'risky user', 714: 'WeChat busy', 715: 'WeChat timeout',
+    716: 'WeChat bad answer',
+  };
+  const ERRCODE_TEXT = {
+    '-1': 'busy', 40029: 'invalid code', 40163: 'code used', 45011: 'rate limited',
+    40226: 'risky user', 40013: 'bad appid', 40125: 'bad secret', 40001: 'bad credential',
+    timeout: 'no answer in time', unreachable: 'cannot connect', bad_response: 'not a valid reply',
+  };
+
+  const $ = (id) => document.getElementById(id);
+  let timer = null;
+  let busy = false;
+  let lastData = null;
+
+  // ---- token and views ----
+
+  function token() {
+    return sessionStorage.getItem(TOKEN_KEY);
+  }
+
+  function stopPolling() {
+    if (timer !== null) {
+      clearInterval(timer);
+      timer = null;
+    }
+  }
+
+  function showSignin(message) {
+    stopPolling();
+    lastData = null;
+    $('dashboard').hidden = true;
+    $('refresh').hidden = true;
+    $('forget').hidden = true;
+    $('signin').hidden = false;
+    setBadge('unknown', 'signed out');
+    $('updated').textContent = '';
+    const err = $('signin-error');
+    err.textContent = message || '';
+    err.hidden = !message;
+    const input = $('token');
+    input.value = '';
+    input.focus();
+  }
+
+  function showDashboard() {
+    $('signin').hidden = true;
+    $('dashboard').hidden = false;
+    $('refresh').hidden = false;
+    $('forget').hidden = false;
+    if (timer === null) {
+      timer = setInterval(load, REFRESH_MS);
+    }
+  }
+
+  function connectionProblem(message) {
+    const banner = $('connection');
+    banner.textContent = message;
+    banner.hidden = false;
+    setBadge('unknown', 'no answer');
+  }
+
+  function setBadge(state, text) {
+    const badge = $('overall');
+    badge.dataset.state = state;
+    badge.textContent = text;
+    document.title = 'wxauth: ' + text;
+  }
+
+  // ---- fetching ----
+
+  async function load() {
+    const t = token();
+    if (!t) {
+      showSignin('');
+      return;
+    }
+    if (busy) return;
+    busy = true;
+    const abort = new AbortController();
+    const timeout = setTimeout(() => abort.abort(), FETCH_TIMEOUT_MS);
+    let res;
+    try {
+      res = await fetch(STATUS_URL, {
+        headers: { Authorization: 'Bearer ' + t },
+        cache: 'no-store',
+        signal: abort.signal,
+      });
+    } catch (e) {
+      busy = false;
+      clearTimeout(timeout);
+      connectionProblem(e.name === 'AbortError'
+        ? 'The server did not answer within 8 s; retrying every 5 s.'
+        : 'Cannot reach the server; retrying every 5 s.');
+      return;
+    }
+    clearTimeout(timeout);
+    busy = false;
+
+    if (res.status === 401 || res.status === 403 || res.status === 404) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      const why = {
+        401: 'The server asks for an admin token (HTTP 401).',
+        403: 'Wrong admin token: the server refused it (HTTP 403). Check ADMIN_TOKEN and enter it again.',
+        404: 'The admin API is off on this server (HTTP 404): set ADMIN_TOKEN and restart wxauth.',
+      }[res.status];
+      showSignin(why);
+      return;
+    }
+    if (!res.ok) {
+      connectionProblem('The status call failed with HTTP ' + res.status + '; retrying every 5 s.');
+      return;
+    }
+    let data;
+    try {
+      data = await res.json();
+    } catch (e) {
+      connectionProblem('The server answered something that is not JSON; retrying every 5 s.');
+      return;
+    }
+    $('connection').hidden = true;
+    lastData = data;
+    showDashboard();
+    render(data);
+  }
+
+  // ---- formatting ----
+
+  function duration(totalSecs) {
+    const s = Math.max(0, Math.floor(totalSecs));
+    if (s < 60) return s + ' s';
+    const m = Math.floor(s / 60);
+    if (m < 60) return m + ' min ' + (s % 60) + ' s';
+    const h = Math.floor(m / 60);
+    if (h < 24) return h + ' h ' + (m % 60) + ' min';
+    return Math.floor(h / 24) + ' d ' + (h % 24) + ' h';
+  }
+
+  function ago(iso) {
+    if (!iso) return '–';
+    return duration((Date.now() - Date.parse(iso)) / 1000) + ' ago';
+  }
+
+  function localTime(iso) {
+    const d = new Date(iso);
+    const sameDay = d.toDateString() === new Date().toDateString();
+    const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
+    return sameDay ? time : d.toLocaleDateString() + ' ' + time;
+  }
+
+  function plural(n, word) {
+    return n + ' ' + word + (n === 1 ? '' : 's');
+  }
+
+  function yesNo(value) {
+    if (value === null || value === undefined) return 'unknown';
+    return value ? 'yes' : 'no';
+  }
+
+  function num(value) {
+    return value === null || value === undefined ? '–' : String(value);
+  }
+
+  function setField(name, text, tone) {
+    for (const el of document.querySelectorAll('[data-field="' + name + '"]')) {
+      el.textContent = text;
+      el.classList.remove('good', 'bad', 'warn');
+      if (tone) el.classList.add(tone);
+    }
+  }
+
+  function cell(text, className) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    if (className) td.className = className;
+    return td;
+  }
+
+  function fillPairs(tbody, pairs, emptyText) {
+    tbody.replaceChildren();
+    if (pairs.length === 0) {
+      const tr = document.createElement('tr');
+      tr.append(cell(emptyText, 'muted'));
+      tbody.append(tr);
+      return;
+    }
+    for (const [label, value] of pairs) {
+      const tr = document.createElement('tr');
+      tr.append(cell(label), cell(value, 'bad'));
+      tbody.append(tr);
+    }
+  }
+
+  // ---- rendering ----
+
+  function render(d) {
+    setBadge(d.status, d.status.toUpperCase());
+    $('updated').textContent = 'updated ' + localTime(d.generated_at);
+
+    const problems = $('problem-list');
+    problems.replaceChildren(...d.problems.map((p) => {
+      const li = document.createElement('li');
+      li.textContent = p;
+      return li;
+    }));
+    $('problems').hidden = d.problems.length === 0;
+
+    setField('up', yesNo(d.up), d.up ? 'good' : 'bad');
+    setField('ready', yesNo(d.ready), d.ready ? 'good' : 'bad');
+    setField('version', d.version);
+    setField('mode', d.mode === 'dev' ? 'dev (fake WeChat)' : d.mode, d.mode === 'dev' ? 'warn' : '');
+    setField('uptime', duration(d.uptime_secs));
+    setField('started', localTime(d.started_at));
+
+    const db = d.database;
+    setField('db-reachable', yesNo(db.reachable), db.reachable ? 'good' : 'bad');
+    setField('db-migrations',
+      db.migrations_applied === null ? 'unknown'
+        : db.migrations_applied ? 'all applied' : 'pending: ' + db.pending_migrations.join(', '),
+      db.migrations_applied ? 'good' : 'bad');
+    setField('db-latency', db.latency_ms === null ? '–' : db.latency_ms.toFixed(1) + ' ms');
+    setField('db-pool', db.pool.in_use + ' of ' + db.pool.max + ' (' + db.pool.idle + ' idle)');
+    const meter = $('pool-meter');
+    const share = db.pool.max > 0 ? db.pool.in_use / db.pool.max : 0;
+    meter.style.width = Math.round(share * 100) + '%';
+    meter.className = share >= 1 ? 'full' : share >= 0.75 ? 'high' : '';
+    setField('db-pending', db.login_log_pending_writes + ' queued', db.login_log_pending_writes > 100 ? 'warn' : '');
+    setField('db-error', db.error ? 'Error: ' + db.error : '');
+
+    renderWeChat(d.wechat);
+    $('sessions-live').textContent = num(d.sessions.live);
+    renderLogins(d.logins);
+  }
+
+  function renderWeChat(w) {
+    if (!w) {
+      for (const f of ['wx-last', 'wx-outcome', 'wx-latency', 'wx-hour', 'wx-rate', 'wx-token-age']) setField(f, 'unknown');
+      fillPairs($('wx-errors'), [], 'no answer from the WeChat client');
+      return;
+    }
+    if (w.last_call_at) {
+      const ok = w.last_outcome === 'ok';
+      const outcome = ok ? 'ok' : w.last_outcome + (ERRCODE_TEXT[w.last_outcome] ? ' ' + ERRCODE_TEXT[w.last_outcome] : '');
+      setField('wx-last', ago(w.last_call_at));
+      setField('wx-outcome', outcome, ok ? 'good' : 'bad');
+    } else {
+      setField('wx-last', 'no calls yet');
+      setField('wx-outcome', '–');
+    }
+    setField('wx-latency', w.last_latency_ms === null ? '–' : w.last_latency_ms === 0 ? '< 1 ms' : w.last_latency_ms + ' ms');
+    setField('wx-hour', plural(w.last_hour.calls, 'call') + ', ' + plural(w.last_hour.errors, 'error'));
+    const rate = w.last_hour.error_rate;
+    setField('wx-rate', rate === null ? '–' : (rate * 100).toFixed(1) + ' %',
+      rate === null ? '' : rate >= 0.2 ? 'bad' : rate > 0 ? 'warn' : 'good');
+    setField('wx-token-age', w.access_token_age_secs === null ? 'not used yet' : 'age ' + duration(w.access_token_age_secs));
+
+    const codes = new Set([...Object.keys(w.last_hour.errors_by_errcode), ...Object.keys(w.errors_by_errcode)]);
+    const pairs = [...codes].sort().map((code) => [
+      code + (ERRCODE_TEXT[code] ? ' ' + ERRCODE_TEXT[code] : ''),
+      (w.last_hour.errors_by_errcode[code] || 0) + ' / ' + (w.errors_by_errcode[code] || 0),
+    ]);
+    fillPairs($('wx-errors'), pairs, 'no errors');
+  }
+
+  function renderLogins(l) {
+    const ids = ['logins-minute-ok', 'logins-minute-fail', 'logins-hour-ok', 'logins-hour-fail'];
+    if (!l) {
+      for (const id of ids) $(id).textContent = '–';
+      fillPairs($('login-errnos'), [], 'database unavailable');
+      $('recent').querySelector('tbody').replaceChildren();
+      $('recent-empty').hidden = false;
+      $('recent-empty').textContent = 'Database unavailable.';
+      drawChart([]);
+      return;
+    }
+    $('logins-minute-ok').textContent = l.last_minute.success;
+    $('logins-minute-fail').textContent = l.last_minute.failure;
+    $('logins-hour-ok').textContent = l.last_hour.success;
+    $('logins-hour-fail').textContent = l.last_hour.failure;
+    const pairs = Object.entries(l.last_hour.failure_by_errno).map(([errno, n]) => [
+      errno + (ERRNO_TEXT[errno] ? ' ' + ERRNO_TEXT[errno] : ''), String(n),
+    ]);
+    fillPairs($('login-errnos'), pairs, 'no failures');
+
+    const tbody = $('recent').querySelector('tbody');
+    tbody.replaceChildren(...l.recent.map((r) => {
+      const tr = document.createElement('tr');
+      const ok = r.errno === 0;
+      const outcome = ok ? 'ok' : r.errno + ' ' + (ERRNO_TEXT[r.errno] || '');
+      const time = cell(localTime(r.time));
+      time.title = r.time;
+      const user = cell(r.user_id === null ? '–' : String(r.user_id));
+      user.dataset.label = 'user';
+      tr.append(
+        time,
+        cell(outcome, ok ? 'good' : 'bad'),
+        user,
+        cell(r.openid || '–', 'mono'),
+        cell(r.ip || '–', 'mono'),
+        cell(r.user_agent || '–', 'ua'),
+      );
+      return tr;
+    }));
+    $('recent-empty').textContent = 'No logins recorded yet.';
+    $('recent-empty').hidden = l.recent.length > 0;
+    drawChart(l.per_minute);
+  }
+
+  // ---- chart: stacked bars per minute, drawn on a canvas at the screen's pixel density ----
+
+  function drawChart(perMinute) {
+    const canvas = $('chart');
+    const css = getComputedStyle(document.documentElement);
+    const color = (name) => css.getPropertyValue(name).trim();
+    const dpr = window.devicePixelRatio || 1;
+    const width = canvas.clientWidth;
+    const height = canvas.clientHeight;
+    if (width === 0 || height === 0) return;
+    canvas.width = Math.round(width * dpr);
+    canvas.height = Math.round(height * dpr);
+    const ctx = canvas.getContext('2d');
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = '11px system-ui, sans-serif';
+
+    const left = 30;
+    const bottom = 18;
+    const top = 6;
+    const plotW = width - left - 4;
+    const plotH = height - bottom - top;
+    const totals = perMinute.map((m) => m.success + m.failure);
+    const peak = Math.max(0, ...totals);
+    const yMax = peak <= 4 ? 4 : niceCeil(peak);
+
+    ctx.strokeStyle = color('--line');
+    ctx.fillStyle = color('--muted');
+    ctx.lineWidth = 1;
+    ctx.textBaseline = 'middle';
+    ctx.textAlign = 'right';
+    for (const v of [0, yMax / 2, yMax]) {
+      const y = Math.round(top + plotH - (v / yMax) * plotH) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(left + plotW, y);
+      ctx.stroke();
+      ctx.fillText(String(v), left - 5, y);
+    }
+    ctx.textBaseline = 'alphabetic';
+    const n = perMinute.length || 60;
+    const labelY = height - 4;
+    ctx.textAlign = 'left';
+    ctx.fillText('−' + n + ' min', left, labelY);
+    ctx.textAlign = 'center';
+    ctx.fillText('−' + n / 2 + ' min', left + plotW / 2, labelY);
+    ctx.textAlign = 'right';
+    ctx.fillText('now', left + plotW, labelY);
+
+    const slot = plotW / n;
+    const barW = Math.max(1, slot - (slot > 4 ? 2 : 1));
+    perMinute.forEach((m, i) => {
+      const x = left + i * slot + (slot - barW) / 2;
+      const okH = (m.success / yMax) * plotH;
+      const failH = (m.failure / yMax) * plotH;
+      const base = top + plotH;
+      ctx.fillStyle = color('--good');
+      ctx.fillRect(x, base - okH, barW, okH);
+      ctx.fillStyle = color('--bad');
+      ctx.fillRect(x, base - okH - failH, barW, failH);
+    });
+
+    if (peak === 0) {
+      ctx.fillStyle = color('--muted');
+      ctx.textAlign = 'center';
+      ctx.textBaseline = 'middle';
+      ctx.fillText(perMinute.length ? 'no logins in the last hour' : 'no data', left + plotW / 2, top + plotH / 2);
+    }
+    const ok = perMinute.reduce((a, m) => a + m.success, 0);
+    const failed = perMinute.reduce((a, m) => a + m.failure, 0);
+    canvas.setAttribute('aria-label',
+      'Logins per minute over the last hour: ' + ok + ' successful, ' + failed + ' failed in total');
+  }
+
+  function niceCeil(v) {
+    const magnitude = Math.pow(10, Math.floor(Math.log10(v)));
+    for (const step of [1, 2, 2.5, 5, 10]) {
+      if (step * magnitude >= v) return step * magnitude;
+    }
+    return 10 * magnitude;
+  }
+
+  // ---- wiring ----
+
+  document.addEventListener('DOMContentLoaded', () => {
+    $('token-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      const value = $('token').value.trim();
+      if (!value) return;
+      sessionStorage.setItem(TOKEN_KEY, value);
+      $('signin-error').hidden = true;
+      load();
+    });
+    $('forget').addEventListener('click', () => {
+      sessionStorage.removeItem(TOKEN_KEY);
+      showSignin('');
+    });
+    $('refresh').addEventListener('click', load);
+    let resizeTimer = null;
+    window.addEventListener('resize', () => {
+      clearTimeout(resizeTimer);
+      resizeTimer = setTimeout(() => {
+        if (lastData && lastData.logins) drawChart(lastData.logins.per_minute);
+      }, 100);
+    });
+    document.addEventListener('visibilitychange', () => {
+      if (!document.hidden && token()) load();
+    });
+    if (token()) {
+      load();
+    } else {
+      showSignin('');
+    }
+  });
+})();

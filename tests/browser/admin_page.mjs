@@ -1,0 +1,159 @@
+// The admin status page in headless Chromium, against a running wxauth in dev mode.
+// scripts/browser-test starts the server and sets:
+//   BASE_URL      e.g. http://127.0.0.1:43210
+//   ADMIN_TOKEN   the server's admin token
+//   SCREENSHOT    where to save the desktop screenshot (a phone-sized one goes beside it)
+//   CHROMIUM      the browser binary (default /usr/bin/chromium)
+// Exits non-zero on the first failed check.
+
+import { chromium } from 'playwright-core';
+
+const BASE_URL = required('BASE_URL');
+const ADMIN_TOKEN = required('ADMIN_TOKEN');
+const SCREENSHOT = process.env.SCREENSHOT || 'admin-page.png';
+const PHONE_SCREENSHOT = SCREENSHOT.replace(/\.png$/, '') + '-phone.png';
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+// Longer than one refresh period of the page (5 s), so an auto-refresh must happen in time.
+const WAIT_MS = 15000;
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) {
+    console.error(`admin_page: ${name} is not set`);
+    process.exit(2);
+  }
+  return value;
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+  console.log(`ok - ${message}`);
+}
+
+/** wx.login() for a test user through the dev fake, then the mini-program's login call. */
+async function logIn(user) {
+  const minted = await fetch(`${BASE_URL}/__wechat/fake/code?user=${user}`, { method: 'POST' });
+  if (!minted.ok) throw new Error(`minting a code failed: HTTP ${minted.status}`);
+  const { code, openid } = await minted.json();
+  const res = await fetch(`${BASE_URL}/oapro/wx/auth/login_by_weixin`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'user-agent': 'wxauth-browser-test' },
+    body: JSON.stringify({ code }),
+  });
+  const body = await res.json();
+  if (body.errno !== 0) throw new Error(`login failed: ${JSON.stringify(body)}`);
+  return { openid, userId: body.data.userInfo.userId, token: body.data.token };
+}
+
+/** A login with a code WeChat never issued: errno 710. */
+async function failLogin() {
+  const res = await fetch(`${BASE_URL}/oapro/wx/auth/login_by_weixin`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'user-agent': 'wxauth-browser-test' },
+    body: JSON.stringify({ code: '0never-issued' }),
+  });
+  const body = await res.json();
+  if (body.errno !== 710) throw new Error(`expected errno 710: ${JSON.stringify(body)}`);
+}
+
+function masked(openid) {
+  return openid.length <= 8 ? '****' : `${openid.slice(0, 4)}****${openid.slice(-4)}`;
+}
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+let failed = false;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const problems = [];
+  // The wrong-token step makes Chromium log the refused status call; nothing else may.
+  let refusalExpected = false;
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    if (refusalExpected && /status of 403/.test(m.text())) return;
+    problems.push(`console error: ${m.text()}`);
+  });
+  // The page must need nothing but its own server (no CDN: the machine may be offline).
+  page.on('request', (r) => {
+    if (!r.url().startsWith(BASE_URL) && !r.url().startsWith('data:')) {
+      problems.push(`request outside the server: ${r.url()}`);
+    }
+  });
+
+  const response = await page.goto(`${BASE_URL}/admin`);
+  check(response.ok(), 'the page loads from /admin');
+  check(new URL(page.url()).pathname === '/admin/', '/admin redirects to /admin/');
+  await page.locator('#signin').waitFor({ state: 'visible' });
+  check(true, 'the page asks for the admin token');
+
+  refusalExpected = true;
+  await page.fill('#token', 'not-the-admin-token');
+  await page.click('#token-form button[type=submit]');
+  const error = page.locator('#signin-error');
+  await error.waitFor({ state: 'visible', timeout: WAIT_MS });
+  refusalExpected = false;
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '') + '-signin.png' });
+  const errorText = await error.textContent();
+  check(/wrong admin token/i.test(errorText), `a wrong token says so: "${errorText}"`);
+  check(await page.locator('#dashboard').isHidden(), 'a wrong token shows no numbers');
+
+  await page.fill('#token', ADMIN_TOKEN);
+  await page.click('#token-form button[type=submit]');
+  await page.locator('#dashboard').waitFor({ state: 'visible', timeout: WAIT_MS });
+  const live = page.locator('#sessions-live');
+  await page.waitForFunction(() => /^\d+$/.test(document.getElementById('sessions-live').textContent),
+    null, { timeout: WAIT_MS });
+  const before = Number(await live.textContent());
+  check(before === 0, `the session count shows ${before} on a fresh server`);
+  check(await page.evaluate(() => sessionStorage.getItem('wxauth.adminToken')) === ADMIN_TOKEN,
+    'the token is kept in sessionStorage');
+  check(await page.evaluate(() => localStorage.length === 0), 'nothing is kept in localStorage');
+
+  const alice = await logIn('alice');
+  console.log(`logged alice in through the API as user ${alice.userId}`);
+  await failLogin();
+  console.log('one login with a bad code (errno 710)');
+
+  // No click: the page refreshes on its own.
+  await page.waitForFunction((n) => document.getElementById('sessions-live').textContent === String(n),
+    before + 1, { timeout: WAIT_MS });
+  check(true, `the session count goes up to ${before + 1} without a reload`);
+  const row = page.locator('#recent tbody tr', { hasText: masked(alice.openid) });
+  await row.first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  const rowText = await row.first().innerText();
+  check(rowText.includes(String(alice.userId)) && /\bok\b/.test(rowText),
+    `the login appears in the recent list: "${rowText.replace(/\s+/g, ' ')}"`);
+  check(Number(await page.locator('#logins-minute-ok').textContent()) >= 1,
+    'the last minute counts the login');
+  await page.locator('#login-errnos', { hasText: '710' }).waitFor({ timeout: WAIT_MS });
+  check(true, 'the failed login shows under its errno');
+  const html = await page.content();
+  check(!html.includes(alice.openid), 'the full openid is not on the page');
+  check(!html.includes(alice.token) && !html.includes(ADMIN_TOKEN), 'no token is on the page');
+  const badge = await page.locator('#overall').textContent();
+  check(badge === 'OK', `the overall status is ${badge}`);
+
+  await page.screenshot({ path: SCREENSHOT, fullPage: true });
+  console.log(`screenshot: ${SCREENSHOT}`);
+
+  await page.setViewportSize({ width: 375, height: 812 });
+  await page.waitForTimeout(300);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `nothing sticks out sideways at 375 px (overflow ${overflow} px)`);
+  await page.screenshot({ path: PHONE_SCREENSHOT, fullPage: true });
+  console.log(`screenshot: ${PHONE_SCREENSHOT}`);
+
+  check(problems.length === 0, `no errors in the page${problems.length ? ':\n  ' + problems.join('\n  ') : ''}`);
+} catch (e) {
+  failed = true;
+  console.error(`FAILED: ${e.message}`);
+} finally {
+  await browser.close();
+}
+process.exit(failed ? 1 : 0);
