@@ -118,14 +118,28 @@ async fn serve(config: Config) -> ExitCode {
     } else {
         log::info!("admin status page off: ADMIN_TOKEN is not set");
     }
-    match app.run().await {
+    let code = match app.run().await {
         Ok(()) => {
             log::info!("wxauth stopped");
-            ExitCode::SUCCESS
+            0
         }
         Err(e) => {
             log::error!("server stopped: {e}");
-            ExitCode::from(1)
+            1
         }
-    }
+    };
+    exit_after_serving(code)
+}
+
+/// Ends the process without running C `atexit` handlers. The database threads (the DbExecutor's
+/// and the NOTIFY listener's) are still alive at this point; libpq talks TLS through OpenSSL, and
+/// OpenSSL's exit-time cleanup running under a thread that is mid-read crashes the process
+/// (seen as SIGSEGV in `OPENSSL_cleanup`). Everything worth keeping is committed or flushed
+/// already, so skipping the handlers loses nothing.
+fn exit_after_serving(code: i32) -> ExitCode {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` only ends the process; no Rust state is observed after it.
+    unsafe { libc::_exit(code) }
 }

@@ -146,6 +146,22 @@ impl Handler<UpdateProfile> for DbExecutor {
     }
 }
 
+/// Disables (1) or enables (0) an account; admin only.
+#[derive(Message)]
+#[rtype(result = "Result<Option<WxUser>, DbError>")]
+pub struct SetUserStatus {
+    pub user_id: i64,
+    pub status: i16,
+}
+
+impl Handler<SetUserStatus> for DbExecutor {
+    type Result = Result<Option<WxUser>, DbError>;
+
+    fn handle(&mut self, msg: SetUserStatus, _: &mut Self::Context) -> Self::Result {
+        users::set_status(&mut *self.conn()?, msg.user_id, msg.status)
+    }
+}
+
 /// Is the database reachable? For `/healthz`.
 #[derive(Message)]
 #[rtype(result = "Result<(), DbError>")]

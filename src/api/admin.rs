@@ -93,7 +93,7 @@ pub fn security_headers() -> DefaultHeaders {
         .add((header::CACHE_CONTROL, "no-store"))
 }
 
-/// Lets a request through to `/admin/api/*` only with the right bearer token.
+/// Lets a request through to `/admin/api/*` and `/admin/users/*` only with the right bearer token.
 pub async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
@@ -151,6 +151,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<&Path>) {
                 web::scope("/api")
                     .wrap(from_fn(require_admin))
                     .route("/status", web::get().to(status))
+                    .default_service(web::to(not_found)),
+            )
+            .service(
+                web::scope("/users")
+                    .wrap(from_fn(require_admin))
+                    .route("/{id}/disable", web::post().to(super::admin_users::disable))
+                    .route("/{id}/enable", web::post().to(super::admin_users::enable))
                     .default_service(web::to(not_found)),
             )
             // No `show_files_listing()`: a directory without index.html is a 404. `/admin`

@@ -4,6 +4,7 @@
 //! plain HTTP status codes.
 
 pub mod admin;
+pub mod admin_users;
 pub mod auth;
 pub mod extract;
 pub mod health;

@@ -91,3 +91,20 @@ pub fn update_profile(
     .get_result(conn)
     .optional()?)
 }
+
+/// Sets the account status (0 usable, 1 disabled). The trigger `wx_user_revoke_sessions` revokes
+/// the user's sessions when the account stops being usable. `None`: no such user.
+pub fn set_status(
+    conn: &mut PgConnection,
+    user_id: i64,
+    status: i16,
+) -> Result<Option<WxUser>, DbError> {
+    Ok(diesel::update(wx_user::table.find(user_id))
+        .set((
+            wx_user::status.eq(status),
+            wx_user::update_time.eq(diesel::dsl::now),
+        ))
+        .returning(WxUser::as_returning())
+        .get_result(conn)
+        .optional()?)
+}

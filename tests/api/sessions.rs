@@ -345,3 +345,86 @@ async fn disabling_or_deleting_a_user_kills_their_tokens_on_both_instances_and_r
         .expect("delete");
     errno_within(&b, &other, 501, Duration::from_secs(1)).await;
 }
+
+#[actix_web::test]
+async fn the_admin_api_disables_a_user_everywhere_and_enables_them_again() {
+    const ADMIN: &str = "admin-token-for-the-session-tests";
+    let a = TestApp::builder().var("ADMIN_TOKEN", ADMIN).spawn().await;
+    let b = a.sibling().await;
+    let token = a.login_ok("liam").await;
+    let id = a
+        .user_by_openid(&a.fake.openid_for("liam"))
+        .expect("row")
+        .id;
+    assert_eq!(a.get("user/index", Some(&token)).await.errno(), 0);
+    assert_eq!(b.get("user/index", Some(&token)).await.errno(), 0);
+    let admin_post = |app: &TestApp, path: String, bearer: Option<&str>| {
+        let mut req = app.http.post(format!("{}{path}", app.base));
+        if let Some(t) = bearer {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        req.send()
+    };
+
+    // Without the token, or with a wrong one, nothing happens.
+    let none = admin_post(&a, format!("/admin/users/{id}/disable"), None)
+        .await
+        .expect("request");
+    assert_eq!(none.status().as_u16(), 401);
+    let wrong = admin_post(
+        &a,
+        format!("/admin/users/{id}/disable"),
+        Some("wrong-token-wrong-token"),
+    )
+    .await
+    .expect("request");
+    assert_eq!(wrong.status().as_u16(), 403);
+    assert_eq!(a.get("user/index", Some(&token)).await.errno(), 0);
+
+    let mut disabled = admin_post(&a, format!("/admin/users/{id}/disable"), Some(ADMIN))
+        .await
+        .expect("request");
+    assert_eq!(disabled.status().as_u16(), 200);
+    let body: serde_json::Value = disabled.json().await.expect("json");
+    assert_eq!(body, json!({ "id": id, "status": 1 }));
+
+    assert_eq!(
+        a.get("user/index", Some(&token)).await.errno(),
+        501,
+        "dead at once here"
+    );
+    errno_within(&b, &token, 501, Duration::from_secs(1)).await;
+    assert_eq!(b.login("liam").await.errno(), 700);
+
+    let enabled = admin_post(&a, format!("/admin/users/{id}/enable"), Some(ADMIN))
+        .await
+        .expect("request");
+    assert_eq!(enabled.status().as_u16(), 200);
+    assert_eq!(b.login("liam").await.errno(), 0, "welcome back");
+    assert_eq!(
+        a.get("user/index", Some(&token)).await.errno(),
+        501,
+        "old tokens stay dead"
+    );
+
+    let missing = admin_post(&a, "/admin/users/999999/disable".into(), Some(ADMIN))
+        .await
+        .expect("request");
+    assert_eq!(missing.status().as_u16(), 404);
+    let bad = admin_post(&a, "/admin/users/abc/disable".into(), Some(ADMIN))
+        .await
+        .expect("request");
+    assert_eq!(bad.status().as_u16(), 400);
+}
+
+#[actix_web::test]
+async fn without_admin_token_the_user_admin_api_is_off() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .http
+        .post(format!("{}/admin/users/1/disable", app.base))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status().as_u16(), 404);
+}

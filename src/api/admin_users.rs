@@ -1,0 +1,69 @@
+//! `POST /admin/users/{id}/disable` and `/enable` (bearer `ADMIN_TOKEN`, plain HTTP statuses).
+//! Disabling sets `wx_user.status = 1`; the database trigger on that column revokes every session
+//! of the user and notifies every instance, so the user's tokens die everywhere within a second
+//! and new logins are refused (errno 700).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use serde::Serialize;
+
+use super::AppState;
+use crate::actors::db::SetUserStatus;
+use crate::actors::session::Invalidate;
+use crate::db::sessions::Revoked;
+
+#[derive(Serialize)]
+struct UserStatus {
+    id: i64,
+    status: i16,
+}
+
+fn refuse(status: StatusCode, error: &'static str) -> HttpResponse {
+    HttpResponse::build(status).json(super::admin::AdminError { error })
+}
+
+async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse {
+    let Some(id) = raw_id.parse::<i64>().ok().filter(|id| *id > 0) else {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "user id must be a positive integer",
+        );
+    };
+    match state
+        .db
+        .send(SetUserStatus {
+            user_id: id,
+            status,
+        })
+        .await
+    {
+        Ok(Ok(Some(user))) => {
+            if status != 0 {
+                // This instance forgets the sessions at once; the others hear the trigger's NOTIFY.
+                state.sessions.do_send(Invalidate(Revoked::User(id)));
+            }
+            log::info!("admin: user {id} status set to {status}");
+            HttpResponse::Ok().json(UserStatus {
+                id: user.id,
+                status: user.status,
+            })
+        }
+        Ok(Ok(None)) => refuse(StatusCode::NOT_FOUND, "no such user"),
+        Ok(Err(e)) => {
+            log::error!("admin: cannot set user {id}'s status: {e}");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(e) => {
+            log::error!("admin: cannot set user {id}'s status: {e}");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+pub async fn disable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    set_status(&state, &id, 1).await
+}
+
+pub async fn enable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    set_status(&state, &id, 0).await
+}
