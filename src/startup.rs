@@ -189,11 +189,7 @@ impl Application {
                 .wrap(from_fn(api::metrics::record_request))
                 .route("/healthz", web::get().to(api::health::healthz))
                 .route("/readyz", web::get().to(api::health::readyz))
-                .service(
-                    web::scope(&api_root)
-                        .wrap(from_fn(api::middleware::deadline))
-                        .configure(api::configure_wx),
-                )
+                .service(web::scope(&api_root).configure(api::configure_wx))
                 .configure(|cfg| {
                     api::admin::configure(cfg, admin_on.then_some(static_dir.as_path()))
                 });
@@ -205,6 +201,7 @@ impl Application {
                     app.service(web::scope(DEV_FAKE_PATH).configure(fake::configure(fake.clone())));
             }
             app.default_service(web::to(api::not_found))
+                .wrap(from_fn(api::middleware::request_log))
         })
         .listen(listener)?
         // SIGTERM: stop accepting, let requests in flight finish (bounded), then stop.

@@ -1,31 +1,86 @@
-//! Middleware of the mini-program API.
+//! Middleware: the request deadline of the mini-program API, and one log line per request.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::Error;
-use actix_web::body::MessageBody;
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{Error, ResponseError};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Errno};
 
 /// Every answer within the mini-program's 3 s `wx.request` timeout: an answer later than that is
 /// never seen, while a 502 in time tells the client to retry. Work already handed to an actor
 /// still completes; only the wait is cut.
 pub const REQUEST_DEADLINE: Duration = Duration::from_millis(2800);
 
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Wraps each API resource (not the scope: a clone of the request taken before routing would
+/// stop the router from writing the matched path into it).
 pub async fn deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let path = req.path().to_string();
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let http_req = req.request().clone();
     match tokio::time::timeout(REQUEST_DEADLINE, next.call(req)).await {
-        Ok(res) => res,
-        // An error becomes its envelope through ApiError's ResponseError impl.
-        Err(_) => Err(ApiError::serious(format!(
-            "{path} missed its {} ms deadline",
-            REQUEST_DEADLINE.as_millis()
-        ))
-        .into()),
+        Ok(res) => res.map(ServiceResponse::map_into_boxed_body),
+        Err(_) => {
+            let err = ApiError::serious(format!(
+                "{} missed its {} ms deadline",
+                http_req.path(),
+                REQUEST_DEADLINE.as_millis()
+            ));
+            Ok(ServiceResponse::new(http_req, err.error_response()))
+        }
     }
+}
+
+/// The client's request id when it is a sane token, else a new one.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::random::token_hex(8))
+}
+
+/// One line per request: request id, method, route pattern (never the raw path or query, which
+/// can carry codes), status, errno and latency; the id is also returned in `X-Request-Id`, so a
+/// client's report can be matched to the line. Tokens, bodies and headers are never logged.
+pub async fn request_log(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = Instant::now();
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let mut res = next.call(req).await?;
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_string());
+    let errno = res
+        .response()
+        .extensions()
+        .get::<Errno>()
+        .map_or_else(|| "-".to_string(), |e| e.0.to_string());
+    log::info!(
+        target: "wxauth::request",
+        "{id} {method} {route} {} errno={errno} {:.1}ms",
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(res)
 }

@@ -93,24 +93,36 @@ fn with_errno_zero(mut response: HttpResponse) -> HttpResponse {
 
 /// The mini-program routes, relative to `{CONTEXT_PATH}/wx`.
 pub fn configure_wx(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/auth/login_by_weixin",
-        web::post().to(auth::login_by_weixin),
-    )
-    .route("/auth/logout", web::post().to(auth::logout))
-    .route("/auth/logout_all", web::post().to(auth::logout_all))
-    .route("/auth/refresh", web::post().to(auth::refresh))
-    .route("/auth/bindPhone", web::post().to(phone::bind_phone))
-    .route("/auth/profile", web::post().to(profile::update))
-    .route("/auth/info", web::get().to(profile::info))
-    .route("/user/index", web::get().to(user::index))
-    .route("/home/index", web::get().to(home::index))
-    .route("/swiperImgs", web::get().to(home::swiper_imgs))
-    .route("/meeting/list", web::get().to(meeting::list))
-    .route("/meeting/detail", web::get().to(meeting::detail))
-    .route("/meeting/publish", web::post().to(meeting::publish))
-    .route("/meeting/join", web::post().to(meeting::join))
-    .route("/meeting/leave", web::post().to(meeting::leave));
+    let routes = [
+        (
+            "/auth/login_by_weixin",
+            web::post().to(auth::login_by_weixin),
+        ),
+        ("/auth/logout", web::post().to(auth::logout)),
+        ("/auth/logout_all", web::post().to(auth::logout_all)),
+        ("/auth/refresh", web::post().to(auth::refresh)),
+        ("/auth/bindPhone", web::post().to(phone::bind_phone)),
+        ("/auth/profile", web::post().to(profile::update)),
+        ("/auth/info", web::get().to(profile::info)),
+        ("/user/index", web::get().to(user::index)),
+        ("/home/index", web::get().to(home::index)),
+        ("/swiperImgs", web::get().to(home::swiper_imgs)),
+        ("/meeting/list", web::get().to(meeting::list)),
+        ("/meeting/detail", web::get().to(meeting::detail)),
+        ("/meeting/publish", web::post().to(meeting::publish)),
+        ("/meeting/join", web::post().to(meeting::join)),
+        ("/meeting/leave", web::post().to(meeting::leave)),
+    ];
+    for (path, route) in routes {
+        // The deadline wraps each resource, after routing: see `middleware::deadline`.
+        cfg.service(
+            web::resource(path)
+                .wrap(actix_web::middleware::from_fn(middleware::deadline))
+                .route(route)
+                // A wrong method answers the envelope too, not an empty 405.
+                .default_service(web::to(not_found)),
+        );
+    }
 }
 
 /// Unknown paths and methods: an envelope, not an empty 404 page.

@@ -119,3 +119,60 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         }
     }
 }
+
+#[actix_web::test]
+async fn every_request_gets_one_log_line_with_its_id_route_errno_and_latency() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("carol").await;
+
+    let mut given = app
+        .http
+        .get(format!("{}/user/index", app.api))
+        .insert_header(("X-Request-Id", "client-chose-this-1"))
+        .insert_header(("X-OA-Token", token.as_str()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(given.status().as_u16(), 200);
+    assert_eq!(
+        given
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+        Some("client-chose-this-1")
+    );
+    let _ = given.body().await;
+    let generated = app
+        .http
+        .get(format!("{}/user/index?code=secret-looking-query", app.api))
+        .insert_header(("X-Request-Id", "bad id with spaces"))
+        .send()
+        .await
+        .expect("request");
+    let id = generated
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("an id")
+        .to_string();
+    assert_eq!(id.len(), 16, "a fresh id replaces an unusable one");
+
+    let logs = captured_logs();
+    let line = |needle: &str| logs.iter().find(|l| l.contains(needle)).cloned();
+    let first = line("client-chose-this-1").expect("a line for the first request");
+    assert!(
+        first.contains("GET /oapro/wx/user/index 200 errno=0"),
+        "{first}"
+    );
+    assert!(first.ends_with("ms"), "{first}");
+    let second = line(&id).expect("a line for the second request");
+    assert!(second.contains("errno=501"), "{second}");
+    assert!(
+        !second.contains("secret-looking-query"),
+        "no query strings in logs"
+    );
+    assert!(
+        logs.iter().all(|l| !l.contains(&token)),
+        "no token in any log line"
+    );
+}
