@@ -627,3 +627,31 @@ async fn pruning_deletes_rows_older_than_the_retention() {
         "only the row from a minute ago is left"
     );
 }
+
+#[actix_web::test]
+async fn status_shows_the_access_token_age_once_one_is_used() {
+    let app = admin_app().await;
+    let before = status(&app, Some(&bearer(ADMIN_TOKEN))).await;
+    assert!(
+        before.body["wechat"]["access_token_age_secs"].is_null(),
+        "{}",
+        before.raw
+    );
+
+    let token = app.login_ok("bob").await;
+    let code = app
+        .fake
+        .mint_phone_code(&app.fake.openid_for("bob"), "13800138000");
+    let bound = app
+        .post("auth/bindPhone", &json!({ "code": code }), Some(&token))
+        .await;
+    assert_eq!(bound.errno(), 0, "{}", bound.raw);
+
+    let after = status(&app, Some(&bearer(ADMIN_TOKEN))).await;
+    let age = after.body["wechat"]["access_token_age_secs"].as_u64();
+    assert!(age.is_some_and(|a| a < 60), "{}", after.raw);
+    assert!(
+        !after.raw.contains("ACCESS_"),
+        "the token itself is never shown"
+    );
+}
