@@ -116,8 +116,7 @@ pub struct UpstreamStats {
     pub last_call_at: Option<String>,
     /// `ok`, or the errcode label of the newest round trip.
     pub last_outcome: Option<String>,
-    /// Age of the cached `access_token` (stable_token). This service does not fetch one yet, so
-    /// it is always `None`; the field is here so the page and its readers need no change then.
+    /// Age of the cached access token; `None` until a call needed one (bindPhone, checksession).
     pub access_token_age_secs: Option<u64>,
 }
 
