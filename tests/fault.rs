@@ -330,11 +330,27 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
     let outage = async {
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
         proxy.cut();
-        actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+        actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+        let (ready, _) = driver.call("GET", "/readyz", None, None).await;
+        actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
         proxy.restore();
+        ready
     };
-    futures_util::future::join(driver.load("database-cut", Duration::from_secs(4)), outage).await;
+    let (_, ready_during_cut) =
+        futures_util::future::join(driver.load("database-cut", Duration::from_secs(4)), outage)
+            .await;
+    let ready_during_cut = ready_during_cut.expect("/readyz answered during the cut");
+    assert_eq!(
+        ready_during_cut["status"], "unavailable",
+        "/readyz reflects the outage"
+    );
     driver.load("database-back", Duration::from_secs(3)).await;
+    let (ready_after, _) = driver.call("GET", "/readyz", None, None).await;
+    assert_eq!(
+        ready_after.expect("/readyz")["status"],
+        "ready",
+        "and its end"
+    );
 
     let wechat_faults = [
         (
