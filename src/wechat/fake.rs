@@ -113,6 +113,18 @@ impl FakeWeChat {
         format!("o{}", &b64[..27])
     }
 
+    /// The openid a control request means: given outright, or the named test user's.
+    fn test_user(&self, openid: Option<&str>, user: Option<&str>) -> Option<String> {
+        match (
+            openid.filter(|o| !o.is_empty()),
+            user.filter(|u| !u.is_empty()),
+        ) {
+            (Some(o), _) => Some(o.to_string()),
+            (None, Some(u)) => Some(self.openid_for(u)),
+            (None, None) => None,
+        }
+    }
+
     /// What `wx.login()` would hand the named user's phone.
     pub fn mint_code(&self, user: &str) -> MintedCode {
         let openid = self.openid_for(user);
@@ -600,13 +612,9 @@ struct MintQuery {
 }
 
 async fn mint(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<MintQuery>) -> HttpResponse {
-    let openid = match (&q.openid, &q.user) {
-        (Some(o), _) if !o.is_empty() => o.clone(),
-        (_, Some(u)) if !u.is_empty() => fake.openid_for(u),
-        _ => {
-            return HttpResponse::BadRequest()
-                .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
-        }
+    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
     };
     let age = Duration::from_secs(q.age_secs.unwrap_or(0));
     HttpResponse::Ok().json(fake.mint_code_for(&openid, q.unionid.as_deref(), age))
@@ -623,13 +631,9 @@ async fn mint_phone(
     fake: web::Data<Arc<FakeWeChat>>,
     q: web::Query<PhoneMintQuery>,
 ) -> HttpResponse {
-    let openid = match (&q.openid, &q.user) {
-        (Some(o), _) if !o.is_empty() => o.clone(),
-        (_, Some(u)) if !u.is_empty() => fake.openid_for(u),
-        _ => {
-            return HttpResponse::BadRequest()
-                .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
-        }
+    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
     };
     HttpResponse::Ok().json(serde_json::json!({ "code": fake.mint_phone_code(&openid, &q.phone) }))
 }

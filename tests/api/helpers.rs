@@ -352,6 +352,21 @@ impl TestApp {
         reply.token()
     }
 
+    /// An old client's getPhoneNumber: the phone as open data encrypted with the user's current
+    /// session_key (stamped with our appid), sent to `auth/bindPhone`.
+    pub async fn bind_phone_encrypted(&self, openid: &str, phone: &str, token: &str) -> Reply {
+        let (data, iv) = self
+            .fake
+            .encrypted_phone(openid, phone, TEST_APPID)
+            .expect("the user has a session_key");
+        self.post(
+            "auth/bindPhone",
+            &serde_json::json!({ "encryptedData": data, "iv": iv }),
+            Some(token),
+        )
+        .await
+    }
+
     pub fn db(&self) -> PgConnection {
         PgConnection::establish(&self.db_url).expect("test db connection")
     }

@@ -45,18 +45,7 @@ async fn encrypted_data_is_decrypted_with_the_newest_session_key() {
     app.login_ok("bob").await;
     // The second login hands the server a new session_key; data encrypted with it must work.
     let token = app.login_ok("bob").await;
-    let (data, iv) = app
-        .fake
-        .encrypted_phone(&openid, PHONE, TEST_APPID)
-        .expect("payload");
-
-    let reply = app
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&token),
-        )
-        .await;
+    let reply = app.bind_phone_encrypted(&openid, PHONE, &token).await;
 
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     assert_eq!(reply.body["data"]["phone"], PHONE);
@@ -75,35 +64,14 @@ async fn a_session_key_wechat_replaced_asks_the_client_to_log_in_again() {
     let token = app.login_ok("carol").await;
     // The phone called wx.login() on its own: WeChat now has a key the server never saw.
     app.fake.reset_session_key(&openid);
-    let (data, iv) = app
-        .fake
-        .encrypted_phone(&openid, PHONE, TEST_APPID)
-        .expect("payload");
-
-    let reply = app
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&token),
-        )
-        .await;
+    let reply = app.bind_phone_encrypted(&openid, PHONE, &token).await;
 
     assert_eq!(reply.errno(), 501, "{}", reply.raw);
     assert_eq!(app.fake.calls("checksession"), 1);
     assert_eq!(mobile_of(&app, "carol"), "");
     // Logging in again picks up WeChat's current key, and the bind works.
     let token = app.login_ok("carol").await;
-    let (data, iv) = app
-        .fake
-        .encrypted_phone(&openid, PHONE, TEST_APPID)
-        .expect("payload");
-    let reply = app
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&token),
-        )
-        .await;
+    let reply = app.bind_phone_encrypted(&openid, PHONE, &token).await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
 }
 

@@ -8,7 +8,7 @@ use wxauth::actors::listener::APPLICATION_NAME;
 use wxauth::actors::session::CachedSessions;
 use wxauth::db::schema::{user_session, wx_user};
 
-use crate::helpers::{TEST_APPID, TestApp};
+use crate::helpers::TestApp;
 
 /// Polls until `user/index` with this token answers `errno`, or the deadline passes.
 async fn errno_within(app: &TestApp, token: &str, errno: i64, deadline: Duration) -> Duration {
@@ -72,16 +72,8 @@ async fn a_token_issued_before_a_restart_still_works_and_bind_phone_still_has_th
     let after = before.sibling().await;
 
     assert_eq!(after.get("user/index", Some(&token)).await.errno(), 0);
-    let (data, iv) = after
-        .fake
-        .encrypted_phone(&openid, "13800138000", TEST_APPID)
-        .expect("payload");
     let bound = after
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&token),
-        )
+        .bind_phone_encrypted(&openid, "13800138000", &token)
         .await;
     assert_eq!(bound.errno(), 0, "{}", bound.raw);
 }
@@ -134,17 +126,7 @@ async fn refresh_rotates_the_token() {
         501
     );
     let openid = a.fake.openid_for("dave");
-    let (data, iv) = a
-        .fake
-        .encrypted_phone(&openid, "13800138001", TEST_APPID)
-        .expect("payload");
-    let bound = a
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&new),
-        )
-        .await;
+    let bound = a.bind_phone_encrypted(&openid, "13800138001", &new).await;
     assert_eq!(bound.errno(), 0, "{}", bound.raw);
 }
 
