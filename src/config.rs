@@ -75,6 +75,8 @@ pub struct Config {
     pub session_encryption_key: Option<[u8; 32]>,
     /// HTTP worker threads; 0 means one per core (actix-web's default).
     pub workers: usize,
+    /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
+    pub bench_endpoints: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +119,7 @@ pub const VARIABLES: &[&str] = &[
     "SESSION_CACHE_CAPACITY",
     "SESSION_ENCRYPTION_KEY",
     "HTTP_WORKERS",
+    "BENCH_ENDPOINTS",
 ];
 
 impl Config {
@@ -254,6 +257,12 @@ impl Config {
             ));
         }
 
+        let bench_endpoints = match get("BENCH_ENDPOINTS").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(_) => return Err(invalid("BENCH_ENDPOINTS", "expected 0 or 1")),
+        };
+
         Ok(Config {
             database_url,
             bind_addr,
@@ -268,6 +277,7 @@ impl Config {
             session_cache_capacity,
             session_encryption_key,
             workers,
+            bench_endpoints,
         })
     }
 
@@ -341,6 +351,15 @@ mod tests {
         assert!(c.jwt_secret_generated);
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert!(c.wechat_timeout < Duration::from_millis(3000));
+        assert!(!c.bench_endpoints);
+    }
+
+    #[test]
+    fn bench_endpoints_are_off_unless_asked_for() {
+        let on = Config::from_vars(&vars(&[("BENCH_ENDPOINTS", "1")])).expect("valid");
+        assert!(on.bench_endpoints);
+        let off = Config::from_vars(&vars(&[("BENCH_ENDPOINTS", "0")])).expect("valid");
+        assert!(!off.bench_endpoints);
     }
 
     #[test]
@@ -357,6 +376,7 @@ mod tests {
             ("WECHAT_TOKEN_MODE", "sometimes"),
             ("SESSION_CACHE_CAPACITY", "0"),
             ("SESSION_ENCRYPTION_KEY", "abcd"),
+            ("BENCH_ENDPOINTS", "yes"),
             (
                 "SESSION_ENCRYPTION_KEY",
                 "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",

@@ -67,6 +67,11 @@ async fn serve(config: Config) -> ExitCode {
     let bind = config.bind_addr;
     let api_root = config.api_root();
     let dev = config.is_dev_mode();
+    if config.bench_endpoints {
+        log::warn!(
+            "BENCH_ENDPOINTS=1: serving benchmark comparison routes under /bench/; not for production"
+        );
+    }
     if config.jwt_secret_generated {
         log::warn!(
             "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"

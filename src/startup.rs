@@ -19,6 +19,8 @@ use crate::wechat::fake::{self, FakeWeChat};
 
 /// Where the built-in fake lives in dev mode.
 pub const DEV_FAKE_PATH: &str = "/__wechat";
+/// Where the benchmark comparison routes live when `BENCH_ENDPOINTS=1`.
+pub const BENCH_PATH: &str = "/bench";
 /// The appid the built-in fake plays.
 pub const DEV_APPID: &str = "wxdevfake00000000";
 
@@ -136,11 +138,15 @@ impl Application {
         let api_root = config.api_root();
         let app_state = web::Data::new(state.clone());
         let fake_for_app = dev_fake.clone();
+        let bench_endpoints = config.bench_endpoints;
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .route("/healthz", web::get().to(api::health::healthz))
                 .service(web::scope(&api_root).configure(api::configure_wx));
+            if bench_endpoints {
+                app = app.service(web::scope(BENCH_PATH).configure(api::bench::configure));
+            }
             if let Some(fake) = &fake_for_app {
                 app =
                     app.service(web::scope(DEV_FAKE_PATH).configure(fake::configure(fake.clone())));

@@ -2,6 +2,7 @@
 //! the health probe. Handlers parse input, send messages to the actors and answer the envelope.
 
 pub mod auth;
+pub mod bench;
 pub mod extract;
 pub mod health;
 pub mod home;
