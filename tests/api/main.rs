@@ -1,6 +1,7 @@
 //! Integration tests: one binary (it links once), the real server against real PostgreSQL, the
 //! WeChat fake as WeChat. Each module is one part of the client's story.
 
+mod bench;
 mod errors;
 mod helpers;
 mod login;
