@@ -114,7 +114,9 @@ impl Application {
                 log::info!("dev mode: loaded demo data into an empty app: {report}");
             }
         }
-        let sessions = SessionActor::new(db.clone(), config.session_cache_capacity).start();
+        let sessions = SessionActor::new(db.clone(), config.session_cache_capacity);
+        let session_cache = sessions.cache();
+        let sessions = sessions.start();
         listener::spawn(&config.database_url, sessions.clone())?;
         let wechat = WeChatClient::new(
             api_base,
@@ -127,6 +129,7 @@ impl Application {
         let state = AppState {
             db,
             sessions,
+            session_cache,
             wechat,
             tokens: Arc::new(TokenIssuer::new(
                 config.jwt_secret.expose().as_bytes(),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use actix::Addr;
 use actix_web::{HttpResponse, web};
 
+use crate::actors::session::SessionCache;
 use crate::actors::{DbExecutor, SessionActor, WeChatClient};
 use crate::error::{ApiError, Envelope};
 use crate::token::TokenIssuer;
@@ -25,6 +26,8 @@ use crate::token::TokenIssuer;
 pub struct AppState {
     pub db: Addr<DbExecutor>,
     pub sessions: Addr<SessionActor>,
+    /// The SessionActor's cache, read by the token check without a message.
+    pub session_cache: Arc<SessionCache>,
     pub wechat: Addr<WeChatClient>,
     pub tokens: Arc<TokenIssuer>,
     /// Our appid: encrypted data must carry it in its watermark.
