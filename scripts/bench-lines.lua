@@ -1,7 +1,7 @@
 -- wrk script for scripts/bench: every request uses the next line of a file, once.
 --
 --   wrk ... -s bench-lines.lua URL -- login FILE THREADS   POST {"code": LINE}  (login codes)
---   wrk ... -s bench-lines.lua URL -- token FILE THREADS   GET with X-OA-Token: LINE
+--   wrk ... -s bench-lines.lua URL -- token FILE THREADS [DONE]   GET with X-OA-Token: LINE
 --
 -- Thread i of THREADS takes the lines i, i+THREADS, ... so no line is sent twice. Answers with
 -- errno 0 count as `ok`, others as `failed`.
@@ -9,7 +9,9 @@
 -- login: a thread whose codes are used up stops and counts it in `exhausted` (the runner mints
 -- more codes than it needs, so that is an error). token: once its lines are sent, a thread sends
 -- `GET /bench/filler` (a 404, not counted) until every line has its answer, then stops: stopping
--- earlier would drop requests in flight, and the server drops what nobody waits for.
+-- earlier would drop requests in flight, and the server drops what nobody waits for. With DONE,
+-- a stopping thread creates the file DONE.<thread>, so the runner can end wrk early (wrk itself
+-- runs for its whole -d however early its threads stop).
 
 local threads = {}
 local next_id = 0
@@ -24,6 +26,7 @@ function init(args)
   mode = args[1]
   local file = args[2]
   local nthreads = tonumber(args[3])
+  done_prefix = args[4]
   if (mode ~= "login" and mode ~= "token") or file == nil or nthreads == nil then
     error("usage: -- login|token FILE THREADS")
   end
@@ -36,12 +39,20 @@ function init(args)
     n = n + 1
   end
   pos = 0
+  -- wrk calls request() once in thread 0's state, right after init and before any connection,
+  -- to count pipelined requests; that request is never sent. Answer it with a filler, so that
+  -- no line is spent on it.
+  verifying = (id == 0)
   ok = 0
   failed = 0
   exhausted = 0
 end
 
 function request()
+  if verifying then
+    verifying = false
+    return wrk.format("GET", "/bench/filler")
+  end
   pos = pos + 1
   local item = items[pos]
   if item == nil then
@@ -60,15 +71,20 @@ function request()
 end
 
 function response(status, headers, body)
-  if status == 404 and mode == "token" then
-    return
+  if status == 404 then
+    return -- a filler
   end
   if status == 200 and string.find(body, '"errno":0,', 1, true) then
     ok = ok + 1
   else
     failed = failed + 1
   end
-  if mode == "token" and ok + failed >= #items then
+  if mode == "token" and ok + failed >= #items and not finished then
+    finished = true
+    if done_prefix then
+      local f = io.open(done_prefix .. "." .. id, "w")
+      if f then f:close() end
+    end
     wrk.thread:stop()
   end
 end
