@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::Pool;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -145,7 +145,7 @@ pub fn build_pool(url: &str, size: u32) -> Result<PgPool, SetupError> {
         .min_idle(Some(size.min(2)))
         // A database outage must turn into a quick 502, not a request that hangs.
         .connection_timeout(Duration::from_secs(2))
-        .build(ConnectionManager::<PgConnection>::new(url))
+        .build(super::pool::PgManager::new(url))
         .map_err(|e| SetupError::Pool(e.to_string()))
 }
 

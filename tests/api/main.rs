@@ -7,6 +7,7 @@ mod helpers;
 mod login;
 mod meetings;
 mod phone;
+mod pool;
 mod profile;
 mod sessions;
 mod startup;
