@@ -399,3 +399,56 @@ impl Handler<ListenerStatus> for SessionActor {
         self.cache.set_trusted(msg.connected);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(user_id: i64, expires_at: i64) -> LiveSession {
+        LiveSession {
+            user_id,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn the_cache_answers_only_what_it_may() {
+        let cache = SessionCache::new(2);
+        cache.remember("a".into(), live(1, 100), cache.epoch());
+        assert_eq!(
+            cache.check("a", 1, 50),
+            None,
+            "not trusted before the listener is up"
+        );
+
+        cache.set_trusted(true);
+        cache.remember("a".into(), live(1, 100), cache.epoch());
+        assert_eq!(cache.check("a", 1, 50), Some(true));
+        assert_eq!(
+            cache.check("a", 2, 50),
+            Some(false),
+            "another user's session"
+        );
+        assert_eq!(cache.check("b", 1, 50), None, "a miss asks the actor");
+        assert_eq!(cache.take_seen(), vec!["a".to_string()]);
+
+        let before = cache.epoch();
+        cache.invalidate(&Revoked::User(1));
+        assert_eq!(cache.check("a", 1, 50), None, "revoked");
+        cache.remember("a".into(), live(1, 100), before);
+        assert_eq!(
+            cache.check("a", 1, 50),
+            None,
+            "a read from before the revocation"
+        );
+
+        cache.remember("c".into(), live(3, 100), cache.epoch());
+        assert_eq!(cache.check("c", 3, 100), Some(false), "expired");
+        assert!(cache.is_empty(), "and dropped");
+
+        for id in ["x", "y", "z"] {
+            cache.remember(id.into(), live(4, 100), cache.epoch());
+        }
+        assert_eq!(cache.len(), 2, "bounded");
+    }
+}
