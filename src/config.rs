@@ -94,6 +94,8 @@ pub struct Config {
     pub metrics_bind_addr: Option<SocketAddr>,
     /// `login_log` rows older than this are deleted.
     pub login_log_retention: Duration,
+    /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
+    pub bench_endpoints: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +151,7 @@ pub const VARIABLES: &[&str] = &[
     "ADMIN_STATIC_DIR",
     "METRICS_BIND_ADDR",
     "LOGIN_LOG_RETENTION_DAYS",
+    "BENCH_ENDPOINTS",
 ];
 
 impl Config {
@@ -348,6 +351,12 @@ impl Config {
             ));
         }
 
+        let bench_endpoints = match get("BENCH_ENDPOINTS").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(_) => return Err(invalid("BENCH_ENDPOINTS", "expected 0 or 1")),
+        };
+
         Ok(Config {
             database_url,
             bind_addr,
@@ -371,6 +380,7 @@ impl Config {
             admin_static_dir,
             metrics_bind_addr,
             login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
+            bench_endpoints,
         })
     }
 
@@ -456,6 +466,15 @@ mod tests {
         assert!(c.jwt_secret_generated);
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert!(c.wechat_timeout < Duration::from_millis(3000));
+        assert!(!c.bench_endpoints);
+    }
+
+    #[test]
+    fn bench_endpoints_are_off_unless_asked_for() {
+        let on = Config::from_vars(&vars(&[("BENCH_ENDPOINTS", "1")])).expect("valid");
+        assert!(on.bench_endpoints);
+        let off = Config::from_vars(&vars(&[("BENCH_ENDPOINTS", "0")])).expect("valid");
+        assert!(!off.bench_endpoints);
     }
 
     #[test]
@@ -474,6 +493,7 @@ mod tests {
             ("RATE_LOGIN_PER_IP", "lots"),
             ("TRUSTED_PROXIES", "10.0.0.0/8,not-an-ip"),
             ("SESSION_ENCRYPTION_KEY", "abcd"),
+            ("BENCH_ENDPOINTS", "yes"),
             (
                 "SESSION_ENCRYPTION_KEY",
                 "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",

@@ -75,6 +75,11 @@ async fn serve(config: Config) -> ExitCode {
         .map(|t| t.expose().to_string());
     let admin_on = config.admin_token.is_some();
     let metrics_addr = config.metrics_bind_addr;
+    if config.bench_endpoints {
+        log::warn!(
+            "BENCH_ENDPOINTS=1: serving benchmark comparison routes under /bench/; not for production"
+        );
+    }
     if config.jwt_secret_generated {
         log::warn!(
             "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"

@@ -28,6 +28,8 @@ pub const SHUTDOWN_GRACE_SECS: u64 = 10;
 
 /// Where the built-in fake lives in dev mode.
 pub const DEV_FAKE_PATH: &str = "/__wechat";
+/// Where the benchmark comparison routes live when `BENCH_ENDPOINTS=1`.
+pub const BENCH_PATH: &str = "/bench";
 /// The appid the built-in fake plays.
 pub const DEV_APPID: &str = "wxdevfake00000000";
 
@@ -129,7 +131,9 @@ impl Application {
                 log::info!("dev mode: loaded demo data into an empty app: {report}");
             }
         }
-        let sessions = SessionActor::new(db.clone(), config.session_cache_capacity).start();
+        let sessions = SessionActor::new(db.clone(), config.session_cache_capacity);
+        let session_cache = sessions.cache();
+        let sessions = sessions.start();
         listener::spawn(&config.database_url, sessions.clone())?;
         let wechat = WeChatClient::new(
             api_base,
@@ -163,6 +167,7 @@ impl Application {
             login_log: LoginLogWriter::new(db.clone(), metrics.clone()),
             db: DbHandle::new(db, db_threads * 4),
             sessions,
+            session_cache,
             wechat,
             tokens: Arc::new(TokenIssuer::new(
                 config.jwt_secret.expose().as_bytes(),
@@ -183,6 +188,7 @@ impl Application {
         let metrics_on_main = metrics_listener.is_none();
         let admin_on = state.admin.is_some();
         let static_dir = config.admin_static_dir.clone();
+        let bench_endpoints = config.bench_endpoints;
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(app_state.clone())
@@ -195,6 +201,9 @@ impl Application {
                 });
             if metrics_on_main {
                 app = app.route("/metrics", web::get().to(api::metrics::metrics));
+            }
+            if bench_endpoints {
+                app = app.service(web::scope(BENCH_PATH).configure(api::bench::configure));
             }
             if let Some(fake) = &fake_for_app {
                 app =

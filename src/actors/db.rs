@@ -77,12 +77,7 @@ impl DbExecutor {
         DbExecutor { pool, cipher }
     }
 
-    fn conn(
-        &self,
-    ) -> Result<
-        diesel::r2d2::PooledConnection<diesel::r2d2::ConnectionManager<PgConnection>>,
-        DbError,
-    > {
+    fn conn(&self) -> Result<diesel::r2d2::PooledConnection<crate::db::pool::PgManager>, DbError> {
         Ok(self.pool.get()?)
     }
 }

@@ -1,6 +1,12 @@
-//! `SessionActor`: the live sessions. PostgreSQL's `user_session` is the truth; this actor is a
-//! bounded LRU cache in front of it, so the hot path — a request with a live cached token —
-//! touches no database, and memory stays flat however many sessions exist.
+//! `SessionActor`: the live sessions. PostgreSQL's `user_session` is the truth; in front of it is
+//! a bounded LRU cache, so the hot path — a request with a live cached token — touches no
+//! database, and memory stays flat however many sessions exist.
+//!
+//! The cache (`SessionCache`) is shared: the token check on the HTTP workers reads it on their own
+//! threads, and only a miss becomes a message to this actor, which reads the database and fills the
+//! cache. A message per request cost a cross-thread wake-up each way, about as much as the rest of
+//! the token check together (BENCHMARKS.md). Every change to the cache is made under its lock,
+//! by the actor, so reads and invalidations stay in one order.
 //!
 //! The cache is only trusted while the NOTIFY listener is connected: revocations made by other
 //! instances arrive through it. When it drops, the cache is emptied and bypassed until it is back
@@ -8,6 +14,7 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -26,15 +33,116 @@ const TOUCH_EVERY: Duration = Duration::from_secs(30);
 /// How often long-expired sessions are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
-pub struct SessionActor {
-    db: Addr<DbExecutor>,
-    cache: LruCache<String, LiveSession>,
+/// The live sessions in memory, shared by the SessionActor and the token check.
+pub struct SessionCache {
+    state: Mutex<CacheState>,
+}
+
+struct CacheState {
+    lru: LruCache<String, LiveSession>,
     /// False while the NOTIFY listener is down (or not yet up).
     trusted: bool,
     /// Bumped by every invalidation: a database read that started before one must not refill
     /// the cache with what may just have been revoked.
     epoch: u64,
+    /// Sessions used since `last_seen_at` was last written.
     seen: HashSet<String>,
+}
+
+impl SessionCache {
+    fn new(capacity: usize) -> Self {
+        SessionCache {
+            state: Mutex::new(CacheState {
+                lru: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+                trusted: false,
+                epoch: 0,
+                seen: HashSet::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheState> {
+        // Nothing in the critical sections panics; if something did, the maps are still whole.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Is this session live and does it belong to this user? `None` when the cache cannot say
+    /// (not cached, or not trusted): then ask the SessionActor with `CheckSession`.
+    pub fn check(&self, jti: &str, user_id: i64, now: i64) -> Option<bool> {
+        let mut st = self.lock();
+        if !st.trusted {
+            return None;
+        }
+        let session = *st.lru.get(jti)?;
+        if session.expires_at <= now {
+            st.lru.pop(jti);
+            return Some(false);
+        }
+        if !st.seen.contains(jti) {
+            st.seen.insert(jti.to_string());
+        }
+        Some(session.user_id == user_id)
+    }
+
+    /// How many sessions are in memory.
+    pub fn len(&self) -> usize {
+        self.lock().lru.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn epoch(&self) -> u64 {
+        self.lock().epoch
+    }
+
+    fn invalidate(&self, what: &Revoked) {
+        let mut st = self.lock();
+        st.epoch += 1;
+        match what {
+            Revoked::Session(id) => {
+                st.lru.pop(id);
+            }
+            Revoked::User(user_id) => {
+                let doomed: Vec<String> = st
+                    .lru
+                    .iter()
+                    .filter(|(_, s)| s.user_id == *user_id)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for id in doomed {
+                    st.lru.pop(&id);
+                }
+            }
+        }
+    }
+
+    fn remember(&self, id: String, session: LiveSession, epoch: u64) {
+        let mut st = self.lock();
+        if st.trusted && st.epoch == epoch {
+            st.lru.put(id, session);
+        }
+    }
+
+    fn set_trusted(&self, trusted: bool) {
+        let mut st = self.lock();
+        // Either way the cache may hold what was revoked while nobody listened.
+        st.lru.clear();
+        st.epoch += 1;
+        st.trusted = trusted;
+    }
+
+    fn take_seen(&self) -> Vec<String> {
+        self.lock().seen.drain().collect()
+    }
+}
+
+pub struct SessionActor {
+    db: Addr<DbExecutor>,
+    cache: Arc<SessionCache>,
 }
 
 fn now() -> i64 {
@@ -45,37 +153,13 @@ impl SessionActor {
     pub fn new(db: Addr<DbExecutor>, capacity: usize) -> Self {
         SessionActor {
             db,
-            cache: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
-            trusted: false,
-            epoch: 0,
-            seen: HashSet::new(),
+            cache: Arc::new(SessionCache::new(capacity)),
         }
     }
 
-    fn invalidate(&mut self, what: &Revoked) {
-        self.epoch += 1;
-        match what {
-            Revoked::Session(id) => {
-                self.cache.pop(id);
-            }
-            Revoked::User(user_id) => {
-                let doomed: Vec<String> = self
-                    .cache
-                    .iter()
-                    .filter(|(_, s)| s.user_id == *user_id)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in doomed {
-                    self.cache.pop(&id);
-                }
-            }
-        }
-    }
-
-    fn remember(&mut self, id: String, session: LiveSession, epoch: u64) {
-        if self.trusted && self.epoch == epoch {
-            self.cache.put(id, session);
-        }
+    /// The cache, for the token check to read without a message.
+    pub fn cache(&self) -> Arc<SessionCache> {
+        self.cache.clone()
     }
 }
 
@@ -84,11 +168,10 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.run_interval(TOUCH_EVERY, |act, _| {
-            if act.seen.is_empty() {
-                return;
+            let ids = act.cache.take_seen();
+            if !ids.is_empty() {
+                act.db.do_send(TouchSessions(ids));
             }
-            let ids: Vec<String> = act.seen.drain().collect();
-            act.db.do_send(TouchSessions(ids));
         });
         ctx.run_interval(SWEEP_EVERY, |act, _| act.db.do_send(SweepSessions));
     }
@@ -109,14 +192,14 @@ impl Handler<StartSession> for SessionActor {
             user_id: msg.0.user_id,
             expires_at: msg.0.expires_at.timestamp(),
         };
-        let epoch = self.epoch;
+        let epoch = self.cache.epoch();
         Box::pin(
             self.db
                 .send(InsertSession(msg.0))
                 .into_actor(self)
                 .map(move |res, act, _| {
                     flatten(res)?;
-                    act.remember(id, live, epoch);
+                    act.cache.remember(id, live, epoch);
                     Ok(())
                 }),
         )
@@ -140,17 +223,10 @@ impl Handler<CheckSession> for SessionActor {
 
     fn handle(&mut self, msg: CheckSession, _: &mut Self::Context) -> Self::Result {
         let now = now();
-        if self.trusted
-            && let Some(s) = self.cache.get(&msg.jti).copied()
-        {
-            if s.expires_at <= now {
-                self.cache.pop(&msg.jti);
-                return Box::pin(fut::ready(Ok(false)));
-            }
-            self.seen.insert(msg.jti);
-            return Box::pin(fut::ready(Ok(s.user_id == msg.user_id)));
+        if let Some(live) = self.cache.check(&msg.jti, msg.user_id, now) {
+            return Box::pin(fut::ready(Ok(live)));
         }
-        let epoch = self.epoch;
+        let epoch = self.cache.epoch();
         let jti = msg.jti.clone();
         Box::pin(
             self.db
@@ -158,7 +234,7 @@ impl Handler<CheckSession> for SessionActor {
                 .into_actor(self)
                 .map(move |res, act, _| match flatten(res)? {
                     Some(s) if s.expires_at > now => {
-                        act.remember(jti, s, epoch);
+                        act.cache.remember(jti, s, epoch);
                         Ok(s.user_id == msg.user_id)
                     }
                     _ => Ok(false),
@@ -178,7 +254,7 @@ impl Handler<EndSession> for SessionActor {
     type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
     fn handle(&mut self, msg: EndSession, _: &mut Self::Context) -> Self::Result {
-        self.invalidate(&Revoked::Session(msg.jti.clone()));
+        self.cache.invalidate(&Revoked::Session(msg.jti.clone()));
         Box::pin(
             self.db
                 .send(RevokeSession(msg.jti))
@@ -199,7 +275,7 @@ impl Handler<EndUserSessions> for SessionActor {
     type Result = ResponseActFuture<Self, Result<usize, DbError>>;
 
     fn handle(&mut self, msg: EndUserSessions, _: &mut Self::Context) -> Self::Result {
-        self.invalidate(&Revoked::User(msg.user_id));
+        self.cache.invalidate(&Revoked::User(msg.user_id));
         Box::pin(
             self.db
                 .send(RevokeUserSessions(msg.user_id))
@@ -221,13 +297,14 @@ impl Handler<RotateSession> for SessionActor {
     type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
     fn handle(&mut self, msg: RotateSession, _: &mut Self::Context) -> Self::Result {
-        self.invalidate(&Revoked::Session(msg.old_jti.clone()));
+        self.cache
+            .invalidate(&Revoked::Session(msg.old_jti.clone()));
         let id = msg.new.id.clone();
         let live = LiveSession {
             user_id: msg.new.user_id,
             expires_at: msg.new.expires_at.timestamp(),
         };
-        let epoch = self.epoch;
+        let epoch = self.cache.epoch();
         let request = RefreshSession {
             old_id: msg.old_jti,
             new: msg.new,
@@ -239,7 +316,7 @@ impl Handler<RotateSession> for SessionActor {
                 .map(move |res, act, _| {
                     let rotated = flatten(res)?;
                     if rotated {
-                        act.remember(id, live, epoch);
+                        act.cache.remember(id, live, epoch);
                     }
                     Ok(rotated)
                 }),
@@ -304,7 +381,7 @@ impl Handler<Invalidate> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) {
-        self.invalidate(&msg.0);
+        self.cache.invalidate(&msg.0);
     }
 }
 
@@ -319,9 +396,59 @@ impl Handler<ListenerStatus> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, msg: ListenerStatus, _: &mut Self::Context) {
-        // Either way the cache may hold what was revoked while nobody listened.
-        self.cache.clear();
-        self.epoch += 1;
-        self.trusted = msg.connected;
+        self.cache.set_trusted(msg.connected);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live(user_id: i64, expires_at: i64) -> LiveSession {
+        LiveSession {
+            user_id,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn the_cache_answers_only_what_it_may() {
+        let cache = SessionCache::new(2);
+        cache.remember("a".into(), live(1, 100), cache.epoch());
+        assert_eq!(
+            cache.check("a", 1, 50),
+            None,
+            "not trusted before the listener is up"
+        );
+
+        cache.set_trusted(true);
+        cache.remember("a".into(), live(1, 100), cache.epoch());
+        assert_eq!(cache.check("a", 1, 50), Some(true));
+        assert_eq!(
+            cache.check("a", 2, 50),
+            Some(false),
+            "another user's session"
+        );
+        assert_eq!(cache.check("b", 1, 50), None, "a miss asks the actor");
+        assert_eq!(cache.take_seen(), vec!["a".to_string()]);
+
+        let before = cache.epoch();
+        cache.invalidate(&Revoked::User(1));
+        assert_eq!(cache.check("a", 1, 50), None, "revoked");
+        cache.remember("a".into(), live(1, 100), before);
+        assert_eq!(
+            cache.check("a", 1, 50),
+            None,
+            "a read from before the revocation"
+        );
+
+        cache.remember("c".into(), live(3, 100), cache.epoch());
+        assert_eq!(cache.check("c", 3, 100), Some(false), "expired");
+        assert!(cache.is_empty(), "and dropped");
+
+        for id in ["x", "y", "z"] {
+            cache.remember(id.into(), live(4, 100), cache.epoch());
+        }
+        assert_eq!(cache.len(), 2, "bounded");
     }
 }

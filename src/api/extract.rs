@@ -123,18 +123,25 @@ impl FromRequest for AuthUser {
         Box::pin(async move {
             let state = state.ok_or_else(|| ApiError::serious("AppState missing from the app"))?;
             let token = token.filter(|t| !t.is_empty()).ok_or(ApiError::Unlogin)?;
+            let now = chrono::Utc::now().timestamp();
             let claims = state
                 .tokens
-                .verify(&token, chrono::Utc::now().timestamp())
+                .verify(&token, now)
                 .map_err(|_| ApiError::Unlogin)?;
             let user_id = claims.user_id().ok_or(ApiError::Unlogin)?;
-            let live = state
-                .sessions
-                .send(CheckSession {
-                    jti: claims.jti.clone(),
-                    user_id,
-                })
-                .await??;
+            // A cached session is answered here, on this thread; only a miss asks the actor.
+            let live = match state.session_cache.check(&claims.jti, user_id, now) {
+                Some(live) => live,
+                None => {
+                    state
+                        .sessions
+                        .send(CheckSession {
+                            jti: claims.jti.clone(),
+                            user_id,
+                        })
+                        .await??
+                }
+            };
             if !live {
                 return Err(ApiError::Unlogin);
             }

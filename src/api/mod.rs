@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod admin_users;
 pub mod auth;
+pub mod bench;
 pub mod extract;
 pub mod health;
 pub mod home;
@@ -26,6 +27,7 @@ use chrono::{DateTime, Utc};
 
 use crate::actors::db::DbHandle;
 use crate::actors::login_log::LoginLogWriter;
+use crate::actors::session::SessionCache;
 use crate::actors::{SessionActor, WeChatClient};
 use crate::db::PgPool;
 use crate::error::{ApiError, Envelope, Errno};
@@ -38,6 +40,8 @@ use crate::token::TokenIssuer;
 pub struct AppState {
     pub db: DbHandle,
     pub sessions: Addr<SessionActor>,
+    /// The SessionActor's cache, read by the token check without a message.
+    pub session_cache: Arc<SessionCache>,
     pub wechat: Addr<WeChatClient>,
     pub tokens: Arc<TokenIssuer>,
     pub limits: Arc<limits::RateLimits>,

@@ -5,6 +5,7 @@ pub mod demo;
 pub mod login_log;
 pub mod meetings;
 pub mod models;
+pub mod pool;
 pub mod schema;
 pub mod sealed;
 pub mod sessions;
@@ -12,10 +13,9 @@ pub mod setup;
 pub mod swiper;
 pub mod users;
 
-use diesel::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool, PoolError};
+use diesel::r2d2::{Pool, PoolError};
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub type PgPool = Pool<pool::PgManager>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::r2d2::Pool;
 use diesel::sql_types::{BigInt, Text};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -121,11 +121,14 @@ pub fn create_database_if_missing(url: &str) -> Result<bool, SetupError> {
 /// Runs the embedded migrations under an advisory lock, so two instances starting together do
 /// not race each other. Returns the versions it applied.
 pub fn run_migrations(url: &str) -> Result<Vec<String>, SetupError> {
-    let mut conn = connect(url)?;
+    migrate(&mut connect(url)?)
+}
+
+fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, SetupError> {
     let migrate = |e: &dyn std::fmt::Display| SetupError::Migrate(e.to_string());
     diesel::sql_query("SELECT pg_advisory_lock($1)")
         .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
-        .execute(&mut conn)
+        .execute(conn)
         .map_err(|e| migrate(&e))?;
     let applied = conn
         .run_pending_migrations(MIGRATIONS)
@@ -133,7 +136,7 @@ pub fn run_migrations(url: &str) -> Result<Vec<String>, SetupError> {
         .map_err(|e| migrate(&e));
     let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
         .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
-        .execute(&mut conn);
+        .execute(conn);
     let applied = applied?;
     unlocked.map_err(|e| migrate(&e))?;
     Ok(applied)
@@ -183,16 +186,26 @@ pub fn build_pool(url: &str, size: u32) -> Result<PgPool, SetupError> {
         .min_idle(Some(size.min(2)))
         // A database outage must turn into a quick 502, not a request that hangs.
         .connection_timeout(Duration::from_secs(2))
-        .build(ConnectionManager::<PgConnection>::new(url))
+        .build(super::pool::PgManager::new(url))
         .map_err(|e| SetupError::Pool(e.to_string()))
 }
 
 /// Everything the database needs before serving: exists, migrated, pooled.
 pub fn prepare(url: &str, pool_size: u32) -> Result<PgPool, SetupError> {
-    if create_database_if_missing(url)? {
-        log::info!("created database {}", redacted(url));
-    }
-    let applied = run_migrations(url)?;
+    // Usually the database exists: one connection checks the migrations. Only when it cannot be
+    // reached (it may be missing) is the server's `postgres` database asked to create it. Each
+    // PostgreSQL connection is a 5-20 ms handshake, much of the start-up (BENCHMARKS.md).
+    let mut conn = match connect(url) {
+        Ok(conn) => conn,
+        Err(_) => {
+            if create_database_if_missing(url)? {
+                log::info!("created database {}", redacted(url));
+            }
+            connect(url)?
+        }
+    };
+    let applied = migrate(&mut conn)?;
+    drop(conn);
     if !applied.is_empty() {
         log::info!("applied migrations: {}", applied.join(", "));
     }

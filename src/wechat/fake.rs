@@ -157,6 +157,34 @@ impl FakeWeChat {
         }
     }
 
+    /// `count` codes at once, for load tests: code `i` logs in the user with openid
+    /// `{prefix}{i % users}`, so `users` below `count` makes returning users.
+    pub fn mint_codes(&self, prefix: &str, count: usize, users: usize) -> Vec<String> {
+        let users = users.max(1);
+        let now = SystemTime::now();
+        let mut st = self.state();
+        st.codes.reserve(count);
+        (0..count)
+            .map(|i| {
+                let openid = format!("{prefix}{}", i % users);
+                let code = format!("0{}", crate::random::token_hex(15));
+                let session_key = B64.encode(crate::random::bytes::<16>());
+                st.session_keys.insert(openid.clone(), session_key.clone());
+                st.codes.insert(
+                    code.clone(),
+                    IssuedCode {
+                        openid,
+                        unionid: None,
+                        session_key,
+                        issued_at: now,
+                        used: false,
+                    },
+                );
+                code
+            })
+            .collect()
+    }
+
     /// Makes every endpoint misbehave (`Fault::None` heals them all).
     pub fn set_fault(&self, fault: Fault) {
         let mut st = self.state();
@@ -620,6 +648,37 @@ async fn mint(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<MintQuery>) -> Htt
     HttpResponse::Ok().json(fake.mint_code_for(&openid, q.unionid.as_deref(), age))
 }
 
+/// The most codes one `fake/codes` call mints.
+pub const MAX_BULK_CODES: usize = 1_000_000;
+
+#[derive(Deserialize)]
+struct BulkMintQuery {
+    count: usize,
+    prefix: String,
+    users: Option<usize>,
+}
+
+/// `POST fake/codes?count=N&prefix=P[&users=K]`: N codes, one per line (`text/plain`), for load
+/// generators that post one fresh code per login.
+async fn mint_bulk(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<BulkMintQuery>) -> HttpResponse {
+    let prefix_ok = (1..=64).contains(&q.prefix.len())
+        && q.prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !prefix_ok || !(1..=MAX_BULK_CODES).contains(&q.count) {
+        return HttpResponse::BadRequest().json(serde_json::json!({
+            "error": "give count=1..1000000 and prefix=[A-Za-z0-9_-]{1,64}"
+        }));
+    }
+    let codes = fake.mint_codes(&q.prefix, q.count, q.users.unwrap_or(q.count));
+    let mut body = String::with_capacity(codes.len() * 32);
+    for code in codes {
+        body.push_str(&code);
+        body.push('\n');
+    }
+    HttpResponse::Ok().content_type("text/plain").body(body)
+}
+
 #[derive(Deserialize)]
 struct PhoneMintQuery {
     user: Option<String>,
@@ -663,6 +722,7 @@ pub fn configure(fake: Arc<FakeWeChat>) -> impl FnOnce(&mut web::ServiceConfig) 
             .route("/wxa/resetusersessionkey", web::get().to(reset_session_key))
             .route("/fake/phone_code", web::post().to(mint_phone))
             .route("/fake/code", web::post().to(mint))
+            .route("/fake/codes", web::post().to(mint_bulk))
             .route("/fake/fault", web::post().to(set_fault))
             .route("/fake/stats", web::get().to(stats));
     }
@@ -694,6 +754,22 @@ mod tests {
         assert_eq!(
             fake.session_key_of(&a.openid).as_deref(),
             second["session_key"].as_str()
+        );
+    }
+
+    #[test]
+    fn bulk_codes_cycle_over_the_users_and_each_works_once() {
+        let fake = FakeWeChat::new("wxapp", "secret");
+        let codes = fake.mint_codes("load-", 5, 2);
+        assert_eq!(codes.len(), 5);
+        let openids: Vec<_> = codes
+            .iter()
+            .map(|c| fake.code2session(&query(&fake, c))["openid"].clone())
+            .collect();
+        assert_eq!(openids, ["load-0", "load-1", "load-0", "load-1", "load-0"]);
+        assert_eq!(
+            fake.code2session(&query(&fake, &codes[0]))["errcode"],
+            40163
         );
     }
 

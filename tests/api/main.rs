@@ -2,6 +2,7 @@
 //! WeChat fake as WeChat. Each module is one part of the client's story.
 
 mod admin;
+mod bench;
 mod binary;
 mod errors;
 mod helpers;
@@ -10,6 +11,7 @@ mod limits;
 mod login;
 mod meetings;
 mod phone;
+mod pool;
 mod process;
 mod profile;
 mod sessions;
