@@ -32,6 +32,18 @@ fn curl_json(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or(Value::Null)
 }
 
+fn post_json(url: &str, body: &Value) -> Value {
+    curl_json(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &body.to_string(),
+        url,
+    ])
+}
+
 #[test]
 fn sigterm_finishes_the_login_in_flight_then_exits_cleanly() {
     let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
@@ -57,25 +69,15 @@ fn sigterm_finishes_the_login_in_flight_then_exits_cleanly() {
         &format!("{base}/__wechat/fake/code?user=alice"),
     ]);
     let code = minted["code"].as_str().expect("code").to_string();
-    curl_json(&[
-        "-X",
-        "POST",
-        "-H",
-        "content-type: application/json",
-        "-d",
-        r#"{"mode":"slow","delay_ms":1200}"#,
+    post_json(
         &format!("{base}/__wechat/fake/fault"),
-    ]);
+        &json!({ "mode": "slow", "delay_ms": 1200 }),
+    );
     let login = std::thread::spawn(move || {
-        curl_json(&[
-            "-X",
-            "POST",
-            "-H",
-            "content-type: application/json",
-            "-d",
-            &json!({ "code": code }).to_string(),
+        post_json(
             &format!("{base}/oapro/wx/auth/login_by_weixin"),
-        ])
+            &json!({ "code": code }),
+        )
     });
     std::thread::sleep(Duration::from_millis(400));
 
