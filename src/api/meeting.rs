@@ -234,16 +234,7 @@ fn time_value(name: &str, raw: String) -> Result<DateTime<Utc>, ApiError> {
 }
 
 fn cover_url(url: &str) -> Result<String, ApiError> {
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok
-        || url.len() > MAX_COVER_LEN
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
-        return Err(ApiError::bad_value(format!(
-            "cover must be an http(s) URL of at most {MAX_COVER_LEN} characters"
-        )));
-    }
-    Ok(url.to_string())
+    super::profile::http_url("cover", url, MAX_COVER_LEN)
 }
 
 /// `POST meeting/publish` `{title, content, location, startTime, endTime, cover?}` → the meeting.

@@ -41,14 +41,17 @@ pub fn validate_nickname(raw: &str) -> Result<String, ApiError> {
 }
 
 pub fn validate_avatar(raw: &str) -> Result<String, ApiError> {
+    http_url("avatarUrl", raw, MAX_AVATAR_LEN)
+}
+
+/// An http(s) URL of at most `max` characters, without whitespace or control characters (the
+/// client shows it in an `<image>`), trimmed; `field` names it in the refusal.
+pub fn http_url(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
     let url = raw.trim();
     let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok
-        || url.len() > MAX_AVATAR_LEN
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-    {
+    if !scheme_ok || url.len() > max || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ApiError::bad_value(format!(
-            "avatarUrl must be an http(s) URL of at most {MAX_AVATAR_LEN} characters"
+            "{field} must be an http(s) URL of at most {max} characters"
         )));
     }
     Ok(url.to_string())
