@@ -263,6 +263,7 @@ fn jti_of(token: &str) -> String {
 #[ignore = "half a minute against the release binary: run with scripts/fault-test"]
 async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
     let db = format!("wxauth_fault_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDatabase(db.clone());
     let db_url = format!("{PG_SERVER}/{db}");
     let proxy = DbProxy::start();
     let env: HashMap<String, String> = [
@@ -314,7 +315,7 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
         "killed, no exit code"
     );
     let restarted_at = Instant::now();
-    let bin = Binary::start(exe, &env);
+    let _restarted = Binary::start(exe, &env);
     println!("restart to ready: {:?}", restarted_at.elapsed());
     for token in before_kill.iter().rev().take(20) {
         let (answer, _) = driver
@@ -432,10 +433,19 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
             .get_result(&mut conn)
             .expect("query");
     assert_eq!(dupes.n, 0);
-    drop(conn);
-    drop(bin);
-    if let Ok(mut admin) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+}
+
+/// Drops the test's database when the test ends, passed or failed.
+struct DropDatabase(String);
+
+impl Drop for DropDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.0
+            ))
             .execute(&mut admin);
+        }
     }
 }
