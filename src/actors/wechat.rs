@@ -481,19 +481,6 @@ impl Handler<AccessToken> for WeChatClient {
     }
 }
 
-/// How old the cached access token is, for the status page (`None`: no token yet).
-#[derive(Message)]
-#[rtype(result = "Option<Duration>")]
-pub struct AccessTokenAge;
-
-impl Handler<AccessTokenAge> for WeChatClient {
-    type Result = Option<Duration>;
-
-    fn handle(&mut self, _: AccessTokenAge, _: &mut Self::Context) -> Option<Duration> {
-        self.token.as_ref().map(|t| t.fetched_at.elapsed())
-    }
-}
-
 /// Exchange a `getPhoneNumber` button's code for the phone number (new clients).
 #[derive(Message)]
 #[rtype(result = "Result<PhoneInfo, WeChatError>")]
