@@ -6,8 +6,12 @@
 //! with the same audited primitives (the RustCrypto `hmac`, constant-time comparison, `base64`,
 //! `serde_json`) but without jsonwebtoken's general-purpose `decode`, which rebuilt the HMAC key
 //! and parsed the claims twice per call: 87 % of the token check's CPU (BENCHMARKS.md). The key
-//! schedule now runs once, and the signature is checked before anything in the token is parsed.
+//! schedule runs once, the signature is checked before anything in the token is parsed, and what
+//! a verified token says is parsed once per worker thread (see `TokenIssuer::verify`).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -44,6 +48,14 @@ pub enum TokenError {
     Invalid,
 }
 
+/// A token that passed `TokenIssuer::verify`: whose it is and which session it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub user_id: i64,
+    pub jti: String,
+    pub expires_at: i64,
+}
+
 /// A freshly issued token and what the session store needs to know about it.
 pub struct IssuedToken {
     pub token: String,
@@ -69,6 +81,8 @@ pub struct TokenIssuer {
     /// keys of any length, so this is never `None`; if it were, every token would be refused.)
     mac: Option<Hmac<Sha256>>,
     ttl: Duration,
+    /// This issuer's part of the per-thread memo of verified tokens.
+    id: u64,
 }
 
 impl TokenIssuer {
@@ -77,6 +91,7 @@ impl TokenIssuer {
             encoding: EncodingKey::from_secret(secret),
             mac: <Hmac<Sha256> as Mac>::new_from_slice(secret).ok(),
             ttl,
+            id: NEXT_ISSUER_ID.fetch_add(1, Ordering::Relaxed),
         }
     }
 
@@ -107,7 +122,13 @@ impl TokenIssuer {
 
     /// Checks signature, algorithm, issuer, expiry and a sane `iat`; liveness is the session
     /// store's business.
-    pub fn verify(&self, token: &str, now: i64) -> Result<Claims, TokenError> {
+    ///
+    /// The signature is checked on every call. What the signed part says is parsed once per
+    /// worker thread and then remembered under the signature (`VERIFIED`): for one key, a
+    /// signature that verifies names exactly one header and payload, so the memo can only ever
+    /// answer for the very bytes it was filled from. Only `exp` changes its verdict with time,
+    /// and it is checked on every call; a future `iat` cannot become less acceptable later.
+    pub fn verify(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -119,30 +140,73 @@ impl TokenIssuer {
         };
         // The signature first, over exactly the bytes that were signed, compared in constant
         // time: nothing a forger wrote is parsed.
-        let signature = B64URL.decode(signature).map_err(|_| TokenError::Invalid)?;
+        let mut tag = [0u8; SIGNATURE_LEN];
+        match B64URL.decode_slice(signature, &mut tag) {
+            Ok(SIGNATURE_LEN) => {}
+            _ => return Err(TokenError::Invalid),
+        }
         let mut mac = self.mac.clone().ok_or(TokenError::Invalid)?;
         mac.update(header.as_bytes());
         mac.update(b".");
         mac.update(payload.as_bytes());
-        mac.verify_slice(&signature)
-            .map_err(|_| TokenError::Invalid)?;
+        mac.verify_slice(&tag).map_err(|_| TokenError::Invalid)?;
 
-        if header != ISSUED_HEADER {
-            let header: JwtHeader = decode_part(header)?;
-            if header.alg != "HS256" || header.crit.is_some() {
-                return Err(TokenError::Invalid);
+        let key = (self.id, tag);
+        let known = VERIFIED.with_borrow(|memo| memo.get(&key).cloned());
+        let verified = match known {
+            Some(verified) => verified,
+            None => {
+                let verified = parse_signed(header, payload, now)?;
+                VERIFIED.with_borrow_mut(|memo| {
+                    if memo.len() >= VERIFIED_PER_THREAD {
+                        memo.clear();
+                    }
+                    memo.insert(key, verified.clone());
+                });
+                verified
             }
-        }
-        let claims: Claims = decode_part(payload)?;
-        if claims.iss != ISSUER
-            || claims.iat > now + IAT_SKEW_SECS
-            || claims.exp <= now
-            || claims.user_id().is_none()
-        {
+        };
+        if verified.expires_at <= now {
             return Err(TokenError::Invalid);
         }
-        Ok(claims)
+        Ok(verified)
     }
+}
+
+/// HS256 signatures are 32 bytes (43 base64url characters).
+const SIGNATURE_LEN: usize = 32;
+
+/// Tokens remembered per worker thread; when full the memo starts over. At about 100 bytes an
+/// entry this is under half a MiB per thread, and a busy server's live tokens cycle through it.
+const VERIFIED_PER_THREAD: usize = 4096;
+
+/// Issuers are told apart in the memo, so that one process can hold several (tests do).
+static NEXT_ISSUER_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Verified tokens by (issuer, signature): see `TokenIssuer::verify`.
+    static VERIFIED: RefCell<HashMap<(u64, [u8; SIGNATURE_LEN]), VerifiedToken>> =
+        RefCell::new(HashMap::new());
+}
+
+/// What a token with a valid signature must say to be accepted, checked once per token.
+fn parse_signed(header: &str, payload: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+    if header != ISSUED_HEADER {
+        let header: JwtHeader = decode_part(header)?;
+        if header.alg != "HS256" || header.crit.is_some() {
+            return Err(TokenError::Invalid);
+        }
+    }
+    let claims: Claims = decode_part(payload)?;
+    if claims.iss != ISSUER || claims.iat > now + IAT_SKEW_SECS || claims.exp <= now {
+        return Err(TokenError::Invalid);
+    }
+    let user_id = claims.user_id().ok_or(TokenError::Invalid)?;
+    Ok(VerifiedToken {
+        user_id,
+        jti: claims.jti,
+        expires_at: claims.exp,
+    })
 }
 
 /// A base64url JSON part of a token.
@@ -187,13 +251,61 @@ mod tests {
             "the header verify knows without parsing"
         );
         let claims = issuer().verify(&t.token, n + 10).expect("valid");
-        assert_eq!(claims.user_id(), Some(42));
+        assert_eq!(claims.user_id, 42);
         assert_eq!(claims.jti, t.jti);
         assert_eq!(t.expires_at, n + 3600);
         assert!(matches!(
             issuer().verify(&t.token, n + 3600),
             Err(TokenError::Invalid)
         ));
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires_and_still_needs_its_signature() {
+        let n = now();
+        let issuer = issuer();
+        let t = issuer.issue(42, n).expect("issue");
+        // Twice: the second answer comes from the memo and must be the same.
+        let first = issuer.verify(&t.token, n).expect("valid");
+        assert_eq!(issuer.verify(&t.token, n + 1), Ok(first));
+        assert_eq!(
+            issuer.verify(&t.token, n + 3600),
+            Err(TokenError::Invalid),
+            "expiry is checked on every call, memo or not"
+        );
+        // Same signature, another payload: the memo is keyed by a signature that must verify.
+        let (_, signature) = t.token.rsplit_once('.').expect("dot");
+        let other = issuer.issue(43, n).expect("issue").token;
+        let (other_signed, _) = other.rsplit_once('.').expect("dot");
+        let spliced = format!("{other_signed}.{signature}");
+        assert_eq!(issuer.verify(&spliced, n), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_token_remembered_by_one_issuer_means_nothing_to_another() {
+        let n = now();
+        let ours = issuer();
+        let t = ours.issue(42, n).expect("issue");
+        assert!(ours.verify(&t.token, n).is_ok());
+        // Same secret, another issuer (another process, or a test's second server): the token
+        // verifies on its own merits, not through the first issuer's memo.
+        assert!(issuer().verify(&t.token, n).is_ok());
+        let other = TokenIssuer::new(
+            b"another-secret-another-secret-000",
+            Duration::from_secs(3600),
+        );
+        assert_eq!(other.verify(&t.token, n), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn the_memo_stays_bounded() {
+        let n = now();
+        let issuer = issuer();
+        for user in 1..=(VERIFIED_PER_THREAD as i64 + 10) {
+            let t = issuer.issue(user, n).expect("issue");
+            assert_eq!(issuer.verify(&t.token, n).map(|v| v.user_id), Ok(user));
+        }
+        VERIFIED.with_borrow(|memo| assert!(memo.len() <= VERIFIED_PER_THREAD));
     }
 
     #[test]
@@ -265,10 +377,7 @@ mod tests {
             format!("{input}.{}", B64URL.encode(mac.finalize().into_bytes()))
         };
         let good = mac_signed(r#"{"alg":"HS256","typ":"JWT"}"#);
-        assert_eq!(
-            issuer().verify(&good, now()).expect("valid").user_id(),
-            Some(7)
-        );
+        assert_eq!(issuer().verify(&good, now()).expect("valid").user_id, 7);
         for header in [
             r#"{"alg":"HS512","typ":"JWT"}"#,
             r#"{"alg":"none"}"#,

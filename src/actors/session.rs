@@ -12,8 +12,10 @@
 //! instances arrive through it. When it drops, the cache is emptied and bypassed until it is back
 //! (notifications sent meanwhile are lost), so a revoked token is never served from memory.
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -34,8 +36,36 @@ const TOUCH_EVERY: Duration = Duration::from_secs(30);
 const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// The live sessions in memory, shared by the SessionActor and the token check.
+///
+/// Each worker thread also remembers the sessions it found live (`CONFIRMED`) together with the
+/// cache's `generation`, which every invalidation, every change of trust and every `take_seen`
+/// bumps. While the generation is unchanged nothing was revoked since, so the thread answers from
+/// its own memo: the hot path then takes no lock and writes no memory another core reads. Any
+/// bump sends the next check of each session through the lock again, which also records it as
+/// seen for the next `last_seen_at` write.
 pub struct SessionCache {
     state: Mutex<CacheState>,
+    /// Bumped (under the lock) after any change that can make a confirmed session not live.
+    generation: AtomicU64,
+    /// Tells caches apart in the per-thread memo: one process can hold several (tests do).
+    id: u64,
+}
+
+/// A session a thread found live in the cache, and when.
+struct Confirmed {
+    cache: u64,
+    generation: u64,
+    user_id: i64,
+    expires_at: i64,
+}
+
+/// Sessions remembered per worker thread; when full the memo starts over.
+const CONFIRMED_PER_THREAD: usize = 4096;
+
+static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    static CONFIRMED: RefCell<HashMap<String, Confirmed>> = RefCell::new(HashMap::new());
 }
 
 struct CacheState {
@@ -58,7 +88,14 @@ impl SessionCache {
                 epoch: 0,
                 seen: HashSet::new(),
             }),
+            generation: AtomicU64::new(0),
+            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
         }
+    }
+
+    /// Called under the lock that guards the change it announces.
+    fn bump_generation(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, CacheState> {
@@ -71,6 +108,16 @@ impl SessionCache {
     /// Is this session live and does it belong to this user? `None` when the cache cannot say
     /// (not cached, or not trusted): then ask the SessionActor with `CheckSession`.
     pub fn check(&self, jti: &str, user_id: i64, now: i64) -> Option<bool> {
+        let generation = self.generation.load(Ordering::Acquire);
+        let confirmed = CONFIRMED.with_borrow(|memo| {
+            memo.get(jti)
+                .filter(|c| c.cache == self.id && c.generation == generation && c.expires_at > now)
+                .map(|c| c.user_id)
+        });
+        if let Some(owner) = confirmed {
+            return Some(owner == user_id);
+        }
+
         let mut st = self.lock();
         if !st.trusted {
             return None;
@@ -83,6 +130,23 @@ impl SessionCache {
         if !st.seen.contains(jti) {
             st.seen.insert(jti.to_string());
         }
+        // Read under the lock: a bump after this point is after this check.
+        let generation = self.generation.load(Ordering::Acquire);
+        drop(st);
+        CONFIRMED.with_borrow_mut(|memo| {
+            if memo.len() >= CONFIRMED_PER_THREAD {
+                memo.clear();
+            }
+            memo.insert(
+                jti.to_string(),
+                Confirmed {
+                    cache: self.id,
+                    generation,
+                    user_id: session.user_id,
+                    expires_at: session.expires_at,
+                },
+            );
+        });
         Some(session.user_id == user_id)
     }
 
@@ -102,6 +166,7 @@ impl SessionCache {
     fn invalidate(&self, what: &Revoked) {
         let mut st = self.lock();
         st.epoch += 1;
+        self.bump_generation();
         match what {
             Revoked::Session(id) => {
                 st.lru.pop(id);
@@ -133,10 +198,15 @@ impl SessionCache {
         st.lru.clear();
         st.epoch += 1;
         st.trusted = trusted;
+        self.bump_generation();
     }
 
+    /// The sessions used since the last call. The memos are voided with it, so each session's
+    /// next use goes through the lock and is recorded for the next call.
     fn take_seen(&self) -> Vec<String> {
-        self.lock().seen.drain().collect()
+        let mut st = self.lock();
+        self.bump_generation();
+        st.seen.drain().collect()
     }
 }
 
@@ -450,5 +520,52 @@ mod tests {
             cache.remember(id.into(), live(4, 100), cache.epoch());
         }
         assert_eq!(cache.len(), 2, "bounded");
+    }
+
+    #[test]
+    fn a_thread_answers_from_its_memo_only_until_something_changes() {
+        let cache = SessionCache::new(10);
+        cache.set_trusted(true);
+        cache.remember("a".into(), live(1, 100), cache.epoch());
+        cache.remember("b".into(), live(2, 100), cache.epoch());
+        assert_eq!(cache.check("a", 1, 50), Some(true), "through the lock");
+        assert_eq!(cache.take_seen(), vec!["a".to_string()]);
+        assert_eq!(
+            cache.check("a", 1, 50),
+            Some(true),
+            "the memo was voided by take_seen: through the lock again"
+        );
+        assert_eq!(cache.take_seen(), vec!["a".to_string()], "and seen again");
+
+        assert_eq!(cache.check("a", 1, 50), Some(true));
+        assert_eq!(cache.check("a", 1, 50), Some(true), "from the memo");
+        assert_eq!(
+            cache.check("a", 2, 50),
+            Some(false),
+            "another user's session"
+        );
+        assert_eq!(
+            cache.check("a", 1, 100),
+            Some(false),
+            "expired, memo or not"
+        );
+
+        cache.remember("a".into(), live(1, 200), cache.epoch());
+        assert_eq!(cache.check("a", 1, 50), Some(true));
+        cache.invalidate(&Revoked::Session("a".into()));
+        assert_eq!(cache.check("a", 1, 50), None, "revoked: the memo is void");
+
+        assert_eq!(cache.check("b", 2, 50), Some(true));
+        cache.set_trusted(false);
+        assert_eq!(
+            cache.check("b", 2, 50),
+            None,
+            "listener down: the memo is void"
+        );
+
+        // Another cache on this thread does not see this cache's confirmations.
+        let other = SessionCache::new(10);
+        other.set_trusted(true);
+        assert_eq!(other.check("b", 2, 50), None);
     }
 }

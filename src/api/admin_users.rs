@@ -39,8 +39,11 @@ async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse
     {
         Ok(Ok(Some(user))) => {
             if status != 0 {
-                // This instance forgets the sessions at once; the others hear the trigger's NOTIFY.
-                state.sessions.do_send(Invalidate(Revoked::User(id)));
+                // This instance forgets the sessions before it answers, so the admin's next
+                // request already sees them dead; the others hear the trigger's NOTIFY.
+                if let Err(e) = state.sessions.send(Invalidate(Revoked::User(id))).await {
+                    log::error!("admin: user {id}'s cached sessions not dropped: {e}");
+                }
             }
             log::info!("admin: user {id} status set to {status}");
             HttpResponse::Ok().json(UserStatus {

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
+use futures_util::future::{Either, LocalBoxFuture};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
@@ -111,45 +112,49 @@ pub struct AuthUser {
 
 impl FromRequest for AuthUser {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future =
+        Either<Ready<Result<Self, ApiError>>, LocalBoxFuture<'static, Result<Self, ApiError>>>;
 
+    /// A live token whose session is cached is answered here, synchronously, on the worker's
+    /// thread: no allocation of a future, no message. Only a cache miss waits for the actor.
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = req
+        let Some(state) = req.app_data::<web::Data<AppState>>() else {
+            return Either::Left(ready(Err(ApiError::serious(
+                "AppState missing from the app",
+            ))));
+        };
+        let Some(token) = req
             .headers()
             .get(TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.trim().to_string());
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::serious("AppState missing from the app"))?;
-            let token = token.filter(|t| !t.is_empty()).ok_or(ApiError::Unlogin)?;
-            let now = chrono::Utc::now().timestamp();
-            let claims = state
-                .tokens
-                .verify(&token, now)
-                .map_err(|_| ApiError::Unlogin)?;
-            let user_id = claims.user_id().ok_or(ApiError::Unlogin)?;
-            // A cached session is answered here, on this thread; only a miss asks the actor.
-            let live = match state.session_cache.check(&claims.jti, user_id, now) {
-                Some(live) => live,
-                None => {
-                    state
-                        .sessions
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        else {
+            return Either::Left(ready(Err(ApiError::Unlogin)));
+        };
+        let now = chrono::Utc::now().timestamp();
+        let Ok(verified) = state.tokens.verify(token, now) else {
+            return Either::Left(ready(Err(ApiError::Unlogin)));
+        };
+        let user = AuthUser {
+            user_id: verified.user_id,
+            jti: verified.jti,
+        };
+        match state.session_cache.check(&user.jti, user.user_id, now) {
+            Some(live) => Either::Left(ready(live.then_some(user).ok_or(ApiError::Unlogin))),
+            None => {
+                let sessions = state.sessions.clone();
+                Either::Right(Box::pin(async move {
+                    let live = sessions
                         .send(CheckSession {
-                            jti: claims.jti.clone(),
-                            user_id,
+                            jti: user.jti.clone(),
+                            user_id: user.user_id,
                         })
-                        .await??
-                }
-            };
-            if !live {
-                return Err(ApiError::Unlogin);
+                        .await??;
+                    live.then_some(user).ok_or(ApiError::Unlogin)
+                }))
             }
-            Ok(AuthUser {
-                user_id,
-                jti: claims.jti,
-            })
-        })
+        }
     }
 }
 
