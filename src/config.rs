@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A secret string whose `Debug` and `Display` never show the value.
@@ -122,6 +122,22 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
+
+/// `static` in the working directory; failing that, the `static` of the source tree the binary was
+/// built from, so that `target/release/wxauth` started from another directory of the machine it
+/// was built on still shows the page. A deployment elsewhere sets `ADMIN_STATIC_DIR`.
+fn default_admin_static_dir() -> PathBuf {
+    let here = PathBuf::from(DEFAULT_ADMIN_STATIC_DIR);
+    if here.join("index.html").is_file() {
+        return here;
+    }
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ADMIN_STATIC_DIR);
+    if built_from.join("index.html").is_file() {
+        built_from
+    } else {
+        here
+    }
+}
 pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
@@ -322,9 +338,9 @@ impl Config {
             None => (None, false),
         };
 
-        let admin_static_dir = PathBuf::from(
-            get("ADMIN_STATIC_DIR").unwrap_or_else(|| DEFAULT_ADMIN_STATIC_DIR.into()),
-        );
+        let admin_static_dir = get("ADMIN_STATIC_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_admin_static_dir);
 
         let metrics_bind_addr = get("METRICS_BIND_ADDR")
             .map(|v| {

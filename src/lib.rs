@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actors;
+pub mod announce;
 pub mod api;
 pub mod config;
 pub mod db;

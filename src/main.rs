@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
+use wxauth::announce::Announcement;
 use wxauth::config::Config;
 use wxauth::db::demo;
-use wxauth::startup::{Application, DEV_FAKE_PATH};
+use wxauth::startup::Application;
 
 const USAGE: &str = "\
 usage: wxauth                       serve the API (configuration: see README)
@@ -64,28 +65,7 @@ fn seed(config: &Config, force: bool) -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let bind = config.bind_addr;
-    let api_root = config.api_root();
-    let dev = config.is_dev_mode();
-    // Shown once, in the dev banner below; never logged in production.
-    let generated_admin_token = config
-        .admin_token
-        .as_ref()
-        .filter(|_| config.admin_token_generated)
-        .map(|t| t.expose().to_string());
-    let admin_on = config.admin_token.is_some();
-    let metrics_addr = config.metrics_bind_addr;
-    if config.bench_endpoints {
-        log::warn!(
-            "BENCH_ENDPOINTS=1: serving benchmark comparison routes under /bench/; not for production"
-        );
-    }
-    if config.jwt_secret_generated {
-        log::warn!(
-            "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"
-        );
-    }
-
+    let announcement = Announcement::new(&config);
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -94,35 +74,7 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let port = app.port();
-    if dev {
-        let base = format!("http://127.0.0.1:{port}");
-        log::warn!("==================================================================");
-        log::warn!("DEV MODE: WECHAT_APPID is not set, so wxauth serves a FAKE WeChat");
-        log::warn!("at {base}{DEV_FAKE_PATH} and logs users in through it. Not for production.");
-        log::warn!(
-            "mint a login code: curl -s -X POST '{base}{DEV_FAKE_PATH}/fake/code?user=alice'"
-        );
-        if let Some(token) = &generated_admin_token {
-            log::warn!("ADMIN_TOKEN is not set: generated one for this process. Status page:");
-            log::warn!("  {base}/admin/   admin token: {token}");
-        }
-        log::warn!("==================================================================");
-    }
-    log::info!(
-        "wxauth {} listening on {}:{port}, API at {api_root}/, health at /healthz and /readyz",
-        env!("CARGO_PKG_VERSION"),
-        bind.ip()
-    );
-    match (app.metrics_port(), metrics_addr) {
-        (Some(mport), Some(addr)) => log::info!("metrics at http://{}:{mport}/metrics", addr.ip()),
-        _ => log::info!("metrics at /metrics"),
-    }
-    if admin_on {
-        log::info!("admin status page at /admin/ (Authorization: Bearer ADMIN_TOKEN)");
-    } else {
-        log::info!("admin status page off: ADMIN_TOKEN is not set");
-    }
+    announcement.serving(app.port(), app.metrics_port());
     let code = match app.run().await {
         Ok(()) => {
             log::info!("wxauth stopped");

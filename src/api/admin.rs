@@ -142,33 +142,37 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<&Path>) {
         );
         return;
     };
-    cfg.service(
-        web::scope("/admin")
-            .wrap(security_headers())
-            // The token check wraps the whole API scope, unknown paths included: without the
-            // token nobody learns which admin endpoints exist.
-            .service(
-                web::scope("/api")
-                    .wrap(from_fn(require_admin))
-                    .route("/status", web::get().to(status))
-                    .default_service(web::to(not_found)),
-            )
-            .service(
-                web::scope("/users")
-                    .wrap(from_fn(require_admin))
-                    .route("/{id}/disable", web::post().to(super::admin_users::disable))
-                    .route("/{id}/enable", web::post().to(super::admin_users::enable))
-                    .default_service(web::to(not_found)),
-            )
-            // No `show_files_listing()`: a directory without index.html is a 404. `/admin`
-            // redirects to `/admin/` so the page's relative links resolve under it.
-            .service(
-                Files::new("", static_dir)
-                    .index_file("index.html")
-                    .redirect_to_slash_directory()
-                    .default_handler(web::to(not_found)),
-            ),
-    );
+    let scope = web::scope("/admin")
+        .wrap(security_headers())
+        // The token check wraps the whole API scope, unknown paths included: without the
+        // token nobody learns which admin endpoints exist.
+        .service(
+            web::scope("/api")
+                .wrap(from_fn(require_admin))
+                .route("/status", web::get().to(status))
+                .default_service(web::to(not_found)),
+        )
+        .service(
+            web::scope("/users")
+                .wrap(from_fn(require_admin))
+                .route("/{id}/disable", web::post().to(super::admin_users::disable))
+                .route("/{id}/enable", web::post().to(super::admin_users::enable))
+                .default_service(web::to(not_found)),
+        );
+    // No `show_files_listing()`: a directory without index.html is a 404. `/admin` redirects to
+    // `/admin/` so the page's relative links resolve under it. Without the directory (start-up
+    // warned about it) the page is a 404 rather than an error logged per worker.
+    let scope = if static_dir.is_dir() {
+        scope.service(
+            Files::new("", static_dir)
+                .index_file("index.html")
+                .redirect_to_slash_directory()
+                .default_handler(web::to(not_found)),
+        )
+    } else {
+        scope.default_service(web::to(not_found))
+    };
+    cfg.service(scope);
 }
 
 #[derive(Debug, Serialize)]

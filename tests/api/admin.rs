@@ -309,6 +309,25 @@ async fn a_directory_without_index_is_404_not_a_listing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[actix_web::test]
+async fn without_its_directory_the_page_is_404_and_the_admin_api_still_works() {
+    let missing =
+        std::env::temp_dir().join(format!("wxauth-none-{}", uuid::Uuid::new_v4().simple()));
+    let app = TestApp::builder()
+        .var("ADMIN_TOKEN", ADMIN_TOKEN)
+        .var("ADMIN_STATIC_DIR", &missing.to_string_lossy())
+        .spawn()
+        .await;
+    let page = app.get_with(&format!("{}/admin/", app.base), &[]).await;
+    assert_eq!(page.status, 404);
+    let index = app
+        .get_with(&format!("{}/admin/index.html", app.base), &[])
+        .await;
+    assert_eq!(index.status, 404);
+    let api = status(&app, Some(&bearer(ADMIN_TOKEN))).await;
+    assert_eq!(api.status, 200);
+}
+
 // ---- /metrics ----
 
 /// Checks every line of a Prometheus text exposition and answers its samples, keyed

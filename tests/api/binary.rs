@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,12 +17,21 @@ pub struct Binary {
 impl Binary {
     /// Starts the binary and waits until `/healthz` answers 200.
     pub fn start(exe: &str, env: &HashMap<String, String>) -> Binary {
+        Binary::start_in(exe, env, None)
+    }
+
+    /// The same, started in `cwd` (the default: this package's root, as cargo runs tests).
+    pub fn start_in(exe: &str, env: &HashMap<String, String>, cwd: Option<&Path>) -> Binary {
         let port = env
             .get("BIND_ADDR")
             .and_then(|a| a.rsplit(':').next())
             .and_then(|p| p.parse::<u16>().ok())
             .expect("BIND_ADDR with a fixed port");
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        if let Some(dir) = cwd {
+            command.current_dir(dir);
+        }
+        let mut child = command
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("RUST_LOG", "info")

@@ -95,3 +95,39 @@ fn sigterm_finishes_the_login_in_flight_then_exits_cleanly() {
     assert!(log.contains("graceful shutdown"), "{log}");
     assert!(log.contains("wxauth stopped"), "{log}");
 }
+
+#[test]
+fn started_from_another_directory_the_release_layout_still_serves_the_status_page() {
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let elsewhere =
+        std::env::temp_dir().join(format!("wxauth-cwd-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
+        ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("DB_POOL_SIZE", "2".to_string()),
+        ("ADMIN_TOKEN", "admin-token-for-the-cwd-test".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let bin = Binary::start_in(env!("CARGO_BIN_EXE_wxauth"), &env, Some(&elsewhere));
+
+    let page = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            &format!("{}/admin/", bin.base),
+        ])
+        .output()
+        .expect("curl runs");
+    let page = String::from_utf8_lossy(&page.stdout).into_owned();
+    assert!(page.ends_with("\n200"), "{page}");
+    assert!(page.contains("<html"), "the page itself: {page}");
+    let log = bin.log_text();
+    assert!(!log.contains("admin page: no index.html"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    let _ = std::fs::remove_dir_all(&elsewhere);
+}

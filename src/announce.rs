@@ -1,0 +1,84 @@
+//! What the binary tells its operator at start-up: the dev-mode banner (loud, because a fake
+//! WeChat must never go unnoticed), where everything listens, and warnings about settings that
+//! were filled in for them. Kept out of `main.rs` so that it stays a list of steps.
+
+use std::net::SocketAddr;
+
+use crate::config::Config;
+use crate::startup::DEV_FAKE_PATH;
+
+/// Read from the config before it is handed to `Application::build`.
+pub struct Announcement {
+    dev: bool,
+    api_root: String,
+    bind: SocketAddr,
+    /// Shown once, in the dev banner; never logged in production.
+    generated_admin_token: Option<String>,
+    admin_on: bool,
+    metrics_addr: Option<SocketAddr>,
+}
+
+impl Announcement {
+    /// Also logs the warnings that do not wait for the server: settings filled in by wxauth.
+    pub fn new(config: &Config) -> Announcement {
+        if config.bench_endpoints {
+            log::warn!(
+                "BENCH_ENDPOINTS=1: serving benchmark comparison routes under /bench/; not for production"
+            );
+        }
+        if config.jwt_secret_generated {
+            log::warn!(
+                "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"
+            );
+        }
+        Announcement {
+            dev: config.is_dev_mode(),
+            api_root: config.api_root(),
+            bind: config.bind_addr,
+            generated_admin_token: config
+                .admin_token
+                .as_ref()
+                .filter(|_| config.admin_token_generated)
+                .map(|t| t.expose().to_string()),
+            admin_on: config.admin_token.is_some(),
+            metrics_addr: config.metrics_bind_addr,
+        }
+    }
+
+    /// Once the sockets are bound: the ports are known.
+    pub fn serving(&self, port: u16, metrics_port: Option<u16>) {
+        if self.dev {
+            let base = format!("http://127.0.0.1:{port}");
+            log::warn!("==================================================================");
+            log::warn!("DEV MODE: WECHAT_APPID is not set, so wxauth serves a FAKE WeChat");
+            log::warn!(
+                "at {base}{DEV_FAKE_PATH} and logs users in through it. Not for production."
+            );
+            log::warn!(
+                "mint a login code: curl -s -X POST '{base}{DEV_FAKE_PATH}/fake/code?user=alice'"
+            );
+            if let Some(token) = &self.generated_admin_token {
+                log::warn!("ADMIN_TOKEN is not set: generated one for this process. Status page:");
+                log::warn!("  {base}/admin/   admin token: {token}");
+            }
+            log::warn!("==================================================================");
+        }
+        log::info!(
+            "wxauth {} listening on {}:{port}, API at {}/, health at /healthz and /readyz",
+            env!("CARGO_PKG_VERSION"),
+            self.bind.ip(),
+            self.api_root
+        );
+        match (metrics_port, self.metrics_addr) {
+            (Some(mport), Some(addr)) => {
+                log::info!("metrics at http://{}:{mport}/metrics", addr.ip())
+            }
+            _ => log::info!("metrics at /metrics"),
+        }
+        if self.admin_on {
+            log::info!("admin status page at /admin/ (Authorization: Bearer ADMIN_TOKEN)");
+        } else {
+            log::info!("admin status page off: ADMIN_TOKEN is not set");
+        }
+    }
+}
