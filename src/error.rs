@@ -257,6 +257,7 @@ impl From<WeChatError> for ApiError {
                 ApiError::WxBusy
             }
             WeChatError::BadResponse(cause) => ApiError::WxBadResponse(cause),
+            WeChatError::HttpStatus(status) => ApiError::WxBadResponse(format!("HTTP {status}")),
             WeChatError::Overloaded => ApiError::Serious("wechat calls saturated".into()),
         }
     }

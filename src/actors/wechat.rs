@@ -202,10 +202,7 @@ impl Upstream {
                 other => WeChatError::Transport(other.to_string()),
             })?;
             if !response.status().is_success() {
-                return Err(WeChatError::BadResponse(format!(
-                    "HTTP {}",
-                    response.status()
-                )));
+                return Err(WeChatError::HttpStatus(response.status().as_u16()));
             }
             response.body().limit(MAX_BODY).await.map_err(|e| match e {
                 awc::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
@@ -292,42 +289,44 @@ impl WeChatClient {
         async move { upstream.call(request?, None, parse_code2session).await }
     }
 
-    fn fetch_access_token(&self) -> impl Future<Output = Reply<AccessTokenReply>> + 'static {
+    /// Fetches a token the configured way, and answers which way worked. A server without
+    /// `stable_token` (HTTP 404 or 405: some WeChat-compatible gateways and fakes) gets the plain
+    /// `cgi-bin/token` instead, which every such server has; the caller then stays with it.
+    fn fetch_access_token(
+        &self,
+    ) -> impl Future<Output = Reply<(AccessTokenReply, AccessTokenMode)>> + 'static {
         let upstream = self.upstream.clone();
-        let request = match self.token_mode {
-            // stable_token hands every instance the same token: instances don't invalidate each other.
-            AccessTokenMode::Stable => upstream.post("/cgi-bin/stable_token", &()).map(|r| {
-                let body = serde_json::json!({
-                    "grant_type": "client_credential",
-                    "appid": self.appid,
-                    "secret": self.secret.expose(),
-                    "force_refresh": false,
-                });
-                (r, Some(body))
-            }),
-            AccessTokenMode::Plain => upstream
-                .get(
-                    "/cgi-bin/token",
-                    &[
-                        ("grant_type", "client_credential"),
-                        ("appid", self.appid.as_str()),
-                        ("secret", self.secret.expose()),
-                    ],
-                )
-                .map(|r| (r, None)),
-        };
+        let stable = (self.token_mode == AccessTokenMode::Stable).then(|| {
+            let body = serde_json::json!({
+                "grant_type": "client_credential",
+                "appid": self.appid,
+                "secret": self.secret.expose(),
+                "force_refresh": false,
+            });
+            upstream
+                .post("/cgi-bin/stable_token", &())
+                .map(|request| (request, body))
+        });
+        let plain = upstream.get(
+            "/cgi-bin/token",
+            &[
+                ("grant_type", "client_credential"),
+                ("appid", self.appid.as_str()),
+                ("secret", self.secret.expose()),
+            ],
+        );
         async move {
-            let (request, body) = request?;
-            let parse = |bytes: &[u8]| {
-                let reply: AccessTokenReply = parse_reply("access token", bytes)?;
-                if reply.access_token.is_empty() || reply.expires_in == 0 {
-                    return Err(WeChatError::BadResponse(
-                        "access token answer is empty".into(),
-                    ));
+            if let Some(stable) = stable {
+                let (request, body) = stable?;
+                match upstream.call(request, Some(body), parse_access_token).await {
+                    Err(WeChatError::HttpStatus(404 | 405)) => {}
+                    other => return other.map(|reply| (reply, AccessTokenMode::Stable)),
                 }
-                Ok(reply)
-            };
-            upstream.call(request, body, parse).await
+            }
+            upstream
+                .call(plain?, None, parse_access_token)
+                .await
+                .map(|reply| (reply, AccessTokenMode::Plain))
         }
     }
 
@@ -450,7 +449,13 @@ impl Handler<AccessToken> for WeChatClient {
                     self.fetch_access_token()
                         .into_actor(self)
                         .map(move |result, act, _| {
-                            let result = result.map(|reply| {
+                            let result = result.map(|(reply, mode)| {
+                                if mode != act.token_mode {
+                                    log::warn!(
+                                        "WECHAT_API_BASE has no /cgi-bin/stable_token: access tokens come from /cgi-bin/token from now on (WECHAT_TOKEN_MODE=plain says so up front)"
+                                    );
+                                    act.token_mode = mode;
+                                }
                                 let lifetime = Duration::from_secs(reply.expires_in);
                                 let margin = TOKEN_MARGIN.min(lifetime / 10);
                                 act.token = Some(CachedToken {
@@ -568,6 +573,17 @@ impl Handler<GetUpstreamStats> for WeChatClient {
             .map(|t| t.fetched_at.elapsed().as_secs());
         MessageResult(stats)
     }
+}
+
+/// An access token answer; an empty token or lifetime is as bad as garbage.
+fn parse_access_token(bytes: &[u8]) -> Reply<AccessTokenReply> {
+    let reply: AccessTokenReply = parse_reply("access token", bytes)?;
+    if reply.access_token.is_empty() || reply.expires_in == 0 {
+        return Err(WeChatError::BadResponse(
+            "access token answer is empty".into(),
+        ));
+    }
+    Ok(reply)
 }
 
 #[cfg(test)]

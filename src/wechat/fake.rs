@@ -40,6 +40,8 @@ pub enum Fault {
     Garbage,
     /// Answer this errcode.
     Errcode { errcode: i64 },
+    /// Answer HTTP 404, as a server without this endpoint does.
+    Missing,
 }
 
 struct IssuedCode {
@@ -524,6 +526,7 @@ async fn apply_fault(fault: Option<Fault>) -> Option<HttpResponse> {
                 .body("<html><body>502 Bad Gateway</body></html>"),
         ),
         Fault::Errcode { errcode } => Some(wechat_reply(&wx_error(errcode, "injected error"))),
+        Fault::Missing => Some(HttpResponse::NotFound().finish()),
     }
 }
 

@@ -55,6 +55,10 @@ pub enum WeChatError {
     Transport(String),
     #[error("wechat answered garbage: {0}")]
     BadResponse(String),
+    /// An HTTP status other than 200 (WeChat itself answers 200 even for errors, so this is a
+    /// proxy's error page or a server without the endpoint).
+    #[error("wechat answered HTTP {0}")]
+    HttpStatus(u16),
     /// Too many calls to WeChat in flight already: refused without calling.
     #[error("too many wechat calls in flight")]
     Overloaded,
@@ -68,7 +72,7 @@ impl WeChatError {
             WeChatError::Api { errcode, .. } => errcode.to_string(),
             WeChatError::Timeout => "timeout".into(),
             WeChatError::Transport(_) => "unreachable".into(),
-            WeChatError::BadResponse(_) => "bad_response".into(),
+            WeChatError::BadResponse(_) | WeChatError::HttpStatus(_) => "bad_response".into(),
             WeChatError::Overloaded => "overloaded".into(),
         }
     }

@@ -345,6 +345,59 @@ async fn a_second_40001_is_a_clean_error_without_a_loop() {
 }
 
 #[actix_web::test]
+async fn a_wechat_without_stable_token_gets_its_access_token_from_cgi_bin_token() {
+    let app = TestApp::spawn().await;
+    app.fake.set_fault_on("stable_token", Fault::Missing);
+    let token = app.login_ok("olga").await;
+    for phone in [PHONE, "13700000001"] {
+        let code = app
+            .fake
+            .mint_phone_code(&app.fake.openid_for("olga"), phone);
+        assert_eq!(
+            app.post("auth/bindPhone", &json!({ "code": code }), Some(&token))
+                .await
+                .errno(),
+            0
+        );
+    }
+    assert_eq!(
+        app.fake.calls("stable_token"),
+        1,
+        "asked once, then not again"
+    );
+    assert_eq!(
+        app.fake.calls("token"),
+        1,
+        "the one token served both binds"
+    );
+    assert!(
+        captured_logs()
+            .iter()
+            .any(|l| l.contains("has no /cgi-bin/stable_token")),
+        "the switch is logged"
+    );
+}
+
+#[actix_web::test]
+async fn an_access_token_endpoint_answering_garbage_is_716_not_a_fallback() {
+    let app = TestApp::spawn().await;
+    app.fake.set_fault_on("stable_token", Fault::Garbage);
+    let token = app.login_ok("pia").await;
+    let code = app.fake.mint_phone_code(&app.fake.openid_for("pia"), PHONE);
+    assert_eq!(
+        app.post("auth/bindPhone", &json!({ "code": code }), Some(&token))
+            .await
+            .errno(),
+        716
+    );
+    assert_eq!(
+        app.fake.calls("token"),
+        0,
+        "only a missing endpoint switches"
+    );
+}
+
+#[actix_web::test]
 async fn plain_token_mode_uses_cgi_bin_token() {
     let app = TestApp::builder()
         .var("WECHAT_TOKEN_MODE", "plain")
