@@ -49,7 +49,7 @@ fn request_id(req: &ServiceRequest) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
         .map(str::to_string)
-        .unwrap_or_else(|| crate::random::token_hex(8))
+        .unwrap_or_else(crate::random::request_id)
 }
 
 /// One line per request: request id, method, route pattern (never the raw path or query, which
