@@ -661,9 +661,7 @@ async fn status_shows_the_access_token_age_once_one_is_used() {
     let code = app
         .fake
         .mint_phone_code(&app.fake.openid_for("bob"), "13800138000");
-    let bound = app
-        .post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-        .await;
+    let bound = app.bind_phone_code(&code, &token).await;
     assert_eq!(bound.errno(), 0, "{}", bound.raw);
 
     let after = status(&app, Some(&bearer(ADMIN_TOKEN))).await;

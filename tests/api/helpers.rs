@@ -352,6 +352,16 @@ impl TestApp {
         reply.token()
     }
 
+    /// A current client's getPhoneNumber: the button's code, sent to `auth/bindPhone`.
+    pub async fn bind_phone_code(&self, code: &str, token: &str) -> Reply {
+        self.post(
+            "auth/bindPhone",
+            &serde_json::json!({ "code": code }),
+            Some(token),
+        )
+        .await
+    }
+
     /// An old client's getPhoneNumber: the phone as open data encrypted with the user's current
     /// session_key (stamped with our appid), sent to `auth/bindPhone`.
     pub async fn bind_phone_encrypted(&self, openid: &str, phone: &str, token: &str) -> Reply {

@@ -120,17 +120,13 @@ async fn bind_phone_is_limited_per_user_and_zero_turns_a_limit_off() {
         .await;
     let token = app.login_ok("carol").await;
     for _ in 0..2 {
-        let r = app
-            .post("auth/bindPhone", &json!({ "code": "pnever" }), Some(&token))
-            .await;
+        let r = app.bind_phone_code("pnever", &token).await;
         assert_eq!(r.errno(), 718);
     }
     let code = app
         .fake
         .mint_phone_code(&app.fake.openid_for("carol"), "13800138000");
-    let r = app
-        .post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-        .await;
+    let r = app.bind_phone_code(&code, &token).await;
     assert_eq!(r.errno(), 720, "{}", r.raw);
     // RATE_LOGIN_PER_IP=0: no limit at all on logins from this IP.
     for i in 0..30 {

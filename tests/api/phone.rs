@@ -24,9 +24,7 @@ async fn a_phone_code_binds_the_phone_and_later_logins_show_it() {
         .fake
         .mint_phone_code(&app.fake.openid_for("alice"), PHONE);
 
-    let reply = app
-        .post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-        .await;
+    let reply = app.bind_phone_code(&code, &token).await;
 
     assert_eq!(reply.status, 200);
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
@@ -151,16 +149,9 @@ async fn a_phone_bound_to_one_user_cannot_be_claimed_by_another() {
     let code_b = app
         .fake
         .mint_phone_code(&app.fake.openid_for("gina"), PHONE);
-    assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": code_a }), Some(&a))
-            .await
-            .errno(),
-        0
-    );
+    assert_eq!(app.bind_phone_code(&code_a, &a).await.errno(), 0);
 
-    let reply = app
-        .post("auth/bindPhone", &json!({ "code": code_b }), Some(&b))
-        .await;
+    let reply = app.bind_phone_code(&code_b, &b).await;
 
     assert_eq!(reply.errno(), 705, "{}", reply.raw);
     assert_eq!(mobile_of(&app, "frank"), PHONE);
@@ -178,44 +169,17 @@ async fn invalid_used_and_foreign_phone_codes_are_718() {
         .fake
         .mint_phone_code(&app.fake.openid_for("ivy"), "13900000000");
 
+    assert_eq!(app.bind_phone_code("pnever", &token).await.errno(), 718);
     assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": "pnever" }), Some(&token))
-            .await
-            .errno(),
-        718
-    );
-    assert_eq!(
-        app.post(
-            "auth/bindPhone",
-            &json!({ "code": someone_elses }),
-            Some(&token)
-        )
-        .await
-        .errno(),
+        app.bind_phone_code(&someone_elses, &token).await.errno(),
         718
     );
     // A wx.login code is not a phone code: the classic client mistake.
     let login_code = app.code_for("hank").code;
+    assert_eq!(app.bind_phone_code(&login_code, &token).await.errno(), 718);
+    assert_eq!(app.bind_phone_code(&mine, &token).await.errno(), 0);
     assert_eq!(
-        app.post(
-            "auth/bindPhone",
-            &json!({ "code": login_code }),
-            Some(&token)
-        )
-        .await
-        .errno(),
-        718
-    );
-    assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": mine }), Some(&token))
-            .await
-            .errno(),
-        0
-    );
-    assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": mine }), Some(&token))
-            .await
-            .errno(),
+        app.bind_phone_code(&mine, &token).await.errno(),
         718,
         "used"
     );
@@ -254,12 +218,7 @@ async fn wechat_busy_on_the_phone_endpoint_is_714() {
     let code = app
         .fake
         .mint_phone_code(&app.fake.openid_for("kate"), PHONE);
-    assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-            .await
-            .errno(),
-        714
-    );
+    assert_eq!(app.bind_phone_code(&code, &token).await.errno(), 714);
     assert_eq!(mobile_of(&app, "kate"), "");
 }
 
@@ -302,19 +261,12 @@ async fn a_refused_access_token_is_refreshed_once_and_the_call_succeeds() {
     let token = app.login_ok("leo").await;
     let openid = app.fake.openid_for("leo");
     let first = app.fake.mint_phone_code(&openid, PHONE);
-    assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": first }), Some(&token))
-            .await
-            .errno(),
-        0
-    );
+    assert_eq!(app.bind_phone_code(&first, &token).await.errno(), 0);
     // Someone force-refreshed the token elsewhere: ours is now stale (40001).
     app.fake.invalidate_access_tokens();
     let second = app.fake.mint_phone_code(&openid, "13911112222");
 
-    let reply = app
-        .post("auth/bindPhone", &json!({ "code": second }), Some(&token))
-        .await;
+    let reply = app.bind_phone_code(&second, &token).await;
 
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     assert_eq!(app.fake.calls("stable_token"), 2);
@@ -330,9 +282,7 @@ async fn a_second_40001_is_a_clean_error_without_a_loop() {
         .set_fault_on("getuserphonenumber", Fault::Errcode { errcode: 40001 });
     let code = app.fake.mint_phone_code(&app.fake.openid_for("mia"), PHONE);
 
-    let reply = app
-        .post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-        .await;
+    let reply = app.bind_phone_code(&code, &token).await;
 
     assert_eq!(reply.errno(), 502, "{}", reply.raw);
     assert_eq!(
@@ -353,12 +303,7 @@ async fn a_wechat_without_stable_token_gets_its_access_token_from_cgi_bin_token(
         let code = app
             .fake
             .mint_phone_code(&app.fake.openid_for("olga"), phone);
-        assert_eq!(
-            app.post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-                .await
-                .errno(),
-            0
-        );
+        assert_eq!(app.bind_phone_code(&code, &token).await.errno(), 0);
     }
     assert_eq!(
         app.fake.calls("stable_token"),
@@ -384,12 +329,7 @@ async fn an_access_token_endpoint_answering_garbage_is_716_not_a_fallback() {
     app.fake.set_fault_on("stable_token", Fault::Garbage);
     let token = app.login_ok("pia").await;
     let code = app.fake.mint_phone_code(&app.fake.openid_for("pia"), PHONE);
-    assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-            .await
-            .errno(),
-        716
-    );
+    assert_eq!(app.bind_phone_code(&code, &token).await.errno(), 716);
     assert_eq!(
         app.fake.calls("token"),
         0,
@@ -407,12 +347,7 @@ async fn plain_token_mode_uses_cgi_bin_token() {
     let code = app
         .fake
         .mint_phone_code(&app.fake.openid_for("nora"), PHONE);
-    assert_eq!(
-        app.post("auth/bindPhone", &json!({ "code": code }), Some(&token))
-            .await
-            .errno(),
-        0
-    );
+    assert_eq!(app.bind_phone_code(&code, &token).await.errno(), 0);
     assert_eq!(app.fake.calls("token"), 1);
     assert_eq!(app.fake.calls("stable_token"), 0);
 }
