@@ -369,6 +369,11 @@ impl TestApp {
             .fake
             .encrypted_phone(openid, phone, TEST_APPID)
             .expect("the user has a session_key");
+        self.bind_phone_open_data(&data, &iv, token).await
+    }
+
+    /// Open data as `getPhoneNumber` hands it to an old client, sent to `auth/bindPhone`.
+    pub async fn bind_phone_open_data(&self, data: &str, iv: &str, token: &str) -> Reply {
         self.post(
             "auth/bindPhone",
             &serde_json::json!({ "encryptedData": data, "iv": iv }),

@@ -82,13 +82,7 @@ async fn another_apps_watermark_is_refused() {
         .encrypted_phone(&app.fake.openid_for("dave"), PHONE, "wxsomeoneelse000")
         .expect("payload");
 
-    let reply = app
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&token),
-        )
-        .await;
+    let reply = app.bind_phone_open_data(&data, &iv, &token).await;
 
     assert_eq!(reply.errno(), 717, "{}", reply.raw);
     assert_eq!(mobile_of(&app, "dave"), "");
@@ -128,13 +122,7 @@ async fn corrupt_base64_padding_and_truncation_are_402_and_store_nothing() {
     }
     assert_eq!(mobile_of(&app, "erin"), "");
     // The intact payload still binds: nothing above broke the user's state.
-    let reply = app
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&token),
-        )
-        .await;
+    let reply = app.bind_phone_open_data(&data, &iv, &token).await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
 }
 
@@ -362,13 +350,7 @@ async fn session_keys_phone_numbers_and_access_tokens_stay_out_of_responses_and_
         .fake
         .encrypted_phone(&openid, "13712345678", TEST_APPID)
         .expect("payload");
-    let reply = app
-        .post(
-            "auth/bindPhone",
-            &json!({ "encryptedData": data, "iv": iv }),
-            Some(&token),
-        )
-        .await;
+    let reply = app.bind_phone_open_data(&data, &iv, &token).await;
     assert_eq!(reply.errno(), 0);
     assert!(!reply.raw.contains(&key));
     for line in captured_logs() {
