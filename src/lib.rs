@@ -16,5 +16,6 @@ pub mod error;
 pub mod metrics;
 pub mod random;
 pub mod startup;
+pub mod thread_memo;
 pub mod token;
 pub mod wechat;

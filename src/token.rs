@@ -10,8 +10,6 @@
 //! a verified token says is parsed once per worker thread (see `TokenIssuer::verify`).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
@@ -20,6 +18,8 @@ use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
+
+use crate::thread_memo::{BoundedMemo, owner_id};
 
 pub const ISSUER: &str = "wxauth";
 /// A token longer than this is refused before any parsing.
@@ -91,7 +91,7 @@ impl TokenIssuer {
             encoding: EncodingKey::from_secret(secret),
             mac: <Hmac<Sha256> as Mac>::new_from_slice(secret).ok(),
             ttl,
-            id: NEXT_ISSUER_ID.fetch_add(1, Ordering::Relaxed),
+            id: owner_id(),
         }
     }
 
@@ -157,12 +157,7 @@ impl TokenIssuer {
             Some(verified) => verified,
             None => {
                 let verified = parse_signed(header, payload, now)?;
-                VERIFIED.with_borrow_mut(|memo| {
-                    if memo.len() >= VERIFIED_PER_THREAD {
-                        memo.clear();
-                    }
-                    memo.insert(key, verified.clone());
-                });
+                VERIFIED.with_borrow_mut(|memo| memo.insert(key, verified.clone()));
                 verified
             }
         };
@@ -180,13 +175,10 @@ const SIGNATURE_LEN: usize = 32;
 /// entry this is under half a MiB per thread, and a busy server's live tokens cycle through it.
 const VERIFIED_PER_THREAD: usize = 4096;
 
-/// Issuers are told apart in the memo, so that one process can hold several (tests do).
-static NEXT_ISSUER_ID: AtomicU64 = AtomicU64::new(1);
-
 thread_local! {
     /// Verified tokens by (issuer, signature): see `TokenIssuer::verify`.
-    static VERIFIED: RefCell<HashMap<(u64, [u8; SIGNATURE_LEN]), VerifiedToken>> =
-        RefCell::new(HashMap::new());
+    static VERIFIED: RefCell<BoundedMemo<(u64, [u8; SIGNATURE_LEN]), VerifiedToken>> =
+        RefCell::new(BoundedMemo::new(VERIFIED_PER_THREAD));
 }
 
 /// What a token with a valid signature must say to be accepted, checked once per token.

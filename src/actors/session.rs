@@ -13,7 +13,7 @@
 //! (notifications sent meanwhile are lost), so a revoked token is never served from memory.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +28,7 @@ use crate::actors::db::{
 };
 use crate::db::DbError;
 use crate::db::sessions::{LiveSession, NewSession, NewSessionMeta, Revoked};
+use crate::thread_memo::{BoundedMemo, owner_id};
 use crate::wechat::SessionKey;
 
 /// How often `last_seen_at` is written for the sessions used since the last write.
@@ -62,10 +63,9 @@ struct Confirmed {
 /// Sessions remembered per worker thread; when full the memo starts over.
 const CONFIRMED_PER_THREAD: usize = 4096;
 
-static NEXT_CACHE_ID: AtomicU64 = AtomicU64::new(1);
-
 thread_local! {
-    static CONFIRMED: RefCell<HashMap<String, Confirmed>> = RefCell::new(HashMap::new());
+    static CONFIRMED: RefCell<BoundedMemo<String, Confirmed>> =
+        RefCell::new(BoundedMemo::new(CONFIRMED_PER_THREAD));
 }
 
 struct CacheState {
@@ -89,7 +89,7 @@ impl SessionCache {
                 seen: HashSet::new(),
             }),
             generation: AtomicU64::new(0),
-            id: NEXT_CACHE_ID.fetch_add(1, Ordering::Relaxed),
+            id: owner_id(),
         }
     }
 
@@ -134,9 +134,6 @@ impl SessionCache {
         let generation = self.generation.load(Ordering::Acquire);
         drop(st);
         CONFIRMED.with_borrow_mut(|memo| {
-            if memo.len() >= CONFIRMED_PER_THREAD {
-                memo.clear();
-            }
             memo.insert(
                 jti.to_string(),
                 Confirmed {
