@@ -122,6 +122,10 @@ pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
+pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
+/// Shorter admin tokens are refused: the token is the only thing between the internet and the
+/// status page, and it is compared without rate limiting.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// `static` in the working directory; failing that, the `static` of the source tree the binary was
 /// built from, so that `target/release/wxauth` started from another directory of the machine it
@@ -138,10 +142,6 @@ fn default_admin_static_dir() -> PathBuf {
         here
     }
 }
-pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
-/// Shorter admin tokens are refused: the token is the only thing between the internet and the
-/// status page, and it is compared without rate limiting.
-pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// The variables this service reads; anything else in the environment is ignored.
 pub const VARIABLES: &[&str] = &[
