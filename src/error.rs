@@ -12,6 +12,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::db::DbError;
+use crate::log_throttle::ERRORS;
 use crate::wechat::{WeChatError, errcode};
 
 /// The wire envelope every mini-program answer uses.
@@ -195,9 +196,15 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
+        // A client can repeat these as fast as it likes (a slow body misses the deadline every
+        // time): one line per cause per interval, with a count.
         match self {
-            ApiError::Serious(cause) => log::error!("errno 502: {cause}"),
-            ApiError::WxBadResponse(cause) => log::warn!("errno 716: {cause}"),
+            ApiError::Serious(cause) => {
+                ERRORS.log(log::Level::Error, &format!("errno 502: {cause}"), None)
+            }
+            ApiError::WxBadResponse(cause) => {
+                ERRORS.log(log::Level::Warn, &format!("errno 716: {cause}"), None)
+            }
             other => log::debug!("errno {}: {other}", other.errno()),
         }
         let data = match self {
@@ -244,8 +251,12 @@ impl From<WeChatError> for ApiError {
                 errcode::HIGH_RISK_USER => ApiError::WxRiskyUser,
                 errcode::SYSTEM_BUSY => ApiError::WxBusy,
                 code if errcode::is_configuration_error(code) => {
-                    log::error!(
-                        "WeChat refused our credentials (errcode {code}: {errmsg}): check WECHAT_APPID and WECHAT_SECRET"
+                    ERRORS.log(
+                        log::Level::Error,
+                        &format!(
+                            "WeChat refused our credentials (errcode {code}): check WECHAT_APPID and WECHAT_SECRET"
+                        ),
+                        Some(&errmsg),
                     );
                     ApiError::Serious(format!("wechat configuration error {code}"))
                 }
@@ -253,7 +264,7 @@ impl From<WeChatError> for ApiError {
             },
             WeChatError::Timeout => ApiError::WxTimeout,
             WeChatError::Transport(cause) => {
-                log::warn!("WeChat unreachable: {cause}");
+                ERRORS.log(log::Level::Warn, "WeChat unreachable", Some(&cause));
                 ApiError::WxBusy
             }
             WeChatError::BadResponse(cause) => ApiError::WxBadResponse(cause),

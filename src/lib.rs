@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod log_throttle;
 pub mod metrics;
 pub mod random;
 pub mod startup;

@@ -3,8 +3,9 @@
 //! apps in one process (the tests) never count into each other. The `prometheus` crate also has a
 //! process-wide default registry; nothing here uses it.
 //!
-//! Label values are bounded on purpose: a route is the matched pattern, never the raw path; an
-//! errno or errcode comes from a fixed list or from WeChat's small set of codes.
+//! Label values are bounded on purpose: a route is the matched pattern, never the raw path; a
+//! method is one of the standard ones or `other`; an errno comes from a fixed list, an errcode
+//! from WeChat's known codes or `other` (see `WeChatError::errcode_label`).
 
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -15,6 +16,26 @@ use prometheus::{
 pub const NO_ERRNO: &str = "none";
 /// The route label of a request no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
+/// The method label of anything but the standard methods.
+pub const OTHER_METHOD: &str = "other";
+
+/// The method as a label from a closed set: HTTP allows any token as a method, and a client
+/// sending a new one per request must not add a series (or a long log field) per request.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => OTHER_METHOD,
+    }
+}
 
 pub struct Metrics {
     registry: Registry,
@@ -202,5 +223,16 @@ mod tests {
         assert!(text.contains(r#"wxauth_wechat_errors_total{errcode="45011"} 1"#));
         assert!(text.contains("wxauth_wechat_request_duration_seconds_bucket"));
         assert!(text.contains(r#"wxauth_build_info{version=""#));
+    }
+
+    #[test]
+    fn methods_outside_the_standard_ones_are_other() {
+        use actix_web::http::Method;
+        assert_eq!(method_label(&Method::POST), "POST");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+        for made_up in ["FOO", "get", "PROPFIND", &"X".repeat(16 * 1024)] {
+            let method = Method::from_bytes(made_up.as_bytes()).expect("a token");
+            assert_eq!(method_label(&method), OTHER_METHOD, "{made_up:.20}");
+        }
     }
 }

@@ -155,6 +155,7 @@ impl Application {
                 config.admin_static_dir.display()
             );
         }
+        crate::log_throttle::spawn_flusher(&crate::log_throttle::ERRORS);
         let limits = Arc::new(RateLimits::new(&config));
         let pruned = limits.clone();
         actix_web::rt::spawn(async move {
@@ -211,6 +212,7 @@ impl Application {
             }
             app.default_service(web::to(api::not_found))
                 .wrap(from_fn(api::middleware::request_log))
+                .wrap(api::middleware::nosniff())
         })
         .listen(listener)?
         // SIGTERM: stop accepting, let requests in flight finish (bounded), then stop.
@@ -229,6 +231,7 @@ impl Application {
                         .app_data(app_state.clone())
                         .route("/metrics", web::get().to(api::metrics::metrics))
                         .default_service(web::to(api::admin::not_found))
+                        .wrap(api::middleware::nosniff())
                 })
                 .listen(listener)?
                 // Scraped every few seconds at most: one thread is plenty.

@@ -1,6 +1,7 @@
 //! The operator's side: `/admin/api/*` (JSON for the status page in `static/`), behind
 //! `Authorization: Bearer <ADMIN_TOKEN>`. Plain HTTP status codes here, not the mini-program
-//! envelope: 401 without a token, 403 with a wrong one, 404 when `ADMIN_TOKEN` is not configured.
+//! envelope: 401 without a token, 403 with a wrong one, 429 (with `Retry-After`) for the rest of
+//! the minute after 10 wrong ones from one client, 404 when `ADMIN_TOKEN` is not configured.
 //! The answers never hold a token, a session_key, a secret or a full openid.
 
 use std::collections::BTreeMap;
@@ -24,6 +25,7 @@ use crate::actors::session::CountSessions;
 use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
 use crate::config::Secret;
 use crate::db::login_log::LoginSummary;
+use crate::log_throttle::ERRORS;
 use crate::wechat::errcode;
 
 /// How long the status waits for each part before reporting it unknown: the page must answer
@@ -98,12 +100,33 @@ pub async fn require_admin(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse, Error> {
-    let admin = req
-        .app_data::<web::Data<AppState>>()
-        .and_then(|s| s.admin.clone());
-    let Some(admin) = admin else {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         return Ok(req.into_response(refuse(StatusCode::NOT_FOUND, "not found")));
     };
+    let Some(admin) = state.admin.clone() else {
+        return Ok(req.into_response(refuse(StatusCode::NOT_FOUND, "not found")));
+    };
+    let client = state.limits.client_ip_of(req.request());
+    // Checked before the token is looked at, so a blocked client learns nothing from a guess,
+    // not even a right one.
+    if let Some(wait) =
+        client.and_then(|ip| state.limits.admin_failures.blocked(ip, Instant::now()))
+    {
+        ERRORS.log(
+            log::Level::Warn,
+            "admin: refused a client over the wrong-token limit",
+            client.as_ref().map(|ip| ip as &dyn std::fmt::Display),
+        );
+        // Whole seconds, rounded up: a client that waits exactly this long is served.
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Ok(req.into_response(
+            HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, secs.to_string()))
+                .json(AdminError {
+                    error: "too many wrong admin tokens from this address; try again later",
+                }),
+        ));
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -122,13 +145,57 @@ pub async fn require_admin(
         )));
     };
     if !admin.matches(&presented) {
-        log::info!(
-            "admin: wrong token from {}",
-            super::extract::client_ip(req.request())
+        if let Some(ip) = client {
+            state.limits.admin_failures.failed(ip, Instant::now());
+        }
+        ERRORS.log(
+            log::Level::Warn,
+            "admin: wrong token",
+            client.as_ref().map(|ip| ip as &dyn std::fmt::Display),
         );
         return Ok(req.into_response(refuse(StatusCode::FORBIDDEN, "wrong admin token")));
     }
     Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+/// The page's files answer a path they cannot serve as a plain 404, like any missing file:
+/// actix-files would answer 400 with its path parser's message (`segment started with invalid
+/// character`), telling a prober how paths are checked, and an I/O error as a 500.
+async fn plain_file_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse, Error> {
+    let http_req = req.request().clone();
+    let res = match next.call(req).await {
+        Ok(res) => res.map_into_boxed_body(),
+        Err(e) => {
+            ERRORS.log(
+                log::Level::Warn,
+                "admin page: a file could not be served",
+                Some(&e),
+            );
+            return Ok(ServiceResponse::new(http_req, not_found().await));
+        }
+    };
+    let status = res.status();
+    let kept = status.is_success()
+        || status.is_redirection()
+        || status == StatusCode::NOT_MODIFIED
+        || status == StatusCode::METHOD_NOT_ALLOWED
+        || status == StatusCode::PRECONDITION_FAILED
+        || status == StatusCode::RANGE_NOT_SATISFIABLE;
+    if kept {
+        return Ok(res);
+    }
+    if status.is_server_error() {
+        ERRORS.log(
+            log::Level::Warn,
+            "admin page: a file could not be served",
+            Some(&status),
+        );
+    }
+    let (http_req, _) = res.into_parts();
+    Ok(ServiceResponse::new(http_req, not_found().await))
 }
 
 /// Mounts `/admin`: the page from `static_dir` and the API under `/admin/api`, or, with `None`
@@ -164,10 +231,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<&Path>) {
     // warned about it) the page is a 404 rather than an error logged per worker.
     let scope = if static_dir.is_dir() {
         scope.service(
-            Files::new("", static_dir)
-                .index_file("index.html")
-                .redirect_to_slash_directory()
-                .default_handler(web::to(not_found)),
+            web::scope("").wrap(from_fn(plain_file_errors)).service(
+                Files::new("", static_dir)
+                    .index_file("index.html")
+                    .redirect_to_slash_directory()
+                    .default_handler(web::to(not_found)),
+            ),
         )
     } else {
         scope.default_service(web::to(not_found))

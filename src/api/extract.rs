@@ -28,7 +28,12 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
-    fn from_request(_: &HttpRequest, payload: &mut Payload) -> Self::Future {
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // A declared length over the limit is refused before a byte is read: waiting for a body
+        // we would refuse anyway only holds the connection open until the deadline.
+        if declared_length(req).is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return Box::pin(ready(Err(too_large())));
+        }
         let mut payload = payload.take();
         Box::pin(async move {
             let mut body = web::BytesMut::new();
@@ -36,9 +41,7 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 let chunk =
                     chunk.map_err(|_| ApiError::bad_argument("request body could not be read"))?;
                 if body.len() + chunk.len() > MAX_BODY_BYTES {
-                    return Err(ApiError::bad_value(format!(
-                        "request body is larger than {MAX_BODY_BYTES} bytes"
-                    )));
+                    return Err(too_large());
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -63,6 +66,24 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                 })
         })
     }
+}
+
+fn too_large() -> ApiError {
+    ApiError::bad_value(format!(
+        "request body is larger than {MAX_BODY_BYTES} bytes"
+    ))
+}
+
+/// The body length the client declared. actix-http has already refused a malformed or
+/// repeated `Content-Length` (400) before a handler runs.
+fn declared_length(req: &HttpRequest) -> Option<u64> {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// The query string as named values. Read by hand, so that a bad value is a 402 envelope rather

@@ -1,8 +1,11 @@
 //! Rate limits and the client's IP. Limits are per instance (GCRA, from the `governor` crate):
 //! behind a load balancer with N instances a client gets up to N times the configured rate.
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -15,11 +18,84 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKe
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
 }
 
+/// The key of per-IP limits: an IPv4 address, or the /64 of an IPv6 one. One subscriber (one
+/// home, one VPS) usually gets a whole /64, so keying by the full address would hand them 2^64
+/// budgets.
+pub fn ip_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !(u128::from(u64::MAX));
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+/// Wrong admin tokens allowed per client (`ip_key`) per window before every admin request from
+/// it is refused with 429 for the rest of the window.
+pub const ADMIN_FAILURES_PER_WINDOW: u32 = 10;
+pub const ADMIN_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Clients tracked at once. Beyond this (a guess spread over many addresses) new clients share
+/// one budget: the admin side then closes for them rather than opening to guessing.
+const ADMIN_FAILURE_CLIENTS: usize = 10_000;
+
+/// Wrong admin tokens per client in fixed one-minute windows.
+pub struct AdminFailures {
+    clients: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
+}
+
+impl AdminFailures {
+    fn new() -> Self {
+        AdminFailures {
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// `None` while `ip` may still try a token; else how long until it may again.
+    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = Self::key(&clients, ip);
+        let (opened, failures) = clients.get(&key)?;
+        let ends = *opened + ADMIN_FAILURE_WINDOW;
+        (*failures >= ADMIN_FAILURES_PER_WINDOW && now < ends).then(|| ends - now)
+    }
+
+    /// Counts one wrong token from `ip`.
+    pub fn failed(&self, ip: IpAddr, now: Instant) {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if clients.len() >= ADMIN_FAILURE_CLIENTS {
+            clients.retain(|_, (opened, _)| now < *opened + ADMIN_FAILURE_WINDOW);
+        }
+        let key = Self::key(&clients, ip);
+        let entry = clients.entry(key).or_insert((now, 0));
+        if now >= entry.0 + ADMIN_FAILURE_WINDOW {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// The client's own entry, or the shared one (`None`) when the map is full.
+    fn key(clients: &HashMap<Option<IpAddr>, (Instant, u32)>, ip: IpAddr) -> Option<IpAddr> {
+        let key = Some(ip_key(ip));
+        (clients.contains_key(&key) || clients.len() < ADMIN_FAILURE_CLIENTS)
+            .then_some(key)
+            .flatten()
+    }
+
+    fn prune(&self, now: Instant) {
+        self.clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, (opened, _)| now < *opened + ADMIN_FAILURE_WINDOW);
+    }
+}
+
 pub struct RateLimits {
     login_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     login_per_openid: Option<DefaultKeyedRateLimiter<String>>,
     bindphone_per_user: Option<DefaultKeyedRateLimiter<i64>>,
     trusted_proxies: Vec<IpNet>,
+    pub admin_failures: AdminFailures,
 }
 
 fn check<K: std::hash::Hash + Eq + Clone>(
@@ -39,11 +115,12 @@ impl RateLimits {
             login_per_openid: limiter(config.rate_login_per_openid),
             bindphone_per_user: limiter(config.rate_bindphone_per_user),
             trusted_proxies: config.trusted_proxies.clone(),
+            admin_failures: AdminFailures::new(),
         }
     }
 
     pub fn login_from(&self, ip: IpAddr) -> Result<(), ApiError> {
-        check(&self.login_per_ip, &ip)
+        check(&self.login_per_ip, &ip_key(ip))
     }
 
     pub fn login_of(&self, openid: &str) -> Result<(), ApiError> {
@@ -65,6 +142,7 @@ impl RateLimits {
         if let Some(l) = &self.bindphone_per_user {
             l.retain_recent();
         }
+        self.admin_failures.prune(Instant::now());
     }
 
     fn trusted(&self, ip: &IpAddr) -> bool {
@@ -73,17 +151,25 @@ impl RateLimits {
 
     /// The client's IP: the socket peer, unless the peer is a trusted proxy; then the rightmost
     /// `X-Forwarded-For` entry that is not itself a trusted proxy (entries left of it can be
-    /// forged by the client, so they are never believed).
-    pub fn client_ip(&self, peer: IpAddr, forwarded_for: Option<&str>) -> IpAddr {
+    /// forged by the client, so they are never believed). `forwarded_for` holds every
+    /// `X-Forwarded-For` line in order: a list split over several lines is one list (RFC 9110
+    /// section 5.3), and a proxy that appends its own line after the client's keeps the real hop
+    /// rightmost.
+    pub fn client_ip<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
+    ) -> IpAddr {
         if !self.trusted(&peer) {
             return peer;
         }
-        let Some(header) = forwarded_for else {
-            return peer;
-        };
         let mut client = peer;
-        for hop in header.rsplit(',').map(str::trim) {
-            match hop.parse::<IpAddr>() {
+        let hops = forwarded_for
+            .rev()
+            .flat_map(|line| line.rsplit(','))
+            .map(str::trim);
+        for hop in hops {
+            match parse_hop(hop) {
                 Ok(ip) => {
                     client = ip;
                     if !self.trusted(&ip) {
@@ -98,12 +184,22 @@ impl RateLimits {
 
     pub fn client_ip_of(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer_addr()?.ip();
-        let forwarded = req
+        // A line that is not visible ASCII cannot hold an address: it reads as an empty list
+        // element, which stops the walk like any other unparseable hop.
+        let forwarded: Vec<&str> = req
             .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok());
-        Some(self.client_ip(peer, forwarded))
+            .get_all("x-forwarded-for")
+            .map(|v| v.to_str().unwrap_or(""))
+            .collect();
+        Some(self.client_ip(peer, forwarded.into_iter()))
     }
+}
+
+/// One `X-Forwarded-For` hop: an address, or an address with a port (`1.2.3.4:5678`,
+/// `[2001:db8::1]:443`) as some proxies write it.
+fn parse_hop(hop: &str) -> Result<IpAddr, std::net::AddrParseError> {
+    hop.parse::<IpAddr>()
+        .or_else(|_| hop.parse::<std::net::SocketAddr>().map(|a| a.ip()))
 }
 
 #[cfg(test)]
@@ -123,25 +219,49 @@ mod tests {
         s.parse().expect("ip")
     }
 
+    fn lines<'a>(lines: &'a [&'a str]) -> impl DoubleEndedIterator<Item = &'a str> {
+        lines.iter().copied()
+    }
+
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let l = limits(&[("TRUSTED_PROXIES", "10.0.0.0/8")]);
         assert_eq!(
-            l.client_ip(ip("203.0.113.9"), Some("1.2.3.4")),
+            l.client_ip(ip("203.0.113.9"), lines(&["1.2.3.4"])),
             ip("203.0.113.9"),
             "untrusted peer"
         );
-        assert_eq!(l.client_ip(ip("10.0.0.2"), Some("1.2.3.4")), ip("1.2.3.4"));
         assert_eq!(
-            l.client_ip(ip("10.0.0.2"), Some("6.6.6.6, 1.2.3.4, 10.0.0.7")),
+            l.client_ip(ip("10.0.0.2"), lines(&["1.2.3.4"])),
+            ip("1.2.3.4")
+        );
+        assert_eq!(
+            l.client_ip(ip("10.0.0.2"), lines(&["6.6.6.6, 1.2.3.4, 10.0.0.7"])),
             ip("1.2.3.4"),
             "a forged left entry is ignored, trusted hops are skipped"
         );
-        assert_eq!(l.client_ip(ip("10.0.0.2"), None), ip("10.0.0.2"));
-        assert_eq!(l.client_ip(ip("10.0.0.2"), Some("garbage")), ip("10.0.0.2"));
+        assert_eq!(l.client_ip(ip("10.0.0.2"), lines(&[])), ip("10.0.0.2"));
+        assert_eq!(
+            l.client_ip(ip("10.0.0.2"), lines(&["garbage"])),
+            ip("10.0.0.2")
+        );
+        assert_eq!(
+            l.client_ip(ip("10.0.0.2"), lines(&["6.6.6.6", "1.2.3.4, 10.0.0.7"])),
+            ip("1.2.3.4"),
+            "a forged first line and the proxy's own line are one list"
+        );
+        assert_eq!(
+            l.client_ip(ip("10.0.0.2"), lines(&["1.2.3.4:5678"])),
+            ip("1.2.3.4"),
+            "a hop with a port"
+        );
+        assert_eq!(
+            l.client_ip(ip("10.0.0.2"), lines(&["[2001:db8::1]:443"])),
+            ip("2001:db8::1")
+        );
         let none = limits(&[]);
         assert_eq!(
-            none.client_ip(ip("127.0.0.1"), Some("1.2.3.4")),
+            none.client_ip(ip("127.0.0.1"), lines(&["1.2.3.4"])),
             ip("127.0.0.1"),
             "nothing trusted by default"
         );
@@ -162,5 +282,63 @@ mod tests {
             assert!(l.bind_phone_by(7).is_ok());
         }
         l.prune();
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        assert_eq!(ip_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(ip_key(ip("203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(
+            ip_key(ip("::ffff:203.0.113.9")),
+            ip("203.0.113.9"),
+            "an IPv4-mapped address is its IPv4 client"
+        );
+        let l = limits(&[("RATE_LOGIN_PER_IP", "3")]);
+        for host in 1..=3 {
+            assert!(l.login_from(ip(&format!("2001:db8:1:2::{host}"))).is_ok());
+        }
+        assert!(
+            matches!(
+                l.login_from(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
+                Err(ApiError::RateLimited)
+            ),
+            "another address in the same /64 shares the budget"
+        );
+        assert!(
+            l.login_from(ip("2001:db8:1:3::1")).is_ok(),
+            "the next /64 is another client"
+        );
+    }
+
+    #[test]
+    fn admin_failures_block_a_client_for_the_rest_of_the_window() {
+        let failures = AdminFailures::new();
+        let start = Instant::now();
+        let client = ip("203.0.113.9");
+        for _ in 0..ADMIN_FAILURES_PER_WINDOW {
+            assert_eq!(failures.blocked(client, start), None);
+            failures.failed(client, start);
+        }
+        let later = start + Duration::from_secs(15);
+        assert_eq!(
+            failures.blocked(client, later),
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(failures.blocked(ip("203.0.113.10"), later), None);
+        assert_eq!(
+            failures.blocked(client, start + ADMIN_FAILURE_WINDOW),
+            None,
+            "a new window, a new budget"
+        );
+        failures.failed(client, start + ADMIN_FAILURE_WINDOW);
+        assert_eq!(failures.blocked(client, start + ADMIN_FAILURE_WINDOW), None);
+        failures.prune(start + ADMIN_FAILURE_WINDOW * 3);
+        assert!(
+            failures
+                .clients
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+        );
     }
 }

@@ -10,7 +10,7 @@ use actix_web::{Error, HttpResponse, web};
 use super::AppState;
 use crate::actors::session::CountSessions;
 use crate::error::Errno;
-use crate::metrics::UNMATCHED_ROUTE;
+use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
 /// How long `/metrics` waits for the SessionActor before reporting the last known count.
 const SESSION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
@@ -25,7 +25,7 @@ pub async fn record_request(
     let metrics = req
         .app_data::<web::Data<AppState>>()
         .map(|s| s.metrics.clone());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let res = next.call(req).await;
     if let Some(metrics) = metrics {
         let seconds = started.elapsed().as_secs_f64();
@@ -39,7 +39,7 @@ pub async fn record_request(
         };
         // The matched pattern, never the raw path: one series per route, not per URL typed.
         let route = route.unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
-        metrics.observe_request(&route, method.as_str(), status.as_u16(), errno, seconds);
+        metrics.observe_request(&route, method, status.as_u16(), errno, seconds);
     }
     res
 }

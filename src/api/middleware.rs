@@ -1,14 +1,16 @@
-//! Middleware: the request deadline of the mini-program API, and one log line per request.
+//! Middleware: the request deadline of the mini-program API, one log line per request, and the
+//! headers every answer carries.
 
 use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{Error, ResponseError};
 
 use crate::error::{ApiError, Errno};
+use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
 /// Every answer within the mini-program's 3 s `wx.request` timeout: an answer later than that is
 /// never seen, while a 502 in time tells the client to retry. Work already handed to an actor
@@ -27,14 +29,24 @@ pub async fn deadline(
     match tokio::time::timeout(REQUEST_DEADLINE, next.call(req)).await {
         Ok(res) => res.map(ServiceResponse::map_into_boxed_body),
         Err(_) => {
+            // The route pattern, not the raw path: the line's text is its kind in the log
+            // throttle, so it must not vary with what the client typed.
+            let route = http_req
+                .match_pattern()
+                .unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
             let err = ApiError::serious(format!(
-                "{} missed its {} ms deadline",
-                http_req.path(),
+                "{route} missed its {} ms deadline",
                 REQUEST_DEADLINE.as_millis()
             ));
             Ok(ServiceResponse::new(http_req, err.error_response()))
         }
     }
+}
+
+/// `X-Content-Type-Options: nosniff` on every answer: a browser must never guess a JSON or
+/// text answer (which can echo what a client sent) to be HTML or script.
+pub fn nosniff() -> DefaultHeaders {
+    DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
 }
 
 /// The client's request id when it is a sane token, else a new one.
@@ -61,12 +73,13 @@ pub async fn request_log(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let id = request_id(&req);
-    let method = req.method().clone();
+    // A made-up method can be kilobytes long: the log gets the same closed set as the metrics.
+    let method = method_label(req.method());
     let mut res = next.call(req).await?;
     let route = res
         .request()
         .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+        .unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
     let errno = res
         .response()
         .extensions()

@@ -25,6 +25,25 @@ pub mod errcode {
     pub const MISSING_SECRET: i64 = 41004;
     pub const MISSING_CODE: i64 = 41008;
 
+    /// Every errcode above. Any other is labelled `other` in metrics and on the status page:
+    /// the code comes from a response body, so it is not trusted to be from a small set.
+    pub const KNOWN: [i64; 14] = [
+        SYSTEM_BUSY,
+        INVALID_CODE,
+        CODE_BEEN_USED,
+        RATE_LIMITED,
+        HIGH_RISK_USER,
+        INVALID_APPID,
+        INVALID_SECRET,
+        INVALID_CREDENTIAL,
+        ACCESS_TOKEN_EXPIRED,
+        ACCESS_TOKEN_MISSING,
+        INVALID_SIGNATURE,
+        MISSING_APPID,
+        MISSING_SECRET,
+        MISSING_CODE,
+    ];
+
     /// Errcodes that mean our access token is stale: refresh it once and retry once.
     pub fn is_stale_access_token(code: i64) -> bool {
         matches!(code, INVALID_CREDENTIAL | ACCESS_TOKEN_EXPIRED)
@@ -65,11 +84,15 @@ pub enum WeChatError {
 }
 
 impl WeChatError {
-    /// A short, bounded label for metrics and the status page: WeChat's errcode, or what went
-    /// wrong on the way (`timeout`, `unreachable`, `bad_response`, `overloaded`).
+    /// A short label from a closed set, for metrics and the status page: WeChat's errcode when
+    /// it is one of `errcode::KNOWN`, else `other`; or what went wrong on the way (`timeout`,
+    /// `unreachable`, `bad_response`, `overloaded`).
     pub fn errcode_label(&self) -> String {
         match self {
-            WeChatError::Api { errcode, .. } => errcode.to_string(),
+            WeChatError::Api { errcode, .. } if errcode::KNOWN.contains(errcode) => {
+                errcode.to_string()
+            }
+            WeChatError::Api { .. } => "other".into(),
             WeChatError::Timeout => "timeout".into(),
             WeChatError::Transport(_) => "unreachable".into(),
             WeChatError::BadResponse(_) | WeChatError::HttpStatus(_) => "bad_response".into(),
@@ -285,6 +308,20 @@ mod tests {
         )
         .expect("errcode 0 success");
         assert_eq!(b.unionid.as_deref(), Some("u"));
+    }
+
+    #[test]
+    fn errcode_labels_come_from_a_closed_set() {
+        let api = |errcode| WeChatError::Api {
+            errcode,
+            errmsg: String::new(),
+        };
+        assert_eq!(api(45011).errcode_label(), "45011");
+        assert_eq!(api(-1).errcode_label(), "-1");
+        for unknown in [0, 12345, i64::MAX, i64::MIN, 40030] {
+            assert_eq!(api(unknown).errcode_label(), "other", "{unknown}");
+        }
+        assert_eq!(WeChatError::Timeout.errcode_label(), "timeout");
     }
 
     #[test]
