@@ -154,11 +154,13 @@ impl LogThrottle {
 /// WeChat unreachable, wrong admin tokens.
 pub static ERRORS: LogThrottle = LogThrottle::new(Duration::from_secs(10), 64);
 
-/// Writes the due summaries of `throttle` every interval, on the current actix system.
+/// Writes the due summaries of `throttle`, on the current actix system. It looks every second
+/// (or every interval, if shorter), so a summary comes at most that late.
 pub fn spawn_flusher(throttle: &'static LogThrottle) {
+    let tick = throttle.interval().min(Duration::from_secs(1));
     actix_web::rt::spawn(async move {
         loop {
-            actix_web::rt::time::sleep(throttle.interval()).await;
+            actix_web::rt::time::sleep(tick).await;
             throttle.flush();
         }
     });

@@ -165,18 +165,9 @@ async fn plain_file_errors(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse, Error> {
-    let http_req = req.request().clone();
-    let res = match next.call(req).await {
-        Ok(res) => res.map_into_boxed_body(),
-        Err(e) => {
-            ERRORS.log(
-                log::Level::Warn,
-                "admin page: a file could not be served",
-                Some(&e),
-            );
-            return Ok(ServiceResponse::new(http_req, not_found().await));
-        }
-    };
+    // No clone of the request before the call: the router must still be able to write the
+    // matched path into it. actix-files answers its errors as responses, never as `Err`.
+    let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
     let kept = status.is_success()
         || status.is_redirection()

@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod binary;
+mod edge;
 mod errors;
 mod helpers;
 mod hostile;
