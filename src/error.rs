@@ -199,12 +199,8 @@ impl ResponseError for ApiError {
         // A client can repeat these as fast as it likes (a slow body misses the deadline every
         // time): one line per cause per interval, with a count.
         match self {
-            ApiError::Serious(cause) => {
-                ERRORS.log(log::Level::Error, &format!("errno 502: {cause}"), None)
-            }
-            ApiError::WxBadResponse(cause) => {
-                ERRORS.log(log::Level::Warn, &format!("errno 716: {cause}"), None)
-            }
+            ApiError::Serious(cause) => log_cause(log::Level::Error, 502, cause),
+            ApiError::WxBadResponse(cause) => log_cause(log::Level::Warn, 716, cause),
             other => log::debug!("errno {}: {other}", other.errno()),
         }
         let data = match self {
@@ -220,6 +216,18 @@ impl ResponseError for ApiError {
         });
         response.extensions_mut().insert(Errno(self.errno()));
         response
+    }
+}
+
+/// A cause reads `what went wrong: details`; the head is the kind the throttle counts, the
+/// details (a driver's message, WeChat's errmsg with its request id) vary from one event to the
+/// next and are shown for the first of each interval.
+fn log_cause(level: log::Level, errno: i32, cause: &str) {
+    match cause.split_once(": ") {
+        Some((head, details)) => {
+            ERRORS.log(level, &format!("errno {errno}: {head}"), Some(&details))
+        }
+        None => ERRORS.log(level, &format!("errno {errno}: {cause}"), None),
     }
 }
 

@@ -123,7 +123,11 @@ impl LogThrottle {
             return;
         }
         if let Verdict::Write { events } = self.event(kind, level, Instant::now()) {
-            let detail = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+            // Details can hold what an upstream or a client wrote: escaped, so a newline in
+            // them cannot forge a log line of its own.
+            let detail = detail
+                .map(|d| format!(" ({})", d.to_string().escape_debug()))
+                .unwrap_or_default();
             if events > 1 {
                 log::log!(
                     target: "wxauth",

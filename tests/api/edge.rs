@@ -407,3 +407,24 @@ async fn a_flood_of_missed_deadlines_writes_one_line_and_then_a_count() {
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[actix_web::test]
+async fn errcodes_wechat_does_not_document_are_one_other_label() {
+    let app = TestApp::spawn().await;
+    for (i, errcode) in [61_234_567, 99_999_991, 12_345].into_iter().enumerate() {
+        app.fake
+            .set_fault(wxauth::wechat::fake::Fault::Errcode { errcode });
+        assert_eq!(app.login(&format!("odd{i}")).await.errno(), 716);
+    }
+    let metrics = app.get_abs("/metrics").await.raw;
+    assert!(
+        metrics.contains(r#"wxauth_wechat_errors_total{errcode="other"} 3"#),
+        "{metrics}"
+    );
+    for errcode in ["61234567", "99999991", "12345"] {
+        assert!(
+            !metrics.contains(errcode),
+            "errcode {errcode} became a label"
+        );
+    }
+}
