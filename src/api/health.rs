@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::actors::db::{PendingMigrations, Ping};
+use crate::log_throttle::ERRORS;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -24,7 +25,11 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
                 Ok(Ok(Err(e))) => e.to_string(),
                 Ok(Ok(Ok(()))) => String::new(),
             };
-            log::warn!("healthz: database unavailable: {why}");
+            ERRORS.log(
+                log::Level::Warn,
+                "healthz: database unavailable",
+                Some(&why),
+            );
             HttpResponse::ServiceUnavailable()
                 .json(serde_json::json!({"status": "unavailable", "database": "unreachable"}))
         }
@@ -48,19 +53,31 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (ready, database, migrations, pending) = match check {
         Ok(Ok(Ok(pending))) if pending.is_empty() => (true, "ok", "ok", pending),
         Ok(Ok(Ok(pending))) => {
-            log::warn!("readyz: migrations not applied: {}", pending.join(", "));
+            ERRORS.log(
+                log::Level::Warn,
+                "readyz: migrations not applied",
+                Some(&pending.join(", ")),
+            );
             (false, "ok", "pending", pending)
         }
         Ok(Ok(Err(e))) => {
-            log::warn!("readyz: database unavailable: {e}");
+            ERRORS.log(log::Level::Warn, "readyz: database unavailable", Some(&e));
             (false, "unreachable", "unknown", Vec::new())
         }
         Ok(Err(e)) => {
-            log::warn!("readyz: database actor unavailable: {e}");
+            ERRORS.log(
+                log::Level::Warn,
+                "readyz: database actor unavailable",
+                Some(&e),
+            );
             (false, "unreachable", "unknown", Vec::new())
         }
         Err(_) => {
-            log::warn!("readyz: database did not answer within {PING_TIMEOUT:?}");
+            ERRORS.log(
+                log::Level::Warn,
+                &format!("readyz: database did not answer within {PING_TIMEOUT:?}"),
+                None,
+            );
             (false, "unreachable", "unknown", Vec::new())
         }
     };

@@ -10,6 +10,7 @@ use actix_web::{Error, HttpResponse, web};
 use super::AppState;
 use crate::actors::session::CountSessions;
 use crate::error::Errno;
+use crate::log_throttle::ERRORS;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
 /// How long `/metrics` waits for the SessionActor before reporting the last known count.
@@ -50,7 +51,11 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     state.metrics.set_pool(&pool, state.pool.max_size());
     match tokio::time::timeout(SESSION_COUNT_TIMEOUT, state.sessions.send(CountSessions)).await {
         Ok(Ok(live)) => state.metrics.sessions_live.set(live as i64),
-        _ => log::warn!("metrics: the session count did not answer; reporting the last one"),
+        _ => ERRORS.log(
+            log::Level::Warn,
+            "metrics: the session count did not answer; reporting the last one",
+            None,
+        ),
     }
     match state.metrics.render() {
         Ok(text) => HttpResponse::Ok()
