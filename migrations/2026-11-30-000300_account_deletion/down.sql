@@ -1,0 +1,2 @@
+DROP TABLE account_deletion;
+COMMENT ON COLUMN wx_user.status IS '0 usable, 1 disabled, 2 deregistered';
