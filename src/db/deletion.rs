@@ -56,7 +56,9 @@ pub fn request(
                 due_at,
             }));
         }
-        let now: DateTime<Utc> = diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>()).get_result(conn)?;
+        let now: DateTime<Utc> =
+            diesel::select(diesel::dsl::now.into_sql::<diesel::sql_types::Timestamptz>())
+                .get_result(conn)?;
         let due_at = now + grace;
         diesel::insert_into(account_deletion::table)
             .values((
