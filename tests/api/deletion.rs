@@ -841,3 +841,57 @@ async fn the_admin_deletes_at_once_and_the_status_page_counts_deletions() {
         404
     );
 }
+
+// ---- the session guard ----
+
+fn new_session(user_id: i64) -> wxauth::db::sessions::NewSession {
+    wxauth::db::sessions::NewSession {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        user_id,
+        session_key: wxauth::wechat::SessionKey::new("c2Vzc2lvbi1rZXktMTIzNA==".into()),
+        expires_at: Utc::now() + TimeDelta::hours(1),
+        client_ip: "203.0.113.30".into(),
+        user_agent: "test".into(),
+    }
+}
+
+#[actix_web::test]
+async fn a_session_is_not_stored_once_the_account_stops_being_usable_even_mid_login() {
+    let app = app_with(&[]).await;
+    let alice = Person::new(&app, "alice", "203.0.113.31");
+    let (_, id) = login_ok_as(&app, &alice).await;
+    let cipher = wxauth::db::sealed::SessionKeyCipher::new(&[7u8; 32]);
+    let mut conn = app.db();
+    assert!(wxauth::db::sessions::insert(&mut conn, &cipher, &new_session(id)).expect("insert"));
+
+    // The deletion request is in flight (its transaction has set status 2, and its trigger has
+    // revoked the sessions it could see) while the login stores its session.
+    let mut deleting = app.db();
+    diesel::sql_query("BEGIN")
+        .execute(&mut deleting)
+        .expect("begin");
+    diesel::sql_query(format!("UPDATE wx_user SET status = 2 WHERE id = {id}"))
+        .execute(&mut deleting)
+        .expect("update");
+    let url = app.db_url.clone();
+    let login = std::thread::spawn(move || {
+        let mut conn = PgConnection::establish(&url).expect("connect");
+        let cipher = wxauth::db::sealed::SessionKeyCipher::new(&[7u8; 32]);
+        wxauth::db::sessions::insert(&mut conn, &cipher, &new_session(id)).expect("insert")
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    diesel::sql_query("COMMIT")
+        .execute(&mut deleting)
+        .expect("commit");
+    let stored = login.join().expect("thread");
+    assert!(
+        !stored,
+        "the session waited for the request and then was refused"
+    );
+    assert_eq!(live_sessions(&app, id), 0);
+
+    assert!(
+        !wxauth::db::sessions::insert(&mut conn, &cipher, &new_session(id)).expect("insert"),
+        "nor afterwards"
+    );
+}
