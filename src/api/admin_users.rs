@@ -23,23 +23,20 @@ fn refuse(status: StatusCode, error: &'static str) -> HttpResponse {
     HttpResponse::build(status).json(super::admin::AdminError { error })
 }
 
-fn parse_id(raw_id: &str) -> Result<i64, HttpResponse> {
-    raw_id
-        .parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| {
-            refuse(
-                StatusCode::BAD_REQUEST,
-                "user id must be a positive integer",
-            )
-        })
+fn parse_id(raw_id: &str) -> Option<i64> {
+    raw_id.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+fn bad_id() -> HttpResponse {
+    refuse(
+        StatusCode::BAD_REQUEST,
+        "user id must be a positive integer",
+    )
 }
 
 async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse {
-    let id = match parse_id(raw_id) {
-        Ok(id) => id,
-        Err(refused) => return refused,
+    let Some(id) = parse_id(raw_id) else {
+        return bad_id();
     };
     match state
         .db
@@ -93,9 +90,8 @@ struct UserDeleted {
 /// deletion pending), as the sweeper does at the end of a grace period. 404 when there is no such
 /// account (which includes one already erased).
 pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(refused) => return refused,
+    let Some(id) = parse_id(&id) else {
+        return bad_id();
     };
     match state.db.send(EraseUser(id)).await {
         Ok(Ok(true)) => {

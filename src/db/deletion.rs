@@ -99,6 +99,15 @@ pub enum Restore {
     Gone,
 }
 
+#[derive(Queryable)]
+struct PendingRow {
+    id: i64,
+    requested_at: DateTime<Utc>,
+    prior_status: i16,
+    /// Read with the database's clock, like `due_at` was written.
+    in_grace: bool,
+}
+
 /// Cancels the user's pending deletion on a login that began at `login_began`.
 pub fn restore(
     conn: &mut PgConnection,
@@ -109,21 +118,25 @@ pub fn restore(
         let Some(user) = lock_user(conn, user_id)? else {
             return Ok(Restore::Gone);
         };
-        let pending: Option<(i64, DateTime<Utc>, DateTime<Utc>, i16, bool)> =
-            account_deletion::table
-                .filter(account_deletion::user_id.eq(user.id))
-                .filter(account_deletion::completed_at.is_null())
-                .select((
-                    account_deletion::id,
-                    account_deletion::requested_at,
-                    account_deletion::due_at,
-                    account_deletion::prior_status,
-                    account_deletion::due_at.gt(diesel::dsl::now),
-                ))
-                .for_update()
-                .first(conn)
-                .optional()?;
-        let Some((request_id, requested_at, _, prior_status, in_grace)) = pending else {
+        let pending: Option<PendingRow> = account_deletion::table
+            .filter(account_deletion::user_id.eq(user.id))
+            .filter(account_deletion::completed_at.is_null())
+            .select((
+                account_deletion::id,
+                account_deletion::requested_at,
+                account_deletion::prior_status,
+                account_deletion::due_at.gt(diesel::dsl::now),
+            ))
+            .for_update()
+            .first(conn)
+            .optional()?;
+        let Some(PendingRow {
+            id: request_id,
+            requested_at,
+            prior_status,
+            in_grace,
+        }) = pending
+        else {
             return Ok(Restore::NothingPending(user));
         };
         if !in_grace {
