@@ -22,4 +22,8 @@ COMMENT ON COLUMN account_deletion.prior_status IS 'wx_user.status before the re
 -- The sweeper's query: pending requests whose grace period is over, oldest first.
 CREATE INDEX account_deletion_due_idx ON account_deletion (due_at) WHERE completed_at IS NULL;
 
+-- An erasure also anonymises the failed login attempts that carry only the user's masked openid
+-- (no user id yet); without this index each erasure would read the whole log.
+CREATE INDEX login_log_openid_masked_idx ON login_log (openid_masked) WHERE user_id IS NULL;
+
 COMMENT ON COLUMN wx_user.status IS '0 usable, 1 disabled, 2 deletion pending (see account_deletion)';
