@@ -96,6 +96,9 @@ pub struct Config {
     pub login_log_retention: Duration,
     /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
     pub bench_endpoints: bool,
+    /// How long after `auth/deactivate` the account's data is erased; a login before then restores
+    /// the account. Zero: erased at once.
+    pub account_deletion_grace: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +126,9 @@ pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
 pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
+pub const DEFAULT_ACCOUNT_DELETION_GRACE_DAYS: u64 = 7;
+/// A longer wait would keep data the user asked to have deleted for longer than they would expect.
+pub const MAX_ACCOUNT_DELETION_GRACE_DAYS: u64 = 30;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -168,6 +174,7 @@ pub const VARIABLES: &[&str] = &[
     "METRICS_BIND_ADDR",
     "LOGIN_LOG_RETENTION_DAYS",
     "BENCH_ENDPOINTS",
+    "ACCOUNT_DELETION_GRACE_DAYS",
 ];
 
 impl Config {
@@ -373,6 +380,18 @@ impl Config {
             Some(_) => return Err(invalid("BENCH_ENDPOINTS", "expected 0 or 1")),
         };
 
+        let grace_days = parse_number::<u64>(
+            &get,
+            "ACCOUNT_DELETION_GRACE_DAYS",
+            DEFAULT_ACCOUNT_DELETION_GRACE_DAYS,
+        )?;
+        if grace_days > MAX_ACCOUNT_DELETION_GRACE_DAYS {
+            return Err(invalid(
+                "ACCOUNT_DELETION_GRACE_DAYS",
+                format!("expected 0..={MAX_ACCOUNT_DELETION_GRACE_DAYS} days"),
+            ));
+        }
+
         Ok(Config {
             database_url,
             bind_addr,
@@ -397,6 +416,7 @@ impl Config {
             metrics_bind_addr,
             login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
             bench_endpoints,
+            account_deletion_grace: Duration::from_secs(grace_days * 24 * 3600),
         })
     }
 
@@ -520,6 +540,9 @@ mod tests {
             ("METRICS_BIND_ADDR", DEFAULT_BIND_ADDR),
             ("LOGIN_LOG_RETENTION_DAYS", "0"),
             ("LOGIN_LOG_RETENTION_DAYS", "a month"),
+            ("ACCOUNT_DELETION_GRACE_DAYS", "31"),
+            ("ACCOUNT_DELETION_GRACE_DAYS", "-1"),
+            ("ACCOUNT_DELETION_GRACE_DAYS", "a week"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
@@ -538,6 +561,10 @@ mod tests {
                 .is_some_and(|t| t.expose().len() >= MIN_ADMIN_TOKEN_LEN)
         );
         assert_eq!(dev.login_log_retention, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(
+            dev.account_deletion_grace,
+            Duration::from_secs(7 * 24 * 3600)
+        );
         assert_eq!(dev.metrics_bind_addr, None);
 
         let production = [("WECHAT_APPID", "wx123"), ("WECHAT_SECRET", "s")];

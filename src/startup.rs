@@ -11,6 +11,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::actors::db::DbHandle;
 use crate::actors::db::meetings::SeedDemoIfEmpty;
+use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
 use crate::api::admin::AdminToken;
@@ -145,6 +146,7 @@ impl Application {
         )
         .start();
         LoginLogPruner::new(db.clone(), config.login_log_retention).start();
+        DeletionSweeper::new(db.clone()).start();
         let admin = config
             .admin_token
             .as_ref()
@@ -181,6 +183,8 @@ impl Application {
             admin,
             started: Started::now(),
             dev_mode: config.is_dev_mode(),
+            deletion_grace: chrono::TimeDelta::from_std(config.account_deletion_grace)
+                .unwrap_or(chrono::TimeDelta::days(30)),
         };
 
         let api_root = config.api_root();

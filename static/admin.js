@@ -244,6 +244,10 @@
     renderWeChat(d.wechat);
     $('sessions-live').textContent = num(d.sessions.live);
     renderLogins(d.logins);
+    // Older servers do not send `deletions`; a failed count is null.
+    const del = d.deletions;
+    setField('deletions-pending', del ? num(del.pending) : 'unknown');
+    setField('deletions-completed', del ? num(del.completed) : 'unknown');
   }
 
   function renderWeChat(w) {

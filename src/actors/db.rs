@@ -17,7 +17,7 @@ use crate::db::models::{NewLoginLogEntry, NewWxUser, ProfileChange, WxUser};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::sessions::{self, LiveSession, NewSession, NewSessionMeta};
 use crate::db::users::MobileBinding;
-use crate::db::{DbError, PgPool, setup, users};
+use crate::db::{DbError, PgPool, deletion, export, setup, users};
 use crate::wechat::SessionKey;
 
 /// How long a request waits for a turn at the database before it is refused as overloaded.
@@ -171,13 +171,13 @@ impl Handler<Ping> for DbExecutor {
     }
 }
 
-/// Stores a new login's session.
+/// Stores a new login's session; `false` when its user may not hold one.
 #[derive(Message)]
-#[rtype(result = "Result<(), DbError>")]
+#[rtype(result = "Result<bool, DbError>")]
 pub struct InsertSession(pub NewSession);
 
 impl Handler<InsertSession> for DbExecutor {
-    type Result = Result<(), DbError>;
+    type Result = Result<bool, DbError>;
 
     fn handle(&mut self, msg: InsertSession, _: &mut Self::Context) -> Self::Result {
         sessions::insert(&mut *self.conn()?, &self.cipher, &msg.0)
@@ -351,5 +351,91 @@ impl Handler<GetLoginSummary> for DbExecutor {
 
     fn handle(&mut self, msg: GetLoginSummary, _: &mut Self::Context) -> Self::Result {
         login_log::summary(&mut *self.conn()?, msg.now, msg.recent)
+    }
+}
+
+/// The user asks for the account to be deleted after `grace`; `None`: no such user.
+#[derive(Message)]
+#[rtype(result = "Result<Option<deletion::Pending>, DbError>")]
+pub struct RequestDeletion {
+    pub user_id: i64,
+    pub grace: chrono::TimeDelta,
+}
+
+impl Handler<RequestDeletion> for DbExecutor {
+    type Result = Result<Option<deletion::Pending>, DbError>;
+
+    fn handle(&mut self, msg: RequestDeletion, _: &mut Self::Context) -> Self::Result {
+        deletion::request(&mut *self.conn()?, msg.user_id, msg.grace)
+    }
+}
+
+/// A login of an account whose deletion is pending: restore it if it may be.
+#[derive(Message)]
+#[rtype(result = "Result<deletion::Restore, DbError>")]
+pub struct RestoreOnLogin {
+    pub user_id: i64,
+    pub login_began: DateTime<Utc>,
+}
+
+impl Handler<RestoreOnLogin> for DbExecutor {
+    type Result = Result<deletion::Restore, DbError>;
+
+    fn handle(&mut self, msg: RestoreOnLogin, _: &mut Self::Context) -> Self::Result {
+        deletion::restore(&mut *self.conn()?, msg.user_id, msg.login_began)
+    }
+}
+
+/// Erases the account's personal data now; `false`: no such user.
+#[derive(Message)]
+#[rtype(result = "Result<bool, DbError>")]
+pub struct EraseUser(pub i64);
+
+impl Handler<EraseUser> for DbExecutor {
+    type Result = Result<bool, DbError>;
+
+    fn handle(&mut self, msg: EraseUser, _: &mut Self::Context) -> Self::Result {
+        deletion::erase_now(&mut *self.conn()?, msg.0)
+    }
+}
+
+/// Erases up to `limit` accounts whose grace period is over.
+#[derive(Message)]
+#[rtype(result = "Result<deletion::Swept, DbError>")]
+pub struct SweepDeletions {
+    pub limit: usize,
+}
+
+impl Handler<SweepDeletions> for DbExecutor {
+    type Result = Result<deletion::Swept, DbError>;
+
+    fn handle(&mut self, msg: SweepDeletions, _: &mut Self::Context) -> Self::Result {
+        deletion::sweep_due(&mut *self.conn()?, msg.limit)
+    }
+}
+
+/// Pending and completed deletions, for the admin status.
+#[derive(Message)]
+#[rtype(result = "Result<deletion::DeletionCounts, DbError>")]
+pub struct GetDeletionCounts;
+
+impl Handler<GetDeletionCounts> for DbExecutor {
+    type Result = Result<deletion::DeletionCounts, DbError>;
+
+    fn handle(&mut self, _: GetDeletionCounts, _: &mut Self::Context) -> Self::Result {
+        deletion::counts(&mut *self.conn()?)
+    }
+}
+
+/// Everything kept about the user, for `auth/export`; `None`: no such user.
+#[derive(Message)]
+#[rtype(result = "Result<Option<export::PersonalData>, DbError>")]
+pub struct ExportPersonalData(pub i64);
+
+impl Handler<ExportPersonalData> for DbExecutor {
+    type Result = Result<Option<export::PersonalData>, DbError>;
+
+    fn handle(&mut self, msg: ExportPersonalData, _: &mut Self::Context) -> Self::Result {
+        export::personal_data(&mut *self.conn()?, msg.0)
     }
 }

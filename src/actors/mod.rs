@@ -1,7 +1,9 @@
 //! The three actors behind the handlers: sessions in memory, the database on a `SyncArbiter`, and
-//! the WeChat upstream as an async actor; plus the upkeep of `login_log`.
+//! the WeChat upstream as an async actor; plus the upkeep of `login_log` and the sweeper of due
+//! account deletions.
 
 pub mod db;
+pub mod deletion;
 pub mod listener;
 pub mod login_log;
 pub mod session;

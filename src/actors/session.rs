@@ -245,13 +245,14 @@ impl Actor for SessionActor {
 }
 
 /// Stores a login's session, then caches it. Answers once the row is committed, so every
-/// instance accepts the token from then on.
+/// instance accepts the token from then on; `false` (nothing stored) when the account stopped
+/// being usable since the login read it.
 #[derive(Message)]
-#[rtype(result = "Result<(), DbError>")]
+#[rtype(result = "Result<bool, DbError>")]
 pub struct StartSession(pub NewSession);
 
 impl Handler<StartSession> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<(), DbError>>;
+    type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
     fn handle(&mut self, msg: StartSession, _: &mut Self::Context) -> Self::Result {
         let id = msg.0.id.clone();
@@ -265,9 +266,11 @@ impl Handler<StartSession> for SessionActor {
                 .send(InsertSession(msg.0))
                 .into_actor(self)
                 .map(move |res, act, _| {
-                    flatten(res)?;
-                    act.cache.remember(id, live, epoch);
-                    Ok(())
+                    let stored = flatten(res)?;
+                    if stored {
+                        act.cache.remember(id, live, epoch);
+                    }
+                    Ok(stored)
                 }),
         )
     }

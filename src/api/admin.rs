@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::actors::db::{GetLoginSummary, PendingMigrations};
+use crate::actors::db::{GetDeletionCounts, GetLoginSummary, PendingMigrations};
 use crate::actors::session::CountSessions;
 use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
 use crate::config::Secret;
@@ -215,6 +215,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<&Path>) {
                 .wrap(from_fn(require_admin))
                 .route("/{id}/disable", web::post().to(super::admin_users::disable))
                 .route("/{id}/enable", web::post().to(super::admin_users::enable))
+                .route("/{id}/delete", web::post().to(super::admin_users::delete))
                 .default_service(web::to(not_found)),
         );
     // No `show_files_listing()`: a directory without index.html is a 404. `/admin` redirects to
@@ -258,6 +259,17 @@ pub struct StatusView {
     pub sessions: SessionsView,
     /// `None` when the database could not be asked.
     pub logins: Option<LoginsView>,
+    /// Account deletions users asked for (or the admin made); `None` when the database could not
+    /// be asked.
+    pub deletions: Option<DeletionsView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DeletionsView {
+    /// Requested; the grace period is not over, or the sweeper has not come by yet.
+    pub pending: i64,
+    /// Personal data erased.
+    pub completed: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -395,7 +407,7 @@ fn is_upstream_fault(label: &str) -> bool {
 pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let now = Utc::now();
     let ready_started = Instant::now();
-    let (ready, logins, wechat, sessions) = futures_util::future::join4(
+    let (ready, logins, wechat, sessions, deletions) = futures_util::future::join5(
         tokio::time::timeout(PART_TIMEOUT, state.db.send(PendingMigrations)),
         tokio::time::timeout(
             PART_TIMEOUT,
@@ -406,6 +418,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         ),
         tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
         tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
+        tokio::time::timeout(PART_TIMEOUT, state.db.send(GetDeletionCounts)),
     )
     .await;
     let mut problems = Vec::new();
@@ -480,6 +493,14 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         _ => None,
     };
 
+    let deletions = match deletions {
+        Ok(Ok(Ok(counts))) => Some(DeletionsView {
+            pending: counts.pending,
+            completed: counts.completed,
+        }),
+        _ => None,
+    };
+
     let ready = reachable && pending.as_ref().is_some_and(Vec::is_empty);
     let view = StatusView {
         status: if down {
@@ -509,6 +530,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         wechat,
         sessions: SessionsView { live },
         logins,
+        deletions,
     };
     HttpResponse::Ok().json(view)
 }

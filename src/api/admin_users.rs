@@ -1,14 +1,15 @@
-//! `POST /admin/users/{id}/disable` and `/enable` (bearer `ADMIN_TOKEN`, plain HTTP statuses).
-//! Disabling sets `wx_user.status = 1`; the database trigger on that column revokes every session
-//! of the user and notifies every instance, so the user's tokens die everywhere within a second
-//! and new logins are refused (errno 700).
+//! `POST /admin/users/{id}/disable`, `/enable` and `/delete` (bearer `ADMIN_TOKEN`, plain HTTP
+//! statuses). Disabling sets `wx_user.status = 1`; the database trigger on that column revokes
+//! every session of the user and notifies every instance, so the user's tokens die everywhere
+//! within a second and new logins are refused (errno 700). Deleting erases the account's personal
+//! data at once, without grace period, for requests that arrive by other ways than the app.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::AppState;
-use crate::actors::db::SetUserStatus;
+use crate::actors::db::{EraseUser, SetUserStatus};
 use crate::actors::session::Invalidate;
 use crate::db::sessions::Revoked;
 
@@ -22,12 +23,20 @@ fn refuse(status: StatusCode, error: &'static str) -> HttpResponse {
     HttpResponse::build(status).json(super::admin::AdminError { error })
 }
 
+fn parse_id(raw_id: &str) -> Option<i64> {
+    raw_id.parse::<i64>().ok().filter(|id| *id > 0)
+}
+
+fn bad_id() -> HttpResponse {
+    refuse(
+        StatusCode::BAD_REQUEST,
+        "user id must be a positive integer",
+    )
+}
+
 async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse {
-    let Some(id) = raw_id.parse::<i64>().ok().filter(|id| *id > 0) else {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "user id must be a positive integer",
-        );
+    let Some(id) = parse_id(raw_id) else {
+        return bad_id();
     };
     match state
         .db
@@ -69,4 +78,39 @@ pub async fn disable(state: web::Data<AppState>, id: web::Path<String>) -> HttpR
 
 pub async fn enable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     set_status(&state, &id, 0).await
+}
+
+#[derive(Serialize)]
+struct UserDeleted {
+    id: i64,
+    deleted: bool,
+}
+
+/// `POST /admin/users/{id}/delete`: erases the account now, whatever its state (usable, disabled,
+/// deletion pending), as the sweeper does at the end of a grace period. 404 when there is no such
+/// account (which includes one already erased).
+pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    let Some(id) = parse_id(&id) else {
+        return bad_id();
+    };
+    match state.db.send(EraseUser(id)).await {
+        Ok(Ok(true)) => {
+            // The rows are gone and the trigger told every instance; this one forgets before
+            // it answers.
+            if let Err(e) = state.sessions.send(Invalidate(Revoked::User(id))).await {
+                log::error!("admin: user {id}'s cached sessions not dropped: {e}");
+            }
+            log::info!("admin: user {id} deleted");
+            HttpResponse::Ok().json(UserDeleted { id, deleted: true })
+        }
+        Ok(Ok(false)) => refuse(StatusCode::NOT_FOUND, "no such user"),
+        Ok(Err(e)) => {
+            log::error!("admin: cannot delete user {id}: {e}");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+        Err(e) => {
+            log::error!("admin: cannot delete user {id}: {e}");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
 }

@@ -9,10 +9,11 @@ use super::profile::{
     DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
 };
 use super::{ApiResult, AppState, ok, ok_empty};
-use crate::actors::db::UpsertOnLogin;
+use crate::actors::db::{EraseUser, RestoreOnLogin, UpsertOnLogin};
 use crate::actors::session::{EndSession, EndUserSessions, RotateSession, StartSession};
 use crate::actors::wechat::Code2Session;
-use crate::db::models::{NewLoginLogEntry, NewWxUser};
+use crate::db::deletion::Restore;
+use crate::db::models::{NewLoginLogEntry, NewWxUser, WxUser, user_status};
 use crate::db::sessions::{NewSession, NewSessionMeta};
 use crate::error::ApiError;
 use crate::wechat::crypto::raw_data_signature_matches;
@@ -73,6 +74,9 @@ pub struct LoginAnswer {
     /// When the token stops working, `yyyy-MM-dd HH:mm:ss` China Standard Time.
     pub token_expire: String,
     pub user_info: UserInfoView,
+    /// Present (true) only on the login that cancelled the account's pending deletion.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub restored: bool,
 }
 
 /// `POST auth/login_by_weixin` `{code, userInfo?}`.
@@ -81,6 +85,7 @@ pub async fn login_by_weixin(
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> ApiResult {
+    let began = Utc::now();
     let ip = client_ip(&req);
     if let Ok(addr) = ip.parse() {
         state.limits.login_from(addr)?;
@@ -110,7 +115,7 @@ pub async fn login_by_weixin(
 
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
-    let result = sign_in(&state, &req, code, profile, signed, &ip, &mut who).await;
+    let result = sign_in(&state, &req, code, profile, signed, &ip, began, &mut who).await;
     let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
     state.metrics.observe_login(errno);
     state.login_log.record(NewLoginLogEntry {
@@ -132,6 +137,7 @@ struct Who {
 }
 
 /// The login proper: code → WeChat session → user row → token and live session.
+#[allow(clippy::too_many_arguments)]
 async fn sign_in(
     state: &AppState,
     req: &HttpRequest,
@@ -139,6 +145,7 @@ async fn sign_in(
     profile: Profile,
     signed: Option<(String, String)>,
     ip: &str,
+    began: DateTime<Utc>,
     who: &mut Who,
 ) -> Result<LoginAnswer, ApiError> {
     let session = state.wechat.send(Code2Session(code)).await??;
@@ -155,21 +162,20 @@ async fn sign_in(
     }
 
     let now = Utc::now();
-    let user = state
-        .db
-        .send(UpsertOnLogin(NewWxUser {
-            username: format!("wx_{}", crate::random::token_hex(8)),
-            nickname: profile.nickname,
-            avatar: profile.avatar,
-            gender: profile.gender,
-            weixin_openid: session.openid.clone(),
-            unionid: session.unionid.clone(),
-            last_login_time: Some(now),
-            last_login_ip: ip.chars().take(63).collect(),
-            add_time: now,
-            update_time: now,
-        }))
-        .await??;
+    let new_user = NewWxUser {
+        username: format!("wx_{}", crate::random::token_hex(8)),
+        nickname: profile.nickname,
+        avatar: profile.avatar,
+        gender: profile.gender,
+        weixin_openid: session.openid.clone(),
+        unionid: session.unionid.clone(),
+        last_login_time: Some(now),
+        last_login_ip: ip.chars().take(63).collect(),
+        add_time: now,
+        update_time: now,
+    };
+    let user = state.db.send(UpsertOnLogin(new_user.clone())).await??;
+    let (user, restored) = settle_pending_deletion(state, user, new_user, began).await?;
     who.user_id = Some(user.id);
     if !user.is_usable() {
         log::info!("login refused: user {} is disabled", user.id);
@@ -180,7 +186,7 @@ async fn sign_in(
         .tokens
         .issue(user.id, now.timestamp())
         .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
-    state
+    let started = state
         .sessions
         .send(StartSession(NewSession {
             id: issued.jti,
@@ -191,6 +197,11 @@ async fn sign_in(
             user_agent: user_agent(req),
         }))
         .await??;
+    if !started {
+        // Disabled, or its deletion requested, between the user read above and now.
+        log::info!("login refused: user {} stopped being usable", user.id);
+        return Err(ApiError::AccountDisabled);
+    }
     log::info!(
         "login ok: user {} openid {} from {ip}",
         user.id,
@@ -201,7 +212,48 @@ async fn sign_in(
         token: issued.token,
         token_expire: token_expire(issued.expires_at),
         user_info: UserInfoView::from(&user),
+        restored,
     })
+}
+
+/// A login of an account whose deletion is pending: within the grace period it cancels the
+/// deletion (answers `restored`), unless the request came after this login began (the two raced:
+/// the deletion wins) or the account was disabled. After the grace period the account is erased
+/// now, if the sweeper has not yet, and the login continues with a new, empty account.
+async fn settle_pending_deletion(
+    state: &AppState,
+    user: WxUser,
+    new_user: NewWxUser,
+    began: DateTime<Utc>,
+) -> Result<(WxUser, bool), ApiError> {
+    if user.status != user_status::DELETION_PENDING {
+        return Ok((user, false));
+    }
+    let outcome = state
+        .db
+        .send(RestoreOnLogin {
+            user_id: user.id,
+            login_began: began,
+        })
+        .await??;
+    match outcome {
+        Restore::Restored(user) => {
+            log::info!("login: user {} restored their account", user.id);
+            Ok((user, true))
+        }
+        Restore::NothingPending(user) => Ok((user, false)),
+        Restore::Kept => Ok((user, false)),
+        Restore::Expired | Restore::Gone => {
+            state.db.send(EraseUser(user.id)).await??;
+            let fresh = state.db.send(UpsertOnLogin(new_user)).await??;
+            log::info!(
+                "login: user {}'s grace period was over; erased, new account {}",
+                user.id,
+                fresh.id
+            );
+            Ok((fresh, false))
+        }
+    }
 }
 
 /// `POST auth/logout`: the token is dead from this moment on.

@@ -3,6 +3,7 @@
 //! input, send messages to the actors and answer the envelope; the operator's endpoints answer
 //! plain HTTP status codes.
 
+pub mod account;
 pub mod admin;
 pub mod admin_users;
 pub mod auth;
@@ -56,6 +57,8 @@ pub struct AppState {
     pub admin: Option<Arc<admin::AdminToken>>,
     pub started: Started,
     pub dev_mode: bool,
+    /// ACCOUNT_DELETION_GRACE_DAYS.
+    pub deletion_grace: chrono::TimeDelta,
 }
 
 /// When this process started serving, for uptime.
@@ -105,6 +108,8 @@ pub fn configure_wx(cfg: &mut web::ServiceConfig) {
         ("/auth/logout", web::post().to(auth::logout)),
         ("/auth/logout_all", web::post().to(auth::logout_all)),
         ("/auth/refresh", web::post().to(auth::refresh)),
+        ("/auth/deactivate", web::post().to(account::deactivate)),
+        ("/auth/export", web::get().to(account::export)),
         ("/auth/bindPhone", web::post().to(phone::bind_phone)),
         ("/auth/profile", web::post().to(profile::update)),
         ("/auth/info", web::get().to(profile::info)),

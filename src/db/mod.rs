@@ -1,7 +1,9 @@
 //! PostgreSQL: schema, models, queries (plain functions on `&mut PgConnection`), and start-up
 //! (create the database, run the embedded migrations, build the pool).
 
+pub mod deletion;
 pub mod demo;
+pub mod export;
 pub mod login_log;
 pub mod meetings;
 pub mod models;

@@ -28,8 +28,17 @@ pub struct WxUser {
 impl WxUser {
     /// Status 0 is the only one that may log in or hold a session.
     pub fn is_usable(&self) -> bool {
-        self.status == 0 && !self.deleted
+        self.status == user_status::USABLE && !self.deleted
     }
+}
+
+/// `wx_user.status`.
+pub mod user_status {
+    pub const USABLE: i16 = 0;
+    pub const DISABLED: i16 = 1;
+    /// The user asked for the account to be deleted; a login within the grace period restores
+    /// it. See `db::deletion`.
+    pub const DELETION_PENDING: i16 = 2;
 }
 
 /// The row a login writes when the openid is new.

@@ -1,6 +1,17 @@
 // @generated to match `diesel print-schema` for the migrations in /migrations.
 
 diesel::table! {
+    account_deletion (id) {
+        id -> Int8,
+        user_id -> Nullable<Int8>,
+        requested_at -> Timestamptz,
+        due_at -> Timestamptz,
+        prior_status -> Int2,
+        completed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     meeting (id) {
         id -> Int8,
         #[max_length = 100]
@@ -101,6 +112,7 @@ diesel::table! {
     }
 }
 
+diesel::joinable!(account_deletion -> wx_user (user_id));
 diesel::joinable!(login_log -> wx_user (user_id));
 diesel::joinable!(user_session -> wx_user (user_id));
 diesel::joinable!(meeting -> wx_user (publisher_id));
@@ -108,6 +120,7 @@ diesel::joinable!(meeting_member -> meeting (meeting_id));
 diesel::joinable!(meeting_member -> wx_user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    account_deletion,
     login_log,
     meeting,
     meeting_member,

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
 
 use super::DbError;
 use super::schema::user_session;
@@ -55,17 +55,6 @@ pub struct NewSession {
     pub user_agent: String,
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = user_session)]
-struct SessionRow<'a> {
-    id: &'a str,
-    user_id: i64,
-    session_key_enc: Vec<u8>,
-    expires_at: DateTime<Utc>,
-    client_ip: &'a str,
-    user_agent: &'a str,
-}
-
 fn clip(s: &str, max_chars: usize) -> &str {
     match s.char_indices().nth(max_chars) {
         Some((at, _)) => &s[..at],
@@ -73,22 +62,29 @@ fn clip(s: &str, max_chars: usize) -> &str {
     }
 }
 
+/// Stores the session if its user may hold one (status 0, not deleted); `false` when not. The
+/// check and the insert are one statement holding a share lock on the user's row, so a
+/// concurrent disable or deletion request either waits for this session and then revokes it (the
+/// `wx_user_revoke_sessions` trigger), or commits first and this session is never stored.
 pub fn insert(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
     new: &NewSession,
-) -> Result<(), DbError> {
-    diesel::insert_into(user_session::table)
-        .values(SessionRow {
-            id: &new.id,
-            user_id: new.user_id,
-            session_key_enc: cipher.seal(&new.id, &new.session_key),
-            expires_at: new.expires_at,
-            client_ip: clip(&new.client_ip, 63),
-            user_agent: clip(&new.user_agent, 255),
-        })
-        .execute(conn)?;
-    Ok(())
+) -> Result<bool, DbError> {
+    let stored = diesel::sql_query(
+        "INSERT INTO user_session (id, user_id, session_key_enc, expires_at, client_ip, user_agent) \
+         SELECT $1, u.id, $3, $4, $5, $6 FROM wx_user u \
+         WHERE u.id = $2 AND u.status = 0 AND NOT u.deleted \
+         FOR SHARE OF u",
+    )
+    .bind::<Text, _>(&new.id)
+    .bind::<BigInt, _>(new.user_id)
+    .bind::<Bytea, _>(cipher.seal(&new.id, &new.session_key))
+    .bind::<Timestamptz, _>(new.expires_at)
+    .bind::<Text, _>(clip(&new.client_ip, 63))
+    .bind::<Text, _>(clip(&new.user_agent, 255))
+    .execute(conn)?;
+    Ok(stored == 1)
 }
 
 /// A session that may be used now: stored, not revoked, not expired.
@@ -163,7 +159,7 @@ pub fn refresh(
             return Ok(false);
         };
         let session_key = cipher.open(old_id, &sealed).ok_or(DbError::Sealed)?;
-        insert(
+        let stored = insert(
             conn,
             cipher,
             &NewSession {
@@ -175,6 +171,10 @@ pub fn refresh(
                 user_agent: new.user_agent.clone(),
             },
         )?;
+        if !stored {
+            // The account stopped being usable; its sessions are being revoked.
+            return Ok(false);
+        }
         diesel::update(user_session::table.find(old_id))
             .set(user_session::revoked_at.eq(diesel::dsl::now))
             .execute(conn)?;

@@ -4,8 +4,8 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use super::DbError;
-use super::models::{NewWxUser, ProfileChange, WxUser};
-use super::schema::wx_user;
+use super::models::{NewWxUser, ProfileChange, WxUser, user_status};
+use super::schema::{account_deletion, wx_user};
 
 diesel::define_sql_function! {
     fn coalesce(x: diesel::sql_types::Nullable<diesel::sql_types::Varchar>, y: diesel::sql_types::Nullable<diesel::sql_types::Varchar>) -> diesel::sql_types::Nullable<diesel::sql_types::Varchar>;
@@ -93,18 +93,43 @@ pub fn update_profile(
 }
 
 /// Sets the account status (0 usable, 1 disabled). The trigger `wx_user_revoke_sessions` revokes
-/// the user's sessions when the account stops being usable. `None`: no such user.
+/// the user's sessions when the account stops being usable. An account whose deletion is pending
+/// keeps status 2; the new status is the one it returns to if the user restores it (so disabling
+/// it also keeps the user from restoring it). `None`: no such user.
 pub fn set_status(
     conn: &mut PgConnection,
     user_id: i64,
     status: i16,
 ) -> Result<Option<WxUser>, DbError> {
-    Ok(diesel::update(wx_user::table.find(user_id))
-        .set((
-            wx_user::status.eq(status),
-            wx_user::update_time.eq(diesel::dsl::now),
-        ))
-        .returning(WxUser::as_returning())
-        .get_result(conn)
-        .optional()?)
+    conn.transaction(|conn| {
+        let Some(user) = wx_user::table
+            .find(user_id)
+            .select(WxUser::as_select())
+            .for_update()
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        if user.status == user_status::DELETION_PENDING {
+            let pending = diesel::update(
+                account_deletion::table
+                    .filter(account_deletion::user_id.eq(user_id))
+                    .filter(account_deletion::completed_at.is_null()),
+            )
+            .set(account_deletion::prior_status.eq(status))
+            .execute(conn)?;
+            if pending == 1 {
+                return Ok(Some(user));
+            }
+        }
+        Ok(diesel::update(wx_user::table.find(user_id))
+            .set((
+                wx_user::status.eq(status),
+                wx_user::update_time.eq(diesel::dsl::now),
+            ))
+            .returning(WxUser::as_returning())
+            .get_result(conn)
+            .optional()?)
+    })
 }

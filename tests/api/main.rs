@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod binary;
+mod deletion;
 mod edge;
 mod errors;
 mod helpers;

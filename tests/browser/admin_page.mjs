@@ -111,6 +111,10 @@ try {
     null, { timeout: WAIT_MS });
   const before = Number(await live.textContent());
   check(before === 0, `the session count shows ${before} on a fresh server`);
+  const deletions = await page.evaluate(() => ['pending', 'completed'].map(
+    (k) => document.querySelector(`[data-field="deletions-${k}"]`).textContent));
+  check(deletions[0] === '0' && deletions[1] === '0',
+    `account deletions show 0 pending, 0 completed on a fresh server: ${deletions.join(', ')}`);
   check(await page.evaluate(() => sessionStorage.getItem('wxauth.adminToken')) === ADMIN_TOKEN,
     'the token is kept in sessionStorage');
   check(await page.evaluate(() => localStorage.length === 0), 'nothing is kept in localStorage');

@@ -1,0 +1,68 @@
+//! The sweeper that erases accounts whose deletion grace period is over.
+
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use super::DbExecutor;
+use super::db::SweepDeletions;
+
+/// How often due deletions are looked for. Grace periods are counted in days; a few minutes
+/// late is well inside what the user was told.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+/// Accounts erased per message: each is its own transaction, and a bounded batch keeps one sweep
+/// from holding a DbExecutor thread for long while logins wait.
+pub const SWEEP_BATCH: usize = 50;
+
+/// Erases due accounts: once at start, then every `SWEEP_EVERY`. Every instance runs one; they
+/// share the work through row locks (`db::deletion::sweep_due`), so each account is erased once.
+pub struct DeletionSweeper {
+    db: Addr<DbExecutor>,
+}
+
+impl DeletionSweeper {
+    pub fn new(db: Addr<DbExecutor>) -> Self {
+        DeletionSweeper { db }
+    }
+
+    fn sweep(&self) {
+        let db = self.db.clone();
+        actix::spawn(async move {
+            loop {
+                match db.send(SweepDeletions { limit: SWEEP_BATCH }).await {
+                    Ok(Ok(swept)) => {
+                        if swept.erased > 0 {
+                            log::info!(
+                                "account deletion: erased {} accounts whose grace period is over",
+                                swept.erased
+                            );
+                        }
+                        // A full batch of erasures may mean more are due; skipped ones are
+                        // another instance's, or the next sweep's.
+                        if swept.erased < SWEEP_BATCH {
+                            break;
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        log::warn!("account deletion: sweep failed: {e}");
+                        break;
+                    }
+                    Err(e) => {
+                        log::warn!("account deletion: sweep not delivered: {e}");
+                        break;
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Actor for DeletionSweeper {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.sweep();
+        ctx.run_interval(SWEEP_EVERY, |act, _| act.sweep());
+    }
+}

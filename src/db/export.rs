@@ -1,0 +1,95 @@
+//! What the service keeps about one user, read for `auth/export` (a copy of one's personal data).
+//! Read in one repeatable-read transaction, so the parts agree with each other.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use super::DbError;
+use super::models::{LoginLogEntry, Meeting, WxUser};
+use super::schema::{login_log, meeting, meeting_member, user_session, wx_user};
+
+/// At most this many login_log rows and meetings each: what retention keeps is normally far less,
+/// and the answer must stay bounded whatever the table holds.
+pub const MAX_ROWS: i64 = 1000;
+
+/// A live session, without what makes it usable (its id and sealed session_key).
+#[derive(Debug, Clone, Queryable)]
+pub struct SessionRecord {
+    pub id: String,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PersonalData {
+    pub user: WxUser,
+    pub sessions: Vec<SessionRecord>,
+    pub logins: Vec<LoginLogEntry>,
+    pub published: Vec<Meeting>,
+    /// Meetings joined, with when.
+    pub joined: Vec<(Meeting, DateTime<Utc>)>,
+}
+
+/// `None`: no such user.
+pub fn personal_data(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> Result<Option<PersonalData>, DbError> {
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(|conn| {
+            let Some(user) = wx_user::table
+                .find(user_id)
+                .select(WxUser::as_select())
+                .first(conn)
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            let sessions = user_session::table
+                .filter(user_session::user_id.eq(user_id))
+                .filter(user_session::revoked_at.is_null())
+                .filter(user_session::expires_at.gt(diesel::dsl::now))
+                .order(user_session::created_at.desc())
+                .select((
+                    user_session::id,
+                    user_session::created_at,
+                    user_session::last_seen_at,
+                    user_session::expires_at,
+                    user_session::client_ip,
+                    user_session::user_agent,
+                ))
+                .limit(MAX_ROWS)
+                .load(conn)?;
+            let logins = login_log::table
+                .filter(login_log::user_id.eq(user_id))
+                .order((login_log::add_time.desc(), login_log::id.desc()))
+                .select(LoginLogEntry::as_select())
+                .limit(MAX_ROWS)
+                .load(conn)?;
+            let published = meeting::table
+                .filter(meeting::publisher_id.eq(user_id))
+                .order((meeting::start_time.desc(), meeting::id.desc()))
+                .select(Meeting::as_select())
+                .limit(MAX_ROWS)
+                .load(conn)?;
+            let joined = meeting_member::table
+                .inner_join(meeting::table)
+                .filter(meeting_member::user_id.eq(user_id))
+                .order((meeting_member::join_time.desc(), meeting::id.desc()))
+                .select((Meeting::as_select(), meeting_member::join_time))
+                .limit(MAX_ROWS)
+                .load(conn)?;
+            Ok(Some(PersonalData {
+                user,
+                sessions,
+                logins,
+                published,
+                joined,
+            }))
+        })
+}
