@@ -2,7 +2,8 @@
 //! instances start at once; bad configuration stops the binary with the variable's name; and
 //! no secret ever reaches a response or a log line.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use serde_json::json;
@@ -177,19 +178,32 @@ async fn every_request_gets_one_log_line_with_its_id_route_errno_and_latency() {
     );
 }
 
-/// Runs the binary with exactly these variables (and `PATH`); no `.env` is read from a
-/// directory without one.
+/// Runs the binary with exactly these variables (and `PATH`), from a directory without a
+/// `.env`, against a database that is not there. A binary still running after 20 s is killed:
+/// its exit code is then `None`.
 fn run_with_only(env: &[(&str, &str)]) -> std::process::Output {
     let empty = std::env::temp_dir().join(format!("wxauth-env-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&empty).expect("mkdir");
-    let out = Command::new(env!("CARGO_BIN_EXE_wxauth"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wxauth"))
         .current_dir(&empty)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", pg_url("wxauth_never_created"))
+        // Nothing listens there: a start that gets past the configuration fails with exit 1.
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/wxauth_never_created",
+        )
         .envs(env.iter().copied())
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("binary runs");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
     let _ = std::fs::remove_dir_all(&empty);
     out
 }
