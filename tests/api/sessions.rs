@@ -416,26 +416,29 @@ async fn without_admin_token_the_user_admin_api_is_off() {
     assert_eq!(res.status().as_u16(), 404);
 }
 
-/// The user's sessions, oldest first: (id, created_at, expires_at, revoked).
-fn sessions_of(app: &TestApp, user_id: i64) -> Vec<(String, DateTime<Utc>, DateTime<Utc>, bool)> {
-    let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>)> =
-        user_session::table
-            .filter(user_session::user_id.eq(user_id))
-            .order((
-                user_session::created_at.asc(),
-                user_session::expires_at.asc(),
-            ))
-            .select((
-                user_session::id,
-                user_session::created_at,
-                user_session::expires_at,
-                user_session::revoked_at,
-            ))
-            .load(&mut app.db())
-            .expect("rows");
-    rows.into_iter()
-        .map(|(id, c, e, r)| (id, c, e, r.is_some()))
-        .collect()
+/// A `user_session` row, as far as the maximum lifetime is concerned.
+#[derive(Debug, Queryable)]
+struct StoredSession {
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The user's sessions, oldest first.
+fn sessions_of(app: &TestApp, user_id: i64) -> Vec<StoredSession> {
+    user_session::table
+        .filter(user_session::user_id.eq(user_id))
+        .order((
+            user_session::created_at.asc(),
+            user_session::expires_at.asc(),
+        ))
+        .select((
+            user_session::created_at,
+            user_session::expires_at,
+            user_session::revoked_at,
+        ))
+        .load(&mut app.db())
+        .expect("rows")
 }
 
 /// Stands in for time passing: the user's sessions were logged in this long ago.
@@ -471,7 +474,7 @@ async fn a_session_dies_at_its_maximum_lifetime_however_often_it_was_refreshed()
     let rows = sessions_of(&a, user_id);
     assert_eq!(rows.len(), 3);
     assert!(
-        rows.iter().all(|r| r.1 == rows[0].1),
+        rows.iter().all(|r| r.created_at == rows[0].created_at),
         "a refresh keeps the login's created_at: {rows:?}"
     );
     assert_eq!(a.get("user/index", Some(&third)).await.errno(), 0);
@@ -509,16 +512,22 @@ async fn refresh_never_extends_a_session_past_its_maximum_lifetime() {
         .id;
     // Logged in a day ago less 5 seconds: a refresh may grant those 5 seconds, not 7 days.
     logged_in_ago(&app, user_id, "86395 seconds");
-    let login_at = sessions_of(&app, user_id)[0].1;
+    let login_at = sessions_of(&app, user_id)[0].created_at;
     let end = login_at + chrono::Duration::seconds(86_400);
 
     let reply = app.post("auth/refresh", &json!({}), Some(&token)).await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     let refreshed = reply.token();
     let rows = sessions_of(&app, user_id);
-    let new_row = rows.iter().find(|r| !r.3).expect("the new session");
-    assert_eq!(new_row.1, login_at, "the login's time is kept");
-    assert_eq!(new_row.2, end, "expiry cut to the maximum lifetime");
+    let new_row = rows
+        .iter()
+        .find(|r| r.revoked_at.is_none())
+        .expect("the new session");
+    assert_eq!(new_row.created_at, login_at, "the login's time is kept");
+    assert_eq!(
+        new_row.expires_at, end,
+        "expiry cut to the maximum lifetime"
+    );
     assert_eq!(reply.body["data"]["tokenExpire"], token_expire(end));
 
     // Alive until then, from the cache and the workers' memos, then dead everywhere.
@@ -548,14 +557,14 @@ async fn a_login_token_never_outlives_the_maximum_lifetime() {
         .expect("row")
         .id;
     let rows = sessions_of(&app, user_id);
-    let lifetime = rows[0].2 - rows[0].1;
+    let lifetime = rows[0].expires_at - rows[0].created_at;
     assert!(
         lifetime <= chrono::Duration::seconds(86_400),
         "a day, not 90: {lifetime}"
     );
     assert_eq!(
         reply.body["data"]["tokenExpire"],
-        token_expire(rows[0].2),
+        token_expire(rows[0].expires_at),
         "the token says so too"
     );
 }
