@@ -299,6 +299,20 @@ mod tests {
     }
 
     #[test]
+    fn a_session_ends_at_its_expiry_or_its_maximum_lifetime_whichever_is_first() {
+        let login = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time");
+        let day = Duration::from_secs(24 * 3600);
+        let in_hours = |h: i64| login + chrono::Duration::hours(h);
+        assert_eq!(end_of(login, in_hours(7 * 24), day), in_hours(24), "cut");
+        assert_eq!(end_of(login, in_hours(2), day), in_hours(2), "expiry first");
+        assert_eq!(
+            end_of(login, in_hours(2), Duration::from_secs(u64::MAX)),
+            in_hours(2),
+            "an unrepresentable maximum cuts nothing"
+        );
+    }
+
+    #[test]
     fn clipping_respects_characters() {
         assert_eq!(clip("微信用户", 2), "微信");
         assert_eq!(clip("ab", 5), "ab");
