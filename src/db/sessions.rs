@@ -211,21 +211,25 @@ pub fn refresh(
         };
         let session_key = cipher.open(old_id, &sealed).ok_or(DbError::Sealed)?;
         let expires_at = end_of(created_at, new.expires_at, max_lifetime);
-        diesel::insert_into(user_session::table)
-            .values((
-                SessionRow {
-                    id: &new.id,
-                    user_id,
-                    session_key_enc: cipher.seal(&new.id, &session_key),
-                    expires_at,
-                    client_ip: clip(&new.client_ip, 63),
-                    user_agent: clip(&new.user_agent, 255),
-                },
-                user_session::created_at.eq(created_at),
-            ))
-            .execute(conn)?;
+        insert(
+            conn,
+            cipher,
+            &NewSession {
+                id: new.id.clone(),
+                user_id,
+                session_key,
+                expires_at,
+                client_ip: new.client_ip.clone(),
+                user_agent: new.user_agent.clone(),
+            },
+        )?;
         diesel::update(user_session::table.find(old_id))
             .set(user_session::revoked_at.eq(diesel::dsl::now))
+            .execute(conn)?;
+        // The new row is the same login: it keeps the login's time, so its end stays where it
+        // was, and the user's newest login (the one WeChat's session_key belongs to) stays newest.
+        diesel::update(user_session::table.find(&new.id))
+            .set(user_session::created_at.eq(created_at))
             .execute(conn)?;
         notify(conn, &Revoked::Session(old_id.to_string()))?;
         Ok(Some(expires_at))
