@@ -31,6 +31,17 @@ impl Announcement {
                 "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"
             );
         }
+        if !config.is_dev_mode() && config.session_encryption_key.is_none() {
+            log::warn!(
+                "SESSION_ENCRYPTION_KEY is not set: the key that encrypts session_keys at rest is derived from JWT_SECRET, so one leaked secret exposes both; set SESSION_ENCRYPTION_KEY (openssl rand -hex 32) in production"
+            );
+        }
+        if config.dev_mode_on_network {
+            log::warn!(
+                "ALLOW_DEV_MODE_ON_NETWORK=1: dev mode listens on {}, and its fake WeChat lets anyone who reaches it log in as any user",
+                config.bind_addr
+            );
+        }
         Announcement {
             dev: config.is_dev_mode(),
             api_root: config.api_root(),

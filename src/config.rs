@@ -69,6 +69,8 @@ pub struct Config {
     /// True when no `JWT_SECRET` was configured and one was generated for this process.
     pub jwt_secret_generated: bool,
     pub token_ttl: Duration,
+    /// How long a session may live from its login, however often it is refreshed.
+    pub session_max_lifetime: Duration,
     pub db_pool_size: u32,
     /// How many sessions the SessionActor keeps in memory.
     pub session_cache_capacity: usize,
@@ -99,6 +101,8 @@ pub struct Config {
     /// How long after `auth/deactivate` the account's data is erased; a login before then restores
     /// the account. Zero: erased at once.
     pub account_deletion_grace: Duration,
+    /// Dev mode listening on a non-loopback address, allowed by `ALLOW_DEV_MODE_ON_NETWORK=1`.
+    pub dev_mode_on_network: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +126,12 @@ pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
 /// Below the mini-program's 3000 ms `wx.request` timeout, leaving room for the database.
 pub const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 2000;
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
+pub const DEFAULT_SESSION_MAX_LIFETIME_SECS: u64 = 30 * 24 * 3600;
+/// From a day (shorter would log mobile users out mid-use) to a year.
+pub const SESSION_MAX_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 24 * 3600..=365 * 24 * 3600;
+/// HS256 keys shorter than the hash output (32 bytes) weaken the signature; in production a
+/// shorter `JWT_SECRET` is refused.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
 pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
@@ -161,6 +171,7 @@ pub const VARIABLES: &[&str] = &[
     "WECHAT_TOKEN_MODE",
     "JWT_SECRET",
     "TOKEN_TTL_SECS",
+    "SESSION_MAX_LIFETIME_SECS",
     "DB_POOL_SIZE",
     "SESSION_CACHE_CAPACITY",
     "SESSION_ENCRYPTION_KEY",
@@ -175,6 +186,7 @@ pub const VARIABLES: &[&str] = &[
     "LOGIN_LOG_RETENTION_DAYS",
     "BENCH_ENDPOINTS",
     "ACCOUNT_DELETION_GRACE_DAYS",
+    "ALLOW_DEV_MODE_ON_NETWORK",
 ];
 
 impl Config {
@@ -267,14 +279,50 @@ impl Config {
             Some(_) => return Err(invalid("WECHAT_TOKEN_MODE", "expected stable or plain")),
         };
 
+        let production = matches!(wechat, WeChatMode::Upstream { .. });
         let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
+            Some(s) if production && s.len() < MIN_JWT_SECRET_LEN => {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    format!(
+                        "must be at least {MIN_JWT_SECRET_LEN} bytes when WECHAT_APPID is set \
+                         (got {}); generate one with: openssl rand -hex 32",
+                        s.len()
+                    ),
+                ));
+            }
             Some(s) => (Secret::new(s), false),
+            // A generated secret would log everyone out on each restart and make the instances
+            // behind one load balancer refuse each other's tokens.
+            None if production => {
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "required when WECHAT_APPID is set (a generated one would not survive a \
+                     restart nor be shared by other instances); generate one with: openssl rand -hex 32",
+                ));
+            }
             None => (Secret::new(crate::random::token_hex(32)), true),
         };
 
         let token_ttl_secs = parse_number::<u64>(&get, "TOKEN_TTL_SECS", DEFAULT_TOKEN_TTL_SECS)?;
         if !(60..=90 * 24 * 3600).contains(&token_ttl_secs) {
             return Err(invalid("TOKEN_TTL_SECS", "expected 60..=7776000 seconds"));
+        }
+
+        let session_max_lifetime_secs = parse_number::<u64>(
+            &get,
+            "SESSION_MAX_LIFETIME_SECS",
+            DEFAULT_SESSION_MAX_LIFETIME_SECS,
+        )?;
+        if !SESSION_MAX_LIFETIME_RANGE.contains(&session_max_lifetime_secs) {
+            return Err(invalid(
+                "SESSION_MAX_LIFETIME_SECS",
+                format!(
+                    "expected {}..={} seconds (a day to a year)",
+                    SESSION_MAX_LIFETIME_RANGE.start(),
+                    SESSION_MAX_LIFETIME_RANGE.end()
+                ),
+            ));
         }
 
         let db_pool_size = parse_number::<u32>(&get, "DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?;
@@ -392,6 +440,26 @@ impl Config {
             ));
         }
 
+        let allow_dev_mode_on_network = match get("ALLOW_DEV_MODE_ON_NETWORK").as_deref() {
+            None | Some("0") => false,
+            Some("1") => true,
+            Some(_) => return Err(invalid("ALLOW_DEV_MODE_ON_NETWORK", "expected 0 or 1")),
+        };
+        // The fake WeChat logs anyone in as any openid they name: reachable from the network,
+        // that is every account for the taking.
+        let dev_mode_on_network = dev_mode && !bind_addr.ip().to_canonical().is_loopback();
+        if dev_mode_on_network && !allow_dev_mode_on_network {
+            return Err(invalid(
+                "BIND_ADDR",
+                format!(
+                    "{bind_addr} is not a loopback address, and WECHAT_APPID is not set (dev mode): \
+                     its fake WeChat lets anyone log in as any user. Set WECHAT_APPID and \
+                     WECHAT_SECRET for production, or listen on 127.0.0.1 or [::1], or set \
+                     ALLOW_DEV_MODE_ON_NETWORK=1 if a network you trust must reach dev mode"
+                ),
+            ));
+        }
+
         Ok(Config {
             database_url,
             bind_addr,
@@ -402,6 +470,7 @@ impl Config {
             jwt_secret,
             jwt_secret_generated,
             token_ttl: Duration::from_secs(token_ttl_secs),
+            session_max_lifetime: Duration::from_secs(session_max_lifetime_secs),
             db_pool_size,
             session_cache_capacity,
             session_encryption_key,
@@ -417,6 +486,7 @@ impl Config {
             login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
             bench_endpoints,
             account_deletion_grace: Duration::from_secs(grace_days * 24 * 3600),
+            dev_mode_on_network,
         })
     }
 
@@ -485,6 +555,8 @@ fn normalise_context_path(raw: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    const LONG_ENOUGH_JWT_SECRET: &str = "jwt-secret-value-of-32-bytes-ok!";
+
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
             .iter()
@@ -543,6 +615,10 @@ mod tests {
             ("ACCOUNT_DELETION_GRACE_DAYS", "31"),
             ("ACCOUNT_DELETION_GRACE_DAYS", "-1"),
             ("ACCOUNT_DELETION_GRACE_DAYS", "a week"),
+            ("SESSION_MAX_LIFETIME_SECS", "86399"),
+            ("SESSION_MAX_LIFETIME_SECS", "31536001"),
+            ("SESSION_MAX_LIFETIME_SECS", "a month"),
+            ("ALLOW_DEV_MODE_ON_NETWORK", "yes"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);
@@ -567,7 +643,11 @@ mod tests {
         );
         assert_eq!(dev.metrics_bind_addr, None);
 
-        let production = [("WECHAT_APPID", "wx123"), ("WECHAT_SECRET", "s")];
+        let production = [
+            ("WECHAT_APPID", "wx123"),
+            ("WECHAT_SECRET", "s"),
+            ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
+        ];
         let off = Config::from_vars(&vars(&production)).expect("valid");
         assert!(
             off.admin_token.is_none(),
@@ -586,6 +666,99 @@ mod tests {
     }
 
     #[test]
+    fn dev_mode_listens_only_on_loopback_unless_allowed() {
+        for loopback in [
+            "127.0.0.1:8080",
+            "127.8.9.10:0",
+            "[::1]:8080",
+            "[::ffff:127.0.0.1]:80",
+        ] {
+            let c = Config::from_vars(&vars(&[("BIND_ADDR", loopback)])).expect(loopback);
+            assert!(c.is_dev_mode() && !c.dev_mode_on_network, "{loopback}");
+        }
+        for network in [
+            "0.0.0.0:8080",
+            "[::]:8080",
+            "192.168.1.20:8080",
+            "[2001:db8::1]:80",
+        ] {
+            let err = Config::from_vars(&vars(&[("BIND_ADDR", network)])).expect_err(network);
+            assert_eq!(err.var, "BIND_ADDR", "{network}");
+            let why = err.to_string();
+            for says in ["loopback", "WECHAT_APPID", "ALLOW_DEV_MODE_ON_NETWORK=1"] {
+                assert!(why.contains(says), "{network}: {why}");
+            }
+
+            let allowed = Config::from_vars(&vars(&[
+                ("BIND_ADDR", network),
+                ("ALLOW_DEV_MODE_ON_NETWORK", "1"),
+            ]))
+            .expect("explicitly allowed");
+            assert!(allowed.dev_mode_on_network, "{network}");
+            let refused = Config::from_vars(&vars(&[
+                ("BIND_ADDR", network),
+                ("ALLOW_DEV_MODE_ON_NETWORK", "0"),
+            ]));
+            assert!(refused.is_err(), "0 does not allow: {network}");
+
+            // Production mode serves the real WeChat login: any address will do.
+            let production = Config::from_vars(&vars(&[
+                ("BIND_ADDR", network),
+                ("WECHAT_APPID", "wx123"),
+                ("WECHAT_SECRET", "s"),
+                ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
+            ]))
+            .expect("production on the network");
+            assert!(!production.dev_mode_on_network);
+        }
+    }
+
+    #[test]
+    fn production_needs_a_jwt_secret_of_32_bytes() {
+        let production = |jwt: Option<&str>| {
+            let mut v = vars(&[("WECHAT_APPID", "wx123"), ("WECHAT_SECRET", "s")]);
+            if let Some(jwt) = jwt {
+                v.insert("JWT_SECRET".into(), jwt.into());
+            }
+            Config::from_vars(&v)
+        };
+        for weak in [
+            None,
+            Some(""),
+            Some("short"),
+            Some(&LONG_ENOUGH_JWT_SECRET[1..]),
+        ] {
+            let err = production(weak).expect_err("weak secret");
+            assert_eq!(err.var, "JWT_SECRET", "{weak:?}");
+            assert!(err.to_string().contains("openssl rand -hex 32"), "{err}");
+            if let Some(weak) = weak.filter(|w| !w.is_empty()) {
+                assert!(!err.to_string().contains(weak), "the secret is not echoed");
+            }
+        }
+        let ok = production(Some(LONG_ENOUGH_JWT_SECRET)).expect("32 bytes");
+        assert!(!ok.jwt_secret_generated);
+
+        // Dev mode keeps working with no secret, or a short one, as a developer's laptop does.
+        assert!(
+            Config::from_vars(&vars(&[]))
+                .expect("dev")
+                .jwt_secret_generated
+        );
+        assert!(Config::from_vars(&vars(&[("JWT_SECRET", "short")])).is_ok());
+    }
+
+    #[test]
+    fn session_max_lifetime_defaults_to_30_days_within_a_day_and_a_year() {
+        let c = Config::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(c.session_max_lifetime, Duration::from_secs(30 * 24 * 3600));
+        for (value, secs) in [("86400", 86_400), ("31536000", 31_536_000)] {
+            let c = Config::from_vars(&vars(&[("SESSION_MAX_LIFETIME_SECS", value)]))
+                .expect("in range");
+            assert_eq!(c.session_max_lifetime, Duration::from_secs(secs));
+        }
+    }
+
+    #[test]
     fn appid_without_secret_is_refused() {
         let err = Config::from_vars(&vars(&[("WECHAT_APPID", "wx123")])).expect_err("no secret");
         assert_eq!(err.var, "WECHAT_SECRET");
@@ -597,7 +770,7 @@ mod tests {
             ("WECHAT_APPID", "wx123"),
             ("WECHAT_SECRET", "app-secret-value"),
             ("WECHAT_API_BASE", "http://127.0.0.1:9/"),
-            ("JWT_SECRET", "jwt-secret-value"),
+            ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
         ]))
         .expect("valid");
         match &c.wechat {
@@ -606,7 +779,7 @@ mod tests {
         }
         let shown = format!("{c:?}");
         assert!(!shown.contains("app-secret-value"));
-        assert!(!shown.contains("jwt-secret-value"));
+        assert!(!shown.contains(LONG_ENOUGH_JWT_SECRET));
         assert!(!c.jwt_secret_generated);
     }
 

@@ -132,7 +132,11 @@ impl Application {
                 log::info!("dev mode: loaded demo data into an empty app: {report}");
             }
         }
-        let sessions = SessionActor::new(db.clone(), config.session_cache_capacity);
+        let sessions = SessionActor::new(
+            db.clone(),
+            config.session_cache_capacity,
+            config.session_max_lifetime,
+        );
         let session_cache = sessions.cache();
         let sessions = sessions.start();
         listener::spawn(&config.database_url, sessions.clone())?;
@@ -172,9 +176,10 @@ impl Application {
             sessions,
             session_cache,
             wechat,
+            // A login's token never outlives its session's maximum lifetime.
             tokens: Arc::new(TokenIssuer::new(
                 config.jwt_secret.expose().as_bytes(),
-                config.token_ttl,
+                config.token_ttl.min(config.session_max_lifetime),
             )),
             limits,
             appid,

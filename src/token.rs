@@ -104,10 +104,21 @@ impl TokenIssuer {
         user_id: i64,
         now: i64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
-        let expires_at = now + self.ttl.as_secs() as i64;
+        self.issue_for(user_id, new_jti(), now, now + self.ttl.as_secs() as i64)
+    }
+
+    /// A token for a session whose id and expiry are already decided (a refresh: the session
+    /// store may cut the expiry short).
+    pub fn issue_for(
+        &self,
+        user_id: i64,
+        jti: String,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let claims = Claims {
             sub: user_id.to_string(),
-            jti: uuid::Uuid::new_v4().simple().to_string(),
+            jti,
             iat: now,
             exp: expires_at,
             iss: ISSUER.to_string(),
@@ -166,6 +177,11 @@ impl TokenIssuer {
         }
         Ok(verified)
     }
+}
+
+/// A new session id (a token's `jti`).
+pub fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// HS256 signatures are 32 bytes (43 base64url characters).

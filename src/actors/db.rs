@@ -186,13 +186,16 @@ impl Handler<InsertSession> for DbExecutor {
 
 #[derive(Message)]
 #[rtype(result = "Result<Option<LiveSession>, DbError>")]
-pub struct LoadLiveSession(pub String);
+pub struct LoadLiveSession {
+    pub id: String,
+    pub max_lifetime: std::time::Duration,
+}
 
 impl Handler<LoadLiveSession> for DbExecutor {
     type Result = Result<Option<LiveSession>, DbError>;
 
     fn handle(&mut self, msg: LoadLiveSession, _: &mut Self::Context) -> Self::Result {
-        sessions::load_live(&mut *self.conn()?, &msg.0)
+        sessions::load_live(&mut *self.conn()?, &msg.id, msg.max_lifetime)
     }
 }
 
@@ -221,17 +224,24 @@ impl Handler<RevokeUserSessions> for DbExecutor {
 }
 
 #[derive(Message)]
-#[rtype(result = "Result<bool, DbError>")]
+#[rtype(result = "Result<Option<DateTime<Utc>>, DbError>")]
 pub struct RefreshSession {
     pub old_id: String,
     pub new: NewSessionMeta,
+    pub max_lifetime: std::time::Duration,
 }
 
 impl Handler<RefreshSession> for DbExecutor {
-    type Result = Result<bool, DbError>;
+    type Result = Result<Option<DateTime<Utc>>, DbError>;
 
     fn handle(&mut self, msg: RefreshSession, _: &mut Self::Context) -> Self::Result {
-        sessions::refresh(&mut *self.conn()?, &self.cipher, &msg.old_id, &msg.new)
+        sessions::refresh(
+            &mut *self.conn()?,
+            &self.cipher,
+            &msg.old_id,
+            &msg.new,
+            msg.max_lifetime,
+        )
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix::prelude::*;
+use chrono::{DateTime, Utc};
 use lru::LruCache;
 
 use crate::actors::db::{
@@ -210,6 +211,8 @@ impl SessionCache {
 pub struct SessionActor {
     db: Addr<DbExecutor>,
     cache: Arc<SessionCache>,
+    /// `SESSION_MAX_LIFETIME_SECS`: the cache holds each session's expiry already cut to it.
+    max_lifetime: Duration,
 }
 
 fn now() -> i64 {
@@ -217,10 +220,11 @@ fn now() -> i64 {
 }
 
 impl SessionActor {
-    pub fn new(db: Addr<DbExecutor>, capacity: usize) -> Self {
+    pub fn new(db: Addr<DbExecutor>, capacity: usize, max_lifetime: Duration) -> Self {
         SessionActor {
             db,
             cache: Arc::new(SessionCache::new(capacity)),
+            max_lifetime,
         }
     }
 
@@ -300,7 +304,10 @@ impl Handler<CheckSession> for SessionActor {
         let jti = msg.jti.clone();
         Box::pin(
             self.db
-                .send(LoadLiveSession(msg.jti))
+                .send(LoadLiveSession {
+                    id: msg.jti,
+                    max_lifetime: self.max_lifetime,
+                })
                 .into_actor(self)
                 .map(move |res, act, _| match flatten(res)? {
                     Some(s) if s.expires_at > now => {
@@ -355,29 +362,29 @@ impl Handler<EndUserSessions> for SessionActor {
     }
 }
 
-/// Replaces a session by a new one (token refresh). `false` when the old one was not live.
+/// Replaces a session by a new one (token refresh). `None` when the old one was not live;
+/// otherwise the new session's expiry, which the session's maximum lifetime may have cut short
+/// of the one asked for.
 #[derive(Message)]
-#[rtype(result = "Result<bool, DbError>")]
+#[rtype(result = "Result<Option<DateTime<Utc>>, DbError>")]
 pub struct RotateSession {
     pub old_jti: String,
     pub new: NewSessionMeta,
 }
 
 impl Handler<RotateSession> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<bool, DbError>>;
+    type Result = ResponseActFuture<Self, Result<Option<DateTime<Utc>>, DbError>>;
 
     fn handle(&mut self, msg: RotateSession, _: &mut Self::Context) -> Self::Result {
         self.cache
             .invalidate(&Revoked::Session(msg.old_jti.clone()));
         let id = msg.new.id.clone();
-        let live = LiveSession {
-            user_id: msg.new.user_id,
-            expires_at: msg.new.expires_at.timestamp(),
-        };
+        let user_id = msg.new.user_id;
         let epoch = self.cache.epoch();
         let request = RefreshSession {
             old_id: msg.old_jti,
             new: msg.new,
+            max_lifetime: self.max_lifetime,
         };
         Box::pin(
             self.db
@@ -385,7 +392,11 @@ impl Handler<RotateSession> for SessionActor {
                 .into_actor(self)
                 .map(move |res, act, _| {
                     let rotated = flatten(res)?;
-                    if rotated {
+                    if let Some(expires_at) = rotated {
+                        let live = LiveSession {
+                            user_id,
+                            expires_at: expires_at.timestamp(),
+                        };
                         act.cache.remember(id, live, epoch);
                     }
                     Ok(rotated)

@@ -16,6 +16,7 @@ use crate::db::deletion::Restore;
 use crate::db::models::{NewLoginLogEntry, NewWxUser, WxUser, user_status};
 use crate::db::sessions::{NewSession, NewSessionMeta};
 use crate::error::ApiError;
+use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
 use crate::wechat::{JsCode, mask_openid};
 
@@ -283,30 +284,35 @@ pub struct RefreshAnswer {
 }
 
 /// `POST auth/refresh`: a new token for the same session_key; the old token is dead at once.
-/// Lets a client stay logged in without calling wx.login() again.
+/// Lets a client stay logged in without calling wx.login() again. The new token lives a full
+/// TTL, but never past the session's maximum lifetime counted from its login: near that end a
+/// refresh still succeeds, with the shorter expiry, and after it the session is dead (501).
 pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let now = Utc::now();
-    let issued = state
-        .tokens
-        .issue(user.user_id, now.timestamp())
-        .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
+    let jti = new_jti();
+    let wanted =
+        DateTime::<Utc>::from_timestamp(now.timestamp() + state.tokens.ttl().as_secs() as i64, 0)
+            .unwrap_or(now);
     let rotated = state
         .sessions
         .send(RotateSession {
             old_jti: user.jti,
             new: NewSessionMeta {
-                id: issued.jti,
+                id: jti.clone(),
                 user_id: user.user_id,
-                expires_at: DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now),
+                expires_at: wanted,
                 client_ip: client_ip(&req),
                 user_agent: user_agent(&req),
             },
         })
         .await??;
-    if !rotated {
-        // Revoked between the check and the rotation (a concurrent refresh or logout).
-        return Err(ApiError::Unlogin);
-    }
+    // None: revoked between the check and the rotation (a concurrent refresh or logout), or
+    // past its maximum lifetime.
+    let expires_at = rotated.ok_or(ApiError::Unlogin)?;
+    let issued = state
+        .tokens
+        .issue_for(user.user_id, jti, now.timestamp(), expires_at.timestamp())
+        .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
     ok(RefreshAnswer {
         token: issued.token,
         token_expire: token_expire(issued.expires_at),

@@ -44,17 +44,48 @@ pub fn validate_avatar(raw: &str) -> Result<String, ApiError> {
     http_url("avatarUrl", raw, MAX_AVATAR_LEN)
 }
 
-/// An http(s) URL of at most `max` characters, without whitespace or control characters (the
-/// client shows it in an `<image>`), trimmed; `field` names it in the refusal.
+/// Characters refused anywhere in a URL the client shows: besides whitespace and control
+/// characters, those that end an HTML attribute or a CSS `url(...)`, and the backslash, which
+/// browsers read as `/` and other parsers do not.
+fn breaks_out(c: char) -> bool {
+    c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '`' | '<' | '>' | '\\')
+}
+
+/// An http(s) URL with a host and without `user:password@`, of at most `max` characters,
+/// trimmed; `field` names it in the refusal. Checked by a real URL parser (WHATWG rules, as
+/// browsers and the mini-program's `<image>` read it), and stored as that parser writes it, so
+/// what is stored is what every reader sees.
 pub fn http_url(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
-    let url = raw.trim();
-    let scheme_ok = url.starts_with("https://") || url.starts_with("http://");
-    if !scheme_ok || url.len() > max || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let raw = raw.trim();
+    let too_long = || ApiError::bad_value(format!("{field} must be at most {max} characters"));
+    if raw.len() > max {
+        return Err(too_long());
+    }
+    if raw.chars().any(breaks_out) {
         return Err(ApiError::bad_value(format!(
-            "{field} must be an http(s) URL of at most {max} characters"
+            "{field} must not contain spaces, quotes, backquotes, angle brackets, backslashes \
+             or control characters"
         )));
     }
-    Ok(url.to_string())
+    let not_http = || {
+        ApiError::bad_value(format!(
+            "{field} must be an http(s) URL with a host, such as https://example.com/a.png"
+        ))
+    };
+    let url = url::Url::parse(raw).map_err(|_| not_http())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(not_http());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ApiError::bad_value(format!(
+            "{field} must not contain a user name or password (user:password@)"
+        )));
+    }
+    let canonical = String::from(url);
+    if canonical.len() > max {
+        return Err(too_long());
+    }
+    Ok(canonical)
 }
 
 pub fn validate_gender(raw: i64) -> Result<i16, ApiError> {

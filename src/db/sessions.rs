@@ -1,6 +1,8 @@
 //! Queries on `user_session`. Every revocation also sends a `NOTIFY` in the same transaction, so
 //! other instances drop the session from their caches the moment it is committed.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
@@ -94,18 +96,53 @@ pub struct LiveSession {
     pub expires_at: i64,
 }
 
-pub fn load_live(conn: &mut PgConnection, id: &str) -> Result<Option<LiveSession>, DbError> {
-    let row: Option<(i64, DateTime<Utc>)> = user_session::table
+/// When a session dies: at its expiry, and at the latest `max_lifetime` after its login
+/// (`created_at`, which a refresh carries over), so a lowered `SESSION_MAX_LIFETIME_SECS` also
+/// ends the sessions issued before it was lowered.
+pub fn end_of(
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    max_lifetime: Duration,
+) -> DateTime<Utc> {
+    let cap = chrono::Duration::from_std(max_lifetime)
+        .ok()
+        .and_then(|d| created_at.checked_add_signed(d))
+        .unwrap_or(expires_at);
+    expires_at.min(cap)
+}
+
+/// The session if it is live: stored, not revoked, not expired, and younger than
+/// `max_lifetime`. Its `expires_at` is the earlier of the two ends.
+pub fn load_live(
+    conn: &mut PgConnection,
+    id: &str,
+    max_lifetime: Duration,
+) -> Result<Option<LiveSession>, DbError> {
+    let row: Option<(i64, DateTime<Utc>, DateTime<Utc>)> = user_session::table
         .find(id)
         .filter(user_session::revoked_at.is_null())
         .filter(user_session::expires_at.gt(diesel::dsl::now))
-        .select((user_session::user_id, user_session::expires_at))
+        .filter(user_session::created_at.gt(born_after(max_lifetime)))
+        .select((
+            user_session::user_id,
+            user_session::created_at,
+            user_session::expires_at,
+        ))
         .first(conn)
         .optional()?;
-    Ok(row.map(|(user_id, expires_at)| LiveSession {
+    Ok(row.map(|(user_id, created_at, expires_at)| LiveSession {
         user_id,
-        expires_at: expires_at.timestamp(),
+        expires_at: end_of(created_at, expires_at, max_lifetime).timestamp(),
     }))
+}
+
+/// Sessions created at or before this have reached their maximum lifetime.
+fn born_after(max_lifetime: Duration) -> DateTime<Utc> {
+    let now = Utc::now();
+    chrono::Duration::from_std(max_lifetime)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 /// Logout. Answers whether the session was live.
@@ -139,26 +176,37 @@ pub fn revoke_all_of_user(conn: &mut PgConnection, user_id: i64) -> Result<usize
 }
 
 /// Replaces a live session by a new one with the same session_key, atomically: of two refreshes
-/// of one token, one wins and the other finds it revoked. `false` when the old one was not live.
+/// of one token, one wins and the other finds it revoked. `None` when the old one was not live;
+/// otherwise the new session's expiry: `new.expires_at`, or earlier where the session reaches
+/// `max_lifetime`. The new row keeps the old one's `created_at` (the login's time), so no
+/// number of refreshes moves that end.
 pub fn refresh(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
     old_id: &str,
     new: &NewSessionMeta,
-) -> Result<bool, DbError> {
+    max_lifetime: Duration,
+) -> Result<Option<DateTime<Utc>>, DbError> {
     conn.transaction(|conn| {
-        let old: Option<(i64, Vec<u8>)> = user_session::table
+        let old: Option<(i64, Vec<u8>, DateTime<Utc>)> = user_session::table
             .find(old_id)
             .filter(user_session::revoked_at.is_null())
             .filter(user_session::expires_at.gt(diesel::dsl::now))
-            .select((user_session::user_id, user_session::session_key_enc))
+            .filter(user_session::created_at.gt(born_after(max_lifetime)))
+            .select((
+                user_session::user_id,
+                user_session::session_key_enc,
+                user_session::created_at,
+            ))
             .for_update()
             .first(conn)
             .optional()?;
-        let Some((user_id, sealed)) = old.filter(|(uid, _)| *uid == new.user_id) else {
-            return Ok(false);
+        let Some((user_id, sealed, created_at)) = old.filter(|(uid, _, _)| *uid == new.user_id)
+        else {
+            return Ok(None);
         };
         let session_key = cipher.open(old_id, &sealed).ok_or(DbError::Sealed)?;
+        let expires_at = end_of(created_at, new.expires_at, max_lifetime);
         let stored = insert(
             conn,
             cipher,
@@ -166,20 +214,25 @@ pub fn refresh(
                 id: new.id.clone(),
                 user_id,
                 session_key,
-                expires_at: new.expires_at,
+                expires_at,
                 client_ip: new.client_ip.clone(),
                 user_agent: new.user_agent.clone(),
             },
         )?;
         if !stored {
             // The account stopped being usable; its sessions are being revoked.
-            return Ok(false);
+            return Ok(None);
         }
         diesel::update(user_session::table.find(old_id))
             .set(user_session::revoked_at.eq(diesel::dsl::now))
             .execute(conn)?;
+        // The new row is the same login: it keeps the login's time, so its end stays where it
+        // was, and the user's newest login (the one WeChat's session_key belongs to) stays newest.
+        diesel::update(user_session::table.find(&new.id))
+            .set(user_session::created_at.eq(created_at))
+            .execute(conn)?;
         notify(conn, &Revoked::Session(old_id.to_string()))?;
-        Ok(true)
+        Ok(Some(expires_at))
     })
 }
 
@@ -247,6 +300,20 @@ mod tests {
         for junk in ["", "s:", "u:x", "x:1", "nothing"] {
             assert_eq!(Revoked::parse(junk), None, "{junk}");
         }
+    }
+
+    #[test]
+    fn a_session_ends_at_its_expiry_or_its_maximum_lifetime_whichever_is_first() {
+        let login = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("time");
+        let day = Duration::from_secs(24 * 3600);
+        let in_hours = |h: i64| login + chrono::Duration::hours(h);
+        assert_eq!(end_of(login, in_hours(7 * 24), day), in_hours(24), "cut");
+        assert_eq!(end_of(login, in_hours(2), day), in_hours(2), "expiry first");
+        assert_eq!(
+            end_of(login, in_hours(2), Duration::from_secs(u64::MAX)),
+            in_hours(2),
+            "an unrepresentable maximum cuts nothing"
+        );
     }
 
     #[test]

@@ -883,7 +883,11 @@ async fn demo_data_never_lands_in_production_or_next_to_real_meetings_by_itself(
     start_dev_instance(&app).await;
     assert_eq!(rows(&app), real);
 
-    let production = [("WECHAT_APPID", TEST_APPID), ("WECHAT_SECRET", "s3cret")];
+    let production = [
+        ("WECHAT_APPID", TEST_APPID),
+        ("WECHAT_SECRET", "s3cret"),
+        ("JWT_SECRET", "jwt-secret-for-the-seed-demo-test"),
+    ];
     let refused = wxauth(&app, &["seed-demo"], &production);
     assert_eq!(refused.status.code(), Some(2), "{refused:?}");
     assert!(String::from_utf8_lossy(&refused.stderr).contains("--force"));
@@ -906,4 +910,31 @@ async fn demo_data_never_lands_in_production_or_next_to_real_meetings_by_itself(
     let twice = wxauth(&app, &["seed-demo", "--force"], &production);
     assert_eq!(twice.status.code(), Some(0), "{twice:?}");
     assert_eq!(rows(&app), seeded);
+}
+
+#[actix_web::test]
+async fn hostile_cover_urls_are_refused_with_the_reason_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("alice").await;
+    for (url, reason) in crate::profile::HOSTILE_URLS {
+        let mut body = meeting_body("封面测试", 24);
+        body["cover"] = json!(url);
+        let reply = app.post("meeting/publish", &body, Some(&token)).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.errno(), 402, "{url:?}: {}", reply.raw);
+        let said = reply.body["data"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            said.contains("cover") && said.contains(reason),
+            "{url:?}: {said}"
+        );
+    }
+    assert_eq!(count_meetings(&app), 0, "nothing refused was stored");
+
+    let mut body = meeting_body("封面测试", 24);
+    body["cover"] = json!("https://IMG.example.com/covers/1.png?size=large#top");
+    let published = publish(&app, &token, &body).await;
+    assert_eq!(
+        published["cover"],
+        "https://img.example.com/covers/1.png?size=large#top"
+    );
 }

@@ -131,3 +131,69 @@ fn started_from_another_directory_the_release_layout_still_serves_the_status_pag
     assert!(!log.contains("ERROR"), "{log}");
     let _ = std::fs::remove_dir_all(&elsewhere);
 }
+
+fn env_of(pairs: &[(&str, String)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn dev_mode_on_the_network_starts_only_when_allowed_and_says_so() {
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let env = env_of(&[
+        ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
+        ("BIND_ADDR", format!("0.0.0.0:{}", free_port())),
+        ("DB_POOL_SIZE", "2".to_string()),
+        ("ALLOW_DEV_MODE_ON_NETWORK", "1".to_string()),
+    ]);
+    let bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+    let log = bin.log_text();
+    assert!(log.contains("DEV MODE"), "{log}");
+    assert!(
+        log.contains("ALLOW_DEV_MODE_ON_NETWORK=1: dev mode listens on 0.0.0.0"),
+        "{log}"
+    );
+}
+
+#[test]
+fn production_without_a_session_encryption_key_warns_that_it_is_derived() {
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let production = |key: Option<&str>| {
+        let mut env = env_of(&[
+            ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
+            ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("DB_POOL_SIZE", "2".to_string()),
+            ("WECHAT_APPID", "wx1234567890abcdef".to_string()),
+            ("WECHAT_SECRET", "app-secret-of-the-test".to_string()),
+            // Nothing listens there: start-up does not call WeChat.
+            (
+                "WECHAT_API_BASE",
+                format!("http://127.0.0.1:{}", free_port()),
+            ),
+            (
+                "JWT_SECRET",
+                "jwt-secret-of-the-test-0123456789abcdef".to_string(),
+            ),
+        ]);
+        if let Some(key) = key {
+            env.insert("SESSION_ENCRYPTION_KEY".into(), key.into());
+        }
+        Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env)
+    };
+    let derived = production(None);
+    let log = derived.log_text();
+    assert!(
+        log.contains("WARN") && log.contains("SESSION_ENCRYPTION_KEY is not set"),
+        "{log}"
+    );
+    assert!(!log.contains("jwt-secret-of-the-test"), "{log}");
+    drop(derived);
+
+    let own_key = production(Some(&"ab".repeat(32)));
+    let log = own_key.log_text();
+    assert!(!log.contains("SESSION_ENCRYPTION_KEY"), "{log}");
+}

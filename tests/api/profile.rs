@@ -193,3 +193,93 @@ async fn unionid_is_stored_when_wechat_returns_it_and_kept_after() {
         Some("ocMvos6NjeKLIBqg5Mr9QjxrP1FA")
     );
 }
+
+/// URLs that a prefix check let through or that break out of the attribute a client puts them
+/// in, each with the words its refusal must use.
+pub const HOSTILE_URLS: &[(&str, &str)] = &[
+    (r#"http://x"onerror="alert(1)"#, "quotes"),
+    ("http://x'onerror='alert(1)", "quotes"),
+    ("https://img.example.com/a.png`", "backquotes"),
+    ("https://img.example.com/<script>", "angle brackets"),
+    (
+        r"https://img.example.com\@evil.example/a.png",
+        "backslashes",
+    ),
+    ("https://img.example.com/a b.png", "spaces"),
+    ("https://img.example.com/a\u{3000}b.png", "spaces"),
+    ("https://img.example.com/a\tb.png", "control characters"),
+    (
+        "https://img.example.com/a\u{0000}.png",
+        "control characters",
+    ),
+    (
+        "https://img.example.com/a\u{007f}.png",
+        "control characters",
+    ),
+    (
+        "https://img.example.com/a\u{200b}\u{0085}.png",
+        "control characters",
+    ),
+    (
+        "https://user:pass@img.example.com/a.png",
+        "user name or password",
+    ),
+    (
+        "https://admin@img.example.com/a.png",
+        "user name or password",
+    ),
+    ("https://:pw@img.example.com/a.png", "user name or password"),
+    ("javascript:alert(1)//https://x", "http(s) URL with a host"),
+    ("data:image/png;base64,AAAA", "http(s) URL with a host"),
+    ("http://", "http(s) URL with a host"),
+    ("http://[::1", "http(s) URL with a host"),
+    ("https://exa%00mple.com/a.png", "http(s) URL with a host"),
+];
+
+#[actix_web::test]
+async fn hostile_avatar_urls_are_refused_with_the_reason_and_store_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("oscar").await;
+    for (url, reason) in HOSTILE_URLS {
+        let reply = app
+            .post("auth/profile", &json!({ "avatar": url }), Some(&token))
+            .await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.errno(), 402, "{url:?}: {}", reply.raw);
+        let said = reply.body["data"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            said.contains("avatar") && said.contains(reason),
+            "{url:?}: {said}"
+        );
+
+        let code = app.code_for("oscar").code;
+        let login = app
+            .post(
+                "auth/login_by_weixin",
+                &json!({ "code": code, "userInfo": { "avatarUrl": url } }),
+                None,
+            )
+            .await;
+        assert_eq!(login.errno(), 402, "{url:?}: {}", login.raw);
+    }
+    let row = app
+        .user_by_openid(&app.fake.openid_for("oscar"))
+        .expect("row");
+    assert_eq!(row.avatar, "", "nothing hostile was stored");
+
+    // What is stored is the URL as a parser writes it.
+    let reply = app
+        .post(
+            "auth/profile",
+            &json!({ "avatar": " HTTPS://Thirdwx.QLOGO.cn/mmopen/头像/132 " }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let stored = "https://thirdwx.qlogo.cn/mmopen/%E5%A4%B4%E5%83%8F/132";
+    assert_eq!(reply.body["data"]["avatarUrl"], stored);
+    let row = app
+        .user_by_openid(&app.fake.openid_for("oscar"))
+        .expect("row");
+    assert_eq!(row.avatar, stored);
+}

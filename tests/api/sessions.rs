@@ -2,10 +2,12 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
 use wxauth::actors::listener::APPLICATION_NAME;
 use wxauth::actors::session::CachedSessions;
+use wxauth::api::profile::china_time;
 use wxauth::db::schema::{user_session, wx_user};
 
 use crate::helpers::TestApp;
@@ -412,4 +414,157 @@ async fn without_admin_token_the_user_admin_api_is_off() {
         .await
         .expect("request");
     assert_eq!(res.status().as_u16(), 404);
+}
+
+/// A `user_session` row, as far as the maximum lifetime is concerned.
+#[derive(Debug, Queryable)]
+struct StoredSession {
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The user's sessions, oldest first.
+fn sessions_of(app: &TestApp, user_id: i64) -> Vec<StoredSession> {
+    user_session::table
+        .filter(user_session::user_id.eq(user_id))
+        .order((
+            user_session::created_at.asc(),
+            user_session::expires_at.asc(),
+        ))
+        .select((
+            user_session::created_at,
+            user_session::expires_at,
+            user_session::revoked_at,
+        ))
+        .load(&mut app.db())
+        .expect("rows")
+}
+
+/// Stands in for time passing: the user's sessions were logged in this long ago.
+fn logged_in_ago(app: &TestApp, user_id: i64, ago: &str) {
+    diesel::sql_query(format!(
+        "UPDATE user_session SET created_at = now() - interval '{ago}' WHERE user_id = $1"
+    ))
+    .bind::<diesel::sql_types::BigInt, _>(user_id)
+    .execute(&mut app.db())
+    .expect("update");
+}
+
+fn token_expire(at: DateTime<Utc>) -> String {
+    china_time(at).format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+#[actix_web::test]
+async fn a_session_dies_at_its_maximum_lifetime_however_often_it_was_refreshed() {
+    let a = TestApp::spawn().await;
+    let first = a.login_ok("mallory").await;
+    let user_id = a
+        .user_by_openid(&a.fake.openid_for("mallory"))
+        .expect("row")
+        .id;
+    let second = a
+        .post("auth/refresh", &json!({}), Some(&first))
+        .await
+        .token();
+    let third = a
+        .post("auth/refresh", &json!({}), Some(&second))
+        .await
+        .token();
+    let rows = sessions_of(&a, user_id);
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().all(|r| r.created_at == rows[0].created_at),
+        "a refresh keeps the login's created_at: {rows:?}"
+    );
+    assert_eq!(a.get("user/index", Some(&third)).await.errno(), 0);
+
+    // The default maximum is 30 days: a login 30 days and a minute ago is over, whatever the
+    // refreshes set `expires_at` to. A fresh instance reads the session from the database.
+    logged_in_ago(&a, user_id, "30 days 1 minute");
+    let b = a.sibling().await;
+    assert_eq!(b.get("user/index", Some(&third)).await.errno(), 501);
+    assert_eq!(
+        b.post("auth/refresh", &json!({}), Some(&third))
+            .await
+            .errno(),
+        501,
+        "a dead session cannot be refreshed"
+    );
+    assert_eq!(sessions_of(&b, user_id).len(), 3, "nothing was added");
+
+    // A day short of the maximum the session is alive.
+    logged_in_ago(&a, user_id, "29 days");
+    let c = a.sibling().await;
+    assert_eq!(c.get("user/index", Some(&third)).await.errno(), 0);
+}
+
+#[actix_web::test]
+async fn refresh_never_extends_a_session_past_its_maximum_lifetime() {
+    let app = TestApp::builder()
+        .var("SESSION_MAX_LIFETIME_SECS", "86400")
+        .spawn()
+        .await;
+    let token = app.login_ok("trent").await;
+    let user_id = app
+        .user_by_openid(&app.fake.openid_for("trent"))
+        .expect("row")
+        .id;
+    // Logged in a day ago less 5 seconds: a refresh may grant those 5 seconds, not 7 days.
+    logged_in_ago(&app, user_id, "86395 seconds");
+    let login_at = sessions_of(&app, user_id)[0].created_at;
+    let end = login_at + chrono::Duration::seconds(86_400);
+
+    let reply = app.post("auth/refresh", &json!({}), Some(&token)).await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let refreshed = reply.token();
+    let rows = sessions_of(&app, user_id);
+    let new_row = rows
+        .iter()
+        .find(|r| r.revoked_at.is_none())
+        .expect("the new session");
+    assert_eq!(new_row.created_at, login_at, "the login's time is kept");
+    assert_eq!(
+        new_row.expires_at, end,
+        "expiry cut to the maximum lifetime"
+    );
+    assert_eq!(reply.body["data"]["tokenExpire"], token_expire(end));
+
+    // Alive until then, from the cache and the workers' memos, then dead everywhere.
+    for _ in 0..3 {
+        assert_eq!(app.get("user/index", Some(&refreshed)).await.errno(), 0);
+    }
+    errno_within(&app, &refreshed, 501, Duration::from_secs(10)).await;
+    assert_eq!(
+        app.post("auth/refresh", &json!({}), Some(&refreshed))
+            .await
+            .errno(),
+        501
+    );
+}
+
+#[actix_web::test]
+async fn a_login_token_never_outlives_the_maximum_lifetime() {
+    let app = TestApp::builder()
+        .var("TOKEN_TTL_SECS", "7776000")
+        .var("SESSION_MAX_LIFETIME_SECS", "86400")
+        .spawn()
+        .await;
+    let reply = app.login("peggy").await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let user_id = app
+        .user_by_openid(&app.fake.openid_for("peggy"))
+        .expect("row")
+        .id;
+    let rows = sessions_of(&app, user_id);
+    let lifetime = rows[0].expires_at - rows[0].created_at;
+    assert!(
+        lifetime <= chrono::Duration::seconds(86_400),
+        "a day, not 90: {lifetime}"
+    );
+    assert_eq!(
+        reply.body["data"]["tokenExpire"],
+        token_expire(rows[0].expires_at),
+        "the token says so too"
+    );
 }

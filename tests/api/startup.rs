@@ -2,7 +2,8 @@
 //! instances start at once; bad configuration stops the binary with the variable's name; and
 //! no secret ever reaches a response or a log line.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use serde_json::json;
@@ -175,4 +176,83 @@ async fn every_request_gets_one_log_line_with_its_id_route_errno_and_latency() {
         logs.iter().all(|l| !l.contains(&token)),
         "no token in any log line"
     );
+}
+
+/// Runs the binary with exactly these variables (and `PATH`), from a directory without a
+/// `.env`, against a database that is not there. A binary still running after 20 s is killed:
+/// its exit code is then `None`.
+fn run_with_only(env: &[(&str, &str)]) -> std::process::Output {
+    let empty = std::env::temp_dir().join(format!("wxauth-env-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&empty).expect("mkdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wxauth"))
+        .current_dir(&empty)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        // Nothing listens there: a start that gets past the configuration fails with exit 1.
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/wxauth_never_created",
+        )
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let started = Instant::now();
+    while child.try_wait().expect("wait").is_none() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("output");
+    let _ = std::fs::remove_dir_all(&empty);
+    out
+}
+
+#[test]
+fn dev_mode_refuses_to_listen_beyond_loopback() {
+    for addr in ["0.0.0.0:0", "[::]:0"] {
+        let out = run_with_only(&[("BIND_ADDR", addr)]);
+        assert_eq!(out.status.code(), Some(2), "{addr}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for says in [
+            "BIND_ADDR",
+            "not a loopback address",
+            "lets anyone log in as any user",
+            "WECHAT_APPID",
+            "ALLOW_DEV_MODE_ON_NETWORK=1",
+        ] {
+            assert!(stderr.contains(says), "{addr}: {says}: {stderr}");
+        }
+    }
+    let junk = run_with_only(&[
+        ("BIND_ADDR", "0.0.0.0:0"),
+        ("ALLOW_DEV_MODE_ON_NETWORK", "true"),
+    ]);
+    assert_eq!(junk.status.code(), Some(2), "{junk:?}");
+    assert!(String::from_utf8_lossy(&junk.stderr).contains("ALLOW_DEV_MODE_ON_NETWORK"));
+}
+
+#[test]
+fn production_refuses_a_missing_or_short_jwt_secret() {
+    let production = [
+        ("WECHAT_APPID", "wx1234567890abcdef"),
+        ("WECHAT_SECRET", "app-secret-of-the-test"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ];
+    let short = "0123456789abcdef0123456789abcde"; // 31 bytes
+    for jwt in [None, Some(short)] {
+        let mut env = production.to_vec();
+        if let Some(jwt) = jwt {
+            env.push(("JWT_SECRET", jwt));
+        }
+        let out = run_with_only(&env);
+        assert_eq!(out.status.code(), Some(2), "{jwt:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("JWT_SECRET"), "{stderr}");
+        assert!(stderr.contains("openssl rand -hex 32"), "{stderr}");
+        assert!(
+            !stderr.contains(short),
+            "the secret is never echoed: {stderr}"
+        );
+    }
 }
