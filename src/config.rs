@@ -96,6 +96,8 @@ pub struct Config {
     pub login_log_retention: Duration,
     /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
     pub bench_endpoints: bool,
+    /// The request header that carries the mini-program's token.
+    pub token_header: actix_web::http::header::HeaderName,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +125,24 @@ pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
 pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
+pub const DEFAULT_TOKEN_HEADER: &str = "X-OA-Token";
+/// Headers that cannot carry the token: HTTP itself, the server or a proxy consumes or rewrites
+/// them, or another part of wxauth already gives them a meaning.
+const RESERVED_TOKEN_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "host",
+    "keep-alive",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "x-forwarded-for",
+    "x-request-id",
+];
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -168,6 +188,7 @@ pub const VARIABLES: &[&str] = &[
     "METRICS_BIND_ADDR",
     "LOGIN_LOG_RETENTION_DAYS",
     "BENCH_ENDPOINTS",
+    "TOKEN_HEADER",
 ];
 
 impl Config {
@@ -373,6 +394,10 @@ impl Config {
             Some(_) => return Err(invalid("BENCH_ENDPOINTS", "expected 0 or 1")),
         };
 
+        let token_header = parse_token_header(
+            &get("TOKEN_HEADER").unwrap_or_else(|| DEFAULT_TOKEN_HEADER.into()),
+        )?;
+
         Ok(Config {
             database_url,
             bind_addr,
@@ -397,6 +422,7 @@ impl Config {
             metrics_bind_addr,
             login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
             bench_endpoints,
+            token_header,
         })
     }
 
@@ -421,6 +447,23 @@ fn parse_number<T: std::str::FromStr>(
             .parse::<T>()
             .map_err(|_| invalid(var, format!("expected a whole number, got {v:?}"))),
     }
+}
+
+fn parse_token_header(raw: &str) -> Result<actix_web::http::header::HeaderName, ConfigError> {
+    let name = actix_web::http::header::HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
+        invalid(
+            "TOKEN_HEADER",
+            "expected an HTTP header name such as X-OA-Token (ASCII letters, digits, -; no spaces or colon)",
+        )
+    })?;
+    // `HeaderName` lowercases; the check is on the name as HTTP compares it.
+    if RESERVED_TOKEN_HEADERS.contains(&name.as_str()) {
+        return Err(invalid(
+            "TOKEN_HEADER",
+            format!("{} is a header HTTP or wxauth already uses", name.as_str()),
+        ));
+    }
+    Ok(name)
 }
 
 fn parse_proxies(list: &str) -> Option<Vec<ipnet::IpNet>> {
@@ -483,6 +526,15 @@ mod tests {
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert!(c.wechat_timeout < Duration::from_millis(3000));
         assert!(!c.bench_endpoints);
+        assert_eq!(c.token_header.as_str(), "x-oa-token");
+    }
+
+    #[test]
+    fn token_header_takes_any_header_name() {
+        let c = Config::from_vars(&vars(&[("TOKEN_HEADER", " X-Litemall-Token ")])).expect("valid");
+        assert_eq!(c.token_header.as_str(), "x-litemall-token");
+        let c = Config::from_vars(&vars(&[("TOKEN_HEADER", "Authorization")])).expect("valid");
+        assert_eq!(c.token_header, actix_web::http::header::AUTHORIZATION);
     }
 
     #[test]
@@ -520,6 +572,11 @@ mod tests {
             ("METRICS_BIND_ADDR", DEFAULT_BIND_ADDR),
             ("LOGIN_LOG_RETENTION_DAYS", "0"),
             ("LOGIN_LOG_RETENTION_DAYS", "a month"),
+            ("TOKEN_HEADER", "X OA Token"),
+            ("TOKEN_HEADER", "X-OA-Token:"),
+            ("TOKEN_HEADER", "X-令牌"),
+            ("TOKEN_HEADER", "Content-Type"),
+            ("TOKEN_HEADER", "Cookie"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

@@ -180,6 +180,7 @@ impl Application {
             admin,
             started: Started::now(),
             dev_mode: config.is_dev_mode(),
+            token_header: config.token_header.clone(),
         };
 
         let api_root = config.api_root();

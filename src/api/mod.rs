@@ -56,6 +56,8 @@ pub struct AppState {
     pub admin: Option<Arc<admin::AdminToken>>,
     pub started: Started,
     pub dev_mode: bool,
+    /// The request header that carries the token (`TOKEN_HEADER`).
+    pub token_header: actix_web::http::header::HeaderName,
 }
 
 /// When this process started serving, for uptime.
