@@ -267,6 +267,47 @@ test('logout ends the session on the server and forgets token and user', async (
   assert.equal(api.token(), null);
 });
 
+test('after logout, a late 501 or a late login never logs the user back in', async () => {
+  // The shim holds the first user/index and the second login_by_weixin on their way in.
+  const shim = await startShim(server.base, ({ path, hit }) => {
+    if (path.endsWith('/user/index') && hit === 1) return { delayMs: 300 };
+    if (path.endsWith('/auth/login_by_weixin') && hit === 2) return { delayMs: 300 };
+    return null;
+  });
+  try {
+    const wx = fakeWx({ server, user: 'late' });
+    const api = createClient({ apiRoot: `${shim.base}/oapro/wx`, wx });
+    await api.login();
+    const userId = wx.getStorageSync('userInfo').userId;
+
+    // A call in flight when the user logs out reaches the server after the session ended.
+    const inFlight = api.request('user/index');
+    await new Promise((r) => setTimeout(r, 50));
+    await api.logout();
+    const late = await rejection(inFlight);
+    assert.equal(late.errno, 501);
+    assert.equal(wx.logins, 1, 'no login after logout');
+    assert.equal(api.token(), null);
+
+    // A login still running when the user logs out: its new session is ended, not kept.
+    const loggingIn = api.request('user/index');
+    await new Promise((r) => setTimeout(r, 100));
+    await api.logout();
+    const error = await rejection(loggingIn);
+    assert.equal(error.errno, 501);
+    assert.equal(api.token(), null);
+    let live = liveSessions(userId);
+    for (let i = 0; i < 40 && live !== 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      live = liveSessions(userId);
+    }
+    assert.equal(live, 0, 'the late session was ended on the server');
+    assert.equal(Number(server.sql(`SELECT count(*) FROM user_session WHERE user_id = ${Number(userId)}`)), 2);
+  } finally {
+    await shim.stop();
+  }
+});
+
 test('bindPhone stores the phone in userInfo; deactivate and exportData call their endpoints', async () => {
   const { wx, api } = client('phone');
   await api.login();

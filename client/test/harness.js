@@ -225,7 +225,8 @@ function fakeWx({ server, user, tokenHeader = 'X-OA-Token' }) {
 
 /**
  * An HTTP proxy in front of the server. `answer(req)` may return an envelope to send instead of
- * forwarding; `hits` counts requests by path.
+ * forwarding, or `{ delayMs }` to forward the request that much later; `hits` counts requests by
+ * path.
  */
 async function startShim(target, answer) {
   const hits = new Map();
@@ -236,22 +237,26 @@ async function startShim(target, answer) {
       const pathname = new URL(req.url, target).pathname;
       hits.set(pathname, (hits.get(pathname) || 0) + 1);
       const own = answer({ method: req.method, path: pathname, hit: hits.get(pathname) });
-      if (own) {
+      if (own && own.delayMs === undefined) {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(own));
         return;
       }
-      const headers = Object.assign({}, req.headers);
-      delete headers.host;
-      const upstream = http.request(new URL(req.url, target), { method: req.method, headers }, (up) => {
-        res.writeHead(up.statusCode, up.headers);
-        up.pipe(res);
-      });
-      upstream.on('error', () => {
-        res.writeHead(502);
-        res.end();
-      });
-      upstream.end(Buffer.concat(chunks));
+      const forward = () => {
+        const headers = Object.assign({}, req.headers);
+        delete headers.host;
+        const upstream = http.request(new URL(req.url, target), { method: req.method, headers }, (up) => {
+          res.writeHead(up.statusCode, up.headers);
+          up.pipe(res);
+        });
+        upstream.on('error', () => {
+          res.writeHead(502);
+          res.end();
+        });
+        upstream.end(Buffer.concat(chunks));
+      };
+      if (own) setTimeout(forward, own.delayMs);
+      else forward();
     });
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
