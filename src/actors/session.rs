@@ -311,6 +311,12 @@ impl Handler<CheckSession> for SessionActor {
 }
 
 /// Logout: revokes the session everywhere. Answers whether it was live.
+///
+/// This and the other revocations invalidate the cache twice: before the write, so no check
+/// answers from memory meanwhile, and once it is committed, because a check that read the row
+/// just before the commit has cached it as live (its read began after the first invalidation).
+/// The NOTIFY would void that entry too, but only after the answer, when the client already
+/// believes the token dead.
 #[derive(Message)]
 #[rtype(result = "Result<bool, DbError>")]
 pub struct EndSession {
@@ -321,12 +327,16 @@ impl Handler<EndSession> for SessionActor {
     type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
     fn handle(&mut self, msg: EndSession, _: &mut Self::Context) -> Self::Result {
-        self.cache.invalidate(&Revoked::Session(msg.jti.clone()));
+        let revoked = Revoked::Session(msg.jti.clone());
+        self.cache.invalidate(&revoked);
         Box::pin(
             self.db
                 .send(RevokeSession(msg.jti))
                 .into_actor(self)
-                .map(|res, _, _| flatten(res)),
+                .map(move |res, act, _| {
+                    act.cache.invalidate(&revoked);
+                    flatten(res)
+                }),
         )
     }
 }
@@ -342,12 +352,16 @@ impl Handler<EndUserSessions> for SessionActor {
     type Result = ResponseActFuture<Self, Result<usize, DbError>>;
 
     fn handle(&mut self, msg: EndUserSessions, _: &mut Self::Context) -> Self::Result {
-        self.cache.invalidate(&Revoked::User(msg.user_id));
+        let revoked = Revoked::User(msg.user_id);
+        self.cache.invalidate(&revoked);
         Box::pin(
             self.db
                 .send(RevokeUserSessions(msg.user_id))
                 .into_actor(self)
-                .map(|res, _, _| flatten(res)),
+                .map(move |res, act, _| {
+                    act.cache.invalidate(&revoked);
+                    flatten(res)
+                }),
         )
     }
 }
@@ -364,8 +378,8 @@ impl Handler<RotateSession> for SessionActor {
     type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
     fn handle(&mut self, msg: RotateSession, _: &mut Self::Context) -> Self::Result {
-        self.cache
-            .invalidate(&Revoked::Session(msg.old_jti.clone()));
+        let revoked = Revoked::Session(msg.old_jti.clone());
+        self.cache.invalidate(&revoked);
         let id = msg.new.id.clone();
         let live = LiveSession {
             user_id: msg.new.user_id,
@@ -381,9 +395,12 @@ impl Handler<RotateSession> for SessionActor {
                 .send(request)
                 .into_actor(self)
                 .map(move |res, act, _| {
+                    // Nothing was revoked while the write ran: the new session may be cached.
+                    let undisturbed = act.cache.epoch() == epoch;
+                    act.cache.invalidate(&revoked);
                     let rotated = flatten(res)?;
-                    if rotated {
-                        act.cache.remember(id, live, epoch);
+                    if rotated && undisturbed {
+                        act.cache.remember(id, live, act.cache.epoch());
                     }
                     Ok(rotated)
                 }),
