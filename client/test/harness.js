@@ -13,6 +13,10 @@ const path = require('node:path');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const PG_SERVER = process.env.PG_SERVER || 'postgres://postgres@127.0.0.1:5432';
+// A new connection per request: Node's default agent keeps idle connections, which the server
+// closes after its keep-alive timeout, and a request sent on one just closed fails with
+// ECONNRESET.
+const agent = new http.Agent({ keepAlive: false });
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -38,6 +42,7 @@ function fetchJson(url, { method = 'GET', headers = {}, body } = {}) {
           headers
         ),
         timeout: 10000,
+        agent,
       },
       (res) => {
         const chunks = [];
@@ -174,7 +179,7 @@ function fakeWx({ server, user, tokenHeader = 'X-OA-Token' }) {
       const token = Object.entries(headers).find(([k]) => k.toLowerCase() === tokenHeader.toLowerCase());
       runtime.requests.push({ method: options.method, path: url.pathname, token: token ? token[1] : null });
       if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
-      const req = http.request(url, { method: options.method, headers, timeout: options.timeout || 60000 }, (res) => {
+      const req = http.request(url, { method: options.method, headers, timeout: options.timeout || 60000, agent }, (res) => {
         const chunks = [];
         res.on('data', (c) => chunks.push(c));
         res.on('end', () => {
@@ -245,7 +250,7 @@ async function startShim(target, answer) {
       const forward = () => {
         const headers = Object.assign({}, req.headers);
         delete headers.host;
-        const upstream = http.request(new URL(req.url, target), { method: req.method, headers }, (up) => {
+        const upstream = http.request(new URL(req.url, target), { method: req.method, headers, agent }, (up) => {
           res.writeHead(up.statusCode, up.headers);
           up.pipe(res);
         });
