@@ -83,7 +83,10 @@ export interface LoginProfile {
 export interface Client {
   /** Resolves with the envelope's `data` when errno is 0; otherwise rejects with a WxAuthError. */
   request<T = any>(path: string, options?: RequestOptions): Promise<T>;
-  /** `wx.login()` then `auth/login_by_weixin`; shares a login already in flight. */
+  /**
+   * `wx.login()` then `auth/login_by_weixin`; shares a login already in flight. A session this
+   * client held before is ended on the server.
+   */
   login(options?: { userInfo?: LoginProfile }): Promise<LoginAnswer>;
   /** Ends the session on the server and forgets the token and user locally. */
   logout(): Promise<void>;

@@ -275,8 +275,11 @@ function createClient(options) {
           endOrphan(data.token);
           throw apiError(UNLOGIN_ERRNO, '已退出登录', null);
         }
+        const previous = storedToken();
         keepToken(data.token, data.tokenExpire);
         write(STORAGE_USER, data.userInfo);
+        // An explicit login over a live session: one session per device, not two.
+        if (previous && previous !== data.token) endOrphan(previous);
         return data;
       });
     loginFlight = flight.then(

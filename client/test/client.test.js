@@ -252,6 +252,19 @@ test('logout ends the session on the server and forgets token and user', async (
   await api.logout();
   assert.equal(wx.requests.length, count);
 
+  // Logging in over a live session ends the old one.
+  await api.login();
+  const first = api.token();
+  await api.login();
+  assert.notEqual(api.token(), first);
+  let firstErrno = await errnoWith(first);
+  for (let i = 0; i < 40 && firstErrno !== 501; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    firstErrno = await errnoWith(first);
+  }
+  assert.equal(firstErrno, 501, 'the replaced session was ended');
+  assert.equal(liveSessions(userId), 1);
+
   // A session that already ended on the server: logout still succeeds and forgets locally.
   await api.login();
   const other = api.token();
