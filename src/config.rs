@@ -103,6 +103,8 @@ pub struct Config {
     pub account_deletion_grace: Duration,
     /// Dev mode listening on a non-loopback address, allowed by `ALLOW_DEV_MODE_ON_NETWORK=1`.
     pub dev_mode_on_network: bool,
+    /// The request header that carries the mini-program's token.
+    pub token_header: actix_web::http::header::HeaderName,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +141,24 @@ pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
 pub const DEFAULT_ACCOUNT_DELETION_GRACE_DAYS: u64 = 7;
 /// A longer wait would keep data the user asked to have deleted for longer than they would expect.
 pub const MAX_ACCOUNT_DELETION_GRACE_DAYS: u64 = 30;
+pub const DEFAULT_TOKEN_HEADER: &str = "X-OA-Token";
+/// Headers that cannot carry the token: HTTP itself, the server or a proxy consumes or rewrites
+/// them, or another part of wxauth already gives them a meaning.
+const RESERVED_TOKEN_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "content-type",
+    "cookie",
+    "host",
+    "keep-alive",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "x-forwarded-for",
+    "x-request-id",
+];
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -187,6 +207,7 @@ pub const VARIABLES: &[&str] = &[
     "BENCH_ENDPOINTS",
     "ACCOUNT_DELETION_GRACE_DAYS",
     "ALLOW_DEV_MODE_ON_NETWORK",
+    "TOKEN_HEADER",
 ];
 
 impl Config {
@@ -459,6 +480,9 @@ impl Config {
                 ),
             ));
         }
+        let token_header = parse_token_header(
+            &get("TOKEN_HEADER").unwrap_or_else(|| DEFAULT_TOKEN_HEADER.into()),
+        )?;
 
         Ok(Config {
             database_url,
@@ -487,6 +511,7 @@ impl Config {
             bench_endpoints,
             account_deletion_grace: Duration::from_secs(grace_days * 24 * 3600),
             dev_mode_on_network,
+            token_header,
         })
     }
 
@@ -511,6 +536,23 @@ fn parse_number<T: std::str::FromStr>(
             .parse::<T>()
             .map_err(|_| invalid(var, format!("expected a whole number, got {v:?}"))),
     }
+}
+
+fn parse_token_header(raw: &str) -> Result<actix_web::http::header::HeaderName, ConfigError> {
+    let name = actix_web::http::header::HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
+        invalid(
+            "TOKEN_HEADER",
+            "expected an HTTP header name such as X-OA-Token (ASCII letters, digits, -; no spaces or colon)",
+        )
+    })?;
+    // `HeaderName` lowercases; the check is on the name as HTTP compares it.
+    if RESERVED_TOKEN_HEADERS.contains(&name.as_str()) {
+        return Err(invalid(
+            "TOKEN_HEADER",
+            format!("{} is a header HTTP or wxauth already uses", name.as_str()),
+        ));
+    }
+    Ok(name)
 }
 
 fn parse_proxies(list: &str) -> Option<Vec<ipnet::IpNet>> {
@@ -575,6 +617,15 @@ mod tests {
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert!(c.wechat_timeout < Duration::from_millis(3000));
         assert!(!c.bench_endpoints);
+        assert_eq!(c.token_header.as_str(), "x-oa-token");
+    }
+
+    #[test]
+    fn token_header_takes_any_header_name() {
+        let c = Config::from_vars(&vars(&[("TOKEN_HEADER", " X-Litemall-Token ")])).expect("valid");
+        assert_eq!(c.token_header.as_str(), "x-litemall-token");
+        let c = Config::from_vars(&vars(&[("TOKEN_HEADER", "Authorization")])).expect("valid");
+        assert_eq!(c.token_header, actix_web::http::header::AUTHORIZATION);
     }
 
     #[test]
@@ -619,6 +670,11 @@ mod tests {
             ("SESSION_MAX_LIFETIME_SECS", "31536001"),
             ("SESSION_MAX_LIFETIME_SECS", "a month"),
             ("ALLOW_DEV_MODE_ON_NETWORK", "yes"),
+            ("TOKEN_HEADER", "X OA Token"),
+            ("TOKEN_HEADER", "X-OA-Token:"),
+            ("TOKEN_HEADER", "X-令牌"),
+            ("TOKEN_HEADER", "Content-Type"),
+            ("TOKEN_HEADER", "Cookie"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

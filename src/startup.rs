@@ -190,6 +190,7 @@ impl Application {
             dev_mode: config.is_dev_mode(),
             deletion_grace: chrono::TimeDelta::from_std(config.account_deletion_grace)
                 .unwrap_or(chrono::TimeDelta::days(30)),
+            token_header: config.token_header.clone(),
         };
 
         let api_root = config.api_root();

@@ -321,6 +321,12 @@ impl Handler<CheckSession> for SessionActor {
 }
 
 /// Logout: revokes the session everywhere. Answers whether it was live.
+///
+/// This and the other revocations invalidate the cache twice: before the write, so no check
+/// answers from memory meanwhile, and once it is committed, because a check that read the row
+/// just before the commit has cached it as live (its read began after the first invalidation).
+/// The NOTIFY would void that entry too, but only after the answer, when the client already
+/// believes the token dead.
 #[derive(Message)]
 #[rtype(result = "Result<bool, DbError>")]
 pub struct EndSession {
@@ -331,12 +337,16 @@ impl Handler<EndSession> for SessionActor {
     type Result = ResponseActFuture<Self, Result<bool, DbError>>;
 
     fn handle(&mut self, msg: EndSession, _: &mut Self::Context) -> Self::Result {
-        self.cache.invalidate(&Revoked::Session(msg.jti.clone()));
+        let revoked = Revoked::Session(msg.jti.clone());
+        self.cache.invalidate(&revoked);
         Box::pin(
             self.db
                 .send(RevokeSession(msg.jti))
                 .into_actor(self)
-                .map(|res, _, _| flatten(res)),
+                .map(move |res, act, _| {
+                    act.cache.invalidate(&revoked);
+                    flatten(res)
+                }),
         )
     }
 }
@@ -352,12 +362,16 @@ impl Handler<EndUserSessions> for SessionActor {
     type Result = ResponseActFuture<Self, Result<usize, DbError>>;
 
     fn handle(&mut self, msg: EndUserSessions, _: &mut Self::Context) -> Self::Result {
-        self.cache.invalidate(&Revoked::User(msg.user_id));
+        let revoked = Revoked::User(msg.user_id);
+        self.cache.invalidate(&revoked);
         Box::pin(
             self.db
                 .send(RevokeUserSessions(msg.user_id))
                 .into_actor(self)
-                .map(|res, _, _| flatten(res)),
+                .map(move |res, act, _| {
+                    act.cache.invalidate(&revoked);
+                    flatten(res)
+                }),
         )
     }
 }
@@ -376,8 +390,8 @@ impl Handler<RotateSession> for SessionActor {
     type Result = ResponseActFuture<Self, Result<Option<DateTime<Utc>>, DbError>>;
 
     fn handle(&mut self, msg: RotateSession, _: &mut Self::Context) -> Self::Result {
-        self.cache
-            .invalidate(&Revoked::Session(msg.old_jti.clone()));
+        let revoked = Revoked::Session(msg.old_jti.clone());
+        self.cache.invalidate(&revoked);
         let id = msg.new.id.clone();
         let user_id = msg.new.user_id;
         let epoch = self.cache.epoch();
@@ -391,13 +405,16 @@ impl Handler<RotateSession> for SessionActor {
                 .send(request)
                 .into_actor(self)
                 .map(move |res, act, _| {
+                    // Nothing was revoked while the write ran: the new session may be cached.
+                    let undisturbed = act.cache.epoch() == epoch;
+                    act.cache.invalidate(&revoked);
                     let rotated = flatten(res)?;
-                    if let Some(expires_at) = rotated {
+                    if let Some(expires_at) = rotated.filter(|_| undisturbed) {
                         let live = LiveSession {
                             user_id,
                             expires_at: expires_at.timestamp(),
                         };
-                        act.cache.remember(id, live, epoch);
+                        act.cache.remember(id, live, act.cache.epoch());
                     }
                     Ok(rotated)
                 }),

@@ -1,5 +1,6 @@
 //! Extractors shared by the handlers: a JSON body and query parameters that fail into the
-//! envelope (never an actix 400 page), the logged-in user behind `X-OA-Token`, and the client's IP.
+//! envelope (never an actix 400 page), the logged-in user behind the token header (`TOKEN_HEADER`,
+//! `X-OA-Token` by default), and the client's IP.
 
 use std::collections::HashMap;
 use std::future::{Future, Ready, ready};
@@ -18,8 +19,6 @@ use crate::error::ApiError;
 
 /// Request bodies above this are refused: no mini-program call needs more.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
-pub const TOKEN_HEADER: &str = "X-OA-Token";
 
 /// A JSON body: empty or not JSON → 401, wrong types or too large → 402.
 pub struct JsonBody<T>(pub T);
@@ -146,7 +145,7 @@ impl FromRequest for AuthUser {
         };
         let Some(token) = req
             .headers()
-            .get(TOKEN_HEADER)
+            .get(&state.token_header)
             // Not `to_str`, which checks byte by byte for visible ASCII (a tenth of a
             // microsecond for a token): anything but base64url and dots fails `verify` anyway.
             .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())

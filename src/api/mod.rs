@@ -59,6 +59,8 @@ pub struct AppState {
     pub dev_mode: bool,
     /// ACCOUNT_DELETION_GRACE_DAYS.
     pub deletion_grace: chrono::TimeDelta,
+    /// The request header that carries the token (`TOKEN_HEADER`).
+    pub token_header: actix_web::http::header::HeaderName,
 }
 
 /// When this process started serving, for uptime.

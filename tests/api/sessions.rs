@@ -568,3 +568,52 @@ async fn a_login_token_never_outlives_the_maximum_lifetime() {
         "the token says so too"
     );
 }
+
+/// A token check that reads the session from the database while its revocation waits to commit
+/// must not leave it cached as live: once logout, logout_all or refresh has answered, the old
+/// token is dead on this instance, without waiting for the NOTIFY to come round.
+#[actix_web::test]
+async fn a_check_racing_a_revocation_does_not_outlive_it() {
+    let app = TestApp::spawn().await;
+    for (n, path) in ["auth/logout", "auth/logout_all", "auth/refresh"]
+        .into_iter()
+        .enumerate()
+    {
+        let token = app.login_ok(&format!("racer{n}")).await;
+        let jti: String = user_session::table
+            .filter(user_session::revoked_at.is_null())
+            .order(user_session::created_at.desc())
+            .select(user_session::id)
+            .first(&mut app.db())
+            .expect("the new session");
+        // Holds the row, so the revocation's UPDATE waits for this transaction.
+        let mut blocker = app.db();
+        diesel::sql_query("BEGIN")
+            .execute(&mut blocker)
+            .expect("begin");
+        diesel::sql_query("SELECT id FROM user_session WHERE id = $1 FOR UPDATE")
+            .bind::<diesel::sql_types::Text, _>(&jti)
+            .execute(&mut blocker)
+            .expect("lock the row");
+
+        let empty = json!({});
+        let revoke = app.post(path, &empty, Some(&token));
+        let race = async {
+            actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+            // The revocation has started and waits for the row: this check reads it live.
+            let during = app.get("user/index", Some(&token)).await.errno();
+            diesel::sql_query("COMMIT")
+                .execute(&mut blocker)
+                .expect("release the row");
+            during
+        };
+        let (revoked, during) = futures_util::future::join(revoke, race).await;
+        assert_eq!(revoked.errno(), 0, "{path}: {}", revoked.raw);
+        assert_eq!(during, 0, "{path}: not yet revoked while the check ran");
+        assert_eq!(
+            app.get("user/index", Some(&token)).await.errno(),
+            501,
+            "{path}: dead as soon as it answered"
+        );
+    }
+}

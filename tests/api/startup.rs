@@ -68,6 +68,7 @@ fn invalid_configuration_stops_the_binary_naming_the_variable() {
         ("BIND_ADDR", "nowhere"),
         ("TOKEN_TTL_SECS", "forever"),
         ("DB_POOL_SIZE", "0"),
+        ("TOKEN_HEADER", "X OA Token"),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_wxauth"))
             .env(var, value)

@@ -171,3 +171,63 @@ async fn future_iat_and_algorithm_confusion_are_501() {
     assert_unlogin(&app, Some(&hs512), "HS512 is not what we issue").await;
     assert_eq!(app.get("user/index", Some(&real)).await.errno(), 0);
 }
+
+/// A litemall-derived client sends its token as `X-Litemall-Token`: with `TOKEN_HEADER` set to
+/// that, its calls, refresh and logout work, and the default header no longer carries a token.
+#[actix_web::test]
+async fn token_header_names_the_only_header_that_carries_the_token() {
+    use diesel::prelude::*;
+    use wxauth::db::schema::user_session;
+
+    let app = TestApp::builder()
+        .var("TOKEN_HEADER", "X-Litemall-Token")
+        .spawn()
+        .await;
+    let token = app.login_ok("alice").await;
+    let litemall = |t: &str| vec![("X-Litemall-Token".to_string(), t.to_string())];
+
+    let with = |headers: Vec<(String, String)>| {
+        let mut req = app.http.get(format!("{}/user/index", app.api));
+        for (name, value) in headers {
+            req = req.insert_header((name, value));
+        }
+        async move {
+            let mut res = req.send().await.expect("request");
+            let body: serde_json::Value =
+                serde_json::from_slice(&res.body().await.expect("body")).expect("json");
+            body["errno"].as_i64().expect("errno")
+        }
+    };
+    assert_eq!(with(litemall(&token)).await, 0, "the configured header");
+    assert_eq!(
+        with(litemall(&token.to_lowercase())).await,
+        501,
+        "the value is still checked"
+    );
+    assert_eq!(
+        app.get("user/index", Some(&token)).await.errno(),
+        501,
+        "X-OA-Token is not read when another header is configured"
+    );
+
+    let refreshed = app
+        .post_with("auth/refresh", &json!({}), &[("X-Litemall-Token", &token)])
+        .await;
+    assert_eq!(refreshed.errno(), 0, "{}", refreshed.raw);
+    let token = refreshed.token();
+
+    let refused = app.post("auth/logout", &json!({}), Some(&token)).await;
+    assert_eq!(refused.errno(), 501, "logout through X-OA-Token is refused");
+    assert_eq!(with(litemall(&token)).await, 0, "so the session lives on");
+    let logout = app
+        .post_with("auth/logout", &json!({}), &[("x-litemall-token", &token)])
+        .await;
+    assert_eq!(logout.errno(), 0, "header names are case-insensitive");
+    assert_eq!(with(litemall(&token)).await, 501, "logged out");
+    let live: i64 = user_session::table
+        .filter(user_session::revoked_at.is_null())
+        .count()
+        .get_result(&mut app.db())
+        .expect("count");
+    assert_eq!(live, 0, "the session row is revoked");
+}
