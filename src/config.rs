@@ -59,6 +59,9 @@ pub enum WeChatMode {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// The NOTIFY listener's connection: `DATABASE_URL` unless `DATABASE_LISTEN_URL` is set. LISTEN
+    /// needs a session of its own, which a transaction pooler in `DATABASE_URL` cannot give.
+    pub database_listen_url: String,
     pub bind_addr: SocketAddr,
     /// Normalised: empty, or a leading `/` without a trailing one (`/oapro`).
     pub context_path: String,
@@ -96,6 +99,9 @@ pub struct Config {
     pub login_log_retention: Duration,
     /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
     pub bench_endpoints: bool,
+    /// After SIGTERM/SIGINT: how long to keep serving while `/readyz` answers 503 and every answer
+    /// closes its connection, before the listener closes.
+    pub shutdown_drain: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +129,10 @@ pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
 pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
+/// Longer than a proxy's idle keep-alive towards wxauth (deploy/nginx sets 4 s), so every pooled
+/// connection has been used and closed, or dropped by the proxy, before the listener closes.
+pub const DEFAULT_SHUTDOWN_DRAIN_SECS: u64 = 5;
+pub const MAX_SHUTDOWN_DRAIN_SECS: u64 = 60;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -146,6 +156,7 @@ fn default_admin_static_dir() -> PathBuf {
 /// The variables this service reads; anything else in the environment is ignored.
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_LISTEN_URL",
     "BIND_ADDR",
     "CONTEXT_PATH",
     "WECHAT_APPID",
@@ -168,6 +179,7 @@ pub const VARIABLES: &[&str] = &[
     "METRICS_BIND_ADDR",
     "LOGIN_LOG_RETENTION_DAYS",
     "BENCH_ENDPOINTS",
+    "SHUTDOWN_DRAIN_SECS",
 ];
 
 impl Config {
@@ -201,6 +213,16 @@ impl Config {
                 "expected postgres://user@host:port/dbname",
             ));
         }
+        let database_listen_url = match get("DATABASE_LISTEN_URL") {
+            None => database_url.clone(),
+            Some(url) if crate::db::setup::split_database_url(&url).is_some() => url,
+            Some(_) => {
+                return Err(invalid(
+                    "DATABASE_LISTEN_URL",
+                    "expected postgres://user@host:port/dbname (a direct connection, not through a transaction pooler)",
+                ));
+            }
+        };
 
         let bind_addr = get("BIND_ADDR")
             .unwrap_or_else(|| DEFAULT_BIND_ADDR.into())
@@ -373,8 +395,18 @@ impl Config {
             Some(_) => return Err(invalid("BENCH_ENDPOINTS", "expected 0 or 1")),
         };
 
+        let shutdown_drain_secs =
+            parse_number::<u64>(&get, "SHUTDOWN_DRAIN_SECS", DEFAULT_SHUTDOWN_DRAIN_SECS)?;
+        if shutdown_drain_secs > MAX_SHUTDOWN_DRAIN_SECS {
+            return Err(invalid(
+                "SHUTDOWN_DRAIN_SECS",
+                format!("expected 0..={MAX_SHUTDOWN_DRAIN_SECS} seconds"),
+            ));
+        }
+
         Ok(Config {
             database_url,
+            database_listen_url,
             bind_addr,
             context_path,
             wechat,
@@ -397,6 +429,7 @@ impl Config {
             metrics_bind_addr,
             login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
             bench_endpoints,
+            shutdown_drain: Duration::from_secs(shutdown_drain_secs),
         })
     }
 
@@ -483,6 +516,30 @@ mod tests {
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert!(c.wechat_timeout < Duration::from_millis(3000));
         assert!(!c.bench_endpoints);
+        assert_eq!(c.database_listen_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            c.shutdown_drain,
+            Duration::from_secs(DEFAULT_SHUTDOWN_DRAIN_SECS)
+        );
+    }
+
+    #[test]
+    fn the_listener_gets_its_own_url_when_one_is_given() {
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://app@127.0.0.1:6432/wxauth"),
+            (
+                "DATABASE_LISTEN_URL",
+                "postgres://app@127.0.0.1:5432/wxauth",
+            ),
+            ("SHUTDOWN_DRAIN_SECS", "0"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.database_url, "postgres://app@127.0.0.1:6432/wxauth");
+        assert_eq!(
+            c.database_listen_url,
+            "postgres://app@127.0.0.1:5432/wxauth"
+        );
+        assert_eq!(c.shutdown_drain, Duration::ZERO);
     }
 
     #[test]
@@ -520,6 +577,10 @@ mod tests {
             ("METRICS_BIND_ADDR", DEFAULT_BIND_ADDR),
             ("LOGIN_LOG_RETENTION_DAYS", "0"),
             ("LOGIN_LOG_RETENTION_DAYS", "a month"),
+            ("DATABASE_LISTEN_URL", "mysql://x"),
+            ("SHUTDOWN_DRAIN_SECS", "61"),
+            ("SHUTDOWN_DRAIN_SECS", "-1"),
+            ("SHUTDOWN_DRAIN_SECS", "soon"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

@@ -15,6 +15,7 @@ pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod random;
+pub mod shutdown;
 pub mod startup;
 pub mod thread_memo;
 pub mod token;

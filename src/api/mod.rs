@@ -56,6 +56,8 @@ pub struct AppState {
     pub admin: Option<Arc<admin::AdminToken>>,
     pub started: Started,
     pub dev_mode: bool,
+    /// Set on SIGTERM: `/readyz` answers 503 and every answer closes its connection.
+    pub drain: Arc<crate::shutdown::Drain>,
 }
 
 /// When this process started serving, for uptime.
