@@ -4,7 +4,7 @@
   load.py logins  --url URL --codes FILE [--threads N] [--pause-ms MS] --stop-file F --max-secs S
                   --tokens-out F [--cafile PEM] [--source IP]
       Logs in with one fresh code per request until the stop file appears (or max-secs pass, or
-      the codes run out), keeping connections alive. Writes the token of every successful login
+      the codes run out: a failure unless --all-codes), keeping connections alive. Writes the token of every successful login
       to tokens-out. Prints a JSON summary; exit status 1 when any request failed.
   load.py readers --url URL --tokens FILE [--threads N] --secs S
       GET user/index with the given tokens from N threads for S seconds; every answer must be
@@ -40,6 +40,7 @@ class Client:
         self.source = (source, 0) if source else None
         self.timeout = timeout
         self.conn = None
+        self.stale_retries = 0
 
     def _connect(self):
         if self.https:
@@ -51,21 +52,36 @@ class Client:
             self.host, self.port, timeout=self.timeout, source_address=self.source)
 
     def request(self, method, path, body=None, headers=None):
-        """(HTTP status, parsed JSON or None, headers); raises on a connection failure."""
-        if self.conn is None:
-            self.conn = self._connect()
+        """(HTTP status, parsed JSON or None, headers); raises on a connection failure.
+
+        Like browsers and the mini-program's HTTP stack, a request that fails on a *reused*
+        keep-alive connection before any answer arrived (the server closed the idle connection
+        as the request went out: nginx does on a reload) is sent once more on a new connection.
+        Such retries are counted in `stale_retries`; a failure on a new connection is not retried.
+        """
         hdrs = dict(headers or {})
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
-        try:
-            self.conn.request(method, self.prefix + path, body=data, headers=hdrs)
-            resp = self.conn.getresponse()
-            raw = resp.read()
-        except Exception:
-            self.close()
-            raise
+        for attempt in (1, 2):
+            reused = self.conn is not None
+            if self.conn is None:
+                self.conn = self._connect()
+            try:
+                self.conn.request(method, self.prefix + path, body=data, headers=hdrs)
+                resp = self.conn.getresponse()
+                raw = resp.read()
+                break
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ssl.SSLEOFError):
+                self.close()
+                if not reused or attempt == 2:
+                    raise
+                self.stale_retries += 1
+            except Exception:
+                self.close()
+                raise
         if resp.will_close:
             self.close()
         try:
@@ -87,6 +103,11 @@ class Tally:
         self.failed = 0
         self.kinds = {}
         self.examples = []
+        self.stale_retries = 0
+
+    def add_retries(self, client):
+        with self.lock:
+            self.stale_retries += client.stale_retries
 
     def good(self):
         with self.lock:
@@ -101,7 +122,7 @@ class Tally:
 
     def summary(self, **extra):
         out = {"ok": self.ok, "failed": self.failed, "failures_by_kind": self.kinds,
-               "examples": self.examples}
+               "stale_keepalive_retries": self.stale_retries, "examples": self.examples}
         out.update(extra)
         return out
 
@@ -134,8 +155,9 @@ def cmd_logins(a):
         while not os.path.exists(a.stop_file) and time.monotonic() - started < a.max_secs:
             code = next_code()
             if code is None:
-                tally.bad("out_of_codes", "the code file ran out")
-                return
+                if not a.all_codes:
+                    tally.bad("out_of_codes", "the code file ran out")
+                break
             try:
                 status, body, _ = client.request(
                     "POST", "/auth/login_by_weixin", {"code": code})
@@ -152,6 +174,7 @@ def cmd_logins(a):
             if a.pause_ms:
                 time.sleep(a.pause_ms / 1000)
         client.close()
+        tally.add_retries(client)
 
     threads = [threading.Thread(target=worker) for _ in range(a.threads)]
     for t in threads:
@@ -196,6 +219,7 @@ def cmd_readers(a):
             else:
                 tally.good()
         client.close()
+        tally.add_retries(client)
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(a.threads)]
     for t in threads:
@@ -236,6 +260,8 @@ def main():
     lg.add_argument("--stop-file", required=True)
     lg.add_argument("--max-secs", type=float, required=True)
     lg.add_argument("--tokens-out", required=True)
+    lg.add_argument("--all-codes", action="store_true",
+                    help="one login per code, then stop (running out is no failure)")
     lg.add_argument("--cafile")
     lg.add_argument("--source")
     rd = sub.add_parser("readers")
