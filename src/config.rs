@@ -59,6 +59,9 @@ pub enum WeChatMode {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// The NOTIFY listener's connection: `DATABASE_URL` unless `DATABASE_LISTEN_URL` is set. LISTEN
+    /// needs a session of its own, which a transaction pooler in `DATABASE_URL` cannot give.
+    pub database_listen_url: String,
     pub bind_addr: SocketAddr,
     /// Normalised: empty, or a leading `/` without a trailing one (`/oapro`).
     pub context_path: String,
@@ -105,6 +108,9 @@ pub struct Config {
     pub dev_mode_on_network: bool,
     /// The request header that carries the mini-program's token.
     pub token_header: actix_web::http::header::HeaderName,
+    /// After SIGTERM/SIGINT: how long to keep serving while `/readyz` answers 503 and every answer
+    /// closes its connection, before the listener closes.
+    pub shutdown_drain: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +165,10 @@ const RESERVED_TOKEN_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-request-id",
 ];
+/// Longer than a proxy's idle keep-alive towards wxauth (deploy/nginx sets 4 s), so every pooled
+/// connection has been used and closed, or dropped by the proxy, before the listener closes.
+pub const DEFAULT_SHUTDOWN_DRAIN_SECS: u64 = 5;
+pub const MAX_SHUTDOWN_DRAIN_SECS: u64 = 60;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -182,6 +192,7 @@ fn default_admin_static_dir() -> PathBuf {
 /// The variables this service reads; anything else in the environment is ignored.
 pub const VARIABLES: &[&str] = &[
     "DATABASE_URL",
+    "DATABASE_LISTEN_URL",
     "BIND_ADDR",
     "CONTEXT_PATH",
     "WECHAT_APPID",
@@ -208,6 +219,7 @@ pub const VARIABLES: &[&str] = &[
     "ACCOUNT_DELETION_GRACE_DAYS",
     "ALLOW_DEV_MODE_ON_NETWORK",
     "TOKEN_HEADER",
+    "SHUTDOWN_DRAIN_SECS",
 ];
 
 impl Config {
@@ -241,6 +253,16 @@ impl Config {
                 "expected postgres://user@host:port/dbname",
             ));
         }
+        let database_listen_url = match get("DATABASE_LISTEN_URL") {
+            None => database_url.clone(),
+            Some(url) if crate::db::setup::split_database_url(&url).is_some() => url,
+            Some(_) => {
+                return Err(invalid(
+                    "DATABASE_LISTEN_URL",
+                    "expected postgres://user@host:port/dbname (a direct connection, not through a transaction pooler)",
+                ));
+            }
+        };
 
         let bind_addr = get("BIND_ADDR")
             .unwrap_or_else(|| DEFAULT_BIND_ADDR.into())
@@ -484,8 +506,18 @@ impl Config {
             &get("TOKEN_HEADER").unwrap_or_else(|| DEFAULT_TOKEN_HEADER.into()),
         )?;
 
+        let shutdown_drain_secs =
+            parse_number::<u64>(&get, "SHUTDOWN_DRAIN_SECS", DEFAULT_SHUTDOWN_DRAIN_SECS)?;
+        if shutdown_drain_secs > MAX_SHUTDOWN_DRAIN_SECS {
+            return Err(invalid(
+                "SHUTDOWN_DRAIN_SECS",
+                format!("expected 0..={MAX_SHUTDOWN_DRAIN_SECS} seconds"),
+            ));
+        }
+
         Ok(Config {
             database_url,
+            database_listen_url,
             bind_addr,
             context_path,
             wechat,
@@ -512,6 +544,7 @@ impl Config {
             account_deletion_grace: Duration::from_secs(grace_days * 24 * 3600),
             dev_mode_on_network,
             token_header,
+            shutdown_drain: Duration::from_secs(shutdown_drain_secs),
         })
     }
 
@@ -618,6 +651,11 @@ mod tests {
         assert!(c.wechat_timeout < Duration::from_millis(3000));
         assert!(!c.bench_endpoints);
         assert_eq!(c.token_header.as_str(), "x-oa-token");
+        assert_eq!(c.database_listen_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            c.shutdown_drain,
+            Duration::from_secs(DEFAULT_SHUTDOWN_DRAIN_SECS)
+        );
     }
 
     #[test]
@@ -626,6 +664,25 @@ mod tests {
         assert_eq!(c.token_header.as_str(), "x-litemall-token");
         let c = Config::from_vars(&vars(&[("TOKEN_HEADER", "Authorization")])).expect("valid");
         assert_eq!(c.token_header, actix_web::http::header::AUTHORIZATION);
+    }
+
+    #[test]
+    fn the_listener_gets_its_own_url_when_one_is_given() {
+        let c = Config::from_vars(&vars(&[
+            ("DATABASE_URL", "postgres://app@127.0.0.1:6432/wxauth"),
+            (
+                "DATABASE_LISTEN_URL",
+                "postgres://app@127.0.0.1:5432/wxauth",
+            ),
+            ("SHUTDOWN_DRAIN_SECS", "0"),
+        ]))
+        .expect("valid");
+        assert_eq!(c.database_url, "postgres://app@127.0.0.1:6432/wxauth");
+        assert_eq!(
+            c.database_listen_url,
+            "postgres://app@127.0.0.1:5432/wxauth"
+        );
+        assert_eq!(c.shutdown_drain, Duration::ZERO);
     }
 
     #[test]
@@ -675,6 +732,10 @@ mod tests {
             ("TOKEN_HEADER", "X-令牌"),
             ("TOKEN_HEADER", "Content-Type"),
             ("TOKEN_HEADER", "Cookie"),
+            ("DATABASE_LISTEN_URL", "mysql://x"),
+            ("SHUTDOWN_DRAIN_SECS", "61"),
+            ("SHUTDOWN_DRAIN_SECS", "-1"),
+            ("SHUTDOWN_DRAIN_SECS", "soon"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

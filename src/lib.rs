@@ -16,6 +16,7 @@ pub mod error;
 pub mod log_throttle;
 pub mod metrics;
 pub mod random;
+pub mod shutdown;
 pub mod startup;
 pub mod thread_memo;
 pub mod token;

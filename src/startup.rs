@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, SyncArbiter};
 use actix_web::dev::Server;
@@ -13,6 +14,7 @@ use crate::actors::db::DbHandle;
 use crate::actors::db::meetings::SeedDemoIfEmpty;
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
+use crate::actors::session::FlushLastSeen;
 use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
@@ -21,11 +23,14 @@ use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
 use crate::metrics::Metrics;
+use crate::shutdown::{self, Drain};
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
 
-/// How long requests in flight get to finish after SIGTERM/SIGINT.
+/// How long requests in flight get to finish once the listener is closed (after the drain).
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;
+/// How long queued `login_log` rows and `last_seen_at` times get to be written before exit.
+pub const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Where the built-in fake lives in dev mode.
 pub const DEV_FAKE_PATH: &str = "/__wechat";
@@ -68,6 +73,7 @@ pub struct Application {
     /// The built-in WeChat fake (dev mode only).
     pub dev_fake: Option<Arc<FakeWeChat>>,
     pub state: AppState,
+    shutdown_drain: Duration,
 }
 
 /// The address a client on this machine uses to reach a listener bound to `addr`.
@@ -139,7 +145,7 @@ impl Application {
         );
         let session_cache = sessions.cache();
         let sessions = sessions.start();
-        listener::spawn(&config.database_url, sessions.clone())?;
+        listener::spawn(&config.database_listen_url, sessions.clone())?;
         let wechat = WeChatClient::new(
             api_base,
             appid.clone(),
@@ -191,6 +197,7 @@ impl Application {
             deletion_grace: chrono::TimeDelta::from_std(config.account_deletion_grace)
                 .unwrap_or(chrono::TimeDelta::days(30)),
             token_header: config.token_header.clone(),
+            drain: Drain::new(),
         };
 
         let api_root = config.api_root();
@@ -223,9 +230,12 @@ impl Application {
             app.default_service(web::to(api::not_found))
                 .wrap(from_fn(api::middleware::request_log))
                 .wrap(api::middleware::nosniff())
+                .wrap(from_fn(api::middleware::close_when_draining))
         })
         .listen(listener)?
-        // SIGTERM: stop accepting, let requests in flight finish (bounded), then stop.
+        // Signals are handled by `run`: a drain comes before the stop.
+        .disable_signals()
+        // After the drain: stop accepting, let requests in flight finish (bounded).
         .shutdown_timeout(SHUTDOWN_GRACE_SECS);
         if config.workers > 0 {
             server = server.workers(config.workers);
@@ -244,6 +254,7 @@ impl Application {
                         .wrap(api::middleware::nosniff())
                 })
                 .listen(listener)?
+                .disable_signals()
                 // Scraped every few seconds at most: one thread is plenty.
                 .workers(1)
                 .run();
@@ -257,6 +268,7 @@ impl Application {
             metrics_server,
             dev_fake,
             state,
+            shutdown_drain: config.shutdown_drain,
         })
     }
 
@@ -269,26 +281,41 @@ impl Application {
         self.metrics_server.as_ref().map(|(port, _)| *port)
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary). The metrics listener
-    /// stops with the main one; if it fails on its own, logins keep being served.
+    /// Serves until SIGTERM/SIGINT: drains for `SHUTDOWN_DRAIN_SECS`, stops accepting, lets the
+    /// requests in flight finish, then writes what was queued (login_log rows, `last_seen_at`).
+    /// The metrics listener stops with the main one; if it fails on its own, logins keep being
+    /// served.
     pub async fn run(self) -> std::io::Result<()> {
-        let Some((_, metrics)) = self.metrics_server else {
-            return self.server.await;
+        let state = self.state;
+        actix_rt::spawn(shutdown::on_signal(
+            state.drain.clone(),
+            self.shutdown_drain,
+            self.server.handle(),
+            SHUTDOWN_GRACE_SECS,
+        ));
+        let result = match self.metrics_server {
+            None => self.server.await,
+            Some((_, metrics)) => {
+                let metrics_handle = metrics.handle();
+                let server = self.server;
+                let main = async move {
+                    let result = server.await;
+                    metrics_handle.stop(true).await;
+                    result
+                };
+                let (main, metrics) = futures_util::future::join(main, metrics).await;
+                if let Err(e) = metrics {
+                    log::error!("metrics listener stopped: {e}");
+                }
+                main
+            }
         };
-        let metrics_handle = metrics.handle();
-        let main = async move {
-            let result = self.server.await;
-            metrics_handle.stop(true).await;
-            result
-        };
-        let (main, metrics) = futures_util::future::join(main, metrics).await;
-        if let Err(e) = metrics {
-            log::error!("metrics listener stopped: {e}");
-        }
-        main
+        flush(&state).await;
+        result
     }
 
-    /// Serves in the background on the current actix system; for tests.
+    /// Serves in the background on the current actix system; for tests (no signal handling: stop
+    /// it through `Spawned::handle`, drain it through `state.drain`).
     pub fn spawn(self) -> Spawned {
         let handle = self.server.handle();
         actix_web::rt::spawn(self.server);
@@ -303,5 +330,21 @@ impl Application {
             state: self.state,
             handle,
         }
+    }
+}
+
+/// The writes that do not make a request wait: done now, before the process exits.
+async fn flush(state: &AppState) {
+    if !state.login_log.flush(FLUSH_LIMIT).await {
+        log::warn!(
+            "login_log: {} writes still queued after {FLUSH_LIMIT:?}; they are lost",
+            state.login_log.pending()
+        );
+    }
+    match tokio::time::timeout(FLUSH_LIMIT, state.sessions.send(FlushLastSeen)).await {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(e))) => log::warn!("last_seen_at not written before exit: {e}"),
+        Ok(Err(e)) => log::warn!("last_seen_at not written before exit: {e}"),
+        Err(_) => log::warn!("last_seen_at not written within {FLUSH_LIMIT:?} before exit"),
     }
 }

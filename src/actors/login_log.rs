@@ -68,6 +68,19 @@ impl LoginLogWriter {
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::Acquire)
     }
+
+    /// Waits until every queued write is done, at most `limit`: the last step before the process
+    /// exits. True when nothing is left.
+    pub async fn flush(&self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.pending() > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            actix_rt::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
 }
 
 /// Deletes `login_log` rows older than the retention: once at start, then every `PRUNE_EVERY`.

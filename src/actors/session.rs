@@ -470,6 +470,25 @@ impl Handler<CachedSessions> for SessionActor {
     }
 }
 
+/// Writes `last_seen_at` now for the sessions used since the last write, instead of at the next
+/// tick: the process is about to exit. Answers how many rows were written.
+#[derive(Message)]
+#[rtype(result = "Result<usize, DbError>")]
+pub struct FlushLastSeen;
+
+impl Handler<FlushLastSeen> for SessionActor {
+    type Result = ResponseFuture<Result<usize, DbError>>;
+
+    fn handle(&mut self, _: FlushLastSeen, _: &mut Self::Context) -> Self::Result {
+        let ids = self.cache.take_seen();
+        if ids.is_empty() {
+            return Box::pin(async { Ok(0) });
+        }
+        let request = self.db.send(TouchSessions(ids));
+        Box::pin(async move { flatten(request.await) })
+    }
+}
+
 /// From the NOTIFY listener: another instance (or this one) revoked something.
 #[derive(Message)]
 #[rtype(result = "()")]

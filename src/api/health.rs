@@ -48,7 +48,13 @@ pub struct Readiness {
 
 /// `GET /readyz`: 200 when the database answers and has every migration this binary embeds; 503
 /// otherwise, so an orchestrator sends no traffic to an instance that would fail every login.
+/// 503 `{"status":"draining"}` once the instance is shutting down.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.drain.is_draining() {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "status": "draining",
+        }));
+    }
     let check = tokio::time::timeout(PING_TIMEOUT, state.db.send(PendingMigrations)).await;
     let (ready, database, migrations, pending) = match check {
         Ok(Ok(Ok(pending))) if pending.is_empty() => (true, "ok", "ok", pending),

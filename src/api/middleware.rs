@@ -5,10 +5,13 @@ use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{DefaultHeaders, Next};
+use actix_web::web;
 use actix_web::{Error, ResponseError};
 
+use super::AppState;
 use crate::error::{ApiError, Errno};
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
@@ -94,6 +97,25 @@ pub async fn request_log(
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+    }
+    Ok(res)
+}
+
+/// While the instance drains before stopping, every answer closes its connection: a proxy then
+/// opens a new one for its next request (soon refused, and retried on another instance) instead
+/// of reusing one this instance is about to close under it.
+pub async fn close_when_draining(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let drain = req
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.drain.clone());
+    let mut res = next.call(req).await?;
+    if drain.is_some_and(|d| d.is_draining()) {
+        res.response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
     }
     Ok(res)
 }

@@ -61,6 +61,8 @@ pub struct AppState {
     pub deletion_grace: chrono::TimeDelta,
     /// The request header that carries the token (`TOKEN_HEADER`).
     pub token_header: actix_web::http::header::HeaderName,
+    /// Set on SIGTERM: `/readyz` answers 503 and every answer closes its connection.
+    pub drain: Arc<crate::shutdown::Drain>,
 }
 
 /// When this process started serving, for uptime.

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use diesel::PgConnection;
-use diesel::connection::{Connection, Instrumentation, InstrumentationEvent};
+use diesel::connection::{CacheSize, Connection, Instrumentation, InstrumentationEvent};
 use diesel::r2d2::{ConnectionManager, Error, ManageConnection};
 
 /// How long after a successful query a connection is trusted without a ping.
@@ -58,6 +58,11 @@ impl ManageConnection for PgManager {
     fn connect(&self) -> Result<PgConnection, Error> {
         let mut conn = self.inner.connect()?;
         conn.set_instrumentation(LastSuccess::default());
+        // Unnamed statements only (parsed with each execution, in the same round trip): behind a
+        // transaction pooler such as PgBouncer, consecutive transactions of one connection run on
+        // different server connections, where a named statement prepared earlier does not exist
+        // or is another one.
+        conn.set_prepared_statement_cache_size(CacheSize::Disabled);
         Ok(conn)
     }
 

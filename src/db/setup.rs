@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use diesel::connection::CacheSize;
 use diesel::prelude::*;
 use diesel::r2d2::Pool;
 use diesel::sql_types::{BigInt, Text};
@@ -75,10 +76,12 @@ struct Found {
 }
 
 fn connect(url: &str) -> Result<PgConnection, SetupError> {
-    PgConnection::establish(url).map_err(|e| SetupError::Connect {
+    let mut conn = PgConnection::establish(url).map_err(|e| SetupError::Connect {
         url: redacted(url),
         cause: e.to_string(),
-    })
+    })?;
+    conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+    Ok(conn)
 }
 
 /// Creates the database named in `url` when it does not exist yet (connecting to the server's
@@ -124,22 +127,20 @@ pub fn run_migrations(url: &str) -> Result<Vec<String>, SetupError> {
     migrate(&mut connect(url)?)
 }
 
+/// All pending migrations in one transaction, under a transaction-scoped advisory lock: through a
+/// transaction pooler (PgBouncer) a session lock would be taken on one server connection and
+/// released on another. The lock key is the one older versions take as a session lock, and both
+/// kinds exclude each other, so old and new instances starting together still take turns. A
+/// failing migration leaves the schema as it was.
 fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, SetupError> {
-    let migrate = |e: &dyn std::fmt::Display| SetupError::Migrate(e.to_string());
-    diesel::sql_query("SELECT pg_advisory_lock($1)")
-        .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
-        .execute(conn)
-        .map_err(|e| migrate(&e))?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map(|versions| versions.iter().map(|v| v.to_string()).collect::<Vec<_>>())
-        .map_err(|e| migrate(&e));
-    let unlocked = diesel::sql_query("SELECT pg_advisory_unlock($1)")
-        .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
-        .execute(conn);
-    let applied = applied?;
-    unlocked.map_err(|e| migrate(&e))?;
-    Ok(applied)
+    conn.transaction::<_, Box<dyn std::error::Error + Send + Sync>, _>(|conn| {
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(MIGRATION_LOCK_KEY)
+            .execute(conn)?;
+        let applied = conn.run_pending_migrations(MIGRATIONS)?;
+        Ok(applied.iter().map(|v| v.to_string()).collect())
+    })
+    .map_err(|e| SetupError::Migrate(e.to_string()))
 }
 
 #[derive(QueryableByName)]

@@ -197,3 +197,151 @@ fn production_without_a_session_encryption_key_warns_that_it_is_derived() {
     let log = own_key.log_text();
     assert!(!log.contains("SESSION_ENCRYPTION_KEY"), "{log}");
 }
+
+/// `curl -i`: the status code and the lower-cased header lines of an answer, and its body.
+fn curl_head(args: &[&str]) -> (u16, Vec<String>, Value) {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-i", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let headers = lines.map(|l| l.trim().to_ascii_lowercase()).collect();
+    (
+        status,
+        headers,
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+fn dev_login(base: &str, user: &str) -> (Vec<String>, Value) {
+    let minted = curl_json(&[
+        "-X",
+        "POST",
+        &format!("{base}/__wechat/fake/code?user={user}"),
+    ]);
+    let code = minted["code"].as_str().expect("code").to_string();
+    let (_, headers, body) = curl_head(&[
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        &json!({ "code": code }).to_string(),
+        &format!("{base}/oapro/wx/auth/login_by_weixin"),
+    ]);
+    (headers, body)
+}
+
+#[test]
+fn sigterm_drains_then_stops_accepting_and_writes_what_was_queued() {
+    use diesel::prelude::*;
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let port = free_port();
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
+        ("BIND_ADDR", format!("127.0.0.1:{port}")),
+        ("DB_POOL_SIZE", "2".to_string()),
+        ("SHUTDOWN_DRAIN_SECS", "3".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+    let base = bin.base.clone();
+
+    let (status, headers, ready) = curl_head(&[&format!("{base}/readyz")]);
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        !headers.contains(&"connection: close".to_string()),
+        "{headers:?}"
+    );
+    let (_, before) = dev_login(&base, "alice");
+    let token = before["data"]["token"].as_str().expect("token").to_string();
+
+    bin.signal("TERM");
+    let signalled = std::time::Instant::now();
+    std::thread::sleep(Duration::from_millis(300));
+
+    let (status, headers, ready) = curl_head(&[&format!("{base}/readyz")]);
+    assert_eq!(status, 503, "draining is not ready: {ready}");
+    assert_eq!(ready["status"], "draining");
+    assert!(
+        headers.contains(&"connection: close".to_string()),
+        "{headers:?}"
+    );
+
+    // Still served while draining, each answer closing its connection.
+    let (headers, during) = dev_login(&base, "bob");
+    assert_eq!(during["errno"], 0, "a login during the drain: {during}");
+    assert!(
+        headers.contains(&"connection: close".to_string()),
+        "{headers:?}"
+    );
+    let (status, headers, index) = curl_head(&[
+        "-H",
+        &format!("X-OA-Token: {token}"),
+        &format!("{base}/oapro/wx/user/index"),
+    ]);
+    assert_eq!((status, &index["errno"]), (200, &json!(0)), "{index}");
+    assert!(
+        headers.contains(&"connection: close".to_string()),
+        "{headers:?}"
+    );
+
+    assert_eq!(
+        bin.wait_exit(Duration::from_secs(20)),
+        Some(0),
+        "log:\n{}",
+        bin.log_text()
+    );
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(3),
+        "the drain lasts SHUTDOWN_DRAIN_SECS"
+    );
+    let refused = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("{base}/healthz"),
+        ])
+        .output()
+        .expect("curl");
+    assert_eq!(refused.stdout, b"000", "nothing listens after the exit");
+
+    // Both attempts are in login_log, and the token's use during the drain was written as
+    // last_seen_at on the way out (the periodic write is 30 s away).
+    let mut conn =
+        PgConnection::establish(&format!("{PG_SERVER}/{db}")).expect("connect to the test db");
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let logged: N = diesel::sql_query("SELECT count(*) AS n FROM login_log WHERE errno = 0")
+        .get_result(&mut conn)
+        .expect("count login_log");
+    assert_eq!(logged.n, 2);
+    let seen: N = diesel::sql_query(
+        "SELECT count(*) AS n FROM user_session WHERE last_seen_at > created_at + interval '200 milliseconds'",
+    )
+    .get_result(&mut conn)
+    .expect("count sessions");
+    assert_eq!(
+        seen.n, 1,
+        "last_seen_at of the session used during the drain"
+    );
+    let log = bin.log_text();
+    assert!(log.contains("draining for 3 s"), "{log}");
+}
