@@ -201,14 +201,23 @@ impl TestApp {
     /// Another instance on the same database, with the same secrets and the same WeChat: as
     /// behind a load balancer, or the same deployment after a restart.
     pub async fn sibling(&self) -> TestApp {
-        let config = Config::from_vars(&self.vars).expect("test config is valid");
+        self.sibling_with(&[]).await
+    }
+
+    /// A sibling with some variables changed, e.g. its DATABASE_URL through a proxy.
+    pub async fn sibling_with(&self, changed: &[(&str, &str)]) -> TestApp {
+        let mut vars = self.vars.clone();
+        for (name, value) in changed {
+            vars.insert(name.to_string(), value.to_string());
+        }
+        let config = Config::from_vars(&vars).expect("test config is valid");
         let spawned = Application::build(config)
             .await
             .expect("sibling starts")
             .spawn();
         let base = format!("http://127.0.0.1:{}", spawned.port);
         TestApp {
-            vars: self.vars.clone(),
+            vars,
             owns_db: false,
             state: spawned.state,
             handle: spawned.handle,
