@@ -134,7 +134,13 @@ impl Application {
         let sessions = SessionActor::new(db.clone(), config.session_cache_capacity);
         let session_cache = sessions.cache();
         let sessions = sessions.start();
-        listener::spawn(&config.database_url, sessions.clone())?;
+        let session_listener = listener::spawn(
+            &config.database_url,
+            pool.clone(),
+            sessions.clone(),
+            session_cache.clone(),
+            metrics.clone(),
+        )?;
         let wechat = WeChatClient::new(
             api_base,
             appid.clone(),
@@ -168,6 +174,7 @@ impl Application {
             db: DbHandle::new(db, db_threads * 4),
             sessions,
             session_cache,
+            listener: session_listener,
             wechat,
             tokens: Arc::new(TokenIssuer::new(
                 config.jwt_secret.expose().as_bytes(),

@@ -142,7 +142,9 @@ async fn serve(
     let Ok(startup) = read_startup(&mut client).await else {
         return;
     };
-    let listener = startup.windows(LISTENER_MARK.len()).any(|w| w == LISTENER_MARK);
+    let listener = startup
+        .windows(LISTENER_MARK.len())
+        .any(|w| w == LISTENER_MARK);
     if listener && flags.freeze_new_listeners.load(Ordering::SeqCst) {
         frozen.store(true, Ordering::SeqCst);
     }

@@ -4,10 +4,12 @@
 mod admin;
 mod bench;
 mod binary;
+mod db_proxy;
 mod errors;
 mod helpers;
 mod hostile;
 mod limits;
+mod listener;
 mod login;
 mod meetings;
 mod phone;
