@@ -218,7 +218,12 @@ impl ResponseError for ApiError {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        ApiError::Serious(e.to_string())
+        match e {
+            // As for any token of such a user: its sessions are revoked, the client logs in again
+            // (and is then refused with 700).
+            DbError::AccountNotUsable => ApiError::Unlogin,
+            other => ApiError::Serious(other.to_string()),
+        }
     }
 }
 

@@ -143,7 +143,8 @@ pub fn revoke_all_of_user(conn: &mut PgConnection, user_id: i64) -> Result<usize
 }
 
 /// Replaces a live session by a new one with the same session_key, atomically: of two refreshes
-/// of one token, one wins and the other finds it revoked. `false` when the old one was not live.
+/// of one token, one wins and the other finds it revoked. `false` when the old one was not live;
+/// `AccountNotUsable` when its user is disabled or deleted.
 pub fn refresh(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
@@ -151,6 +152,9 @@ pub fn refresh(
     new: &NewSessionMeta,
 ) -> Result<bool, DbError> {
     conn.transaction(|conn| {
+        // The user before the session, in the order a disable (whose trigger revokes the
+        // sessions) takes them: the two wait for each other instead of deadlocking.
+        super::users::lock_usable(conn, new.user_id)?;
         let old: Option<(i64, Vec<u8>)> = user_session::table
             .find(old_id)
             .filter(user_session::revoked_at.is_null())
