@@ -53,6 +53,8 @@ pub const STALE_AFTER: Duration = Duration::from_millis(2500);
 /// A heartbeat committed this long ago and still not heard proves the connection deaf.
 const DELIVERY_BOUND: Duration = Duration::from_secs(1);
 const WATCH_EVERY: Duration = Duration::from_millis(100);
+/// How long after start a listener not yet proven alive is "starting" rather than a problem.
+const STARTUP_GRACE: Duration = Duration::from_secs(5);
 /// A connection attempt this old is abandoned (libpq's `connect_timeout` should end it first).
 const CONNECT_GIVE_UP: Duration = Duration::from_secs(15);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -111,6 +113,9 @@ pub struct ListenerReport {
     pub last_heartbeat_ms_ago: Option<u64>,
     /// Connections replaced because they went silent or never finished connecting.
     pub replacements: u64,
+    /// Not yet proven alive, but only just started: not worth reporting as a problem.
+    #[serde(skip)]
+    pub starting: bool,
 }
 
 /// The listener's shared state: written by its threads, read by the probes.
@@ -141,6 +146,9 @@ struct Beat {
 }
 
 struct Health {
+    created: Instant,
+    /// Whether the cache was ever trusted.
+    ever_trusted: bool,
     instance: String,
     /// The number of the current connection; reports about any other are ignored.
     connection: u64,
@@ -178,6 +186,8 @@ enum GaveUp {
 impl Health {
     fn new() -> Health {
         Health {
+            created: Instant::now(),
+            ever_trusted: false,
             instance: crate::random::token_hex(8),
             connection: 0,
             phase: Phase::Start,
@@ -238,6 +248,7 @@ impl Health {
         // A new connection is never trusted on the look that opens it, so the cache is emptied
         // between any two connections: what was revoked while neither listened is not kept.
         self.trusted = self.is_fresh(now);
+        self.ever_trusted |= self.trusted;
         Step {
             connect,
             gave_up,
@@ -258,6 +269,8 @@ impl Health {
                 .last_heard
                 .map(|at| now.saturating_duration_since(at).as_millis() as u64),
             replacements: self.replacements,
+            starting: !self.ever_trusted
+                && now.saturating_duration_since(self.created) < STARTUP_GRACE,
         }
     }
 }
@@ -612,6 +625,12 @@ mod tests {
             "none heard yet"
         );
         assert_eq!(h.report(t0).state, ListenerState::Stale);
+        assert!(h.report(t0).starting, "not yet a problem");
+        assert!(
+            !h.report(t0 + STARTUP_GRACE + Duration::from_secs(1))
+                .starting,
+            "now it is"
+        );
 
         beat(&mut h, 1, t0 + 60 * MS, true);
         assert!(h.decide(t0 + 100 * MS, MIN_BACKOFF).trusted);
@@ -627,6 +646,10 @@ mod tests {
         assert_eq!(step.connect, Some(2), "replaced");
         assert_eq!(h.replacements, 1);
         assert_eq!(h.report(edge).state, ListenerState::Down);
+        assert!(
+            !h.report(edge).starting,
+            "it was up once: a problem at once"
+        );
     }
 
     #[test]

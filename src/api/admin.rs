@@ -419,7 +419,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     };
 
     let listener = state.listener.report();
-    if listener.state != ListenerState::Ok {
+    if listener.state != ListenerState::Ok && !listener.starting {
         let heard = match listener.last_heartbeat_ms_ago {
             Some(ms) => format!("last heartbeat heard {:.1} s ago", ms as f64 / 1000.0),
             None => "no heartbeat heard yet".to_string(),
