@@ -233,7 +233,12 @@ fn log_cause(level: log::Level, errno: i32, cause: &str) {
 
 impl From<DbError> for ApiError {
     fn from(e: DbError) -> Self {
-        ApiError::Serious(e.to_string())
+        match e {
+            // As for any token of such a user: its sessions are revoked, the client logs in again
+            // (and is then refused with 700).
+            DbError::AccountNotUsable => ApiError::Unlogin,
+            other => ApiError::Serious(other.to_string()),
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 //! from WeChat's known codes or `other` (see `WeChatError::errcode_label`).
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -59,6 +59,15 @@ pub struct Metrics {
     pub db_pool_max: IntGauge,
     /// `wxauth_sessions_live`, read from the SessionActor at scrape time.
     pub sessions_live: IntGauge,
+    /// `wxauth_session_listener_healthy`: 1 while the NOTIFY listener is proven alive and the
+    /// session cache is in use, 0 while every token check goes to PostgreSQL.
+    pub session_listener_healthy: IntGauge,
+    /// `wxauth_session_listener_heartbeat_age_seconds`: since the listener last heard this
+    /// instance's heartbeat (NaN before the first).
+    pub session_listener_heartbeat_age: Gauge,
+    /// `wxauth_session_listener_replacements_total`: listener connections given up because they
+    /// went silent or did not finish connecting.
+    pub session_listener_replacements: IntCounter,
 }
 
 impl Metrics {
@@ -119,6 +128,19 @@ impl Metrics {
             "PostgreSQL pool size (DB_POOL_SIZE)",
         )?;
         let sessions_live = IntGauge::new("sessions_live", "Live login sessions")?;
+        let session_listener_healthy = IntGauge::new(
+            "session_listener_healthy",
+            "1 while the session listener is proven alive by its heartbeat and the session cache is in use; 0 while every token check goes to PostgreSQL",
+        )?;
+        let session_listener_heartbeat_age = Gauge::new(
+            "session_listener_heartbeat_age_seconds",
+            "Seconds since the session listener last heard this instance's heartbeat (NaN before the first)",
+        )?;
+        session_listener_heartbeat_age.set(f64::NAN);
+        let session_listener_replacements = IntCounter::new(
+            "session_listener_replacements_total",
+            "Session listener connections replaced because they went silent or did not finish connecting",
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the version is in the label"),
             &["version"],
@@ -137,6 +159,9 @@ impl Metrics {
         registry.register(Box::new(db_pool_connections.clone()))?;
         registry.register(Box::new(db_pool_max.clone()))?;
         registry.register(Box::new(sessions_live.clone()))?;
+        registry.register(Box::new(session_listener_healthy.clone()))?;
+        registry.register(Box::new(session_listener_heartbeat_age.clone()))?;
+        registry.register(Box::new(session_listener_replacements.clone()))?;
         registry.register(Box::new(build_info))?;
 
         Ok(Metrics {
@@ -151,6 +176,9 @@ impl Metrics {
             db_pool_connections,
             db_pool_max,
             sessions_live,
+            session_listener_healthy,
+            session_listener_heartbeat_age,
+            session_listener_replacements,
         })
     }
 

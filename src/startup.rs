@@ -145,7 +145,13 @@ impl Application {
         );
         let session_cache = sessions.cache();
         let sessions = sessions.start();
-        listener::spawn(&config.database_listen_url, sessions.clone())?;
+        let session_listener = listener::spawn(
+            &config.database_listen_url,
+            pool.clone(),
+            sessions.clone(),
+            session_cache.clone(),
+            metrics.clone(),
+        )?;
         let wechat = WeChatClient::new(
             api_base,
             appid.clone(),
@@ -181,6 +187,7 @@ impl Application {
             db: DbHandle::new(db, db_threads * 4),
             sessions,
             session_cache,
+            listener: session_listener,
             wechat,
             // A login's token never outlives its session's maximum lifetime.
             tokens: Arc::new(TokenIssuer::new(

@@ -240,6 +240,7 @@
     meter.className = share >= 1 ? 'full' : share >= 0.75 ? 'high' : '';
     setField('db-pending', db.login_log_pending_writes + ' queued', db.login_log_pending_writes > 100 ? 'warn' : '');
     setField('db-error', db.error ? 'Error: ' + db.error : '');
+    renderListener(d.listener);
 
     renderWeChat(d.wechat);
     $('sessions-live').textContent = num(d.sessions.live);
@@ -248,6 +249,24 @@
     const del = d.deletions;
     setField('deletions-pending', del ? num(del.pending) : 'unknown');
     setField('deletions-completed', del ? num(del.completed) : 'unknown');
+  }
+
+  // The NOTIFY listener that carries revocations from other instances. While it is not proven
+  // alive every token check goes to the database: correct, but slower.
+  function renderListener(l) {
+    if (!l) {
+      setField('db-listener', 'unknown');
+      return;
+    }
+    const heard = l.last_heartbeat_ms_ago === null ? 'no heartbeat heard yet'
+      : 'heartbeat ' + (l.last_heartbeat_ms_ago / 1000).toFixed(1) + ' s ago';
+    const replaced = l.replacements > 0 ? ', ' + plural(l.replacements, 'connection') + ' replaced' : '';
+    const text = {
+      ok: 'ok',
+      stale: 'stale: sessions checked in the database',
+      down: 'down: sessions checked in the database',
+    }[l.state] || l.state;
+    setField('db-listener', text + ' (' + heard + replaced + ')', l.state === 'ok' ? 'good' : 'warn');
   }
 
   function renderWeChat(w) {

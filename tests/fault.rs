@@ -1,22 +1,25 @@
-//! The fault test: steady logins and reads against the `wxauth` binary (release, from
-//! `scripts/fault-test`) with its built-in WeChat fake, while the process is SIGKILLed and
-//! restarted, its database connections are cut (a TCP proxy between it and PostgreSQL drops every
-//! connection and refuses new ones for a while, as a database restart or a network cut would),
-//! and WeChat turns slow, busy and garbage. It takes half a minute, so it is `#[ignore]`d in the
-//! ordinary suite and run by `scripts/fault-test`.
+//! The fault tests against the `wxauth` binary (release, from `scripts/fault-test`) with its
+//! built-in WeChat fake. They take most of a minute, so they are `#[ignore]`d in the ordinary
+//! suite and run by `scripts/fault-test`.
 //!
-//! Asserts: every login that answered errno 0 has its user and session rows; no duplicate users;
-//! tokens issued before the kill still work after it; during faults every request got an
-//! envelope within 3 s; after the faults, full recovery.
+//! 1. Steady logins and reads while the process is SIGKILLed and restarted, its database
+//!    connections are cut (a TCP proxy between it and PostgreSQL drops every connection and
+//!    refuses new ones for a while, as a database restart or a network cut would), and WeChat
+//!    turns slow, busy and garbage. Asserts: every login that answered errno 0 has its user and
+//!    session rows; no duplicate users; tokens issued before the kill still work after it; during
+//!    faults every request got an envelope within 3 s; after the faults, full recovery.
+//! 2. Two instances on one database, one of them behind a proxy that freezes its NOTIFY
+//!    listener's connection (no data, no close). Asserts: a logout on the other instance is
+//!    refused there within 5 s; a user disabled in SQL cannot write there; the listener recovers.
 
 #[path = "api/binary.rs"]
 mod binary;
+#[path = "api/db_proxy.rs"]
+mod db_proxy;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -24,6 +27,7 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use binary::{Binary, free_port};
+use db_proxy::DbProxy;
 
 const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -185,68 +189,6 @@ impl Driver {
             .call("POST", "/__wechat/fake/fault", Some(fault), None)
             .await;
         assert!(answer.is_some(), "the fake takes the fault");
-    }
-}
-
-/// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones. It runs
-/// on its own thread and runtime: the test's thread blocks while the binary starts.
-struct DbProxy {
-    port: u16,
-    down: Arc<AtomicBool>,
-    connections: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl DbProxy {
-    fn start() -> DbProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("proxy binds");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let port = listener.local_addr().expect("addr").port();
-        let down = Arc::new(AtomicBool::new(false));
-        let connections = Arc::new(Mutex::new(Vec::new()));
-        let (flag, conns) = (down.clone(), connections.clone());
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                while let Ok((mut client, _)) = listener.accept().await {
-                    if flag.load(Ordering::SeqCst) {
-                        continue; // dropped at once: the connection is refused
-                    }
-                    let task = actix_rt::spawn(async move {
-                        if let Ok(mut server) =
-                            tokio::net::TcpStream::connect("127.0.0.1:5432").await
-                        {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                        }
-                    });
-                    conns
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push(task.abort_handle());
-                }
-            });
-        });
-        DbProxy {
-            port,
-            down,
-            connections,
-        }
-    }
-
-    /// Drops every connection and refuses new ones until `restore`.
-    fn cut(&self) {
-        self.down.store(true, Ordering::SeqCst);
-        for task in self
-            .connections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .drain(..)
-        {
-            task.abort();
-        }
-    }
-
-    fn restore(&self) {
-        self.down.store(false, Ordering::SeqCst);
     }
 }
 
@@ -448,4 +390,211 @@ impl Drop for DropDatabase {
             .execute(&mut admin);
         }
     }
+}
+
+/// A minimal client for the frozen-listener test.
+struct Client {
+    http: awc::Client,
+}
+
+impl Client {
+    async fn call(
+        &self,
+        base: &str,
+        method: &str,
+        path: &str,
+        body: Value,
+        token: Option<&str>,
+    ) -> Value {
+        let url = format!("{base}{path}");
+        let mut req = if method == "POST" {
+            self.http.post(url)
+        } else {
+            self.http.get(url)
+        };
+        if let Some(t) = token {
+            req = req.insert_header(("X-OA-Token", t));
+        }
+        let mut resp = if method == "POST" {
+            req.send_json(&body).await
+        } else {
+            req.send().await
+        }
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+        let bytes = resp.body().limit(1 << 16).await.expect("body");
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    }
+
+    /// Logs the named test user in; the token and the user's openid.
+    async fn login(&self, base: &str, user: &str) -> (String, String) {
+        let minted = self
+            .call(
+                base,
+                "POST",
+                &format!("/__wechat/fake/code?user={user}"),
+                Value::Null,
+                None,
+            )
+            .await;
+        let code = minted["code"].as_str().expect("a code");
+        let openid = minted["openid"].as_str().expect("an openid").to_string();
+        let answer = self
+            .call(
+                base,
+                "POST",
+                "/oapro/wx/auth/login_by_weixin",
+                json!({ "code": code }),
+                None,
+            )
+            .await;
+        assert_eq!(answer["errno"], 0, "login: {answer}");
+        let token = answer["data"]["token"].as_str().expect("token").to_string();
+        (token, openid)
+    }
+
+    async fn errno(&self, base: &str, token: &str) -> i64 {
+        self.call(
+            base,
+            "GET",
+            "/oapro/wx/user/index",
+            Value::Null,
+            Some(token),
+        )
+        .await["errno"]
+            .as_i64()
+            .unwrap_or(i64::MIN)
+    }
+
+    /// `/readyz`'s listener state, once it is (or is not) `ok`, within `limit`.
+    async fn listener_ok(&self, base: &str, want: bool, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let ready = self.call(base, "GET", "/readyz", Value::Null, None).await;
+            assert_eq!(ready["status"], "ready", "{ready}");
+            if (ready["listener"]["state"] == "ok") == want {
+                return ready;
+            }
+            assert!(started.elapsed() < limit, "listener: {ready}");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[actix_web::test]
+#[ignore = "against the release binary: run with scripts/fault-test"]
+async fn a_frozen_listener_does_not_keep_revoked_tokens_or_disabled_users_alive() {
+    let db = format!("wxauth_fault_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDatabase(db.clone());
+    let proxy = DbProxy::start();
+    let direct = format!("{PG_SERVER}/{db}");
+    let env = |database_url: String| -> HashMap<String, String> {
+        [
+            ("DATABASE_URL", database_url),
+            ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
+            (
+                "JWT_SECRET",
+                "fault-test-jwt-secret-0123456789abcdef".to_string(),
+            ),
+            ("DB_POOL_SIZE", "2".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    };
+    let exe = env!("CARGO_BIN_EXE_wxauth");
+    let b = Binary::start(exe, &env(direct.clone()));
+    let d = Binary::start(exe, &env(proxy.url_for(&direct)));
+    let client = Client {
+        http: awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish(),
+    };
+    let (b_url, d_url) = (b.base.as_str(), d.base.as_str());
+
+    // A token logged out on B stops working on D within 5 s, though D's listener hears nothing.
+    let (token, _) = client.login(b_url, "frozen-1").await;
+    client
+        .listener_ok(d_url, true, Duration::from_secs(10))
+        .await;
+    assert_eq!(client.errno(d_url, &token).await, 0);
+    assert_eq!(proxy.freeze_listeners(), 1, "D's listener connection");
+    let logout = client
+        .call(
+            b_url,
+            "POST",
+            "/oapro/wx/auth/logout",
+            json!({}),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(logout["errno"], 0);
+    let started = Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        let errno = client.errno(d_url, &token).await;
+        answers.push(errno);
+        if errno == 501 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the logged-out token still works on D after 5 s: {answers:?}"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    println!("logout on B refused on D after {:?}", started.elapsed());
+    // D replaced the frozen connection by itself.
+    let ready = client
+        .listener_ok(d_url, true, Duration::from_secs(10))
+        .await;
+    assert_eq!(ready["listener"]["replacements"], 1, "{ready}");
+
+    // A user disabled in SQL (the trigger revokes the sessions and notifies, D does not hear)
+    // cannot write on D, not even before D notices its listener is deaf.
+    let (token, openid) = client.login(b_url, "frozen-2").await;
+    assert_eq!(client.errno(d_url, &token).await, 0);
+    assert_eq!(proxy.freeze_listeners(), 1, "D's new listener connection");
+    let mut conn = PgConnection::establish(&direct).expect("db");
+    let disabled = diesel::sql_query("UPDATE wx_user SET status = 1 WHERE weixin_openid = $1")
+        .bind::<diesel::sql_types::Text, _>(&openid)
+        .execute(&mut conn)
+        .expect("disable");
+    assert_eq!(disabled, 1);
+    let profile = client
+        .call(
+            d_url,
+            "POST",
+            "/oapro/wx/auth/profile",
+            json!({ "nickname": "changed" }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(profile["errno"], 501, "{profile}");
+    #[derive(QueryableByName)]
+    struct Changed {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let changed: Changed =
+        diesel::sql_query("SELECT count(*) AS n FROM wx_user WHERE nickname = 'changed'")
+            .get_result(&mut conn)
+            .expect("query");
+    assert_eq!(changed.n, 0, "the profile is unchanged");
+    // The second frozen connection is replaced too.
+    let started = Instant::now();
+    loop {
+        let ready = client
+            .listener_ok(d_url, true, Duration::from_secs(10))
+            .await;
+        if ready["listener"]["replacements"] == 2 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{ready}");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        d.log_text().contains("session listener"),
+        "D logged the listener's trouble:\n{}",
+        d.log_text()
+    );
 }

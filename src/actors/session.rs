@@ -8,9 +8,11 @@
 //! the token check together (BENCHMARKS.md). Every change to the cache is made under its lock,
 //! by the actor, so reads and invalidations stay in one order.
 //!
-//! The cache is only trusted while the NOTIFY listener is connected: revocations made by other
-//! instances arrive through it. When it drops, the cache is emptied and bypassed until it is back
-//! (notifications sent meanwhile are lost), so a revoked token is never served from memory.
+//! The cache is only trusted while the NOTIFY listener is proven alive (it heard its own
+//! heartbeat recently; see `listener.rs`): revocations made by other instances arrive through it.
+//! Otherwise the cache is emptied and bypassed, and every check goes to PostgreSQL, until the
+//! listener is healthy again (notifications sent meanwhile may be lost), so a revoked token is
+//! never served from a memory nobody keeps current.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
@@ -71,7 +73,7 @@ thread_local! {
 
 struct CacheState {
     lru: LruCache<String, LiveSession>,
-    /// False while the NOTIFY listener is down (or not yet up).
+    /// False while the NOTIFY listener is not proven alive (or not yet up).
     trusted: bool,
     /// Bumped by every invalidation: a database read that started before one must not refill
     /// the cache with what may just have been revoked.
@@ -190,7 +192,9 @@ impl SessionCache {
         }
     }
 
-    fn set_trusted(&self, trusted: bool) {
+    /// Called by the listener's watcher when the listener becomes, or stops being, proven alive.
+    /// Either way the cache is emptied and every thread's memo voided.
+    pub fn set_trusted(&self, trusted: bool) {
         let mut st = self.lock();
         // Either way the cache may hold what was revoked while nobody listened.
         st.lru.clear();
@@ -499,21 +503,6 @@ impl Handler<Invalidate> for SessionActor {
 
     fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) {
         self.cache.invalidate(&msg.0);
-    }
-}
-
-/// From the NOTIFY listener: whether it is connected.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ListenerStatus {
-    pub connected: bool,
-}
-
-impl Handler<ListenerStatus> for SessionActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ListenerStatus, _: &mut Self::Context) {
-        self.cache.set_trusted(msg.connected);
     }
 }
 

@@ -21,6 +21,7 @@ use subtle::ConstantTimeEq;
 
 use super::AppState;
 use crate::actors::db::{GetDeletionCounts, GetLoginSummary, PendingMigrations};
+use crate::actors::listener::{ListenerReport, ListenerState};
 use crate::actors::session::CountSessions;
 use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
 use crate::config::Secret;
@@ -257,6 +258,8 @@ pub struct StatusView {
     /// `None` when the WeChatClient did not answer in time.
     pub wechat: Option<UpstreamStats>,
     pub sessions: SessionsView,
+    /// The NOTIFY listener, as `/readyz` shows it.
+    pub listener: ListenerReport,
     /// `None` when the database could not be asked.
     pub logins: Option<LoginsView>,
     /// Account deletions users asked for (or the admin made); `None` when the database could not
@@ -488,6 +491,22 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         }
     };
 
+    let listener = state.listener.report();
+    if listener.state != ListenerState::Ok && !listener.starting {
+        let heard = match listener.last_heartbeat_ms_ago {
+            Some(ms) => format!("last heartbeat heard {:.1} s ago", ms as f64 / 1000.0),
+            None => "no heartbeat heard yet".to_string(),
+        };
+        problems.push(format!(
+            "session listener {} ({heard}): every token check goes to PostgreSQL, revocations still take effect",
+            if listener.state == ListenerState::Stale {
+                "stale"
+            } else {
+                "down"
+            }
+        ));
+    }
+
     let logins = match logins {
         Ok(Ok(Ok(summary))) => Some(LoginsView::from(summary)),
         _ => None,
@@ -529,6 +548,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         },
         wechat,
         sessions: SessionsView { live },
+        listener,
         logins,
         deletions,
     };

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::AppState;
 use crate::actors::db::{PendingMigrations, Ping};
+use crate::actors::listener::ListenerReport;
 use crate::log_throttle::ERRORS;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
@@ -44,10 +45,18 @@ pub struct Readiness {
     pub migrations: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<String>,
+    /// The NOTIFY listener: `ok`, or `stale`/`down` while every token check goes to PostgreSQL.
+    pub listener: ListenerReport,
 }
 
 /// `GET /readyz`: 200 when the database answers and has every migration this binary embeds; 503
 /// otherwise, so an orchestrator sends no traffic to an instance that would fail every login.
+///
+/// A listener that is not `ok` is reported but does not make the instance unready: it still
+/// answers every request correctly, from PostgreSQL instead of its cache. Taking it out of
+/// rotation would gain nothing, and when the cause is shared (the database, the network to it)
+/// every instance would go out at once.
+///
 /// 503 `{"status":"draining"}` once the instance is shutting down.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.drain.is_draining() {
@@ -92,6 +101,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         database,
         migrations,
         pending,
+        listener: state.listener.report(),
     };
     if ready {
         HttpResponse::Ok().json(body)

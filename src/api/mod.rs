@@ -27,6 +27,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 
 use crate::actors::db::DbHandle;
+use crate::actors::listener::ListenerHealth;
 use crate::actors::login_log::LoginLogWriter;
 use crate::actors::session::SessionCache;
 use crate::actors::{SessionActor, WeChatClient};
@@ -43,6 +44,8 @@ pub struct AppState {
     pub sessions: Addr<SessionActor>,
     /// The SessionActor's cache, read by the token check without a message.
     pub session_cache: Arc<SessionCache>,
+    /// Whether the NOTIFY listener is proven alive, for the probes and the status page.
+    pub listener: Arc<ListenerHealth>,
     pub wechat: Addr<WeChatClient>,
     pub tokens: Arc<TokenIssuer>,
     pub limits: Arc<limits::RateLimits>,

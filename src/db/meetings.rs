@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{count_star, exists};
 use diesel::prelude::*;
 
-use super::DbError;
 use super::models::{Meeting, NewMeeting, NewMeetingMember, meeting_state};
 use super::schema::{meeting, meeting_member, wx_user};
+use super::{DbError, users};
 
 /// A meeting with what the client shows next to it: who published it and how many joined.
 #[derive(Debug, Clone)]
@@ -103,10 +103,12 @@ pub fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInfo>, DbE
     }
 }
 
-/// Stores a new meeting. One transaction, so a failure after the insert cannot leave a meeting
-/// behind that the client never heard of (and would publish a second time).
+/// Stores a new meeting, if its publisher is usable. One transaction, so a failure after the
+/// insert cannot leave a meeting behind that the client never heard of (and would publish a
+/// second time).
 pub fn publish(conn: &mut PgConnection, new: &NewMeeting) -> Result<MeetingInfo, DbError> {
     conn.transaction(|conn| {
+        users::lock_usable(conn, new.publisher_id)?;
         let meeting = diesel::insert_into(meeting::table)
             .values(new)
             .returning(Meeting::as_returning())
@@ -123,10 +125,22 @@ pub fn publish(conn: &mut PgConnection, new: &NewMeeting) -> Result<MeetingInfo,
     })
 }
 
-/// Makes the user a member. Concurrent joins of one user meet at the primary key and end in one
-/// row. A member asking again is answered as joined even once the meeting is closed: the tap
-/// that counts is the first one.
+/// Makes the user a member, if the user is usable. Concurrent joins of one user meet at the
+/// primary key and end in one row. A member asking again is answered as joined even once the
+/// meeting is closed: the tap that counts is the first one.
 pub fn join(
+    conn: &mut PgConnection,
+    meeting_id: i64,
+    user_id: i64,
+    now: DateTime<Utc>,
+) -> Result<JoinOutcome, DbError> {
+    conn.transaction(|conn| {
+        users::lock_usable(conn, user_id)?;
+        join_as_usable(conn, meeting_id, user_id, now)
+    })
+}
+
+fn join_as_usable(
     conn: &mut PgConnection,
     meeting_id: i64,
     user_id: i64,
@@ -167,19 +181,23 @@ pub fn join(
     })
 }
 
-/// Ends the user's membership; not being a member is fine. `None` when there is no such meeting,
-/// else the meeting's member count afterwards.
+/// Ends the user's membership, if the user is usable; not being a member is fine. `None` when
+/// there is no such meeting, else the meeting's member count afterwards.
 pub fn leave(
     conn: &mut PgConnection,
     meeting_id: i64,
     user_id: i64,
 ) -> Result<Option<i64>, DbError> {
-    let known: bool = diesel::select(exists(meeting::table.find(meeting_id))).get_result(conn)?;
-    if !known {
-        return Ok(None);
-    }
-    diesel::delete(meeting_member::table.find((meeting_id, user_id))).execute(conn)?;
-    Ok(Some(member_count(conn, meeting_id)?))
+    conn.transaction(|conn| {
+        users::lock_usable(conn, user_id)?;
+        let known: bool =
+            diesel::select(exists(meeting::table.find(meeting_id))).get_result(conn)?;
+        if !known {
+            return Ok(None);
+        }
+        diesel::delete(meeting_member::table.find((meeting_id, user_id))).execute(conn)?;
+        Ok(Some(member_count(conn, meeting_id)?))
+    })
 }
 
 pub fn counts_for_user(

@@ -33,4 +33,7 @@ pub enum DbError {
     Sealed,
     #[error("embedded migrations unreadable: {0}")]
     Migrations(String),
+    /// The user a write was for is disabled or deleted: nothing was written.
+    #[error("the account is disabled or deleted")]
+    AccountNotUsable,
 }

@@ -179,7 +179,7 @@ pub fn revoke_all_of_user(conn: &mut PgConnection, user_id: i64) -> Result<usize
 /// of one token, one wins and the other finds it revoked. `None` when the old one was not live;
 /// otherwise the new session's expiry: `new.expires_at`, or earlier where the session reaches
 /// `max_lifetime`. The new row keeps the old one's `created_at` (the login's time), so no
-/// number of refreshes moves that end.
+/// number of refreshes moves that end. `AccountNotUsable` when its user is disabled or deleted.
 pub fn refresh(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
@@ -188,6 +188,9 @@ pub fn refresh(
     max_lifetime: Duration,
 ) -> Result<Option<DateTime<Utc>>, DbError> {
     conn.transaction(|conn| {
+        // The user before the session, in the order a disable (whose trigger revokes the
+        // sessions) takes them: the two wait for each other instead of deadlocking.
+        super::users::lock_usable(conn, new.user_id)?;
         let old: Option<(i64, Vec<u8>, DateTime<Utc>)> = user_session::table
             .find(old_id)
             .filter(user_session::revoked_at.is_null())

@@ -39,6 +39,22 @@ pub fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, Db
         .optional()?)
 }
 
+/// Makes sure the user may act, for a write on their behalf: in the write's transaction, before
+/// it writes. The row stays share-locked until the transaction ends, so disabling the user waits
+/// for the write, and a write that waited for a disable sees it. The session cache can be a
+/// moment behind a disable made elsewhere; this check cannot.
+pub fn lock_usable(conn: &mut PgConnection, user_id: i64) -> Result<(), DbError> {
+    let found: Option<i64> = wx_user::table
+        .find(user_id)
+        .filter(wx_user::status.eq(0))
+        .filter(wx_user::deleted.eq(false))
+        .select(wx_user::id)
+        .for_share()
+        .first(conn)
+        .optional()?;
+    found.map(|_| ()).ok_or(DbError::AccountNotUsable)
+}
+
 /// What binding a phone number came to.
 pub enum MobileBinding {
     Bound,
@@ -47,8 +63,9 @@ pub enum MobileBinding {
     NoSuchUser,
 }
 
-/// Stores the user's phone number. The partial unique index on `mobile` decides races: of two
-/// users binding one number at once, one gets it and the other `TakenByAnother`.
+/// Stores the user's phone number, if the user is usable. The partial unique index on `mobile`
+/// decides races: of two users binding one number at once, one gets it and the other
+/// `TakenByAnother`.
 pub fn bind_mobile(
     conn: &mut PgConnection,
     user_id: i64,
@@ -57,6 +74,7 @@ pub fn bind_mobile(
     let updated = diesel::update(
         wx_user::table
             .find(user_id)
+            .filter(wx_user::status.eq(0))
             .filter(wx_user::deleted.eq(false)),
     )
     .set((
@@ -75,7 +93,8 @@ pub fn bind_mobile(
     }
 }
 
-/// Applies the fields that are `Some`; answers the updated user, `None` if there is none.
+/// Applies the fields that are `Some`; answers the updated user, `None` if there is no such
+/// usable user (the same statement checks: a disabled or deleted user's profile stays as it is).
 pub fn update_profile(
     conn: &mut PgConnection,
     user_id: i64,
@@ -84,6 +103,7 @@ pub fn update_profile(
     Ok(diesel::update(
         wx_user::table
             .find(user_id)
+            .filter(wx_user::status.eq(0))
             .filter(wx_user::deleted.eq(false)),
     )
     .set((change, wx_user::update_time.eq(diesel::dsl::now)))

@@ -4,12 +4,14 @@
 mod admin;
 mod bench;
 mod binary;
+mod db_proxy;
 mod deletion;
 mod edge;
 mod errors;
 mod helpers;
 mod hostile;
 mod limits;
+mod listener;
 mod login;
 mod meetings;
 mod phone;
