@@ -13,12 +13,14 @@ use crate::actors::db::DbHandle;
 use crate::actors::db::meetings::SeedDemoIfEmpty;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
+use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{self, AppState, Started};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
+use crate::log_summary::SummaryLog;
 use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
@@ -163,9 +165,23 @@ impl Application {
                 pruned.prune();
             }
         });
+        let refusals = Arc::new(SummaryLog::new("refused (server busy, errno 721)"));
+        let (login_admission, db_admission) =
+            admission::for_instance(db_threads, &metrics, &refusals);
+        let login_log = LoginLogWriter::new(db.clone(), metrics.clone());
+        login_log.run_flusher();
+        let summarised = refusals.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
+                summarised.flush();
+            }
+        });
         let state = AppState {
-            login_log: LoginLogWriter::new(db.clone(), metrics.clone()),
-            db: DbHandle::new(db, db_threads * 4),
+            login_log,
+            db: DbHandle::new(db, db_admission),
+            login_admission,
+            refusals,
             sessions,
             session_cache,
             wechat,
@@ -256,9 +272,20 @@ impl Application {
         self.metrics_server.as_ref().map(|(port, _)| *port)
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary). The metrics listener
-    /// stops with the main one; if it fails on its own, logins keep being served.
+    /// Serves until the server is stopped (SIGINT/SIGTERM in the binary), then writes the
+    /// login_log rows still gathered. The metrics listener stops with the main one; if it fails
+    /// on its own, logins keep being served.
     pub async fn run(self) -> std::io::Result<()> {
+        let login_log = self.state.login_log.clone();
+        let result = self.serve().await;
+        let written = login_log.flush().await;
+        if written > 0 {
+            log::info!("login_log: wrote the last {written} rows");
+        }
+        result
+    }
+
+    async fn serve(self) -> std::io::Result<()> {
         let Some((_, metrics)) = self.metrics_server else {
             return self.server.await;
         };

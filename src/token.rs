@@ -75,6 +75,11 @@ struct JwtHeader {
     crit: Option<serde::de::IgnoredAny>,
 }
 
+/// A fresh session id: the token's `jti` and the `user_session` row's key.
+pub fn new_session_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 pub struct TokenIssuer {
     encoding: EncodingKey,
     /// HMAC-SHA256 already keyed with the secret; cloned for each verification. (HMAC takes
@@ -99,15 +104,32 @@ impl TokenIssuer {
         self.ttl
     }
 
+    /// When a token issued at `now` expires.
+    pub fn expires_at(&self, now: i64) -> i64 {
+        now + self.ttl.as_secs() as i64
+    }
+
     pub fn issue(
         &self,
         user_id: i64,
         now: i64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
-        let expires_at = now + self.ttl.as_secs() as i64;
+        self.issue_for_session(user_id, now, new_session_id())
+    }
+
+    /// A token for a session whose id was chosen before the user id was known (a login stores
+    /// its session in the same statement that creates the user). `expires_at` is `now + ttl`,
+    /// as `expires_at(now)` told the caller.
+    pub fn issue_for_session(
+        &self,
+        user_id: i64,
+        now: i64,
+        jti: String,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        let expires_at = self.expires_at(now);
         let claims = Claims {
             sub: user_id.to_string(),
-            jti: uuid::Uuid::new_v4().simple().to_string(),
+            jti,
             iat: now,
             exp: expires_at,
             iss: ISSUER.to_string(),

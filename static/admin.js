@@ -241,9 +241,20 @@
     setField('db-pending', db.login_log_pending_writes + ' queued', db.login_log_pending_writes > 100 ? 'warn' : '');
     setField('db-error', db.error ? 'Error: ' + db.error : '');
 
+    renderAdmission(d.admission);
     renderWeChat(d.wechat);
     $('sessions-live').textContent = num(d.sessions.live);
     renderLogins(d.logins);
+  }
+
+  function renderAdmission(a) {
+    const line = (s) => s.in_flight + ' of ' + s.limit + ' in progress, ' + s.queued + ' waiting';
+    setField('adm-logins', line(a.logins), a.logins.queued > 0 ? 'warn' : '');
+    setField('adm-reads', line(a.reads), a.reads.queued > 0 ? 'warn' : '');
+    const refused = a.refused.login + a.refused.read + a.refused.wechat;
+    setField('adm-refused',
+      refused + ' (login ' + a.refused.login + ', read ' + a.refused.read + ', WeChat ' + a.refused.wechat + ')',
+      refused > 0 ? 'warn' : '');
   }
 
   function renderWeChat(w) {

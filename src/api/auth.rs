@@ -5,16 +5,20 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody, client_ip, user_agent};
+use super::middleware::DeadlineStart;
 use super::profile::{
     DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
 };
 use super::{ApiResult, AppState, ok, ok_empty};
-use crate::actors::db::UpsertOnLogin;
-use crate::actors::session::{EndSession, EndUserSessions, RotateSession, StartSession};
+use std::time::{Duration, Instant};
+
+use crate::actors::db::Login;
+use crate::actors::session::{EndSession, EndUserSessions, RotateSession};
 use crate::actors::wechat::Code2Session;
 use crate::db::models::{NewLoginLogEntry, NewWxUser};
-use crate::db::sessions::{NewSession, NewSessionMeta};
+use crate::db::sessions::{LiveSession, LoginSession, NewSessionMeta};
 use crate::error::ApiError;
+use crate::token::new_session_id;
 use crate::wechat::crypto::raw_data_signature_matches;
 use crate::wechat::{JsCode, mask_openid};
 
@@ -73,7 +77,18 @@ pub struct LoginAnswer {
     /// When the token stops working, `yyyy-MM-dd HH:mm:ss` China Standard Time.
     pub token_expire: String,
     pub user_info: UserInfoView,
+    /// The login's time minus WeChat's round trip: what sizes the login admission.
+    #[serde(skip)]
+    pub own_time: Duration,
 }
+
+/// Kept free at the end of the deadline for the answer to be written and sent.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
+
+/// Kept for the database after the code is exchanged: WeChat gets the time left minus this, so
+/// a spent code always has time to become a session. A login's statement takes milliseconds;
+/// this covers a database that is slow for a moment, and the login's place is reserved there.
+const DATABASE_RESERVE: Duration = Duration::from_millis(600);
 
 /// `POST auth/login_by_weixin` `{code, userInfo?}`.
 pub async fn login_by_weixin(
@@ -108,9 +123,26 @@ pub async fn login_by_weixin(
     }
     .validate()?;
 
+    // Admission before anything is spent: a login is let in only if this instance can finish
+    // it in time, so a refused user's code is still good for the retry.
+    let mut permit = state
+        .login_admission
+        .acquire(DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN))
+        .await?;
+
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
     let result = sign_in(&state, &req, code, profile, signed, &ip, &mut who).await;
+    if let Err(busy @ ApiError::Busy { .. }) = result {
+        // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
+        state.metrics.refused.with_label_values(&["wechat"]).inc();
+        state.refusals.note("wechat");
+        return Err(busy);
+    }
+    if let Ok(answer) = &result {
+        permit.succeeded(answer.own_time);
+    }
+    drop(permit);
     let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
     state.metrics.observe_login(errno);
     state.login_log.record(NewLoginLogEntry {
@@ -141,7 +173,12 @@ async fn sign_in(
     ip: &str,
     who: &mut Who,
 ) -> Result<LoginAnswer, ApiError> {
-    let session = state.wechat.send(Code2Session(code)).await??;
+    let started = Instant::now();
+    // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too.
+    let wechat_time = DeadlineStart::left(req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code)));
+    let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
+    let waited = started.elapsed();
     who.openid_masked = mask_openid(&session.openid);
     state.limits.login_of(&session.openid)?;
     if let Some((raw, sig)) = &signed
@@ -155,42 +192,52 @@ async fn sign_in(
     }
 
     let now = Utc::now();
-    let user = state
+    let jti = new_session_id();
+    let expires_at = state.tokens.expires_at(now.timestamp());
+    let epoch = state.session_cache.epoch();
+    let record = state
         .db
-        .send(UpsertOnLogin(NewWxUser {
-            username: format!("wx_{}", crate::random::token_hex(8)),
-            nickname: profile.nickname,
-            avatar: profile.avatar,
-            gender: profile.gender,
-            weixin_openid: session.openid.clone(),
-            unionid: session.unionid.clone(),
-            last_login_time: Some(now),
-            last_login_ip: ip.chars().take(63).collect(),
-            add_time: now,
-            update_time: now,
-        }))
+        .send_admitted(Login {
+            user: NewWxUser {
+                username: format!("wx_{}", crate::random::token_hex(8)),
+                nickname: profile.nickname,
+                avatar: profile.avatar,
+                gender: profile.gender,
+                weixin_openid: session.openid.clone(),
+                unionid: session.unionid.clone(),
+                last_login_time: Some(now),
+                last_login_ip: ip.chars().take(63).collect(),
+                add_time: now,
+                update_time: now,
+            },
+            session: LoginSession {
+                id: jti.clone(),
+                session_key: session.session_key,
+                expires_at: DateTime::<Utc>::from_timestamp(expires_at, 0).unwrap_or(now),
+                client_ip: ip.to_string(),
+                user_agent: user_agent(req),
+            },
+        })
         .await??;
+    let user = record.user;
     who.user_id = Some(user.id);
-    if !user.is_usable() {
+    if !record.session_stored {
         log::info!("login refused: user {} is disabled", user.id);
         return Err(ApiError::AccountDisabled);
     }
+    state.session_cache.remember(
+        jti.clone(),
+        LiveSession {
+            user_id: user.id,
+            expires_at,
+        },
+        epoch,
+    );
 
     let issued = state
         .tokens
-        .issue(user.id, now.timestamp())
+        .issue_for_session(user.id, now.timestamp(), jti)
         .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
-    state
-        .sessions
-        .send(StartSession(NewSession {
-            id: issued.jti,
-            user_id: user.id,
-            session_key: session.session_key,
-            expires_at: DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now),
-            client_ip: ip.to_string(),
-            user_agent: user_agent(req),
-        }))
-        .await??;
     log::info!(
         "login ok: user {} openid {} from {ip}",
         user.id,
@@ -201,6 +248,7 @@ async fn sign_in(
         token: issued.token,
         token_expire: token_expire(issued.expires_at),
         user_info: UserInfoView::from(&user),
+        own_time: started.elapsed().saturating_sub(waited),
     })
 }
 
