@@ -94,6 +94,8 @@ pub struct Config {
     pub metrics_bind_addr: Option<SocketAddr>,
     /// `login_log` rows older than this are deleted.
     pub login_log_retention: Duration,
+    /// How often the gathered login_log rows are written (one statement per batch).
+    pub login_log_flush: Duration,
     /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
     pub bench_endpoints: bool,
 }
@@ -123,6 +125,7 @@ pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
 pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
 pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
 pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
+pub const DEFAULT_LOGIN_LOG_FLUSH_MS: u64 = 200;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -167,6 +170,7 @@ pub const VARIABLES: &[&str] = &[
     "ADMIN_STATIC_DIR",
     "METRICS_BIND_ADDR",
     "LOGIN_LOG_RETENTION_DAYS",
+    "LOGIN_LOG_FLUSH_MS",
     "BENCH_ENDPOINTS",
 ];
 
@@ -367,6 +371,14 @@ impl Config {
             ));
         }
 
+        let flush_ms = parse_number::<u64>(&get, "LOGIN_LOG_FLUSH_MS", DEFAULT_LOGIN_LOG_FLUSH_MS)?;
+        if !(10..=60_000).contains(&flush_ms) {
+            return Err(invalid(
+                "LOGIN_LOG_FLUSH_MS",
+                "expected 10..=60000 milliseconds",
+            ));
+        }
+
         let bench_endpoints = match get("BENCH_ENDPOINTS").as_deref() {
             None | Some("0") => false,
             Some("1") => true,
@@ -396,6 +408,7 @@ impl Config {
             admin_static_dir,
             metrics_bind_addr,
             login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
+            login_log_flush: Duration::from_millis(flush_ms),
             bench_endpoints,
         })
     }
@@ -520,6 +533,8 @@ mod tests {
             ("METRICS_BIND_ADDR", DEFAULT_BIND_ADDR),
             ("LOGIN_LOG_RETENTION_DAYS", "0"),
             ("LOGIN_LOG_RETENTION_DAYS", "a month"),
+            ("LOGIN_LOG_FLUSH_MS", "0"),
+            ("LOGIN_LOG_FLUSH_MS", "soon"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

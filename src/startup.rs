@@ -169,7 +169,7 @@ impl Application {
         let (login_admission, db_admission) =
             admission::for_instance(db_threads, &metrics, &refusals);
         let login_log = LoginLogWriter::new(db.clone(), metrics.clone());
-        login_log.run_flusher();
+        login_log.run_flusher(config.login_log_flush);
         let summarised = refusals.clone();
         actix_web::rt::spawn(async move {
             loop {

@@ -18,17 +18,14 @@ use crate::metrics::Metrics;
 /// must not turn every failed login into memory that is never given back.
 pub const MAX_PENDING_ROWS: usize = 20_000;
 
-/// How often the rows gathered so far are written: each batch is one statement and one commit,
-/// whatever the number of logins in it.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
-
 /// How often old rows are deleted. Hourly keeps each delete small.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Records login attempts in `login_log`. The login handler calls `record` after it has its
 /// answer and does not wait for the row: the client's 3 s budget belongs to WeChat and the
 /// login's own statement, and a lost log row (database down at that moment) costs less than a
-/// slower login. Rows are gathered here and written every `FLUSH_EVERY` with one multi-row
+/// slower login. Rows are gathered here and written every `LOGIN_LOG_FLUSH_MS` (each batch
+/// is one statement and one commit, whatever the number of logins in it) with one multi-row
 /// insert per `MAX_BATCH_ROWS` (`run_flusher`); `flush` writes what is gathered now, and the
 /// graceful shutdown calls it after the last request has been answered, so no row is lost to a
 /// deploy.
@@ -122,12 +119,12 @@ impl LoginLogWriter {
         self.inner.metrics.login_log_dropped.inc_by(n as u64);
     }
 
-    /// Writes the gathered rows every `FLUSH_EVERY`, on the current actix system, for as long
-    /// as it runs; also writes the summary lines of dropped rows.
-    pub fn run_flusher(&self) {
+    /// Writes the gathered rows every `every`, on the current actix system, for as long as it
+    /// runs; also writes the summary lines of dropped rows.
+    pub fn run_flusher(&self, every: Duration) {
         let writer = self.clone();
         actix_web::rt::spawn(async move {
-            let mut tick = tokio::time::interval(FLUSH_EVERY);
+            let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;

@@ -11,6 +11,7 @@ mod limits;
 mod login;
 mod meetings;
 mod phone;
+mod pipeline;
 mod pool;
 mod process;
 mod profile;
