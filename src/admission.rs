@@ -6,10 +6,9 @@
 //!
 //! The limit is either fixed (the database reads: `4 × DB_POOL_SIZE` messages) or adaptive (the
 //! logins): a gradient limit in the style of Netflix's concurrency-limits `Gradient2`, fed with
-//! the time a login spends in this instance and the database, *not* WeChat's round trip. A slow
-//! WeChat is not our overload (the time a login waits for WeChat costs no CPU and no
-//! connection), so it must not shrink the limit; a database or CPU that queues up is, and it
-//! does. The `congestion-limiter` crate (0.1.0) implements the same algorithms, but measures the
+//! the round trip of each login's statement through the DbExecutor, *not* WeChat's round trip.
+//! A slow WeChat is not our overload (the time a login waits for WeChat costs no CPU and no
+//! connection), so it must not shrink the limit; a database that queues up is, and it does. The `congestion-limiter` crate (0.1.0) implements the same algorithms, but measures the
 //! whole job (WeChat included), has no deadline-aware queue (a waiter cannot learn how long the
 //! queue ahead of it will take, only time out) and no way to exempt part of a job from the
 //! measurement; what is needed here is about two hundred lines, so it is written out.
@@ -81,6 +80,9 @@ pub struct Busy {
 /// storm, later than the second leaves a user staring at a spinner for nothing.
 const MIN_RETRY_AFTER: Duration = Duration::from_millis(200);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How long an immediate refusal is held before it is answered (at most its `retryAfterMs`).
+const REFUSAL_DELAY: Duration = Duration::from_millis(500);
 
 /// How a limit is set.
 #[derive(Debug, Clone, Copy)]
@@ -210,7 +212,13 @@ impl Admission {
             if max_wait <= 0.0 || expected_wait > max_wait || st.queue.len() >= self.max_queue {
                 let retry = Duration::from_secs_f64(expected_wait.max(0.0));
                 drop(st);
-                return Err(self.refuse("too many requests in progress", retry));
+                let busy = self.refuse("too many requests in progress", retry);
+                // A client that retries at once instead of after retryAfterMs would otherwise
+                // turn every refusal into the next request at once, and a spike into a storm of
+                // refusals that takes the CPU the admitted requests need. Holding the answer
+                // costs a timer, not a thread, and it still arrives well within the deadline.
+                tokio::time::sleep(busy.retry_after.min(REFUSAL_DELAY).min(budget / 2)).await;
+                return Err(busy);
             }
             let (tx, rx) = oneshot::channel();
             let id = st.next_id;

@@ -77,7 +77,10 @@ pub struct LoginAnswer {
     /// When the token stops working, `yyyy-MM-dd HH:mm:ss` China Standard Time.
     pub token_expire: String,
     pub user_info: UserInfoView,
-    /// The login's time minus WeChat's round trip: what sizes the login admission.
+    /// The round trip of the login's statement through the DbExecutor (queue included): the
+    /// shared resource whose congestion sizes the login admission. Neither WeChat's time (not
+    /// our capacity) nor the HTTP workers' (busy refusing a spike, which admitting fewer logins
+    /// would not relieve) counts.
     #[serde(skip)]
     pub own_time: Duration,
 }
@@ -89,6 +92,11 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 /// a spent code always has time to become a session. A login's statement takes milliseconds;
 /// this covers a database that is slow for a moment, and the login's place is reserved there.
 const DATABASE_RESERVE: Duration = Duration::from_millis(600);
+
+/// Less time than this for WeChat and the code is not sent (errno 721): WeChat's own round trip
+/// from mainland servers is rarely under it, so the call would only be abandoned with the code
+/// spent.
+const MIN_WECHAT_TIME: Duration = Duration::from_millis(150);
 
 /// `POST auth/login_by_weixin` `{code, userInfo?}`.
 pub async fn login_by_weixin(
@@ -127,7 +135,7 @@ pub async fn login_by_weixin(
     // it in time, so a refused user's code is still good for the retry.
     let mut permit = state
         .login_admission
-        .acquire(DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN))
+        .acquire(DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE))
         .await?;
 
     // From here on every outcome is a login attempt: counted and written to login_log.
@@ -173,12 +181,18 @@ async fn sign_in(
     ip: &str,
     who: &mut Who,
 ) -> Result<LoginAnswer, ApiError> {
-    let started = Instant::now();
-    // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too.
+    // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too. Admission
+    // left at least the expected login time for it; if even less is left than a WeChat round
+    // trip could ever take, the code is not sent at all rather than sent and abandoned.
     let wechat_time = DeadlineStart::left(req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    if wechat_time < MIN_WECHAT_TIME {
+        return Err(ApiError::Busy {
+            reason: "no time left for WeChat within the deadline",
+            retry_after_ms: 1000,
+        });
+    }
     let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code)));
     let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
-    let waited = started.elapsed();
     who.openid_masked = mask_openid(&session.openid);
     state.limits.login_of(&session.openid)?;
     if let Some((raw, sig)) = &signed
@@ -195,6 +209,7 @@ async fn sign_in(
     let jti = new_session_id();
     let expires_at = state.tokens.expires_at(now.timestamp());
     let epoch = state.session_cache.epoch();
+    let statement = Instant::now();
     let record = state
         .db
         .send_admitted(Login {
@@ -219,6 +234,7 @@ async fn sign_in(
             },
         })
         .await??;
+    let own_time = statement.elapsed();
     let user = record.user;
     who.user_id = Some(user.id);
     if !record.session_stored {
@@ -248,7 +264,7 @@ async fn sign_in(
         token: issued.token,
         token_expire: token_expire(issued.expires_at),
         user_info: UserInfoView::from(&user),
-        own_time: started.elapsed().saturating_sub(waited),
+        own_time,
     })
 }
 
