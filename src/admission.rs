@@ -130,6 +130,18 @@ struct State {
     admitted: u64,
 }
 
+enum Decision {
+    /// A place was free (and is now taken).
+    Admitted,
+    /// Hopeless: the answer, with the time the queue ahead would take.
+    Refused(Duration),
+    Queued {
+        rx: oneshot::Receiver<()>,
+        id: u64,
+        max_wait: Duration,
+    },
+}
+
 struct Waiter {
     id: u64,
     grant: oneshot::Sender<()>,
@@ -196,22 +208,9 @@ impl Admission {
     /// left until its answer is due). Refuses at once when the queue ahead of it would not drain
     /// in time.
     pub async fn acquire(self: &Arc<Self>, budget: Duration) -> Result<Permit, Busy> {
-        let (rx, id, max_wait) = {
-            let mut st = self.lock();
-            let service = st.service;
-            let max_wait = budget.as_secs_f64() - service;
-            if st.queue.is_empty() && (st.in_flight as f64) < st.limit.floor().max(1.0) {
-                st.in_flight += 1;
-                st.admitted += 1;
-                return Ok(self.permit());
-            }
-            // FIFO: everyone queued is served first; the limit's worth of requests finish
-            // every `service`.
-            let ahead = (st.queue.len() + 1) as f64;
-            let expected_wait = ahead * service / st.limit.max(1.0);
-            if max_wait <= 0.0 || expected_wait > max_wait || st.queue.len() >= self.max_queue {
-                let retry = Duration::from_secs_f64(expected_wait.max(0.0));
-                drop(st);
+        let (rx, id, max_wait) = match self.decide(budget) {
+            Decision::Admitted => return Ok(self.permit()),
+            Decision::Refused(retry) => {
                 let busy = self.refuse("too many requests in progress", retry);
                 // A client that retries at once instead of after retryAfterMs would otherwise
                 // turn every refusal into the next request at once, and a spike into a storm of
@@ -220,11 +219,7 @@ impl Admission {
                 tokio::time::sleep(busy.retry_after.min(REFUSAL_DELAY).min(budget / 2)).await;
                 return Err(busy);
             }
-            let (tx, rx) = oneshot::channel();
-            let id = st.next_id;
-            st.next_id += 1;
-            st.queue.push_back(Waiter { id, grant: tx });
-            (rx, id, Duration::from_secs_f64(max_wait))
+            Decision::Queued { rx, id, max_wait } => (rx, id, max_wait),
         };
         let mut waiting = Waiting {
             admission: self,
@@ -254,6 +249,34 @@ impl Admission {
                     Ok(self.permit())
                 }
             }
+        }
+    }
+
+    /// Admits, queues or refuses, under the lock.
+    fn decide(&self, budget: Duration) -> Decision {
+        let mut st = self.lock();
+        let service = st.service;
+        let max_wait = budget.as_secs_f64() - service;
+        if st.queue.is_empty() && (st.in_flight as f64) < st.limit.floor().max(1.0) {
+            st.in_flight += 1;
+            st.admitted += 1;
+            return Decision::Admitted;
+        }
+        // FIFO: everyone queued is served first; the limit's worth of requests finish every
+        // `service`.
+        let ahead = (st.queue.len() + 1) as f64;
+        let expected_wait = ahead * service / st.limit.max(1.0);
+        if max_wait <= 0.0 || expected_wait > max_wait || st.queue.len() >= self.max_queue {
+            return Decision::Refused(Duration::from_secs_f64(expected_wait.max(0.0)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.queue.push_back(Waiter { id, grant: tx });
+        Decision::Queued {
+            rx,
+            id,
+            max_wait: Duration::from_secs_f64(max_wait),
         }
     }
 
