@@ -99,6 +99,8 @@ pub struct Config {
     pub metrics_bind_addr: Option<SocketAddr>,
     /// `login_log` rows older than this are deleted.
     pub login_log_retention: Duration,
+    /// How often the gathered login_log rows are written (one statement per batch).
+    pub login_log_flush: Duration,
     /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
     pub bench_endpoints: bool,
     /// How long after `auth/deactivate` the account's data is erased; a login before then restores
@@ -169,6 +171,7 @@ const RESERVED_TOKEN_HEADERS: &[&str] = &[
 /// connection has been used and closed, or dropped by the proxy, before the listener closes.
 pub const DEFAULT_SHUTDOWN_DRAIN_SECS: u64 = 5;
 pub const MAX_SHUTDOWN_DRAIN_SECS: u64 = 60;
+pub const DEFAULT_LOGIN_LOG_FLUSH_MS: u64 = 200;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -215,6 +218,7 @@ pub const VARIABLES: &[&str] = &[
     "ADMIN_STATIC_DIR",
     "METRICS_BIND_ADDR",
     "LOGIN_LOG_RETENTION_DAYS",
+    "LOGIN_LOG_FLUSH_MS",
     "BENCH_ENDPOINTS",
     "ACCOUNT_DELETION_GRACE_DAYS",
     "ALLOW_DEV_MODE_ON_NETWORK",
@@ -465,6 +469,14 @@ impl Config {
             ));
         }
 
+        let flush_ms = parse_number::<u64>(&get, "LOGIN_LOG_FLUSH_MS", DEFAULT_LOGIN_LOG_FLUSH_MS)?;
+        if !(10..=60_000).contains(&flush_ms) {
+            return Err(invalid(
+                "LOGIN_LOG_FLUSH_MS",
+                "expected 10..=60000 milliseconds",
+            ));
+        }
+
         let bench_endpoints = match get("BENCH_ENDPOINTS").as_deref() {
             None | Some("0") => false,
             Some("1") => true,
@@ -540,6 +552,7 @@ impl Config {
             admin_static_dir,
             metrics_bind_addr,
             login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
+            login_log_flush: Duration::from_millis(flush_ms),
             bench_endpoints,
             account_deletion_grace: Duration::from_secs(grace_days * 24 * 3600),
             dev_mode_on_network,
@@ -736,6 +749,8 @@ mod tests {
             ("SHUTDOWN_DRAIN_SECS", "61"),
             ("SHUTDOWN_DRAIN_SECS", "-1"),
             ("SHUTDOWN_DRAIN_SECS", "soon"),
+            ("LOGIN_LOG_FLUSH_MS", "0"),
+            ("LOGIN_LOG_FLUSH_MS", "soon"),
         ];
         for (var, value) in cases {
             let err = Config::from_vars(&vars(&[(var, value)])).expect_err(var);

@@ -38,6 +38,14 @@ impl<T: Serialize> Envelope<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Errno(pub i32);
 
+/// A busy refusal's `data`: why, and how long to wait before the retry.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BusyData {
+    pub reason: &'static str,
+    pub retry_after_ms: u64,
+}
+
 /// Why an argument was refused: shown to the client developer in `data.reason`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reason {
@@ -79,6 +87,13 @@ pub enum ApiError {
     /// 720: this client, user or openid is over its rate limit.
     #[error("rate limited")]
     RateLimited,
+    /// 721: this instance is at capacity; nothing was done (a login's code was not spent).
+    /// The client retries after `retry_after_ms`.
+    #[error("server busy: {reason}")]
+    Busy {
+        reason: &'static str,
+        retry_after_ms: u64,
+    },
     /// 710: WeChat says the login code is invalid or expired (40029).
     #[error("wechat: invalid code")]
     WxCodeInvalid,
@@ -116,6 +131,7 @@ impl ApiError {
             ApiError::PhoneCodeInvalid => 718,
             ApiError::SignatureMismatch => 719,
             ApiError::RateLimited => 720,
+            ApiError::Busy { .. } => 721,
             ApiError::WxCodeInvalid => 710,
             ApiError::WxCodeUsed => 711,
             ApiError::WxRateLimited => 712,
@@ -139,6 +155,7 @@ impl ApiError {
             ApiError::PhoneCodeInvalid => "手机号授权已失效，请重新点击授权",
             ApiError::SignatureMismatch => "用户信息签名校验失败，请重新登录",
             ApiError::RateLimited => "请求过于频繁，请稍后再试",
+            ApiError::Busy { .. } => "服务繁忙，请稍后再试",
             ApiError::WxCodeInvalid => "登录凭证无效或已过期，请重新登录",
             ApiError::WxCodeUsed => "登录凭证已被使用，请重新登录",
             ApiError::WxRateLimited => "登录过于频繁，请稍后再试",
@@ -176,6 +193,10 @@ pub fn catalogue() -> Vec<(i32, &'static str)> {
         ApiError::PhoneCodeInvalid,
         ApiError::SignatureMismatch,
         ApiError::RateLimited,
+        ApiError::Busy {
+            reason: "",
+            retry_after_ms: 0,
+        },
         ApiError::WxCodeInvalid,
         ApiError::WxCodeUsed,
         ApiError::WxRateLimited,
@@ -201,19 +222,34 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Serious(cause) => log_cause(log::Level::Error, 502, cause),
             ApiError::WxBadResponse(cause) => log_cause(log::Level::Warn, 716, cause),
+            // Counted and summarised once a second where the refusal is decided.
+            ApiError::Busy { .. } => {}
             other => log::debug!("errno {}: {other}", other.errno()),
         }
-        let data = match self {
-            ApiError::BadArgument(r) | ApiError::BadArgumentValue(r) => {
-                Some(Reason { reason: r.clone() })
-            }
-            _ => None,
+        let mut builder = HttpResponse::build(self.status_code());
+        let mut response = match self {
+            ApiError::BadArgument(r) | ApiError::BadArgumentValue(r) => builder.json(Envelope {
+                errno: self.errno(),
+                errmsg: self.errmsg(),
+                data: Some(Reason { reason: r.clone() }),
+            }),
+            ApiError::Busy {
+                reason,
+                retry_after_ms,
+            } => builder.json(Envelope {
+                errno: self.errno(),
+                errmsg: self.errmsg(),
+                data: Some(BusyData {
+                    reason,
+                    retry_after_ms: *retry_after_ms,
+                }),
+            }),
+            _ => builder.json(Envelope::<()> {
+                errno: self.errno(),
+                errmsg: self.errmsg(),
+                data: None,
+            }),
         };
-        let mut response = HttpResponse::build(self.status_code()).json(Envelope {
-            errno: self.errno(),
-            errmsg: self.errmsg(),
-            data,
-        });
         response.extensions_mut().insert(Errno(self.errno()));
         response
     }
@@ -244,7 +280,19 @@ impl From<DbError> for ApiError {
 
 impl From<crate::actors::db::Unavailable> for ApiError {
     fn from(e: crate::actors::db::Unavailable) -> Self {
-        ApiError::Serious(e.to_string())
+        match e {
+            crate::actors::db::Unavailable::Busy(busy) => busy.into(),
+            other => ApiError::Serious(other.to_string()),
+        }
+    }
+}
+
+impl From<crate::admission::Busy> for ApiError {
+    fn from(busy: crate::admission::Busy) -> Self {
+        ApiError::Busy {
+            reason: busy.reason,
+            retry_after_ms: busy.retry_after.as_millis().try_into().unwrap_or(u64::MAX),
+        }
     }
 }
 
@@ -282,7 +330,11 @@ impl From<WeChatError> for ApiError {
             }
             WeChatError::BadResponse(cause) => ApiError::WxBadResponse(cause),
             WeChatError::HttpStatus(status) => ApiError::WxBadResponse(format!("HTTP {status}")),
-            WeChatError::Overloaded => ApiError::Serious("wechat calls saturated".into()),
+            // Refused before anything was sent: the code is not spent, so a retry can use it.
+            WeChatError::Overloaded => ApiError::Busy {
+                reason: "too many WeChat calls in progress",
+                retry_after_ms: 1000,
+            },
         }
     }
 }

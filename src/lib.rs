@@ -8,11 +8,13 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod actors;
+pub mod admission;
 pub mod announce;
 pub mod api;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod log_summary;
 pub mod log_throttle;
 pub mod metrics;
 pub mod random;

@@ -45,6 +45,9 @@ pub struct Metrics {
     pub http_duration: HistogramVec,
     /// `wxauth_logins_total{errno}`: login attempts past argument checks, by outcome.
     pub logins: IntCounterVec,
+    /// `wxauth_requests_refused_total{kind}`: requests refused with errno 721 (server busy)
+    /// before any work, by what was full: `login`, `read`, `wechat`.
+    pub refused: IntCounterVec,
     /// `wxauth_login_log_dropped_total`: login_log rows not written because too many were queued.
     pub login_log_dropped: IntCounter,
     /// `wxauth_wechat_request_duration_seconds`: one observation per real upstream round trip.
@@ -94,6 +97,13 @@ impl Metrics {
                 "Login attempts past argument checks, by errno",
             ),
             &["errno"],
+        )?;
+        let refused = IntCounterVec::new(
+            Opts::new(
+                "requests_refused_total",
+                "Requests refused with errno 721 (server busy) before any work, by what was full",
+            ),
+            &["kind"],
         )?;
         let login_log_dropped = IntCounter::new(
             "login_log_dropped_total",
@@ -152,6 +162,7 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(login_log_dropped.clone()))?;
         registry.register(Box::new(wechat_duration.clone()))?;
         registry.register(Box::new(wechat_requests.clone()))?;
@@ -169,6 +180,7 @@ impl Metrics {
             http_requests,
             http_duration,
             logins,
+            refused,
             login_log_dropped,
             wechat_duration,
             wechat_requests,

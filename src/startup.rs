@@ -16,12 +16,14 @@ use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::session::FlushLastSeen;
 use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
+use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{self, AppState, Started};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
+use crate::log_summary::SummaryLog;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Drain};
 use crate::token::TokenIssuer;
@@ -182,9 +184,23 @@ impl Application {
                 pruned.prune();
             }
         });
+        let refusals = Arc::new(SummaryLog::new("refused (server busy, errno 721)"));
+        let (login_admission, db_admission) =
+            admission::for_instance(db_threads, &metrics, &refusals);
+        let login_log = LoginLogWriter::new(db.clone(), metrics.clone());
+        login_log.run_flusher(config.login_log_flush);
+        let summarised = refusals.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
+                summarised.flush();
+            }
+        });
         let state = AppState {
-            login_log: LoginLogWriter::new(db.clone(), metrics.clone()),
-            db: DbHandle::new(db, db_threads * 4),
+            login_log,
+            db: DbHandle::new(db, db_admission),
+            login_admission,
+            refusals,
             sessions,
             session_cache,
             listener: session_listener,
@@ -342,11 +358,13 @@ impl Application {
 
 /// The writes that do not make a request wait: done now, before the process exits.
 async fn flush(state: &AppState) {
-    if !state.login_log.flush(FLUSH_LIMIT).await {
-        log::warn!(
-            "login_log: {} writes still queued after {FLUSH_LIMIT:?}; they are lost",
+    match tokio::time::timeout(FLUSH_LIMIT, state.login_log.flush()).await {
+        Ok(0) => {}
+        Ok(written) => log::info!("login_log: wrote the last {written} rows"),
+        Err(_) => log::warn!(
+            "login_log: {} rows still waiting after {FLUSH_LIMIT:?}; they are lost",
             state.login_log.pending()
-        );
+        ),
     }
     match tokio::time::timeout(FLUSH_LIMIT, state.sessions.send(FlushLastSeen)).await {
         Ok(Ok(Ok(_))) => {}

@@ -99,12 +99,28 @@ impl TokenIssuer {
         self.ttl
     }
 
+    /// When a token issued at `now` expires.
+    pub fn expires_at(&self, now: i64) -> i64 {
+        now + self.ttl.as_secs() as i64
+    }
+
     pub fn issue(
         &self,
         user_id: i64,
         now: i64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
-        self.issue_for(user_id, new_jti(), now, now + self.ttl.as_secs() as i64)
+        self.issue_for(user_id, new_jti(), now, self.expires_at(now))
+    }
+
+    /// A login's token: its session id was chosen before the statement that stores the session
+    /// together with the user, so the user id was not known yet.
+    pub fn issue_for_session(
+        &self,
+        user_id: i64,
+        now: i64,
+        jti: String,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+        self.issue_for(user_id, jti, now, self.expires_at(now))
     }
 
     /// A token for a session whose id and expiry are already decided (a refresh: the session

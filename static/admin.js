@@ -242,6 +242,7 @@
     setField('db-error', db.error ? 'Error: ' + db.error : '');
     renderListener(d.listener);
 
+    renderAdmission(d.admission);
     renderWeChat(d.wechat);
     $('sessions-live').textContent = num(d.sessions.live);
     renderLogins(d.logins);
@@ -267,6 +268,16 @@
       down: 'down: sessions checked in the database',
     }[l.state] || l.state;
     setField('db-listener', text + ' (' + heard + replaced + ')', l.state === 'ok' ? 'good' : 'warn');
+  }
+
+  function renderAdmission(a) {
+    const line = (s) => s.in_flight + ' of ' + s.limit + ' in progress, ' + s.queued + ' waiting';
+    setField('adm-logins', line(a.logins), a.logins.queued > 0 ? 'warn' : '');
+    setField('adm-reads', line(a.reads), a.reads.queued > 0 ? 'warn' : '');
+    const refused = a.refused.login + a.refused.read + a.refused.wechat;
+    setField('adm-refused',
+      refused + ' (login ' + a.refused.login + ', read ' + a.refused.read + ', WeChat ' + a.refused.wechat + ')',
+      refused > 0 ? 'warn' : '');
   }
 
   function renderWeChat(w) {

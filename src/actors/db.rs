@@ -11,58 +11,78 @@ use diesel::prelude::*;
 
 use chrono::{DateTime, Utc};
 
-use crate::actors::login_log::PendingSlot;
+use crate::admission::{Admission, Busy};
 use crate::db::login_log::{self, LoginSummary};
 use crate::db::models::{NewLoginLogEntry, NewWxUser, ProfileChange, WxUser};
 use crate::db::sealed::SessionKeyCipher;
-use crate::db::sessions::{self, LiveSession, NewSession, NewSessionMeta};
+use crate::db::sessions::{self, LiveSession, LoginRecord, LoginSession, NewSessionMeta};
 use crate::db::users::MobileBinding;
 use crate::db::{DbError, PgPool, deletion, export, setup, users};
 use crate::wechat::SessionKey;
 
-/// How long a request waits for a turn at the database before it is refused as overloaded.
-const QUEUE_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a database read may take, queue included, so that the request still answers within
+/// the client's 3 s (the rest is the token check and the answer).
+pub const READ_BUDGET: std::time::Duration = std::time::Duration::from_millis(2000);
 
 /// Why a message did not reach the DbExecutor.
 #[derive(Debug, thiserror::Error)]
 pub enum Unavailable {
-    #[error("database overloaded: too much work in flight")]
-    Overloaded,
+    #[error("database busy: {}", .0.reason)]
+    Busy(Busy),
     #[error("database executor stopped: {0}")]
     Stopped(#[from] MailboxError),
 }
 
 /// The handlers' way to the DbExecutor. A `SyncArbiter` mailbox is unbounded, so without a bound
-/// a stalled database would queue requests forever; here at most `permits` messages are in
-/// flight and the rest are refused quickly (errno 502) instead of hanging the client.
+/// a stalled database would queue requests forever: `send` admits at most `max_in_flight`
+/// messages, queues a few more for as long as they can still be answered in time, and refuses
+/// the rest at once with errno 721. `send_admitted` is for logins, which passed their own
+/// admission before their code was exchanged: their number is bounded there, and once a code is
+/// spent the login must not be refused for want of a place here.
 #[derive(Clone)]
 pub struct DbHandle {
     addr: Addr<DbExecutor>,
-    permits: Arc<tokio::sync::Semaphore>,
+    admission: Arc<Admission>,
 }
 
 impl DbHandle {
-    pub fn new(addr: Addr<DbExecutor>, max_in_flight: usize) -> Self {
-        DbHandle {
-            addr,
-            permits: Arc::new(tokio::sync::Semaphore::new(max_in_flight.max(1))),
-        }
+    pub fn new(addr: Addr<DbExecutor>, admission: Arc<Admission>) -> Self {
+        DbHandle { addr, admission }
     }
 
     pub fn addr(&self) -> &Addr<DbExecutor> {
         &self.addr
     }
 
-    pub async fn send<M>(&self, msg: M) -> Result<M::Result, Unavailable>
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
+    }
+
+    pub async fn send<M, T>(&self, msg: M) -> Result<Result<T, DbError>, Unavailable>
+    where
+        M: Message<Result = Result<T, DbError>> + Send + 'static,
+        T: Send + 'static,
+        DbExecutor: Handler<M>,
+    {
+        let mut permit = self
+            .admission
+            .acquire(READ_BUDGET)
+            .await
+            .map_err(Unavailable::Busy)?;
+        let result = self.addr.send(msg).await?;
+        if result.is_ok() {
+            permit.succeeded(std::time::Duration::ZERO);
+        }
+        Ok(result)
+    }
+
+    /// For work already admitted elsewhere (a login whose code is exchanged): never refused.
+    pub async fn send_admitted<M>(&self, msg: M) -> Result<M::Result, Unavailable>
     where
         M: Message + Send + 'static,
         M::Result: Send,
         DbExecutor: Handler<M>,
     {
-        let _permit = tokio::time::timeout(QUEUE_WAIT, self.permits.acquire())
-            .await
-            .map_err(|_| Unavailable::Overloaded)?
-            .map_err(|_| Unavailable::Overloaded)?;
         Ok(self.addr.send(msg).await?)
     }
 }
@@ -86,16 +106,19 @@ impl Actor for DbExecutor {
     type Context = SyncContext<Self>;
 }
 
-/// Create or update the user on login.
-#[derive(Message)]
-#[rtype(result = "Result<WxUser, DbError>")]
-pub struct UpsertOnLogin(pub NewWxUser);
+/// A login's user upsert and session insert, in one statement (`sessions::login`).
+#[derive(Clone, Message)]
+#[rtype(result = "Result<LoginRecord, DbError>")]
+pub struct Login {
+    pub user: NewWxUser,
+    pub session: LoginSession,
+}
 
-impl Handler<UpsertOnLogin> for DbExecutor {
-    type Result = Result<WxUser, DbError>;
+impl Handler<Login> for DbExecutor {
+    type Result = Result<LoginRecord, DbError>;
 
-    fn handle(&mut self, msg: UpsertOnLogin, _: &mut Self::Context) -> Self::Result {
-        users::upsert_on_login(&mut *self.conn()?, &msg.0)
+    fn handle(&mut self, msg: Login, _: &mut Self::Context) -> Self::Result {
+        sessions::login(&mut *self.conn()?, &self.cipher, &msg.user, &msg.session)
     }
 }
 
@@ -168,19 +191,6 @@ impl Handler<Ping> for DbExecutor {
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
         diesel::sql_query("SELECT 1").execute(&mut *self.conn()?)?;
         Ok(())
-    }
-}
-
-/// Stores a new login's session; `false` when its user may not hold one.
-#[derive(Message)]
-#[rtype(result = "Result<bool, DbError>")]
-pub struct InsertSession(pub NewSession);
-
-impl Handler<InsertSession> for DbExecutor {
-    type Result = Result<bool, DbError>;
-
-    fn handle(&mut self, msg: InsertSession, _: &mut Self::Context) -> Self::Result {
-        sessions::insert(&mut *self.conn()?, &self.cipher, &msg.0)
     }
 }
 
@@ -306,30 +316,16 @@ impl Handler<PendingMigrations> for DbExecutor {
     }
 }
 
-/// Writes one `login_log` row. Sent with `do_send` through `LoginLogWriter`: nobody waits for the
-/// answer, so a failure is logged here.
+/// Writes a batch of `login_log` rows in one statement; answers how many.
 #[derive(Message)]
-#[rtype(result = "()")]
-pub struct RecordLogin {
-    pub entry: NewLoginLogEntry,
-    /// Frees its place in the writer's queue when this message is handled or dropped.
-    pub slot: PendingSlot,
-}
+#[rtype(result = "Result<usize, DbError>")]
+pub struct RecordLogins(pub Vec<NewLoginLogEntry>);
 
-impl Handler<RecordLogin> for DbExecutor {
-    type Result = ();
+impl Handler<RecordLogins> for DbExecutor {
+    type Result = Result<usize, DbError>;
 
-    fn handle(&mut self, msg: RecordLogin, _: &mut Self::Context) {
-        let written = self
-            .conn()
-            .and_then(|mut conn| login_log::insert(&mut conn, &msg.entry));
-        if let Err(e) = written {
-            log::warn!(
-                "login_log: attempt with errno {} not recorded: {e}",
-                msg.entry.errno
-            );
-        }
-        drop(msg.slot);
+    fn handle(&mut self, msg: RecordLogins, _: &mut Self::Context) -> Self::Result {
+        login_log::insert_many(&mut *self.conn()?, &msg.0)
     }
 }
 

@@ -1,85 +1,137 @@
-//! Upkeep of `login_log`: writing attempts without making the login wait, and pruning old rows.
+//! Upkeep of `login_log`: writing attempts in batches without making the login wait, and
+//! pruning old rows.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix::prelude::*;
 use chrono::Utc;
 
 use super::DbExecutor;
-use super::db::{PruneLoginLog, RecordLogin};
+use super::db::{PruneLoginLog, RecordLogins};
+use crate::db::login_log::MAX_BATCH_ROWS;
 use crate::db::models::NewLoginLogEntry;
+use crate::log_summary::SummaryLog;
 use crate::metrics::Metrics;
 
-/// Writes queued for the DbExecutor beyond this are dropped (and counted): the SyncArbiter's
-/// mailbox is unbounded, and a database that stalls must not turn every failed login into memory
-/// that is never given back.
-pub const MAX_PENDING_WRITES: usize = 1000;
+/// Rows waiting for their batch beyond this are dropped (and counted): a database that stalls
+/// must not turn every failed login into memory that is never given back.
+pub const MAX_PENDING_ROWS: usize = 20_000;
 
 /// How often old rows are deleted. Hourly keeps each delete small.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// A place in the write queue; dropping it frees the place.
-pub struct PendingSlot(Arc<AtomicUsize>);
-
-impl Drop for PendingSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// Records login attempts in `login_log`. The login handler calls `record` after it has its
-/// answer and does not wait for the row: the client's 3 s budget belongs to WeChat and the user
-/// upsert, and a lost log row (database down at that moment) costs less than a slower login.
-/// `do_send` rather than `send` and an ignored future: it is the same work without a reply
-/// channel, and the handler logs its own failures.
+/// answer and does not wait for the row: the client's 3 s budget belongs to WeChat and the
+/// login's own statement, and a lost log row (database down at that moment) costs less than a
+/// slower login. Rows are gathered here and written every `LOGIN_LOG_FLUSH_MS` (each batch
+/// is one statement and one commit, whatever the number of logins in it) with one multi-row
+/// insert per `MAX_BATCH_ROWS` (`run_flusher`); `flush` writes what is gathered now, and the
+/// graceful shutdown calls it after the last request has been answered, so no row is lost to a
+/// deploy.
 #[derive(Clone)]
 pub struct LoginLogWriter {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     db: Addr<DbExecutor>,
-    pending: Arc<AtomicUsize>,
+    rows: Mutex<Vec<NewLoginLogEntry>>,
+    /// One flush at a time: the final one waits for the periodic one in progress, so that the
+    /// process does not exit under it.
+    flushing: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
+    problems: SummaryLog,
 }
 
 impl LoginLogWriter {
     pub fn new(db: Addr<DbExecutor>, metrics: Arc<Metrics>) -> Self {
         LoginLogWriter {
-            db,
-            pending: Arc::new(AtomicUsize::new(0)),
-            metrics,
+            inner: Arc::new(Inner {
+                db,
+                rows: Mutex::new(Vec::new()),
+                flushing: tokio::sync::Mutex::new(()),
+                metrics,
+                problems: SummaryLog::new("login_log"),
+            }),
         }
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<NewLoginLogEntry>> {
+        self.inner.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn record(&self, entry: NewLoginLogEntry) {
-        if self.pending.fetch_add(1, Ordering::AcqRel) >= MAX_PENDING_WRITES {
-            self.pending.fetch_sub(1, Ordering::AcqRel);
-            self.metrics.login_log_dropped.inc();
-            log::warn!(
-                "login_log: {MAX_PENDING_WRITES} writes already queued; attempt with errno {} not recorded",
-                entry.errno
-            );
+        let mut rows = self.rows();
+        if rows.len() >= MAX_PENDING_ROWS {
+            drop(rows);
+            self.inner.metrics.login_log_dropped.inc();
+            self.inner
+                .problems
+                .note("rows dropped: too many waiting for the database");
             return;
         }
-        let slot = PendingSlot(self.pending.clone());
-        self.db.do_send(RecordLogin { entry, slot });
+        rows.push(entry);
     }
 
-    /// Writes queued and not yet done.
+    /// Rows gathered and not yet written.
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
+        self.rows().len()
     }
 
-    /// Waits until every queued write is done, at most `limit`: the last step before the process
-    /// exits. True when nothing is left.
-    pub async fn flush(&self, limit: Duration) -> bool {
-        let deadline = std::time::Instant::now() + limit;
-        while self.pending() > 0 {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            actix_rt::time::sleep(Duration::from_millis(5)).await;
+    /// Writes every row gathered so far; answers how many were written. Waits for a flush
+    /// already in progress first.
+    pub async fn flush(&self) -> usize {
+        let _turn = self.inner.flushing.lock().await;
+        self.write_gathered().await
+    }
+
+    /// The periodic flush: skipped while another one is still writing.
+    async fn flush_if_idle(&self) {
+        if let Ok(_turn) = self.inner.flushing.try_lock() {
+            self.write_gathered().await;
         }
-        true
+    }
+
+    async fn write_gathered(&self) -> usize {
+        let rows = std::mem::take(&mut *self.rows());
+        let mut written = 0;
+        let mut rest = rows;
+        while !rest.is_empty() {
+            let batch: Vec<_> = rest.drain(..rest.len().min(MAX_BATCH_ROWS)).collect();
+            let n = batch.len();
+            match self.inner.db.send(RecordLogins(batch)).await {
+                Ok(Ok(w)) => written += w,
+                Ok(Err(e)) => {
+                    self.lost(n);
+                    log::warn!("login_log: a batch of {n} rows not written: {e}");
+                }
+                Err(e) => {
+                    self.lost(n);
+                    log::warn!("login_log: a batch of {n} rows not delivered: {e}");
+                }
+            }
+        }
+        written
+    }
+
+    fn lost(&self, n: usize) {
+        self.inner.metrics.login_log_dropped.inc_by(n as u64);
+    }
+
+    /// Writes the gathered rows every `every`, on the current actix system, for as long as it
+    /// runs; also writes the summary lines of dropped rows.
+    pub fn run_flusher(&self, every: Duration) {
+        let writer = self.clone();
+        actix_web::rt::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                writer.flush_if_idle().await;
+                writer.inner.problems.flush();
+            }
+        });
     }
 }
 

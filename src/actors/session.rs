@@ -26,11 +26,11 @@ use chrono::{DateTime, Utc};
 use lru::LruCache;
 
 use crate::actors::db::{
-    CountLiveSessions, DbExecutor, InsertSession, LoadLiveSession, NewestSessionKey,
-    RefreshSession, RevokeSession, RevokeUserSessions, SweepSessions, TouchSessions,
+    CountLiveSessions, DbExecutor, LoadLiveSession, NewestSessionKey, RefreshSession,
+    RevokeSession, RevokeUserSessions, SweepSessions, TouchSessions,
 };
 use crate::db::DbError;
-use crate::db::sessions::{LiveSession, NewSession, NewSessionMeta, Revoked};
+use crate::db::sessions::{LiveSession, NewSessionMeta, Revoked};
 use crate::thread_memo::{BoundedMemo, owner_id};
 use crate::wechat::SessionKey;
 
@@ -159,7 +159,9 @@ impl SessionCache {
         self.len() == 0
     }
 
-    fn epoch(&self) -> u64 {
+    /// Read before a session is stored; `remember` then caches it only if nothing was revoked
+    /// in between.
+    pub fn epoch(&self) -> u64 {
         self.lock().epoch
     }
 
@@ -185,7 +187,7 @@ impl SessionCache {
         }
     }
 
-    fn remember(&self, id: String, session: LiveSession, epoch: u64) {
+    pub fn remember(&self, id: String, session: LiveSession, epoch: u64) {
         let mut st = self.lock();
         if st.trusted && st.epoch == epoch {
             st.lru.put(id, session);
@@ -249,38 +251,6 @@ impl Actor for SessionActor {
             }
         });
         ctx.run_interval(SWEEP_EVERY, |act, _| act.db.do_send(SweepSessions));
-    }
-}
-
-/// Stores a login's session, then caches it. Answers once the row is committed, so every
-/// instance accepts the token from then on; `false` (nothing stored) when the account stopped
-/// being usable since the login read it.
-#[derive(Message)]
-#[rtype(result = "Result<bool, DbError>")]
-pub struct StartSession(pub NewSession);
-
-impl Handler<StartSession> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<bool, DbError>>;
-
-    fn handle(&mut self, msg: StartSession, _: &mut Self::Context) -> Self::Result {
-        let id = msg.0.id.clone();
-        let live = LiveSession {
-            user_id: msg.0.user_id,
-            expires_at: msg.0.expires_at.timestamp(),
-        };
-        let epoch = self.cache.epoch();
-        Box::pin(
-            self.db
-                .send(InsertSession(msg.0))
-                .into_actor(self)
-                .map(move |res, act, _| {
-                    let stored = flatten(res)?;
-                    if stored {
-                        act.cache.remember(id, live, epoch);
-                    }
-                    Ok(stored)
-                }),
-        )
     }
 }
 

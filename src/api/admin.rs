@@ -16,6 +16,8 @@ use actix_web::middleware::{DefaultHeaders, Next, from_fn};
 use actix_web::{Error, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::admission::AdmissionStats;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -262,9 +264,21 @@ pub struct StatusView {
     pub listener: ListenerReport,
     /// `None` when the database could not be asked.
     pub logins: Option<LoginsView>,
+    pub admission: AdmissionView,
     /// Account deletions users asked for (or the admin made); `None` when the database could not
     /// be asked.
     pub deletions: Option<DeletionsView>,
+}
+
+/// What is let in, what waits and what is refused with errno 721 (server busy).
+#[derive(Debug, Serialize)]
+pub struct AdmissionView {
+    /// Logins in progress (limit adaptive), before any WeChat call.
+    pub logins: AdmissionStats,
+    /// Other database work (limit fixed).
+    pub reads: AdmissionStats,
+    /// Refusals since start, by what was full: `login`, `read`, `wechat`.
+    pub refused: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -284,7 +298,7 @@ pub struct DatabaseView {
     pub latency_ms: Option<f64>,
     pub error: Option<String>,
     pub pool: PoolView,
-    /// login_log rows waiting for a DbExecutor thread.
+    /// login_log rows gathered and not yet written (they are written in batches).
     pub login_log_pending_writes: usize,
 }
 
@@ -551,6 +565,14 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         listener,
         logins,
         deletions,
+        admission: AdmissionView {
+            logins: state.login_admission.stats(),
+            reads: state.db.admission().stats(),
+            refused: ["login", "read", "wechat"]
+                .into_iter()
+                .map(|kind| (kind, state.metrics.refused.with_label_values(&[kind]).get()))
+                .collect(),
+        },
     };
     HttpResponse::Ok().json(view)
 }

@@ -5,16 +5,19 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody, client_ip, user_agent};
+use super::middleware::DeadlineStart;
 use super::profile::{
     DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
 };
 use super::{ApiResult, AppState, ok, ok_empty};
-use crate::actors::db::{EraseUser, RestoreOnLogin, UpsertOnLogin};
-use crate::actors::session::{EndSession, EndUserSessions, RotateSession, StartSession};
+use std::time::{Duration, Instant};
+
+use crate::actors::db::{EraseUser, Login, RestoreOnLogin};
+use crate::actors::session::{EndSession, EndUserSessions, RotateSession};
 use crate::actors::wechat::Code2Session;
 use crate::db::deletion::Restore;
-use crate::db::models::{NewLoginLogEntry, NewWxUser, WxUser, user_status};
-use crate::db::sessions::{NewSession, NewSessionMeta};
+use crate::db::models::{NewLoginLogEntry, NewWxUser, user_status};
+use crate::db::sessions::{LiveSession, LoginSession, NewSessionMeta};
 use crate::error::ApiError;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
@@ -78,7 +81,26 @@ pub struct LoginAnswer {
     /// Present (true) only on the login that cancelled the account's pending deletion.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub restored: bool,
+    /// The round trip of the login's statement through the DbExecutor (queue included): the
+    /// shared resource whose congestion sizes the login admission. Neither WeChat's time (not
+    /// our capacity) nor the HTTP workers' (busy refusing a spike, which admitting fewer logins
+    /// would not relieve) counts.
+    #[serde(skip)]
+    pub own_time: Duration,
 }
+
+/// Kept free at the end of the deadline for the answer to be written and sent.
+const ANSWER_MARGIN: Duration = Duration::from_millis(100);
+
+/// Kept for the database after the code is exchanged: WeChat gets the time left minus this, so
+/// a spent code always has time to become a session. A login's statement takes milliseconds;
+/// this covers a database that is slow for a moment, and the login's place is reserved there.
+const DATABASE_RESERVE: Duration = Duration::from_millis(600);
+
+/// Less time than this for WeChat and the code is not sent (errno 721): WeChat's own round trip
+/// from mainland servers is rarely under it, so the call would only be abandoned with the code
+/// spent.
+const MIN_WECHAT_TIME: Duration = Duration::from_millis(150);
 
 /// `POST auth/login_by_weixin` `{code, userInfo?}`.
 pub async fn login_by_weixin(
@@ -114,9 +136,26 @@ pub async fn login_by_weixin(
     }
     .validate()?;
 
+    // Admission before anything is spent: a login is let in only if this instance can finish
+    // it in time, so a refused user's code is still good for the retry.
+    let mut permit = state
+        .login_admission
+        .acquire(DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE))
+        .await?;
+
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
     let result = sign_in(&state, &req, code, profile, signed, &ip, began, &mut who).await;
+    if let Err(busy @ ApiError::Busy { .. }) = result {
+        // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
+        state.metrics.refused.with_label_values(&["wechat"]).inc();
+        state.refusals.note("wechat");
+        return Err(busy);
+    }
+    if let Ok(answer) = &result {
+        permit.succeeded(answer.own_time);
+    }
+    drop(permit);
     let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
     state.metrics.observe_login(errno);
     state.login_log.record(NewLoginLogEntry {
@@ -149,7 +188,18 @@ async fn sign_in(
     began: DateTime<Utc>,
     who: &mut Who,
 ) -> Result<LoginAnswer, ApiError> {
-    let session = state.wechat.send(Code2Session(code)).await??;
+    // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too. Admission
+    // left at least the expected login time for it; if even less is left than a WeChat round
+    // trip could ever take, the code is not sent at all rather than sent and abandoned.
+    let wechat_time = DeadlineStart::left(req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    if wechat_time < MIN_WECHAT_TIME {
+        return Err(ApiError::Busy {
+            reason: "no time left for WeChat within the deadline",
+            retry_after_ms: 1000,
+        });
+    }
+    let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code)));
+    let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
     who.openid_masked = mask_openid(&session.openid);
     state.limits.login_of(&session.openid)?;
     if let Some((raw, sig)) = &signed
@@ -163,46 +213,61 @@ async fn sign_in(
     }
 
     let now = Utc::now();
-    let new_user = NewWxUser {
-        username: format!("wx_{}", crate::random::token_hex(8)),
-        nickname: profile.nickname,
-        avatar: profile.avatar,
-        gender: profile.gender,
-        weixin_openid: session.openid.clone(),
-        unionid: session.unionid.clone(),
-        last_login_time: Some(now),
-        last_login_ip: ip.chars().take(63).collect(),
-        add_time: now,
-        update_time: now,
+    let jti = new_jti();
+    let expires_at = state.tokens.expires_at(now.timestamp());
+    let epoch = state.session_cache.epoch();
+    let statement = Instant::now();
+    let login = Login {
+        user: NewWxUser {
+            username: format!("wx_{}", crate::random::token_hex(8)),
+            nickname: profile.nickname,
+            avatar: profile.avatar,
+            gender: profile.gender,
+            weixin_openid: session.openid.clone(),
+            unionid: session.unionid.clone(),
+            last_login_time: Some(now),
+            last_login_ip: ip.chars().take(63).collect(),
+            add_time: now,
+            update_time: now,
+        },
+        session: LoginSession {
+            id: jti.clone(),
+            session_key: session.session_key,
+            expires_at: DateTime::<Utc>::from_timestamp(expires_at, 0).unwrap_or(now),
+            client_ip: ip.to_string(),
+            user_agent: user_agent(req),
+        },
     };
-    let user = state.db.send(UpsertOnLogin(new_user.clone())).await??;
-    let (user, restored) = settle_pending_deletion(state, user, new_user, began).await?;
+    let mut record = state.db.send_admitted(login.clone()).await??;
+    let mut restored = false;
+    if record.user.status == user_status::DELETION_PENDING {
+        // Rare (a login within an account's grace period): its own statements, then the login
+        // statement once more for the restored or the new account.
+        if let Some(cancelled) = settle_pending_deletion(state, record.user.id, began).await? {
+            restored = cancelled;
+            record = state.db.send_admitted(login).await??;
+        }
+    }
+    let own_time = statement.elapsed();
+    let user = record.user;
     who.user_id = Some(user.id);
-    if !user.is_usable() {
+    if !record.session_stored {
         log::info!("login refused: user {} is disabled", user.id);
         return Err(ApiError::AccountDisabled);
     }
+    state.session_cache.remember(
+        jti.clone(),
+        LiveSession {
+            user_id: user.id,
+            expires_at,
+        },
+        epoch,
+    );
 
     let issued = state
         .tokens
-        .issue(user.id, now.timestamp())
+        .issue_for_session(user.id, now.timestamp(), jti)
         .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
-    let started = state
-        .sessions
-        .send(StartSession(NewSession {
-            id: issued.jti,
-            user_id: user.id,
-            session_key: session.session_key,
-            expires_at: DateTime::<Utc>::from_timestamp(issued.expires_at, 0).unwrap_or(now),
-            client_ip: ip.to_string(),
-            user_agent: user_agent(req),
-        }))
-        .await??;
-    if !started {
-        // Disabled, or its deletion requested, between the user read above and now.
-        log::info!("login refused: user {} stopped being usable", user.id);
-        return Err(ApiError::AccountDisabled);
-    }
     log::info!(
         "login ok: user {} openid {} from {ip}",
         user.id,
@@ -214,6 +279,7 @@ async fn sign_in(
         token_expire: token_expire(issued.expires_at),
         user_info: UserInfoView::from(&user),
         restored,
+        own_time,
     })
 }
 
@@ -221,38 +287,32 @@ async fn sign_in(
 /// deletion (answers `restored`), unless the request came after this login began (the two raced:
 /// the deletion wins) or the account was disabled. After the grace period the account is erased
 /// now, if the sweeper has not yet, and the login continues with a new, empty account.
+/// `Some(restored)` when the login statement must run again; `None` when the deletion stands.
 async fn settle_pending_deletion(
     state: &AppState,
-    user: WxUser,
-    new_user: NewWxUser,
+    user_id: i64,
     began: DateTime<Utc>,
-) -> Result<(WxUser, bool), ApiError> {
-    if user.status != user_status::DELETION_PENDING {
-        return Ok((user, false));
-    }
+) -> Result<Option<bool>, ApiError> {
     let outcome = state
         .db
-        .send(RestoreOnLogin {
-            user_id: user.id,
+        .send_admitted(RestoreOnLogin {
+            user_id,
             login_began: began,
         })
         .await??;
     match outcome {
-        Restore::Restored(user) => {
-            log::info!("login: user {} restored their account", user.id);
-            Ok((user, true))
+        Restore::Restored(_) => {
+            log::info!("login: user {user_id} restored their account");
+            Ok(Some(true))
         }
-        Restore::NothingPending(user) => Ok((user, false)),
-        Restore::Kept => Ok((user, false)),
+        Restore::NothingPending(_) => Ok(Some(false)),
+        Restore::Kept => Ok(None),
         Restore::Expired | Restore::Gone => {
-            state.db.send(EraseUser(user.id)).await??;
-            let fresh = state.db.send(UpsertOnLogin(new_user)).await??;
+            state.db.send_admitted(EraseUser(user_id)).await??;
             log::info!(
-                "login: user {}'s grace period was over; erased, new account {}",
-                user.id,
-                fresh.id
+                "login: user {user_id}'s grace period was over; erased, a new account follows"
             );
-            Ok((fresh, false))
+            Ok(Some(false))
         }
     }
 }

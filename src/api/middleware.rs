@@ -22,12 +22,33 @@ pub const REQUEST_DEADLINE: Duration = Duration::from_millis(2800);
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// When the deadline started counting, in the request's extensions: a handler that must plan
+/// its work (a login keeps time for the database after WeChat) knows how much is left.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadlineStart(pub Instant);
+
+impl DeadlineStart {
+    /// The time left until the answer is due; the whole deadline when none is recorded.
+    pub fn left(req: &actix_web::HttpRequest) -> Duration {
+        use actix_web::HttpMessage;
+        let started = req.extensions().get::<DeadlineStart>().map(|s| s.0);
+        match started {
+            Some(at) => REQUEST_DEADLINE.saturating_sub(at.elapsed()),
+            None => REQUEST_DEADLINE,
+        }
+    }
+}
+
 /// Wraps each API resource (not the scope: a clone of the request taken before routing would
 /// stop the router from writing the matched path into it).
 pub async fn deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
+    {
+        use actix_web::HttpMessage;
+        req.extensions_mut().insert(DeadlineStart(Instant::now()));
+    }
     let http_req = req.request().clone();
     match tokio::time::timeout(REQUEST_DEADLINE, next.call(req)).await {
         Ok(res) => res.map(ServiceResponse::map_into_boxed_body),
@@ -67,6 +88,9 @@ fn request_id(req: &ServiceRequest) -> String {
         .unwrap_or_else(crate::random::request_id)
 }
 
+/// errno 721, server busy.
+const BUSY_ERRNO: i32 = 721;
+
 /// One line per request: request id, method, route pattern (never the raw path or query, which
 /// can carry codes), status, errno and latency; the id is also returned in `X-Request-Id`, so a
 /// client's report can be matched to the line. Tokens, bodies and headers are never logged.
@@ -83,17 +107,18 @@ pub async fn request_log(
         .request()
         .match_pattern()
         .unwrap_or_else(|| UNMATCHED_ROUTE.to_string());
-    let errno = res
-        .response()
-        .extensions()
-        .get::<Errno>()
-        .map_or_else(|| "-".to_string(), |e| e.0.to_string());
-    log::info!(
-        target: "wxauth::request",
-        "{id} {method} {route} {} errno={errno} {:.1}ms",
-        res.status().as_u16(),
-        started.elapsed().as_secs_f64() * 1000.0
-    );
+    let errno = res.response().extensions().get::<Errno>().map(|e| e.0);
+    // Refusals are summarised once a second where they are decided; a line each would cost
+    // as much as the refusal under exactly the load that causes them.
+    if errno != Some(BUSY_ERRNO) {
+        let errno = errno.map_or_else(|| "-".to_string(), |e| e.to_string());
+        log::info!(
+            target: "wxauth::request",
+            "{id} {method} {route} {} errno={errno} {:.1}ms",
+            res.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+    }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);

@@ -11,11 +11,30 @@ use super::schema::login_log;
 /// The chart's width: one bucket per minute of the last hour.
 pub const CHART_MINUTES: usize = 60;
 
-pub fn insert(conn: &mut PgConnection, entry: &NewLoginLogEntry) -> Result<(), DbError> {
-    diesel::insert_into(login_log::table)
-        .values(entry)
-        .execute(conn)?;
-    Ok(())
+/// Rows per statement: PostgreSQL takes at most 65 535 bind parameters (six per row), and a
+/// few hundred rows already make the commit's cost per row negligible.
+pub const MAX_BATCH_ROWS: usize = 500;
+
+/// Writes the rows with one multi-row insert per `MAX_BATCH_ROWS`, all in one transaction.
+pub fn insert_many(
+    conn: &mut PgConnection,
+    entries: &[NewLoginLogEntry],
+) -> Result<usize, DbError> {
+    match entries.len() {
+        0 => Ok(0),
+        n if n <= MAX_BATCH_ROWS => Ok(diesel::insert_into(login_log::table)
+            .values(entries)
+            .execute(conn)?),
+        _ => conn.transaction(|conn| {
+            let mut written = 0;
+            for chunk in entries.chunks(MAX_BATCH_ROWS) {
+                written += diesel::insert_into(login_log::table)
+                    .values(chunk)
+                    .execute(conn)?;
+            }
+            Ok(written)
+        }),
+    }
 }
 
 /// Deletes the rows logged before `cutoff`; answers how many.

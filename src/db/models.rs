@@ -3,7 +3,7 @@ use diesel::prelude::*;
 
 use super::schema::{login_log, meeting, meeting_member, swiper_image, wx_user};
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
 #[diesel(table_name = wx_user)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
 pub struct WxUser {

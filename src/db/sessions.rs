@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
 
 use super::DbError;
+use super::models::{NewWxUser, WxUser};
 use super::schema::user_session;
 use super::sealed::SessionKeyCipher;
 use crate::wechat::SessionKey;
@@ -87,6 +88,76 @@ pub fn insert(
     .bind::<Text, _>(clip(&new.user_agent, 255))
     .execute(conn)?;
     Ok(stored == 1)
+}
+
+/// A login's session, before it is stored: its user is the one the same statement upserts.
+#[derive(Clone)]
+pub struct LoginSession {
+    pub id: String,
+    pub session_key: SessionKey,
+    pub expires_at: DateTime<Utc>,
+    pub client_ip: String,
+    pub user_agent: String,
+}
+
+/// What a login stored: the user (created or updated), and whether the session went in with it.
+#[derive(QueryableByName)]
+pub struct LoginRecord {
+    #[diesel(embed)]
+    pub user: WxUser,
+    /// `false` when the user may not log in (disabled or deleted): no session was stored.
+    #[diesel(sql_type = Bool)]
+    pub session_stored: bool,
+}
+
+/// The whole database part of a login in one statement, hence one commit: the user upsert (a
+/// new openid creates the user; concurrent first logins meet at the unique constraint and end
+/// in one row; an existing user's profile is left alone, since it is edited through its own
+/// endpoint, but a unionid WeChat newly reports is kept) and the session insert, which happens
+/// only for a usable user (status 0, not deleted).
+/// Either both are committed or neither is: a dropped connection cannot leave a user without
+/// the session of its login, or a session without its user.
+pub fn login(
+    conn: &mut PgConnection,
+    cipher: &SessionKeyCipher,
+    user: &NewWxUser,
+    session: &LoginSession,
+) -> Result<LoginRecord, DbError> {
+    let record = diesel::sql_query(
+        "WITH u AS (
+             INSERT INTO wx_user (username, nickname, avatar, gender, weixin_openid, unionid,
+                                  last_login_time, last_login_ip, add_time, update_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (weixin_openid) DO UPDATE
+                SET last_login_time = EXCLUDED.last_login_time,
+                    last_login_ip = EXCLUDED.last_login_ip,
+                    update_time = EXCLUDED.update_time,
+                    unionid = coalesce(EXCLUDED.unionid, wx_user.unionid)
+             RETURNING *
+         ), s AS (
+             INSERT INTO user_session (id, user_id, session_key_enc, expires_at, client_ip, user_agent)
+             SELECT $11, u.id, $12, $13, $14, $15 FROM u WHERE u.status = 0 AND NOT u.deleted
+             RETURNING id
+         )
+         SELECT u.*, EXISTS (SELECT 1 FROM s) AS session_stored FROM u",
+    )
+    .bind::<Text, _>(&user.username)
+    .bind::<Text, _>(&user.nickname)
+    .bind::<Text, _>(&user.avatar)
+    .bind::<SmallInt, _>(user.gender)
+    .bind::<Text, _>(&user.weixin_openid)
+    .bind::<Nullable<Text>, _>(user.unionid.as_deref())
+    .bind::<Nullable<Timestamptz>, _>(user.last_login_time)
+    .bind::<Text, _>(&user.last_login_ip)
+    .bind::<Timestamptz, _>(user.add_time)
+    .bind::<Timestamptz, _>(user.update_time)
+    .bind::<Text, _>(&session.id)
+    .bind::<Bytea, _>(cipher.seal(&session.id, &session.session_key))
+    .bind::<Timestamptz, _>(session.expires_at)
+    .bind::<Text, _>(clip(&session.client_ip, 63))
+    .bind::<Text, _>(clip(&session.user_agent, 255))
+    .get_result(conn)?;
+    Ok(record)
 }
 
 /// A session that may be used now: stored, not revoked, not expired.

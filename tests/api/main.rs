@@ -15,6 +15,7 @@ mod listener;
 mod login;
 mod meetings;
 mod phone;
+mod pipeline;
 mod pool;
 mod process;
 mod profile;

@@ -97,6 +97,58 @@ fn sigterm_finishes_the_login_in_flight_then_exits_cleanly() {
 }
 
 #[test]
+fn sigterm_writes_the_login_log_rows_not_yet_flushed() {
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
+        ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("DB_POOL_SIZE", "2".to_string()),
+        // No periodic write during the test: only the shutdown can write the rows.
+        ("LOGIN_LOG_FLUSH_MS", "60000".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let mut bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+    let base = bin.base.clone();
+    for user in ["log-a", "log-b", "log-c"] {
+        let minted = curl_json(&[
+            "-X",
+            "POST",
+            &format!("{base}/__wechat/fake/code?user={user}"),
+        ]);
+        let code = minted["code"].as_str().expect("code").to_string();
+        let answer = post_json(
+            &format!("{base}/oapro/wx/auth/login_by_weixin"),
+            &json!({ "code": code }),
+        );
+        assert_eq!(answer["errno"], 0, "{answer}");
+    }
+
+    bin.signal("TERM");
+    assert_eq!(
+        bin.wait_exit(Duration::from_secs(15)),
+        Some(0),
+        "log:\n{}",
+        bin.log_text()
+    );
+
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = PgConnection::establish(&format!("{PG_SERVER}/{db}")).expect("connect");
+    let rows = diesel::sql_query("SELECT count(*) AS n FROM login_log WHERE errno = 0")
+        .get_result::<N>(&mut conn)
+        .expect("count")
+        .n;
+    assert_eq!(rows, 3, "log:\n{}", bin.log_text());
+}
+
+#[test]
 fn started_from_another_directory_the_release_layout_still_serves_the_status_page() {
     let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
     let _cleanup = DropDb(db.clone());

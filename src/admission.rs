@@ -1,0 +1,492 @@
+//! Admission control: how many requests of one kind may be in progress, and a bounded FIFO queue
+//! in front of that limit in which a request waits only as long as it can still be served in
+//! time. A request that cannot be is refused at once (errno 721 with `retryAfterMs`), before it
+//! costs anything: for a login, before its code is exchanged at WeChat, so a refused user's code
+//! stays usable for the retry.
+//!
+//! The limit is either fixed (the database reads: `4 × DB_POOL_SIZE` messages) or adaptive (the
+//! logins): a gradient limit in the style of Netflix's concurrency-limits `Gradient2`, fed with
+//! the round trip of each login's statement through the DbExecutor, *not* WeChat's round trip.
+//! A slow WeChat is not our overload (the time a login waits for WeChat costs no CPU and no
+//! connection), so it must not shrink the limit; a database that queues up is, and it does. The `congestion-limiter` crate (0.1.0) implements the same algorithms, but measures the
+//! whole job (WeChat included), has no deadline-aware queue (a waiter cannot learn how long the
+//! queue ahead of it will take, only time out) and no way to exempt part of a job from the
+//! measurement; what is needed here is about two hundred lines, so it is written out.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use crate::log_summary::SummaryLog;
+
+/// Logins in progress never exceed this: it stays under the WeChatClient's own cap on calls in
+/// flight, so an admitted login is never refused there, and leaves room for bindPhone's calls.
+pub const MAX_LOGINS_IN_FLIGHT: usize = crate::actors::wechat::MAX_IN_FLIGHT - 64;
+
+/// Where the login limit starts: enough for WeChat's usual latency at a calm day's rate, which
+/// the gradient then raises or lowers with what it measures.
+pub const INITIAL_LOGINS_IN_FLIGHT: usize = 256;
+
+/// What a login is expected to take before any was measured (WeChat's usual round trip plus
+/// the database).
+pub const INITIAL_LOGIN_SERVICE: Duration = Duration::from_millis(300);
+
+/// Database messages in flight per pooled connection: enough to keep every connection busy
+/// while answers travel back, few enough that a queued message is served within the request's
+/// deadline.
+pub const DB_MESSAGES_PER_CONNECTION: usize = 4;
+
+/// The two admissions of an instance with `pool_size` database connections: logins (adaptive,
+/// at least one per connection) and other database work (fixed).
+pub fn for_instance(
+    pool_size: usize,
+    metrics: &crate::metrics::Metrics,
+    summary: &Arc<SummaryLog>,
+) -> (Arc<Admission>, Arc<Admission>) {
+    let logins = Admission::new(
+        "login",
+        Limit::Adaptive {
+            initial: INITIAL_LOGINS_IN_FLIGHT,
+            min: pool_size.max(1),
+            max: MAX_LOGINS_IN_FLIGHT,
+        },
+        INITIAL_LOGIN_SERVICE,
+        metrics.refused.with_label_values(&["login"]),
+        summary.clone(),
+    );
+    let reads = Admission::new(
+        "read",
+        Limit::Fixed(pool_size.max(1) * DB_MESSAGES_PER_CONNECTION),
+        Duration::from_millis(20),
+        metrics.refused.with_label_values(&["read"]),
+        summary.clone(),
+    );
+    (logins, reads)
+}
+
+/// Why a request was not admitted, and when the client should try again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Busy {
+    /// Which kind of work was refused (`login`, `read`): bounded, it is a metric label.
+    pub kind: &'static str,
+    /// For the client developer, in `data.reason`.
+    pub reason: &'static str,
+    pub retry_after: Duration,
+}
+
+/// The shortest and longest `retryAfterMs` a refusal suggests: sooner than the first is a retry
+/// storm, later than the second leaves a user staring at a spinner for nothing.
+const MIN_RETRY_AFTER: Duration = Duration::from_millis(200);
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// How long an immediate refusal is held before it is answered (at most its `retryAfterMs`).
+const REFUSAL_DELAY: Duration = Duration::from_millis(500);
+
+/// How a limit is set.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    Fixed(usize),
+    /// Starts at `initial`, moves between `min` and `max` with the measured latencies.
+    Adaptive {
+        initial: usize,
+        min: usize,
+        max: usize,
+    },
+}
+
+/// The gradient limit's parameters (Gradient2's defaults, scaled to per-sample updates).
+const SHORT_ALPHA: f64 = 0.1;
+const LONG_ALPHA: f64 = 0.005;
+/// Latency may grow this much over its long-term average before the limit comes down.
+const TOLERANCE: f64 = 1.5;
+/// How much of each new limit estimate is taken; small, because there is one per request.
+const SMOOTHING: f64 = 0.02;
+/// Service times (whole request) are averaged with this weight per sample.
+const SERVICE_ALPHA: f64 = 0.05;
+
+pub struct Admission {
+    kind: &'static str,
+    state: Mutex<State>,
+    /// Waiters beyond this are refused whatever their chance: the queue's memory is bounded.
+    max_queue: usize,
+    limit: Limit,
+    refused: prometheus::IntCounter,
+    summary: Arc<SummaryLog>,
+}
+
+struct State {
+    limit: f64,
+    in_flight: usize,
+    queue: VecDeque<Waiter>,
+    next_id: u64,
+    /// Average time from admission to completion, seconds.
+    service: f64,
+    /// Short- and long-term averages of the time spent in this instance, seconds.
+    own_short: f64,
+    own_long: f64,
+    refused: u64,
+    admitted: u64,
+}
+
+enum Decision {
+    /// A place was free (and is now taken).
+    Admitted,
+    /// Hopeless: the answer, with the time the queue ahead would take.
+    Refused(Duration),
+    Queued {
+        rx: oneshot::Receiver<()>,
+        id: u64,
+        max_wait: Duration,
+    },
+}
+
+struct Waiter {
+    id: u64,
+    grant: oneshot::Sender<()>,
+}
+
+/// What the status page shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdmissionStats {
+    pub limit: usize,
+    pub in_flight: usize,
+    pub queued: usize,
+    pub admitted: u64,
+    pub refused: u64,
+    pub service_ms: f64,
+}
+
+impl Admission {
+    /// `service` is the expected time from admission to completion before anything is measured.
+    pub fn new(
+        kind: &'static str,
+        limit: Limit,
+        service: Duration,
+        refused: prometheus::IntCounter,
+        summary: Arc<SummaryLog>,
+    ) -> Arc<Admission> {
+        let (initial, max) = match limit {
+            Limit::Fixed(n) => (n.max(1), n.max(1)),
+            Limit::Adaptive { initial, min, max } => {
+                let max = max.max(min).max(1);
+                (initial.clamp(min.max(1), max), max)
+            }
+        };
+        Arc::new(Admission {
+            kind,
+            state: Mutex::new(State {
+                limit: initial as f64,
+                in_flight: 0,
+                queue: VecDeque::new(),
+                next_id: 0,
+                service: service.as_secs_f64(),
+                own_short: 0.0,
+                own_long: 0.0,
+                refused: 0,
+                admitted: 0,
+            }),
+            max_queue: max * 4,
+            limit,
+            refused,
+            summary,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain numbers behind; they are still usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The expected time from admission to completion.
+    pub fn expected_service(&self) -> Duration {
+        Duration::from_secs_f64(self.lock().service)
+    }
+
+    /// Waits for a place, but only while the request can still finish within `budget` (the time
+    /// left until its answer is due). Refuses at once when the queue ahead of it would not drain
+    /// in time.
+    pub async fn acquire(self: &Arc<Self>, budget: Duration) -> Result<Permit, Busy> {
+        let (rx, id, max_wait) = match self.decide(budget) {
+            Decision::Admitted => return Ok(self.permit()),
+            Decision::Refused(retry) => {
+                let busy = self.refuse("too many requests in progress", retry);
+                // A client that retries at once instead of after retryAfterMs would otherwise
+                // turn every refusal into the next request at once, and a spike into a storm of
+                // refusals that takes the CPU the admitted requests need. Holding the answer
+                // costs a timer, not a thread, and it still arrives well within the deadline.
+                tokio::time::sleep(busy.retry_after.min(REFUSAL_DELAY).min(budget / 2)).await;
+                return Err(busy);
+            }
+            Decision::Queued { rx, id, max_wait } => (rx, id, max_wait),
+        };
+        let mut waiting = Waiting {
+            admission: self,
+            id,
+            done: false,
+        };
+        let granted = tokio::time::timeout(max_wait, rx).await;
+        match granted {
+            Ok(Ok(())) => {
+                waiting.done = true;
+                self.lock().admitted += 1;
+                Ok(self.permit())
+            }
+            _ => {
+                // Timed out (or the sender vanished): leave the queue, unless the place was
+                // granted in the same instant, in which case it is taken after all.
+                waiting.done = true;
+                let mut st = self.lock();
+                if let Some(at) = st.queue.iter().position(|w| w.id == id) {
+                    st.queue.remove(at);
+                    let retry = Duration::from_secs_f64(st.service);
+                    drop(st);
+                    Err(self.refuse("waited as long as an answer in time allows", retry))
+                } else {
+                    st.admitted += 1;
+                    drop(st);
+                    Ok(self.permit())
+                }
+            }
+        }
+    }
+
+    /// Admits, queues or refuses, under the lock.
+    fn decide(&self, budget: Duration) -> Decision {
+        let mut st = self.lock();
+        let service = st.service;
+        let max_wait = budget.as_secs_f64() - service;
+        if st.queue.is_empty() && (st.in_flight as f64) < st.limit.floor().max(1.0) {
+            st.in_flight += 1;
+            st.admitted += 1;
+            return Decision::Admitted;
+        }
+        // FIFO: everyone queued is served first; the limit's worth of requests finish every
+        // `service`.
+        let ahead = (st.queue.len() + 1) as f64;
+        let expected_wait = ahead * service / st.limit.max(1.0);
+        if max_wait <= 0.0 || expected_wait > max_wait || st.queue.len() >= self.max_queue {
+            return Decision::Refused(Duration::from_secs_f64(expected_wait.max(0.0)));
+        }
+        let (tx, rx) = oneshot::channel();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.queue.push_back(Waiter { id, grant: tx });
+        Decision::Queued {
+            rx,
+            id,
+            max_wait: Duration::from_secs_f64(max_wait),
+        }
+    }
+
+    fn permit(self: &Arc<Self>) -> Permit {
+        Permit {
+            admission: self.clone(),
+            started: std::time::Instant::now(),
+            own: None,
+        }
+    }
+
+    fn refuse(&self, reason: &'static str, retry: Duration) -> Busy {
+        self.lock().refused += 1;
+        self.refused.inc();
+        self.summary.note(self.kind);
+        Busy {
+            kind: self.kind,
+            reason,
+            retry_after: retry.clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER),
+        }
+    }
+
+    /// A place is free again: hand it to the first waiter still waiting.
+    fn release(&self, sample: Option<(f64, f64)>) {
+        let mut st = self.lock();
+        st.in_flight = st.in_flight.saturating_sub(1);
+        if let Some((total, own)) = sample {
+            self.learn(&mut st, total, own);
+        }
+        let limit = st.limit.floor().max(1.0) as usize;
+        while st.in_flight < limit {
+            let Some(w) = st.queue.pop_front() else { break };
+            if w.grant.send(()).is_ok() {
+                st.in_flight += 1;
+            }
+        }
+    }
+
+    fn learn(&self, st: &mut State, total: f64, own: f64) {
+        st.service += SERVICE_ALPHA * (total - st.service);
+        let Limit::Adaptive { min, max, .. } = self.limit else {
+            return;
+        };
+        if st.own_long == 0.0 {
+            st.own_short = own;
+            st.own_long = own;
+        }
+        st.own_short += SHORT_ALPHA * (own - st.own_short);
+        st.own_long += LONG_ALPHA * (own - st.own_long);
+        // After a period of overload the long average is high; let it follow the short one
+        // down, so that the next overload is seen against the calm baseline again.
+        if st.own_long / st.own_short.max(1e-6) > 2.0 {
+            st.own_long *= 0.95;
+        }
+        let gradient = (TOLERANCE * st.own_long / st.own_short.max(1e-6)).clamp(0.5, 1.0);
+        let estimate = st.limit * gradient + st.limit.sqrt();
+        st.limit = (st.limit * (1.0 - SMOOTHING) + estimate * SMOOTHING)
+            .clamp(min.max(1) as f64, max.max(1) as f64);
+    }
+
+    pub fn stats(&self) -> AdmissionStats {
+        let st = self.lock();
+        AdmissionStats {
+            limit: st.limit.floor() as usize,
+            in_flight: st.in_flight,
+            queued: st.queue.len(),
+            admitted: st.admitted,
+            refused: st.refused,
+            service_ms: (st.service * 1000.0 * 10.0).round() / 10.0,
+        }
+    }
+}
+
+/// A request's place in the queue while it waits; leaving early (the client went away, the
+/// handler was dropped) gives the place up, or hands it on if it was granted meanwhile.
+struct Waiting<'a> {
+    admission: &'a Arc<Admission>,
+    id: u64,
+    done: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut st = self.admission.lock();
+        if let Some(at) = st.queue.iter().position(|w| w.id == self.id) {
+            st.queue.remove(at);
+        } else {
+            // Granted, but nobody will use it.
+            drop(st);
+            self.admission.release(None);
+        }
+    }
+}
+
+/// An admitted request's place; dropping it frees the place.
+pub struct Permit {
+    admission: Arc<Admission>,
+    started: std::time::Instant,
+    own: Option<Duration>,
+}
+
+impl Permit {
+    /// The request succeeded and spent `own` of its time in this instance and the database (its
+    /// time minus what it waited on others, such as WeChat): that trains the limit.
+    pub fn succeeded(&mut self, own: Duration) {
+        self.own = Some(own);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        let sample = self
+            .own
+            .map(|own| (self.started.elapsed().as_secs_f64(), own.as_secs_f64()));
+        self.admission.release(sample);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(limit: Limit, service_ms: u64) -> Arc<Admission> {
+        let counter = prometheus::IntCounter::new("t", "t").expect("counter");
+        Admission::new(
+            "test",
+            limit,
+            Duration::from_millis(service_ms),
+            counter,
+            Arc::new(SummaryLog::new("test refusals")),
+        )
+    }
+
+    #[actix_rt::test]
+    async fn admits_up_to_the_limit_then_queues_then_refuses() {
+        let a = admission(Limit::Fixed(2), 100);
+        let p1 = a.acquire(Duration::from_secs(3)).await.expect("first");
+        let _p2 = a.acquire(Duration::from_secs(3)).await.expect("second");
+        // The third waits; freeing a place lets it in.
+        let a2 = a.clone();
+        let third = actix_rt::spawn(async move { a2.acquire(Duration::from_secs(3)).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(a.stats().queued, 1);
+        drop(p1);
+        let _p3 = third.await.expect("join").expect("admitted");
+        assert_eq!(a.stats().in_flight, 2);
+        // Too little budget to wait for a place at all: refused at once.
+        let busy = a
+            .acquire(Duration::from_millis(50))
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(busy.kind, "test");
+        assert!(busy.retry_after >= MIN_RETRY_AFTER);
+        assert_eq!(a.stats().refused, 1);
+        assert_eq!(a.stats().queued, 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_waiter_that_times_out_leaves_the_queue() {
+        let a = admission(Limit::Fixed(1), 100);
+        let _p = a.acquire(Duration::from_secs(3)).await.expect("first");
+        let started = std::time::Instant::now();
+        let busy = a.acquire(Duration::from_millis(300)).await;
+        assert!(busy.is_err());
+        // It waited about budget - service, not longer.
+        assert!(started.elapsed() < Duration::from_millis(290));
+        assert_eq!(a.stats().queued, 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_dropped_waiter_gives_its_place_back() {
+        let a = admission(Limit::Fixed(1), 10);
+        let p = a.acquire(Duration::from_secs(3)).await.expect("first");
+        let waiting = a.acquire(Duration::from_secs(3));
+        // Polled once (queued), then dropped.
+        let _ = tokio::time::timeout(Duration::from_millis(10), waiting).await;
+        assert_eq!(a.stats().queued, 0);
+        drop(p);
+        assert_eq!(a.stats().in_flight, 0);
+        assert!(a.acquire(Duration::from_secs(3)).await.is_ok());
+    }
+
+    #[actix_rt::test]
+    async fn the_adaptive_limit_falls_when_own_latency_grows_and_not_for_waiting_elsewhere() {
+        let a = admission(
+            Limit::Adaptive {
+                initial: 100,
+                min: 10,
+                max: 1000,
+            },
+            100,
+        );
+        for _ in 0..500 {
+            let mut p = a.acquire(Duration::from_secs(3)).await.expect("admitted");
+            p.succeeded(Duration::from_millis(5));
+        }
+        let calm = a.stats().limit;
+        assert!(calm > 100, "grows while latency is flat: {calm}");
+        for _ in 0..500 {
+            let mut p = a.acquire(Duration::from_secs(3)).await.expect("admitted");
+            p.succeeded(Duration::from_millis(50));
+        }
+        let loaded = a.stats().limit;
+        assert!(
+            loaded < calm,
+            "falls when own latency grows: {calm} -> {loaded}"
+        );
+    }
+}
