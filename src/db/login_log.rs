@@ -6,7 +6,7 @@ use diesel::sql_types::{BigInt, Integer, Timestamptz};
 
 use super::DbError;
 use super::models::{LoginLogEntry, NewLoginLogEntry};
-use super::schema::login_log;
+use super::schema::{login_log, wx_user};
 
 /// The chart's width: one bucket per minute of the last hour.
 pub const CHART_MINUTES: usize = 60;
@@ -16,25 +16,54 @@ pub const CHART_MINUTES: usize = 60;
 pub const MAX_BATCH_ROWS: usize = 500;
 
 /// Writes the rows with one multi-row insert per `MAX_BATCH_ROWS`, all in one transaction.
+///
+/// Rows are written a moment after their login, so a row's user may have been erased in
+/// between. Such a row is stored anonymised, as the erasure would have left it: one missing user
+/// must not fail the whole batch. The users' rows are key-share locked first, so an erasure
+/// (which holds its user's row while it anonymises the log) either finishes before and the row
+/// is anonymised here, or waits and anonymises it itself.
 pub fn insert_many(
     conn: &mut PgConnection,
     entries: &[NewLoginLogEntry],
 ) -> Result<usize, DbError> {
-    match entries.len() {
-        0 => Ok(0),
-        n if n <= MAX_BATCH_ROWS => Ok(diesel::insert_into(login_log::table)
-            .values(entries)
-            .execute(conn)?),
-        _ => conn.transaction(|conn| {
-            let mut written = 0;
-            for chunk in entries.chunks(MAX_BATCH_ROWS) {
-                written += diesel::insert_into(login_log::table)
-                    .values(chunk)
-                    .execute(conn)?;
-            }
-            Ok(written)
-        }),
+    if entries.is_empty() {
+        return Ok(0);
     }
+    conn.transaction(|conn| {
+        let mut user_ids: Vec<i64> = entries.iter().filter_map(|e| e.user_id).collect();
+        user_ids.sort_unstable();
+        user_ids.dedup();
+        let mut present: Vec<i64> = if user_ids.is_empty() {
+            Vec::new()
+        } else {
+            wx_user::table
+                .filter(wx_user::id.eq_any(&user_ids))
+                .select(wx_user::id)
+                .for_key_share()
+                .load(conn)?
+        };
+        present.sort_unstable();
+        let rows: Vec<NewLoginLogEntry> = entries
+            .iter()
+            .map(|e| match e.user_id {
+                Some(id) if present.binary_search(&id).is_err() => NewLoginLogEntry {
+                    user_id: None,
+                    openid_masked: String::new(),
+                    ip: String::new(),
+                    user_agent: String::new(),
+                    ..e.clone()
+                },
+                _ => e.clone(),
+            })
+            .collect();
+        let mut written = 0;
+        for chunk in rows.chunks(MAX_BATCH_ROWS) {
+            written += diesel::insert_into(login_log::table)
+                .values(chunk)
+                .execute(conn)?;
+        }
+        Ok(written)
+    })
 }
 
 /// Deletes the rows logged before `cutoff`; answers how many.
