@@ -39,7 +39,7 @@ impl<T: Serialize> Envelope<T> {
 pub struct Errno(pub i32);
 
 /// Why an argument was refused: shown to the client developer in `data.reason`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reason {
     pub reason: String,
 }
