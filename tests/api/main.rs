@@ -12,6 +12,7 @@ mod hostile;
 mod limits;
 mod login;
 mod meetings;
+mod openapi;
 mod phone;
 mod pool;
 mod process;
