@@ -125,11 +125,9 @@
 
     const answer = op.responses['200'].content['application/json'].schema;
     for (const variant of answer.oneOf || []) {
-      const errno = variant.properties.errno;
-      const data = variant.properties.data;
       if (variant.title === 'success') {
         card.append(el('h3', {}, 'data on success (errno 0)'));
-        card.append(fieldTable(doc, data));
+        card.append(fieldTable(doc, variant.properties.data));
       }
     }
     const errors = (answer.oneOf || []).filter((v) => v.title !== 'success');
@@ -137,14 +135,15 @@
       card.append(el('h3', {}, 'Errors'));
       const rows = [];
       for (const variant of errors) {
-        const meanings = (variant.properties.errno.description || '').split('; ');
+        // The description holds one "errno errmsg" line per errno of the enum.
+        const meanings = new Map((variant.properties.errno.description || '').split('\n')
+          .map((line) => [line.split(' ')[0], line.slice(line.indexOf(' ') + 1)]));
         const data = variant.properties.data;
         const dataType = data.$ref ? fieldSummary(doc, data) : 'null';
-        for (const meaning of meanings) {
-          const [errno, ...rest] = meaning.split(' ');
+        for (const errno of variant.properties.errno.enum || []) {
           rows.push(el('tr', {},
-            el('td', {}, el('code', {}, errno)),
-            el('td', {}, rest.join(' ')),
+            el('td', {}, el('code', {}, String(errno))),
+            el('td', {}, meanings.get(String(errno)) || ''),
             el('td', {}, el('code', {}, dataType))));
         }
       }

@@ -90,6 +90,8 @@ const AUTH_BODY_ERRNOS: &[i32] = &[401, 402, 501, BUSY_ERRNO, 502];
 const AUTH_ERRNOS: &[i32] = &[501, BUSY_ERRNO, 502];
 /// A call with arguments but no token.
 const ARGS_ERRNOS: &[i32] = &[401, 402, BUSY_ERRNO, 502];
+/// A call whose arguments are all optional: only a bad value is refused.
+const OPTIONAL_ARGS_ERRNOS: &[i32] = &[402, BUSY_ERRNO, 502];
 /// A call without arguments or token.
 const PLAIN_ERRNOS: &[i32] = &[BUSY_ERRNO, 502];
 
@@ -250,7 +252,7 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
                 Method::GET,
                 "Meetings, newest first, a page at a time",
                 false,
-                ARGS_ERRNOS,
+                OPTIONAL_ARGS_ERRNOS,
             )
         },
         Operation {
@@ -310,7 +312,7 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
 fn errno_meaning(errno: i32) -> String {
     match catalogue().into_iter().find(|(n, _)| *n == errno) {
         Some((_, errmsg)) => errmsg.to_string(),
-        None if errno == BUSY_ERRNO => "server busy; retry after data.retryAfterMs".to_string(),
+        None if errno == BUSY_ERRNO => "server busy, retry after data.retryAfterMs".to_string(),
         None => String::new(),
     }
 }
@@ -320,7 +322,7 @@ fn errno_schema(errnos: &[i32]) -> Value {
         .iter()
         .map(|n| format!("{n} {}", errno_meaning(*n)))
         .collect();
-    json!({ "type": "integer", "enum": errnos, "description": meanings.join("; ") })
+    json!({ "type": "integer", "enum": errnos, "description": meanings.join("\n") })
 }
 
 /// The answer's envelope: errno 0 with the success `data`, or one of the operation's errnos with
