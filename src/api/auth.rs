@@ -23,8 +23,13 @@ use crate::wechat::{JsCode, mask_openid};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
-    /// From `wx.login()`; required.
-    #[schema(min_length = 1, max_length = 128, pattern = r"^\s*[!-~]+\s*$")]
+    /// From `wx.login()`.
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^\s*[!-~]+\s*$"
+    )]
     code: Option<String>,
     user_info: Option<LoginProfile>,
     /// `wx.getUserInfo`'s signed profile: `signature = sha1(rawData + session_key)`.

@@ -149,19 +149,19 @@ pub async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult
 #[serde(rename_all = "camelCase")]
 pub struct PublishRequest {
     /// Required; one line.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(required = true, min_length = 1, max_length = 100)]
     title: Option<String>,
     /// Required; line breaks and tabs allowed.
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(required = true, min_length = 1, max_length = 2000)]
     content: Option<String>,
     /// Required; one line.
-    #[schema(min_length = 1, max_length = 100)]
+    #[schema(required = true, min_length = 1, max_length = 100)]
     location: Option<String>,
     /// Required. ISO 8601; without an offset it is China Standard Time.
-    #[schema(example = "2026-12-01T09:30:00+08:00")]
+    #[schema(required = true, format = DateTime, example = "2026-12-01T09:30:00+08:00")]
     start_time: Option<String>,
     /// Required, after `startTime`.
-    #[schema(example = "2026-12-01T11:30:00+08:00")]
+    #[schema(required = true, format = DateTime, example = "2026-12-01T11:30:00+08:00")]
     end_time: Option<String>,
     /// An http(s) URL; blank for none.
     #[schema(max_length = 512)]
@@ -267,8 +267,7 @@ pub async fn publish(
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct MeetingIdRequest {
-    /// Required.
-    #[schema(minimum = 1)]
+    #[schema(required = true, minimum = 1)]
     id: Option<i64>,
 }
 

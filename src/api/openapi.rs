@@ -592,6 +592,11 @@ mod tests {
         assert_eq!(profile["gender"]["maximum"], 2);
         assert_eq!(profile["nickname"]["maxLength"], MAX_NICKNAME_CHARS);
         assert_eq!(profile["avatar"]["maxLength"], MAX_AVATAR_LEN);
+        let required = doc["components"]["schemas"]["PublishRequest"]["required"].clone();
+        assert_eq!(
+            required,
+            json!(["title", "content", "location", "startTime", "endTime"])
+        );
         let login = &doc["components"]["schemas"]["LoginProfile"]["properties"];
         assert_eq!(login["nickName"]["maxLength"], MAX_NICKNAME_CHARS);
         assert_eq!(login["avatarUrl"]["maxLength"], MAX_AVATAR_LEN);

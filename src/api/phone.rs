@@ -23,8 +23,10 @@ pub struct BindPhoneRequest {
     #[schema(max_length = 128)]
     code: Option<String>,
     /// Base64, sent together with `iv`.
+    #[schema(format = Byte)]
     encrypted_data: Option<String>,
     /// Base64 of 16 bytes.
+    #[schema(format = Byte)]
     iv: Option<String>,
 }
 
