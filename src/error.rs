@@ -38,16 +38,20 @@ impl<T: Serialize> Envelope<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Errno(pub i32);
 
+/// The errno of a busy refusal: this instance is at capacity and did nothing.
+pub const BUSY_ERRNO: i32 = 721;
+
 /// A busy refusal's `data`: why, and how long to wait before the retry.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BusyData {
     pub reason: &'static str,
+    /// Milliseconds to wait before trying again.
     pub retry_after_ms: u64,
 }
 
 /// Why an argument was refused: shown to the client developer in `data.reason`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Reason {
     pub reason: String,
 }
@@ -131,7 +135,7 @@ impl ApiError {
             ApiError::PhoneCodeInvalid => 718,
             ApiError::SignatureMismatch => 719,
             ApiError::RateLimited => 720,
-            ApiError::Busy { .. } => 721,
+            ApiError::Busy { .. } => BUSY_ERRNO,
             ApiError::WxCodeInvalid => 710,
             ApiError::WxCodeUsed => 711,
             ApiError::WxRateLimited => 712,

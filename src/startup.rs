@@ -230,12 +230,17 @@ impl Application {
         let admin_on = state.admin.is_some();
         let static_dir = config.admin_static_dir.clone();
         let bench_endpoints = config.bench_endpoints;
+        let openapi_json: std::sync::Arc<str> =
+            api::openapi::document(&api_root, state.token_header.as_str())
+                .to_string()
+                .into();
         let mut server = HttpServer::new(move || {
             let mut app = App::new()
                 .app_data(app_state.clone())
                 .wrap(from_fn(api::metrics::record_request))
                 .route("/healthz", web::get().to(api::health::healthz))
                 .route("/readyz", web::get().to(api::health::readyz))
+                .configure(|cfg| api::openapi::configure(cfg, openapi_json.clone()))
                 .service(web::scope(&api_root).configure(api::configure_wx))
                 .configure(|cfg| {
                     api::admin::configure(cfg, admin_on.then_some(static_dir.as_path()))

@@ -19,9 +19,9 @@ fn shown(at: DateTime<Utc>) -> String {
     china_time(at).format("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DeactivateAnswer {
+pub(crate) struct DeactivateAnswer {
     /// When the data is erased unless the user logs in before.
     delete_at: String,
     /// True when it already is (no grace period configured).
@@ -74,9 +74,9 @@ pub async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> ApiResult
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ExportView {
+pub(crate) struct ExportView {
     exported_at: String,
     profile: ProfileExport,
     /// Empty when no phone number is bound.
@@ -91,7 +91,7 @@ struct ExportView {
     meetings_joined: Vec<JoinedExport>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct ProfileExport {
     user_id: i64,
@@ -105,14 +105,14 @@ struct ProfileExport {
 
 /// The WeChat identifiers are the keys to the account elsewhere: the file says which exist, not
 /// what they are.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct WeChatExport {
     openid_masked: String,
     has_unionid: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SessionExport {
     created_at: String,
@@ -124,7 +124,7 @@ struct SessionExport {
     current: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct LoginExport {
     time: String,
@@ -134,7 +134,7 @@ struct LoginExport {
     errno: i32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct PublishedExport {
     id: i64,
@@ -148,7 +148,7 @@ struct PublishedExport {
     add_time: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct JoinedExport {
     id: i64,

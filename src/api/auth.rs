@@ -23,23 +23,38 @@ use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
 use crate::wechat::{JsCode, mask_openid};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
+    /// From `wx.login()`.
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^\s*[!-~]+\s*$"
+    )]
     code: Option<String>,
     user_info: Option<LoginProfile>,
     /// `wx.getUserInfo`'s signed profile: `signature = sha1(rawData + session_key)`.
+    /// A JSON object of the `userInfo` shape.
     raw_data: Option<String>,
+    /// Sent together with `rawData`.
     signature: Option<String>,
 }
 
 /// The profile old clients send at login (`wx.getUserInfo`'s shape). Optional: current clients
 /// send the code alone and fill the profile in later.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginProfile {
+    /// Blank: the default nickname.
+    #[schema(max_length = 64)]
     nick_name: Option<String>,
+    /// An http(s) URL; blank for none.
+    #[schema(max_length = 512)]
     avatar_url: Option<String>,
+    /// 0 unknown, 1 male, 2 female.
+    #[schema(minimum = 0, maximum = 2)]
     gender: Option<i64>,
 }
 
@@ -71,7 +86,7 @@ impl LoginProfile {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginAnswer {
     pub token: String,
@@ -80,6 +95,7 @@ pub struct LoginAnswer {
     pub user_info: UserInfoView,
     /// Present (true) only on the login that cancelled the account's pending deletion.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[schema(required = false)]
     pub restored: bool,
     /// The round trip of the login's statement through the DbExecutor (queue included): the
     /// shared resource whose congestion sizes the login admission. Neither WeChat's time (not
@@ -336,7 +352,7 @@ pub async fn logout_all(state: web::Data<AppState>, user: AuthUser) -> ApiResult
     ok_empty()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RefreshAnswer {
     pub token: String,

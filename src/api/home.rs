@@ -12,7 +12,7 @@ use crate::db::models::SwiperImage;
 /// How many upcoming meetings the home page lists; the rest are one tap away in meeting/list.
 pub const HOME_UPCOMING: i64 = 5;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SwiperImageView {
     pub id: i64,
@@ -31,7 +31,7 @@ impl From<SwiperImage> for SwiperImageView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HomeIndex {
     pub swiper_imgs: Vec<SwiperImageView>,

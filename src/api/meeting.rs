@@ -30,7 +30,7 @@ pub const MAX_CONTENT_CHARS: usize = 2000;
 pub const MAX_COVER_LEN: usize = 512;
 
 /// A meeting as the client shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeetingView {
     pub id: i64,
@@ -69,8 +69,8 @@ impl From<MeetingInfo> for MeetingView {
 }
 
 /// litemall's list shape, which the client's list pages already understand.
-#[derive(Serialize)]
-pub struct Page<T: Serialize> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Page<T: Serialize + utoipa::ToSchema> {
     pub list: Vec<T>,
     pub total: i64,
     pub page: i64,
@@ -145,14 +145,26 @@ pub async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult
     ok(MeetingView::from(found))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishRequest {
+    /// Required; one line.
+    #[schema(required = true, min_length = 1, max_length = 100)]
     title: Option<String>,
+    /// Required; line breaks and tabs allowed.
+    #[schema(required = true, min_length = 1, max_length = 2000)]
     content: Option<String>,
+    /// Required; one line.
+    #[schema(required = true, min_length = 1, max_length = 100)]
     location: Option<String>,
+    /// Required. ISO 8601; without an offset it is China Standard Time.
+    #[schema(required = true, format = DateTime, example = "2026-12-01T09:30:00+08:00")]
     start_time: Option<String>,
+    /// Required, after `startTime`.
+    #[schema(required = true, format = DateTime, example = "2026-12-01T11:30:00+08:00")]
     end_time: Option<String>,
+    /// An http(s) URL; blank for none.
+    #[schema(max_length = 512)]
     cover: Option<String>,
 }
 
@@ -253,8 +265,9 @@ pub async fn publish(
     ok(MeetingView::from(published))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct MeetingIdRequest {
+    #[schema(required = true, minimum = 1)]
     id: Option<i64>,
 }
 
@@ -269,7 +282,7 @@ impl MeetingIdRequest {
 }
 
 /// The user's membership after a join or leave.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Membership {
     pub id: i64,

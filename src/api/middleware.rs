@@ -12,7 +12,7 @@ use actix_web::web;
 use actix_web::{Error, ResponseError};
 
 use super::AppState;
-use crate::error::{ApiError, Errno};
+use crate::error::{ApiError, BUSY_ERRNO, Errno};
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
 /// Every answer within the mini-program's 3 s `wx.request` timeout: an answer later than that is
@@ -87,9 +87,6 @@ fn request_id(req: &ServiceRequest) -> String {
         .map(str::to_string)
         .unwrap_or_else(crate::random::request_id)
 }
-
-/// errno 721, server busy.
-const BUSY_ERRNO: i32 = 721;
 
 /// One line per request: request id, method, route pattern (never the raw path or query, which
 /// can carry codes), status, errno and latency; the id is also returned in `X-Request-Id`, so a

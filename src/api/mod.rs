@@ -15,6 +15,7 @@ pub mod limits;
 pub mod meeting;
 pub mod metrics;
 pub mod middleware;
+pub mod openapi;
 pub mod phone;
 pub mod profile;
 pub mod user;
@@ -23,7 +24,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use actix::Addr;
-use actix_web::{HttpResponse, web};
+use actix_web::http::Method;
+use actix_web::{HttpResponse, Route, web};
 use chrono::{DateTime, Utc};
 
 use crate::actors::db::DbHandle;
@@ -109,36 +111,86 @@ fn with_errno_zero(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
-/// The mini-program routes, relative to `{CONTEXT_PATH}/wx`.
-pub fn configure_wx(cfg: &mut web::ServiceConfig) {
-    let routes = [
+/// The mini-program routes, relative to `{CONTEXT_PATH}/wx`, with their methods. One table for the
+/// router and for the test that holds /openapi.json to it.
+pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
+    vec![
         (
             "/auth/login_by_weixin",
-            web::post().to(auth::login_by_weixin),
+            Method::POST,
+            web::route().to(auth::login_by_weixin),
         ),
-        ("/auth/logout", web::post().to(auth::logout)),
-        ("/auth/logout_all", web::post().to(auth::logout_all)),
-        ("/auth/refresh", web::post().to(auth::refresh)),
-        ("/auth/deactivate", web::post().to(account::deactivate)),
-        ("/auth/export", web::get().to(account::export)),
-        ("/auth/bindPhone", web::post().to(phone::bind_phone)),
-        ("/auth/profile", web::post().to(profile::update)),
-        ("/auth/info", web::get().to(profile::info)),
-        ("/user/index", web::get().to(user::index)),
-        ("/home/index", web::get().to(home::index)),
-        ("/swiperImgs", web::get().to(home::swiper_imgs)),
-        ("/meeting/list", web::get().to(meeting::list)),
-        ("/meeting/detail", web::get().to(meeting::detail)),
-        ("/meeting/publish", web::post().to(meeting::publish)),
-        ("/meeting/join", web::post().to(meeting::join)),
-        ("/meeting/leave", web::post().to(meeting::leave)),
-    ];
-    for (path, route) in routes {
+        ("/auth/logout", Method::POST, web::route().to(auth::logout)),
+        (
+            "/auth/logout_all",
+            Method::POST,
+            web::route().to(auth::logout_all),
+        ),
+        (
+            "/auth/refresh",
+            Method::POST,
+            web::route().to(auth::refresh),
+        ),
+        (
+            "/auth/deactivate",
+            Method::POST,
+            web::route().to(account::deactivate),
+        ),
+        (
+            "/auth/export",
+            Method::GET,
+            web::route().to(account::export),
+        ),
+        (
+            "/auth/bindPhone",
+            Method::POST,
+            web::route().to(phone::bind_phone),
+        ),
+        (
+            "/auth/profile",
+            Method::POST,
+            web::route().to(profile::update),
+        ),
+        ("/auth/info", Method::GET, web::route().to(profile::info)),
+        ("/user/index", Method::GET, web::route().to(user::index)),
+        ("/home/index", Method::GET, web::route().to(home::index)),
+        (
+            "/swiperImgs",
+            Method::GET,
+            web::route().to(home::swiper_imgs),
+        ),
+        ("/meeting/list", Method::GET, web::route().to(meeting::list)),
+        (
+            "/meeting/detail",
+            Method::GET,
+            web::route().to(meeting::detail),
+        ),
+        (
+            "/meeting/publish",
+            Method::POST,
+            web::route().to(meeting::publish),
+        ),
+        (
+            "/meeting/join",
+            Method::POST,
+            web::route().to(meeting::join),
+        ),
+        (
+            "/meeting/leave",
+            Method::POST,
+            web::route().to(meeting::leave),
+        ),
+    ]
+}
+
+/// Mounts `wx_routes()`.
+pub fn configure_wx(cfg: &mut web::ServiceConfig) {
+    for (path, method, route) in wx_routes() {
         // The deadline wraps each resource, after routing: see `middleware::deadline`.
         cfg.service(
             web::resource(path)
                 .wrap(actix_web::middleware::from_fn(middleware::deadline))
-                .route(route)
+                .route(route.method(method))
                 // A wrong method answers the envelope too, not an empty 405.
                 .default_service(web::to(not_found)),
         );

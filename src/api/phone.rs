@@ -16,15 +16,21 @@ use crate::error::ApiError;
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
 use crate::wechat::{PhoneInfo, WeChatError, errcode};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BindPhoneRequest {
+    /// From the getPhoneNumber button; wins over `encryptedData` and `iv`.
+    #[schema(max_length = 128)]
     code: Option<String>,
+    /// Base64, sent together with `iv`.
+    #[schema(format = Byte)]
     encrypted_data: Option<String>,
+    /// Base64 of 16 bytes.
+    #[schema(format = Byte)]
     iv: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct BoundPhone {
     pub phone: String,
 }

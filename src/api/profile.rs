@@ -98,7 +98,7 @@ pub fn validate_gender(raw: i64) -> Result<i16, ApiError> {
 }
 
 /// The user as the mini-program shows it (litemall's field names).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserInfoView {
     pub nick_name: String,
@@ -133,12 +133,18 @@ impl From<&WxUser> for UserInfoView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ProfileRequest {
+    /// Also accepted as `nickName`.
     #[serde(alias = "nickName")]
+    #[schema(min_length = 1, max_length = 64)]
     nickname: Option<String>,
+    /// An http(s) URL; also accepted as `avatarUrl`.
     #[serde(alias = "avatarUrl")]
+    #[schema(max_length = 512)]
     avatar: Option<String>,
+    /// 0 unknown, 1 male, 2 female.
+    #[schema(minimum = 0, maximum = 2)]
     gender: Option<i64>,
 }
 
@@ -180,7 +186,7 @@ pub async fn update(
     ok(UserInfoView::from(&updated))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InfoView {
     pub nick_name: String,

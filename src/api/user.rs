@@ -4,7 +4,7 @@ use super::extract::AuthUser;
 use super::{ApiResult, AppState, ok};
 use crate::actors::db::meetings::CountUserMeetings;
 
-#[derive(serde::Serialize)]
+#[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct UserIndex {
     /// Meetings the user published. The name is the client's, typo included.
     pub metting_pubs: i64,

@@ -14,6 +14,7 @@ mod limits;
 mod listener;
 mod login;
 mod meetings;
+mod openapi;
 mod phone;
 mod pipeline;
 mod pool;
