@@ -187,6 +187,15 @@ impl SessionCache {
         }
     }
 
+    /// Records a session the database confirmed live as used, for the next `last_seen_at` write:
+    /// while the cache is not trusted nothing else would.
+    fn mark_seen(&self, jti: &str) {
+        let mut st = self.lock();
+        if !st.seen.contains(jti) {
+            st.seen.insert(jti.to_string());
+        }
+    }
+
     pub fn remember(&self, id: String, session: LiveSession, epoch: u64) {
         let mut st = self.lock();
         if st.trusted && st.epoch == epoch {
@@ -285,6 +294,7 @@ impl Handler<CheckSession> for SessionActor {
                 .into_actor(self)
                 .map(move |res, act, _| match flatten(res)? {
                     Some(s) if s.expires_at > now => {
+                        act.cache.mark_seen(&jti);
                         act.cache.remember(jti, s, epoch);
                         Ok(s.user_id == msg.user_id)
                     }

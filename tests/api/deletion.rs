@@ -712,7 +712,9 @@ async fn sweepers_on_several_instances_erase_each_due_account_once() {
         .await
         .expect("sent")
         .expect("swept");
-    assert_eq!(again.erased, 1);
+    // The instances' own sweepers may come by first: either way it is erased once (the count of
+    // completed deletions below).
+    assert!(again.erased <= 1, "{again:?}");
     assert_eq!(status_of(&a, held), None);
     let completed: i64 = account_deletion::table
         .filter(account_deletion::completed_at.is_not_null())

@@ -250,18 +250,27 @@ async fn more_sessions_than_cache_capacity_all_stay_valid_in_bounded_memory() {
     for i in 0..12 {
         tokens.push(app.login_ok(&format!("user{i}")).await);
     }
-    for _ in 0..2 {
-        for t in &tokens {
-            assert_eq!(app.get("user/index", Some(t)).await.errno(), 0);
+    // A listener heartbeat that comes late (a loaded machine) empties the cache until the next
+    // one: correct, but then nothing is cached for a moment, so the passes are repeated.
+    let mut cached = 0;
+    for _ in 0..10 {
+        for _ in 0..2 {
+            for t in &tokens {
+                assert_eq!(app.get("user/index", Some(t)).await.errno(), 0);
+            }
         }
+        cached = app
+            .state
+            .sessions
+            .send(CachedSessions)
+            .await
+            .expect("mailbox");
+        assert!(cached <= 5, "{cached} sessions cached");
+        if cached > 0 {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
     }
-    let cached = app
-        .state
-        .sessions
-        .send(CachedSessions)
-        .await
-        .expect("mailbox");
-    assert!(cached <= 5, "{cached} sessions cached");
     assert!(cached > 0, "the cache is in use");
 }
 
