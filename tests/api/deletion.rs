@@ -149,22 +149,6 @@ async fn deactivate(app: &TestApp, token: &str) -> Reply {
     app.post("auth/deactivate", &json!({}), Some(token)).await
 }
 
-/// Polls until `user/index` with this token answers `errno`, or the deadline passes.
-async fn errno_within(app: &TestApp, token: &str, errno: i64, deadline: Duration) {
-    let started = Instant::now();
-    loop {
-        let got = app.get("user/index", Some(token)).await.errno();
-        if got == errno {
-            return;
-        }
-        assert!(
-            started.elapsed() < deadline,
-            "still errno {got} after {deadline:?}, expected {errno}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until the login_log writer has written what it was given.
 async fn login_log_settled(app: &TestApp) {
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -276,7 +260,7 @@ async fn deactivate_restore_erase_and_start_over() {
         .to_string();
     assert!(due.starts_with(&expected_day), "{due}: seven days' grace");
     assert_eq!(a.get("user/index", Some(&token)).await.errno(), 501);
-    errno_within(&b, &token, 501, Duration::from_secs(1)).await;
+    b.errno_within(&token, 501, Duration::from_secs(1)).await;
     assert_eq!(status_of(&a, alice_id), Some(2));
     assert_eq!(pending_requests(&a, alice_id), 1);
     assert_eq!(live_sessions(&a, alice_id), 0);
@@ -801,7 +785,9 @@ async fn the_admin_deletes_at_once_and_the_status_page_counts_deletions() {
     assert_eq!(deleted.status, 200, "{}", deleted.raw);
     assert_eq!(deleted.body, json!({"id": bob_id, "deleted": true}));
     assert_eq!(app.get("user/index", Some(&bob_token)).await.errno(), 501);
-    errno_within(&sibling, &bob_token, 501, Duration::from_secs(1)).await;
+    sibling
+        .errno_within(&bob_token, 501, Duration::from_secs(1))
+        .await;
     assert_eq!(status_of(&app, bob_id), None);
     assert_eq!(
         deletion_counts(&app).await,

@@ -198,6 +198,23 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Polls until `user/index` with this token answers `errno`, or the deadline passes; how
+    /// long that took.
+    pub async fn errno_within(&self, token: &str, errno: i64, deadline: Duration) -> Duration {
+        let started = std::time::Instant::now();
+        loop {
+            let got = self.get("user/index", Some(token)).await.errno();
+            if got == errno {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "still errno {got} after {deadline:?}, expected {errno}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Another instance on the same database, with the same secrets and the same WeChat: as
     /// behind a load balancer, or the same deployment after a restart.
     pub async fn sibling(&self) -> TestApp {

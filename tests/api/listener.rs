@@ -45,22 +45,6 @@ async fn until_cached(app: &TestApp, token: &str) {
     }
 }
 
-/// Polls until `user/index` with this token answers `errno`; how long that took.
-async fn errno_within(app: &TestApp, token: &str, errno: i64, deadline: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let got = app.get("user/index", Some(token)).await.errno();
-        if got == errno {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < deadline,
-            "still errno {got} after {deadline:?}, expected {errno}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[actix_web::test]
 async fn a_logout_elsewhere_is_refused_within_seconds_while_the_listener_is_frozen() {
     let (b, d, proxy) = two_instances().await;
@@ -74,7 +58,7 @@ async fn a_logout_elsewhere_is_refused_within_seconds_while_the_listener_is_froz
             .errno(),
         0
     );
-    let took = errno_within(&d, &token, 501, Duration::from_secs(5)).await;
+    let took = d.errno_within(&token, 501, Duration::from_secs(5)).await;
     println!("logout on B refused on D after {took:?}");
 }
 
@@ -153,7 +137,7 @@ async fn after_a_freeze_the_listener_is_replaced_and_the_cache_is_used_again() {
             .errno(),
         0
     );
-    errno_within(&d, &second, 501, Duration::from_secs(1)).await;
+    d.errno_within(&second, 501, Duration::from_secs(1)).await;
 }
 
 #[actix_web::test]

@@ -12,22 +12,6 @@ use wxauth::db::schema::{user_session, wx_user};
 
 use crate::helpers::TestApp;
 
-/// Polls until `user/index` with this token answers `errno`, or the deadline passes.
-async fn errno_within(app: &TestApp, token: &str, errno: i64, deadline: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let got = app.get("user/index", Some(token)).await.errno();
-        if got == errno {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < deadline,
-            "still errno {got} after {deadline:?}, expected {errno}"
-        );
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[actix_web::test]
 async fn every_login_is_a_session_row_and_logout_marks_it_revoked() {
     let app = TestApp::spawn().await;
@@ -104,7 +88,7 @@ async fn a_login_on_one_instance_works_on_the_other_and_a_logout_there_kills_it_
         501,
         "dead at once where it was revoked"
     );
-    let took = errno_within(&a, &token, 501, Duration::from_secs(1)).await;
+    let took = a.errno_within(&token, 501, Duration::from_secs(1)).await;
     assert!(took < Duration::from_secs(1));
 }
 
@@ -123,7 +107,7 @@ async fn refresh_rotates_the_token() {
     assert!(reply.body["data"]["tokenExpire"].as_str().is_some());
     assert_eq!(a.get("user/index", Some(&old)).await.errno(), 501);
     assert_eq!(a.get("user/index", Some(&new)).await.errno(), 0);
-    errno_within(&b, &old, 501, Duration::from_secs(1)).await;
+    b.errno_within(&old, 501, Duration::from_secs(1)).await;
     assert_eq!(b.get("user/index", Some(&new)).await.errno(), 0);
     // The old token cannot be refreshed again, and the new session keeps the session_key.
     assert_eq!(
@@ -156,7 +140,7 @@ async fn logout_all_kills_every_token_of_the_user_on_both_instances() {
 
     for t in [&phone, &tablet] {
         assert_eq!(a.get("user/index", Some(t)).await.errno(), 501);
-        errno_within(&b, t, 501, Duration::from_secs(1)).await;
+        b.errno_within(t, 501, Duration::from_secs(1)).await;
     }
     assert_eq!(b.get("user/index", Some(&someone_else)).await.errno(), 0);
 }
@@ -210,7 +194,7 @@ async fn revocations_still_propagate_after_the_listener_connection_is_killed() {
         0
     );
 
-    errno_within(&a, &token, 501, Duration::from_secs(1)).await;
+    a.errno_within(&token, 501, Duration::from_secs(1)).await;
 }
 
 #[actix_web::test]
@@ -315,8 +299,8 @@ async fn disabling_or_deleting_a_user_kills_their_tokens_on_both_instances_and_r
         .execute(&mut a.db())
         .expect("disable");
 
-    errno_within(&a, &token, 501, Duration::from_secs(1)).await;
-    errno_within(&b, &token, 501, Duration::from_secs(1)).await;
+    a.errno_within(&token, 501, Duration::from_secs(1)).await;
+    b.errno_within(&token, 501, Duration::from_secs(1)).await;
     assert_eq!(
         a.get("user/index", Some(&other)).await.errno(),
         0,
@@ -339,7 +323,7 @@ async fn disabling_or_deleting_a_user_kills_their_tokens_on_both_instances_and_r
         .set(wx_user::deleted.eq(true))
         .execute(&mut a.db())
         .expect("delete");
-    errno_within(&b, &other, 501, Duration::from_secs(1)).await;
+    b.errno_within(&other, 501, Duration::from_secs(1)).await;
 }
 
 #[actix_web::test]
@@ -389,7 +373,7 @@ async fn the_admin_api_disables_a_user_everywhere_and_enables_them_again() {
         501,
         "dead at once here"
     );
-    errno_within(&b, &token, 501, Duration::from_secs(1)).await;
+    b.errno_within(&token, 501, Duration::from_secs(1)).await;
     assert_eq!(b.login("liam").await.errno(), 700);
 
     let enabled = admin_post(&a, format!("/admin/users/{id}/enable"), Some(ADMIN))
@@ -543,7 +527,8 @@ async fn refresh_never_extends_a_session_past_its_maximum_lifetime() {
     for _ in 0..3 {
         assert_eq!(app.get("user/index", Some(&refreshed)).await.errno(), 0);
     }
-    errno_within(&app, &refreshed, 501, Duration::from_secs(10)).await;
+    app.errno_within(&refreshed, 501, Duration::from_secs(10))
+        .await;
     assert_eq!(
         app.post("auth/refresh", &json!({}), Some(&refreshed))
             .await
