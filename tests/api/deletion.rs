@@ -688,17 +688,25 @@ async fn sweepers_on_several_instances_erase_each_due_account_once() {
     diesel::sql_query("ROLLBACK")
         .execute(&mut holder)
         .expect("rollback");
-    let again = a
-        .state
-        .db
-        .addr()
-        .send(SweepDeletions { limit: 50 })
-        .await
-        .expect("sent")
-        .expect("swept");
-    // The instances' own sweepers may come by first: either way it is erased once (the count of
-    // completed deletions below).
-    assert!(again.erased <= 1, "{again:?}");
+    // The instances' own sweepers may come by first, or hold the request while this sweep
+    // skips it: either way it is erased exactly once (the count of completed deletions below).
+    let mut erased = 0;
+    for _ in 0..50 {
+        let again = a
+            .state
+            .db
+            .addr()
+            .send(SweepDeletions { limit: 50 })
+            .await
+            .expect("sent")
+            .expect("swept");
+        erased += again.erased;
+        if status_of(&a, held).is_none() {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(erased <= 1, "erased {erased} times");
     assert_eq!(status_of(&a, held), None);
     let completed: i64 = account_deletion::table
         .filter(account_deletion::completed_at.is_not_null())
