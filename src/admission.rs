@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::log_summary::SummaryLog;
+use crate::log_throttle::OVERLOAD;
 
 /// Logins in progress never exceed this: it stays under the WeChatClient's own cap on calls in
 /// flight, so an admitted login is never refused there, and leaves room for bindPhone's calls.
@@ -43,7 +43,6 @@ pub const DB_MESSAGES_PER_CONNECTION: usize = 4;
 pub fn for_instance(
     pool_size: usize,
     metrics: &crate::metrics::Metrics,
-    summary: &Arc<SummaryLog>,
 ) -> (Arc<Admission>, Arc<Admission>) {
     let logins = Admission::new(
         "login",
@@ -54,16 +53,26 @@ pub fn for_instance(
         },
         INITIAL_LOGIN_SERVICE,
         metrics.refused.with_label_values(&["login"]),
-        summary.clone(),
     );
     let reads = Admission::new(
         "read",
         Limit::Fixed(pool_size.max(1) * DB_MESSAGES_PER_CONNECTION),
         Duration::from_millis(20),
         metrics.refused.with_label_values(&["read"]),
-        summary.clone(),
     );
     (logins, reads)
+}
+
+/// Busy refusals come by the thousand under overload: a line each would cost as much as the
+/// refusal, so they are logged once a second per kind, with the count.
+pub fn log_refusal(kind: &'static str) {
+    let line = match kind {
+        "login" => "refused (server busy, errno 721): login",
+        "read" => "refused (server busy, errno 721): read",
+        "wechat" => "refused (server busy, errno 721): wechat",
+        _ => "refused (server busy, errno 721)",
+    };
+    OVERLOAD.log(log::Level::Warn, line, None);
 }
 
 /// Why a request was not admitted, and when the client should try again.
@@ -113,7 +122,6 @@ pub struct Admission {
     max_queue: usize,
     limit: Limit,
     refused: prometheus::IntCounter,
-    summary: Arc<SummaryLog>,
 }
 
 struct State {
@@ -165,7 +173,6 @@ impl Admission {
         limit: Limit,
         service: Duration,
         refused: prometheus::IntCounter,
-        summary: Arc<SummaryLog>,
     ) -> Arc<Admission> {
         let (initial, max) = match limit {
             Limit::Fixed(n) => (n.max(1), n.max(1)),
@@ -190,7 +197,6 @@ impl Admission {
             max_queue: max * 4,
             limit,
             refused,
-            summary,
         })
     }
 
@@ -291,7 +297,7 @@ impl Admission {
     fn refuse(&self, reason: &'static str, retry: Duration) -> Busy {
         self.lock().refused += 1;
         self.refused.inc();
-        self.summary.note(self.kind);
+        log_refusal(self.kind);
         Busy {
             kind: self.kind,
             reason,
@@ -404,13 +410,7 @@ mod tests {
 
     fn admission(limit: Limit, service_ms: u64) -> Arc<Admission> {
         let counter = prometheus::IntCounter::new("t", "t").expect("counter");
-        Admission::new(
-            "test",
-            limit,
-            Duration::from_millis(service_ms),
-            counter,
-            Arc::new(SummaryLog::new("test refusals")),
-        )
+        Admission::new("test", limit, Duration::from_millis(service_ms), counter)
     }
 
     #[actix_rt::test]

@@ -14,7 +14,6 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod error;
-pub mod log_summary;
 pub mod log_throttle;
 pub mod metrics;
 pub mod random;

@@ -158,6 +158,10 @@ impl LogThrottle {
 /// WeChat unreachable, wrong admin tokens.
 pub static ERRORS: LogThrottle = LogThrottle::new(Duration::from_secs(10), 64);
 
+/// The process's throttle for events that are normal under overload and come by the thousand:
+/// busy refusals, login_log rows dropped. One line per second per kind, then the count.
+pub static OVERLOAD: LogThrottle = LogThrottle::new(Duration::from_secs(1), 16);
+
 /// Writes the due summaries of `throttle`, on the current actix system. It looks every second
 /// (or every interval, if shorter), so a summary comes at most that late.
 pub fn spawn_flusher(throttle: &'static LogThrottle) {

@@ -23,7 +23,6 @@ use crate::api::{self, AppState, Started};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
-use crate::log_summary::SummaryLog;
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Drain};
 use crate::token::TokenIssuer;
@@ -176,6 +175,7 @@ impl Application {
             );
         }
         crate::log_throttle::spawn_flusher(&crate::log_throttle::ERRORS);
+        crate::log_throttle::spawn_flusher(&crate::log_throttle::OVERLOAD);
         let limits = Arc::new(RateLimits::new(&config));
         let pruned = limits.clone();
         actix_web::rt::spawn(async move {
@@ -184,23 +184,13 @@ impl Application {
                 pruned.prune();
             }
         });
-        let refusals = Arc::new(SummaryLog::new("refused (server busy, errno 721)"));
-        let (login_admission, db_admission) =
-            admission::for_instance(db_threads, &metrics, &refusals);
+        let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
         let login_log = LoginLogWriter::new(db.clone(), metrics.clone());
         login_log.run_flusher(config.login_log_flush);
-        let summarised = refusals.clone();
-        actix_web::rt::spawn(async move {
-            loop {
-                actix_web::rt::time::sleep(std::time::Duration::from_secs(1)).await;
-                summarised.flush();
-            }
-        });
         let state = AppState {
             login_log,
             db: DbHandle::new(db, db_admission),
             login_admission,
-            refusals,
             sessions,
             session_cache,
             listener: session_listener,

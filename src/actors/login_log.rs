@@ -11,7 +11,7 @@ use super::DbExecutor;
 use super::db::{PruneLoginLog, RecordLogins};
 use crate::db::login_log::MAX_BATCH_ROWS;
 use crate::db::models::NewLoginLogEntry;
-use crate::log_summary::SummaryLog;
+use crate::log_throttle::OVERLOAD;
 use crate::metrics::Metrics;
 
 /// Rows waiting for their batch beyond this are dropped (and counted): a database that stalls
@@ -41,7 +41,6 @@ struct Inner {
     /// process does not exit under it.
     flushing: tokio::sync::Mutex<()>,
     metrics: Arc<Metrics>,
-    problems: SummaryLog,
 }
 
 impl LoginLogWriter {
@@ -52,7 +51,6 @@ impl LoginLogWriter {
                 rows: Mutex::new(Vec::new()),
                 flushing: tokio::sync::Mutex::new(()),
                 metrics,
-                problems: SummaryLog::new("login_log"),
             }),
         }
     }
@@ -66,9 +64,11 @@ impl LoginLogWriter {
         if rows.len() >= MAX_PENDING_ROWS {
             drop(rows);
             self.inner.metrics.login_log_dropped.inc();
-            self.inner
-                .problems
-                .note("rows dropped: too many waiting for the database");
+            OVERLOAD.log(
+                log::Level::Warn,
+                "login_log: rows dropped, too many waiting for the database",
+                None,
+            );
             return;
         }
         rows.push(entry);
@@ -129,7 +129,6 @@ impl LoginLogWriter {
             loop {
                 tick.tick().await;
                 writer.flush_if_idle().await;
-                writer.inner.problems.flush();
             }
         });
     }

@@ -165,7 +165,7 @@ pub async fn login_by_weixin(
     if let Err(busy @ ApiError::Busy { .. }) = result {
         // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
         state.metrics.refused.with_label_values(&["wechat"]).inc();
-        state.refusals.note("wechat");
+        crate::admission::log_refusal("wechat");
         return Err(busy);
     }
     if let Ok(answer) = &result {

@@ -58,7 +58,6 @@ pub struct AppState {
     /// Logins in progress, and the queue in front of them (before any WeChat call).
     pub login_admission: Arc<crate::admission::Admission>,
     /// One line per second per kind of busy refusal.
-    pub refusals: Arc<crate::log_summary::SummaryLog>,
     /// A clone of the DbExecutor's pool, only to read its state: when every DbExecutor thread is
     /// stuck on a dead database, a message asking about the pool would wait behind them.
     pub pool: PgPool,
