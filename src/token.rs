@@ -112,19 +112,9 @@ impl TokenIssuer {
         self.issue_for(user_id, new_jti(), now, self.expires_at(now))
     }
 
-    /// A login's token: its session id was chosen before the statement that stores the session
-    /// together with the user, so the user id was not known yet.
-    pub fn issue_for_session(
-        &self,
-        user_id: i64,
-        now: i64,
-        jti: String,
-    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
-        self.issue_for(user_id, jti, now, self.expires_at(now))
-    }
-
-    /// A token for a session whose id and expiry are already decided (a refresh: the session
-    /// store may cut the expiry short).
+    /// A token for a session whose id and expiry are already decided: a login chooses its
+    /// session id before the statement that stores it with the user, and a refresh's expiry may
+    /// be cut short by the session store.
     pub fn issue_for(
         &self,
         user_id: i64,

@@ -282,7 +282,7 @@ async fn sign_in(
 
     let issued = state
         .tokens
-        .issue_for_session(user.id, now.timestamp(), jti)
+        .issue_for(user.id, jti, now.timestamp(), expires_at)
         .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
     log::info!(
         "login ok: user {} openid {} from {ip}",
