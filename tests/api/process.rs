@@ -48,14 +48,11 @@ fn post_json(url: &str, body: &Value) -> Value {
 fn sigterm_finishes_the_login_in_flight_then_exits_cleanly() {
     let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
     let _cleanup = DropDb(db.clone());
-    let env: HashMap<String, String> = [
+    let env = env_of(&[
         ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
         ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
         ("DB_POOL_SIZE", "2".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     let mut bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
     let base = bin.base.clone();
     assert!(
@@ -100,16 +97,13 @@ fn sigterm_finishes_the_login_in_flight_then_exits_cleanly() {
 fn sigterm_writes_the_login_log_rows_not_yet_flushed() {
     let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
     let _cleanup = DropDb(db.clone());
-    let env: HashMap<String, String> = [
+    let env = env_of(&[
         ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
         ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
         ("DB_POOL_SIZE", "2".to_string()),
         // No periodic write during the test: only the shutdown can write the rows.
         ("LOGIN_LOG_FLUSH_MS", "60000".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     let mut bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
     let base = bin.base.clone();
     for user in ["log-a", "log-b", "log-c"] {
@@ -155,15 +149,12 @@ fn started_from_another_directory_the_release_layout_still_serves_the_status_pag
     let elsewhere =
         std::env::temp_dir().join(format!("wxauth-cwd-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
-    let env: HashMap<String, String> = [
+    let env = env_of(&[
         ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
         ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
         ("DB_POOL_SIZE", "2".to_string()),
         ("ADMIN_TOKEN", "admin-token-for-the-cwd-test".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     let bin = Binary::start_in(env!("CARGO_BIN_EXE_wxauth"), &env, Some(&elsewhere));
 
     let page = std::process::Command::new("curl")
@@ -298,15 +289,12 @@ fn sigterm_drains_then_stops_accepting_and_writes_what_was_queued() {
     let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
     let _cleanup = DropDb(db.clone());
     let port = free_port();
-    let env: HashMap<String, String> = [
+    let env = env_of(&[
         ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
         ("BIND_ADDR", format!("127.0.0.1:{port}")),
         ("DB_POOL_SIZE", "2".to_string()),
         ("SHUTDOWN_DRAIN_SECS", "3".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    ]);
     let mut bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
     let base = bin.base.clone();
 
