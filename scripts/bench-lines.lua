@@ -2,6 +2,7 @@
 --
 --   wrk ... -s bench-lines.lua URL -- login FILE THREADS   POST {"code": LINE}  (login codes)
 --   wrk ... -s bench-lines.lua URL -- token FILE THREADS [DONE]   GET with X-OA-Token: LINE
+--   wrk ... -s bench-lines.lua URL -- cycle FILE THREADS   the same, the lines over and over
 --
 -- Thread i of THREADS takes the lines i, i+THREADS, ... so no line is sent twice. Answers with
 -- errno 0 count as `ok`, others as `failed`.
@@ -27,8 +28,8 @@ function init(args)
   local file = args[2]
   local nthreads = tonumber(args[3])
   done_prefix = args[4]
-  if (mode ~= "login" and mode ~= "token") or file == nil or nthreads == nil then
-    error("usage: -- login|token FILE THREADS")
+  if (mode ~= "login" and mode ~= "token" and mode ~= "cycle") or file == nil or nthreads == nil then
+    error("usage: -- login|token|cycle FILE THREADS")
   end
   items = {}
   local n = 0
@@ -54,6 +55,9 @@ function request()
     return wrk.format("GET", "/bench/filler")
   end
   pos = pos + 1
+  if mode == "cycle" then
+    return wrk.format("GET", nil, { ["X-OA-Token"] = items[1 + (pos - 1) % #items] }, nil)
+  end
   local item = items[pos]
   if item == nil then
     if mode == "token" then

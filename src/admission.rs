@@ -258,6 +258,13 @@ impl Admission {
         }
     }
 
+    /// Refuses work that queues in front of this admission (a read batch's waiting requests) and
+    /// found that queue full; counted and logged as this admission's own refusals are.
+    pub fn refuse_overflow(&self) -> Busy {
+        let retry = self.expected_service();
+        self.refuse("too many requests in progress", retry)
+    }
+
     /// Admits, queues or refuses, under the lock.
     fn decide(&self, budget: Duration) -> Decision {
         let mut st = self.lock();

@@ -291,6 +291,15 @@ impl From<crate::actors::db::Unavailable> for ApiError {
     }
 }
 
+impl From<crate::read_batch::BatchError> for ApiError {
+    fn from(e: crate::read_batch::BatchError) -> Self {
+        match e {
+            crate::read_batch::BatchError::Busy(busy) => busy.into(),
+            crate::read_batch::BatchError::Failed(cause) => ApiError::Serious(cause.to_string()),
+        }
+    }
+}
+
 impl From<crate::admission::Busy> for ApiError {
     fn from(busy: crate::admission::Busy) -> Self {
         ApiError::Busy {

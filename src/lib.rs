@@ -17,6 +17,7 @@ pub mod error;
 pub mod log_throttle;
 pub mod metrics;
 pub mod random;
+pub mod read_batch;
 pub mod shutdown;
 pub mod startup;
 pub mod thread_memo;

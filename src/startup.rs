@@ -11,6 +11,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::actors::db::DbHandle;
+use crate::actors::db::meetings::CountManyUserMeetings;
 use crate::actors::db::meetings::SeedDemoIfEmpty;
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
@@ -24,6 +25,7 @@ use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
 use crate::metrics::Metrics;
+use crate::read_batch::{BatchError, LoadBatch, ReadBatcher};
 use crate::shutdown::{self, Drain};
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
@@ -187,9 +189,12 @@ impl Application {
         let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
         let login_log = LoginLogWriter::new(db.clone(), metrics.clone());
         login_log.run_flusher(config.login_log_flush);
+        let db = DbHandle::new(db, db_admission);
+        let user_counts = user_counts_batcher(&db, db_threads);
         let state = AppState {
             login_log,
-            db: DbHandle::new(db, db_admission),
+            db,
+            user_counts,
             login_admission,
             sessions,
             session_cache,
@@ -367,4 +372,32 @@ async fn flush(state: &AppState) {
         Ok(Err(e)) => log::warn!("last_seen_at not written before exit: {e}"),
         Err(_) => log::warn!("last_seen_at not written within {FLUSH_LIMIT:?} before exit"),
     }
+}
+
+/// Half the pool for `user/index` batches at most: the other reads and the logins keep the rest.
+/// A batch of a few hundred users is still one short statement.
+fn user_counts_batcher(
+    db: &DbHandle,
+    db_threads: usize,
+) -> ReadBatcher<i64, crate::db::meetings::UserMeetingCounts> {
+    let sender = db.clone();
+    let load: LoadBatch<i64, crate::db::meetings::UserMeetingCounts> = Arc::new(move |ids| {
+        let db = sender.clone();
+        Box::pin(async move {
+            match db.send(CountManyUserMeetings(ids)).await {
+                Ok(Ok(found)) => Ok(found),
+                Ok(Err(e)) => Err(BatchError::Failed(e.to_string().into())),
+                Err(crate::actors::db::Unavailable::Busy(busy)) => Err(BatchError::Busy(busy)),
+                Err(e) => Err(BatchError::Failed(e.to_string().into())),
+            }
+        })
+    });
+    let admission = db.admission().clone();
+    ReadBatcher::new(
+        db_threads / 2,
+        256,
+        crate::actors::db::READ_BUDGET,
+        load,
+        Arc::new(move || admission.refuse_overflow()),
+    )
 }

@@ -43,6 +43,8 @@ use crate::token::TokenIssuer;
 #[derive(Clone)]
 pub struct AppState {
     pub db: DbHandle,
+    /// `user/index`'s counts, read in batches when requests arrive faster than one at a time.
+    pub user_counts: crate::read_batch::ReadBatcher<i64, crate::db::meetings::UserMeetingCounts>,
     pub sessions: Addr<SessionActor>,
     /// The SessionActor's cache, read by the token check without a message.
     pub session_cache: Arc<SessionCache>,

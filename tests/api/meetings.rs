@@ -720,6 +720,39 @@ async fn user_index_counts_follow_publish_join_and_leave() {
 }
 
 #[actix_web::test]
+async fn concurrent_user_index_reads_of_many_users_each_get_their_own_counts() {
+    // Reads that arrive together share a statement: none may get another user's numbers, and
+    // one that arrives after a join sees it.
+    let app = TestApp::builder().var("DB_POOL_SIZE", "2").spawn().await;
+    let alice = app.login_ok("alice").await;
+    let bob = app.login_ok("bob").await;
+    let carol = app.login_ok("carol").await;
+    let weekly = id_of(&publish(&app, &alice, &meeting_body("项目周例会", 24)).await);
+    id_of(&publish(&app, &alice, &meeting_body("产品需求评审会", 48)).await);
+    assert_eq!(join(&app, &bob, weekly).await.errno(), 0);
+
+    let expected = [
+        (&alice, json!({ "metting_pubs": 2, "metting_joins": 0 })),
+        (&bob, json!({ "metting_pubs": 0, "metting_joins": 1 })),
+        (&carol, json!({ "metting_pubs": 0, "metting_joins": 0 })),
+    ];
+    let reads = (0..60).map(|i| {
+        let (token, want) = &expected[i % 3];
+        let app = &app;
+        async move { (user_index(app, token).await, want.clone()) }
+    });
+    for (got, want) in futures_util::future::join_all(reads).await {
+        assert_eq!(got, want);
+    }
+
+    assert_eq!(join(&app, &carol, weekly).await.errno(), 0);
+    let after = (0..20).map(|_| user_index(&app, &carol));
+    for got in futures_util::future::join_all(after).await {
+        assert_eq!(got, json!({ "metting_pubs": 0, "metting_joins": 1 }));
+    }
+}
+
+#[actix_web::test]
 async fn publish_join_leave_and_user_index_need_a_token_the_rest_is_public() {
     let app = TestApp::spawn().await;
     let alice = app.login_ok("alice").await;

@@ -1,6 +1,8 @@
 //! `DbExecutor` messages of the meeting app: meetings, memberships, swiper images, the counts on
 //! the user's page, and dev mode's demo data.
 
+use std::collections::HashMap;
+
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
@@ -129,6 +131,19 @@ impl Handler<CountUserMeetings> for DbExecutor {
 
     fn handle(&mut self, msg: CountUserMeetings, _: &mut Self::Context) -> Self::Result {
         meetings::counts_for_user(&mut *self.conn()?, msg.0)
+    }
+}
+
+/// `CountUserMeetings` for many users at once: what a `user/index` batch sends.
+#[derive(Message)]
+#[rtype(result = "Result<HashMap<i64, UserMeetingCounts>, DbError>")]
+pub struct CountManyUserMeetings(pub Vec<i64>);
+
+impl Handler<CountManyUserMeetings> for DbExecutor {
+    type Result = Result<HashMap<i64, UserMeetingCounts>, DbError>;
+
+    fn handle(&mut self, msg: CountManyUserMeetings, _: &mut Self::Context) -> Self::Result {
+        meetings::counts_for_users(&mut *self.conn()?, &msg.0)
     }
 }
 
