@@ -56,6 +56,15 @@ async function failLogin() {
   if (body.errno !== 710) throw new Error(`expected errno 710: ${JSON.stringify(body)}`);
 }
 
+/** The status JSON as the page gets it. */
+async function statusJson() {
+  const res = await fetch(`${BASE_URL}/admin/api/status`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  if (!res.ok) throw new Error(`status call failed: HTTP ${res.status}`);
+  return res.json();
+}
+
 function masked(openid) {
   return openid.length <= 8 ? '****' : `${openid.slice(0, 4)}****${openid.slice(-4)}`;
 }
@@ -136,7 +145,10 @@ try {
   check(Number(await page.locator('#logins-minute-ok').textContent()) >= 1,
     'the last minute counts the login');
   await page.locator('#login-errnos', { hasText: '710' }).waitFor({ timeout: WAIT_MS });
-  check(true, 'the failed login shows under its errno');
+  const label = (await statusJson()).errnos['710'];
+  const errnoRows = await page.locator('#login-errnos').innerText();
+  check(Boolean(label) && errnoRows.includes(`710 ${label}`),
+    `the failed login shows under its errno, labelled by the server: "${errnoRows.replace(/\s+/g, ' ')}"`);
   const html = await page.content();
   check(!html.includes(alice.openid), 'the full openid is not on the page');
   check(!html.includes(alice.token) && !html.includes(ADMIN_TOKEN), 'no token is on the page');
