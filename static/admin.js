@@ -33,9 +33,16 @@
     }
   }
 
+  function startPolling() {
+    if (timer === null) {
+      timer = setInterval(load, REFRESH_MS);
+    }
+  }
+
   function showSignin(message) {
     stopPolling();
     lastData = null;
+    $('connection').hidden = true;
     $('dashboard').hidden = true;
     $('refresh').hidden = true;
     $('forget').hidden = true;
@@ -55,16 +62,20 @@
     $('dashboard').hidden = false;
     $('refresh').hidden = false;
     $('forget').hidden = false;
-    if (timer === null) {
-      timer = setInterval(load, REFRESH_MS);
-    }
+    startPolling();
   }
 
+  // Also on the first load: the banner stands outside the dashboard, which stays hidden until
+  // an answer arrives, and the polling that retries starts here as well.
   function connectionProblem(message) {
     const banner = $('connection');
     banner.textContent = message;
     banner.hidden = false;
+    $('signin').hidden = true;
+    $('refresh').hidden = false;
+    $('forget').hidden = false;
     setBadge('unknown', 'no answer');
+    startPolling();
   }
 
   function setBadge(state, text) {
