@@ -5,15 +5,206 @@
 //! - handlers return `Result<_, ApiError>`;
 //! - the database layer returns `DbError`, the WeChat layer `WeChatError`; both convert into
 //!   `ApiError` here, so a handler can use `?` and never builds error JSON by hand;
-//! - the cause of a 502 goes to the log (without secrets), never to the client.
+//! - something of ours that failed is `ApiError::serious(cause)` (or `internal(what, cause)` to
+//!   say what was being done): the cause keeps its `source()` chain and goes to the log (without
+//!   secrets), never to the client.
+//!
+//! Every errno is declared once, in `CATALOGUE`: its `errmsg` on the wire, a label for operators
+//! and when a client gets it. The envelope, `/openapi.json`, the status page and README's errno
+//! table (a test holds it equal) all read it from there.
+
+use std::error::Error as StdError;
+use std::fmt;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 
 use crate::db::DbError;
 use crate::log_throttle::ERRORS;
 use crate::wechat::{WeChatError, errcode};
+
+/// One errno of the wire contract and everything said about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrnoSpec {
+    pub errno: i32,
+    /// The envelope's `errmsg`: the mini-program may show it to its user as it is.
+    pub errmsg: &'static str,
+    /// A few words for operators: the status page and the log lines.
+    pub label: &'static str,
+    /// When a client gets it (README's errno table, in Markdown).
+    pub when: &'static str,
+}
+
+pub const SUCCESS: ErrnoSpec = ErrnoSpec {
+    errno: 0,
+    errmsg: "成功",
+    label: "success",
+    when: "success",
+};
+pub const BAD_ARGUMENT: ErrnoSpec = ErrnoSpec {
+    errno: 401,
+    errmsg: "参数不对",
+    label: "bad argument",
+    when: "a required argument is missing, the body is empty or not JSON (`data.reason` says which)",
+};
+pub const BAD_ARGUMENT_VALUE: ErrnoSpec = ErrnoSpec {
+    errno: 402,
+    errmsg: "参数值不对",
+    label: "bad argument value",
+    when: "a value has the wrong type or is out of range, or the body is over 16 KiB; an unknown \
+           meeting id; joining a cancelled or finished meeting (`data.reason`)",
+};
+pub const NOT_FOUND: ErrnoSpec = ErrnoSpec {
+    errno: 404,
+    errmsg: "接口不存在",
+    label: "no such API",
+    when: "no such API (HTTP 404)",
+};
+pub const UNLOGIN: ErrnoSpec = ErrnoSpec {
+    errno: 501,
+    errmsg: "请登录",
+    label: "not logged in",
+    when: "missing, malformed, forged, expired or logged-out token, or (bindPhone) a session_key \
+           that is missing or no longer current: log in again",
+};
+pub const SERIOUS: ErrnoSpec = ErrnoSpec {
+    errno: 502,
+    errmsg: "系统内部错误",
+    label: "internal error",
+    when: "our fault: database down, request deadline missed, WeChat refusing our appid/secret \
+           (logged loudly)",
+};
+pub const ACCOUNT_DISABLED: ErrnoSpec = ErrnoSpec {
+    errno: 700,
+    errmsg: "账号已被禁用",
+    label: "account disabled",
+    when: "the account is disabled, or its deletion is pending and this login cannot restore it \
+           (the account was disabled, or the deletion was asked for while this login was under way)",
+};
+pub const MOBILE_TAKEN: ErrnoSpec = ErrnoSpec {
+    errno: 705,
+    errmsg: "手机号已绑定其他账号",
+    label: "phone bound to another account",
+    when: "bindPhone: the phone is bound to another account",
+};
+pub const WX_CODE_INVALID: ErrnoSpec = ErrnoSpec {
+    errno: 710,
+    errmsg: "登录凭证无效或已过期，请重新登录",
+    label: "WeChat: invalid code",
+    when: "WeChat 40029: invalid or expired code; call `wx.login()` again",
+};
+pub const WX_CODE_USED: ErrnoSpec = ErrnoSpec {
+    errno: 711,
+    errmsg: "登录凭证已被使用，请重新登录",
+    label: "WeChat: code already used",
+    when: "WeChat 40163: the code was already used",
+};
+pub const WX_RATE_LIMITED: ErrnoSpec = ErrnoSpec {
+    errno: 712,
+    errmsg: "登录过于频繁，请稍后再试",
+    label: "WeChat: too many logins",
+    when: "WeChat 45011: too many logins for this user",
+};
+pub const WX_RISKY_USER: ErrnoSpec = ErrnoSpec {
+    errno: 713,
+    errmsg: "该微信账号存在风险，暂时无法登录",
+    label: "WeChat: high-risk user",
+    when: "WeChat 40226: high-risk user",
+};
+pub const WX_BUSY: ErrnoSpec = ErrnoSpec {
+    errno: 714,
+    errmsg: "微信服务繁忙，请稍后再试",
+    label: "WeChat: busy",
+    when: "WeChat -1 (busy) or unreachable",
+};
+pub const WX_TIMEOUT: ErrnoSpec = ErrnoSpec {
+    errno: 715,
+    errmsg: "微信服务响应超时，请稍后再试",
+    label: "WeChat: timeout",
+    when: "WeChat did not answer within `WECHAT_TIMEOUT_MS`, or (login) within what the request \
+           deadline leaves after keeping 700 ms for the database and the answer",
+};
+pub const WX_BAD_RESPONSE: ErrnoSpec = ErrnoSpec {
+    errno: 716,
+    errmsg: "微信服务返回异常，请稍后再试",
+    label: "WeChat: bad response",
+    when: "WeChat answered something that is not a valid reply",
+};
+pub const FOREIGN_WATERMARK: ErrnoSpec = ErrnoSpec {
+    errno: 717,
+    errmsg: "数据不属于本小程序，请重新授权",
+    label: "watermark of another app",
+    when: "bindPhone: encrypted data without our appid in its watermark",
+};
+pub const PHONE_CODE_INVALID: ErrnoSpec = ErrnoSpec {
+    errno: 718,
+    errmsg: "手机号授权已失效，请重新点击授权",
+    label: "invalid phone code",
+    when: "bindPhone: the phone code is invalid, expired, used or another user's",
+};
+pub const SIGNATURE_MISMATCH: ErrnoSpec = ErrnoSpec {
+    errno: 719,
+    errmsg: "用户信息签名校验失败，请重新登录",
+    label: "rawData signature mismatch",
+    when: "login: `rawData` does not match `signature`",
+};
+pub const RATE_LIMITED: ErrnoSpec = ErrnoSpec {
+    errno: 720,
+    errmsg: "请求过于频繁，请稍后再试",
+    label: "rate limited",
+    when: "over a rate limit (`RATE_*`); retry later",
+};
+pub const BUSY: ErrnoSpec = ErrnoSpec {
+    errno: 721,
+    errmsg: "服务繁忙，请稍后再试",
+    label: "server busy",
+    when: "this instance is at capacity and refused the request before doing anything (a login's \
+           code was not sent to WeChat, so the same code still works); `data` is \
+           `{\"reason\": \"...\", \"retryAfterMs\": N}`: retry after N ms",
+};
+
+/// Every errno a client can get, in ascending order.
+pub const CATALOGUE: &[ErrnoSpec] = &[
+    SUCCESS,
+    BAD_ARGUMENT,
+    BAD_ARGUMENT_VALUE,
+    NOT_FOUND,
+    UNLOGIN,
+    SERIOUS,
+    ACCOUNT_DISABLED,
+    MOBILE_TAKEN,
+    WX_CODE_INVALID,
+    WX_CODE_USED,
+    WX_RATE_LIMITED,
+    WX_RISKY_USER,
+    WX_BUSY,
+    WX_TIMEOUT,
+    WX_BAD_RESPONSE,
+    FOREIGN_WATERMARK,
+    PHONE_CODE_INVALID,
+    SIGNATURE_MISMATCH,
+    RATE_LIMITED,
+    BUSY,
+];
+
+/// The errno of a busy refusal: this instance is at capacity and did nothing.
+pub const BUSY_ERRNO: i32 = BUSY.errno;
+
+/// Serialises as `{"401": "bad argument", …}`: each errno's label, for the status page.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrnoLabels;
+
+impl Serialize for ErrnoLabels {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(CATALOGUE.len()))?;
+        for spec in CATALOGUE {
+            map.serialize_entry(&spec.errno, spec.label)?;
+        }
+        map.end()
+    }
+}
 
 /// The wire envelope every mini-program answer uses.
 #[derive(Debug, Serialize)]
@@ -26,8 +217,8 @@ pub struct Envelope<T: Serialize> {
 impl<T: Serialize> Envelope<T> {
     pub fn ok(data: T) -> Self {
         Envelope {
-            errno: 0,
-            errmsg: "成功",
+            errno: SUCCESS.errno,
+            errmsg: SUCCESS.errmsg,
             data: Some(data),
         }
     }
@@ -37,9 +228,6 @@ impl<T: Serialize> Envelope<T> {
 /// each envelope, so the request metrics can label by errno without parsing bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Errno(pub i32);
-
-/// The errno of a busy refusal: this instance is at capacity and did nothing.
-pub const BUSY_ERRNO: i32 = 721;
 
 /// A busy refusal's `data`: why, and how long to wait before the retry.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -56,118 +244,88 @@ pub struct Reason {
     pub reason: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// What went wrong inside, for the log: an error with its `source()` chain.
+pub type Cause = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Each variant answers one errno of `CATALOGUE` (see `ApiError::spec`).
+#[derive(Debug)]
 pub enum ApiError {
     /// 401: a required argument is missing, or the body is not JSON.
-    #[error("bad argument: {0}")]
     BadArgument(String),
     /// 402: an argument is present but its value or type is wrong.
-    #[error("bad argument value: {0}")]
     BadArgumentValue(String),
     /// 501: no live session; the client drops its token and opens the login page.
-    #[error("not logged in")]
     Unlogin,
     /// 502: our fault (database down, misconfiguration). The cause is logged, not shown.
-    #[error("internal error: {0}")]
-    Serious(String),
+    Serious(Cause),
     /// 404: no such API.
-    #[error("no such api")]
     NotFound,
     /// 700: the account is disabled or deleted.
-    #[error("account disabled")]
     AccountDisabled,
     /// 705: the phone number is bound to another account (litemall's errno).
-    #[error("mobile bound to another user")]
     MobileTaken,
     /// 717: encrypted data carries another app's watermark.
-    #[error("watermark of another app")]
     ForeignWatermark,
     /// 718: the phone button's code is invalid, expired, used or not this user's.
-    #[error("wechat: invalid phone code")]
     PhoneCodeInvalid,
     /// 719: `rawData` does not match its `signature`.
-    #[error("rawData signature mismatch")]
     SignatureMismatch,
     /// 720: this client, user or openid is over its rate limit.
-    #[error("rate limited")]
     RateLimited,
     /// 721: this instance is at capacity; nothing was done (a login's code was not spent).
     /// The client retries after `retry_after_ms`.
-    #[error("server busy: {reason}")]
     Busy {
         reason: &'static str,
         retry_after_ms: u64,
     },
     /// 710: WeChat says the login code is invalid or expired (40029).
-    #[error("wechat: invalid code")]
     WxCodeInvalid,
     /// 711: WeChat says the login code was already used (40163).
-    #[error("wechat: code used")]
     WxCodeUsed,
     /// 712: WeChat rate-limits this user's logins (45011).
-    #[error("wechat: rate limited")]
     WxRateLimited,
     /// 713: WeChat blocks this user as high-risk (40226).
-    #[error("wechat: high-risk user")]
     WxRiskyUser,
     /// 714: WeChat is busy (-1) or refused the call for a transient reason.
-    #[error("wechat: busy")]
     WxBusy,
     /// 715: WeChat did not answer within WECHAT_TIMEOUT_MS.
-    #[error("wechat: timeout")]
     WxTimeout,
     /// 716: WeChat answered something that is not a valid reply.
-    #[error("wechat: bad response: {0}")]
     WxBadResponse(String),
 }
 
 impl ApiError {
-    pub fn errno(&self) -> i32 {
+    /// The errno this error answers, with its message.
+    pub fn spec(&self) -> &'static ErrnoSpec {
         match self {
-            ApiError::BadArgument(_) => 401,
-            ApiError::BadArgumentValue(_) => 402,
-            ApiError::Unlogin => 501,
-            ApiError::Serious(_) => 502,
-            ApiError::NotFound => 404,
-            ApiError::AccountDisabled => 700,
-            ApiError::MobileTaken => 705,
-            ApiError::ForeignWatermark => 717,
-            ApiError::PhoneCodeInvalid => 718,
-            ApiError::SignatureMismatch => 719,
-            ApiError::RateLimited => 720,
-            ApiError::Busy { .. } => BUSY_ERRNO,
-            ApiError::WxCodeInvalid => 710,
-            ApiError::WxCodeUsed => 711,
-            ApiError::WxRateLimited => 712,
-            ApiError::WxRiskyUser => 713,
-            ApiError::WxBusy => 714,
-            ApiError::WxTimeout => 715,
-            ApiError::WxBadResponse(_) => 716,
+            ApiError::BadArgument(_) => &BAD_ARGUMENT,
+            ApiError::BadArgumentValue(_) => &BAD_ARGUMENT_VALUE,
+            ApiError::Unlogin => &UNLOGIN,
+            ApiError::Serious(_) => &SERIOUS,
+            ApiError::NotFound => &NOT_FOUND,
+            ApiError::AccountDisabled => &ACCOUNT_DISABLED,
+            ApiError::MobileTaken => &MOBILE_TAKEN,
+            ApiError::ForeignWatermark => &FOREIGN_WATERMARK,
+            ApiError::PhoneCodeInvalid => &PHONE_CODE_INVALID,
+            ApiError::SignatureMismatch => &SIGNATURE_MISMATCH,
+            ApiError::RateLimited => &RATE_LIMITED,
+            ApiError::Busy { .. } => &BUSY,
+            ApiError::WxCodeInvalid => &WX_CODE_INVALID,
+            ApiError::WxCodeUsed => &WX_CODE_USED,
+            ApiError::WxRateLimited => &WX_RATE_LIMITED,
+            ApiError::WxRiskyUser => &WX_RISKY_USER,
+            ApiError::WxBusy => &WX_BUSY,
+            ApiError::WxTimeout => &WX_TIMEOUT,
+            ApiError::WxBadResponse(_) => &WX_BAD_RESPONSE,
         }
     }
 
+    pub fn errno(&self) -> i32 {
+        self.spec().errno
+    }
+
     pub fn errmsg(&self) -> &'static str {
-        match self {
-            ApiError::BadArgument(_) => "参数不对",
-            ApiError::BadArgumentValue(_) => "参数值不对",
-            ApiError::Unlogin => "请登录",
-            ApiError::Serious(_) => "系统内部错误",
-            ApiError::NotFound => "接口不存在",
-            ApiError::AccountDisabled => "账号已被禁用",
-            ApiError::MobileTaken => "手机号已绑定其他账号",
-            ApiError::ForeignWatermark => "数据不属于本小程序，请重新授权",
-            ApiError::PhoneCodeInvalid => "手机号授权已失效，请重新点击授权",
-            ApiError::SignatureMismatch => "用户信息签名校验失败，请重新登录",
-            ApiError::RateLimited => "请求过于频繁，请稍后再试",
-            ApiError::Busy { .. } => "服务繁忙，请稍后再试",
-            ApiError::WxCodeInvalid => "登录凭证无效或已过期，请重新登录",
-            ApiError::WxCodeUsed => "登录凭证已被使用，请重新登录",
-            ApiError::WxRateLimited => "登录过于频繁，请稍后再试",
-            ApiError::WxRiskyUser => "该微信账号存在风险，暂时无法登录",
-            ApiError::WxBusy => "微信服务繁忙，请稍后再试",
-            ApiError::WxTimeout => "微信服务响应超时，请稍后再试",
-            ApiError::WxBadResponse(_) => "微信服务返回异常，请稍后再试",
-        }
+        self.spec().errmsg
     }
 
     pub fn bad_argument(reason: impl Into<String>) -> Self {
@@ -178,38 +336,77 @@ impl ApiError {
         ApiError::BadArgumentValue(reason.into())
     }
 
-    pub fn serious(cause: impl std::fmt::Display) -> Self {
-        ApiError::Serious(cause.to_string())
+    /// A 502 whose cause says what went wrong: a message or an error (its chain is kept).
+    pub fn serious(cause: impl Into<Cause>) -> Self {
+        ApiError::Serious(cause.into())
+    }
+
+    /// A 502 because `cause` failed while doing `what` (`cannot sign token`).
+    pub fn internal(what: &'static str, cause: impl Into<Cause>) -> Self {
+        ApiError::Serious(Box::new(Context {
+            what,
+            source: cause.into(),
+        }))
     }
 }
 
-/// Every documented errno with its message, for README and tests.
-pub fn catalogue() -> Vec<(i32, &'static str)> {
-    let all = [
-        ApiError::BadArgument(String::new()),
-        ApiError::BadArgumentValue(String::new()),
-        ApiError::Unlogin,
-        ApiError::Serious(String::new()),
-        ApiError::NotFound,
-        ApiError::AccountDisabled,
-        ApiError::MobileTaken,
-        ApiError::ForeignWatermark,
-        ApiError::PhoneCodeInvalid,
-        ApiError::SignatureMismatch,
-        ApiError::RateLimited,
-        ApiError::Busy {
-            reason: "",
-            retry_after_ms: 0,
-        },
-        ApiError::WxCodeInvalid,
-        ApiError::WxCodeUsed,
-        ApiError::WxRateLimited,
-        ApiError::WxRiskyUser,
-        ApiError::WxBusy,
-        ApiError::WxTimeout,
-        ApiError::WxBadResponse(String::new()),
-    ];
-    all.iter().map(|e| (e.errno(), e.errmsg())).collect()
+/// The operator's words: the label, and what the client was told in `data.reason`, or what
+/// WeChat sent. A 502's cause is its `source()`.
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.spec().label)?;
+        match self {
+            ApiError::BadArgument(detail)
+            | ApiError::BadArgumentValue(detail)
+            | ApiError::WxBadResponse(detail) => write!(f, ": {detail}"),
+            ApiError::Busy { reason, .. } => write!(f, ": {reason}"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl StdError for ApiError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        match self {
+            ApiError::Serious(cause) => Some(&**cause),
+            _ => None,
+        }
+    }
+}
+
+/// A cause with what was being done when it happened.
+#[derive(Debug)]
+struct Context {
+    what: &'static str,
+    source: Cause,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.what)
+    }
+}
+
+impl StdError for Context {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(&*self.source)
+    }
+}
+
+/// An error and its sources on one line, `a: b: c`. Many errors already end their own text
+/// with their source's (`query failed: {0}`): such a source is not written twice.
+fn chain_text(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let more = source.to_string();
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        next = source.source();
+    }
+    text
 }
 
 impl ResponseError for ApiError {
@@ -224,37 +421,40 @@ impl ResponseError for ApiError {
         // A client can repeat these as fast as it likes (a slow body misses the deadline every
         // time): one line per cause per interval, with a count.
         match self {
-            ApiError::Serious(cause) => log_cause(log::Level::Error, 502, cause),
-            ApiError::WxBadResponse(cause) => log_cause(log::Level::Warn, 716, cause),
+            ApiError::Serious(cause) => {
+                log_cause(log::Level::Error, self.errno(), &chain_text(&**cause))
+            }
+            ApiError::WxBadResponse(cause) => log_cause(log::Level::Warn, self.errno(), cause),
             // Counted and summarised once a second where the refusal is decided.
             ApiError::Busy { .. } => {}
             other => log::debug!("errno {}: {other}", other.errno()),
         }
+        let spec = self.spec();
         let mut builder = HttpResponse::build(self.status_code());
         let mut response = match self {
             ApiError::BadArgument(r) | ApiError::BadArgumentValue(r) => builder.json(Envelope {
-                errno: self.errno(),
-                errmsg: self.errmsg(),
+                errno: spec.errno,
+                errmsg: spec.errmsg,
                 data: Some(Reason { reason: r.clone() }),
             }),
             ApiError::Busy {
                 reason,
                 retry_after_ms,
             } => builder.json(Envelope {
-                errno: self.errno(),
-                errmsg: self.errmsg(),
+                errno: spec.errno,
+                errmsg: spec.errmsg,
                 data: Some(BusyData {
                     reason,
                     retry_after_ms: *retry_after_ms,
                 }),
             }),
             _ => builder.json(Envelope::<()> {
-                errno: self.errno(),
-                errmsg: self.errmsg(),
+                errno: spec.errno,
+                errmsg: spec.errmsg,
                 data: None,
             }),
         };
-        response.extensions_mut().insert(Errno(self.errno()));
+        response.extensions_mut().insert(Errno(spec.errno));
         response
     }
 }
@@ -277,7 +477,7 @@ impl From<DbError> for ApiError {
             // As for any token of such a user: its sessions are revoked, the client logs in again
             // (and is then refused with 700).
             DbError::AccountNotUsable => ApiError::Unlogin,
-            other => ApiError::Serious(other.to_string()),
+            other => ApiError::serious(other),
         }
     }
 }
@@ -286,7 +486,7 @@ impl From<crate::actors::db::Unavailable> for ApiError {
     fn from(e: crate::actors::db::Unavailable) -> Self {
         match e {
             crate::actors::db::Unavailable::Busy(busy) => busy.into(),
-            other => ApiError::Serious(other.to_string()),
+            other => ApiError::serious(other),
         }
     }
 }
@@ -311,7 +511,7 @@ impl From<crate::admission::Busy> for ApiError {
 
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
-        ApiError::Serious(format!("actor mailbox: {e}"))
+        ApiError::internal("actor mailbox", e)
     }
 }
 
@@ -332,7 +532,7 @@ impl From<WeChatError> for ApiError {
                         ),
                         Some(&errmsg),
                     );
-                    ApiError::Serious(format!("wechat configuration error {code}"))
+                    ApiError::serious(format!("wechat configuration error {code}"))
                 }
                 code => ApiError::WxBadResponse(format!("unexpected errcode {code}: {errmsg}")),
             },
@@ -356,12 +556,144 @@ impl From<WeChatError> for ApiError {
 mod tests {
     use super::*;
 
+    /// One of each variant.
+    fn every_variant() -> Vec<ApiError> {
+        vec![
+            ApiError::BadArgument(String::new()),
+            ApiError::BadArgumentValue(String::new()),
+            ApiError::Unlogin,
+            ApiError::serious("x"),
+            ApiError::NotFound,
+            ApiError::AccountDisabled,
+            ApiError::MobileTaken,
+            ApiError::ForeignWatermark,
+            ApiError::PhoneCodeInvalid,
+            ApiError::SignatureMismatch,
+            ApiError::RateLimited,
+            ApiError::Busy {
+                reason: "",
+                retry_after_ms: 0,
+            },
+            ApiError::WxCodeInvalid,
+            ApiError::WxCodeUsed,
+            ApiError::WxRateLimited,
+            ApiError::WxRiskyUser,
+            ApiError::WxBusy,
+            ApiError::WxTimeout,
+            ApiError::WxBadResponse(String::new()),
+        ]
+    }
+
     #[test]
-    fn errnos_are_distinct() {
-        let mut seen = std::collections::HashSet::new();
-        for (errno, _) in catalogue() {
-            assert!(seen.insert(errno), "errno {errno} used twice");
+    fn the_catalogue_is_ascending_without_duplicates() {
+        for pair in CATALOGUE.windows(2) {
+            assert!(
+                pair[0].errno < pair[1].errno,
+                "{} before {}",
+                pair[0].errno,
+                pair[1].errno
+            );
         }
+    }
+
+    #[test]
+    fn every_error_answers_a_catalogued_errno_and_every_errno_has_its_error() {
+        let answered: Vec<&ErrnoSpec> = every_variant().iter().map(ApiError::spec).collect();
+        for spec in &answered {
+            assert!(
+                CATALOGUE.contains(spec),
+                "{} is not in CATALOGUE",
+                spec.errno
+            );
+        }
+        for spec in CATALOGUE.iter().filter(|s| s.errno != SUCCESS.errno) {
+            assert!(
+                answered.contains(&spec),
+                "no ApiError answers errno {}",
+                spec.errno
+            );
+        }
+    }
+
+    /// README's `### errno` table, row by row: errno, errmsg, when.
+    fn readme_errno_table() -> Vec<(String, String, String)> {
+        let readme = include_str!("../README.md");
+        let after_heading = readme
+            .split_once("\n### errno\n")
+            .map(|(_, rest)| rest)
+            .expect("README has a `### errno` section");
+        after_heading
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            // The header and the `|---|` line.
+            .skip(2)
+            .map(|row| {
+                let cells: Vec<&str> = row
+                    .trim()
+                    .trim_start_matches('|')
+                    .trim_end_matches('|')
+                    .split('|')
+                    .map(str::trim)
+                    .collect();
+                assert_eq!(
+                    cells.len(),
+                    3,
+                    "README errno row with {} cells: {row}",
+                    cells.len()
+                );
+                (cells[0].into(), cells[1].into(), cells[2].into())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_errno_table_is_the_catalogue() {
+        let readme = readme_errno_table();
+        let code: Vec<(String, String, String)> = CATALOGUE
+            .iter()
+            .map(|s| (s.errno.to_string(), s.errmsg.into(), s.when.into()))
+            .collect();
+        if readme != code {
+            let row = |(errno, errmsg, when): &(String, String, String)| {
+                format!("| {errno} | {errmsg} | {when} |")
+            };
+            let mut diff = String::new();
+            for line in readme.iter().filter(|r| !code.contains(r)) {
+                diff.push_str(&format!("- README: {}\n", row(line)));
+            }
+            for line in code.iter().filter(|r| !readme.contains(r)) {
+                diff.push_str(&format!("+ code:   {}\n", row(line)));
+            }
+            if diff.is_empty() {
+                diff.push_str("the same rows in another order\n");
+            }
+            panic!(
+                "README's errno table differs from error::CATALOGUE (write the code's rows into \
+                 README.md):\n{diff}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_serious_cause_keeps_its_chain_for_the_log() {
+        let io = std::io::Error::other("connection reset");
+        let err = ApiError::internal("cannot sign token", io);
+        assert_eq!(err.errno(), 502);
+        let source = err.source().expect("the cause");
+        assert_eq!(source.to_string(), "cannot sign token");
+        assert_eq!(
+            source.source().map(ToString::to_string).as_deref(),
+            Some("connection reset")
+        );
+        assert_eq!(chain_text(source), "cannot sign token: connection reset");
+        // A source already at the end of its error's text is written once.
+        let err = ApiError::from(DbError::Query(diesel::result::Error::NotFound));
+        assert_eq!(err.errno(), 502);
+        assert_eq!(
+            chain_text(err.source().expect("the cause")),
+            "query failed: Record not found"
+        );
     }
 
     #[test]
@@ -383,6 +715,16 @@ mod tests {
         assert_eq!(
             ApiError::from(WeChatError::BadResponse("x".into())).errno(),
             716
+        );
+    }
+
+    #[test]
+    fn the_status_page_labels_are_the_catalogue_s() {
+        let labels = serde_json::to_value(ErrnoLabels).expect("json");
+        assert_eq!(labels["710"], "WeChat: invalid code");
+        assert_eq!(
+            labels.as_object().map(serde_json::Map::len),
+            Some(CATALOGUE.len())
         );
     }
 }

@@ -9,13 +9,6 @@
   const REFRESH_MS = 5000;
   const FETCH_TIMEOUT_MS = 8000;
 
-  // errno → what it means, as in README's table.
-  const ERRNO_TEXT = {
-    0: 'success', 401: 'bad argument', 402: 'bad value', 404: 'no such API', 501: 'not logged in',
-    502: 'internal error', 700: 'account disabled', 710: 'invalid code', 711: 'code already used',
-    712: 'too many logins', 713: 'risky user', 714: 'WeChat busy', 715: 'WeChat timeout',
-    716: 'WeChat bad answer',
-  };
   const ERRCODE_TEXT = {
     '-1': 'busy', 40029: 'invalid code', 40163: 'code used', 45011: 'rate limited',
     40226: 'risky user', 40013: 'bad appid', 40125: 'bad secret', 40001: 'bad credential',
@@ -40,9 +33,16 @@
     }
   }
 
+  function startPolling() {
+    if (timer === null) {
+      timer = setInterval(load, REFRESH_MS);
+    }
+  }
+
   function showSignin(message) {
     stopPolling();
     lastData = null;
+    $('connection').hidden = true;
     $('dashboard').hidden = true;
     $('refresh').hidden = true;
     $('forget').hidden = true;
@@ -62,16 +62,20 @@
     $('dashboard').hidden = false;
     $('refresh').hidden = false;
     $('forget').hidden = false;
-    if (timer === null) {
-      timer = setInterval(load, REFRESH_MS);
-    }
+    startPolling();
   }
 
+  // Also on the first load: the banner stands outside the dashboard, which stays hidden until
+  // an answer arrives, and the polling that retries starts here as well.
   function connectionProblem(message) {
     const banner = $('connection');
     banner.textContent = message;
     banner.hidden = false;
+    $('signin').hidden = true;
+    $('refresh').hidden = false;
+    $('forget').hidden = false;
     setBadge('unknown', 'no answer');
+    startPolling();
   }
 
   function setBadge(state, text) {
@@ -245,7 +249,7 @@
     renderAdmission(d.admission);
     renderWeChat(d.wechat);
     $('sessions-live').textContent = num(d.sessions.live);
-    renderLogins(d.logins);
+    renderLogins(d.logins, d.errnos || {});
     // Older servers do not send `deletions`; a failed count is null.
     const del = d.deletions;
     setField('deletions-pending', del ? num(del.pending) : 'unknown');
@@ -310,7 +314,8 @@
     fillPairs($('wx-errors'), pairs, 'no errors');
   }
 
-  function renderLogins(l) {
+  // `errnos`: each errno's label, from the server (older servers send none).
+  function renderLogins(l, errnos) {
     const ids = ['logins-minute-ok', 'logins-minute-fail', 'logins-hour-ok', 'logins-hour-fail'];
     if (!l) {
       for (const id of ids) $(id).textContent = '–';
@@ -326,7 +331,7 @@
     $('logins-hour-ok').textContent = l.last_hour.success;
     $('logins-hour-fail').textContent = l.last_hour.failure;
     const pairs = Object.entries(l.last_hour.failure_by_errno).map(([errno, n]) => [
-      errno + (ERRNO_TEXT[errno] ? ' ' + ERRNO_TEXT[errno] : ''), String(n),
+      errno + (errnos[errno] ? ' ' + errnos[errno] : ''), String(n),
     ]);
     fillPairs($('login-errnos'), pairs, 'no failures');
 
@@ -334,7 +339,7 @@
     tbody.replaceChildren(...l.recent.map((r) => {
       const tr = document.createElement('tr');
       const ok = r.errno === 0;
-      const outcome = ok ? 'ok' : r.errno + ' ' + (ERRNO_TEXT[r.errno] || '');
+      const outcome = ok ? 'ok' : r.errno + ' ' + (errnos[r.errno] || '');
       const time = cell(localTime(r.time));
       time.title = r.time;
       const user = cell(r.user_id === null ? '–' : String(r.user_id));

@@ -28,6 +28,7 @@ use crate::actors::session::CountSessions;
 use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
 use crate::config::Secret;
 use crate::db::login_log::LoginSummary;
+use crate::error::ErrnoLabels;
 use crate::log_throttle::ERRORS;
 use crate::wechat::errcode;
 
@@ -268,6 +269,8 @@ pub struct StatusView {
     /// Account deletions users asked for (or the admin made); `None` when the database could not
     /// be asked.
     pub deletions: Option<DeletionsView>,
+    /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
+    pub errnos: ErrnoLabels,
 }
 
 /// What is let in, what waits and what is refused with errno 721 (server busy).
@@ -565,6 +568,7 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
         listener,
         logins,
         deletions,
+        errnos: ErrnoLabels,
         admission: AdmissionView {
             logins: state.login_admission.stats(),
             reads: state.db.admission().stats(),

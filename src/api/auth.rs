@@ -283,7 +283,7 @@ async fn sign_in(
     let issued = state
         .tokens
         .issue_for(user.id, jti, now.timestamp(), expires_at)
-        .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
+        .map_err(|e| ApiError::internal("cannot sign token", e))?;
     log::info!(
         "login ok: user {} openid {} from {ip}",
         user.id,
@@ -388,7 +388,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, user: AuthUse
     let issued = state
         .tokens
         .issue_for(user.user_id, jti, now.timestamp(), expires_at.timestamp())
-        .map_err(|e| ApiError::serious(format!("cannot sign token: {e}")))?;
+        .map_err(|e| ApiError::internal("cannot sign token", e))?;
     ok(RefreshAnswer {
         token: issued.token,
         token_expire: token_expire(issued.expires_at),

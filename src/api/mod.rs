@@ -34,7 +34,7 @@ use crate::actors::login_log::LoginLogWriter;
 use crate::actors::session::SessionCache;
 use crate::actors::{SessionActor, WeChatClient};
 use crate::db::PgPool;
-use crate::error::{ApiError, Envelope, Errno};
+use crate::error::{ApiError, Envelope, Errno, SUCCESS};
 use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
 
@@ -101,14 +101,14 @@ pub fn ok<T: serde::Serialize>(data: T) -> ApiResult {
 /// errno 0 with `data: null`.
 pub fn ok_empty() -> ApiResult {
     Ok(with_errno_zero(HttpResponse::Ok().json(Envelope::<()> {
-        errno: 0,
-        errmsg: "成功",
+        errno: SUCCESS.errno,
+        errmsg: SUCCESS.errmsg,
         data: None,
     })))
 }
 
 fn with_errno_zero(mut response: HttpResponse) -> HttpResponse {
-    response.extensions_mut().insert(Errno(0));
+    response.extensions_mut().insert(Errno(SUCCESS.errno));
     response
 }
 

@@ -3,7 +3,7 @@
 //! The schemas come from the request and response structs themselves (`utoipa::ToSchema`), so a
 //! field added to an answer is in the document with it; the operations come from the table below,
 //! which a test holds equal to the router's (`super::wx_routes`). The errnos of each operation are
-//! listed there too; their messages come from `error::catalogue`.
+//! listed there too; their messages come from `error::CATALOGUE`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use super::meeting::{
 use super::phone::{BindPhoneRequest, BoundPhone};
 use super::profile::{InfoView, ProfileRequest, UserInfoView};
 use super::user::UserIndex;
-use crate::error::{BUSY_ERRNO, BusyData, Reason, catalogue};
+use crate::error::{BUSY_ERRNO, BusyData, CATALOGUE, Reason};
 
 /// The name of the token's security scheme in the document.
 const TOKEN_SCHEME: &str = "token";
@@ -304,14 +304,12 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
     ]
 }
 
-/// What an errno means, for the document: the catalogue's message, or for errnos the catalogue
-/// does not hold a plain description.
-fn errno_meaning(errno: i32) -> String {
-    match catalogue().into_iter().find(|(n, _)| *n == errno) {
-        Some((_, errmsg)) => errmsg.to_string(),
-        None if errno == BUSY_ERRNO => "server busy, retry after data.retryAfterMs".to_string(),
-        None => String::new(),
-    }
+/// What an errno means, for the document: its `errmsg`.
+fn errno_meaning(errno: i32) -> &'static str {
+    CATALOGUE
+        .iter()
+        .find(|spec| spec.errno == errno)
+        .map_or("", |spec| spec.errmsg)
 }
 
 fn errno_schema(errnos: &[i32]) -> Value {
@@ -584,5 +582,32 @@ mod tests {
         let login = &doc["components"]["schemas"]["LoginProfile"]["properties"];
         assert_eq!(login["nickName"]["maxLength"], MAX_NICKNAME_CHARS);
         assert_eq!(login["avatarUrl"]["maxLength"], MAX_AVATAR_LEN);
+    }
+
+    #[test]
+    fn every_listed_errno_is_catalogued_and_described_by_its_errmsg() {
+        let mut schemas = Schemas::default();
+        for op in operations(&mut schemas) {
+            for errno in op.errnos {
+                let spec = CATALOGUE.iter().find(|s| s.errno == *errno);
+                assert!(
+                    spec.is_some(),
+                    "{}: errno {errno} is not catalogued",
+                    op.path
+                );
+            }
+        }
+        let login = &document("/wx", "X-OA-Token")["paths"]["/auth/login_by_weixin"]["post"];
+        let variants = login["responses"]["200"]["content"]["application/json"]["schema"]["oneOf"]
+            .as_array()
+            .unwrap();
+        let plain = variants.iter().find(|v| v["title"] == "error").unwrap();
+        let description = plain["properties"]["errno"]["description"]
+            .as_str()
+            .unwrap();
+        assert!(
+            description.contains("710 登录凭证无效或已过期，请重新登录"),
+            "{description}"
+        );
     }
 }

@@ -215,6 +215,15 @@ async fn status_shows_sessions_logins_wechat_and_database_without_secrets() {
     assert_eq!(recent[1]["user_id"], user.id);
     assert_eq!(recent[1]["openid"], mask_openid(&openid));
     assert_eq!(recent[1]["ip"], "127.0.0.1");
+    // The page labels outcomes with the server's words, so every errno has its label there.
+    for spec in wxauth::error::CATALOGUE {
+        assert_eq!(
+            s["errnos"][spec.errno.to_string()],
+            spec.label,
+            "errno {}",
+            spec.errno
+        );
+    }
 
     let session_key = app.fake.session_key_of(&openid).expect("a session_key");
     for secret in [

@@ -56,6 +56,59 @@ async function failLogin() {
   if (body.errno !== 710) throw new Error(`expected errno 710: ${JSON.stringify(body)}`);
 }
 
+/** The status JSON as the page gets it. */
+async function statusJson() {
+  const res = await fetch(`${BASE_URL}/admin/api/status`, {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+  });
+  if (!res.ok) throw new Error(`status call failed: HTTP ${res.status}`);
+  return res.json();
+}
+
+/**
+ * A tab that holds the token is opened while the status API fails: first an HTTP 503, then no
+ * connection at all. The banner must say so at once (no dashboard exists yet to hold it), the
+ * page must retry every 5 s on its own, and the dashboard must appear once the server answers.
+ */
+async function firstLoadFails() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    await context.addInitScript((t) => sessionStorage.setItem('wxauth.adminToken', t), ADMIN_TOKEN);
+    const page = await context.newPage();
+    // The failed calls make Chromium log them as console errors: only script errors count here.
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    const attempts = [];
+    await page.route('**/admin/api/status', (route) => {
+      attempts.push(Date.now());
+      if (attempts.length === 1) return route.fulfill({ status: 503, body: 'unavailable' });
+      if (attempts.length === 2) return route.abort('connectionrefused');
+      return route.continue();
+    });
+    await page.goto(`${BASE_URL}/admin/`);
+    const banner = page.locator('#connection');
+    await banner.waitFor({ state: 'visible', timeout: WAIT_MS });
+    const first = await banner.textContent();
+    check(/HTTP 503/.test(first) && /retrying every 5 s/.test(first),
+      `a failed first load shows the banner: "${first}"`);
+    check(await page.locator('#dashboard').isHidden() && await page.locator('#signin').isHidden(),
+      'nothing else is shown before the first answer');
+    await page.waitForFunction(() => /Cannot reach the server/.test(document.getElementById('connection').textContent),
+      null, { timeout: WAIT_MS });
+    check(await banner.isVisible(), 'the retry ran on its own; an unreachable server shows in the banner');
+    await page.locator('#dashboard').waitFor({ state: 'visible', timeout: WAIT_MS });
+    await page.waitForFunction(() => /^\d+$/.test(document.getElementById('sessions-live').textContent),
+      null, { timeout: WAIT_MS });
+    check(await banner.isHidden(), 'once the server answers the dashboard shows and the banner goes');
+    const gaps = attempts.slice(1, 3).map((t, i) => t - attempts[i]);
+    check(attempts.length >= 3 && gaps.every((g) => g >= 4500 && g <= 9000),
+      `retried every 5 s (gaps ${gaps.join(', ')} ms)`);
+    check(problems.length === 0, `no script errors${problems.length ? ':\n  ' + problems.join('\n  ') : ''}`);
+  } finally {
+    await context.close();
+  }
+}
+
 function masked(openid) {
   return openid.length <= 8 ? '****' : `${openid.slice(0, 4)}****${openid.slice(-4)}`;
 }
@@ -136,7 +189,10 @@ try {
   check(Number(await page.locator('#logins-minute-ok').textContent()) >= 1,
     'the last minute counts the login');
   await page.locator('#login-errnos', { hasText: '710' }).waitFor({ timeout: WAIT_MS });
-  check(true, 'the failed login shows under its errno');
+  const label = (await statusJson()).errnos['710'];
+  const errnoRows = await page.locator('#login-errnos').innerText();
+  check(Boolean(label) && errnoRows.includes(`710 ${label}`),
+    `the failed login shows under its errno, labelled by the server: "${errnoRows.replace(/\s+/g, ' ')}"`);
   const html = await page.content();
   check(!html.includes(alice.openid), 'the full openid is not on the page');
   check(!html.includes(alice.token) && !html.includes(ADMIN_TOKEN), 'no token is on the page');
@@ -154,6 +210,8 @@ try {
   console.log(`screenshot: ${PHONE_SCREENSHOT}`);
 
   check(problems.length === 0, `no errors in the page${problems.length ? ':\n  ' + problems.join('\n  ') : ''}`);
+
+  await firstLoadFails();
 } catch (e) {
   failed = true;
   console.error(`FAILED: ${e.message}`);
