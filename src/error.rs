@@ -495,7 +495,7 @@ impl From<crate::read_batch::BatchError> for ApiError {
     fn from(e: crate::read_batch::BatchError) -> Self {
         match e {
             crate::read_batch::BatchError::Busy(busy) => busy.into(),
-            crate::read_batch::BatchError::Failed(cause) => ApiError::Serious(cause.to_string()),
+            crate::read_batch::BatchError::Failed(cause) => ApiError::serious(cause.to_string()),
         }
     }
 }
