@@ -282,11 +282,13 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<crate::actors::db::Unavailable> for ApiError {
-    fn from(e: crate::actors::db::Unavailable) -> Self {
+impl From<crate::actors::db_executor::DbFailure> for ApiError {
+    fn from(e: crate::actors::db_executor::DbFailure) -> Self {
+        use crate::actors::db_executor::DbFailure;
         match e {
-            crate::actors::db::Unavailable::Busy(busy) => busy.into(),
-            other => ApiError::Serious(other.to_string()),
+            DbFailure::Busy(busy) => busy.into(),
+            DbFailure::Query(e) => e.into(),
+            stopped @ DbFailure::Stopped(_) => ApiError::Serious(stopped.to_string()),
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod announce;
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod log_throttle;
 pub mod metrics;

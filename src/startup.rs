@@ -5,17 +5,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, SyncArbiter};
+use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::actors::db::DbHandle;
-use crate::actors::db::meetings::SeedDemoIfEmpty;
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::session::FlushLastSeen;
-use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
+use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
 use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
@@ -118,22 +116,18 @@ impl Application {
         };
 
         let db_threads = config.db_pool_size as usize;
-        let cipher = Arc::new(match config.session_encryption_key {
+        let cipher = match config.session_encryption_key {
             Some(key) => SessionKeyCipher::new(&key),
             None => SessionKeyCipher::derived_from(config.jwt_secret.expose()),
-        });
-        let executor_pool = pool.clone();
-        let db = SyncArbiter::start(db_threads, move || {
-            DbExecutor::new(executor_pool.clone(), cipher.clone())
-        });
+        };
+        let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
+        let db = DbHandle::start(pool.clone(), cipher, db_threads, db_admission);
         // Only dev mode: a production database must never receive demo rows by accident.
         if config.is_dev_mode() {
             let seeded = db
-                .send(SeedDemoIfEmpty {
-                    now: chrono::Utc::now(),
-                })
+                .background()
+                .seed_demo_if_empty(chrono::Utc::now())
                 .await
-                .map_err(|e| StartupError::Demo(e.to_string()))?
                 .map_err(|e| StartupError::Demo(e.to_string()))?;
             if let Some(report) = seeded {
                 log::info!("dev mode: loaded demo data into an empty app: {report}");
@@ -162,8 +156,8 @@ impl Application {
             metrics.clone(),
         )
         .start();
-        LoginLogPruner::new(db.clone(), config.login_log_retention).start();
-        DeletionSweeper::new(db.clone()).start();
+        LoginLogPruner::new(&db, config.login_log_retention).start();
+        DeletionSweeper::new(&db).start();
         let admin = config
             .admin_token
             .as_ref()
@@ -184,12 +178,11 @@ impl Application {
                 pruned.prune();
             }
         });
-        let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
-        let login_log = LoginLogWriter::new(db.clone(), metrics.clone());
+        let login_log = LoginLogWriter::new(&db, metrics.clone());
         login_log.run_flusher(config.login_log_flush);
         let state = AppState {
             login_log,
-            db: DbHandle::new(db, db_admission),
+            db,
             login_admission,
             sessions,
             session_cache,
@@ -203,7 +196,6 @@ impl Application {
             limits,
             appid,
             metrics,
-            pool,
             admin,
             started: Started::now(),
             dev_mode: config.is_dev_mode(),

@@ -2,7 +2,6 @@ use actix_web::web;
 
 use super::extract::AuthUser;
 use super::{ApiResult, AppState, ok};
-use crate::actors::db::meetings::CountUserMeetings;
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub struct UserIndex {
@@ -14,7 +13,7 @@ pub struct UserIndex {
 
 /// `GET user/index`: the numbers on the user's page.
 pub async fn index(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
-    let counts = state.db.send(CountUserMeetings(user.user_id)).await??;
+    let counts = state.db.meeting_counts(user.user_id).await?;
     ok(UserIndex {
         metting_pubs: counts.published,
         metting_joins: counts.joined,
