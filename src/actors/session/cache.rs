@@ -2,7 +2,7 @@
 //! by the SessionActor and the token check on the HTTP workers.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -46,6 +46,10 @@ thread_local! {
 
 struct CacheState {
     lru: LruCache<String, LiveSession>,
+    /// The cached sessions of each user, so that revoking a user's sessions costs what that user
+    /// has in the cache, not a scan of all of it under the lock. Changed with `lru`, through
+    /// `put`, `pop`, `pop_user` and `clear` only.
+    by_user: HashMap<i64, HashSet<String>>,
     /// False while the NOTIFY listener is not proven alive (or not yet up).
     trusted: bool,
     /// Bumped by every invalidation: a database read that started before one must not refill
@@ -55,11 +59,51 @@ struct CacheState {
     seen: HashSet<String>,
 }
 
+impl CacheState {
+    fn put(&mut self, id: String, session: LiveSession) {
+        let user_id = session.user_id;
+        // Either this id's previous entry, or the least recently used one, evicted for it.
+        if let Some((old_id, old)) = self.lru.push(id.clone(), session)
+            && (old_id != id || old.user_id != user_id)
+        {
+            self.unindex(&old_id, old.user_id);
+        }
+        self.by_user.entry(user_id).or_default().insert(id);
+    }
+
+    fn pop(&mut self, id: &str) {
+        if let Some(session) = self.lru.pop(id) {
+            self.unindex(id, session.user_id);
+        }
+    }
+
+    fn pop_user(&mut self, user_id: i64) {
+        for id in self.by_user.remove(&user_id).unwrap_or_default() {
+            self.lru.pop(&id);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.lru.clear();
+        self.by_user.clear();
+    }
+
+    fn unindex(&mut self, id: &str, user_id: i64) {
+        if let Some(ids) = self.by_user.get_mut(&user_id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_user.remove(&user_id);
+            }
+        }
+    }
+}
+
 impl SessionCache {
     pub(super) fn new(capacity: usize) -> Self {
         SessionCache {
             state: Mutex::new(CacheState {
                 lru: LruCache::new(NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN)),
+                by_user: HashMap::new(),
                 trusted: false,
                 epoch: 0,
                 seen: HashSet::new(),
@@ -100,7 +144,7 @@ impl SessionCache {
         }
         let session = *st.lru.get(jti)?;
         if session.expires_at <= now {
-            st.lru.pop(jti);
+            st.pop(jti);
             return Some(false);
         }
         if !st.seen.contains(jti) {
@@ -143,20 +187,8 @@ impl SessionCache {
         st.epoch += 1;
         self.bump_generation();
         match what {
-            Revoked::Session(id) => {
-                st.lru.pop(id);
-            }
-            Revoked::User(user_id) => {
-                let doomed: Vec<String> = st
-                    .lru
-                    .iter()
-                    .filter(|(_, s)| s.user_id == *user_id)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                for id in doomed {
-                    st.lru.pop(&id);
-                }
-            }
+            Revoked::Session(id) => st.pop(id),
+            Revoked::User(user_id) => st.pop_user(*user_id),
         }
     }
 
@@ -172,7 +204,7 @@ impl SessionCache {
     pub fn remember(&self, id: String, session: LiveSession, epoch: u64) {
         let mut st = self.lock();
         if st.trusted && st.epoch == epoch {
-            st.lru.put(id, session);
+            st.put(id, session);
         }
     }
 
@@ -181,7 +213,7 @@ impl SessionCache {
     pub fn set_trusted(&self, trusted: bool) {
         let mut st = self.lock();
         // Either way the cache may hold what was revoked while nobody listened.
-        st.lru.clear();
+        st.clear();
         st.epoch += 1;
         st.trusted = trusted;
         self.bump_generation();
@@ -205,6 +237,27 @@ mod tests {
             user_id,
             expires_at,
         }
+    }
+
+    /// The index holds exactly the cached sessions, each under its user.
+    fn assert_indexed(cache: &SessionCache) {
+        let st = cache.lock();
+        let mut indexed = 0;
+        for (user_id, ids) in &st.by_user {
+            assert!(!ids.is_empty(), "no empty set is kept (user {user_id})");
+            for id in ids {
+                let cached = st.lru.peek(id).map(|s| s.user_id);
+                assert_eq!(cached, Some(*user_id), "{id} indexed under user {user_id}");
+            }
+            indexed += ids.len();
+        }
+        assert_eq!(indexed, st.lru.len(), "every cached session is indexed");
+    }
+
+    fn users_indexed(cache: &SessionCache) -> Vec<i64> {
+        let mut users: Vec<i64> = cache.lock().by_user.keys().copied().collect();
+        users.sort_unstable();
+        users
     }
 
     #[test]
@@ -293,5 +346,62 @@ mod tests {
         let other = SessionCache::new(10);
         other.set_trusted(true);
         assert_eq!(other.check("b", 2, 50), None);
+    }
+
+    #[test]
+    fn the_user_index_follows_evictions_expiry_and_revocations() {
+        let cache = SessionCache::new(3);
+        cache.set_trusted(true);
+        let remember = |id: &str, user_id: i64| {
+            cache.remember(id.into(), live(user_id, 100), cache.epoch());
+            assert_indexed(&cache);
+        };
+        remember("a1", 1);
+        remember("b1", 1);
+        remember("c2", 2);
+        // Full: each new session evicts the least recently used one, and its index entry.
+        remember("d3", 3);
+        assert_eq!(cache.check("a1", 1, 50), None, "evicted");
+        remember("e3", 3);
+        assert_eq!(cache.check("b1", 1, 50), None, "evicted");
+        assert_eq!(users_indexed(&cache), vec![2, 3], "user 1 has nothing left");
+
+        // The same session stored again, for another user (never in practice, but kept exact).
+        remember("c2", 4);
+        assert_eq!(users_indexed(&cache), vec![3, 4]);
+
+        // Revoking a user drops that user's sessions and no one else's.
+        cache.invalidate(&Revoked::User(3));
+        assert_indexed(&cache);
+        assert_eq!(users_indexed(&cache), vec![4]);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.check("c2", 4, 50), Some(true));
+        cache.invalidate(&Revoked::User(99));
+        assert_eq!(
+            cache.len(),
+            1,
+            "a user without cached sessions: nothing to do"
+        );
+
+        // A single revocation, and a rotation (the new session stored, the old one revoked).
+        remember("f5", 5);
+        cache.invalidate(&Revoked::Session("c2".into()));
+        assert_indexed(&cache);
+        remember("g5", 5);
+        cache.invalidate(&Revoked::Session("f5".into()));
+        assert_indexed(&cache);
+        assert_eq!(users_indexed(&cache), vec![5]);
+        assert_eq!(cache.check("g5", 5, 50), Some(true));
+
+        // Expiry found by a check.
+        cache.remember("h6".into(), live(6, 60), cache.epoch());
+        assert_eq!(cache.check("h6", 6, 60), Some(false), "expired");
+        assert_indexed(&cache);
+        assert_eq!(users_indexed(&cache), vec![5]);
+
+        // The listener's state changes: everything goes, the index with it.
+        cache.set_trusted(false);
+        assert_indexed(&cache);
+        assert!(users_indexed(&cache).is_empty());
     }
 }
