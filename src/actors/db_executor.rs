@@ -40,6 +40,9 @@ pub const BACKGROUND_IN_FLIGHT: usize = 2;
 /// Upkeep waiting for its turn beyond those; more is refused, and tried again at its next tick.
 pub const BACKGROUND_QUEUE: usize = 8;
 
+/// What a database call answers.
+pub type DbResult<T> = Result<T, DbFailure>;
+
 /// Why a database call did not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum DbFailure {
@@ -176,7 +179,7 @@ impl DbHandle {
         &self.shared.pool
     }
 
-    async fn run<T, F>(&self, job: F) -> Result<T, DbFailure>
+    async fn run<T, F>(&self, job: F) -> DbResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut PgConnection, &SessionKeyCipher) -> Result<T, DbError> + Send + 'static,
@@ -199,15 +202,11 @@ impl DbHandle {
 
     // ---- users ----
 
-    pub async fn user(&self, id: i64) -> Result<Option<WxUser>, DbFailure> {
+    pub async fn user(&self, id: i64) -> DbResult<Option<WxUser>> {
         self.run(move |c, _| users::find_by_id(c, id)).await
     }
 
-    pub async fn bind_mobile(
-        &self,
-        user_id: i64,
-        mobile: String,
-    ) -> Result<MobileBinding, DbFailure> {
+    pub async fn bind_mobile(&self, user_id: i64, mobile: String) -> DbResult<MobileBinding> {
         self.run(move |c, _| users::bind_mobile(c, user_id, &mobile))
             .await
     }
@@ -217,17 +216,13 @@ impl DbHandle {
         &self,
         user_id: i64,
         edit: ProfileEdit,
-    ) -> Result<Option<WxUser>, DbFailure> {
+    ) -> DbResult<Option<WxUser>> {
         self.run(move |c, _| users::update_profile(c, user_id, &edit))
             .await
     }
 
     /// Disables (1) or enables (0) an account; admin only.
-    pub async fn set_user_status(
-        &self,
-        user_id: i64,
-        status: i16,
-    ) -> Result<Option<WxUser>, DbFailure> {
+    pub async fn set_user_status(&self, user_id: i64, status: i16) -> DbResult<Option<WxUser>> {
         self.run(move |c, _| users::set_status(c, user_id, status))
             .await
     }
@@ -235,7 +230,7 @@ impl DbHandle {
     // ---- sessions ----
 
     /// A login's user upsert and session insert, in one statement.
-    pub async fn login(&self, login: SignIn) -> Result<LoginRecord, DbFailure> {
+    pub async fn login(&self, login: SignIn) -> DbResult<LoginRecord> {
         self.run(move |c, cipher| sessions::login(c, cipher, &login))
             .await
     }
@@ -244,18 +239,18 @@ impl DbHandle {
         &self,
         id: String,
         max_lifetime: Duration,
-    ) -> Result<Option<LiveSession>, DbFailure> {
+    ) -> DbResult<Option<LiveSession>> {
         self.run(move |c, _| sessions::load_live(c, &id, max_lifetime))
             .await
     }
 
     /// Whether the session was live.
-    pub async fn revoke_session(&self, id: String) -> Result<bool, DbFailure> {
+    pub async fn revoke_session(&self, id: String) -> DbResult<bool> {
         self.run(move |c, _| sessions::revoke(c, &id)).await
     }
 
     /// How many sessions were live.
-    pub async fn revoke_user_sessions(&self, user_id: i64) -> Result<usize, DbFailure> {
+    pub async fn revoke_user_sessions(&self, user_id: i64) -> DbResult<usize> {
         self.run(move |c, _| sessions::revoke_all_of_user(c, user_id))
             .await
     }
@@ -265,26 +260,26 @@ impl DbHandle {
         old_id: String,
         new: NewSessionMeta,
         max_lifetime: Duration,
-    ) -> Result<Option<DateTime<Utc>>, DbFailure> {
+    ) -> DbResult<Option<DateTime<Utc>>> {
         self.run(move |c, cipher| sessions::refresh(c, cipher, &old_id, &new, max_lifetime))
             .await
     }
 
     /// The user's newest session_key (WeChat keeps only that one valid).
-    pub async fn newest_session_key(&self, user_id: i64) -> Result<Option<SessionKey>, DbFailure> {
+    pub async fn newest_session_key(&self, user_id: i64) -> DbResult<Option<SessionKey>> {
         self.run(move |c, cipher| sessions::newest_session_key(c, cipher, user_id))
             .await
     }
 
-    pub async fn touch_sessions(&self, ids: Vec<String>) -> Result<usize, DbFailure> {
+    pub async fn touch_sessions(&self, ids: Vec<String>) -> DbResult<usize> {
         self.run(move |c, _| sessions::touch(c, &ids)).await
     }
 
-    pub async fn sweep_sessions(&self) -> Result<usize, DbFailure> {
+    pub async fn sweep_sessions(&self) -> DbResult<usize> {
         self.run(|c, _| sessions::sweep_expired(c)).await
     }
 
-    pub async fn count_live_sessions(&self) -> Result<i64, DbFailure> {
+    pub async fn count_live_sessions(&self) -> DbResult<i64> {
         self.run(|c, _| sessions::count_live(c)).await
     }
 
@@ -295,7 +290,7 @@ impl DbHandle {
         &self,
         user_id: i64,
         grace: TimeDelta,
-    ) -> Result<Option<Pending>, DbFailure> {
+    ) -> DbResult<Option<Pending>> {
         self.run(move |c, _| deletion::request(c, user_id, grace))
             .await
     }
@@ -305,27 +300,27 @@ impl DbHandle {
         &self,
         user_id: i64,
         login_began: DateTime<Utc>,
-    ) -> Result<Restore, DbFailure> {
+    ) -> DbResult<Restore> {
         self.run(move |c, _| deletion::restore(c, user_id, login_began))
             .await
     }
 
     /// Erases the account's personal data now; `false`: no such user.
-    pub async fn erase_user(&self, user_id: i64) -> Result<bool, DbFailure> {
+    pub async fn erase_user(&self, user_id: i64) -> DbResult<bool> {
         self.run(move |c, _| deletion::erase_now(c, user_id)).await
     }
 
     /// Erases up to `limit` accounts whose grace period is over.
-    pub async fn sweep_deletions(&self, limit: usize) -> Result<Swept, DbFailure> {
+    pub async fn sweep_deletions(&self, limit: usize) -> DbResult<Swept> {
         self.run(move |c, _| deletion::sweep_due(c, limit)).await
     }
 
-    pub async fn deletion_counts(&self) -> Result<DeletionCounts, DbFailure> {
+    pub async fn deletion_counts(&self) -> DbResult<DeletionCounts> {
         self.run(|c, _| deletion::counts(c)).await
     }
 
     /// Everything kept about the user, for `auth/export`; `None`: no such user.
-    pub async fn personal_data(&self, user_id: i64) -> Result<Option<PersonalData>, DbFailure> {
+    pub async fn personal_data(&self, user_id: i64) -> DbResult<Option<PersonalData>> {
         self.run(move |c, _| export::personal_data(c, user_id))
             .await
     }
@@ -333,38 +328,30 @@ impl DbHandle {
     // ---- login_log ----
 
     /// Writes a batch of `login_log` rows in one statement; answers how many.
-    pub async fn record_logins(&self, attempts: Vec<LoginAttempt>) -> Result<usize, DbFailure> {
+    pub async fn record_logins(&self, attempts: Vec<LoginAttempt>) -> DbResult<usize> {
         self.run(move |c, _| login_log::insert_many(c, &attempts))
             .await
     }
 
     /// Deletes `login_log` rows older than the cutoff; answers how many.
-    pub async fn prune_login_log(&self, cutoff: DateTime<Utc>) -> Result<usize, DbFailure> {
+    pub async fn prune_login_log(&self, cutoff: DateTime<Utc>) -> DbResult<usize> {
         self.run(move |c, _| login_log::prune(c, cutoff)).await
     }
 
     /// The logins part of the admin status.
-    pub async fn login_summary(
-        &self,
-        now: DateTime<Utc>,
-        recent: i64,
-    ) -> Result<LoginSummary, DbFailure> {
+    pub async fn login_summary(&self, now: DateTime<Utc>, recent: i64) -> DbResult<LoginSummary> {
         self.run(move |c, _| login_log::summary(c, now, recent))
             .await
     }
 
     // ---- meetings ----
 
-    pub async fn swiper_images(&self) -> Result<Vec<SwiperImage>, DbFailure> {
+    pub async fn swiper_images(&self) -> DbResult<Vec<SwiperImage>> {
         self.run(|c, _| swiper::enabled(c)).await
     }
 
     /// The home page in one round trip: swiper images and the next `upcoming` meetings.
-    pub async fn home_page(
-        &self,
-        now: DateTime<Utc>,
-        upcoming: i64,
-    ) -> Result<HomePage, DbFailure> {
+    pub async fn home_page(&self, now: DateTime<Utc>, upcoming: i64) -> DbResult<HomePage> {
         self.run(move |c, _| {
             Ok(HomePage {
                 swiper_images: swiper::enabled(c)?,
@@ -379,12 +366,12 @@ impl DbHandle {
         state: Option<i16>,
         offset: i64,
         limit: i64,
-    ) -> Result<MeetingPage, DbFailure> {
+    ) -> DbResult<MeetingPage> {
         self.run(move |c, _| meetings::list(c, state, offset, limit))
             .await
     }
 
-    pub async fn meeting(&self, id: i64) -> Result<Option<MeetingInfo>, DbFailure> {
+    pub async fn meeting(&self, id: i64) -> DbResult<Option<MeetingInfo>> {
         self.run(move |c, _| meetings::find(c, id)).await
     }
 
@@ -393,7 +380,7 @@ impl DbHandle {
         publisher_id: i64,
         draft: MeetingDraft,
         now: DateTime<Utc>,
-    ) -> Result<MeetingInfo, DbFailure> {
+    ) -> DbResult<MeetingInfo> {
         self.run(move |c, _| meetings::publish(c, publisher_id, &draft, now))
             .await
     }
@@ -403,39 +390,32 @@ impl DbHandle {
         meeting_id: i64,
         user_id: i64,
         now: DateTime<Utc>,
-    ) -> Result<JoinOutcome, DbFailure> {
+    ) -> DbResult<JoinOutcome> {
         self.run(move |c, _| meetings::join(c, meeting_id, user_id, now))
             .await
     }
 
     /// The member count afterwards, or `None` when there is no such meeting.
-    pub async fn leave_meeting(
-        &self,
-        meeting_id: i64,
-        user_id: i64,
-    ) -> Result<Option<i64>, DbFailure> {
+    pub async fn leave_meeting(&self, meeting_id: i64, user_id: i64) -> DbResult<Option<i64>> {
         self.run(move |c, _| meetings::leave(c, meeting_id, user_id))
             .await
     }
 
     /// How many meetings the user published and joined.
-    pub async fn meeting_counts(&self, user_id: i64) -> Result<UserMeetingCounts, DbFailure> {
+    pub async fn meeting_counts(&self, user_id: i64) -> DbResult<UserMeetingCounts> {
         self.run(move |c, _| meetings::counts_for_user(c, user_id))
             .await
     }
 
     /// Dev mode's start: the demo data, when the app has no meetings and no swiper images yet.
-    pub async fn seed_demo_if_empty(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<Option<SeedReport>, DbFailure> {
+    pub async fn seed_demo_if_empty(&self, now: DateTime<Utc>) -> DbResult<Option<SeedReport>> {
         self.run(move |c, _| demo::seed_if_empty(c, now)).await
     }
 
     // ---- health ----
 
     /// Is the database reachable? For `/healthz`.
-    pub async fn ping(&self) -> Result<(), DbFailure> {
+    pub async fn ping(&self) -> DbResult<()> {
         self.run(|c, _| {
             diesel::sql_query("SELECT 1").execute(c)?;
             Ok(())
@@ -444,14 +424,14 @@ impl DbHandle {
     }
 
     /// Which embedded migrations the database lacks. For `/readyz`.
-    pub async fn pending_migrations(&self) -> Result<Vec<String>, DbFailure> {
+    pub async fn pending_migrations(&self) -> DbResult<Vec<String>> {
         self.run(|c, _| setup::pending_migrations(c)).await
     }
 }
 
 impl Shared {
     /// A place in the background lane: at once, after a bounded wait, or refused.
-    async fn background_place(&self) -> Result<OwnedSemaphorePermit, DbFailure> {
+    async fn background_place(&self) -> DbResult<OwnedSemaphorePermit> {
         if let Ok(place) = self.background.clone().try_acquire_owned() {
             return Ok(place);
         }

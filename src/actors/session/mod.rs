@@ -24,7 +24,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 pub use self::cache::SessionCache;
-use crate::actors::db_executor::{DbFailure, DbHandle};
+use crate::actors::db_executor::{DbHandle, DbResult};
 use crate::domain::{LiveSession, NewSessionMeta, Revoked};
 
 /// How often `last_seen_at` is written for the sessions used since the last write.
@@ -87,14 +87,14 @@ impl Actor for SessionActor {
 
 /// Is this session live and does it belong to this user?
 #[derive(Message)]
-#[rtype(result = "Result<bool, DbFailure>")]
+#[rtype(result = "DbResult<bool>")]
 pub struct CheckSession {
     pub jti: String,
     pub user_id: i64,
 }
 
 impl Handler<CheckSession> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<bool, DbFailure>>;
+    type Result = ResponseActFuture<Self, DbResult<bool>>;
 
     fn handle(&mut self, msg: CheckSession, _: &mut Self::Context) -> Self::Result {
         let now = now();
@@ -127,13 +127,13 @@ impl Handler<CheckSession> for SessionActor {
 /// The NOTIFY would void that entry too, but only after the answer, when the client already
 /// believes the token dead.
 #[derive(Message)]
-#[rtype(result = "Result<bool, DbFailure>")]
+#[rtype(result = "DbResult<bool>")]
 pub struct EndSession {
     pub jti: String,
 }
 
 impl Handler<EndSession> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<bool, DbFailure>>;
+    type Result = ResponseActFuture<Self, DbResult<bool>>;
 
     fn handle(&mut self, msg: EndSession, _: &mut Self::Context) -> Self::Result {
         let revoked = Revoked::Session(msg.jti.clone());
@@ -152,13 +152,13 @@ impl Handler<EndSession> for SessionActor {
 
 /// Logout on every device (or a ban): revokes all the user's sessions everywhere.
 #[derive(Message)]
-#[rtype(result = "Result<usize, DbFailure>")]
+#[rtype(result = "DbResult<usize>")]
 pub struct EndUserSessions {
     pub user_id: i64,
 }
 
 impl Handler<EndUserSessions> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<usize, DbFailure>>;
+    type Result = ResponseActFuture<Self, DbResult<usize>>;
 
     fn handle(&mut self, msg: EndUserSessions, _: &mut Self::Context) -> Self::Result {
         let revoked = Revoked::User(msg.user_id);
@@ -179,14 +179,14 @@ impl Handler<EndUserSessions> for SessionActor {
 /// otherwise the new session's expiry, which the session's maximum lifetime may have cut short
 /// of the one asked for.
 #[derive(Message)]
-#[rtype(result = "Result<Option<DateTime<Utc>>, DbFailure>")]
+#[rtype(result = "DbResult<Option<DateTime<Utc>>>")]
 pub struct RefreshSession {
     pub old_jti: String,
     pub new: NewSessionMeta,
 }
 
 impl Handler<RefreshSession> for SessionActor {
-    type Result = ResponseActFuture<Self, Result<Option<DateTime<Utc>>, DbFailure>>;
+    type Result = ResponseActFuture<Self, DbResult<Option<DateTime<Utc>>>>;
 
     fn handle(&mut self, msg: RefreshSession, _: &mut Self::Context) -> Self::Result {
         let revoked = Revoked::Session(msg.old_jti.clone());
@@ -253,11 +253,11 @@ impl Handler<CachedSessions> for SessionActor {
 /// Writes `last_seen_at` now for the sessions used since the last write, instead of at the next
 /// tick: the process is about to exit. Answers how many rows were written.
 #[derive(Message)]
-#[rtype(result = "Result<usize, DbFailure>")]
+#[rtype(result = "DbResult<usize>")]
 pub struct FlushLastSeen;
 
 impl Handler<FlushLastSeen> for SessionActor {
-    type Result = ResponseFuture<Result<usize, DbFailure>>;
+    type Result = ResponseFuture<DbResult<usize>>;
 
     fn handle(&mut self, _: FlushLastSeen, _: &mut Self::Context) -> Self::Result {
         let ids = self.cache.take_seen();
