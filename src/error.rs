@@ -482,20 +482,19 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<crate::actors::db::Unavailable> for ApiError {
-    fn from(e: crate::actors::db::Unavailable) -> Self {
+impl From<crate::actors::db_executor::DbFailure> for ApiError {
+    fn from(e: crate::actors::db_executor::DbFailure) -> Self {
+        use crate::actors::db_executor::DbFailure;
         match e {
-            crate::actors::db::Unavailable::Busy(busy) => busy.into(),
-            other => ApiError::serious(other),
-        }
-    }
-}
-
-impl From<crate::read_batch::BatchError> for ApiError {
-    fn from(e: crate::read_batch::BatchError) -> Self {
-        match e {
-            crate::read_batch::BatchError::Busy(busy) => busy.into(),
-            crate::read_batch::BatchError::Failed(cause) => ApiError::serious(cause.to_string()),
+            DbFailure::Busy(busy) => busy.into(),
+            DbFailure::Query(e) => e.into(),
+            stopped @ DbFailure::Stopped(_) => ApiError::serious(stopped),
+            // A read batch's failure, as each request in the batch sees it.
+            DbFailure::Shared(shared) => match &*shared {
+                DbFailure::Busy(busy) => busy.clone().into(),
+                DbFailure::Query(DbError::AccountNotUsable) => ApiError::Unlogin,
+                _ => ApiError::serious(shared),
+            },
         }
     }
 }

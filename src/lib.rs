@@ -1,8 +1,9 @@
 //! wxauth: the backend a WeChat Mini Program talks to for authorized login (微信授权登录).
 //!
-//! `startup::Application` wires the pieces: `api` (actix-web handlers) sends messages to the
-//! three `actors` (`SessionActor`, `DbExecutor`, `WeChatClient`); `db` holds the schema and
-//! queries, `wechat` the protocol, crypto and a faithful fake of WeChat's servers.
+//! `startup::Application` wires the pieces: `api` (actix-web handlers) calls the three `actors`
+//! (`SessionActor`, the `DbExecutor` through its `DbHandle`, `WeChatClient`) with the values of
+//! `domain`; `db` holds the schema, the rows and the queries, `wechat` the protocol, crypto and
+//! a faithful fake of WeChat's servers.
 
 // Nothing the network or the database hands us may be unwrapped.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -13,6 +14,7 @@ pub mod announce;
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod log_throttle;
 pub mod metrics;

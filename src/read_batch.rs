@@ -17,29 +17,21 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 use tokio::sync::oneshot;
 
-use crate::admission::Busy;
+type Waiter<K, V, E> = (K, oneshot::Sender<Result<Option<V>, E>>);
 
-/// Why a batch gave no answer; cloned to every request of the batch.
-#[derive(Debug, Clone)]
-pub enum BatchError {
-    Busy(Busy),
-    Failed(Arc<str>),
-}
+/// Runs one batch: the distinct keys in, a value for each key found out. Its error is cloned
+/// to every request of the batch.
+pub type LoadBatch<K, V, E> =
+    Arc<dyn Fn(Vec<K>) -> LocalBoxFuture<'static, Result<HashMap<K, V>, E>> + Send + Sync>;
 
-type Waiter<K, V> = (K, oneshot::Sender<Result<Option<V>, BatchError>>);
-
-/// Runs one batch: the distinct keys in, a value for each key found out.
-pub type LoadBatch<K, V> =
-    Arc<dyn Fn(Vec<K>) -> LocalBoxFuture<'static, Result<HashMap<K, V>, BatchError>> + Send + Sync>;
-
-struct Queue<K, V> {
-    waiting: Vec<Waiter<K, V>>,
+struct Queue<K, V, E> {
+    waiting: Vec<Waiter<K, V, E>>,
     in_flight: usize,
 }
 
-pub struct ReadBatcher<K, V> {
-    queue: Arc<Mutex<Queue<K, V>>>,
-    load: LoadBatch<K, V>,
+pub struct ReadBatcher<K, V, E> {
+    queue: Arc<Mutex<Queue<K, V, E>>>,
+    load: LoadBatch<K, V, E>,
     max_in_flight: usize,
     max_batch: usize,
     /// Beyond this many waiting, a request is refused at once: it could not be answered before
@@ -48,11 +40,12 @@ pub struct ReadBatcher<K, V> {
     /// How long a request waits for its batch's answer, queue included: the database handle
     /// bounds a batch's wait for a place, but not a statement stuck at a stalled database.
     budget: Duration,
-    /// Answers a refusal (counted and logged as the database's other refusals are).
-    refuse: Arc<dyn Fn() -> Busy + Send + Sync>,
+    /// The answer to a request refused here (the queue is full, its time is up): counted and
+    /// logged as the database's other refusals are.
+    refuse: Arc<dyn Fn() -> E + Send + Sync>,
 }
 
-impl<K, V> Clone for ReadBatcher<K, V> {
+impl<K, V, E> Clone for ReadBatcher<K, V, E> {
     fn clone(&self) -> Self {
         ReadBatcher {
             queue: self.queue.clone(),
@@ -66,17 +59,18 @@ impl<K, V> Clone for ReadBatcher<K, V> {
     }
 }
 
-impl<K, V> ReadBatcher<K, V>
+impl<K, V, E> ReadBatcher<K, V, E>
 where
     K: Eq + Hash + Clone + 'static,
     V: Clone + 'static,
+    E: Clone + 'static,
 {
     pub fn new(
         max_in_flight: usize,
         max_batch: usize,
         budget: Duration,
-        load: LoadBatch<K, V>,
-        refuse: Arc<dyn Fn() -> Busy + Send + Sync>,
+        load: LoadBatch<K, V, E>,
+        refuse: Arc<dyn Fn() -> E + Send + Sync>,
     ) -> Self {
         let max_in_flight = max_in_flight.max(1);
         let max_batch = max_batch.max(1);
@@ -94,20 +88,20 @@ where
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Queue<K, V>> {
+    fn lock(&self) -> MutexGuard<'_, Queue<K, V, E>> {
         // The queue is consistent after every statement: a panic elsewhere cannot leave it half
         // updated, so a poisoned lock is still usable.
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The value for `key`, read by the next batch; `Ok(None)`: the batch found none.
-    pub async fn get(&self, key: K) -> Result<Option<V>, BatchError> {
+    pub async fn get(&self, key: K) -> Result<Option<V>, E> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut queue = self.lock();
             if queue.waiting.len() >= self.max_waiting {
                 drop(queue);
-                return Err(BatchError::Busy((self.refuse)()));
+                return Err((self.refuse)());
             }
             queue.waiting.push((key, tx));
             if queue.in_flight < self.max_in_flight {
@@ -122,23 +116,24 @@ where
         }
         match tokio::time::timeout(self.budget, rx).await {
             Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(BatchError::Failed("read batch dropped".into())),
+            // The batch went away unanswered (the worker is shutting down): as good as busy.
+            Ok(Err(_)) => Err((self.refuse)()),
             Err(_) => {
                 // Out of time: leave the queue (a request already in a batch is simply not
                 // answered), so that it does not hold a place others could use.
                 self.lock().waiting.retain(|(_, tx)| !tx.is_closed());
-                Err(BatchError::Busy((self.refuse)()))
+                Err((self.refuse)())
             }
         }
     }
 
-    fn take_batch(&self, queue: &mut Queue<K, V>) -> Vec<Waiter<K, V>> {
+    fn take_batch(&self, queue: &mut Queue<K, V, E>) -> Vec<Waiter<K, V, E>> {
         let n = queue.waiting.len().min(self.max_batch);
         queue.waiting.drain(..n).collect()
     }
 
     /// Sends batches until no request is waiting, then gives its place back.
-    async fn run(self, mut batch: Vec<Waiter<K, V>>) {
+    async fn run(self, mut batch: Vec<Waiter<K, V, E>>) {
         loop {
             let mut keys: Vec<K> = batch.iter().map(|(k, _)| k.clone()).collect();
             dedup(&mut keys);
@@ -180,12 +175,14 @@ mod tests {
 
     const SECOND: Duration = Duration::from_secs(1);
 
-    fn refuse() -> Arc<dyn Fn() -> Busy + Send + Sync> {
-        Arc::new(|| Busy {
-            kind: "read",
-            reason: "test",
-            retry_after: Duration::from_millis(200),
-        })
+    #[derive(Debug, Clone, PartialEq)]
+    enum Failure {
+        Busy,
+        Failed(&'static str),
+    }
+
+    fn refuse() -> Arc<dyn Fn() -> Failure + Send + Sync> {
+        Arc::new(|| Failure::Busy)
     }
 
     /// Doubles each key after a pause, counting batches and the keys each carried.
@@ -193,7 +190,7 @@ mod tests {
         batches: Arc<Mutex<Vec<Vec<u32>>>>,
         in_flight: Arc<AtomicUsize>,
         peak: Arc<AtomicUsize>,
-    ) -> LoadBatch<u32, u32> {
+    ) -> LoadBatch<u32, u32, Failure> {
         Arc::new(move |keys: Vec<u32>| {
             let batches = batches.clone();
             let in_flight = in_flight.clone();
@@ -261,12 +258,12 @@ mod tests {
         let batcher = ReadBatcher::new(1, 10, SECOND, load, refuse());
         assert_eq!(batcher.get(0).await.unwrap(), None);
 
-        let failing: LoadBatch<u32, u32> =
-            Arc::new(|_| Box::pin(async { Err(BatchError::Failed("db down".into())) }));
+        let failing: LoadBatch<u32, u32, Failure> =
+            Arc::new(|_| Box::pin(async { Err(Failure::Failed("db down")) }));
         let batcher = ReadBatcher::new(1, 10, SECOND, failing, refuse());
         let (a, b) = futures_util::future::join(batcher.get(1), batcher.get(2)).await;
-        assert!(matches!(a, Err(BatchError::Failed(e)) if &*e == "db down"));
-        assert!(matches!(b, Err(BatchError::Failed(e)) if &*e == "db down"));
+        assert_eq!(a, Err(Failure::Failed("db down")));
+        assert_eq!(b, Err(Failure::Failed("db down")));
     }
 
     #[actix_web::test]
@@ -287,7 +284,7 @@ mod tests {
             })
             .collect();
         actix_web::rt::task::yield_now().await;
-        assert!(matches!(batcher.get(4).await, Err(BatchError::Busy(_))));
+        assert_eq!(batcher.get(4).await, Err(Failure::Busy));
         assert_eq!(first.await.unwrap().unwrap(), Some(2));
         for w in waiting {
             assert!(w.await.unwrap().unwrap().is_some());
@@ -296,17 +293,11 @@ mod tests {
 
     #[actix_web::test]
     async fn a_request_whose_batch_hangs_is_refused_when_its_time_is_up() {
-        let stuck: LoadBatch<u32, u32> = Arc::new(|_| Box::pin(std::future::pending()));
+        let stuck: LoadBatch<u32, u32, Failure> = Arc::new(|_| Box::pin(std::future::pending()));
         let batcher = ReadBatcher::new(1, 10, Duration::from_millis(50), stuck, refuse());
         let (a, b) = futures_util::future::join(batcher.get(1), batcher.get(2)).await;
-        assert!(
-            matches!(a, Err(BatchError::Busy(_))),
-            "in the hung batch: {a:?}"
-        );
-        assert!(
-            matches!(b, Err(BatchError::Busy(_))),
-            "waiting behind it: {b:?}"
-        );
+        assert_eq!(a, Err(Failure::Busy), "in the hung batch");
+        assert_eq!(b, Err(Failure::Busy), "waiting behind it");
         assert!(
             batcher.lock().waiting.is_empty(),
             "the waiter left the queue"

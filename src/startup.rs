@@ -5,18 +5,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, SyncArbiter};
+use actix::Actor;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
-use crate::actors::db::DbHandle;
-use crate::actors::db::meetings::CountManyUserMeetings;
-use crate::actors::db::meetings::SeedDemoIfEmpty;
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::session::FlushLastSeen;
-use crate::actors::{DbExecutor, SessionActor, WeChatClient, listener};
+use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
 use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
@@ -25,7 +22,6 @@ use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
 use crate::metrics::Metrics;
-use crate::read_batch::{BatchError, LoadBatch, ReadBatcher};
 use crate::shutdown::{self, Drain};
 use crate::token::TokenIssuer;
 use crate::wechat::fake::{self, FakeWeChat};
@@ -120,22 +116,18 @@ impl Application {
         };
 
         let db_threads = config.db_pool_size as usize;
-        let cipher = Arc::new(match config.session_encryption_key {
+        let cipher = match config.session_encryption_key {
             Some(key) => SessionKeyCipher::new(&key),
             None => SessionKeyCipher::derived_from(config.jwt_secret.expose()),
-        });
-        let executor_pool = pool.clone();
-        let db = SyncArbiter::start(db_threads, move || {
-            DbExecutor::new(executor_pool.clone(), cipher.clone())
-        });
+        };
+        let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
+        let db = DbHandle::start(pool.clone(), cipher, db_threads, db_admission);
         // Only dev mode: a production database must never receive demo rows by accident.
         if config.is_dev_mode() {
             let seeded = db
-                .send(SeedDemoIfEmpty {
-                    now: chrono::Utc::now(),
-                })
+                .background()
+                .seed_demo_if_empty(chrono::Utc::now())
                 .await
-                .map_err(|e| StartupError::Demo(e.to_string()))?
                 .map_err(|e| StartupError::Demo(e.to_string()))?;
             if let Some(report) = seeded {
                 log::info!("dev mode: loaded demo data into an empty app: {report}");
@@ -164,8 +156,8 @@ impl Application {
             metrics.clone(),
         )
         .start();
-        LoginLogPruner::new(db.clone(), config.login_log_retention).start();
-        DeletionSweeper::new(db.clone()).start();
+        LoginLogPruner::new(&db, config.login_log_retention).start();
+        DeletionSweeper::new(&db).start();
         let admin = config
             .admin_token
             .as_ref()
@@ -186,15 +178,11 @@ impl Application {
                 pruned.prune();
             }
         });
-        let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
-        let login_log = LoginLogWriter::new(db.clone(), metrics.clone());
+        let login_log = LoginLogWriter::new(&db, metrics.clone());
         login_log.run_flusher(config.login_log_flush);
-        let db = DbHandle::new(db, db_admission);
-        let user_counts = user_counts_batcher(&db, db_threads);
         let state = AppState {
             login_log,
             db,
-            user_counts,
             login_admission,
             sessions,
             session_cache,
@@ -208,7 +196,6 @@ impl Application {
             limits,
             appid,
             metrics,
-            pool,
             admin,
             started: Started::now(),
             dev_mode: config.is_dev_mode(),
@@ -372,32 +359,4 @@ async fn flush(state: &AppState) {
         Ok(Err(e)) => log::warn!("last_seen_at not written before exit: {e}"),
         Err(_) => log::warn!("last_seen_at not written within {FLUSH_LIMIT:?} before exit"),
     }
-}
-
-/// Half the pool for `user/index` batches at most: the other reads and the logins keep the rest.
-/// A batch of a few hundred users is still one short statement.
-fn user_counts_batcher(
-    db: &DbHandle,
-    db_threads: usize,
-) -> ReadBatcher<i64, crate::db::meetings::UserMeetingCounts> {
-    let sender = db.clone();
-    let load: LoadBatch<i64, crate::db::meetings::UserMeetingCounts> = Arc::new(move |ids| {
-        let db = sender.clone();
-        Box::pin(async move {
-            match db.send(CountManyUserMeetings(ids)).await {
-                Ok(Ok(found)) => Ok(found),
-                Ok(Err(e)) => Err(BatchError::Failed(e.to_string().into())),
-                Err(crate::actors::db::Unavailable::Busy(busy)) => Err(BatchError::Busy(busy)),
-                Err(e) => Err(BatchError::Failed(e.to_string().into())),
-            }
-        })
-    });
-    let admission = db.admission().clone();
-    ReadBatcher::new(
-        db_threads / 2,
-        256,
-        crate::actors::db::READ_BUDGET,
-        load,
-        Arc::new(move || admission.refuse_overflow()),
-    )
 }

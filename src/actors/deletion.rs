@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::DbExecutor;
-use super::db::SweepDeletions;
+use super::DbHandle;
 
 /// How often due deletions are looked for. Grace periods are counted in days; a few minutes
 /// late is well inside what the user was told.
@@ -18,20 +17,23 @@ pub const SWEEP_BATCH: usize = 50;
 /// Erases due accounts: once at start, then every `SWEEP_EVERY`. Every instance runs one; they
 /// share the work through row locks (`db::deletion::sweep_due`), so each account is erased once.
 pub struct DeletionSweeper {
-    db: Addr<DbExecutor>,
+    db: DbHandle,
 }
 
 impl DeletionSweeper {
-    pub fn new(db: Addr<DbExecutor>) -> Self {
-        DeletionSweeper { db }
+    /// Sweeps through `db`'s background lane.
+    pub fn new(db: &DbHandle) -> Self {
+        DeletionSweeper {
+            db: db.background(),
+        }
     }
 
     fn sweep(&self) {
         let db = self.db.clone();
         actix::spawn(async move {
             loop {
-                match db.send(SweepDeletions { limit: SWEEP_BATCH }).await {
-                    Ok(Ok(swept)) => {
+                match db.sweep_deletions(SWEEP_BATCH).await {
+                    Ok(swept) => {
                         if swept.erased > 0 {
                             log::info!(
                                 "account deletion: erased {} accounts whose grace period is over",
@@ -44,12 +46,8 @@ impl DeletionSweeper {
                             break;
                         }
                     }
-                    Ok(Err(e)) => {
-                        log::warn!("account deletion: sweep failed: {e}");
-                        break;
-                    }
                     Err(e) => {
-                        log::warn!("account deletion: sweep not delivered: {e}");
+                        log::warn!("account deletion: sweep failed: {e}");
                         break;
                     }
                 }

@@ -34,7 +34,8 @@ use serde::Serialize;
 
 use crate::actors::session::{Invalidate, SessionActor, SessionCache};
 use crate::db::PgPool;
-use crate::db::sessions::{NOTIFY_CHANNEL, Revoked};
+use crate::db::sessions::NOTIFY_CHANNEL;
+use crate::domain::Revoked;
 use crate::metrics::Metrics;
 
 /// The application_name of the listener's connection, to find it in `pg_stat_activity`.

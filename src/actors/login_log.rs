@@ -7,10 +7,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 
-use super::DbExecutor;
-use super::db::{PruneLoginLog, RecordLogins};
+use super::DbHandle;
 use crate::db::login_log::MAX_BATCH_ROWS;
-use crate::db::models::NewLoginLogEntry;
+use crate::domain::LoginAttempt;
 use crate::log_throttle::OVERLOAD;
 use crate::metrics::Metrics;
 
@@ -35,8 +34,8 @@ pub struct LoginLogWriter {
 }
 
 struct Inner {
-    db: Addr<DbExecutor>,
-    rows: Mutex<Vec<NewLoginLogEntry>>,
+    db: DbHandle,
+    rows: Mutex<Vec<LoginAttempt>>,
     /// One flush at a time: the final one waits for the periodic one in progress, so that the
     /// process does not exit under it.
     flushing: tokio::sync::Mutex<()>,
@@ -44,10 +43,11 @@ struct Inner {
 }
 
 impl LoginLogWriter {
-    pub fn new(db: Addr<DbExecutor>, metrics: Arc<Metrics>) -> Self {
+    /// Writes through `db`'s background lane.
+    pub fn new(db: &DbHandle, metrics: Arc<Metrics>) -> Self {
         LoginLogWriter {
             inner: Arc::new(Inner {
-                db,
+                db: db.background(),
                 rows: Mutex::new(Vec::new()),
                 flushing: tokio::sync::Mutex::new(()),
                 metrics,
@@ -55,11 +55,11 @@ impl LoginLogWriter {
         }
     }
 
-    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<NewLoginLogEntry>> {
+    fn rows(&self) -> std::sync::MutexGuard<'_, Vec<LoginAttempt>> {
         self.inner.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn record(&self, entry: NewLoginLogEntry) {
+    pub fn record(&self, entry: LoginAttempt) {
         let mut rows = self.rows();
         if rows.len() >= MAX_PENDING_ROWS {
             drop(rows);
@@ -100,15 +100,11 @@ impl LoginLogWriter {
         while !rest.is_empty() {
             let batch: Vec<_> = rest.drain(..rest.len().min(MAX_BATCH_ROWS)).collect();
             let n = batch.len();
-            match self.inner.db.send(RecordLogins(batch)).await {
-                Ok(Ok(w)) => written += w,
-                Ok(Err(e)) => {
-                    self.lost(n);
-                    log::warn!("login_log: a batch of {n} rows not written: {e}");
-                }
+            match self.inner.db.record_logins(batch).await {
+                Ok(w) => written += w,
                 Err(e) => {
                     self.lost(n);
-                    log::warn!("login_log: a batch of {n} rows not delivered: {e}");
+                    log::warn!("login_log: a batch of {n} rows not written: {e}");
                 }
             }
         }
@@ -136,13 +132,17 @@ impl LoginLogWriter {
 
 /// Deletes `login_log` rows older than the retention: once at start, then every `PRUNE_EVERY`.
 pub struct LoginLogPruner {
-    db: Addr<DbExecutor>,
+    db: DbHandle,
     retention: Duration,
 }
 
 impl LoginLogPruner {
-    pub fn new(db: Addr<DbExecutor>, retention: Duration) -> Self {
-        LoginLogPruner { db, retention }
+    /// Prunes through `db`'s background lane.
+    pub fn new(db: &DbHandle, retention: Duration) -> Self {
+        LoginLogPruner {
+            db: db.background(),
+            retention,
+        }
     }
 
     fn prune(&self) {
@@ -152,11 +152,10 @@ impl LoginLogPruner {
         let cutoff = Utc::now() - retention;
         let db = self.db.clone();
         actix::spawn(async move {
-            match db.send(PruneLoginLog { cutoff }).await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(n)) => log::info!("login_log: pruned {n} rows older than {cutoff}"),
-                Ok(Err(e)) => log::warn!("login_log: prune failed: {e}"),
-                Err(e) => log::warn!("login_log: prune not delivered: {e}"),
+            match db.prune_login_log(cutoff).await {
+                Ok(0) => {}
+                Ok(n) => log::info!("login_log: pruned {n} rows older than {cutoff}"),
+                Err(e) => log::warn!("login_log: prune failed: {e}"),
             }
         });
     }

@@ -8,9 +8,8 @@ use serde::Serialize;
 use super::extract::AuthUser;
 use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
-use crate::actors::db::{EraseUser, ExportPersonalData, RequestDeletion};
-use crate::actors::session::EndUserSessions;
-use crate::db::export::PersonalData;
+use crate::actors::session::Invalidate;
+use crate::domain::{PersonalData, Revoked};
 use crate::error::ApiError;
 use crate::wechat::mask_openid;
 
@@ -34,21 +33,17 @@ pub(crate) struct DeactivateAnswer {
 pub async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let pending = state
         .db
-        .send(RequestDeletion {
-            user_id: user.user_id,
-            grace: state.deletion_grace,
-        })
-        .await??
+        .request_deletion(user.user_id, state.deletion_grace)
+        .await?
         .ok_or(ApiError::Unlogin)?;
     // The request's transaction already revoked the sessions in the database and notified every
-    // instance; this drops them from this instance's memory before the answer goes out, the way
-    // logout_all does.
+    // instance; this drops them from this instance's memory before the answer goes out. Only
+    // the memory: the deletion is committed, so nothing here may be refused for want of a place
+    // at the database.
     state
         .sessions
-        .send(EndUserSessions {
-            user_id: user.user_id,
-        })
-        .await??;
+        .send(Invalidate(Revoked::User(user.user_id)))
+        .await?;
     log::info!(
         "deactivate: user {} asked for deletion, due {}",
         user.user_id,
@@ -59,9 +54,8 @@ pub async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> ApiResult
     if pending.due_at <= pending.requested_at {
         // No grace period. Should this fail, the request stays due and the sweeper erases the
         // account within minutes: the user's answer does not depend on it.
-        match state.db.send(EraseUser(user.user_id)).await {
-            Ok(Ok(erased)) => deleted = erased,
-            Ok(Err(e)) => log::warn!("deactivate: user {} not erased yet: {e}", user.user_id),
+        match state.db.erase_user(user.user_id).await {
+            Ok(erased) => deleted = erased,
             Err(e) => log::warn!("deactivate: user {} not erased yet: {e}", user.user_id),
         }
         if deleted {
@@ -239,8 +233,8 @@ impl ExportView {
 pub async fn export(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let data = state
         .db
-        .send(ExportPersonalData(user.user_id))
-        .await??
+        .personal_data(user.user_id)
+        .await?
         .ok_or(ApiError::Unlogin)?;
     let now = Utc::now();
     let filename = format!(

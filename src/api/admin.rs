@@ -22,12 +22,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use crate::actors::db::{GetDeletionCounts, GetLoginSummary, PendingMigrations};
 use crate::actors::listener::{ListenerReport, ListenerState};
 use crate::actors::session::CountSessions;
 use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
 use crate::config::Secret;
-use crate::db::login_log::LoginSummary;
+use crate::domain::LoginSummary;
 use crate::error::ErrnoLabels;
 use crate::log_throttle::ERRORS;
 use crate::wechat::errcode;
@@ -428,25 +427,19 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     let now = Utc::now();
     let ready_started = Instant::now();
     let (ready, logins, wechat, sessions, deletions) = futures_util::future::join5(
-        tokio::time::timeout(PART_TIMEOUT, state.db.send(PendingMigrations)),
-        tokio::time::timeout(
-            PART_TIMEOUT,
-            state.db.send(GetLoginSummary {
-                now,
-                recent: RECENT_LOGINS,
-            }),
-        ),
+        tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
+        tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
         tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
         tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
-        tokio::time::timeout(PART_TIMEOUT, state.db.send(GetDeletionCounts)),
+        tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
     )
     .await;
     let mut problems = Vec::new();
     let mut down = false;
 
-    let pool_state = state.pool.state();
+    let pool_state = state.db.pool().state();
     let pool = PoolView {
-        max: state.pool.max_size(),
+        max: state.db.pool().max_size(),
         connections: pool_state.connections,
         idle: pool_state.idle_connections,
         in_use: pool_state
@@ -454,14 +447,13 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
             .saturating_sub(pool_state.idle_connections),
     };
     let (reachable, pending, latency_ms, db_error) = match ready {
-        Ok(Ok(Ok(pending))) => (
+        Ok(Ok(pending)) => (
             true,
             Some(pending),
             Some(ready_started.elapsed().as_secs_f64() * 1000.0),
             None,
         ),
-        Ok(Ok(Err(e))) => (false, None, None, Some(e.to_string())),
-        Ok(Err(e)) => (false, None, None, Some(format!("database actor: {e}"))),
+        Ok(Err(e)) => (false, None, None, Some(e.to_string())),
         Err(_) => (
             false,
             None,
@@ -525,12 +517,12 @@ pub async fn status(state: web::Data<AppState>) -> HttpResponse {
     }
 
     let logins = match logins {
-        Ok(Ok(Ok(summary))) => Some(LoginsView::from(summary)),
+        Ok(Ok(summary)) => Some(LoginsView::from(summary)),
         _ => None,
     };
 
     let deletions = match deletions {
-        Ok(Ok(Ok(counts))) => Some(DeletionsView {
+        Ok(Ok(counts)) => Some(DeletionsView {
             pending: counts.pending,
             completed: counts.completed,
         }),

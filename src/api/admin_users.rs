@@ -9,9 +9,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::AppState;
-use crate::actors::db::{EraseUser, SetUserStatus};
 use crate::actors::session::Invalidate;
-use crate::db::sessions::Revoked;
+use crate::domain::Revoked;
 
 #[derive(Serialize)]
 struct UserStatus {
@@ -38,15 +37,8 @@ async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse
     let Some(id) = parse_id(raw_id) else {
         return bad_id();
     };
-    match state
-        .db
-        .send(SetUserStatus {
-            user_id: id,
-            status,
-        })
-        .await
-    {
-        Ok(Ok(Some(user))) => {
+    match state.db.set_user_status(id, status).await {
+        Ok(Some(user)) => {
             if status != 0 {
                 // This instance forgets the sessions before it answers, so the admin's next
                 // request already sees them dead; the others hear the trigger's NOTIFY.
@@ -60,11 +52,7 @@ async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse
                 status: user.status,
             })
         }
-        Ok(Ok(None)) => refuse(StatusCode::NOT_FOUND, "no such user"),
-        Ok(Err(e)) => {
-            log::error!("admin: cannot set user {id}'s status: {e}");
-            refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
-        }
+        Ok(None) => refuse(StatusCode::NOT_FOUND, "no such user"),
         Err(e) => {
             log::error!("admin: cannot set user {id}'s status: {e}");
             refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
@@ -93,8 +81,8 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpRe
     let Some(id) = parse_id(&id) else {
         return bad_id();
     };
-    match state.db.send(EraseUser(id)).await {
-        Ok(Ok(true)) => {
+    match state.db.erase_user(id).await {
+        Ok(true) => {
             // The rows are gone and the trigger told every instance; this one forgets before
             // it answers.
             if let Err(e) = state.sessions.send(Invalidate(Revoked::User(id))).await {
@@ -103,11 +91,7 @@ pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpRe
             log::info!("admin: user {id} deleted");
             HttpResponse::Ok().json(UserDeleted { id, deleted: true })
         }
-        Ok(Ok(false)) => refuse(StatusCode::NOT_FOUND, "no such user"),
-        Ok(Err(e)) => {
-            log::error!("admin: cannot delete user {id}: {e}");
-            refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
-        }
+        Ok(false) => refuse(StatusCode::NOT_FOUND, "no such user"),
         Err(e) => {
             log::error!("admin: cannot delete user {id}: {e}");
             refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")

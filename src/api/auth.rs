@@ -12,12 +12,11 @@ use super::profile::{
 use super::{ApiResult, AppState, ok, ok_empty};
 use std::time::{Duration, Instant};
 
-use crate::actors::db::{EraseUser, Login, RestoreOnLogin};
-use crate::actors::session::{EndSession, EndUserSessions, RotateSession};
+use crate::actors::session::{EndSession, EndUserSessions, RefreshSession};
 use crate::actors::wechat::Code2Session;
-use crate::db::deletion::Restore;
-use crate::db::models::{NewLoginLogEntry, NewWxUser, user_status};
-use crate::db::sessions::{LiveSession, LoginSession, NewSessionMeta};
+use crate::domain::{
+    LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
+};
 use crate::error::ApiError;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
@@ -56,13 +55,6 @@ pub struct LoginProfile {
     /// 0 unknown, 1 male, 2 female.
     #[schema(minimum = 0, maximum = 2)]
     gender: Option<i64>,
-}
-
-/// A profile that passed validation.
-pub struct Profile {
-    pub nickname: String,
-    pub avatar: String,
-    pub gender: i16,
 }
 
 impl LoginProfile {
@@ -174,13 +166,13 @@ pub async fn login_by_weixin(
     drop(permit);
     let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
     state.metrics.observe_login(errno);
-    state.login_log.record(NewLoginLogEntry {
+    state.login_log.record(LoginAttempt {
         user_id: who.user_id,
         openid_masked: who.openid_masked,
-        ip: ip.chars().take(63).collect(),
+        ip,
         user_agent: user_agent(&req),
         errno,
-        add_time: Utc::now(),
+        at: Utc::now(),
     });
     ok(result?)
 }
@@ -233,35 +225,27 @@ async fn sign_in(
     let expires_at = state.tokens.expires_at(now.timestamp());
     let epoch = state.session_cache.epoch();
     let statement = Instant::now();
-    let login = Login {
-        user: NewWxUser {
-            username: format!("wx_{}", crate::random::token_hex(8)),
-            nickname: profile.nickname,
-            avatar: profile.avatar,
-            gender: profile.gender,
-            weixin_openid: session.openid.clone(),
-            unionid: session.unionid.clone(),
-            last_login_time: Some(now),
-            last_login_ip: ip.chars().take(63).collect(),
-            add_time: now,
-            update_time: now,
-        },
-        session: LoginSession {
-            id: jti.clone(),
-            session_key: session.session_key,
-            expires_at: DateTime::<Utc>::from_timestamp(expires_at, 0).unwrap_or(now),
-            client_ip: ip.to_string(),
-            user_agent: user_agent(req),
-        },
+    let login = SignIn {
+        openid: session.openid.clone(),
+        unionid: session.unionid.clone(),
+        profile,
+        session_id: jti.clone(),
+        session_key: session.session_key,
+        expires_at: DateTime::<Utc>::from_timestamp(expires_at, 0).unwrap_or(now),
+        client_ip: ip.to_string(),
+        user_agent: user_agent(req),
+        at: now,
     };
-    let mut record = state.db.send_admitted(login.clone()).await??;
+    // Admitted before the code was exchanged: from here on never refused for want of a place.
+    let db = state.db.admitted();
+    let mut record = db.login(login.clone()).await?;
     let mut restored = false;
     if record.user.status == user_status::DELETION_PENDING {
         // Rare (a login within an account's grace period): its own statements, then the login
         // statement once more for the restored or the new account.
         if let Some(cancelled) = settle_pending_deletion(state, record.user.id, began).await? {
             restored = cancelled;
-            record = state.db.send_admitted(login).await??;
+            record = db.login(login).await?;
         }
     }
     let own_time = statement.elapsed();
@@ -309,14 +293,8 @@ async fn settle_pending_deletion(
     user_id: i64,
     began: DateTime<Utc>,
 ) -> Result<Option<bool>, ApiError> {
-    let outcome = state
-        .db
-        .send_admitted(RestoreOnLogin {
-            user_id,
-            login_began: began,
-        })
-        .await??;
-    match outcome {
+    let db = state.db.admitted();
+    match db.restore_on_login(user_id, began).await? {
         Restore::Restored(_) => {
             log::info!("login: user {user_id} restored their account");
             Ok(Some(true))
@@ -324,7 +302,7 @@ async fn settle_pending_deletion(
         Restore::NothingPending(_) => Ok(Some(false)),
         Restore::Kept => Ok(None),
         Restore::Expired | Restore::Gone => {
-            state.db.send_admitted(EraseUser(user_id)).await??;
+            db.erase_user(user_id).await?;
             log::info!(
                 "login: user {user_id}'s grace period was over; erased, a new account follows"
             );
@@ -369,9 +347,9 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, user: AuthUse
     let wanted =
         DateTime::<Utc>::from_timestamp(now.timestamp() + state.tokens.ttl().as_secs() as i64, 0)
             .unwrap_or(now);
-    let rotated = state
+    let refreshed = state
         .sessions
-        .send(RotateSession {
+        .send(RefreshSession {
             old_jti: user.jti,
             new: NewSessionMeta {
                 id: jti.clone(),
@@ -384,7 +362,7 @@ pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, user: AuthUse
         .await??;
     // None: revoked between the check and the rotation (a concurrent refresh or logout), or
     // past its maximum lifetime.
-    let expires_at = rotated.ok_or(ApiError::Unlogin)?;
+    let expires_at = refreshed.ok_or(ApiError::Unlogin)?;
     let issued = state
         .tokens
         .issue_for(user.user_id, jti, now.timestamp(), expires_at.timestamp())

@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::AppState;
-use crate::actors::db::{PendingMigrations, Ping};
 use crate::actors::listener::ListenerReport;
 use crate::log_throttle::ERRORS;
 
@@ -14,17 +13,16 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /healthz`: 200 when the server is up and the database answers, 503 otherwise.
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let ping = tokio::time::timeout(PING_TIMEOUT, state.db.send(Ping)).await;
+    let ping = tokio::time::timeout(PING_TIMEOUT, state.db.ping()).await;
     match ping {
-        Ok(Ok(Ok(()))) => {
+        Ok(Ok(())) => {
             HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "ok"}))
         }
         other => {
             let why = match other {
                 Err(_) => "timeout".to_string(),
                 Ok(Err(e)) => e.to_string(),
-                Ok(Ok(Err(e))) => e.to_string(),
-                Ok(Ok(Ok(()))) => String::new(),
+                Ok(Ok(())) => String::new(),
             };
             ERRORS.log(
                 log::Level::Warn,
@@ -64,10 +62,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "status": "draining",
         }));
     }
-    let check = tokio::time::timeout(PING_TIMEOUT, state.db.send(PendingMigrations)).await;
+    let check = tokio::time::timeout(PING_TIMEOUT, state.db.pending_migrations()).await;
     let (ready, database, migrations, pending) = match check {
-        Ok(Ok(Ok(pending))) if pending.is_empty() => (true, "ok", "ok", pending),
-        Ok(Ok(Ok(pending))) => {
+        Ok(Ok(pending)) if pending.is_empty() => (true, "ok", "ok", pending),
+        Ok(Ok(pending)) => {
             ERRORS.log(
                 log::Level::Warn,
                 "readyz: migrations not applied",
@@ -75,16 +73,8 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             );
             (false, "ok", "pending", pending)
         }
-        Ok(Ok(Err(e))) => {
-            ERRORS.log(log::Level::Warn, "readyz: database unavailable", Some(&e));
-            (false, "unreachable", "unknown", Vec::new())
-        }
         Ok(Err(e)) => {
-            ERRORS.log(
-                log::Level::Warn,
-                "readyz: database actor unavailable",
-                Some(&e),
-            );
+            ERRORS.log(log::Level::Warn, "readyz: database unavailable", Some(&e));
             (false, "unreachable", "unknown", Vec::new())
         }
         Err(_) => {

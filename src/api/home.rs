@@ -6,8 +6,7 @@ use serde::Serialize;
 
 use super::meeting::MeetingView;
 use super::{ApiResult, AppState, ok};
-use crate::actors::db::meetings::{ListSwiperImages, LoadHomePage};
-use crate::db::models::SwiperImage;
+use crate::domain::SwiperImage;
 
 /// How many upcoming meetings the home page lists; the rest are one tap away in meeting/list.
 pub const HOME_UPCOMING: i64 = 5;
@@ -40,7 +39,7 @@ pub struct HomeIndex {
 
 /// `GET swiperImgs`: the enabled images, in display order.
 pub async fn swiper_imgs(state: web::Data<AppState>) -> ApiResult {
-    let images = state.db.send(ListSwiperImages).await??;
+    let images = state.db.swiper_images().await?;
     ok(images
         .into_iter()
         .map(SwiperImageView::from)
@@ -50,13 +49,7 @@ pub async fn swiper_imgs(state: web::Data<AppState>) -> ApiResult {
 /// `GET home/index`: the swiper and the next published meetings that have not started yet,
 /// soonest first, in one answer so the home page needs one request.
 pub async fn index(state: web::Data<AppState>) -> ApiResult {
-    let home = state
-        .db
-        .send(LoadHomePage {
-            now: Utc::now(),
-            upcoming: HOME_UPCOMING,
-        })
-        .await??;
+    let home = state.db.home_page(Utc::now(), HOME_UPCOMING).await?;
     ok(HomeIndex {
         swiper_imgs: home
             .swiper_images

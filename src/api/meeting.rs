@@ -12,11 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{AuthUser, JsonBody, QueryParams};
 use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
-use crate::actors::db::meetings::{
-    FindMeeting, JoinMeeting, LeaveMeeting, ListMeetings, PublishMeeting,
-};
-use crate::db::meetings::{JoinOutcome, MeetingInfo};
-use crate::db::models::{NewMeeting, meeting_state};
+use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state};
 use crate::error::ApiError;
 
 pub const DEFAULT_LIMIT: i64 = 10;
@@ -115,14 +111,7 @@ pub async fn list(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
                 })?,
         ),
     };
-    let found = state
-        .db
-        .send(ListMeetings {
-            state: wanted,
-            offset: (page - 1) * limit,
-            limit,
-        })
-        .await??;
+    let found = state.db.meetings(wanted, (page - 1) * limit, limit).await?;
     ok(Page {
         list: found.items.into_iter().map(MeetingView::from).collect(),
         total: found.total,
@@ -139,8 +128,8 @@ pub async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult
         .ok_or_else(|| ApiError::bad_argument("id is required"))?;
     let found = state
         .db
-        .send(FindMeeting(id))
-        .await??
+        .meeting(id)
+        .await?
         .ok_or_else(|| no_such_meeting(id))?;
     ok(MeetingView::from(found))
 }
@@ -170,7 +159,7 @@ pub struct PublishRequest {
 
 impl PublishRequest {
     /// Missing or blank fields are 401, values out of shape 402, the first problem wins.
-    fn validate(self, publisher_id: i64, now: DateTime<Utc>) -> Result<NewMeeting, ApiError> {
+    fn validate(self) -> Result<MeetingDraft, ApiError> {
         let title = one_line("title", required("title", self.title)?, MAX_TITLE_CHARS)?;
         let content = required("content", self.content)?;
         if content.chars().count() > MAX_CONTENT_CHARS {
@@ -200,17 +189,13 @@ impl PublishRequest {
             None | Some("") => String::new(),
             Some(url) => cover_url(url)?,
         };
-        Ok(NewMeeting {
+        Ok(MeetingDraft {
             title,
             content,
             location,
             start_time,
             end_time,
-            publisher_id,
-            state: meeting_state::PUBLISHED,
             cover,
-            add_time: now,
-            update_time: now,
         })
     }
 }
@@ -255,8 +240,11 @@ pub async fn publish(
     user: AuthUser,
     JsonBody(body): JsonBody<PublishRequest>,
 ) -> ApiResult {
-    let new = body.validate(user.user_id, Utc::now())?;
-    let published = state.db.send(PublishMeeting(new)).await??;
+    let draft = body.validate()?;
+    let published = state
+        .db
+        .publish_meeting(user.user_id, draft, Utc::now())
+        .await?;
     log::info!(
         "meeting {} published by user {}",
         published.meeting.id,
@@ -301,15 +289,7 @@ pub async fn join(
     JsonBody(body): JsonBody<MeetingIdRequest>,
 ) -> ApiResult {
     let id = body.id()?;
-    let outcome = state
-        .db
-        .send(JoinMeeting {
-            meeting_id: id,
-            user_id: user.user_id,
-            now: Utc::now(),
-        })
-        .await??;
-    match outcome {
+    match state.db.join_meeting(id, user.user_id, Utc::now()).await? {
         JoinOutcome::Joined { member_count } => ok(Membership {
             id,
             joined: true,
@@ -330,11 +310,8 @@ pub async fn leave(
     let id = body.id()?;
     let member_count = state
         .db
-        .send(LeaveMeeting {
-            meeting_id: id,
-            user_id: user.user_id,
-        })
-        .await??
+        .leave_meeting(id, user.user_id)
+        .await?
         .ok_or_else(|| no_such_meeting(id))?;
     ok(Membership {
         id,

@@ -47,8 +47,8 @@ pub async fn record_request(
 
 /// `GET /metrics`: gauges that are cheaper to read than to keep current are read now.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let pool = state.pool.state();
-    state.metrics.set_pool(&pool, state.pool.max_size());
+    let pool = state.db.pool();
+    state.metrics.set_pool(&pool.state(), pool.max_size());
     match tokio::time::timeout(SESSION_COUNT_TIMEOUT, state.sessions.send(CountSessions)).await {
         Ok(Ok(live)) => state.metrics.sessions_live.set(live as i64),
         _ => ERRORS.log(

@@ -28,12 +28,10 @@ use actix_web::http::Method;
 use actix_web::{HttpResponse, Route, web};
 use chrono::{DateTime, Utc};
 
-use crate::actors::db::DbHandle;
 use crate::actors::listener::ListenerHealth;
 use crate::actors::login_log::LoginLogWriter;
 use crate::actors::session::SessionCache;
-use crate::actors::{SessionActor, WeChatClient};
-use crate::db::PgPool;
+use crate::actors::{DbHandle, SessionActor, WeChatClient};
 use crate::error::{ApiError, Envelope, Errno, SUCCESS};
 use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
@@ -43,8 +41,6 @@ use crate::token::TokenIssuer;
 #[derive(Clone)]
 pub struct AppState {
     pub db: DbHandle,
-    /// `user/index`'s counts, read in batches when requests arrive faster than one at a time.
-    pub user_counts: crate::read_batch::ReadBatcher<i64, crate::db::meetings::UserMeetingCounts>,
     pub sessions: Addr<SessionActor>,
     /// The SessionActor's cache, read by the token check without a message.
     pub session_cache: Arc<SessionCache>,
@@ -59,10 +55,6 @@ pub struct AppState {
     pub login_log: LoginLogWriter,
     /// Logins in progress, and the queue in front of them (before any WeChat call).
     pub login_admission: Arc<crate::admission::Admission>,
-    /// One line per second per kind of busy refusal.
-    /// A clone of the DbExecutor's pool, only to read its state: when every DbExecutor thread is
-    /// stuck on a dead database, a message asking about the pool would wait behind them.
-    pub pool: PgPool,
     /// `None`: the admin page and API are off.
     pub admin: Option<Arc<admin::AdminToken>>,
     pub started: Started,

@@ -7,11 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
-use crate::actors::db::{BindMobile, FindUser};
-use crate::actors::session::GetSessionKey;
 use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
-use crate::db::models::WxUser;
-use crate::db::users::MobileBinding;
+use crate::domain::{MobileBinding, WxUser};
 use crate::error::ApiError;
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
 use crate::wechat::{PhoneInfo, WeChatError, errcode};
@@ -79,14 +76,7 @@ pub async fn bind_phone(
     let mobile = phone
         .mobile()
         .ok_or_else(|| ApiError::bad_value("the phone number in the data is not a phone number"))?;
-    match state
-        .db
-        .send(BindMobile {
-            user_id: account.id,
-            mobile: mobile.clone(),
-        })
-        .await??
-    {
+    match state.db.bind_mobile(account.id, mobile.clone()).await? {
         MobileBinding::Bound => {
             log::info!("bindPhone: user {} bound a phone", account.id);
             ok(BoundPhone { phone: mobile })
@@ -105,8 +95,8 @@ pub async fn bind_phone(
 async fn current_user(state: &AppState, user_id: i64) -> Result<WxUser, ApiError> {
     state
         .db
-        .send(FindUser(user_id))
-        .await??
+        .user(user_id)
+        .await?
         .filter(WxUser::is_usable)
         .ok_or(ApiError::Unlogin)
 }
@@ -137,11 +127,7 @@ async fn by_open_data(
     data: &str,
     iv: &str,
 ) -> Result<PhoneInfo, ApiError> {
-    let Some(session_key) = state
-        .sessions
-        .send(GetSessionKey { user_id: user.id })
-        .await??
-    else {
+    let Some(session_key) = state.db.newest_session_key(user.id).await? else {
         log::info!(
             "bindPhone: no session_key for user {}: asking for a new login",
             user.id

@@ -7,8 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
-use crate::actors::db::{FindUser, UpdateProfile};
-use crate::db::models::{ProfileChange, WxUser};
+use crate::domain::{ProfileEdit, WxUser};
 use crate::error::ApiError;
 
 /// The nickname WeChat itself shows for users who have not chosen one.
@@ -149,8 +148,8 @@ pub struct ProfileRequest {
 }
 
 impl ProfileRequest {
-    fn validate(self) -> Result<ProfileChange, ApiError> {
-        let change = ProfileChange {
+    fn validate(self) -> Result<ProfileEdit, ApiError> {
+        let edit = ProfileEdit {
             nickname: self
                 .nickname
                 .as_deref()
@@ -159,12 +158,12 @@ impl ProfileRequest {
             avatar: self.avatar.as_deref().map(validate_avatar).transpose()?,
             gender: self.gender.map(validate_gender).transpose()?,
         };
-        if change.is_empty() {
+        if edit.is_empty() {
             return Err(ApiError::bad_argument(
                 "give at least one of nickname, avatar, gender",
             ));
         }
-        Ok(change)
+        Ok(edit)
     }
 }
 
@@ -174,14 +173,11 @@ pub async fn update(
     user: AuthUser,
     JsonBody(body): JsonBody<ProfileRequest>,
 ) -> ApiResult {
-    let change = body.validate()?;
+    let edit = body.validate()?;
     let updated = state
         .db
-        .send(UpdateProfile {
-            user_id: user.user_id,
-            change,
-        })
-        .await??
+        .update_profile(user.user_id, edit)
+        .await?
         .ok_or(ApiError::Unlogin)?;
     ok(UserInfoView::from(&updated))
 }
@@ -197,7 +193,7 @@ pub struct InfoView {
 
 /// `GET auth/info`: litemall's shape.
 pub async fn info(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
-    let found = state.db.send(FindUser(user.user_id)).await??;
+    let found = state.db.user(user.user_id).await?;
     let u = found.filter(WxUser::is_usable).ok_or(ApiError::Unlogin)?;
     ok(InfoView {
         nick_name: u.nickname,

@@ -13,11 +13,7 @@ pub struct UserIndex {
 
 /// `GET user/index`: the numbers on the user's page.
 pub async fn index(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
-    let counts = state
-        .user_counts
-        .get(user.user_id)
-        .await?
-        .unwrap_or_default();
+    let counts = state.db.meeting_counts(user.user_id).await?;
     ok(UserIndex {
         metting_pubs: counts.published,
         metting_joins: counts.joined,

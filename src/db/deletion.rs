@@ -9,11 +9,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
 
 use super::DbError;
-use super::models::{WxUser, user_status};
 use super::schema::{account_deletion, login_log, meeting, meeting_member, wx_user};
+use crate::domain::{DeletionCounts, Pending, Restore, WxUser, user_status};
 use crate::wechat::mask_openid;
 
 /// The `wx_user` row that publishes the meetings of deleted accounts, so the other members keep
@@ -23,14 +22,6 @@ use crate::wechat::mask_openid;
 pub const STAND_IN_OPENID: &str = "(deleted account)";
 /// The name the meetings of a deleted account show as their publisher.
 pub const STAND_IN_NICKNAME: &str = "已注销用户";
-
-/// A pending deletion, as the user is told about it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pending {
-    pub requested_at: DateTime<Utc>,
-    /// When the data goes; `requested_at` itself when there is no grace period.
-    pub due_at: DateTime<Utc>,
-}
 
 /// Starts the deletion of the account: status 2 (the `wx_user_revoke_sessions` trigger revokes
 /// every session and notifies every instance in this transaction) and a pending request due after
@@ -79,24 +70,6 @@ pub fn request(
             due_at,
         }))
     })
-}
-
-/// What a login of an account found about its deletion.
-#[derive(Debug)]
-pub enum Restore {
-    /// The deletion was pending and is cancelled; the account is as it was before (this login is
-    /// the one that restored it: of two at once, the other finds `NothingPending`).
-    Restored(WxUser),
-    /// No deletion pending (any more): the account as it is now.
-    NothingPending(WxUser),
-    /// Pending, and it stays so: the request was made after this login began (the two raced, and
-    /// the deletion wins), or the account was disabled when it was made (a disabled user cannot
-    /// cancel a deletion by logging in).
-    Kept,
-    /// The grace period is over; the data is to be erased, not restored.
-    Expired,
-    /// The account is gone.
-    Gone,
 }
 
 #[derive(Queryable)]
@@ -355,16 +328,6 @@ fn stand_in_publisher(conn: &mut PgConnection) -> Result<i64, DbError> {
         .filter(wx_user::weixin_openid.eq(STAND_IN_OPENID))
         .select(wx_user::id)
         .first(conn)?)
-}
-
-/// Deletions for the admin page.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
-pub struct DeletionCounts {
-    /// Requested, grace period not over or not yet swept.
-    #[diesel(sql_type = BigInt)]
-    pub pending: i64,
-    #[diesel(sql_type = BigInt)]
-    pub completed: i64,
 }
 
 pub fn counts(conn: &mut PgConnection) -> Result<DeletionCounts, DbError> {

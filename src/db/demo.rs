@@ -10,10 +10,11 @@ use diesel::dsl::exists;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 
-use super::models::{NewMeeting, NewMeetingMember, NewSwiperImage, NewWxUser, meeting_state};
+use super::models::{NewMeeting, NewMeetingMember, NewSwiperImage, NewWxUser};
 use super::schema::{meeting, meeting_member, swiper_image, wx_user};
 use super::{DbError, setup};
 use crate::config::Config;
+use crate::domain::meeting_state;
 
 /// The demo users' openids. Real openids are 28 base64 characters starting with `o`; these can
 /// never collide with one.

@@ -1,37 +1,15 @@
 //! What the service keeps about one user, read for `auth/export` (a copy of one's personal data).
 //! Read in one repeatable-read transaction, so the parts agree with each other.
 
-use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use super::DbError;
-use super::models::{LoginLogEntry, Meeting, WxUser};
 use super::schema::{login_log, meeting, meeting_member, user_session, wx_user};
+use crate::domain::{LoginLogEntry, Meeting, PersonalData, WxUser};
 
 /// At most this many login_log rows and meetings each: what retention keeps is normally far less,
 /// and the answer must stay bounded whatever the table holds.
 pub const MAX_ROWS: i64 = 1000;
-
-/// A live session, without what makes it usable (its id and sealed session_key).
-#[derive(Debug, Clone, Queryable)]
-pub struct SessionRecord {
-    pub id: String,
-    pub created_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    pub client_ip: String,
-    pub user_agent: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct PersonalData {
-    pub user: WxUser,
-    pub sessions: Vec<SessionRecord>,
-    pub logins: Vec<LoginLogEntry>,
-    pub published: Vec<Meeting>,
-    /// Meetings joined, with when.
-    pub joined: Vec<(Meeting, DateTime<Utc>)>,
-}
 
 /// `None`: no such user.
 pub fn personal_data(

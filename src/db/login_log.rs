@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Timestamptz};
+use diesel::sql_types::{BigInt, Timestamptz};
 
 use super::DbError;
-use super::models::{LoginLogEntry, NewLoginLogEntry};
+use super::models::NewLoginLogEntry;
 use super::schema::{login_log, wx_user};
+use crate::domain::{ErrnoCount, LoginAttempt, LoginLogEntry, LoginSummary, MinuteCount};
 
 /// The chart's width: one bucket per minute of the last hour.
 pub const CHART_MINUTES: usize = 60;
@@ -22,10 +23,7 @@ pub const MAX_BATCH_ROWS: usize = 500;
 /// must not fail the whole batch. The users' rows are key-share locked first, so an erasure
 /// (which holds its user's row while it anonymises the log) either finishes before and the row
 /// is anonymised here, or waits and anonymises it itself.
-pub fn insert_many(
-    conn: &mut PgConnection,
-    entries: &[NewLoginLogEntry],
-) -> Result<usize, DbError> {
+pub fn insert_many(conn: &mut PgConnection, entries: &[LoginAttempt]) -> Result<usize, DbError> {
     if entries.is_empty() {
         return Ok(0);
     }
@@ -51,9 +49,17 @@ pub fn insert_many(
                     openid_masked: String::new(),
                     ip: String::new(),
                     user_agent: String::new(),
-                    ..e.clone()
+                    errno: e.errno,
+                    add_time: e.at,
                 },
-                _ => e.clone(),
+                _ => NewLoginLogEntry {
+                    user_id: e.user_id,
+                    openid_masked: e.openid_masked.clone(),
+                    ip: e.ip.chars().take(63).collect(),
+                    user_agent: e.user_agent.clone(),
+                    errno: e.errno,
+                    add_time: e.at,
+                },
             })
             .collect();
         let mut written = 0;
@@ -71,26 +77,6 @@ pub fn prune(conn: &mut PgConnection, cutoff: DateTime<Utc>) -> Result<usize, Db
     Ok(diesel::delete(login_log::table.filter(login_log::add_time.lt(cutoff))).execute(conn)?)
 }
 
-/// Attempts with one errno in the last minute and the last hour.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct ErrnoCount {
-    #[diesel(sql_type = Integer)]
-    pub errno: i32,
-    #[diesel(sql_type = BigInt)]
-    pub last_minute: i64,
-    #[diesel(sql_type = BigInt)]
-    pub last_hour: i64,
-}
-
-/// One bar of the chart.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MinuteCount {
-    /// The minute's first instant.
-    pub minute: DateTime<Utc>,
-    pub success: i64,
-    pub failure: i64,
-}
-
 #[derive(QueryableByName)]
 struct MinuteRow {
     #[diesel(sql_type = Timestamptz)]
@@ -99,15 +85,6 @@ struct MinuteRow {
     success: i64,
     #[diesel(sql_type = BigInt)]
     failure: i64,
-}
-
-#[derive(Debug, Clone)]
-pub struct LoginSummary {
-    pub by_errno: Vec<ErrnoCount>,
-    /// `CHART_MINUTES` entries, oldest first, the last one being the current minute.
-    pub per_minute: Vec<MinuteCount>,
-    /// Newest first.
-    pub recent: Vec<LoginLogEntry>,
 }
 
 fn start_of_minute(t: DateTime<Utc>) -> DateTime<Utc> {

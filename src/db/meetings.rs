@@ -6,43 +6,12 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{count_star, exists};
 use diesel::prelude::*;
 
-use super::models::{Meeting, NewMeeting, NewMeetingMember, meeting_state};
+use super::models::{NewMeeting, NewMeetingMember};
 use super::schema::{meeting, meeting_member, wx_user};
 use super::{DbError, users};
-
-/// A meeting with what the client shows next to it: who published it and how many joined.
-#[derive(Debug, Clone)]
-pub struct MeetingInfo {
-    pub meeting: Meeting,
-    pub publisher_nickname: String,
-    pub member_count: i64,
-}
-
-/// One page of a list, and how many rows the whole list has.
-#[derive(Debug, Clone)]
-pub struct MeetingPage {
-    pub items: Vec<MeetingInfo>,
-    pub total: i64,
-}
-
-/// What a join did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JoinOutcome {
-    /// The user is a member now (or already was); the meeting has this many members.
-    Joined {
-        member_count: i64,
-    },
-    NoSuchMeeting,
-    Cancelled,
-    Ended,
-}
-
-/// How many meetings a user published and joined, for `user/index`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct UserMeetingCounts {
-    pub published: i64,
-    pub joined: i64,
-}
+use crate::domain::{
+    JoinOutcome, Meeting, MeetingDraft, MeetingInfo, MeetingPage, UserMeetingCounts, meeting_state,
+};
 
 /// Meetings by start time, newest first, optionally of one state only. Ties are broken by id so
 /// that consecutive pages neither repeat nor skip a meeting.
@@ -103,14 +72,31 @@ pub fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInfo>, DbE
     }
 }
 
-/// Stores a new meeting, if its publisher is usable. One transaction, so a failure after the
-/// insert cannot leave a meeting behind that the client never heard of (and would publish a
-/// second time).
-pub fn publish(conn: &mut PgConnection, new: &NewMeeting) -> Result<MeetingInfo, DbError> {
+/// Publishes a new meeting at `now`, if its publisher is usable. One transaction, so a failure
+/// after the insert cannot leave a meeting behind that the client never heard of (and would
+/// publish a second time).
+pub fn publish(
+    conn: &mut PgConnection,
+    publisher_id: i64,
+    draft: &MeetingDraft,
+    now: DateTime<Utc>,
+) -> Result<MeetingInfo, DbError> {
+    let new = NewMeeting {
+        title: draft.title.clone(),
+        content: draft.content.clone(),
+        location: draft.location.clone(),
+        start_time: draft.start_time,
+        end_time: draft.end_time,
+        publisher_id,
+        state: meeting_state::PUBLISHED,
+        cover: draft.cover.clone(),
+        add_time: now,
+        update_time: now,
+    };
     conn.transaction(|conn| {
-        users::lock_usable(conn, new.publisher_id)?;
+        users::lock_usable(conn, publisher_id)?;
         let meeting = diesel::insert_into(meeting::table)
-            .values(new)
+            .values(&new)
             .returning(Meeting::as_returning())
             .get_result(conn)?;
         let publisher_nickname = wx_user::table

@@ -25,9 +25,6 @@ pub enum DbError {
     Pool(#[from] PoolError),
     #[error("query failed: {0}")]
     Query(#[from] diesel::result::Error),
-    /// The DbExecutor is gone (shutting down).
-    #[error("database executor unavailable: {0}")]
-    Mailbox(String),
     /// A stored session_key that does not decrypt: another SESSION_ENCRYPTION_KEY, or tampering.
     #[error("a stored session_key does not decrypt with the configured key")]
     Sealed,

@@ -5,24 +5,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bytea, Nullable, SmallInt, Text, Timestamptz};
 
 use super::DbError;
-use super::models::{NewWxUser, WxUser};
+use super::models::NewWxUser;
 use super::schema::user_session;
 use super::sealed::SessionKeyCipher;
+use crate::domain::{LiveSession, LoginRecord, NewSessionMeta, Revoked, SignIn};
 use crate::wechat::SessionKey;
 
 /// The channel every instance LISTENs on.
 pub const NOTIFY_CHANNEL: &str = "wxauth_session";
 
-/// What a notification on `NOTIFY_CHANNEL` asks the caches to drop.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Revoked {
-    Session(String),
-    User(i64),
-}
-
+/// As a notification on `NOTIFY_CHANNEL` carries it.
 impl Revoked {
     pub fn payload(&self) -> String {
         match self {
@@ -90,26 +85,6 @@ pub fn insert(
     Ok(stored == 1)
 }
 
-/// A login's session, before it is stored: its user is the one the same statement upserts.
-#[derive(Clone)]
-pub struct LoginSession {
-    pub id: String,
-    pub session_key: SessionKey,
-    pub expires_at: DateTime<Utc>,
-    pub client_ip: String,
-    pub user_agent: String,
-}
-
-/// What a login stored: the user (created or updated), and whether the session went in with it.
-#[derive(QueryableByName)]
-pub struct LoginRecord {
-    #[diesel(embed)]
-    pub user: WxUser,
-    /// `false` when the user may not log in (disabled or deleted): no session was stored.
-    #[diesel(sql_type = Bool)]
-    pub session_stored: bool,
-}
-
 /// The whole database part of a login in one statement, hence one commit: the user upsert (a
 /// new openid creates the user; concurrent first logins meet at the unique constraint and end
 /// in one row; an existing user's profile is left alone, since it is edited through its own
@@ -120,9 +95,20 @@ pub struct LoginRecord {
 pub fn login(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
-    user: &NewWxUser,
-    session: &LoginSession,
+    login: &SignIn,
 ) -> Result<LoginRecord, DbError> {
+    let user = NewWxUser {
+        username: format!("wx_{}", crate::random::token_hex(8)),
+        nickname: login.profile.nickname.clone(),
+        avatar: login.profile.avatar.clone(),
+        gender: login.profile.gender,
+        weixin_openid: login.openid.clone(),
+        unionid: login.unionid.clone(),
+        last_login_time: Some(login.at),
+        last_login_ip: clip(&login.client_ip, 63).to_string(),
+        add_time: login.at,
+        update_time: login.at,
+    };
     let record = diesel::sql_query(
         "WITH u AS (
              INSERT INTO wx_user (username, nickname, avatar, gender, weixin_openid, unionid,
@@ -151,20 +137,13 @@ pub fn login(
     .bind::<Text, _>(&user.last_login_ip)
     .bind::<Timestamptz, _>(user.add_time)
     .bind::<Timestamptz, _>(user.update_time)
-    .bind::<Text, _>(&session.id)
-    .bind::<Bytea, _>(cipher.seal(&session.id, &session.session_key))
-    .bind::<Timestamptz, _>(session.expires_at)
-    .bind::<Text, _>(clip(&session.client_ip, 63))
-    .bind::<Text, _>(clip(&session.user_agent, 255))
+    .bind::<Text, _>(&login.session_id)
+    .bind::<Bytea, _>(cipher.seal(&login.session_id, &login.session_key))
+    .bind::<Timestamptz, _>(login.expires_at)
+    .bind::<Text, _>(clip(&login.client_ip, 63))
+    .bind::<Text, _>(clip(&login.user_agent, 255))
     .get_result(conn)?;
     Ok(record)
-}
-
-/// A session that may be used now: stored, not revoked, not expired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LiveSession {
-    pub user_id: i64,
-    pub expires_at: i64,
 }
 
 /// When a session dies: at its expiry, and at the latest `max_lifetime` after its login
@@ -308,15 +287,6 @@ pub fn refresh(
         notify(conn, &Revoked::Session(old_id.to_string()))?;
         Ok(Some(expires_at))
     })
-}
-
-/// The new session of a refresh; its session_key comes from the old one.
-pub struct NewSessionMeta {
-    pub id: String,
-    pub user_id: i64,
-    pub expires_at: DateTime<Utc>,
-    pub client_ip: String,
-    pub user_agent: String,
 }
 
 /// The session_key of the user's newest login: WeChat keeps only that one valid.

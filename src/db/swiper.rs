@@ -3,8 +3,8 @@
 use diesel::prelude::*;
 
 use super::DbError;
-use super::models::SwiperImage;
 use super::schema::swiper_image;
+use crate::domain::SwiperImage;
 
 /// The enabled images in display order.
 pub fn enabled(conn: &mut PgConnection) -> Result<Vec<SwiperImage>, DbError> {

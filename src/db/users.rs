@@ -3,8 +3,9 @@
 use diesel::prelude::*;
 
 use super::DbError;
-use super::models::{ProfileChange, WxUser, user_status};
+use super::models::ProfileChange;
 use super::schema::{account_deletion, wx_user};
+use crate::domain::{MobileBinding, ProfileEdit, WxUser, user_status};
 
 pub fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, DbError> {
     Ok(wx_user::table
@@ -28,14 +29,6 @@ pub fn lock_usable(conn: &mut PgConnection, user_id: i64) -> Result<(), DbError>
         .first(conn)
         .optional()?;
     found.map(|_| ()).ok_or(DbError::AccountNotUsable)
-}
-
-/// What binding a phone number came to.
-pub enum MobileBinding {
-    Bound,
-    /// Another live account has this number; nothing changed.
-    TakenByAnother,
-    NoSuchUser,
 }
 
 /// Stores the user's phone number, if the user is usable. The partial unique index on `mobile`
@@ -73,15 +66,20 @@ pub fn bind_mobile(
 pub fn update_profile(
     conn: &mut PgConnection,
     user_id: i64,
-    change: &ProfileChange,
+    edit: &ProfileEdit,
 ) -> Result<Option<WxUser>, DbError> {
+    let change = ProfileChange {
+        nickname: edit.nickname.as_deref(),
+        avatar: edit.avatar.as_deref(),
+        gender: edit.gender,
+    };
     Ok(diesel::update(
         wx_user::table
             .find(user_id)
             .filter(wx_user::status.eq(0))
             .filter(wx_user::deleted.eq(false)),
     )
-    .set((change, wx_user::update_time.eq(diesel::dsl::now)))
+    .set((&change, wx_user::update_time.eq(diesel::dsl::now)))
     .returning(WxUser::as_returning())
     .get_result(conn)
     .optional()?)

@@ -10,8 +10,8 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 use wxauth::actors::login_log::LoginLogPruner;
 use wxauth::db::login_log;
-use wxauth::db::models::LoginLogEntry;
 use wxauth::db::schema::{login_log as login_log_table, wx_user};
+use wxauth::domain::LoginLogEntry;
 use wxauth::wechat::mask_openid;
 
 use crate::helpers::{TestApp, captured_logs};
@@ -640,11 +640,7 @@ async fn pruning_deletes_rows_older_than_the_retention() {
 
     // The pruner actor does the same at start with LOGIN_LOG_RETENTION_DAYS.
     insert_log_row(&app, "3 days");
-    LoginLogPruner::new(
-        app.state.db.addr().clone(),
-        Duration::from_secs(2 * 24 * 3600),
-    )
-    .start();
+    LoginLogPruner::new(&app.state.db, Duration::from_secs(2 * 24 * 3600)).start();
     let deadline = Instant::now() + Duration::from_secs(5);
     while log_row_count(&app) > 1 && Instant::now() < deadline {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;

@@ -7,7 +7,6 @@ use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use serde_json::{Value, json};
-use wxauth::actors::db::SweepDeletions;
 use wxauth::db::deletion::{self, STAND_IN_NICKNAME};
 use wxauth::db::schema::{
     account_deletion, login_log, meeting, meeting_member, user_session, wx_user,
@@ -669,14 +668,11 @@ async fn sweepers_on_several_instances_erase_each_due_account_once() {
     .expect("lock");
 
     let (one, two) = futures_util::future::join(
-        a.state.db.addr().send(SweepDeletions { limit: 50 }),
-        b.state.db.addr().send(SweepDeletions { limit: 50 }),
+        a.state.db.background().sweep_deletions(50),
+        b.state.db.background().sweep_deletions(50),
     )
     .await;
-    let (one, two) = (
-        one.expect("sent").expect("swept"),
-        two.expect("sent").expect("swept"),
-    );
+    let (one, two) = (one.expect("swept"), two.expect("swept"));
     assert_eq!(one.erased + two.erased, 4, "{one:?} {two:?}");
     assert!(one.skipped + two.skipped >= 1, "{one:?} {two:?}");
     for id in &ids[1..5] {
@@ -695,10 +691,9 @@ async fn sweepers_on_several_instances_erase_each_due_account_once() {
         let again = a
             .state
             .db
-            .addr()
-            .send(SweepDeletions { limit: 50 })
+            .background()
+            .sweep_deletions(50)
             .await
-            .expect("sent")
             .expect("swept");
         erased += again.erased;
         if status_of(&a, held).is_none() {

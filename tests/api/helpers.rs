@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use serde_json::Value;
 use wxauth::api::AppState;
 use wxauth::config::Config;
-use wxauth::db::models::WxUser;
 use wxauth::db::schema::wx_user;
+use wxauth::domain::WxUser;
 use wxauth::startup::Application;
 use wxauth::wechat::fake::{self, FakeWeChat, MintedCode};
 

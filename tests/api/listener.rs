@@ -212,6 +212,75 @@ async fn while_the_listener_stays_frozen_every_check_goes_to_postgresql_and_the_
     until_cached(&d, &token).await;
 }
 
+/// While the listener is down every token check reads `user_session`, through the database
+/// handle's reads lane like any read. With the database stalled, checks beyond that lane's bound
+/// are refused (errno 721) within the request's deadline instead of queuing at the executor
+/// until it passes; once the database moves again the token works.
+#[actix_web::test]
+async fn token_checks_while_the_listener_is_down_are_bounded_when_the_database_stalls() {
+    let b = TestApp::spawn().await;
+    let proxy = DbProxy::start();
+    proxy.freeze_new_listeners(true);
+    let d = b
+        .sibling_with(&[("DATABASE_URL", &proxy.url_for(&b.db_url))])
+        .await;
+    let token = b.login_ok("stalled-checks").await;
+    assert_eq!(d.get("user/index", Some(&token)).await.errno(), 0);
+    assert_eq!(
+        cached_sessions(&d).await,
+        0,
+        "every check goes to PostgreSQL"
+    );
+
+    // Every read of user_session waits behind this lock until it is released.
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let db_url = b.db_url.clone();
+    let holder = std::thread::spawn(move || {
+        let mut conn = PgConnection::establish(&db_url).expect("connect");
+        conn.transaction::<_, diesel::result::Error, _>(|c| {
+            diesel::sql_query("LOCK TABLE user_session IN ACCESS EXCLUSIVE MODE").execute(c)?;
+            locked_tx.send(()).expect("signal");
+            let _ = release_rx.recv_timeout(Duration::from_secs(20));
+            Ok(())
+        })
+        .expect("lock held");
+    });
+    locked_rx.recv().expect("locked");
+
+    let bound = d.state.db.admission().stats().limit;
+    let requests = bound * 6;
+    let started = Instant::now();
+    let replies = futures_util::future::join_all((0..requests).map(|_| async {
+        let reply = d.get("user/index", Some(&token)).await;
+        (reply.errno(), started.elapsed())
+    }))
+    .await;
+    release_tx.send(()).expect("release");
+    holder.join().expect("lock holder");
+
+    let refused: Vec<Duration> = replies
+        .iter()
+        .filter(|(errno, _)| *errno == 721)
+        .map(|(_, after)| *after)
+        .collect();
+    println!(
+        "{} of {requests} checks refused, the first after {:?}, the last after {:?}",
+        refused.len(),
+        refused.iter().min(),
+        refused.iter().max()
+    );
+    assert!(
+        refused.len() >= requests - bound,
+        "at most {bound} checks may wait for the stalled database: {replies:?}"
+    );
+    for (errno, _) in &replies {
+        assert!([721, 502].contains(errno), "{replies:?}");
+    }
+    assert_eq!(d.get("user/index", Some(&token)).await.errno(), 0);
+    assert_eq!(d.state.db.admission().stats().in_flight, 0);
+}
+
 /// The user row, the user's sessions and memberships, and the meetings: what a refused write
 /// must leave as it was.
 fn snapshot(app: &TestApp, user_id: i64) -> String {

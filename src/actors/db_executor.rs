@@ -1,0 +1,508 @@
+//! `DbExecutor`: synchronous Diesel on an r2d2 pool, run on a `SyncArbiter` so blocking queries
+//! never stall the HTTP workers; and `DbHandle`, the only way to it.
+//!
+//! The executor knows one message, `Run`: a query function of `crate::db`, run on a pooled
+//! connection with the executor's context (the cipher that seals stored session_keys). The
+//! handle has a method per operation, so a new query is its function in `crate::db`, one method
+//! here and one line where it is used. Every method answers `DbFailure`, which converts into
+//! the API error.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, TimeDelta, Utc};
+use diesel::PgConnection;
+use diesel::RunQueryDsl;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::admission::{Admission, Busy, Permit};
+use crate::db::deletion::{self, Swept};
+use crate::db::demo::{self, SeedReport};
+use crate::db::sealed::SessionKeyCipher;
+use crate::db::{DbError, PgPool, export, login_log, meetings, sessions, setup, swiper, users};
+use crate::domain::{
+    DeletionCounts, HomePage, JoinOutcome, LiveSession, LoginAttempt, LoginRecord, LoginSummary,
+    MeetingDraft, MeetingInfo, MeetingPage, MobileBinding, NewSessionMeta, Pending, PersonalData,
+    ProfileEdit, Restore, SignIn, SwiperImage, UserMeetingCounts, WxUser,
+};
+use crate::read_batch::{LoadBatch, ReadBatcher};
+use crate::wechat::SessionKey;
+
+/// How long a database read may take, queue included, so that the request still answers within
+/// the client's 3 s (the rest is the token check and the answer).
+pub const READ_BUDGET: Duration = Duration::from_millis(2000);
+
+/// Upkeep (login_log batches, `last_seen_at`, sweeps) at the executor at once: however long the
+/// database stalls, upkeep holds at most this many of its threads and queues nothing behind
+/// them.
+pub const BACKGROUND_IN_FLIGHT: usize = 2;
+/// Upkeep waiting for its turn beyond those; more is refused, and tried again at its next tick.
+pub const BACKGROUND_QUEUE: usize = 8;
+
+/// What a database call answers.
+pub type DbResult<T> = Result<T, DbFailure>;
+
+/// Why a database call did not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DbFailure {
+    /// Refused before it was sent: more work is waiting than can be served in time.
+    #[error("database busy: {}", .0.reason)]
+    Busy(Busy),
+    #[error("database executor stopped: {0}")]
+    Stopped(#[from] MailboxError),
+    #[error(transparent)]
+    Query(#[from] DbError),
+    /// The failure of a read batch, answered to each request in it.
+    #[error(transparent)]
+    Shared(Arc<DbFailure>),
+}
+
+struct DbExecutor {
+    pool: PgPool,
+    cipher: Arc<SessionKeyCipher>,
+}
+
+impl Actor for DbExecutor {
+    type Context = SyncContext<Self>;
+}
+
+type Job<T> = Box<dyn FnOnce(&mut PgConnection, &SessionKeyCipher) -> Result<T, DbError> + Send>;
+
+/// A query run on a pooled connection.
+///
+/// Its place in a lane is freed when the executor is done with it, not when its caller stops
+/// waiting (a request past its deadline): the lanes bound the messages at the executor.
+struct Run<T> {
+    job: Job<T>,
+    read: Option<Permit>,
+    _upkeep: Option<OwnedSemaphorePermit>,
+}
+
+impl<T: 'static> Message for Run<T> {
+    type Result = Result<T, DbError>;
+}
+
+impl<T: Send + 'static> Handler<Run<T>> for DbExecutor {
+    type Result = Result<T, DbError>;
+
+    fn handle(&mut self, run: Run<T>, _: &mut Self::Context) -> Self::Result {
+        let answer = (run.job)(&mut *self.pool.get()?, &self.cipher);
+        if let (Ok(_), Some(mut permit)) = (&answer, run.read) {
+            permit.succeeded(Duration::ZERO);
+        }
+        answer
+    }
+}
+
+/// How a call is admitted to the executor.
+#[derive(Clone, Copy)]
+enum Lane {
+    /// Requests: at most `max_in_flight` messages, a few more queued for as long as they can
+    /// still be answered in time, the rest refused at once with errno 721.
+    Reads,
+    /// Work admitted elsewhere: never refused.
+    Admitted,
+    /// Upkeep: `BACKGROUND_IN_FLIGHT`, then `BACKGROUND_QUEUE` waiting, then refused.
+    Background,
+}
+
+struct Shared {
+    addr: Addr<DbExecutor>,
+    reads: Arc<Admission>,
+    background: Arc<Semaphore>,
+    background_waiting: AtomicUsize,
+    /// Only to read its state: when every executor thread is stuck on a dead database, a message
+    /// asking about the pool would wait behind them.
+    pool: PgPool,
+}
+
+/// The way to the DbExecutor. A `SyncArbiter` mailbox is unbounded, so without a bound a stalled
+/// database would queue requests forever: every call goes through a lane that bounds it (see
+/// `Lane`). A handle calls through the reads lane; `admitted()` is for logins, which passed
+/// their own admission before their code was exchanged (their number is bounded there, and once
+/// a code is spent the login must not be refused for want of a place here); `background()` is
+/// for upkeep.
+#[derive(Clone)]
+pub struct DbHandle {
+    shared: Arc<Shared>,
+    lane: Lane,
+    /// `user/index`'s counts, read in batches: it is the read every page view makes.
+    meeting_counts: ReadBatcher<i64, UserMeetingCounts, Arc<DbFailure>>,
+}
+
+impl DbHandle {
+    /// Starts `threads` executors on `pool`; `reads` bounds the reads lane.
+    pub fn start(
+        pool: PgPool,
+        cipher: SessionKeyCipher,
+        threads: usize,
+        reads: Arc<Admission>,
+    ) -> DbHandle {
+        let cipher = Arc::new(cipher);
+        let executor_pool = pool.clone();
+        let addr = SyncArbiter::start(threads, move || DbExecutor {
+            pool: executor_pool.clone(),
+            cipher: cipher.clone(),
+        });
+        let shared = Arc::new(Shared {
+            addr,
+            reads,
+            background: Arc::new(Semaphore::new(BACKGROUND_IN_FLIGHT)),
+            background_waiting: AtomicUsize::new(0),
+            pool,
+        });
+        DbHandle {
+            meeting_counts: meeting_counts_batcher(&shared, threads),
+            shared,
+            lane: Lane::Reads,
+        }
+    }
+
+    /// This handle, for work already admitted elsewhere (a login whose code is exchanged).
+    pub fn admitted(&self) -> DbHandle {
+        self.on(Lane::Admitted)
+    }
+
+    /// This handle, for upkeep.
+    pub fn background(&self) -> DbHandle {
+        self.on(Lane::Background)
+    }
+
+    fn on(&self, lane: Lane) -> DbHandle {
+        DbHandle {
+            shared: self.shared.clone(),
+            lane,
+            meeting_counts: self.meeting_counts.clone(),
+        }
+    }
+
+    /// The reads lane's admission, for the status page.
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.shared.reads
+    }
+
+    /// The executor's pool, to read its state (never to run a query: that is the executor's).
+    pub fn pool(&self) -> &PgPool {
+        &self.shared.pool
+    }
+
+    async fn run<T, F>(&self, job: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection, &SessionKeyCipher) -> Result<T, DbError> + Send + 'static,
+    {
+        self.shared.run(self.lane, job).await
+    }
+
+    // ---- users ----
+
+    pub async fn user(&self, id: i64) -> DbResult<Option<WxUser>> {
+        self.run(move |c, _| users::find_by_id(c, id)).await
+    }
+
+    pub async fn bind_mobile(&self, user_id: i64, mobile: String) -> DbResult<MobileBinding> {
+        self.run(move |c, _| users::bind_mobile(c, user_id, &mobile))
+            .await
+    }
+
+    /// The updated user; `None` when there is no such usable user.
+    pub async fn update_profile(
+        &self,
+        user_id: i64,
+        edit: ProfileEdit,
+    ) -> DbResult<Option<WxUser>> {
+        self.run(move |c, _| users::update_profile(c, user_id, &edit))
+            .await
+    }
+
+    /// Disables (1) or enables (0) an account; admin only.
+    pub async fn set_user_status(&self, user_id: i64, status: i16) -> DbResult<Option<WxUser>> {
+        self.run(move |c, _| users::set_status(c, user_id, status))
+            .await
+    }
+
+    // ---- sessions ----
+
+    /// A login's user upsert and session insert, in one statement.
+    pub async fn login(&self, login: SignIn) -> DbResult<LoginRecord> {
+        self.run(move |c, cipher| sessions::login(c, cipher, &login))
+            .await
+    }
+
+    pub async fn live_session(
+        &self,
+        id: String,
+        max_lifetime: Duration,
+    ) -> DbResult<Option<LiveSession>> {
+        self.run(move |c, _| sessions::load_live(c, &id, max_lifetime))
+            .await
+    }
+
+    /// Whether the session was live.
+    pub async fn revoke_session(&self, id: String) -> DbResult<bool> {
+        self.run(move |c, _| sessions::revoke(c, &id)).await
+    }
+
+    /// How many sessions were live.
+    pub async fn revoke_user_sessions(&self, user_id: i64) -> DbResult<usize> {
+        self.run(move |c, _| sessions::revoke_all_of_user(c, user_id))
+            .await
+    }
+
+    pub async fn refresh_session(
+        &self,
+        old_id: String,
+        new: NewSessionMeta,
+        max_lifetime: Duration,
+    ) -> DbResult<Option<DateTime<Utc>>> {
+        self.run(move |c, cipher| sessions::refresh(c, cipher, &old_id, &new, max_lifetime))
+            .await
+    }
+
+    /// The user's newest session_key (WeChat keeps only that one valid).
+    pub async fn newest_session_key(&self, user_id: i64) -> DbResult<Option<SessionKey>> {
+        self.run(move |c, cipher| sessions::newest_session_key(c, cipher, user_id))
+            .await
+    }
+
+    pub async fn touch_sessions(&self, ids: Vec<String>) -> DbResult<usize> {
+        self.run(move |c, _| sessions::touch(c, &ids)).await
+    }
+
+    pub async fn sweep_sessions(&self) -> DbResult<usize> {
+        self.run(|c, _| sessions::sweep_expired(c)).await
+    }
+
+    pub async fn count_live_sessions(&self) -> DbResult<i64> {
+        self.run(|c, _| sessions::count_live(c)).await
+    }
+
+    // ---- account deletion and export ----
+
+    /// The user asks for the account to be deleted after `grace`; `None`: no such user.
+    pub async fn request_deletion(
+        &self,
+        user_id: i64,
+        grace: TimeDelta,
+    ) -> DbResult<Option<Pending>> {
+        self.run(move |c, _| deletion::request(c, user_id, grace))
+            .await
+    }
+
+    /// A login of an account whose deletion is pending: restore it if it may be.
+    pub async fn restore_on_login(
+        &self,
+        user_id: i64,
+        login_began: DateTime<Utc>,
+    ) -> DbResult<Restore> {
+        self.run(move |c, _| deletion::restore(c, user_id, login_began))
+            .await
+    }
+
+    /// Erases the account's personal data now; `false`: no such user.
+    pub async fn erase_user(&self, user_id: i64) -> DbResult<bool> {
+        self.run(move |c, _| deletion::erase_now(c, user_id)).await
+    }
+
+    /// Erases up to `limit` accounts whose grace period is over.
+    pub async fn sweep_deletions(&self, limit: usize) -> DbResult<Swept> {
+        self.run(move |c, _| deletion::sweep_due(c, limit)).await
+    }
+
+    pub async fn deletion_counts(&self) -> DbResult<DeletionCounts> {
+        self.run(|c, _| deletion::counts(c)).await
+    }
+
+    /// Everything kept about the user, for `auth/export`; `None`: no such user.
+    pub async fn personal_data(&self, user_id: i64) -> DbResult<Option<PersonalData>> {
+        self.run(move |c, _| export::personal_data(c, user_id))
+            .await
+    }
+
+    // ---- login_log ----
+
+    /// Writes a batch of `login_log` rows in one statement; answers how many.
+    pub async fn record_logins(&self, attempts: Vec<LoginAttempt>) -> DbResult<usize> {
+        self.run(move |c, _| login_log::insert_many(c, &attempts))
+            .await
+    }
+
+    /// Deletes `login_log` rows older than the cutoff; answers how many.
+    pub async fn prune_login_log(&self, cutoff: DateTime<Utc>) -> DbResult<usize> {
+        self.run(move |c, _| login_log::prune(c, cutoff)).await
+    }
+
+    /// The logins part of the admin status.
+    pub async fn login_summary(&self, now: DateTime<Utc>, recent: i64) -> DbResult<LoginSummary> {
+        self.run(move |c, _| login_log::summary(c, now, recent))
+            .await
+    }
+
+    // ---- meetings ----
+
+    pub async fn swiper_images(&self) -> DbResult<Vec<SwiperImage>> {
+        self.run(|c, _| swiper::enabled(c)).await
+    }
+
+    /// The home page in one round trip: swiper images and the next `upcoming` meetings.
+    pub async fn home_page(&self, now: DateTime<Utc>, upcoming: i64) -> DbResult<HomePage> {
+        self.run(move |c, _| {
+            Ok(HomePage {
+                swiper_images: swiper::enabled(c)?,
+                upcoming: meetings::upcoming(c, now, upcoming)?,
+            })
+        })
+        .await
+    }
+
+    pub async fn meetings(
+        &self,
+        state: Option<i16>,
+        offset: i64,
+        limit: i64,
+    ) -> DbResult<MeetingPage> {
+        self.run(move |c, _| meetings::list(c, state, offset, limit))
+            .await
+    }
+
+    pub async fn meeting(&self, id: i64) -> DbResult<Option<MeetingInfo>> {
+        self.run(move |c, _| meetings::find(c, id)).await
+    }
+
+    pub async fn publish_meeting(
+        &self,
+        publisher_id: i64,
+        draft: MeetingDraft,
+        now: DateTime<Utc>,
+    ) -> DbResult<MeetingInfo> {
+        self.run(move |c, _| meetings::publish(c, publisher_id, &draft, now))
+            .await
+    }
+
+    pub async fn join_meeting(
+        &self,
+        meeting_id: i64,
+        user_id: i64,
+        now: DateTime<Utc>,
+    ) -> DbResult<JoinOutcome> {
+        self.run(move |c, _| meetings::join(c, meeting_id, user_id, now))
+            .await
+    }
+
+    /// The member count afterwards, or `None` when there is no such meeting.
+    pub async fn leave_meeting(&self, meeting_id: i64, user_id: i64) -> DbResult<Option<i64>> {
+        self.run(move |c, _| meetings::leave(c, meeting_id, user_id))
+            .await
+    }
+
+    /// How many meetings the user published and joined, read with the requests that arrive
+    /// meanwhile (`ReadBatcher`).
+    pub async fn meeting_counts(&self, user_id: i64) -> DbResult<UserMeetingCounts> {
+        match self.meeting_counts.get(user_id).await {
+            Ok(counts) => Ok(counts.unwrap_or_default()),
+            Err(shared) => Err(Arc::try_unwrap(shared).unwrap_or_else(DbFailure::Shared)),
+        }
+    }
+
+    /// Dev mode's start: the demo data, when the app has no meetings and no swiper images yet.
+    pub async fn seed_demo_if_empty(&self, now: DateTime<Utc>) -> DbResult<Option<SeedReport>> {
+        self.run(move |c, _| demo::seed_if_empty(c, now)).await
+    }
+
+    // ---- health ----
+
+    /// Is the database reachable? For `/healthz`.
+    pub async fn ping(&self) -> DbResult<()> {
+        self.run(|c, _| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Which embedded migrations the database lacks. For `/readyz`.
+    pub async fn pending_migrations(&self) -> DbResult<Vec<String>> {
+        self.run(|c, _| setup::pending_migrations(c)).await
+    }
+}
+
+impl Shared {
+    async fn run<T, F>(&self, lane: Lane, job: F) -> DbResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut PgConnection, &SessionKeyCipher) -> Result<T, DbError> + Send + 'static,
+    {
+        let mut run = Run {
+            job: Box::new(job),
+            read: None,
+            _upkeep: None,
+        };
+        match lane {
+            Lane::Reads => {
+                let permit = self.reads.acquire(READ_BUDGET).await;
+                run.read = Some(permit.map_err(DbFailure::Busy)?);
+            }
+            Lane::Admitted => {}
+            Lane::Background => run._upkeep = Some(self.background_place().await?),
+        }
+        Ok(self.addr.send(run).await??)
+    }
+
+    /// A place in the background lane: at once, after a bounded wait, or refused.
+    async fn background_place(&self) -> DbResult<OwnedSemaphorePermit> {
+        if let Ok(place) = self.background.clone().try_acquire_owned() {
+            return Ok(place);
+        }
+        if self.background_waiting.fetch_add(1, Ordering::AcqRel) >= BACKGROUND_QUEUE {
+            self.background_waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(backlog());
+        }
+        // Counted until it has its place, or gives up waiting (dropped).
+        let _waiting = Waiting(&self.background_waiting);
+        self.background
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| backlog())
+    }
+}
+
+/// At most half the executor's threads for `user/index` batches, so the other reads and the
+/// logins keep the rest; a batch of a few hundred users is still one short statement. Each
+/// batch is one read in the reads lane, admitted and shed like any other.
+fn meeting_counts_batcher(
+    shared: &Arc<Shared>,
+    threads: usize,
+) -> ReadBatcher<i64, UserMeetingCounts, Arc<DbFailure>> {
+    let at_db = shared.clone();
+    let load: LoadBatch<i64, UserMeetingCounts, Arc<DbFailure>> = Arc::new(move |ids| {
+        let shared = at_db.clone();
+        Box::pin(async move {
+            shared
+                .run(Lane::Reads, move |c, _| meetings::counts_for_users(c, &ids))
+                .await
+                .map_err(Arc::new)
+        })
+    });
+    let reads = shared.reads.clone();
+    let refuse = Arc::new(move || Arc::new(DbFailure::Busy(reads.refuse_overflow())));
+    ReadBatcher::new(threads / 2, 256, READ_BUDGET, load, refuse)
+}
+
+fn backlog() -> DbFailure {
+    DbFailure::Busy(Busy {
+        kind: "background",
+        reason: "too much upkeep waiting for the database",
+        retry_after: Duration::ZERO,
+    })
+}
+
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}

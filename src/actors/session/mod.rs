@@ -1,0 +1,286 @@
+//! `SessionActor`: the live sessions. PostgreSQL's `user_session` is the truth; in front of it is
+//! a bounded LRU cache (`cache.rs`), so the hot path — a request with a live cached token —
+//! touches no database, and memory stays flat however many sessions exist.
+//!
+//! The cache is shared: the token check on the HTTP workers reads it on their own threads, and
+//! only a miss becomes a message to this actor, which reads the database and fills the cache. A
+//! message per request cost a cross-thread wake-up each way, about as much as the rest of the
+//! token check together (BENCHMARKS.md). Every change to the cache is made under its lock, by the actor, so
+//! reads and invalidations stay in one order.
+//!
+//! The cache is only trusted while the NOTIFY listener is proven alive (it heard its own
+//! heartbeat recently; see `listener.rs`): revocations made by other instances arrive through it.
+//! Otherwise the cache is emptied and bypassed, and every check goes to PostgreSQL, until the
+//! listener is healthy again (notifications sent meanwhile may be lost), so a revoked token is
+//! never served from a memory nobody keeps current. Those checks go through the database
+//! handle's reads lane like any read: bounded, and refused with errno 721 beyond the bound.
+
+mod cache;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+pub use self::cache::SessionCache;
+use crate::actors::db_executor::{DbHandle, DbResult};
+use crate::domain::{LiveSession, NewSessionMeta, Revoked};
+
+/// How often `last_seen_at` is written for the sessions used since the last write.
+const TOUCH_EVERY: Duration = Duration::from_secs(30);
+/// How often long-expired sessions are deleted.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
+
+pub struct SessionActor {
+    db: DbHandle,
+    cache: Arc<SessionCache>,
+    /// `SESSION_MAX_LIFETIME_SECS`: the cache holds each session's expiry already cut to it.
+    max_lifetime: Duration,
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+impl SessionActor {
+    pub fn new(db: DbHandle, capacity: usize, max_lifetime: Duration) -> Self {
+        SessionActor {
+            db,
+            cache: Arc::new(SessionCache::new(capacity)),
+            max_lifetime,
+        }
+    }
+
+    /// The cache, for the token check to read without a message.
+    pub fn cache(&self) -> Arc<SessionCache> {
+        self.cache.clone()
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(TOUCH_EVERY, |act, _| {
+            let ids = act.cache.take_seen();
+            if ids.is_empty() {
+                return;
+            }
+            let db = act.db.background();
+            actix::spawn(async move {
+                if let Err(e) = db.touch_sessions(ids).await {
+                    log::warn!("last_seen_at not written: {e}");
+                }
+            });
+        });
+        ctx.run_interval(SWEEP_EVERY, |act, _| {
+            let db = act.db.background();
+            actix::spawn(async move {
+                if let Err(e) = db.sweep_sessions().await {
+                    log::warn!("expired sessions not swept: {e}");
+                }
+            });
+        });
+    }
+}
+
+/// Is this session live and does it belong to this user?
+#[derive(Message)]
+#[rtype(result = "DbResult<bool>")]
+pub struct CheckSession {
+    pub jti: String,
+    pub user_id: i64,
+}
+
+impl Handler<CheckSession> for SessionActor {
+    type Result = ResponseActFuture<Self, DbResult<bool>>;
+
+    fn handle(&mut self, msg: CheckSession, _: &mut Self::Context) -> Self::Result {
+        let now = now();
+        if let Some(live) = self.cache.check(&msg.jti, msg.user_id, now) {
+            return Box::pin(fut::ready(Ok(live)));
+        }
+        let epoch = self.cache.epoch();
+        let jti = msg.jti.clone();
+        let (db, max_lifetime) = (self.db.clone(), self.max_lifetime);
+        Box::pin(
+            async move { db.live_session(msg.jti, max_lifetime).await }
+                .into_actor(self)
+                .map(move |res, act, _| match res? {
+                    Some(s) if s.expires_at > now => {
+                        act.cache.mark_seen(&jti);
+                        act.cache.remember(jti, s, epoch);
+                        Ok(s.user_id == msg.user_id)
+                    }
+                    _ => Ok(false),
+                }),
+        )
+    }
+}
+
+/// Logout: revokes the session everywhere. Answers whether it was live.
+///
+/// This and the other revocations invalidate the cache twice: before the write, so no check
+/// answers from memory meanwhile, and once it is committed, because a check that read the row
+/// just before the commit has cached it as live (its read began after the first invalidation).
+/// The NOTIFY would void that entry too, but only after the answer, when the client already
+/// believes the token dead.
+#[derive(Message)]
+#[rtype(result = "DbResult<bool>")]
+pub struct EndSession {
+    pub jti: String,
+}
+
+impl Handler<EndSession> for SessionActor {
+    type Result = ResponseActFuture<Self, DbResult<bool>>;
+
+    fn handle(&mut self, msg: EndSession, _: &mut Self::Context) -> Self::Result {
+        let revoked = Revoked::Session(msg.jti.clone());
+        self.cache.invalidate(&revoked);
+        let db = self.db.clone();
+        Box::pin(
+            async move { db.revoke_session(msg.jti).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    act.cache.invalidate(&revoked);
+                    res
+                }),
+        )
+    }
+}
+
+/// Logout on every device (or a ban): revokes all the user's sessions everywhere.
+#[derive(Message)]
+#[rtype(result = "DbResult<usize>")]
+pub struct EndUserSessions {
+    pub user_id: i64,
+}
+
+impl Handler<EndUserSessions> for SessionActor {
+    type Result = ResponseActFuture<Self, DbResult<usize>>;
+
+    fn handle(&mut self, msg: EndUserSessions, _: &mut Self::Context) -> Self::Result {
+        let revoked = Revoked::User(msg.user_id);
+        self.cache.invalidate(&revoked);
+        let db = self.db.clone();
+        Box::pin(
+            async move { db.revoke_user_sessions(msg.user_id).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    act.cache.invalidate(&revoked);
+                    res
+                }),
+        )
+    }
+}
+
+/// Replaces a session by a new one (token refresh). `None` when the old one was not live;
+/// otherwise the new session's expiry, which the session's maximum lifetime may have cut short
+/// of the one asked for.
+#[derive(Message)]
+#[rtype(result = "DbResult<Option<DateTime<Utc>>>")]
+pub struct RefreshSession {
+    pub old_jti: String,
+    pub new: NewSessionMeta,
+}
+
+impl Handler<RefreshSession> for SessionActor {
+    type Result = ResponseActFuture<Self, DbResult<Option<DateTime<Utc>>>>;
+
+    fn handle(&mut self, msg: RefreshSession, _: &mut Self::Context) -> Self::Result {
+        let revoked = Revoked::Session(msg.old_jti.clone());
+        self.cache.invalidate(&revoked);
+        let id = msg.new.id.clone();
+        let user_id = msg.new.user_id;
+        let epoch = self.cache.epoch();
+        let (db, max_lifetime) = (self.db.clone(), self.max_lifetime);
+        Box::pin(
+            async move { db.refresh_session(msg.old_jti, msg.new, max_lifetime).await }
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    // Nothing was revoked while the write ran: the new session may be cached.
+                    let undisturbed = act.cache.epoch() == epoch;
+                    act.cache.invalidate(&revoked);
+                    let refreshed = res?;
+                    if let Some(expires_at) = refreshed.filter(|_| undisturbed) {
+                        let live = LiveSession {
+                            user_id,
+                            expires_at: expires_at.timestamp(),
+                        };
+                        act.cache.remember(id, live, act.cache.epoch());
+                    }
+                    Ok(refreshed)
+                }),
+        )
+    }
+}
+
+/// How many sessions are live across all instances, for the status page; the ones in this
+/// instance's memory when the database cannot say.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CountSessions;
+
+impl Handler<CountSessions> for SessionActor {
+    type Result = ResponseFuture<usize>;
+
+    fn handle(&mut self, _: CountSessions, _: &mut Self::Context) -> Self::Result {
+        let db = self.db.clone();
+        let cached = self.cache.len();
+        Box::pin(async move {
+            db.count_live_sessions()
+                .await
+                .map(|n| n.max(0) as usize)
+                .unwrap_or(cached)
+        })
+    }
+}
+
+/// How many sessions this instance holds in memory (tests, status).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct CachedSessions;
+
+impl Handler<CachedSessions> for SessionActor {
+    type Result = usize;
+
+    fn handle(&mut self, _: CachedSessions, _: &mut Self::Context) -> usize {
+        self.cache.len()
+    }
+}
+
+/// Writes `last_seen_at` now for the sessions used since the last write, instead of at the next
+/// tick: the process is about to exit. Answers how many rows were written.
+#[derive(Message)]
+#[rtype(result = "DbResult<usize>")]
+pub struct FlushLastSeen;
+
+impl Handler<FlushLastSeen> for SessionActor {
+    type Result = ResponseFuture<DbResult<usize>>;
+
+    fn handle(&mut self, _: FlushLastSeen, _: &mut Self::Context) -> Self::Result {
+        let ids = self.cache.take_seen();
+        let db = self.db.background();
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            db.touch_sessions(ids).await
+        })
+    }
+}
+
+/// From the NOTIFY listener, or after a revocation made in the database by other means (a
+/// disabled or deleted account): drop what was revoked from this instance's memory.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Invalidate(pub Revoked);
+
+impl Handler<Invalidate> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Invalidate, _: &mut Self::Context) {
+        self.cache.invalidate(&msg.0);
+    }
+}
