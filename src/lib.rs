@@ -2,7 +2,8 @@
 //!
 //! `startup::Application` wires the pieces: `api` (actix-web handlers) sends messages to the
 //! three `actors` (`SessionActor`, `DbExecutor`, `WeChatClient`); `db` holds the schema and
-//! queries, `wechat` the protocol, crypto and a faithful fake of WeChat's servers.
+//! queries, `wechat` the protocol and crypto; `dev` holds the fake of WeChat's servers that dev
+//! mode and the tests use.
 
 // Nothing the network or the database hands us may be unwrapped.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -13,6 +14,7 @@ pub mod announce;
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod dev;
 pub mod error;
 pub mod log_throttle;
 pub mod metrics;

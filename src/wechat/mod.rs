@@ -1,8 +1,7 @@
-//! WeChat's server protocol: the values it hands us, its errcodes, its crypto, and a faithful fake
-//! of its API for dev mode and tests. The actor that talks to it lives in `actors::wechat`.
+//! WeChat's server protocol: the values it hands us, its errcodes and its crypto. The actor that
+//! talks to it lives in `actors::wechat`, the fake that plays it in `dev::fake_wechat`.
 
 pub mod crypto;
-pub mod fake;
 
 use std::fmt;
 
