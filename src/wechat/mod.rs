@@ -7,7 +7,7 @@ use std::fmt;
 
 use serde::Deserialize;
 
-/// WeChat errcodes this service reacts to (see shared/WECHAT_API.md).
+/// The WeChat errcodes this service reacts to.
 pub mod errcode {
     pub const SYSTEM_BUSY: i64 = -1;
     pub const INVALID_CODE: i64 = 40029;
