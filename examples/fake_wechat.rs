@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 
 use actix_web::{App, HttpServer};
-use wxauth::wechat::fake::{self, FakeWeChat};
+use wxauth::dev::fake_wechat::{self, FakeWeChat};
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -17,7 +17,7 @@ async fn main() -> std::io::Result<()> {
     );
     let listener = TcpListener::bind(var("FAKE_BIND_ADDR", "127.0.0.1:0"))?;
     println!("listening on {}", listener.local_addr()?);
-    HttpServer::new(move || App::new().configure(fake::configure(fake.clone())))
+    HttpServer::new(move || App::new().configure(fake_wechat::configure(fake.clone())))
         .listen(listener)?
         .workers(2)
         .run()

@@ -2,8 +2,8 @@
 //!
 //! `startup::Application` wires the pieces: `api` (actix-web handlers) calls the three `actors`
 //! (`SessionActor`, the `DbExecutor` through its `DbHandle`, `WeChatClient`) with the values of
-//! `domain`; `db` holds the schema, the rows and the queries, `wechat` the protocol, crypto and
-//! a faithful fake of WeChat's servers.
+//! `domain`; `db` holds the schema, the rows and the queries, `wechat` the protocol and crypto;
+//! `dev` holds the fake of WeChat's servers that dev mode and the tests use.
 
 // Nothing the network or the database hands us may be unwrapped.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -14,6 +14,7 @@ pub mod announce;
 pub mod api;
 pub mod config;
 pub mod db;
+pub mod dev;
 pub mod domain;
 pub mod error;
 pub mod log_throttle;

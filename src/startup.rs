@@ -21,10 +21,10 @@ use crate::api::{self, AppState, Started};
 use crate::config::{Config, Secret, WeChatMode};
 use crate::db::sealed::SessionKeyCipher;
 use crate::db::setup::{self, SetupError};
+use crate::dev::fake_wechat::{self as fake, FakeWeChat};
 use crate::metrics::Metrics;
 use crate::shutdown::{self, Drain};
 use crate::token::TokenIssuer;
-use crate::wechat::fake::{self, FakeWeChat};
 
 /// How long requests in flight get to finish once the listener is closed (after the drain).
 pub const SHUTDOWN_GRACE_SECS: u64 = 10;

@@ -4,8 +4,8 @@
 //!
 //! Tokens are signed by jsonwebtoken. They are verified here, on every authenticated request,
 //! with the same audited primitives (the RustCrypto `hmac`, constant-time comparison, `base64`,
-//! `serde_json`) but without jsonwebtoken's general-purpose `decode`, which rebuilt the HMAC key
-//! and parsed the claims twice per call: 87 % of the token check's CPU (BENCHMARKS.md). The key
+//! `serde_json`) but without jsonwebtoken's general-purpose `decode`, which rebuilds the HMAC key
+//! and parses the claims twice per call, most of the check's cost on every request. The key
 //! schedule runs once, the signature is checked before anything in the token is parsed, and what
 //! a verified token says is parsed once per worker thread (see `TokenIssuer::verify`).
 

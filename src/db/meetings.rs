@@ -190,7 +190,7 @@ pub fn counts_for_user(
     conn: &mut PgConnection,
     user_id: i64,
 ) -> Result<UserMeetingCounts, DbError> {
-    // One statement, one round trip: user/index runs this on every call (BENCHMARKS.md).
+    // One statement, one round trip: user/index runs this on every call.
     let (published, joined): (Option<i64>, Option<i64>) = diesel::select((
         meeting::table
             .filter(meeting::publisher_id.eq(user_id))

@@ -1,9 +1,9 @@
 //! The connection pool's manager: diesel's r2d2 `ConnectionManager`, except that a connection
 //! which answered a query successfully less than `FRESH_FOR` ago is handed out without a ping.
 //!
-//! r2d2 tests every connection on checkout with `SELECT 1`. On the login path that doubled the
-//! round trips (two checkouts, two pings, two statements) and took 39 % of the database threads'
-//! CPU under load (BENCHMARKS.md). Pinging only connections that have been idle, or whose last
+//! r2d2 tests every connection on checkout with `SELECT 1`. On the login path that doubles the
+//! round trips (two checkouts, two pings, two statements), and under load the pings take a large
+//! share of the database threads' CPU. Pinging only connections that have been idle, or whose last
 //! query failed, is what HikariCP does (its "alive bypass window"). The price: a connection that
 //! dies within the window fails one query; that failure marks it stale, its next checkout pings,
 //! and r2d2 replaces it.

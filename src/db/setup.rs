@@ -195,7 +195,7 @@ pub fn build_pool(url: &str, size: u32) -> Result<PgPool, SetupError> {
 pub fn prepare(url: &str, pool_size: u32) -> Result<PgPool, SetupError> {
     // Usually the database exists: one connection checks the migrations. Only when it cannot be
     // reached (it may be missing) is the server's `postgres` database asked to create it. Each
-    // PostgreSQL connection is a 5-20 ms handshake, much of the start-up (BENCHMARKS.md).
+    // PostgreSQL connection is a 5-20 ms handshake, much of the start-up.
     let mut conn = match connect(url) {
         Ok(conn) => conn,
         Err(_) => {

@@ -1,14 +1,13 @@
-//! WeChat's server protocol: the values it hands us, its errcodes, its crypto, and a faithful fake
-//! of its API for dev mode and tests. The actor that talks to it lives in `actors::wechat`.
+//! WeChat's server protocol: the values it hands us, its errcodes and its crypto. The actor that
+//! talks to it lives in `actors::wechat`, the fake that plays it in `dev::fake_wechat`.
 
 pub mod crypto;
-pub mod fake;
 
 use std::fmt;
 
 use serde::Deserialize;
 
-/// WeChat errcodes this service reacts to (see shared/WECHAT_API.md).
+/// The WeChat errcodes this service reacts to.
 pub mod errcode {
     pub const SYSTEM_BUSY: i64 = -1;
     pub const INVALID_CODE: i64 = 40029;

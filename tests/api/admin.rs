@@ -470,7 +470,7 @@ async fn metrics_parse_as_prometheus_text_and_count_a_login() {
 async fn metrics_count_wechat_errors_by_errcode() {
     let app = TestApp::spawn().await;
     app.fake
-        .set_fault(wxauth::wechat::fake::Fault::Errcode { errcode: 45011 });
+        .set_fault(wxauth::dev::fake_wechat::Fault::Errcode { errcode: 45011 });
     assert_eq!(app.login("alice").await.errno(), 712);
     let samples = scrape(&app, &app.base).await;
     assert_eq!(

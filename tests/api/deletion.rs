@@ -11,7 +11,7 @@ use wxauth::db::deletion::{self, STAND_IN_NICKNAME};
 use wxauth::db::schema::{
     account_deletion, login_log, meeting, meeting_member, user_session, wx_user,
 };
-use wxauth::wechat::fake::Fault;
+use wxauth::dev::fake_wechat::Fault;
 use wxauth::wechat::mask_openid;
 
 use crate::helpers::{Reply, TestApp};

@@ -413,7 +413,7 @@ async fn errcodes_wechat_does_not_document_are_one_other_label() {
     let app = TestApp::spawn().await;
     for (i, errcode) in [61_234_567, 99_999_991, 12_345].into_iter().enumerate() {
         app.fake
-            .set_fault(wxauth::wechat::fake::Fault::Errcode { errcode });
+            .set_fault(wxauth::dev::fake_wechat::Fault::Errcode { errcode });
         assert_eq!(app.login(&format!("odd{i}")).await.errno(), 716);
     }
     let metrics = app.get_abs("/metrics").await.raw;

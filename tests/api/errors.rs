@@ -124,7 +124,7 @@ async fn unknown_codes_used_codes_and_expired_codes_have_their_own_errnos() {
     let old = app.fake.mint_code_for(
         &app.fake.openid_for("carol"),
         None,
-        wxauth::wechat::fake::CODE_TTL + std::time::Duration::from_secs(5),
+        wxauth::dev::fake_wechat::CODE_TTL + std::time::Duration::from_secs(5),
     );
     let expired = app
         .post("auth/login_by_weixin", &json!({ "code": old.code }), None)

@@ -12,9 +12,9 @@ use serde_json::Value;
 use wxauth::api::AppState;
 use wxauth::config::Config;
 use wxauth::db::schema::wx_user;
+use wxauth::dev::fake_wechat::{self as fake, FakeWeChat, MintedCode};
 use wxauth::domain::WxUser;
 use wxauth::startup::Application;
-use wxauth::wechat::fake::{self, FakeWeChat, MintedCode};
 
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 

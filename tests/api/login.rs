@@ -216,7 +216,7 @@ async fn a_double_tap_sends_one_code_to_wechat_once_and_logs_in_both_requests() 
     let app = TestApp::spawn().await;
     // Slow WeChat keeps the first exchange in flight while the second request arrives.
     app.fake
-        .set_fault(wxauth::wechat::fake::Fault::Slow { delay_ms: 300 });
+        .set_fault(wxauth::dev::fake_wechat::Fault::Slow { delay_ms: 300 });
     let code = app.code_for("gina").code;
     let body = json!({ "code": code });
 

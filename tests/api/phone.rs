@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 use serde_json::json;
 use wxauth::db::schema::wx_user;
-use wxauth::wechat::fake::Fault;
+use wxauth::dev::fake_wechat::Fault;
 
 use crate::helpers::{TEST_APPID, TestApp, captured_logs};
 

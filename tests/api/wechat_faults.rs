@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use wxauth::wechat::fake::Fault;
+use wxauth::dev::fake_wechat::Fault;
 
 use crate::helpers::{TestApp, captured_logs};
 

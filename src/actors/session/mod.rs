@@ -4,8 +4,8 @@
 //!
 //! The cache is shared: the token check on the HTTP workers reads it on their own threads, and
 //! only a miss becomes a message to this actor, which reads the database and fills the cache. A
-//! message per request cost a cross-thread wake-up each way, about as much as the rest of the
-//! token check together (BENCHMARKS.md). Every change to the cache is made under its lock, by the actor, so
+//! message per request would cost a cross-thread wake-up each way, about as much as the rest of
+//! the token check together. Every change to the cache is made under its lock, by the actor, so
 //! reads and invalidations stay in one order.
 //!
 //! The cache is only trusted while the NOTIFY listener is proven alive (it heard its own

@@ -1,0 +1,207 @@
+//! `WeChatClient`: the one place that talks to WeChat's servers, as an async actor around awc
+//! (awc's client is `!Send`, so it lives inside the actor).
+//!
+//! - Identical login codes in flight at once are exchanged once: WeChat would refuse the second
+//!   exchange (40163), so a double tap in the mini-program would log in and then show an error.
+//! - The access token is cached and refreshed single-flight (`access_token.rs`).
+//! - Every round trip goes through `transport.rs` (bounded, timed) and is counted for the status
+//!   page (`stats.rs`) and the metrics.
+
+mod access_token;
+mod single_flight;
+mod stats;
+mod transport;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+
+use self::access_token::CachedToken;
+use self::single_flight::SingleFlight;
+pub use self::stats::{UpstreamStats, UpstreamWindow};
+pub use self::transport::MAX_IN_FLIGHT;
+use self::transport::Upstream;
+use crate::config::{AccessTokenMode, Secret};
+use crate::metrics::Metrics;
+use crate::wechat::crypto::login_state_signature;
+use crate::wechat::{
+    JsCode, PhoneInfo, SessionKey, WeChatError, WxSession, errcode, mask_openid,
+    parse_code2session, parse_phone_reply, parse_reply,
+};
+
+type Reply<T> = Result<T, WeChatError>;
+
+pub struct WeChatClient {
+    upstream: Upstream,
+    appid: String,
+    secret: Secret,
+    token_mode: AccessTokenMode,
+    logins_in_flight: SingleFlight<JsCode, WxSession>,
+    token: Option<CachedToken>,
+    /// The callers waiting for the token refresh in flight, if one is.
+    token_refresh: SingleFlight<(), String>,
+}
+
+impl WeChatClient {
+    pub fn new(
+        api_base: String,
+        appid: String,
+        secret: Secret,
+        timeout: Duration,
+        token_mode: AccessTokenMode,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        WeChatClient {
+            upstream: Upstream::new(api_base, timeout, metrics),
+            appid,
+            secret,
+            token_mode,
+            logins_in_flight: SingleFlight::default(),
+            token: None,
+            token_refresh: SingleFlight::default(),
+        }
+    }
+
+    fn exchange_code(&self, code: &JsCode) -> impl Future<Output = Reply<WxSession>> + 'static {
+        let upstream = self.upstream.clone();
+        let request = upstream.get(
+            "/sns/jscode2session",
+            &[
+                ("appid", self.appid.as_str()),
+                ("secret", self.secret.expose()),
+                ("js_code", code.expose()),
+                ("grant_type", "authorization_code"),
+            ],
+        );
+        async move { upstream.call(request?, None, parse_code2session).await }
+    }
+}
+
+impl Actor for WeChatClient {
+    type Context = Context<Self>;
+}
+
+/// Exchange a `wx.login()` code for the user's openid and session_key.
+#[derive(Message)]
+#[rtype(result = "Result<WxSession, WeChatError>")]
+pub struct Code2Session(pub JsCode);
+
+impl Handler<Code2Session> for WeChatClient {
+    type Result = ResponseFuture<Reply<WxSession>>;
+
+    fn handle(&mut self, msg: Code2Session, ctx: &mut Self::Context) -> Self::Result {
+        let code = msg.0;
+        let (first, answer) = self.logins_in_flight.join(code.clone());
+        if !first {
+            log::debug!("jscode2session: joining an exchange already in flight for the same code");
+            return answer;
+        }
+        let started = Instant::now();
+        ctx.spawn(
+            self.exchange_code(&code)
+                .into_actor(self)
+                .map(move |result, act, _| {
+                    match &result {
+                        Ok(s) => log::debug!(
+                            "jscode2session ok for {} in {} ms",
+                            mask_openid(&s.openid),
+                            started.elapsed().as_millis()
+                        ),
+                        Err(e) => log::warn!(
+                            "jscode2session failed in {} ms: {e}",
+                            started.elapsed().as_millis()
+                        ),
+                    }
+                    act.logins_in_flight.finish(&code, &result);
+                }),
+        );
+        answer
+    }
+}
+
+/// Exchange a `getPhoneNumber` button's code for the phone number (new clients).
+#[derive(Message)]
+#[rtype(result = "Result<PhoneInfo, WeChatError>")]
+pub struct GetPhoneNumber {
+    pub code: String,
+    /// Lets WeChat check that the code belongs to this user.
+    pub openid: String,
+}
+
+impl Handler<GetPhoneNumber> for WeChatClient {
+    type Result = ResponseFuture<Reply<PhoneInfo>>;
+
+    fn handle(&mut self, msg: GetPhoneNumber, ctx: &mut Self::Context) -> Self::Result {
+        let upstream = self.upstream.clone();
+        let body = serde_json::json!({ "code": msg.code, "openid": msg.openid });
+        Self::with_access_token(ctx, move |token| {
+            let upstream = upstream.clone();
+            let body = body.clone();
+            Box::pin(async move {
+                let request = upstream.post(
+                    "/wxa/business/getuserphonenumber",
+                    &[("access_token", token.as_str())],
+                )?;
+                upstream.call(request, Some(body), parse_phone_reply).await
+            })
+        })
+    }
+}
+
+/// Does WeChat still consider this session_key the user's current one? (`/wxa/checksession`)
+#[derive(Message)]
+#[rtype(result = "Result<bool, WeChatError>")]
+pub struct CheckSessionKey {
+    pub openid: String,
+    pub session_key: SessionKey,
+}
+
+impl Handler<CheckSessionKey> for WeChatClient {
+    type Result = ResponseFuture<Reply<bool>>;
+
+    fn handle(&mut self, msg: CheckSessionKey, ctx: &mut Self::Context) -> Self::Result {
+        let upstream = self.upstream.clone();
+        // The key itself never travels: WeChat checks an HMAC made with it.
+        let signature = login_state_signature(msg.session_key.expose(), "");
+        let openid = msg.openid;
+        Self::with_access_token(ctx, move |token| {
+            let upstream = upstream.clone();
+            let query = [
+                ("access_token", token),
+                ("openid", openid.clone()),
+                ("signature", signature.clone()),
+                ("sig_method", "hmac_sha256".to_string()),
+            ];
+            Box::pin(async move {
+                let request = upstream.get("/wxa/checksession", &query)?;
+                // 87009 is WeChat's verdict on the key, not a failure of WeChat.
+                let verdict =
+                    |bytes: &[u8]| match parse_reply::<serde_json::Value>("checksession", bytes) {
+                        Ok(_) => Ok(true),
+                        Err(WeChatError::Api {
+                            errcode: errcode::INVALID_SIGNATURE,
+                            ..
+                        }) => Ok(false),
+                        Err(e) => Err(e),
+                    };
+                upstream.call(request, None, verdict).await
+            })
+        })
+    }
+}
+
+/// What the status page shows about WeChat.
+#[derive(Message)]
+#[rtype(result = "UpstreamStats")]
+pub struct GetUpstreamStats;
+
+impl Handler<GetUpstreamStats> for WeChatClient {
+    type Result = MessageResult<GetUpstreamStats>;
+
+    fn handle(&mut self, _: GetUpstreamStats, _: &mut Self::Context) -> Self::Result {
+        let mut stats = self.upstream.stats(Instant::now());
+        stats.access_token_age_secs = self.access_token_age().map(|age| age.as_secs());
+        MessageResult(stats)
+    }
+}

@@ -1,0 +1,136 @@
+//! The HTTP side of the WeChat client: one awc client with bounded connections and calls in
+//! flight, a timeout over the whole round trip, and every round trip counted.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::Semaphore;
+
+use super::Reply;
+use super::stats::{Tally, UpstreamStats};
+use crate::metrics::Metrics;
+use crate::wechat::WeChatError;
+
+/// Bodies larger than this are not a WeChat answer.
+const MAX_BODY: usize = 64 * 1024;
+/// Connections to WeChat open at once. A login holds one for a whole WeChat round trip, so this
+/// caps logins per round trip: awc's default, 100, allows 500 logins/s when WeChat takes 200 ms,
+/// while 256 waiting clients could use 1280/s. 512 is far more than one instance's CPU can use at
+/// WeChat's usual latency, and still a bound: a stalled WeChat cannot make us open sockets
+/// without end (calls beyond it wait for a free connection, within the same `WECHAT_TIMEOUT_MS`).
+const MAX_CONNECTIONS: usize = 512;
+
+/// At most this many WeChat calls in flight; more are refused at once rather than queued behind
+/// a slow WeChat (each waits up to WECHAT_TIMEOUT_MS, so a queue would only grow).
+pub const MAX_IN_FLIGHT: usize = 1024;
+
+/// What the actor needs to make a request; cloned into each request's future.
+#[derive(Clone)]
+pub(super) struct Upstream {
+    http: awc::Client,
+    api_base: String,
+    timeout: Duration,
+    permits: Arc<Semaphore>,
+    /// Every real round trip is counted here and in the metrics (the futures run on the
+    /// actor's thread, so a `RefCell` is enough).
+    tally: Rc<RefCell<Tally>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Upstream {
+    pub(super) fn new(api_base: String, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        let http = awc::Client::builder()
+            .connector(awc::Connector::new().limit(MAX_CONNECTIONS))
+            .timeout(timeout)
+            .disable_redirects()
+            .finish();
+        Upstream {
+            http,
+            api_base,
+            timeout,
+            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            tally: Rc::new(RefCell::new(Tally::default())),
+            metrics,
+        }
+    }
+
+    /// The round trips so far, as the status page shows them.
+    pub(super) fn stats(&self, now: Instant) -> UpstreamStats {
+        self.tally.borrow_mut().stats(now)
+    }
+
+    /// One round trip and the parsing of its answer, counted for the status page and metrics
+    /// (WeChat's errcodes included: they arrive in HTTP 200 bodies).
+    pub(super) async fn call<T>(
+        &self,
+        request: awc::ClientRequest,
+        json: Option<serde_json::Value>,
+        parse: impl FnOnce(&[u8]) -> Reply<T>,
+    ) -> Reply<T> {
+        let started = Instant::now();
+        let result = self
+            .round_trip(request, json)
+            .await
+            .and_then(|body| parse(&body));
+        let latency = started.elapsed();
+        let error = result.as_ref().err().map(WeChatError::errcode_label);
+        self.metrics
+            .observe_wechat(latency.as_secs_f64(), error.as_deref());
+        self.tally.borrow_mut().record(latency, error);
+        result
+    }
+
+    /// One round trip, bounded by the configured timeout as a whole (awc's own timeout does not
+    /// cover reading the body). Answers the body bytes of an HTTP 200.
+    async fn round_trip(
+        &self,
+        request: awc::ClientRequest,
+        json: Option<serde_json::Value>,
+    ) -> Reply<actix_web::web::Bytes> {
+        let _permit = self
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| WeChatError::Overloaded)?;
+        let round_trip = async move {
+            let sent = match json {
+                Some(body) => request.send_json(&body).await,
+                None => request.send().await,
+            };
+            let mut response = sent.map_err(|e| match e {
+                awc::error::SendRequestError::Timeout => WeChatError::Timeout,
+                other => WeChatError::Transport(other.to_string()),
+            })?;
+            if !response.status().is_success() {
+                return Err(WeChatError::HttpStatus(response.status().as_u16()));
+            }
+            response.body().limit(MAX_BODY).await.map_err(|e| match e {
+                awc::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+                    WeChatError::Timeout
+                }
+                other => WeChatError::BadResponse(format!("unreadable body: {other}")),
+            })
+        };
+        match tokio::time::timeout(self.timeout, round_trip).await {
+            Ok(result) => result,
+            Err(_) => Err(WeChatError::Timeout),
+        }
+    }
+
+    pub(super) fn get<Q: Serialize>(&self, path: &str, query: &Q) -> Reply<awc::ClientRequest> {
+        self.http
+            .get(format!("{}{path}", self.api_base))
+            .query(query)
+            .map_err(|e| WeChatError::Transport(format!("cannot build request: {e}")))
+    }
+
+    pub(super) fn post<Q: Serialize>(&self, path: &str, query: &Q) -> Reply<awc::ClientRequest> {
+        self.http
+            .post(format!("{}{path}", self.api_base))
+            .query(query)
+            .map_err(|e| WeChatError::Transport(format!("cannot build request: {e}")))
+    }
+}

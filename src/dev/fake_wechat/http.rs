@@ -1,0 +1,200 @@
+//! The fake's routes: WeChat's endpoints, each answered as WeChat does, after any fault set for
+//! it; and the control API under `fake/` that tests and load generators use to mint codes, set
+//! faults and read call counts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde::Deserialize;
+
+use super::endpoints::{Code2SessionQuery, PhoneRequest, SessionQuery, StableTokenRequest};
+use super::faults::{Fault, apply_fault};
+use super::{FakeWeChat, wx_error};
+
+/// Answers as WeChat does: HTTP 200, JSON bytes labelled `text/plain`.
+pub(super) fn wechat_reply(body: &serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain")
+        .body(body.to_string())
+}
+
+async fn jscode2session(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<Code2SessionQuery>,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("jscode2session")).await {
+        return reply;
+    }
+    wechat_reply(&fake.code2session(&q))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    appid: Option<String>,
+    secret: Option<String>,
+}
+
+async fn plain_token(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<TokenQuery>) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("token")).await {
+        return reply;
+    }
+    wechat_reply(&fake.plain_token(q.appid.as_deref(), q.secret.as_deref()))
+}
+
+async fn stable_token(fake: web::Data<Arc<FakeWeChat>>, body: web::Bytes) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("stable_token")).await {
+        return reply;
+    }
+    match serde_json::from_slice::<StableTokenRequest>(&body) {
+        Ok(req) => wechat_reply(&fake.stable_token(&req)),
+        Err(_) => wechat_reply(&wx_error(47001, "data format error")),
+    }
+}
+
+#[derive(Deserialize)]
+struct AccessTokenQuery {
+    access_token: Option<String>,
+}
+
+async fn get_phone_number(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<AccessTokenQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("getuserphonenumber")).await {
+        return reply;
+    }
+    match serde_json::from_slice::<PhoneRequest>(&body) {
+        Ok(req) => wechat_reply(&fake.phone_number(q.access_token.as_deref(), &req)),
+        Err(_) => wechat_reply(&wx_error(47001, "data format error")),
+    }
+}
+
+async fn check_session(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<SessionQuery>,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("checksession")).await {
+        return reply;
+    }
+    match fake.signature_ok(&q) {
+        Ok(_) => wechat_reply(&serde_json::json!({ "errcode": 0, "errmsg": "ok" })),
+        Err(e) => wechat_reply(&e),
+    }
+}
+
+async fn reset_session_key(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<SessionQuery>,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("resetusersessionkey")).await {
+        return reply;
+    }
+    match fake.signature_ok(&q) {
+        Ok(openid) => {
+            let key = fake.reset_session_key(&openid);
+            wechat_reply(
+                &serde_json::json!({ "errcode": 0, "errmsg": "ok", "openid": openid, "session_key": key }),
+            )
+        }
+        Err(e) => wechat_reply(&e),
+    }
+}
+
+#[derive(Deserialize)]
+struct MintQuery {
+    user: Option<String>,
+    openid: Option<String>,
+    unionid: Option<String>,
+    age_secs: Option<u64>,
+}
+
+async fn mint(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<MintQuery>) -> HttpResponse {
+    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
+    };
+    let age = Duration::from_secs(q.age_secs.unwrap_or(0));
+    HttpResponse::Ok().json(fake.mint_code_for(&openid, q.unionid.as_deref(), age))
+}
+
+/// The most codes one `fake/codes` call mints.
+pub const MAX_BULK_CODES: usize = 1_000_000;
+
+#[derive(Deserialize)]
+struct BulkMintQuery {
+    count: usize,
+    prefix: String,
+    users: Option<usize>,
+}
+
+/// `POST fake/codes?count=N&prefix=P[&users=K]`: N codes, one per line (`text/plain`), for load
+/// generators that post one fresh code per login.
+async fn mint_bulk(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<BulkMintQuery>) -> HttpResponse {
+    let prefix_ok = (1..=64).contains(&q.prefix.len())
+        && q.prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !prefix_ok || !(1..=MAX_BULK_CODES).contains(&q.count) {
+        return HttpResponse::BadRequest().json(serde_json::json!({
+            "error": "give count=1..1000000 and prefix=[A-Za-z0-9_-]{1,64}"
+        }));
+    }
+    let codes = fake.mint_codes(&q.prefix, q.count, q.users.unwrap_or(q.count));
+    let mut body = String::with_capacity(codes.len() * 32);
+    for code in codes {
+        body.push_str(&code);
+        body.push('\n');
+    }
+    HttpResponse::Ok().content_type("text/plain").body(body)
+}
+
+#[derive(Deserialize)]
+struct PhoneMintQuery {
+    user: Option<String>,
+    openid: Option<String>,
+    phone: String,
+}
+
+async fn mint_phone(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<PhoneMintQuery>,
+) -> HttpResponse {
+    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
+    };
+    HttpResponse::Ok().json(serde_json::json!({ "code": fake.mint_phone_code(&openid, &q.phone) }))
+}
+
+async fn set_fault(fake: web::Data<Arc<FakeWeChat>>, body: web::Json<Fault>) -> HttpResponse {
+    fake.set_fault(body.into_inner());
+    HttpResponse::Ok().json(serde_json::json!({"ok": true}))
+}
+
+async fn stats(fake: web::Data<Arc<FakeWeChat>>) -> HttpResponse {
+    let calls = fake.state().calls.clone();
+    HttpResponse::Ok().json(serde_json::json!({ "calls": calls }))
+}
+
+/// Mounts the fake's routes (relative to the scope it is mounted in).
+pub fn configure(fake: Arc<FakeWeChat>) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |cfg| {
+        cfg.app_data(web::Data::new(fake))
+            .route("/sns/jscode2session", web::get().to(jscode2session))
+            .route("/cgi-bin/token", web::get().to(plain_token))
+            .route("/cgi-bin/stable_token", web::post().to(stable_token))
+            .route(
+                "/wxa/business/getuserphonenumber",
+                web::post().to(get_phone_number),
+            )
+            .route("/wxa/checksession", web::get().to(check_session))
+            .route("/wxa/resetusersessionkey", web::get().to(reset_session_key))
+            .route("/fake/phone_code", web::post().to(mint_phone))
+            .route("/fake/code", web::post().to(mint))
+            .route("/fake/codes", web::post().to(mint_bulk))
+            .route("/fake/fault", web::post().to(set_fault))
+            .route("/fake/stats", web::get().to(stats));
+    }
+}

@@ -1,0 +1,150 @@
+//! A faithful fake of the WeChat server APIs wxauth calls, served in dev mode and used by the
+//! tests as WeChat. It keeps WeChat's rules: codes are single use and die after five minutes,
+//! every login hands out a fresh session_key, errors come as HTTP 200 with an errcode, and
+//! `jscode2session` answers as `text/plain`.
+//!
+//! - `codes.rs`: what a phone's WeChat hands the client (login and phone codes, open data).
+//! - `endpoints.rs`: WeChat's server side (tokens, code exchange, phone numbers, signatures).
+//! - `faults.rs`: misbehaviour on demand, to test how wxauth copes with a bad WeChat day.
+//! - `http.rs`: the routes: WeChat's endpoints, and a small control API under `fake/` (mint a
+//!   code for a named test user, switch on faults, read call counts). The same controls are
+//!   methods on `FakeWeChat` for in-process tests.
+
+mod codes;
+mod endpoints;
+mod faults;
+mod http;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+pub use self::codes::MintedCode;
+pub use self::faults::Fault;
+pub use self::http::{MAX_BULK_CODES, configure};
+
+/// Codes live five minutes, as WeChat's do.
+pub const CODE_TTL: Duration = Duration::from_secs(300);
+/// Access tokens live two hours.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(7200);
+
+struct IssuedCode {
+    openid: String,
+    unionid: Option<String>,
+    /// WeChat renews the session_key when the phone calls wx.login(); the code carries it.
+    session_key: String,
+    issued_at: SystemTime,
+    used: bool,
+}
+
+struct PhoneCode {
+    openid: String,
+    phone: String,
+    issued_at: SystemTime,
+    used: bool,
+}
+
+#[derive(Default)]
+struct State {
+    codes: HashMap<String, IssuedCode>,
+    /// Each user's current session_key: a new login replaces it.
+    session_keys: HashMap<String, String>,
+    phone_codes: HashMap<String, PhoneCode>,
+    /// Every access token handed out, with the moment it stops working.
+    access_tokens: HashMap<String, SystemTime>,
+    /// The token `stable_token` keeps handing out until it nears expiry.
+    stable_token: Option<String>,
+    /// Faults by endpoint name; `*` applies to every endpoint.
+    faults: HashMap<String, Fault>,
+    calls: HashMap<&'static str, u64>,
+}
+
+pub struct FakeWeChat {
+    appid: String,
+    secret: String,
+    state: Mutex<State>,
+}
+
+impl FakeWeChat {
+    pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> Arc<FakeWeChat> {
+        Arc::new(FakeWeChat {
+            appid: appid.into(),
+            secret: secret.into(),
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    pub fn appid(&self) -> &str {
+        &self.appid
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain maps behind; they are still usable.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The openid this app's WeChat gives the named test user: stable across runs.
+    pub fn openid_for(&self, user: &str) -> String {
+        let digest = Sha256::digest(format!("{}:{user}", self.appid).as_bytes());
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        format!("o{}", &b64[..27])
+    }
+
+    /// The openid a control request means: given outright, or the named test user's.
+    fn test_user(&self, openid: Option<&str>, user: Option<&str>) -> Option<String> {
+        match (
+            openid.filter(|o| !o.is_empty()),
+            user.filter(|u| !u.is_empty()),
+        ) {
+            (Some(o), _) => Some(o.to_string()),
+            (None, Some(u)) => Some(self.openid_for(u)),
+            (None, None) => None,
+        }
+    }
+
+    /// How many times an endpoint (e.g. `jscode2session`) was called.
+    pub fn calls(&self, endpoint: &str) -> u64 {
+        self.state().calls.get(endpoint).copied().unwrap_or(0)
+    }
+
+    /// The user's current session_key, as WeChat knows it.
+    pub fn session_key_of(&self, openid: &str) -> Option<String> {
+        self.state().session_keys.get(openid).cloned()
+    }
+
+    /// Every session_key ever current for some user: for tests that look for leaks.
+    pub fn all_session_keys(&self) -> Vec<String> {
+        self.state().session_keys.values().cloned().collect()
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// An error as WeChat words it, with a request id like WeChat's.
+fn wx_error(code: i64, msg: &str) -> serde_json::Value {
+    let rid = crate::random::token_hex(6);
+    serde_json::json!({ "errcode": code, "errmsg": format!("{msg}, rid: {rid}") })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openids_are_stable_and_look_like_wechat_ones() {
+        let fake = FakeWeChat::new("wxapp", "secret");
+        assert_eq!(fake.openid_for("alice"), fake.openid_for("alice"));
+        assert_ne!(fake.openid_for("alice"), fake.openid_for("bob"));
+        assert_eq!(fake.openid_for("alice").len(), 28);
+    }
+}
