@@ -768,7 +768,7 @@ async fn publish_join_leave_and_user_index_need_a_token_the_rest_is_public() {
 fn wxauth(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
     for var in VARIABLES {
-        cmd.env_remove(var);
+        cmd.env_remove(var.name());
     }
     cmd.args(args)
         .env("DATABASE_URL", &app.db_url)
