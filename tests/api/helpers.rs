@@ -16,15 +16,8 @@ use wxauth::db::schema::wx_user;
 use wxauth::startup::Application;
 use wxauth::wechat::fake::{self, FakeWeChat, MintedCode};
 
-pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+use crate::database::{DropDb, pg_url};
 
-/// The URL of a database on the test server, without TLS. Loopback needs none, and libpq's TLS
-/// is OpenSSL, which registers an exit-time cleanup: when the test binary exits while pool
-/// threads of earlier tests are still alive, that cleanup can crash the process (SIGSEGV after
-/// every test passed). Without TLS, libpq never initialises OpenSSL in this process.
-pub fn pg_url(database: &str) -> String {
-    format!("{PG_SERVER}/{database}?sslmode=disable")
-}
 pub const TEST_APPID: &str = "wxtest0123456789ab";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
@@ -432,15 +425,8 @@ impl TestApp {
 
 impl Drop for TestApp {
     fn drop(&mut self) {
-        if !self.owns_db {
-            return;
-        }
-        if let Ok(mut conn) = PgConnection::establish(&pg_url("postgres")) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.db_name
-            ))
-            .execute(&mut conn);
+        if self.owns_db {
+            drop(DropDb(self.db_name.clone()));
         }
     }
 }
