@@ -54,9 +54,11 @@ impl Background {
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let app = TestApp::builder()
-                    .var("RATE_LOGIN_PER_IP", "0")
-                    .var("RATE_LOGIN_PER_OPENID", "0")
-                    .var("RATE_BINDPHONE_PER_USER", "0")
+                    .config(|c| {
+                        c.rate_login_per_ip = 0;
+                        c.rate_login_per_openid = 0;
+                        c.rate_bindphone_per_user = 0;
+                    })
                     .spawn()
                     .await;
                 let token = app.login_ok("alice").await;

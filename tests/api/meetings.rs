@@ -8,11 +8,10 @@ use std::process::{Command, Output};
 use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::config::{Config, VARIABLES};
+use wxauth::config::{VARIABLES, WeChatMode};
 use wxauth::db::demo::{self, DEMO_PUBLISHER_OPENID};
 use wxauth::db::models::NewSwiperImage;
 use wxauth::db::schema::{meeting, meeting_member, swiper_image};
-use wxauth::startup::Application;
 
 use crate::helpers::{Reply, TEST_APPID, TestApp};
 
@@ -797,21 +796,12 @@ fn rows(app: &TestApp) -> Rows {
 /// Another dev-mode instance starting on the test's database; it serves until the test ends, as
 /// the harness's own app does.
 async fn start_dev_instance(app: &TestApp) {
-    let vars = [
-        ("DATABASE_URL", app.db_url.as_str()),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("DB_POOL_SIZE", "1"),
-        ("HTTP_WORKERS", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let config = Config::from_vars(&vars).expect("config");
-    assert!(config.is_dev_mode());
-    Application::build(config)
-        .await
-        .expect("a second start")
-        .spawn();
+    app.sibling_with(|c| {
+        c.wechat = WeChatMode::Dev;
+        c.db_pool_size = 1;
+        c.workers = 1;
+    })
+    .await;
 }
 
 #[actix_web::test]
