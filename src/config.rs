@@ -1,12 +1,17 @@
 //! Configuration, read once at start from the environment (and an optional `.env`) into one typed
-//! struct that is passed down. Every invalid value stops the start with a message naming the
-//! variable, so a typo in a deployment fails loudly instead of running with a silent default.
+//! struct that is passed down. Every variable is declared once, in `vars`; every invalid value
+//! stops the start with a message naming the variable, so a typo in a deployment fails loudly
+//! instead of running with a silent default.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+mod vars;
+
+pub use vars::*;
 
 /// A secret string whose `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -129,27 +134,12 @@ fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/wxauth";
-pub const DEFAULT_BIND_ADDR: &str = "127.0.0.1:8080";
-pub const DEFAULT_CONTEXT_PATH: &str = "/oapro";
-pub const DEFAULT_WECHAT_API_BASE: &str = "https://api.weixin.qq.com";
-/// Below the mini-program's 3000 ms `wx.request` timeout, leaving room for the database.
-pub const DEFAULT_WECHAT_TIMEOUT_MS: u64 = 2000;
-pub const DEFAULT_TOKEN_TTL_SECS: u64 = 7 * 24 * 3600;
-pub const DEFAULT_SESSION_MAX_LIFETIME_SECS: u64 = 30 * 24 * 3600;
-/// From a day (shorter would log mobile users out mid-use) to a year.
-pub const SESSION_MAX_LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 24 * 3600..=365 * 24 * 3600;
 /// HS256 keys shorter than the hash output (32 bytes) weaken the signature; in production a
 /// shorter `JWT_SECRET` is refused.
 pub const MIN_JWT_SECRET_LEN: usize = 32;
-pub const DEFAULT_DB_POOL_SIZE: u32 = 10;
-pub const DEFAULT_SESSION_CACHE_CAPACITY: usize = 100_000;
-pub const DEFAULT_ADMIN_STATIC_DIR: &str = "static";
-pub const DEFAULT_LOGIN_LOG_RETENTION_DAYS: u64 = 30;
-pub const DEFAULT_ACCOUNT_DELETION_GRACE_DAYS: u64 = 7;
-/// A longer wait would keep data the user asked to have deleted for longer than they would expect.
-pub const MAX_ACCOUNT_DELETION_GRACE_DAYS: u64 = 30;
-pub const DEFAULT_TOKEN_HEADER: &str = "X-OA-Token";
+/// Shorter admin tokens are refused: the token is the only thing between the internet and the
+/// status page, and it is compared without rate limiting.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// Headers that cannot carry the token: HTTP itself, the server or a proxy consumes or rewrites
 /// them, or another part of wxauth already gives them a meaning.
 const RESERVED_TOKEN_HEADERS: &[&str] = &[
@@ -167,64 +157,22 @@ const RESERVED_TOKEN_HEADERS: &[&str] = &[
     "x-forwarded-for",
     "x-request-id",
 ];
-/// Longer than a proxy's idle keep-alive towards wxauth (deploy/nginx sets 4 s), so every pooled
-/// connection has been used and closed, or dropped by the proxy, before the listener closes.
-pub const DEFAULT_SHUTDOWN_DRAIN_SECS: u64 = 5;
-pub const MAX_SHUTDOWN_DRAIN_SECS: u64 = 60;
-pub const DEFAULT_LOGIN_LOG_FLUSH_MS: u64 = 200;
-/// Shorter admin tokens are refused: the token is the only thing between the internet and the
-/// status page, and it is compared without rate limiting.
-pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// `static` in the working directory; failing that, the `static` of the source tree the binary was
 /// built from, so that `target/release/wxauth` started from another directory of the machine it
 /// was built on still shows the page. A deployment elsewhere sets `ADMIN_STATIC_DIR`.
 fn default_admin_static_dir() -> PathBuf {
-    let here = PathBuf::from(DEFAULT_ADMIN_STATIC_DIR);
+    let here = PathBuf::from(ADMIN_STATIC_DIR.default);
     if here.join("index.html").is_file() {
         return here;
     }
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_ADMIN_STATIC_DIR);
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join(ADMIN_STATIC_DIR.default);
     if built_from.join("index.html").is_file() {
         built_from
     } else {
         here
     }
 }
-
-/// The variables this service reads; anything else in the environment is ignored.
-pub const VARIABLES: &[&str] = &[
-    "DATABASE_URL",
-    "DATABASE_LISTEN_URL",
-    "BIND_ADDR",
-    "CONTEXT_PATH",
-    "WECHAT_APPID",
-    "WECHAT_SECRET",
-    "WECHAT_API_BASE",
-    "WECHAT_TIMEOUT_MS",
-    "WECHAT_TOKEN_MODE",
-    "JWT_SECRET",
-    "TOKEN_TTL_SECS",
-    "SESSION_MAX_LIFETIME_SECS",
-    "DB_POOL_SIZE",
-    "SESSION_CACHE_CAPACITY",
-    "SESSION_ENCRYPTION_KEY",
-    "HTTP_WORKERS",
-    "RATE_LOGIN_PER_IP",
-    "RATE_LOGIN_PER_OPENID",
-    "RATE_BINDPHONE_PER_USER",
-    "TRUSTED_PROXIES",
-    "ADMIN_TOKEN",
-    "ADMIN_STATIC_DIR",
-    "METRICS_BIND_ADDR",
-    "LOGIN_LOG_RETENTION_DAYS",
-    "LOGIN_LOG_FLUSH_MS",
-    "BENCH_ENDPOINTS",
-    "ACCOUNT_DELETION_GRACE_DAYS",
-    "ALLOW_DEV_MODE_ON_NETWORK",
-    "TOKEN_HEADER",
-    "SHUTDOWN_DRAIN_SECS",
-];
 
 impl Config {
     /// Reads the process environment, after loading `.env` when one exists. Variables already
@@ -235,297 +183,61 @@ impl Config {
             Err(e) if e.not_found() => {}
             Err(e) => return Err(invalid(".env", e.to_string())),
         }
-        let vars: HashMap<String, String> = VARIABLES
-            .iter()
-            .filter_map(|name| std::env::var(name).ok().map(|v| (name.to_string(), v)))
-            .collect();
-        Config::from_vars(&vars)
+        Config::read(&Source(&|name| std::env::var(name).ok()))
     }
 
     /// Builds a config from explicit values; unset or empty variables take their defaults.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
-        let get = |name: &str| {
-            vars.get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
+        Config::read(&Source(&|name| vars.get(name).cloned()))
+    }
 
-        let database_url = get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
-        if crate::db::setup::split_database_url(&database_url).is_none() {
-            return Err(invalid(
-                "DATABASE_URL",
-                "expected postgres://user@host:port/dbname",
-            ));
-        }
-        let database_listen_url = match get("DATABASE_LISTEN_URL") {
-            None => database_url.clone(),
-            Some(url) if crate::db::setup::split_database_url(&url).is_some() => url,
-            Some(_) => {
-                return Err(invalid(
-                    "DATABASE_LISTEN_URL",
-                    "expected postgres://user@host:port/dbname (a direct connection, not through a transaction pooler)",
-                ));
-            }
-        };
-
-        let bind_addr = get("BIND_ADDR")
-            .unwrap_or_else(|| DEFAULT_BIND_ADDR.into())
-            .parse::<SocketAddr>()
-            .map_err(|e| invalid("BIND_ADDR", format!("expected host:port ({e})")))?;
-
-        let context_path = normalise_context_path(
-            &get("CONTEXT_PATH").unwrap_or_else(|| DEFAULT_CONTEXT_PATH.into()),
-        )
-        .ok_or_else(|| {
-            invalid(
-                "CONTEXT_PATH",
-                "expected a path such as /oapro (letters, digits, - _ . / only)",
-            )
-        })?;
-
-        let wechat = match get("WECHAT_APPID") {
-            None => WeChatMode::Dev,
-            Some(appid) => {
-                if !appid
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-                {
-                    return Err(invalid(
-                        "WECHAT_APPID",
-                        "expected an appid such as wx1234567890abcdef",
-                    ));
-                }
-                let secret = get("WECHAT_SECRET")
-                    .ok_or_else(|| invalid("WECHAT_SECRET", "required when WECHAT_APPID is set"))?;
-                let api_base =
-                    get("WECHAT_API_BASE").unwrap_or_else(|| DEFAULT_WECHAT_API_BASE.into());
-                let api_base = api_base.trim_end_matches('/').to_string();
-                if !(api_base.starts_with("http://") || api_base.starts_with("https://")) {
-                    return Err(invalid("WECHAT_API_BASE", "expected an http(s):// URL"));
-                }
-                WeChatMode::Upstream {
-                    appid,
-                    secret: Secret::new(secret),
-                    api_base,
-                }
-            }
-        };
-
-        let wechat_timeout_ms =
-            parse_number::<u64>(&get, "WECHAT_TIMEOUT_MS", DEFAULT_WECHAT_TIMEOUT_MS)?;
-        if !(1..=60_000).contains(&wechat_timeout_ms) {
-            return Err(invalid(
-                "WECHAT_TIMEOUT_MS",
-                "expected 1..=60000 milliseconds",
-            ));
-        }
-
-        let access_token_mode = match get("WECHAT_TOKEN_MODE").as_deref() {
-            None | Some("stable") => AccessTokenMode::Stable,
-            Some("plain") => AccessTokenMode::Plain,
-            Some(_) => return Err(invalid("WECHAT_TOKEN_MODE", "expected stable or plain")),
-        };
-
+    /// Each value through its declaration in `vars`, then the rules that join several.
+    fn read(src: &Source) -> Result<Config, ConfigError> {
+        let database_url = DATABASE_URL.parse(src, postgres_url)?;
+        let database_listen_url = DATABASE_LISTEN_URL
+            .parse_set(src, postgres_url)?
+            .unwrap_or_else(|| database_url.clone());
+        let bind_addr = socket_addr(&BIND_ADDR, &BIND_ADDR.value(src))?;
+        let context_path = CONTEXT_PATH.parse(src, normalise_context_path)?;
+        let wechat = wechat_mode(src)?;
         let production = matches!(wechat, WeChatMode::Upstream { .. });
-        let (jwt_secret, jwt_secret_generated) = match get("JWT_SECRET") {
-            Some(s) if production && s.len() < MIN_JWT_SECRET_LEN => {
-                return Err(invalid(
-                    "JWT_SECRET",
-                    format!(
-                        "must be at least {MIN_JWT_SECRET_LEN} bytes when WECHAT_APPID is set \
-                         (got {}); generate one with: openssl rand -hex 32",
-                        s.len()
-                    ),
-                ));
-            }
-            Some(s) => (Secret::new(s), false),
-            // A generated secret would log everyone out on each restart and make the instances
-            // behind one load balancer refuse each other's tokens.
-            None if production => {
-                return Err(invalid(
-                    "JWT_SECRET",
-                    "required when WECHAT_APPID is set (a generated one would not survive a \
-                     restart nor be shared by other instances); generate one with: openssl rand -hex 32",
-                ));
-            }
-            None => (Secret::new(crate::random::token_hex(32)), true),
-        };
-
-        let token_ttl_secs = parse_number::<u64>(&get, "TOKEN_TTL_SECS", DEFAULT_TOKEN_TTL_SECS)?;
-        if !(60..=90 * 24 * 3600).contains(&token_ttl_secs) {
-            return Err(invalid("TOKEN_TTL_SECS", "expected 60..=7776000 seconds"));
-        }
-
-        let session_max_lifetime_secs = parse_number::<u64>(
-            &get,
-            "SESSION_MAX_LIFETIME_SECS",
-            DEFAULT_SESSION_MAX_LIFETIME_SECS,
-        )?;
-        if !SESSION_MAX_LIFETIME_RANGE.contains(&session_max_lifetime_secs) {
-            return Err(invalid(
-                "SESSION_MAX_LIFETIME_SECS",
-                format!(
-                    "expected {}..={} seconds (a day to a year)",
-                    SESSION_MAX_LIFETIME_RANGE.start(),
-                    SESSION_MAX_LIFETIME_RANGE.end()
-                ),
-            ));
-        }
-
-        let db_pool_size = parse_number::<u32>(&get, "DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE)?;
-        if !(1..=200).contains(&db_pool_size) {
-            return Err(invalid("DB_POOL_SIZE", "expected 1..=200 connections"));
-        }
-
-        let session_cache_capacity = parse_number::<usize>(
-            &get,
-            "SESSION_CACHE_CAPACITY",
-            DEFAULT_SESSION_CACHE_CAPACITY,
-        )?;
-        if !(1..=10_000_000).contains(&session_cache_capacity) {
-            return Err(invalid(
-                "SESSION_CACHE_CAPACITY",
-                "expected 1..=10000000 sessions",
-            ));
-        }
-
-        let session_encryption_key = match get("SESSION_ENCRYPTION_KEY") {
-            None => None,
-            Some(hex) => Some(parse_hex_key(&hex).ok_or_else(|| {
-                invalid(
-                    "SESSION_ENCRYPTION_KEY",
-                    "expected 64 hex characters (32 bytes)",
-                )
-            })?),
-        };
-
-        let rate_login_per_ip = parse_number::<u32>(&get, "RATE_LOGIN_PER_IP", 120)?;
-        let rate_login_per_openid = parse_number::<u32>(&get, "RATE_LOGIN_PER_OPENID", 20)?;
-        let rate_bindphone_per_user = parse_number::<u32>(&get, "RATE_BINDPHONE_PER_USER", 10)?;
-        let trusted_proxies = match get("TRUSTED_PROXIES") {
-            None => Vec::new(),
-            Some(list) => parse_proxies(&list).ok_or_else(|| {
-                invalid(
-                    "TRUSTED_PROXIES",
-                    "expected a comma-separated list of IPs or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1",
-                )
-            })?,
-        };
-
-        let workers = parse_number::<usize>(&get, "HTTP_WORKERS", 0)?;
-        if workers > 256 {
-            return Err(invalid(
-                "HTTP_WORKERS",
-                "expected 0..=256 (0 = one per core)",
-            ));
-        }
-
-        let dev_mode = matches!(wechat, WeChatMode::Dev);
-        let (admin_token, admin_token_generated) = match get("ADMIN_TOKEN") {
-            Some(token) => {
-                if token.len() < MIN_ADMIN_TOKEN_LEN || !token.chars().all(|c| c.is_ascii_graphic())
-                {
-                    return Err(invalid(
-                        "ADMIN_TOKEN",
-                        format!(
-                            "expected at least {MIN_ADMIN_TOKEN_LEN} visible ASCII characters without spaces (e.g. openssl rand -hex 24)"
-                        ),
-                    ));
-                }
-                (Some(Secret::new(token)), false)
-            }
-            // A developer on their own machine should see the page without setting anything;
-            // production keeps the page off until an operator chooses a token.
-            None if dev_mode => (Some(Secret::new(crate::random::token_hex(16))), true),
-            None => (None, false),
-        };
-
-        let admin_static_dir = get("ADMIN_STATIC_DIR")
+        let wechat_timeout = Duration::from_millis(WECHAT_TIMEOUT_MS.read(src)?);
+        let access_token_mode = WECHAT_TOKEN_MODE.read(src)?;
+        let (jwt_secret, jwt_secret_generated) = jwt_secret(src, production)?;
+        let token_ttl = Duration::from_secs(TOKEN_TTL_SECS.read(src)?);
+        let session_max_lifetime = Duration::from_secs(SESSION_MAX_LIFETIME_SECS.read(src)?);
+        let db_pool_size = DB_POOL_SIZE.read(src)?;
+        let session_cache_capacity = SESSION_CACHE_CAPACITY.read(src)?;
+        let session_encryption_key = SESSION_ENCRYPTION_KEY.parse_set(src, parse_hex_key)?;
+        let rate_login_per_ip = RATE_LOGIN_PER_IP.read(src)?;
+        let rate_login_per_openid = RATE_LOGIN_PER_OPENID.read(src)?;
+        let rate_bindphone_per_user = RATE_BINDPHONE_PER_USER.read(src)?;
+        let trusted_proxies = TRUSTED_PROXIES
+            .parse_set(src, parse_proxies)?
+            .unwrap_or_default();
+        let workers = HTTP_WORKERS.read(src)?;
+        let (admin_token, admin_token_generated) = admin_token(src, !production)?;
+        let admin_static_dir = ADMIN_STATIC_DIR
+            .raw(src)
             .map(PathBuf::from)
             .unwrap_or_else(default_admin_static_dir);
-
-        let metrics_bind_addr = get("METRICS_BIND_ADDR")
-            .map(|v| {
-                v.parse::<SocketAddr>()
-                    .map_err(|e| invalid("METRICS_BIND_ADDR", format!("expected host:port ({e})")))
-            })
+        let metrics_bind_addr = METRICS_BIND_ADDR
+            .raw(src)
+            .map(|v| socket_addr(&METRICS_BIND_ADDR, &v))
             .transpose()?;
         if metrics_bind_addr.is_some_and(|m| m == bind_addr && m.port() != 0) {
             return Err(invalid(
-                "METRICS_BIND_ADDR",
+                METRICS_BIND_ADDR.name,
                 "must differ from BIND_ADDR (leave it unset to serve /metrics on BIND_ADDR)",
             ));
         }
-
-        let retention_days = parse_number::<u64>(
-            &get,
-            "LOGIN_LOG_RETENTION_DAYS",
-            DEFAULT_LOGIN_LOG_RETENTION_DAYS,
-        )?;
-        if !(1..=3650).contains(&retention_days) {
-            return Err(invalid(
-                "LOGIN_LOG_RETENTION_DAYS",
-                "expected 1..=3650 days",
-            ));
-        }
-
-        let flush_ms = parse_number::<u64>(&get, "LOGIN_LOG_FLUSH_MS", DEFAULT_LOGIN_LOG_FLUSH_MS)?;
-        if !(10..=60_000).contains(&flush_ms) {
-            return Err(invalid(
-                "LOGIN_LOG_FLUSH_MS",
-                "expected 10..=60000 milliseconds",
-            ));
-        }
-
-        let bench_endpoints = match get("BENCH_ENDPOINTS").as_deref() {
-            None | Some("0") => false,
-            Some("1") => true,
-            Some(_) => return Err(invalid("BENCH_ENDPOINTS", "expected 0 or 1")),
-        };
-
-        let grace_days = parse_number::<u64>(
-            &get,
-            "ACCOUNT_DELETION_GRACE_DAYS",
-            DEFAULT_ACCOUNT_DELETION_GRACE_DAYS,
-        )?;
-        if grace_days > MAX_ACCOUNT_DELETION_GRACE_DAYS {
-            return Err(invalid(
-                "ACCOUNT_DELETION_GRACE_DAYS",
-                format!("expected 0..={MAX_ACCOUNT_DELETION_GRACE_DAYS} days"),
-            ));
-        }
-
-        let allow_dev_mode_on_network = match get("ALLOW_DEV_MODE_ON_NETWORK").as_deref() {
-            None | Some("0") => false,
-            Some("1") => true,
-            Some(_) => return Err(invalid("ALLOW_DEV_MODE_ON_NETWORK", "expected 0 or 1")),
-        };
-        // The fake WeChat logs anyone in as any openid they name: reachable from the network,
-        // that is every account for the taking.
-        let dev_mode_on_network = dev_mode && !bind_addr.ip().to_canonical().is_loopback();
-        if dev_mode_on_network && !allow_dev_mode_on_network {
-            return Err(invalid(
-                "BIND_ADDR",
-                format!(
-                    "{bind_addr} is not a loopback address, and WECHAT_APPID is not set (dev mode): \
-                     its fake WeChat lets anyone log in as any user. Set WECHAT_APPID and \
-                     WECHAT_SECRET for production, or listen on 127.0.0.1 or [::1], or set \
-                     ALLOW_DEV_MODE_ON_NETWORK=1 if a network you trust must reach dev mode"
-                ),
-            ));
-        }
-        let token_header = parse_token_header(
-            &get("TOKEN_HEADER").unwrap_or_else(|| DEFAULT_TOKEN_HEADER.into()),
-        )?;
-
-        let shutdown_drain_secs =
-            parse_number::<u64>(&get, "SHUTDOWN_DRAIN_SECS", DEFAULT_SHUTDOWN_DRAIN_SECS)?;
-        if shutdown_drain_secs > MAX_SHUTDOWN_DRAIN_SECS {
-            return Err(invalid(
-                "SHUTDOWN_DRAIN_SECS",
-                format!("expected 0..={MAX_SHUTDOWN_DRAIN_SECS} seconds"),
-            ));
-        }
+        let login_log_retention = days(LOGIN_LOG_RETENTION_DAYS.read(src)?);
+        let login_log_flush = Duration::from_millis(LOGIN_LOG_FLUSH_MS.read(src)?);
+        let bench_endpoints = BENCH_ENDPOINTS.read(src)?;
+        let account_deletion_grace = days(ACCOUNT_DELETION_GRACE_DAYS.read(src)?);
+        let dev_mode_on_network = dev_mode_on_network(src, !production, bind_addr)?;
+        let token_header = parse_token_header(&TOKEN_HEADER.value(src))?;
+        let shutdown_drain = Duration::from_secs(SHUTDOWN_DRAIN_SECS.read(src)?);
 
         Ok(Config {
             database_url,
@@ -533,12 +245,12 @@ impl Config {
             bind_addr,
             context_path,
             wechat,
-            wechat_timeout: Duration::from_millis(wechat_timeout_ms),
+            wechat_timeout,
             access_token_mode,
             jwt_secret,
             jwt_secret_generated,
-            token_ttl: Duration::from_secs(token_ttl_secs),
-            session_max_lifetime: Duration::from_secs(session_max_lifetime_secs),
+            token_ttl,
+            session_max_lifetime,
             db_pool_size,
             session_cache_capacity,
             session_encryption_key,
@@ -551,13 +263,13 @@ impl Config {
             admin_token_generated,
             admin_static_dir,
             metrics_bind_addr,
-            login_log_retention: Duration::from_secs(retention_days * 24 * 3600),
-            login_log_flush: Duration::from_millis(flush_ms),
+            login_log_retention,
+            login_log_flush,
             bench_endpoints,
-            account_deletion_grace: Duration::from_secs(grace_days * 24 * 3600),
+            account_deletion_grace,
             dev_mode_on_network,
             token_header,
-            shutdown_drain: Duration::from_secs(shutdown_drain_secs),
+            shutdown_drain,
         })
     }
 
@@ -571,30 +283,112 @@ impl Config {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(
-    get: &dyn Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: T,
-) -> Result<T, ConfigError> {
-    match get(var) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<T>()
-            .map_err(|_| invalid(var, format!("expected a whole number, got {v:?}"))),
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 24 * 3600)
+}
+
+fn postgres_url(url: &str) -> Option<String> {
+    crate::db::setup::split_database_url(url).map(|_| url.to_string())
+}
+
+fn socket_addr(var: &Text, raw: &str) -> Result<SocketAddr, ConfigError> {
+    raw.parse().map_err(|e| var.refused_because(e))
+}
+
+/// Upstream when `WECHAT_APPID` is set, which then needs `WECHAT_SECRET`; dev mode otherwise.
+fn wechat_mode(src: &Source) -> Result<WeChatMode, ConfigError> {
+    let appid = WECHAT_APPID.parse_set(src, |appid| {
+        appid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            .then(|| appid.to_string())
+    })?;
+    let Some(appid) = appid else {
+        return Ok(WeChatMode::Dev);
+    };
+    let secret = WECHAT_SECRET
+        .raw(src)
+        .ok_or_else(|| invalid(WECHAT_SECRET.name, "required when WECHAT_APPID is set"))?;
+    let api_base = WECHAT_API_BASE.parse(src, |base| {
+        let base = base.trim_end_matches('/');
+        (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_string())
+    })?;
+    Ok(WeChatMode::Upstream {
+        appid,
+        secret: Secret::new(secret),
+        api_base,
+    })
+}
+
+/// The configured secret, long enough in production; in dev mode one is generated when unset.
+fn jwt_secret(src: &Source, production: bool) -> Result<(Secret, bool), ConfigError> {
+    match JWT_SECRET.raw(src) {
+        Some(s) if production && s.len() < MIN_JWT_SECRET_LEN => Err(invalid(
+            JWT_SECRET.name,
+            format!(
+                "must be at least {MIN_JWT_SECRET_LEN} bytes when WECHAT_APPID is set \
+                 (got {}); generate one with: openssl rand -hex 32",
+                s.len()
+            ),
+        )),
+        Some(s) => Ok((Secret::new(s), false)),
+        // A generated secret would log everyone out on each restart and make the instances
+        // behind one load balancer refuse each other's tokens.
+        None if production => Err(invalid(
+            JWT_SECRET.name,
+            "required when WECHAT_APPID is set (a generated one would not survive a \
+             restart nor be shared by other instances); generate one with: openssl rand -hex 32",
+        )),
+        None => Ok((Secret::new(crate::random::token_hex(32)), true)),
     }
 }
 
-fn parse_token_header(raw: &str) -> Result<actix_web::http::header::HeaderName, ConfigError> {
-    let name = actix_web::http::header::HeaderName::from_bytes(raw.as_bytes()).map_err(|_| {
-        invalid(
-            "TOKEN_HEADER",
-            "expected an HTTP header name such as X-OA-Token (ASCII letters, digits, -; no spaces or colon)",
-        )
+/// The configured token; unset, one is generated in dev mode, and production has no admin side.
+fn admin_token(src: &Source, dev_mode: bool) -> Result<(Option<Secret>, bool), ConfigError> {
+    let configured = ADMIN_TOKEN.parse_set(src, |token| {
+        (token.len() >= MIN_ADMIN_TOKEN_LEN && token.chars().all(|c| c.is_ascii_graphic()))
+            .then(|| Secret::new(token))
     })?;
+    Ok(match configured {
+        Some(token) => (Some(token), false),
+        // A developer on their own machine should see the page without setting anything;
+        // production keeps the page off until an operator chooses a token.
+        None if dev_mode => (Some(Secret::new(crate::random::token_hex(16))), true),
+        None => (None, false),
+    })
+}
+
+/// Whether dev mode listens beyond loopback, which only `ALLOW_DEV_MODE_ON_NETWORK=1` allows.
+fn dev_mode_on_network(
+    src: &Source,
+    dev_mode: bool,
+    bind_addr: SocketAddr,
+) -> Result<bool, ConfigError> {
+    let allowed = ALLOW_DEV_MODE_ON_NETWORK.read(src)?;
+    // The fake WeChat logs anyone in as any openid they name: reachable from the network,
+    // that is every account for the taking.
+    let on_network = dev_mode && !bind_addr.ip().to_canonical().is_loopback();
+    if on_network && !allowed {
+        return Err(invalid(
+            BIND_ADDR.name,
+            format!(
+                "{bind_addr} is not a loopback address, and WECHAT_APPID is not set (dev mode): \
+                 its fake WeChat lets anyone log in as any user. Set WECHAT_APPID and \
+                 WECHAT_SECRET for production, or listen on 127.0.0.1 or [::1], or set \
+                 ALLOW_DEV_MODE_ON_NETWORK=1 if a network you trust must reach dev mode"
+            ),
+        ));
+    }
+    Ok(on_network)
+}
+
+fn parse_token_header(raw: &str) -> Result<actix_web::http::header::HeaderName, ConfigError> {
+    let name = actix_web::http::header::HeaderName::from_bytes(raw.as_bytes())
+        .map_err(|_| TOKEN_HEADER.refused())?;
     // `HeaderName` lowercases; the check is on the name as HTTP compares it.
     if RESERVED_TOKEN_HEADERS.contains(&name.as_str()) {
         return Err(invalid(
-            "TOKEN_HEADER",
+            TOKEN_HEADER.name,
             format!("{} is a header HTTP or wxauth already uses", name.as_str()),
         ));
     }
@@ -656,19 +450,45 @@ mod tests {
     fn defaults_give_dev_mode_on_the_documented_addresses() {
         let c = Config::from_vars(&vars(&[])).expect("defaults are valid");
         assert!(c.is_dev_mode());
-        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
-        assert_eq!(c.bind_addr.to_string(), DEFAULT_BIND_ADDR);
+        assert_eq!(c.database_url, DATABASE_URL.default);
+        assert_eq!(c.bind_addr.to_string(), BIND_ADDR.default);
         assert_eq!(c.api_root(), "/oapro/wx");
         assert!(c.jwt_secret_generated);
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert!(c.wechat_timeout < Duration::from_millis(3000));
         assert!(!c.bench_endpoints);
         assert_eq!(c.token_header.as_str(), "x-oa-token");
-        assert_eq!(c.database_listen_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.database_listen_url, DATABASE_URL.default);
         assert_eq!(
             c.shutdown_drain,
-            Duration::from_secs(DEFAULT_SHUTDOWN_DRAIN_SECS)
+            Duration::from_secs(SHUTDOWN_DRAIN_SECS.default)
         );
+    }
+
+    /// From the environment `Config` reads exactly the variables it asks for: one it read without
+    /// declaring it would work yet be missing from the README and `.env.example`.
+    #[test]
+    fn every_variable_read_is_declared_and_every_declared_one_is_read() {
+        let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        let production = vars(&[
+            ("WECHAT_APPID", "wx123"),
+            ("WECHAT_SECRET", "s"),
+            ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
+        ]);
+        for set in [vars(&[]), production] {
+            let lookup = |name: &str| {
+                asked.borrow_mut().insert(name.to_string());
+                set.get(name).cloned()
+            };
+            Config::read(&Source(&lookup)).expect("valid");
+        }
+        let declared: std::collections::BTreeSet<String> = VARIABLES
+            .iter()
+            .map(|v| v.name().to_string())
+            // The logger reads it, in `main`.
+            .filter(|name| name != RUST_LOG.name)
+            .collect();
+        assert_eq!(asked.into_inner(), declared);
     }
 
     #[test]
@@ -730,7 +550,7 @@ mod tests {
             ("ADMIN_TOKEN", "short"),
             ("ADMIN_TOKEN", "has spaces in the middle of it"),
             ("METRICS_BIND_ADDR", "port-nine"),
-            ("METRICS_BIND_ADDR", DEFAULT_BIND_ADDR),
+            ("METRICS_BIND_ADDR", BIND_ADDR.default),
             ("LOGIN_LOG_RETENTION_DAYS", "0"),
             ("LOGIN_LOG_RETENTION_DAYS", "a month"),
             ("ACCOUNT_DELETION_GRACE_DAYS", "31"),

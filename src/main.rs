@@ -1,7 +1,7 @@
 use std::process::ExitCode;
 
 use wxauth::announce::Announcement;
-use wxauth::config::Config;
+use wxauth::config::{self, Config};
 use wxauth::db::demo;
 use wxauth::startup::Application;
 
@@ -11,7 +11,10 @@ usage: wxauth                       serve the API (configuration: see README)
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().filter_or(config::RUST_LOG.name, config::RUST_LOG.default),
+    )
+    .init();
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -14,6 +14,8 @@
 
 #[path = "api/binary.rs"]
 mod binary;
+#[path = "api/database.rs"]
+mod database;
 #[path = "api/db_proxy.rs"]
 mod db_proxy;
 
@@ -27,9 +29,9 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 
 use binary::{Binary, free_port};
+use database::{DropDb, PG_SERVER};
 use db_proxy::DbProxy;
 
-const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 const CLIENTS: usize = 6;
 
@@ -205,7 +207,7 @@ fn jti_of(token: &str) -> String {
 #[ignore = "half a minute against the release binary: run with scripts/fault-test"]
 async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
     let db = format!("wxauth_fault_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = DropDatabase(db.clone());
+    let _cleanup = DropDb(db.clone());
     let db_url = format!("{PG_SERVER}/{db}");
     let proxy = DbProxy::start();
     let env: HashMap<String, String> = [
@@ -377,21 +379,6 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
     assert_eq!(dupes.n, 0);
 }
 
-/// Drops the test's database when the test ends, passed or failed.
-struct DropDatabase(String);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut admin) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.0
-            ))
-            .execute(&mut admin);
-        }
-    }
-}
-
 /// A minimal client for the frozen-listener test.
 struct Client {
     http: awc::Client,
@@ -484,7 +471,7 @@ impl Client {
 #[ignore = "against the release binary: run with scripts/fault-test"]
 async fn a_frozen_listener_does_not_keep_revoked_tokens_or_disabled_users_alive() {
     let db = format!("wxauth_fault_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = DropDatabase(db.clone());
+    let _cleanup = DropDb(db.clone());
     let proxy = DbProxy::start();
     let direct = format!("{PG_SERVER}/{db}");
     let env = |database_url: String| -> HashMap<String, String> {

@@ -19,10 +19,7 @@ use crate::helpers::{TestApp, captured_logs};
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
 async fn admin_app() -> TestApp {
-    TestApp::builder()
-        .var("ADMIN_TOKEN", ADMIN_TOKEN)
-        .spawn()
-        .await
+    TestApp::builder().admin_token(ADMIN_TOKEN).spawn().await
 }
 
 async fn status(app: &TestApp, authorization: Option<&str>) -> crate::helpers::Reply {
@@ -241,8 +238,8 @@ async fn status_shows_sessions_logins_wechat_and_database_without_secrets() {
 #[actix_web::test]
 async fn status_says_why_when_wechat_is_down() {
     let app = TestApp::builder()
-        .var("ADMIN_TOKEN", ADMIN_TOKEN)
-        .var("WECHAT_API_BASE", "http://127.0.0.1:9")
+        .admin_token(ADMIN_TOKEN)
+        .wechat_api_base("http://127.0.0.1:9")
         .spawn()
         .await;
     assert_eq!(app.login("alice").await.errno(), 714);
@@ -304,8 +301,11 @@ async fn a_directory_without_index_is_404_not_a_listing() {
     std::fs::write(dir.join("index.html"), "<!doctype html><title>t</title>").expect("write");
     std::fs::write(dir.join("sub/file.txt"), "listed?").expect("write");
     let app = TestApp::builder()
-        .var("ADMIN_TOKEN", ADMIN_TOKEN)
-        .var("ADMIN_STATIC_DIR", &dir.to_string_lossy())
+        .admin_token(ADMIN_TOKEN)
+        .config({
+            let dir = dir.clone();
+            |c| c.admin_static_dir = dir
+        })
         .spawn()
         .await;
     let sub = app.get_with(&format!("{}/admin/sub/", app.base), &[]).await;
@@ -323,8 +323,8 @@ async fn without_its_directory_the_page_is_404_and_the_admin_api_still_works() {
     let missing =
         std::env::temp_dir().join(format!("wxauth-none-{}", uuid::Uuid::new_v4().simple()));
     let app = TestApp::builder()
-        .var("ADMIN_TOKEN", ADMIN_TOKEN)
-        .var("ADMIN_STATIC_DIR", &missing.to_string_lossy())
+        .admin_token(ADMIN_TOKEN)
+        .config(move |c| c.admin_static_dir = missing)
         .spawn()
         .await;
     let page = app.get_with(&format!("{}/admin/", app.base), &[]).await;
@@ -488,7 +488,7 @@ async fn metrics_count_wechat_errors_by_errcode() {
 #[actix_web::test]
 async fn metrics_bind_addr_moves_metrics_off_the_main_listener() {
     let app = TestApp::builder()
-        .var("METRICS_BIND_ADDR", "127.0.0.1:0")
+        .config(|c| c.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
         .spawn()
         .await;
     let metrics_base = app.metrics_base.clone().expect("a metrics listener");

@@ -29,7 +29,10 @@ async fn bench_routes_are_not_served_by_default() {
 
 #[actix_web::test]
 async fn bench_routes_answer_like_user_index_when_enabled() {
-    let app = TestApp::builder().var("BENCH_ENDPOINTS", "1").spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.bench_endpoints = true)
+        .spawn()
+        .await;
     let fixed =
         json!({"errno": 0, "errmsg": "成功", "data": {"metting_pubs": 0, "metting_joins": 0}});
 

@@ -60,17 +60,17 @@ impl Person {
 
 /// An app that believes X-Forwarded-For from the test client, so each person has their own IP,
 /// with the admin API on and no login rate limits.
-async fn app_with(vars: &[(&str, &str)]) -> TestApp {
-    let mut builder = TestApp::builder()
-        .var("TRUSTED_PROXIES", "127.0.0.1")
-        .var("ADMIN_TOKEN", ADMIN_TOKEN)
+async fn deletion_app() -> TestApp {
+    TestApp::builder()
+        .trust_forwarded_for()
+        .admin_token(ADMIN_TOKEN)
         // These tests log the same user in many times in a row.
-        .var("RATE_LOGIN_PER_OPENID", "0")
-        .var("RATE_LOGIN_PER_IP", "0");
-    for (name, value) in vars {
-        builder = builder.var(name, value);
-    }
-    builder.spawn().await
+        .config(|c| {
+            c.rate_login_per_openid = 0;
+            c.rate_login_per_ip = 0;
+        })
+        .spawn()
+        .await
 }
 
 async fn login_as(app: &TestApp, p: &Person) -> Reply {
@@ -232,7 +232,7 @@ fn columns_containing(app: &TestApp, needle: &str) -> Vec<String> {
 
 #[actix_web::test]
 async fn deactivate_restore_erase_and_start_over() {
-    let a = app_with(&[]).await;
+    let a = deletion_app().await;
     let b = a.sibling().await;
     let alice = Person::new(&a, "alice", "203.0.113.71");
     let bob = Person::new(&a, "bob", "198.51.100.22");
@@ -290,7 +290,7 @@ async fn deactivate_restore_erase_and_start_over() {
 
     // An instance configured without grace period erases at once.
     let c = a
-        .sibling_with(&[("ACCOUNT_DELETION_GRACE_DAYS", "0")])
+        .sibling_with(|c| c.account_deletion_grace = Duration::ZERO)
         .await;
     let token = again.token();
     let gone = deactivate(&c, &token).await;
@@ -376,7 +376,7 @@ async fn deactivate_restore_erase_and_start_over() {
 
 #[actix_web::test]
 async fn export_is_the_users_own_data_and_nothing_else() {
-    let app = app_with(&[]).await;
+    let app = deletion_app().await;
     let alice = Person::new(&app, "alice", "203.0.113.5");
     let bob = Person::new(&app, "bob", "198.51.100.9");
     let (token, alice_id) = full_user(&app, &alice).await;
@@ -481,7 +481,7 @@ async fn export_is_the_users_own_data_and_nothing_else() {
 
 #[actix_web::test]
 async fn deactivating_twice_is_one_request() {
-    let app = app_with(&[]).await;
+    let app = deletion_app().await;
     let alice = Person::new(&app, "alice", "203.0.113.8");
     let (token, id) = login_ok_as(&app, &alice).await;
 
@@ -516,7 +516,7 @@ async fn deactivating_twice_is_one_request() {
 
 #[actix_web::test]
 async fn a_login_racing_a_deactivation_leaves_the_account_pending_without_sessions() {
-    let app = app_with(&[]).await;
+    let app = deletion_app().await;
     let alice = Person::new(&app, "alice", "203.0.113.9");
     let (token, id) = login_ok_as(&app, &alice).await;
 
@@ -565,7 +565,7 @@ async fn a_login_racing_a_deactivation_leaves_the_account_pending_without_sessio
 
 #[actix_web::test]
 async fn two_logins_within_grace_restore_exactly_once() {
-    let a = app_with(&[]).await;
+    let a = deletion_app().await;
     let b = a.sibling().await;
     let alice = Person::new(&a, "alice", "203.0.113.10");
     for _ in 0..3 {
@@ -589,7 +589,7 @@ async fn two_logins_within_grace_restore_exactly_once() {
 
 #[actix_web::test]
 async fn a_disabled_account_can_be_deleted_but_not_restored() {
-    let app = app_with(&[]).await;
+    let app = deletion_app().await;
     let alice = Person::new(&app, "alice", "203.0.113.11");
     let (token, id) = login_ok_as(&app, &alice).await;
     assert_eq!(deactivate(&app, &token).await.errno(), 0);
@@ -639,7 +639,7 @@ fn make_due(app: &TestApp, user_id: i64) {
 
 #[actix_web::test]
 async fn sweepers_on_several_instances_erase_each_due_account_once() {
-    let a = app_with(&[]).await;
+    let a = deletion_app().await;
     let b = a.sibling().await;
     let mut ids = Vec::new();
     for i in 0..6 {
@@ -720,7 +720,7 @@ async fn sweepers_on_several_instances_erase_each_due_account_once() {
 
 #[actix_web::test]
 async fn a_login_after_the_grace_period_gets_a_new_account() {
-    let app = app_with(&[]).await;
+    let app = deletion_app().await;
     let alice = Person::new(&app, "alice", "203.0.113.12");
     let (token, id) = full_user(&app, &alice).await;
     assert_eq!(deactivate(&app, &token).await.errno(), 0);
@@ -766,7 +766,7 @@ async fn deletion_counts(app: &TestApp) -> Value {
 
 #[actix_web::test]
 async fn the_admin_deletes_at_once_and_the_status_page_counts_deletions() {
-    let app = app_with(&[]).await;
+    let app = deletion_app().await;
     assert_eq!(
         deletion_counts(&app).await,
         json!({"pending": 0, "completed": 0})
@@ -848,7 +848,7 @@ fn new_session(user_id: i64) -> wxauth::db::sessions::NewSession {
 
 #[actix_web::test]
 async fn a_session_is_not_stored_once_the_account_stops_being_usable_even_mid_login() {
-    let app = app_with(&[]).await;
+    let app = deletion_app().await;
     let alice = Person::new(&app, "alice", "203.0.113.31");
     let (_, id) = login_ok_as(&app, &alice).await;
     let cipher = wxauth::db::sealed::SessionKeyCipher::new(&[7u8; 32]);

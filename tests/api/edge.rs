@@ -145,8 +145,8 @@ async fn made_up_methods_are_one_other_label_and_do_not_grow_metrics_or_logs() {
 #[actix_web::test]
 async fn a_forged_forwarded_for_line_before_the_proxys_own_line_is_not_believed() {
     let app = TestApp::builder()
-        .var("RATE_LOGIN_PER_IP", "5")
-        .var("TRUSTED_PROXIES", "127.0.0.1")
+        .config(|c| c.rate_login_per_ip = 5)
+        .trust_forwarded_for()
         .spawn()
         .await;
     // As HAProxy forwards a client that sent its own header: the client's line first (a new
@@ -179,8 +179,8 @@ async fn a_forged_forwarded_for_line_before_the_proxys_own_line_is_not_believed(
 #[actix_web::test]
 async fn ipv6_clients_share_one_budget_per_64_through_a_trusted_proxy() {
     let app = TestApp::builder()
-        .var("RATE_LOGIN_PER_IP", "3")
-        .var("TRUSTED_PROXIES", "127.0.0.1")
+        .config(|c| c.rate_login_per_ip = 3)
+        .trust_forwarded_for()
         .spawn()
         .await;
     for host in 1..=3 {
@@ -209,8 +209,8 @@ async fn ipv6_clients_share_one_budget_per_64_through_a_trusted_proxy() {
 #[actix_web::test]
 async fn admin_token_guessing_is_refused_with_429_after_ten_wrong_tokens() {
     let app = TestApp::builder()
-        .var("ADMIN_TOKEN", ADMIN_TOKEN)
-        .var("TRUSTED_PROXIES", "127.0.0.1")
+        .admin_token(ADMIN_TOKEN)
+        .trust_forwarded_for()
         .spawn()
         .await;
     let url = format!("{}/admin/api/status", app.base);
@@ -295,7 +295,7 @@ async fn a_declared_body_over_the_limit_is_refused_without_waiting_for_it() {
 #[actix_web::test]
 async fn every_answer_says_nosniff() {
     let app = TestApp::builder()
-        .var("METRICS_BIND_ADDR", "127.0.0.1:0")
+        .config(|c| c.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
         .spawn()
         .await;
     let token = app.login_ok("sniff").await;
@@ -334,10 +334,7 @@ async fn every_answer_says_nosniff() {
 
 #[actix_web::test]
 async fn admin_paths_the_file_server_cannot_parse_are_a_plain_404() {
-    let app = TestApp::builder()
-        .var("ADMIN_TOKEN", ADMIN_TOKEN)
-        .spawn()
-        .await;
+    let app = TestApp::builder().admin_token(ADMIN_TOKEN).spawn().await;
     let page = app.get_with(&format!("{}/admin/", app.base), &[]).await;
     assert_eq!(page.status, 200, "the page itself is served");
     for path in [

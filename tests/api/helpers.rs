@@ -1,7 +1,6 @@
 //! The test harness: a real wxauth on the actix test system, a fresh PostgreSQL database per
 //! test, and the WeChat fake on its own port as the upstream.
 
-use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -10,21 +9,14 @@ use actix_web::{App, HttpServer};
 use diesel::prelude::*;
 use serde_json::Value;
 use wxauth::api::AppState;
-use wxauth::config::Config;
+use wxauth::config::{Config, Secret, WeChatMode};
 use wxauth::db::schema::wx_user;
 use wxauth::dev::fake_wechat::{self as fake, FakeWeChat, MintedCode};
 use wxauth::domain::WxUser;
 use wxauth::startup::Application;
 
-pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+use crate::database::{DropDb, pg_url};
 
-/// The URL of a database on the test server, without TLS. Loopback needs none, and libpq's TLS
-/// is OpenSSL, which registers an exit-time cleanup: when the test binary exits while pool
-/// threads of earlier tests are still alive, that cleanup can crash the process (SIGSEGV after
-/// every test passed). Without TLS, libpq never initialises OpenSSL in this process.
-pub fn pg_url(database: &str) -> String {
-    format!("{PG_SERVER}/{database}?sslmode=disable")
-}
 pub const TEST_APPID: &str = "wxtest0123456789ab";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
@@ -62,9 +54,9 @@ pub fn captured_logs() -> Vec<String> {
 
 pub struct TestApp {
     /// The configuration it was built from, to start siblings on the same database.
-    vars: HashMap<String, String>,
-    /// Only the first instance drops the database when it goes.
-    owns_db: bool,
+    config: Config,
+    /// Shared with its siblings: the database is dropped when the last of them goes.
+    database: Arc<DropDb>,
     pub handle: actix_web::dev::ServerHandle,
     pub base: String,
     pub api: String,
@@ -73,22 +65,59 @@ pub struct TestApp {
     /// The running app's actors, for tests that send them messages directly.
     pub state: AppState,
     pub fake: Arc<FakeWeChat>,
+    /// The test's database, directly (even when this instance reaches it through a proxy).
     pub db_url: String,
-    db_name: String,
     pub jwt_secret: String,
     pub wechat_secret: String,
     pub http: awc::Client,
 }
 
+/// A change to the configuration the harness made, typed: `|c| c.db_pool_size = 2`.
+type Change = Box<dyn FnOnce(&mut Config)>;
+
 pub struct TestAppBuilder {
-    vars: HashMap<String, String>,
+    changes: Vec<Change>,
     dev_mode: bool,
 }
 
 impl TestAppBuilder {
-    pub fn var(mut self, name: &str, value: &str) -> Self {
-        self.vars.insert(name.into(), value.into());
+    /// Changes the configuration after the harness has made it.
+    pub fn config(mut self, change: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.changes.push(Box::new(change));
         self
+    }
+
+    /// The admin page and API on, behind this token.
+    pub fn admin_token(self, token: &'static str) -> Self {
+        self.config(move |c| {
+            c.admin_token = Some(Secret::new(token));
+            c.admin_token_generated = false;
+        })
+    }
+
+    /// The test client (127.0.0.1) is a trusted proxy: its `X-Forwarded-For` is believed.
+    pub fn trust_forwarded_for(self) -> Self {
+        self.config(|c| {
+            c.trusted_proxies = vec![ipnet::IpNet::from(std::net::IpAddr::from(
+                std::net::Ipv4Addr::LOCALHOST,
+            ))]
+        })
+    }
+
+    /// WeChat at another address than the harness's fake.
+    pub fn wechat_api_base(self, base: &'static str) -> Self {
+        self.config(move |c| match &mut c.wechat {
+            WeChatMode::Upstream { api_base, .. } => *api_base = base.to_string(),
+            WeChatMode::Dev => panic!("WECHAT_API_BASE for a dev-mode app"),
+        })
+    }
+
+    /// Another AppSecret than the one the fake knows.
+    pub fn wechat_secret(self, wrong: &'static str) -> Self {
+        self.config(move |c| match &mut c.wechat {
+            WeChatMode::Upstream { secret, .. } => *secret = Secret::new(wrong),
+            WeChatMode::Dev => panic!("WECHAT_SECRET for a dev-mode app"),
+        })
     }
 
     /// No WECHAT_APPID: the app serves its own fake, as `cargo run` does.
@@ -99,12 +128,16 @@ impl TestAppBuilder {
 
     pub async fn spawn(self) -> TestApp {
         init_logging();
-        let db_name = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
-        let db_url = pg_url(&db_name);
+        let database = Arc::new(DropDb(format!(
+            "wxauth_t_{}",
+            uuid::Uuid::new_v4().simple()
+        )));
+        let db_url = pg_url(&database.0);
         let jwt_secret = format!("jwt-{}", uuid::Uuid::new_v4().simple());
         let wechat_secret = format!("appsecret-{}", uuid::Uuid::new_v4().simple());
 
-        let mut vars: HashMap<String, String> = [
+        // As an operator would write it; the tests' changes are typed, applied after.
+        let mut vars: std::collections::HashMap<String, String> = [
             ("DATABASE_URL", db_url.as_str()),
             ("BIND_ADDR", "127.0.0.1:0"),
             ("JWT_SECRET", jwt_secret.as_str()),
@@ -114,44 +147,20 @@ impl TestAppBuilder {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-
         let upstream_fake = if self.dev_mode {
             None
         } else {
             let fake = FakeWeChat::new(TEST_APPID, &wechat_secret);
-            let base = spawn_fake(fake.clone());
             vars.insert("WECHAT_APPID".into(), TEST_APPID.into());
             vars.insert("WECHAT_SECRET".into(), wechat_secret.clone());
-            vars.insert("WECHAT_API_BASE".into(), base);
+            vars.insert("WECHAT_API_BASE".into(), spawn_fake(fake.clone()));
             Some(fake)
         };
-        vars.extend(self.vars);
-
-        let config = Config::from_vars(&vars).expect("test config is valid");
-        let app = Application::build(config).await.expect("app starts");
-        let spawned = app.spawn();
-        let metrics_base = spawned
-            .metrics_port
-            .map(|p| format!("http://127.0.0.1:{p}"));
-        let fake = upstream_fake.or(spawned.dev_fake).expect("a WeChat fake");
-        let base = format!("http://127.0.0.1:{}", spawned.port);
-        TestApp {
-            vars,
-            owns_db: true,
-            state: spawned.state,
-            handle: spawned.handle,
-            api: format!("{base}/oapro/wx"),
-            base,
-            metrics_base,
-            fake,
-            db_url,
-            db_name,
-            jwt_secret,
-            wechat_secret,
-            http: awc::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .finish(),
+        let mut config = Config::from_vars(&vars).expect("test config is valid");
+        for change in self.changes {
+            change(&mut config);
         }
+        TestApp::start(config, database, upstream_fake, jwt_secret, wechat_secret).await
     }
 }
 
@@ -218,37 +227,53 @@ impl TestApp {
     /// Another instance on the same database, with the same secrets and the same WeChat: as
     /// behind a load balancer, or the same deployment after a restart.
     pub async fn sibling(&self) -> TestApp {
-        self.sibling_with(&[]).await
+        self.sibling_with(|_| {}).await
     }
 
-    /// A sibling whose configuration differs in these variables (an instance of the next
-    /// deployment, say).
-    pub async fn sibling_with(&self, changes: &[(&str, &str)]) -> TestApp {
-        let mut vars = self.vars.clone();
-        for (name, value) in changes {
-            vars.insert(name.to_string(), value.to_string());
-        }
-        let config = Config::from_vars(&vars).expect("test config is valid");
-        let spawned = Application::build(config)
+    /// A sibling whose configuration differs by `change` (an instance of the next deployment,
+    /// say).
+    pub async fn sibling_with(&self, change: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = self.config.clone();
+        change(&mut config);
+        TestApp::start(
+            config,
+            self.database.clone(),
+            Some(self.fake.clone()),
+            self.jwt_secret.clone(),
+            self.wechat_secret.clone(),
+        )
+        .await
+    }
+
+    /// Builds and serves an app; `upstream` is the WeChat fake it talks to, unless it serves
+    /// its own (dev mode).
+    async fn start(
+        config: Config,
+        database: Arc<DropDb>,
+        upstream: Option<Arc<FakeWeChat>>,
+        jwt_secret: String,
+        wechat_secret: String,
+    ) -> TestApp {
+        let api_root = config.api_root();
+        let spawned = Application::build(config.clone())
             .await
-            .expect("sibling starts")
+            .expect("app starts")
             .spawn();
         let base = format!("http://127.0.0.1:{}", spawned.port);
         TestApp {
-            vars,
-            owns_db: false,
+            config,
+            db_url: pg_url(&database.0),
+            database,
             state: spawned.state,
             handle: spawned.handle,
-            api: format!("{base}/oapro/wx"),
+            api: format!("{base}{api_root}"),
             base,
             metrics_base: spawned
                 .metrics_port
                 .map(|p| format!("http://127.0.0.1:{p}")),
-            fake: self.fake.clone(),
-            db_url: self.db_url.clone(),
-            db_name: self.db_name.clone(),
-            jwt_secret: self.jwt_secret.clone(),
-            wechat_secret: self.wechat_secret.clone(),
+            fake: spawned.dev_fake.or(upstream).expect("a WeChat fake"),
+            jwt_secret,
+            wechat_secret,
             http: awc::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .finish(),
@@ -262,7 +287,7 @@ impl TestApp {
 
     pub fn builder() -> TestAppBuilder {
         TestAppBuilder {
-            vars: HashMap::new(),
+            changes: Vec::new(),
             dev_mode: false,
         }
     }
@@ -427,20 +452,5 @@ impl TestApp {
             .count()
             .get_result(&mut self.db())
             .expect("count")
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if !self.owns_db {
-            return;
-        }
-        if let Ok(mut conn) = PgConnection::establish(&pg_url("postgres")) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.db_name
-            ))
-            .execute(&mut conn);
-        }
     }
 }

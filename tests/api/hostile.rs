@@ -12,27 +12,41 @@ use serde_json::{Value, json};
 
 use crate::helpers::TestApp;
 
-/// Every mini-program route: method, path under the API root, and whether it needs a token.
-const ROUTES: &[(&str, &str, bool)] = &[
-    ("POST", "auth/login_by_weixin", false),
-    ("POST", "auth/logout", true),
-    ("POST", "auth/logout_all", true),
-    ("POST", "auth/refresh", true),
-    ("POST", "auth/bindPhone", true),
-    ("POST", "auth/profile", true),
-    ("GET", "auth/info", true),
-    ("GET", "user/index", true),
-    ("GET", "home/index", false),
-    ("GET", "swiperImgs", false),
-    ("GET", "meeting/list", false),
-    ("GET", "meeting/detail", false),
-    ("POST", "meeting/publish", true),
-    ("POST", "meeting/join", true),
-    ("POST", "meeting/leave", true),
-];
+/// One mini-program route.
+struct Route {
+    method: String,
+    /// Under the API root, without the leading `/`.
+    path: String,
+    needs_token: bool,
+}
 
-/// Routes that end the caller's session: fuzzed only without a valid token.
-const ENDS_SESSION: &[&str] = &["auth/logout", "auth/logout_all", "auth/refresh"];
+/// Every mini-program route, from the router's own table; whether it needs a token, from the
+/// API document (which a unit test holds to the same table).
+fn routes() -> Vec<Route> {
+    let doc = wxauth::api::openapi::document("/oapro/wx", "X-OA-Token");
+    wxauth::api::wx_routes()
+        .into_iter()
+        .map(|(path, method, _)| {
+            let operation = &doc["paths"][path][method.as_str().to_ascii_lowercase()];
+            let security = operation["security"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{method} {path} is not in the API document"));
+            Route {
+                method: method.to_string(),
+                path: path.trim_start_matches('/').to_string(),
+                needs_token: !security.is_empty(),
+            }
+        })
+        .collect()
+}
+
+/// Routes that end the caller's session (or account): fuzzed only without a valid token.
+const ENDS_SESSION: &[&str] = &[
+    "auth/logout",
+    "auth/logout_all",
+    "auth/refresh",
+    "auth/deactivate",
+];
 
 /// Errnos that fit hostile input: argument errors, not logged in, and the verdicts WeChat (the
 /// fake) gives on made-up codes. 0 for endpoints that accept anything (public reads).
@@ -54,9 +68,11 @@ impl Background {
         let thread = std::thread::spawn(move || {
             actix_rt::System::new().block_on(async move {
                 let app = TestApp::builder()
-                    .var("RATE_LOGIN_PER_IP", "0")
-                    .var("RATE_LOGIN_PER_OPENID", "0")
-                    .var("RATE_BINDPHONE_PER_USER", "0")
+                    .config(|c| {
+                        c.rate_login_per_ip = 0;
+                        c.rate_login_per_openid = 0;
+                        c.rate_bindphone_per_user = 0;
+                    })
                     .spawn()
                     .await;
                 let token = app.login_ok("alice").await;
@@ -227,11 +243,12 @@ fn generated_bodies_tokens_and_queries_never_break_an_endpoint() {
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    let route = 0..ROUTES.len();
+    let routes = routes();
+    let route = 0..routes.len();
 
     proptest!(config, |(r in route.clone(), body in hostile_json(), with_token in any::<bool>())| {
-        let (method, path, _) = ROUTES[r];
-        let use_token = with_token && !ENDS_SESSION.contains(&path);
+        let Route { method, path, .. } = &routes[r];
+        let use_token = with_token && !ENDS_SESSION.contains(&path.as_str());
         let mut headers = vec![("Content-Type", "application/json")];
         if use_token {
             headers.push(("X-OA-Token", app.token.as_str()));
@@ -241,14 +258,14 @@ fn generated_bodies_tokens_and_queries_never_break_an_endpoint() {
     });
 
     proptest!(config, |(r in route.clone(), body in prop::collection::vec(any::<u8>(), 0..2048))| {
-        let (method, path, _) = ROUTES[r];
+        let Route { method, path, .. } = &routes[r];
         app.check(&format!("{method} {path} raw bytes"), app.request(method, &format!("/oapro/wx/{path}"), &[("Content-Type", "application/json")], &body));
     });
 
     proptest!(config, |(r in route.clone(), token in "[ -~]{0,300}")| {
-        let (method, path, needs_token) = ROUTES[r];
+        let Route { method, path, needs_token } = &routes[r];
         let errno = app.check(&format!("{method} {path} token {token:.40}"), app.request(method, &format!("/oapro/wx/{path}"), &[("X-OA-Token", token.trim())], b"{}"));
-        if needs_token && errno != -400 {
+        if *needs_token && errno != -400 {
             prop_assert_eq!(errno, 501, "a made-up token is never a login");
         }
     });
@@ -284,10 +301,10 @@ fn a_corpus_of_malformed_requests_gets_clear_answers() {
         deep.as_bytes(),
         long_string.as_bytes(),
     ];
-    for (method, path, _) in ROUTES {
+    for Route { method, path, .. } in routes() {
         for body in &bodies {
             for token in [None, Some(app.token.as_str())] {
-                if token.is_some() && ENDS_SESSION.contains(path) {
+                if token.is_some() && ENDS_SESSION.contains(&path.as_str()) {
                     continue;
                 }
                 let mut headers = vec![("Content-Type", "application/json")];
@@ -297,7 +314,7 @@ fn a_corpus_of_malformed_requests_gets_clear_answers() {
                 let what = format!("{method} {path} {:.60}", String::from_utf8_lossy(body));
                 app.check(
                     &what,
-                    app.request(method, &format!("/oapro/wx/{path}"), &headers, body),
+                    app.request(&method, &format!("/oapro/wx/{path}"), &headers, body),
                 );
             }
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use diesel::prelude::*;
 use serde_json::{Value, json};
 use wxauth::actors::session::CachedSessions;
+use wxauth::config::{Config, Secret};
 
 use crate::db_proxy::DbProxy;
 use crate::helpers::TestApp;
@@ -16,9 +17,15 @@ async fn two_instances() -> (TestApp, TestApp, DbProxy) {
     let b = TestApp::spawn().await;
     let proxy = DbProxy::start();
     let d = b
-        .sibling_with(&[("DATABASE_URL", &proxy.url_for(&b.db_url))])
+        .sibling_with(|c| through(c, proxy.url_for(&b.db_url)))
         .await;
     (b, d, proxy)
+}
+
+/// Both connections through `url`: the pool's and the listener's, as `DATABASE_URL` alone sets.
+fn through(c: &mut Config, url: String) {
+    c.database_listen_url = url.clone();
+    c.database_url = url;
 }
 
 async fn cached_sessions(app: &TestApp) -> usize {
@@ -145,10 +152,10 @@ async fn while_the_listener_stays_frozen_every_check_goes_to_postgresql_and_the_
     let b = TestApp::spawn().await;
     let proxy = DbProxy::start();
     let d = b
-        .sibling_with(&[
-            ("DATABASE_URL", &proxy.url_for(&b.db_url)),
-            ("ADMIN_TOKEN", ADMIN_TOKEN),
-        ])
+        .sibling_with(|c| {
+            through(c, proxy.url_for(&b.db_url));
+            c.admin_token = Some(Secret::new(ADMIN_TOKEN));
+        })
         .await;
     let token = b.login_ok("stays-frozen").await;
     until_cached(&d, &token).await;
@@ -222,7 +229,7 @@ async fn token_checks_while_the_listener_is_down_are_bounded_when_the_database_s
     let proxy = DbProxy::start();
     proxy.freeze_new_listeners(true);
     let d = b
-        .sibling_with(&[("DATABASE_URL", &proxy.url_for(&b.db_url))])
+        .sibling_with(|c| through(c, proxy.url_for(&b.db_url)))
         .await;
     let token = b.login_ok("stalled-checks").await;
     assert_eq!(d.get("user/index", Some(&token)).await.errno(), 0);

@@ -8,11 +8,10 @@ use std::process::{Command, Output};
 use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::config::{Config, VARIABLES};
+use wxauth::config::{VARIABLES, WeChatMode};
 use wxauth::db::demo::{self, DEMO_PUBLISHER_OPENID};
 use wxauth::db::models::NewSwiperImage;
 use wxauth::db::schema::{meeting, meeting_member, swiper_image};
-use wxauth::startup::Application;
 
 use crate::helpers::{Reply, TEST_APPID, TestApp};
 
@@ -723,7 +722,10 @@ async fn user_index_counts_follow_publish_join_and_leave() {
 async fn concurrent_user_index_reads_of_many_users_each_get_their_own_counts() {
     // Reads that arrive together share a statement: none may get another user's numbers, and
     // one that arrives after a join sees it.
-    let app = TestApp::builder().var("DB_POOL_SIZE", "2").spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.db_pool_size = 2)
+        .spawn()
+        .await;
     let alice = app.login_ok("alice").await;
     let bob = app.login_ok("bob").await;
     let carol = app.login_ok("carol").await;
@@ -804,7 +806,7 @@ async fn publish_join_leave_and_user_index_need_a_token_the_rest_is_public() {
 fn wxauth(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
     for var in VARIABLES {
-        cmd.env_remove(var);
+        cmd.env_remove(var.name());
     }
     cmd.args(args)
         .env("DATABASE_URL", &app.db_url)
@@ -833,21 +835,12 @@ fn rows(app: &TestApp) -> Rows {
 /// Another dev-mode instance starting on the test's database; it serves until the test ends, as
 /// the harness's own app does.
 async fn start_dev_instance(app: &TestApp) {
-    let vars = [
-        ("DATABASE_URL", app.db_url.as_str()),
-        ("BIND_ADDR", "127.0.0.1:0"),
-        ("DB_POOL_SIZE", "1"),
-        ("HTTP_WORKERS", "1"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    let config = Config::from_vars(&vars).expect("config");
-    assert!(config.is_dev_mode());
-    Application::build(config)
-        .await
-        .expect("a second start")
-        .spawn();
+    app.sibling_with(|c| {
+        c.wechat = WeChatMode::Dev;
+        c.db_pool_size = 1;
+        c.workers = 1;
+    })
+    .await;
 }
 
 #[actix_web::test]

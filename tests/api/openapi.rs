@@ -1,13 +1,17 @@
 //! `/openapi.json` and the `/docs` page, as served: outside the context path, following
 //! `CONTEXT_PATH` and `TOKEN_HEADER`, and every documented operation answering at its path.
 
+use actix_web::http::header::HeaderName;
+
 use crate::helpers::TestApp;
 
 #[actix_web::test]
 async fn the_document_follows_the_context_path_and_the_token_header() {
     let app = TestApp::builder()
-        .var("CONTEXT_PATH", "/shop")
-        .var("TOKEN_HEADER", "X-Litemall-Token")
+        .config(|c| {
+            c.context_path = "/shop".into();
+            c.token_header = HeaderName::from_static("x-litemall-token");
+        })
         .spawn()
         .await;
     let doc = app.get_abs("/openapi.json").await;

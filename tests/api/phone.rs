@@ -3,6 +3,7 @@
 
 use diesel::prelude::*;
 use serde_json::json;
+use wxauth::config::AccessTokenMode;
 use wxauth::db::schema::wx_user;
 use wxauth::dev::fake_wechat::Fault;
 
@@ -328,7 +329,7 @@ async fn an_access_token_endpoint_answering_garbage_is_716_not_a_fallback() {
 #[actix_web::test]
 async fn plain_token_mode_uses_cgi_bin_token() {
     let app = TestApp::builder()
-        .var("WECHAT_TOKEN_MODE", "plain")
+        .config(|c| c.access_token_mode = AccessTokenMode::Plain)
         .spawn()
         .await;
     let token = app.login_ok("nora").await;

@@ -96,7 +96,7 @@ async fn a_refused_login_spends_no_code_writes_no_row_and_answers_721_with_retry
 #[actix_rt::test]
 async fn the_status_page_counts_busy_refusals() {
     let app = TestApp::builder()
-        .var("ADMIN_TOKEN", "admin-token-for-pipeline-tests")
+        .admin_token("admin-token-for-pipeline-tests")
         .spawn()
         .await;
     let held = fill_login_admission(&app).await;
@@ -261,7 +261,7 @@ async fn a_login_and_its_session_are_one_transaction() {
 #[actix_rt::test]
 async fn login_log_rows_are_gathered_and_written_in_one_batch() {
     let app = TestApp::builder()
-        .var("LOGIN_LOG_FLUSH_MS", "60000")
+        .config(|c| c.login_log_flush = Duration::from_secs(60))
         .spawn()
         .await;
     for i in 0..5 {

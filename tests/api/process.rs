@@ -6,22 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::binary::{Binary, free_port};
-use crate::helpers::PG_SERVER;
-
-struct DropDb(String);
-
-impl Drop for DropDb {
-    fn drop(&mut self) {
-        use diesel::prelude::*;
-        if let Ok(mut conn) = PgConnection::establish(&format!("{PG_SERVER}/postgres")) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.0
-            ))
-            .execute(&mut conn);
-        }
-    }
-}
+use crate::database::{DropDb, PG_SERVER};
 
 fn curl_json(args: &[&str]) -> Value {
     let out = std::process::Command::new("curl")

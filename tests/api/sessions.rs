@@ -227,7 +227,7 @@ async fn the_session_key_column_holds_no_plaintext_key() {
 #[actix_web::test]
 async fn more_sessions_than_cache_capacity_all_stay_valid_in_bounded_memory() {
     let app = TestApp::builder()
-        .var("SESSION_CACHE_CAPACITY", "5")
+        .config(|c| c.session_cache_capacity = 5)
         .spawn()
         .await;
     let mut tokens = Vec::new();
@@ -329,7 +329,7 @@ async fn disabling_or_deleting_a_user_kills_their_tokens_on_both_instances_and_r
 #[actix_web::test]
 async fn the_admin_api_disables_a_user_everywhere_and_enables_them_again() {
     const ADMIN: &str = "admin-token-for-the-session-tests";
-    let a = TestApp::builder().var("ADMIN_TOKEN", ADMIN).spawn().await;
+    let a = TestApp::builder().admin_token(ADMIN).spawn().await;
     let b = a.sibling().await;
     let token = a.login_ok("liam").await;
     let id = a
@@ -495,7 +495,7 @@ async fn a_session_dies_at_its_maximum_lifetime_however_often_it_was_refreshed()
 #[actix_web::test]
 async fn refresh_never_extends_a_session_past_its_maximum_lifetime() {
     let app = TestApp::builder()
-        .var("SESSION_MAX_LIFETIME_SECS", "86400")
+        .config(|c| c.session_max_lifetime = Duration::from_secs(86_400))
         .spawn()
         .await;
     let token = app.login_ok("trent").await;
@@ -540,8 +540,10 @@ async fn refresh_never_extends_a_session_past_its_maximum_lifetime() {
 #[actix_web::test]
 async fn a_login_token_never_outlives_the_maximum_lifetime() {
     let app = TestApp::builder()
-        .var("TOKEN_TTL_SECS", "7776000")
-        .var("SESSION_MAX_LIFETIME_SECS", "86400")
+        .config(|c| {
+            c.token_ttl = Duration::from_secs(7_776_000);
+            c.session_max_lifetime = Duration::from_secs(86_400);
+        })
         .spawn()
         .await;
     let reply = app.login("peggy").await;

@@ -9,21 +9,8 @@ use diesel::prelude::*;
 use serde_json::json;
 use wxauth::db::setup;
 
-use crate::helpers::{TestApp, captured_logs, pg_url};
-
-struct DropDb(String);
-
-impl Drop for DropDb {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = PgConnection::establish(&pg_url("postgres")) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.0
-            ))
-            .execute(&mut conn);
-        }
-    }
-}
+use crate::database::{DropDb, pg_url};
+use crate::helpers::{TestApp, captured_logs};
 
 #[test]
 fn two_instances_preparing_one_new_database_at_once_both_succeed() {

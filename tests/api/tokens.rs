@@ -1,5 +1,8 @@
 //! Every way a token can be wrong ends in errno 501 with HTTP 200, so the client logs in again.
 
+use std::time::Duration;
+
+use actix_web::http::header::HeaderName;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
@@ -118,7 +121,10 @@ async fn expired_tokens_are_501() {
 
 #[actix_web::test]
 async fn a_short_ttl_expires_the_session_itself() {
-    let app = TestApp::builder().var("TOKEN_TTL_SECS", "60").spawn().await;
+    let app = TestApp::builder()
+        .config(|c| c.token_ttl = Duration::from_secs(60))
+        .spawn()
+        .await;
     let reply = app.login("carol").await;
     let expire = reply.body["data"]["tokenExpire"]
         .as_str()
@@ -180,7 +186,7 @@ async fn token_header_names_the_only_header_that_carries_the_token() {
     use wxauth::db::schema::user_session;
 
     let app = TestApp::builder()
-        .var("TOKEN_HEADER", "X-Litemall-Token")
+        .config(|c| c.token_header = HeaderName::from_static("x-litemall-token"))
         .spawn()
         .await;
     let token = app.login_ok("alice").await;

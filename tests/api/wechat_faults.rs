@@ -71,7 +71,7 @@ async fn rate_limited_and_risky_users_have_their_own_errnos() {
 async fn unreachable_wechat_is_a_clear_errno_quickly() {
     // Nothing listens on port 9 of loopback: connection refused.
     let app = TestApp::builder()
-        .var("WECHAT_API_BASE", "http://127.0.0.1:9")
+        .wechat_api_base("http://127.0.0.1:9")
         .spawn()
         .await;
     let code = app.code_for("alice").code;
@@ -86,7 +86,7 @@ async fn unreachable_wechat_is_a_clear_errno_quickly() {
 #[actix_web::test]
 async fn a_wrong_app_secret_is_our_fault_502_and_logged_loudly() {
     let app = TestApp::builder()
-        .var("WECHAT_SECRET", "not-the-secret")
+        .wechat_secret("not-the-secret")
         .spawn()
         .await;
     let code = app.code_for("alice").code;
@@ -113,7 +113,7 @@ async fn whatever_is_slow_the_client_gets_an_envelope_before_its_timeout() {
     // only as long as its deadline allows (keeping time for the database) and answers that
     // WeChat timed out, in time.
     let app = TestApp::builder()
-        .var("WECHAT_TIMEOUT_MS", "10000")
+        .config(|c| c.wechat_timeout = Duration::from_secs(10))
         .spawn()
         .await;
     let (errno, took) = login_under(&app, Fault::Slow { delay_ms: 8000 }).await;

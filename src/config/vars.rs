@@ -1,0 +1,729 @@
+//! Every variable wxauth reads, each declared once: its name, its default, the values it accepts
+//! and what it means. `Config` reads each value through its declaration, the error for a refused
+//! value says what the declaration accepts, and a test holds the README's table and
+//! `.env.example` to `VARIABLES`.
+
+use super::{AccessTokenMode, ConfigError, invalid};
+
+/// Where the values come from: the process environment, or a test's map.
+pub(super) struct Source<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);
+
+impl Source<'_> {
+    /// The trimmed value; `None` when unset or empty.
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// A whole number within `min..=max`.
+pub struct Number {
+    pub name: &'static str,
+    pub default: u64,
+    pub min: u64,
+    pub max: u64,
+    /// What is counted; follows the range in the error message and the README.
+    pub unit: &'static str,
+    pub help: &'static str,
+}
+
+impl Number {
+    pub(super) fn read<T: TryFrom<u64>>(&self, src: &Source) -> Result<T, ConfigError> {
+        let n = match src.get(self.name) {
+            None => self.default,
+            Some(v) => v
+                .parse::<u64>()
+                .map_err(|_| invalid(self.name, format!("expected a whole number, got {v:?}")))?,
+        };
+        let out_of_range = || {
+            invalid(
+                self.name,
+                format!("expected {}..={} {}", self.min, self.max, self.unit),
+            )
+        };
+        if !(self.min..=self.max).contains(&n) {
+            return Err(out_of_range());
+        }
+        T::try_from(n).map_err(|_| out_of_range())
+    }
+}
+
+/// One of a few words, each standing for a value; the first is the default.
+pub struct Choice<T: 'static> {
+    pub name: &'static str,
+    pub values: &'static [(&'static str, T)],
+    pub help: &'static str,
+}
+
+/// `0` (the default) or `1`.
+const OFF_ON: &[(&str, bool)] = &[("0", false), ("1", true)];
+
+impl<T: Copy> Choice<T> {
+    pub(super) fn read(&self, src: &Source) -> Result<T, ConfigError> {
+        let wanted = src.get(self.name);
+        self.values
+            .iter()
+            .find(|(word, _)| wanted.as_deref().is_none_or(|w| w == *word))
+            .map(|(_, value)| *value)
+            .ok_or_else(|| invalid(self.name, format!("expected {}", self.words(""))))
+    }
+
+    /// `stable or plain`, each word between `quote`s.
+    fn words(&self, quote: &str) -> String {
+        let words: Vec<String> = self
+            .values
+            .iter()
+            .map(|(word, _)| format!("{quote}{word}{quote}"))
+            .collect();
+        words.join(" or ")
+    }
+}
+
+/// Any other value: its own parser in `Config` checks it.
+pub struct Text {
+    pub name: &'static str,
+    /// The value when unset; empty: none.
+    pub default: &'static str,
+    /// For the README: what being unset means, when the default value alone does not say it.
+    pub default_note: &'static str,
+    /// What a value must look like: a refused one gets `expected {expects}`.
+    pub expects: &'static str,
+    pub help: &'static str,
+}
+
+impl Text {
+    /// The configured value, without the default.
+    pub(super) fn raw(&self, src: &Source) -> Option<String> {
+        src.get(self.name)
+    }
+
+    /// The configured value, else the default.
+    pub(super) fn value(&self, src: &Source) -> String {
+        self.raw(src).unwrap_or_else(|| self.default.to_string())
+    }
+
+    /// The configured value, else the default, through `parse`.
+    pub(super) fn parse<T>(
+        &self,
+        src: &Source,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        parse(&self.value(src)).ok_or_else(|| self.refused())
+    }
+
+    /// The configured value through `parse`; `None` when unset.
+    pub(super) fn parse_set<T>(
+        &self,
+        src: &Source,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        self.raw(src)
+            .map(|v| parse(&v).ok_or_else(|| self.refused()))
+            .transpose()
+    }
+
+    /// `expected {expects}`.
+    pub(super) fn refused(&self) -> ConfigError {
+        invalid(self.name, format!("expected {}", self.expects))
+    }
+
+    /// `expected {expects} ({why})`.
+    pub(super) fn refused_because(&self, why: impl std::fmt::Display) -> ConfigError {
+        invalid(self.name, format!("expected {} ({why})", self.expects))
+    }
+}
+
+/// What the README's table and `.env.example` say about one variable.
+pub struct Doc {
+    pub name: &'static str,
+    /// The value `.env.example` shows commented out: the default, or empty when there is none.
+    pub default: String,
+    /// The README's default column (Markdown).
+    pub default_shown: String,
+    /// The README's accepts column (Markdown).
+    pub accepts: String,
+    pub help: &'static str,
+}
+
+/// A declared variable, whatever its kind.
+pub trait Declared {
+    fn doc(&self) -> Doc;
+
+    fn name(&self) -> &'static str {
+        self.doc().name
+    }
+}
+
+impl Declared for Number {
+    fn doc(&self) -> Doc {
+        Doc {
+            name: self.name,
+            default: self.default.to_string(),
+            default_shown: format!("`{}`", self.default),
+            accepts: format!("{}–{} {}", self.min, self.max, self.unit),
+            help: self.help,
+        }
+    }
+}
+
+impl<T: Copy> Declared for Choice<T> {
+    fn doc(&self) -> Doc {
+        let first = self.values.first().map_or("", |(word, _)| *word);
+        Doc {
+            name: self.name,
+            default: first.to_string(),
+            default_shown: format!("`{first}`"),
+            accepts: self.words("`"),
+            help: self.help,
+        }
+    }
+}
+
+impl Declared for Text {
+    fn doc(&self) -> Doc {
+        let default_shown = match (self.default, self.default_note) {
+            ("", note) => note.to_string(),
+            (value, "") => format!("`{value}`"),
+            (value, note) => format!("`{value}` {note}"),
+        };
+        Doc {
+            name: self.name,
+            default: self.default.to_string(),
+            default_shown,
+            accepts: self.expects.to_string(),
+            help: self.help,
+        }
+    }
+}
+
+/// Every variable, in the README's order.
+pub const VARIABLES: &[&dyn Declared] = &[
+    &DATABASE_URL,
+    &DATABASE_LISTEN_URL,
+    &BIND_ADDR,
+    &CONTEXT_PATH,
+    &WECHAT_APPID,
+    &WECHAT_SECRET,
+    &WECHAT_API_BASE,
+    &WECHAT_TIMEOUT_MS,
+    &WECHAT_TOKEN_MODE,
+    &JWT_SECRET,
+    &TOKEN_TTL_SECS,
+    &SESSION_MAX_LIFETIME_SECS,
+    &DB_POOL_SIZE,
+    &HTTP_WORKERS,
+    &SESSION_CACHE_CAPACITY,
+    &SESSION_ENCRYPTION_KEY,
+    &RATE_LOGIN_PER_IP,
+    &RATE_LOGIN_PER_OPENID,
+    &RATE_BINDPHONE_PER_USER,
+    &TRUSTED_PROXIES,
+    &ADMIN_TOKEN,
+    &ADMIN_STATIC_DIR,
+    &METRICS_BIND_ADDR,
+    &LOGIN_LOG_RETENTION_DAYS,
+    &LOGIN_LOG_FLUSH_MS,
+    &ACCOUNT_DELETION_GRACE_DAYS,
+    &ALLOW_DEV_MODE_ON_NETWORK,
+    &TOKEN_HEADER,
+    &BENCH_ENDPOINTS,
+    &SHUTDOWN_DRAIN_SECS,
+    &RUST_LOG,
+];
+
+// ---- the database ----
+
+pub const DATABASE_URL: Text = Text {
+    name: "DATABASE_URL",
+    default: "postgres://postgres@127.0.0.1:5432/wxauth",
+    default_note: "",
+    expects: "postgres://user@host:port/dbname",
+    help: "PostgreSQL, directly or through PgBouncer in transaction mode; the database is created \
+           if missing (directly only) and migrated on start",
+};
+
+pub const DATABASE_LISTEN_URL: Text = Text {
+    name: "DATABASE_LISTEN_URL",
+    default: "",
+    default_note: "`DATABASE_URL`",
+    expects: "postgres://user@host:port/dbname (a direct connection, not through a transaction \
+              pooler)",
+    help: "the NOTIFY listener's own connection; must reach PostgreSQL directly (set it when \
+           `DATABASE_URL` goes through a transaction pooler: LISTEN needs a session)",
+};
+
+pub const DB_POOL_SIZE: Number = Number {
+    name: "DB_POOL_SIZE",
+    default: 10,
+    min: 1,
+    max: 200,
+    unit: "connections",
+    help: "PostgreSQL connections, and DbExecutor threads",
+};
+
+// ---- HTTP ----
+
+pub const BIND_ADDR: Text = Text {
+    name: "BIND_ADDR",
+    default: "127.0.0.1:8080",
+    default_note: "",
+    expects: "host:port",
+    help: "where to listen (`0.0.0.0:8080` for all interfaces; in dev mode only loopback, see \
+           above)",
+};
+
+pub const CONTEXT_PATH: Text = Text {
+    name: "CONTEXT_PATH",
+    default: "/oapro",
+    default_note: "",
+    expects: "a path such as /oapro (letters, digits, - _ . / only)",
+    help: "the API lives at `{CONTEXT_PATH}/wx/`",
+};
+
+pub const HTTP_WORKERS: Number = Number {
+    name: "HTTP_WORKERS",
+    default: 0,
+    min: 0,
+    max: 256,
+    unit: "(0 = one per core)",
+    help: "actix-web worker threads",
+};
+
+pub const TRUSTED_PROXIES: Text = Text {
+    name: "TRUSTED_PROXIES",
+    default: "",
+    default_note: "none",
+    expects: "a comma-separated list of IPs or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1",
+    help: "peers whose `X-Forwarded-For` is believed: all its lines are read as one list, and \
+           the rightmost hop that is not itself a trusted proxy is the client",
+};
+
+pub const TOKEN_HEADER: Text = Text {
+    name: "TOKEN_HEADER",
+    default: "X-OA-Token",
+    default_note: "",
+    expects: "an HTTP header name such as X-OA-Token (ASCII letters, digits, -; no spaces or \
+              colon)",
+    help: "the request header that carries the token; only this header is read. \
+           `X-Litemall-Token` lets a litemall-derived mini-program switch to wxauth by changing \
+           only its API root. Any HTTP header name except those HTTP, proxies or wxauth already \
+           use (`Host`, `Content-Type`, `Content-Length`, `Cookie`, `Connection`, \
+           `Transfer-Encoding`, `X-Forwarded-For`, `X-Request-Id`, …)",
+};
+
+pub const SHUTDOWN_DRAIN_SECS: Number = Number {
+    name: "SHUTDOWN_DRAIN_SECS",
+    // Longer than a proxy's idle keep-alive towards wxauth (deploy/nginx sets 4 s), so every
+    // pooled connection has been used and closed, or dropped by the proxy, before the listener
+    // closes.
+    default: 5,
+    min: 0,
+    max: 60,
+    unit: "seconds",
+    help: "after SIGTERM/SIGINT, keep serving this long while `/readyz` answers 503 and every \
+           answer closes its connection, then stop (see [Deploying](#deploying))",
+};
+
+// ---- WeChat ----
+
+pub const WECHAT_APPID: Text = Text {
+    name: "WECHAT_APPID",
+    default: "",
+    default_note: "unset → dev mode",
+    expects: "an appid such as wx1234567890abcdef",
+    help: "the mini-program's appid; unset means the built-in WeChat fake is used",
+};
+
+pub const WECHAT_SECRET: Text = Text {
+    name: "WECHAT_SECRET",
+    default: "",
+    default_note: "— (required with `WECHAT_APPID`)",
+    expects: "the AppSecret",
+    help: "the mini-program's AppSecret; never logged",
+};
+
+pub const WECHAT_API_BASE: Text = Text {
+    name: "WECHAT_API_BASE",
+    default: "https://api.weixin.qq.com",
+    default_note: "",
+    expects: "an http(s):// URL",
+    help: "WeChat's API, or any compatible server",
+};
+
+pub const WECHAT_TIMEOUT_MS: Number = Number {
+    name: "WECHAT_TIMEOUT_MS",
+    // Below the mini-program's 3000 ms `wx.request` timeout, leaving room for the database.
+    default: 2000,
+    min: 1,
+    max: 60_000,
+    unit: "milliseconds",
+    help: "per WeChat call, whole round trip; below the client's 3000 ms",
+};
+
+pub const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
+    name: "WECHAT_TOKEN_MODE",
+    values: &[
+        ("stable", AccessTokenMode::Stable),
+        ("plain", AccessTokenMode::Plain),
+    ],
+    help: "how the access token is fetched: `stable` (`POST /cgi-bin/stable_token`, safe with \
+           several instances; a server without that endpoint, answering HTTP 404 or 405, is \
+           switched to `GET /cgi-bin/token` with a warning) or `plain` (`GET /cgi-bin/token`, for \
+           accounts that need it)",
+};
+
+// ---- tokens and sessions ----
+
+pub const JWT_SECRET: Text = Text {
+    name: "JWT_SECRET",
+    default: "",
+    default_note: "dev mode: generated per process (logged as a warning); production: required",
+    expects: "in production at least 32 bytes (openssl rand -hex 32)",
+    help: "HS256 key for tokens, the same on every instance; a missing or shorter one in \
+           production stops the start (exit 2)",
+};
+
+pub const TOKEN_TTL_SECS: Number = Number {
+    name: "TOKEN_TTL_SECS",
+    default: 7 * 24 * 3600,
+    min: 60,
+    max: 90 * 24 * 3600,
+    unit: "seconds",
+    help: "token lifetime (7 days unless set); a login's or refresh's token never outlives \
+           `SESSION_MAX_LIFETIME_SECS`",
+};
+
+pub const SESSION_MAX_LIFETIME_SECS: Number = Number {
+    name: "SESSION_MAX_LIFETIME_SECS",
+    default: 30 * 24 * 3600,
+    // Shorter than a day would log mobile users out mid-use.
+    min: 24 * 3600,
+    max: 365 * 24 * 3600,
+    unit: "seconds (a day to a year)",
+    help: "absolute session lifetime from the login, whatever refreshes did (30 days unless set)",
+};
+
+pub const SESSION_CACHE_CAPACITY: Number = Number {
+    name: "SESSION_CACHE_CAPACITY",
+    default: 100_000,
+    min: 1,
+    max: 10_000_000,
+    unit: "sessions",
+    help: "sessions the SessionActor keeps in memory (an LRU in front of `user_session`)",
+};
+
+pub const SESSION_ENCRYPTION_KEY: Text = Text {
+    name: "SESSION_ENCRYPTION_KEY",
+    default: "",
+    default_note: "derived from `JWT_SECRET` (a warning in production)",
+    expects: "64 hex characters (32 bytes)",
+    help: "the AES-256-GCM key for session_keys at rest (`openssl rand -hex 32`); recommended in \
+           production, so one leaked secret does not expose both. Setting or changing it leaves \
+           the session_keys stored under the old key unreadable: `bindPhone` with \
+           `encryptedData` then needs a new login",
+};
+
+// ---- rate limits ----
+
+pub const RATE_LOGIN_PER_IP: Number = Number {
+    name: "RATE_LOGIN_PER_IP",
+    default: 120,
+    min: 0,
+    max: u32::MAX as u64,
+    unit: "per minute",
+    help: "login attempts per client IP per minute (0: off); an IPv6 client is keyed by its /64",
+};
+
+pub const RATE_LOGIN_PER_OPENID: Number = Number {
+    name: "RATE_LOGIN_PER_OPENID",
+    default: 20,
+    min: 0,
+    max: u32::MAX as u64,
+    unit: "per minute",
+    help: "logins per openid per minute (0: off)",
+};
+
+pub const RATE_BINDPHONE_PER_USER: Number = Number {
+    name: "RATE_BINDPHONE_PER_USER",
+    default: 10,
+    min: 0,
+    max: u32::MAX as u64,
+    unit: "per minute",
+    help: "bindPhone calls per user per minute (0: off)",
+};
+
+// ---- operating ----
+
+pub const ADMIN_TOKEN: Text = Text {
+    name: "ADMIN_TOKEN",
+    default: "",
+    default_note: "unset → admin side off (404); in dev mode generated and shown in the start \
+                   banner",
+    expects: "at least 16 visible ASCII characters without spaces (e.g. openssl rand -hex 24)",
+    help: "bearer token for the status page and `/admin/api/*`; after 10 wrong tokens from one \
+           client IP in a minute, that client gets 429 until the minute is over",
+};
+
+pub const ADMIN_STATIC_DIR: Text = Text {
+    name: "ADMIN_STATIC_DIR",
+    default: "static",
+    default_note: "in the working directory, else the `static/` of the source tree the binary \
+                   was built from",
+    expects: "a directory",
+    help: "where the status page's files are",
+};
+
+pub const METRICS_BIND_ADDR: Text = Text {
+    name: "METRICS_BIND_ADDR",
+    default: "",
+    default_note: "unset → `/metrics` on `BIND_ADDR`",
+    expects: "host:port",
+    help: "set (e.g. `127.0.0.1:9100`, not `BIND_ADDR`) → `/metrics` is served only there, and \
+           no longer on `BIND_ADDR`",
+};
+
+pub const LOGIN_LOG_RETENTION_DAYS: Number = Number {
+    name: "LOGIN_LOG_RETENTION_DAYS",
+    default: 30,
+    min: 1,
+    max: 3650,
+    unit: "days",
+    help: "`login_log` rows older than this are deleted, at start and then hourly",
+};
+
+pub const LOGIN_LOG_FLUSH_MS: Number = Number {
+    name: "LOGIN_LOG_FLUSH_MS",
+    default: 200,
+    min: 10,
+    max: 60_000,
+    unit: "milliseconds",
+    help: "how often the gathered `login_log` rows are written, one multi-row insert per batch; \
+           a graceful shutdown writes the rest",
+};
+
+pub const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
+    name: "ACCOUNT_DELETION_GRACE_DAYS",
+    default: 7,
+    min: 0,
+    // A longer wait would keep data the user asked to have deleted for longer than they would
+    // expect.
+    max: 30,
+    unit: "days",
+    help: "days between `auth/deactivate` and the erasure of the account's data; a login within \
+           them restores the account (0 erases at once)",
+};
+
+pub const ALLOW_DEV_MODE_ON_NETWORK: Choice<bool> = Choice {
+    name: "ALLOW_DEV_MODE_ON_NETWORK",
+    values: OFF_ON,
+    help: "`1` lets dev mode (no `WECHAT_APPID`) listen on a non-loopback `BIND_ADDR`; anyone \
+           who reaches it can log in as any user",
+};
+
+pub const BENCH_ENDPOINTS: Choice<bool> = Choice {
+    name: "BENCH_ENDPOINTS",
+    values: OFF_ON,
+    help: "`1` serves `GET /bench/plain` and `GET /bench/auth` (same fixed body, the second \
+           behind the token check) for `scripts/bench`; logged as a warning; never in production",
+};
+
+/// Read by the logger in `main`, not by `Config`.
+pub const RUST_LOG: Text = Text {
+    name: "RUST_LOG",
+    default: "info",
+    default_note: "",
+    expects: "an env_logger filter, e.g. wxauth=debug,info",
+    help: "what is logged",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repository_file(name: &str) -> String {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// The README's configuration table as the declarations make it.
+    fn readme_table() -> Vec<String> {
+        let mut table = vec![
+            "| variable | default | accepts | meaning |".to_string(),
+            "|---|---|---|---|".to_string(),
+        ];
+        for var in VARIABLES {
+            let d = var.doc();
+            table.push(format!(
+                "| `{}` | {} | {} | {} |",
+                d.name, d.default_shown, d.accepts, d.help
+            ));
+        }
+        table
+    }
+
+    /// A line diff (`-` only in `old`, `+` only in `new`), from their longest common subsequence.
+    fn diff(old: &[String], new: &[String]) -> String {
+        let mut common = vec![vec![0usize; new.len() + 1]; old.len() + 1];
+        for i in (0..old.len()).rev() {
+            for j in (0..new.len()).rev() {
+                common[i][j] = if old[i] == new[j] {
+                    common[i + 1][j + 1] + 1
+                } else {
+                    common[i + 1][j].max(common[i][j + 1])
+                };
+            }
+        }
+        let (mut i, mut j, mut out) = (0, 0, String::new());
+        while i < old.len() || j < new.len() {
+            if i < old.len() && j < new.len() && old[i] == new[j] {
+                i += 1;
+                j += 1;
+            } else if j == new.len() || (i < old.len() && common[i + 1][j] >= common[i][j + 1]) {
+                out.push_str(&format!("- {}\n", old[i]));
+                i += 1;
+            } else {
+                out.push_str(&format!("+ {}\n", new[j]));
+                j += 1;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_readme_table_is_the_declarations() {
+        let readme = repository_file("README.md");
+        let documented: Vec<String> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| variable |"))
+            .take_while(|l| l.starts_with('|'))
+            .map(str::to_string)
+            .collect();
+        let declared = readme_table();
+        assert!(
+            documented == declared,
+            "README.md's configuration table differs from config::VARIABLES \
+             (-: only in README.md, +: only in the declarations):\n{}\n\
+             The table as declared, to paste into README.md:\n{}\n",
+            diff(&documented, &declared),
+            declared.join("\n")
+        );
+    }
+
+    #[test]
+    fn env_example_lists_every_variable_with_its_default() {
+        let example = repository_file(".env.example");
+        // `NAME=value`, or `#NAME=value` showing the default.
+        let assignments: Vec<(bool, &str, &str)> = example
+            .lines()
+            .filter_map(|line| {
+                let (commented, rest) = match line.strip_prefix('#') {
+                    Some(rest) => (true, rest),
+                    None => (false, line),
+                };
+                let (name, value) = rest.split_once('=')?;
+                let is_name = !name.is_empty()
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+                is_name.then_some((commented, name, value))
+            })
+            .collect();
+        let mut problems = Vec::new();
+        for var in VARIABLES {
+            let d = var.doc();
+            let lines: Vec<_> = assignments.iter().filter(|a| a.1 == d.name).collect();
+            match lines.as_slice() {
+                [] => problems.push(format!(
+                    "{} is missing: add #{}={}",
+                    d.name, d.name, d.default
+                )),
+                [(true, _, shown)] if *shown != d.default => problems.push(format!(
+                    "#{}={shown} shows another default than the declared #{}={}",
+                    d.name, d.name, d.default
+                )),
+                [_] => {}
+                _ => problems.push(format!("{} is listed {} times", d.name, lines.len())),
+            }
+        }
+        for (_, name, _) in &assignments {
+            if !VARIABLES.iter().any(|v| v.name() == *name) {
+                problems.push(format!("{name} is not a variable wxauth reads"));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            ".env.example differs from config::VARIABLES:\n{}",
+            problems.join("\n")
+        );
+    }
+
+    #[test]
+    fn names_are_unique_and_defaults_are_allowed() {
+        let mut names: Vec<&str> = VARIABLES.iter().map(|v| v.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), VARIABLES.len(), "a variable declared twice");
+        assert!(
+            JWT_SECRET
+                .expects
+                .contains(&super::super::MIN_JWT_SECRET_LEN.to_string())
+        );
+        assert!(
+            ADMIN_TOKEN
+                .expects
+                .contains(&super::super::MIN_ADMIN_TOKEN_LEN.to_string())
+        );
+    }
+
+    #[test]
+    fn refusals_say_what_the_declaration_accepts() {
+        let map = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let lookup = map(&[
+            ("WECHAT_TIMEOUT_MS", "0"),
+            ("DB_POOL_SIZE", "many"),
+            ("WECHAT_TOKEN_MODE", "sometimes"),
+            ("BENCH_ENDPOINTS", "yes"),
+            ("CONTEXT_PATH", "/o a"),
+            ("HTTP_WORKERS", "257"),
+        ]);
+        let src = Source(&lookup);
+        let reason = |e: ConfigError| e.reason;
+        assert_eq!(
+            reason(WECHAT_TIMEOUT_MS.read::<u64>(&src).unwrap_err()),
+            "expected 1..=60000 milliseconds"
+        );
+        assert_eq!(
+            reason(DB_POOL_SIZE.read::<u32>(&src).unwrap_err()),
+            "expected a whole number, got \"many\""
+        );
+        assert_eq!(
+            reason(WECHAT_TOKEN_MODE.read(&src).unwrap_err()),
+            "expected stable or plain"
+        );
+        assert_eq!(
+            reason(BENCH_ENDPOINTS.read(&src).unwrap_err()),
+            "expected 0 or 1"
+        );
+        assert_eq!(
+            reason(CONTEXT_PATH.parse(&src, |_| None::<()>).unwrap_err()),
+            "expected a path such as /oapro (letters, digits, - _ . / only)"
+        );
+        assert_eq!(
+            reason(HTTP_WORKERS.read::<usize>(&src).unwrap_err()),
+            "expected 0..=256 (0 = one per core)"
+        );
+        assert_eq!(TOKEN_TTL_SECS.read::<u64>(&src).ok(), Some(604_800));
+        assert_eq!(
+            DATABASE_LISTEN_URL.parse_set(&src, |_| Some(())).ok(),
+            Some(None)
+        );
+    }
+}
