@@ -5,7 +5,6 @@
 
 pub mod account;
 pub mod admin;
-pub mod admin_users;
 pub mod auth;
 pub mod bench;
 pub mod extract;

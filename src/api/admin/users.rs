@@ -8,18 +8,15 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
-use super::AppState;
+use super::refuse;
 use crate::actors::session::Invalidate;
+use crate::api::AppState;
 use crate::domain::Revoked;
 
 #[derive(Serialize)]
 struct UserStatus {
     id: i64,
     status: i16,
-}
-
-fn refuse(status: StatusCode, error: &'static str) -> HttpResponse {
-    HttpResponse::build(status).json(super::admin::AdminError { error })
 }
 
 fn parse_id(raw_id: &str) -> Option<i64> {
@@ -60,11 +57,11 @@ async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse
     }
 }
 
-pub async fn disable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+pub(super) async fn disable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     set_status(&state, &id, 1).await
 }
 
-pub async fn enable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+pub(super) async fn enable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     set_status(&state, &id, 0).await
 }
 
@@ -77,7 +74,7 @@ struct UserDeleted {
 /// `POST /admin/users/{id}/delete`: erases the account now, whatever its state (usable, disabled,
 /// deletion pending), as the sweeper does at the end of a grace period. 404 when there is no such
 /// account (which includes one already erased).
-pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+pub(super) async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let Some(id) = parse_id(&id) else {
         return bad_id();
     };

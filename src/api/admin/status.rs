@@ -1,0 +1,373 @@
+//! `GET /admin/api/status`: the JSON the status page draws, gathered from the actors, the
+//! database and the listener, with what is wrong said in words.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::actors::listener::{ListenerReport, ListenerState};
+use crate::actors::session::CountSessions;
+use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
+use crate::admission::AdmissionStats;
+use crate::api::AppState;
+use crate::domain::LoginSummary;
+use crate::error::ErrnoLabels;
+use crate::wechat::errcode;
+
+/// How long the status waits for each part before reporting it unknown: the page must answer
+/// fastest exactly when something is stuck.
+const PART_TIMEOUT: Duration = Duration::from_secs(2);
+/// Rows in the page's recent-logins list.
+const RECENT_LOGINS: i64 = 20;
+
+#[derive(Debug, Serialize)]
+struct StatusView {
+    /// `ok`, `degraded` (logins work but something is wrong) or `down` (logins cannot work).
+    status: &'static str,
+    /// Why the status is not `ok`, one sentence each.
+    problems: Vec<String>,
+    /// Always true: an answer means the process is up.
+    up: bool,
+    /// Database reachable and fully migrated, as `/readyz` says.
+    ready: bool,
+    version: &'static str,
+    /// `dev` (built-in WeChat fake) or `production`.
+    mode: &'static str,
+    /// RFC 3339, UTC, like every time in this answer.
+    started_at: String,
+    uptime_secs: u64,
+    generated_at: String,
+    database: DatabaseView,
+    /// `None` when the WeChatClient did not answer in time.
+    wechat: Option<UpstreamStats>,
+    sessions: SessionsView,
+    /// The NOTIFY listener, as `/readyz` shows it.
+    listener: ListenerReport,
+    /// `None` when the database could not be asked.
+    logins: Option<LoginsView>,
+    admission: AdmissionView,
+    /// Account deletions users asked for (or the admin made); `None` when the database could not
+    /// be asked.
+    deletions: Option<DeletionsView>,
+    /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
+    errnos: ErrnoLabels,
+}
+
+/// What is let in, what waits and what is refused with errno 721 (server busy).
+#[derive(Debug, Serialize)]
+struct AdmissionView {
+    /// Logins in progress (limit adaptive), before any WeChat call.
+    logins: AdmissionStats,
+    /// Other database work (limit fixed).
+    reads: AdmissionStats,
+    /// Refusals since start, by what was full: `login`, `read`, `wechat`.
+    refused: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct DeletionsView {
+    /// Requested; the grace period is not over, or the sweeper has not come by yet.
+    pending: i64,
+    /// Personal data erased.
+    completed: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct DatabaseView {
+    reachable: bool,
+    migrations_applied: Option<bool>,
+    pending_migrations: Vec<String>,
+    /// Round trip of the readiness query through the DbExecutor.
+    latency_ms: Option<f64>,
+    error: Option<String>,
+    pool: PoolView,
+    /// login_log rows gathered and not yet written (they are written in batches).
+    login_log_pending_writes: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct PoolView {
+    max: u32,
+    connections: u32,
+    idle: u32,
+    in_use: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct SessionsView {
+    /// `None` when the SessionActor did not answer in time.
+    live: Option<usize>,
+}
+
+#[derive(Debug, Serialize)]
+struct LoginsView {
+    last_minute: LoginWindow,
+    last_hour: LoginWindow,
+    /// One entry per minute of the last hour, oldest first.
+    per_minute: Vec<MinuteView>,
+    /// Newest first.
+    recent: Vec<RecentLogin>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct LoginWindow {
+    success: i64,
+    failure: i64,
+    /// Failures by errno (as a string key, for JSON).
+    failure_by_errno: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize)]
+struct MinuteView {
+    minute: String,
+    success: i64,
+    failure: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct RecentLogin {
+    time: String,
+    user_id: Option<i64>,
+    /// Masked when stored: `oGZU****VJJE`.
+    openid: String,
+    ip: String,
+    user_agent: String,
+    errno: i32,
+}
+
+impl From<LoginSummary> for LoginsView {
+    fn from(s: LoginSummary) -> Self {
+        let mut last_minute = LoginWindow::default();
+        let mut last_hour = LoginWindow::default();
+        for row in &s.by_errno {
+            for (window, n) in [
+                (&mut last_minute, row.last_minute),
+                (&mut last_hour, row.last_hour),
+            ] {
+                if n == 0 {
+                    continue;
+                }
+                if row.errno == 0 {
+                    window.success += n;
+                } else {
+                    window.failure += n;
+                    *window
+                        .failure_by_errno
+                        .entry(row.errno.to_string())
+                        .or_default() += n;
+                }
+            }
+        }
+        LoginsView {
+            last_minute,
+            last_hour,
+            per_minute: s
+                .per_minute
+                .into_iter()
+                .map(|m| MinuteView {
+                    minute: rfc3339(m.minute),
+                    success: m.success,
+                    failure: m.failure,
+                })
+                .collect(),
+            recent: s
+                .recent
+                .into_iter()
+                .map(|r| RecentLogin {
+                    time: rfc3339(r.add_time),
+                    user_id: r.user_id,
+                    openid: r.openid_masked,
+                    ip: r.ip,
+                    user_agent: r.user_agent,
+                    errno: r.errno,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// `2026-11-26T03:04:05Z`: what `new Date()` in the page parses.
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Errcode labels that mean WeChat (or our configuration) failed, as opposed to a user's bad or
+/// reused code, rate limit or risk flag, which say nothing about the upstream's health.
+fn is_upstream_fault(label: &str) -> bool {
+    match label {
+        "timeout" | "unreachable" | "bad_response" => true,
+        other => other
+            .parse::<i64>()
+            .is_ok_and(|c| c == errcode::SYSTEM_BUSY || errcode::is_configuration_error(c)),
+    }
+}
+
+/// `GET /admin/api/status`: everything the status page shows, gathered concurrently, each part
+/// bounded by `PART_TIMEOUT` so one stuck actor shows up as a problem instead of a hung page.
+pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
+    let now = Utc::now();
+    let ready_started = Instant::now();
+    let (ready, logins, wechat, sessions, deletions) = futures_util::future::join5(
+        tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
+        tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
+        tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
+        tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
+        tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
+    )
+    .await;
+    let mut problems = Vec::new();
+    let mut down = false;
+
+    let pool_state = state.db.pool().state();
+    let pool = PoolView {
+        max: state.db.pool().max_size(),
+        connections: pool_state.connections,
+        idle: pool_state.idle_connections,
+        in_use: pool_state
+            .connections
+            .saturating_sub(pool_state.idle_connections),
+    };
+    let (reachable, pending, latency_ms, db_error) = match ready {
+        Ok(Ok(pending)) => (
+            true,
+            Some(pending),
+            Some(ready_started.elapsed().as_secs_f64() * 1000.0),
+            None,
+        ),
+        Ok(Err(e)) => (false, None, None, Some(e.to_string())),
+        Err(_) => (
+            false,
+            None,
+            None,
+            Some(format!("no answer within {PART_TIMEOUT:?}")),
+        ),
+    };
+    if let Some(e) = &db_error {
+        down = true;
+        problems.push(format!("database unreachable: {e}"));
+    }
+    if let Some(p) = pending.as_ref().filter(|p| !p.is_empty()) {
+        down = true;
+        problems.push(format!("migrations not applied: {}", p.join(", ")));
+    }
+    if pool.max > 0 && pool.in_use >= pool.max {
+        problems.push(format!(
+            "database pool fully in use ({} of {})",
+            pool.in_use, pool.max
+        ));
+    }
+
+    let wechat = match wechat {
+        Ok(Ok(stats)) => Some(stats),
+        _ => {
+            problems.push("WeChat client did not answer".into());
+            None
+        }
+    };
+    if let Some(w) = &wechat
+        && let Some(last) = w.last_outcome.as_deref().filter(|l| is_upstream_fault(l))
+    {
+        problems.push(format!(
+            "WeChat: newest call failed ({last}); {} of {} calls failed in the last hour",
+            w.last_hour.errors, w.last_hour.calls
+        ));
+    }
+
+    let live = match sessions {
+        Ok(Ok(n)) => Some(n),
+        _ => {
+            problems.push("session store did not answer".into());
+            None
+        }
+    };
+
+    let listener = state.listener.report();
+    if listener.state != ListenerState::Ok && !listener.starting {
+        let heard = match listener.last_heartbeat_ms_ago {
+            Some(ms) => format!("last heartbeat heard {:.1} s ago", ms as f64 / 1000.0),
+            None => "no heartbeat heard yet".to_string(),
+        };
+        problems.push(format!(
+            "session listener {} ({heard}): every token check goes to PostgreSQL, revocations still take effect",
+            if listener.state == ListenerState::Stale {
+                "stale"
+            } else {
+                "down"
+            }
+        ));
+    }
+
+    let logins = match logins {
+        Ok(Ok(summary)) => Some(LoginsView::from(summary)),
+        _ => None,
+    };
+
+    let deletions = match deletions {
+        Ok(Ok(counts)) => Some(DeletionsView {
+            pending: counts.pending,
+            completed: counts.completed,
+        }),
+        _ => None,
+    };
+
+    let ready = reachable && pending.as_ref().is_some_and(Vec::is_empty);
+    let view = StatusView {
+        status: if down {
+            "down"
+        } else if problems.is_empty() {
+            "ok"
+        } else {
+            "degraded"
+        },
+        problems,
+        up: true,
+        ready,
+        version: env!("CARGO_PKG_VERSION"),
+        mode: if state.dev_mode { "dev" } else { "production" },
+        started_at: rfc3339(state.started.at),
+        uptime_secs: state.started.instant.elapsed().as_secs(),
+        generated_at: rfc3339(now),
+        database: DatabaseView {
+            reachable,
+            migrations_applied: pending.as_ref().map(Vec::is_empty),
+            pending_migrations: pending.unwrap_or_default(),
+            latency_ms,
+            error: db_error,
+            pool,
+            login_log_pending_writes: state.login_log.pending(),
+        },
+        wechat,
+        sessions: SessionsView { live },
+        listener,
+        logins,
+        deletions,
+        errnos: ErrnoLabels,
+        admission: AdmissionView {
+            logins: state.login_admission.stats(),
+            reads: state.db.admission().stats(),
+            refused: ["login", "read", "wechat"]
+                .into_iter()
+                .map(|kind| (kind, state.metrics.refused.with_label_values(&[kind]).get()))
+                .collect(),
+        },
+    };
+    HttpResponse::Ok().json(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_side_errcodes_are_not_upstream_faults() {
+        for fault in ["-1", "timeout", "unreachable", "bad_response", "40125"] {
+            assert!(is_upstream_fault(fault), "{fault}");
+        }
+        for user_side in ["40029", "40163", "45011", "40226"] {
+            assert!(!is_upstream_fault(user_side), "{user_side}");
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The `AppState` every handler reaches, and what fills it: the actors on the prepared pool, and
+//! the background tasks that keep them (pruning, sweeping, flushing).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+
+use super::{DEV_APPID, DEV_FAKE_PATH, StartupError};
+use crate::actors::deletion::DeletionSweeper;
+use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
+use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
+use crate::admission;
+use crate::api::admin::AdminToken;
+use crate::api::limits::RateLimits;
+use crate::api::{AppState, Started};
+use crate::config::{Config, Secret, WeChatMode};
+use crate::db::PgPool;
+use crate::db::sealed::SessionKeyCipher;
+use crate::dev::fake_wechat::FakeWeChat;
+use crate::metrics::Metrics;
+use crate::shutdown::Drain;
+use crate::token::TokenIssuer;
+
+/// Where the WeChatClient sends its calls, as whom.
+pub(super) struct WeChatUpstream {
+    api_base: String,
+    appid: String,
+    secret: Secret,
+}
+
+impl WeChatUpstream {
+    /// The configured upstream, or in dev mode the built-in fake (returned too, for mounting)
+    /// reached through this process's own listener at `local`.
+    pub(super) fn for_mode(
+        mode: &WeChatMode,
+        local: SocketAddr,
+    ) -> (WeChatUpstream, Option<Arc<FakeWeChat>>) {
+        match mode {
+            WeChatMode::Upstream {
+                appid,
+                secret,
+                api_base,
+            } => (
+                WeChatUpstream {
+                    api_base: api_base.clone(),
+                    appid: appid.clone(),
+                    secret: secret.clone(),
+                },
+                None,
+            ),
+            WeChatMode::Dev => {
+                let secret = Secret::new(crate::random::token_hex(16));
+                let fake = FakeWeChat::new(DEV_APPID, secret.expose());
+                let api_base = format!("http://{}{DEV_FAKE_PATH}", loopback_for(local));
+                (
+                    WeChatUpstream {
+                        api_base,
+                        appid: DEV_APPID.to_string(),
+                        secret,
+                    },
+                    Some(fake),
+                )
+            }
+        }
+    }
+}
+
+/// The address a client on this machine uses to reach a listener bound to `addr`.
+fn loopback_for(addr: SocketAddr) -> SocketAddr {
+    let ip = match addr.ip() {
+        IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(v6) if v6.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        other => other,
+    };
+    SocketAddr::new(ip, addr.port())
+}
+
+/// Starts the actors and their background tasks on the prepared `pool` (in dev mode after
+/// loading the demo data into an empty database) and gathers them into the `AppState`.
+pub(super) async fn build(
+    config: &Config,
+    pool: PgPool,
+    metrics: Arc<Metrics>,
+    upstream: WeChatUpstream,
+) -> Result<AppState, StartupError> {
+    let db_threads = config.db_pool_size as usize;
+    let cipher = match config.session_encryption_key {
+        Some(key) => SessionKeyCipher::new(&key),
+        None => SessionKeyCipher::derived_from(config.jwt_secret.expose()),
+    };
+    let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
+    let db = DbHandle::start(pool.clone(), cipher, db_threads, db_admission);
+    // Only dev mode: a production database must never receive demo rows by accident.
+    if config.is_dev_mode() {
+        let seeded = db
+            .background()
+            .seed_demo_if_empty(chrono::Utc::now())
+            .await
+            .map_err(|e| StartupError::Demo(e.to_string()))?;
+        if let Some(report) = seeded {
+            log::info!("dev mode: loaded demo data into an empty app: {report}");
+        }
+    }
+    let sessions = SessionActor::new(
+        db.clone(),
+        config.session_cache_capacity,
+        config.session_max_lifetime,
+    );
+    let session_cache = sessions.cache();
+    let sessions = sessions.start();
+    let session_listener = listener::spawn(
+        &config.database_listen_url,
+        pool,
+        sessions.clone(),
+        session_cache.clone(),
+        metrics.clone(),
+    )?;
+    let WeChatUpstream {
+        api_base,
+        appid,
+        secret,
+    } = upstream;
+    let wechat = WeChatClient::new(
+        api_base,
+        appid.clone(),
+        secret,
+        config.wechat_timeout,
+        config.access_token_mode,
+        metrics.clone(),
+    )
+    .start();
+    LoginLogPruner::new(&db, config.login_log_retention).start();
+    DeletionSweeper::new(&db).start();
+    let admin = config
+        .admin_token
+        .as_ref()
+        .map(|t| Arc::new(AdminToken::new(t)));
+    if admin.is_some() && !config.admin_static_dir.join("index.html").is_file() {
+        log::warn!(
+            "admin page: no index.html in {} (ADMIN_STATIC_DIR); /admin/ will answer 404, the admin API still works",
+            config.admin_static_dir.display()
+        );
+    }
+    crate::log_throttle::spawn_flusher(&crate::log_throttle::ERRORS);
+    crate::log_throttle::spawn_flusher(&crate::log_throttle::OVERLOAD);
+    let limits = Arc::new(RateLimits::new(config));
+    let pruned = limits.clone();
+    actix_web::rt::spawn(async move {
+        loop {
+            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
+            pruned.prune();
+        }
+    });
+    let login_log = LoginLogWriter::new(&db, metrics.clone());
+    login_log.run_flusher(config.login_log_flush);
+    Ok(AppState {
+        login_log,
+        db,
+        login_admission,
+        sessions,
+        session_cache,
+        listener: session_listener,
+        wechat,
+        // A login's token never outlives its session's maximum lifetime.
+        tokens: Arc::new(TokenIssuer::new(
+            config.jwt_secret.expose().as_bytes(),
+            config.token_ttl.min(config.session_max_lifetime),
+        )),
+        limits,
+        appid,
+        metrics,
+        admin,
+        started: Started::now(),
+        dev_mode: config.is_dev_mode(),
+        deletion_grace: chrono::TimeDelta::from_std(config.account_deletion_grace)
+            .unwrap_or(chrono::TimeDelta::days(30)),
+        token_header: config.token_header.clone(),
+        drain: Drain::new(),
+    })
+}
