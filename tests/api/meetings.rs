@@ -722,18 +722,16 @@ async fn user_index_counts_follow_publish_join_and_leave() {
 async fn concurrent_user_index_reads_of_many_users_each_get_their_own_counts() {
     // Reads that arrive together share a statement: none may get another user's numbers, and
     // one that arrives after a join sees it.
-    let app = TestApp::builder()
-        .config(|c| c.db_pool_size = 2)
-        .spawn()
-        .await;
+    // The default pool: under a loaded machine a late listener heartbeat can send every token
+    // check to the database, and sixty of those at once must still fit the reads lane.
+    let app = TestApp::spawn().await;
     let alice = app.login_ok("alice").await;
     let bob = app.login_ok("bob").await;
     let carol = app.login_ok("carol").await;
     let weekly = id_of(&publish(&app, &alice, &meeting_body("项目周例会", 24)).await);
     id_of(&publish(&app, &alice, &meeting_body("产品需求评审会", 48)).await);
     assert_eq!(join(&app, &bob, weekly).await.errno(), 0);
-    // Carol opens her page once: her session is then checked from the cache, and the burst
-    // below measures the reads, not sixty first uses of one session at a pool of two.
+    // Carol opens her page once: her session is then checked from the cache.
     assert_eq!(user_index(&app, &carol).await["metting_pubs"], 0);
 
     let expected = [
