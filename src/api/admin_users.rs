@@ -60,11 +60,11 @@ async fn set_status(state: &AppState, raw_id: &str, status: i16) -> HttpResponse
     }
 }
 
-pub async fn disable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+pub(crate) async fn disable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     set_status(&state, &id, 1).await
 }
 
-pub async fn enable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+pub(crate) async fn enable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     set_status(&state, &id, 0).await
 }
 
@@ -77,7 +77,7 @@ struct UserDeleted {
 /// `POST /admin/users/{id}/delete`: erases the account now, whatever its state (usable, disabled,
 /// deletion pending), as the sweeper does at the end of a grace period. 404 when there is no such
 /// account (which includes one already erased).
-pub async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+pub(crate) async fn delete(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     let Some(id) = parse_id(&id) else {
         return bad_id();
     };
