@@ -209,7 +209,7 @@ impl Serialize for ErrnoLabels {
 /// The wire envelope every mini-program answer uses.
 #[derive(Debug, Serialize)]
 pub(crate) struct Envelope<T: Serialize> {
-    pub errno: i32,
+    pub(crate) errno: i32,
     pub(crate) errmsg: &'static str,
     pub(crate) data: Option<T>,
 }
