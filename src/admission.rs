@@ -23,24 +23,24 @@ use crate::log_throttle::OVERLOAD;
 
 /// Logins in progress never exceed this: it stays under the WeChatClient's own cap on calls in
 /// flight, so an admitted login is never refused there, and leaves room for bindPhone's calls.
-pub const MAX_LOGINS_IN_FLIGHT: usize = crate::actors::wechat::MAX_IN_FLIGHT - 64;
+pub(crate) const MAX_LOGINS_IN_FLIGHT: usize = crate::actors::wechat::MAX_IN_FLIGHT - 64;
 
 /// Where the login limit starts: enough for WeChat's usual latency at a calm day's rate, which
 /// the gradient then raises or lowers with what it measures.
-pub const INITIAL_LOGINS_IN_FLIGHT: usize = 256;
+pub(crate) const INITIAL_LOGINS_IN_FLIGHT: usize = 256;
 
 /// What a login is expected to take before any was measured (WeChat's usual round trip plus
 /// the database).
-pub const INITIAL_LOGIN_SERVICE: Duration = Duration::from_millis(300);
+pub(crate) const INITIAL_LOGIN_SERVICE: Duration = Duration::from_millis(300);
 
 /// Database messages in flight per pooled connection: enough to keep every connection busy
 /// while answers travel back, few enough that a queued message is served within the request's
 /// deadline.
-pub const DB_MESSAGES_PER_CONNECTION: usize = 4;
+pub(crate) const DB_MESSAGES_PER_CONNECTION: usize = 4;
 
 /// The two admissions of an instance with `pool_size` database connections: logins (adaptive,
 /// at least one per connection) and other database work (fixed).
-pub fn for_instance(
+pub(crate) fn for_instance(
     pool_size: usize,
     metrics: &crate::metrics::Metrics,
 ) -> (Arc<Admission>, Arc<Admission>) {
@@ -65,7 +65,7 @@ pub fn for_instance(
 
 /// Busy refusals come by the thousand under overload: a line each would cost as much as the
 /// refusal, so they are logged once a second per kind, with the count.
-pub fn log_refusal(kind: &'static str) {
+pub(crate) fn log_refusal(kind: &'static str) {
     let line = match kind {
         "login" => "refused (server busy, errno 721): login",
         "read" => "refused (server busy, errno 721): read",
@@ -79,10 +79,10 @@ pub fn log_refusal(kind: &'static str) {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Busy {
     /// Which kind of work was refused (`login`, `read`): bounded, it is a metric label.
-    pub kind: &'static str,
+    pub(crate) kind: &'static str,
     /// For the client developer, in `data.reason`.
-    pub reason: &'static str,
-    pub retry_after: Duration,
+    pub(crate) reason: &'static str,
+    pub(crate) retry_after: Duration,
 }
 
 /// The shortest and longest `retryAfterMs` a refusal suggests: sooner than the first is a retry
@@ -95,7 +95,7 @@ const REFUSAL_DELAY: Duration = Duration::from_millis(500);
 
 /// How a limit is set.
 #[derive(Debug, Clone, Copy)]
-pub enum Limit {
+pub(crate) enum Limit {
     Fixed(usize),
     /// Starts at `initial`, moves between `min` and `max` with the measured latencies.
     Adaptive {
@@ -160,15 +160,15 @@ struct Waiter {
 pub struct AdmissionStats {
     pub limit: usize,
     pub in_flight: usize,
-    pub queued: usize,
-    pub admitted: u64,
-    pub refused: u64,
-    pub service_ms: f64,
+    pub(crate) queued: usize,
+    pub(crate) admitted: u64,
+    pub(crate) refused: u64,
+    pub(crate) service_ms: f64,
 }
 
 impl Admission {
     /// `service` is the expected time from admission to completion before anything is measured.
-    pub fn new(
+    pub(crate) fn new(
         kind: &'static str,
         limit: Limit,
         service: Duration,
@@ -206,7 +206,7 @@ impl Admission {
     }
 
     /// The expected time from admission to completion.
-    pub fn expected_service(&self) -> Duration {
+    pub(crate) fn expected_service(&self) -> Duration {
         Duration::from_secs_f64(self.lock().service)
     }
 
@@ -260,7 +260,7 @@ impl Admission {
 
     /// Refuses work that queues in front of this admission (a read batch's waiting requests) and
     /// found that queue full; counted and logged as this admission's own refusals are.
-    pub fn refuse_overflow(&self) -> Busy {
+    pub(crate) fn refuse_overflow(&self) -> Busy {
         let retry = self.expected_service();
         self.refuse("too many requests in progress", retry)
     }
@@ -397,7 +397,7 @@ pub struct Permit {
 impl Permit {
     /// The request succeeded and spent `own` of its time in this instance and the database (its
     /// time minus what it waited on others, such as WeChat): that trains the limit.
-    pub fn succeeded(&mut self, own: Duration) {
+    pub(crate) fn succeeded(&mut self, own: Duration) {
         self.own = Some(own);
     }
 }

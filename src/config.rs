@@ -22,7 +22,7 @@ impl Secret {
         Secret(value.into())
     }
 
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
@@ -67,15 +67,15 @@ pub struct Config {
     /// The NOTIFY listener's connection: `DATABASE_URL` unless `DATABASE_LISTEN_URL` is set. LISTEN
     /// needs a session of its own, which a transaction pooler in `DATABASE_URL` cannot give.
     pub database_listen_url: String,
-    pub bind_addr: SocketAddr,
+    pub(crate) bind_addr: SocketAddr,
     /// Normalised: empty, or a leading `/` without a trailing one (`/oapro`).
     pub context_path: String,
     pub wechat: WeChatMode,
     pub wechat_timeout: Duration,
     pub access_token_mode: AccessTokenMode,
-    pub jwt_secret: Secret,
+    pub(crate) jwt_secret: Secret,
     /// True when no `JWT_SECRET` was configured and one was generated for this process.
-    pub jwt_secret_generated: bool,
+    pub(crate) jwt_secret_generated: bool,
     pub token_ttl: Duration,
     /// How long a session may live from its login, however often it is refreshed.
     pub session_max_lifetime: Duration,
@@ -83,7 +83,7 @@ pub struct Config {
     /// How many sessions the SessionActor keeps in memory.
     pub session_cache_capacity: usize,
     /// AES-256 key for session_keys at rest; `None`: derived from the JWT secret.
-    pub session_encryption_key: Option<[u8; 32]>,
+    pub(crate) session_encryption_key: Option<[u8; 32]>,
     /// Login attempts per client IP per minute (0: off).
     pub rate_login_per_ip: u32,
     /// Login attempts per openid per minute (0: off).
@@ -103,7 +103,7 @@ pub struct Config {
     /// `None`: `/metrics` is on the main listener. `Some`: only on this address.
     pub metrics_bind_addr: Option<SocketAddr>,
     /// `login_log` rows older than this are deleted.
-    pub login_log_retention: Duration,
+    pub(crate) login_log_retention: Duration,
     /// How often the gathered login_log rows are written (one statement per batch).
     pub login_log_flush: Duration,
     /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
@@ -112,19 +112,19 @@ pub struct Config {
     /// the account. Zero: erased at once.
     pub account_deletion_grace: Duration,
     /// Dev mode listening on a non-loopback address, allowed by `ALLOW_DEV_MODE_ON_NETWORK=1`.
-    pub dev_mode_on_network: bool,
+    pub(crate) dev_mode_on_network: bool,
     /// The request header that carries the mini-program's token.
     pub token_header: actix_web::http::header::HeaderName,
     /// After SIGTERM/SIGINT: how long to keep serving while `/readyz` answers 503 and every answer
     /// closes its connection, before the listener closes.
-    pub shutdown_drain: Duration,
+    pub(crate) shutdown_drain: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {var}: {reason}")]
 pub struct ConfigError {
-    pub var: &'static str,
-    pub reason: String,
+    pub(crate) var: &'static str,
+    pub(crate) reason: String,
 }
 
 fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -136,10 +136,10 @@ fn invalid(var: &'static str, reason: impl Into<String>) -> ConfigError {
 
 /// HS256 keys shorter than the hash output (32 bytes) weaken the signature; in production a
 /// shorter `JWT_SECRET` is refused.
-pub const MIN_JWT_SECRET_LEN: usize = 32;
+pub(crate) const MIN_JWT_SECRET_LEN: usize = 32;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
-pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 16;
 /// Headers that cannot carry the token: HTTP itself, the server or a proxy consumes or rewrites
 /// them, or another part of wxauth already gives them a meaning.
 const RESERVED_TOKEN_HEADERS: &[&str] = &[
@@ -273,7 +273,7 @@ impl Config {
         })
     }
 
-    pub fn is_dev_mode(&self) -> bool {
+    pub(crate) fn is_dev_mode(&self) -> bool {
         matches!(self.wechat, WeChatMode::Dev)
     }
 

@@ -30,133 +30,133 @@ use crate::wechat::{WeChatError, errcode};
 pub struct ErrnoSpec {
     pub errno: i32,
     /// The envelope's `errmsg`: the mini-program may show it to its user as it is.
-    pub errmsg: &'static str,
+    pub(crate) errmsg: &'static str,
     /// A few words for operators: the status page and the log lines.
     pub label: &'static str,
     /// When a client gets it (README's errno table, in Markdown).
-    pub when: &'static str,
+    pub(crate) when: &'static str,
 }
 
-pub const SUCCESS: ErrnoSpec = ErrnoSpec {
+pub(crate) const SUCCESS: ErrnoSpec = ErrnoSpec {
     errno: 0,
     errmsg: "成功",
     label: "success",
     when: "success",
 };
-pub const BAD_ARGUMENT: ErrnoSpec = ErrnoSpec {
+pub(crate) const BAD_ARGUMENT: ErrnoSpec = ErrnoSpec {
     errno: 401,
     errmsg: "参数不对",
     label: "bad argument",
     when: "a required argument is missing, the body is empty or not JSON (`data.reason` says which)",
 };
-pub const BAD_ARGUMENT_VALUE: ErrnoSpec = ErrnoSpec {
+pub(crate) const BAD_ARGUMENT_VALUE: ErrnoSpec = ErrnoSpec {
     errno: 402,
     errmsg: "参数值不对",
     label: "bad argument value",
     when: "a value has the wrong type or is out of range, or the body is over 16 KiB; an unknown \
            meeting id; joining a cancelled or finished meeting (`data.reason`)",
 };
-pub const NOT_FOUND: ErrnoSpec = ErrnoSpec {
+pub(crate) const NOT_FOUND: ErrnoSpec = ErrnoSpec {
     errno: 404,
     errmsg: "接口不存在",
     label: "no such API",
     when: "no such API (HTTP 404)",
 };
-pub const UNLOGIN: ErrnoSpec = ErrnoSpec {
+pub(crate) const UNLOGIN: ErrnoSpec = ErrnoSpec {
     errno: 501,
     errmsg: "请登录",
     label: "not logged in",
     when: "missing, malformed, forged, expired or logged-out token, or (bindPhone) a session_key \
            that is missing or no longer current: log in again",
 };
-pub const SERIOUS: ErrnoSpec = ErrnoSpec {
+pub(crate) const SERIOUS: ErrnoSpec = ErrnoSpec {
     errno: 502,
     errmsg: "系统内部错误",
     label: "internal error",
     when: "our fault: database down, request deadline missed, WeChat refusing our appid/secret \
            (logged loudly)",
 };
-pub const ACCOUNT_DISABLED: ErrnoSpec = ErrnoSpec {
+pub(crate) const ACCOUNT_DISABLED: ErrnoSpec = ErrnoSpec {
     errno: 700,
     errmsg: "账号已被禁用",
     label: "account disabled",
     when: "the account is disabled, or its deletion is pending and this login cannot restore it \
            (the account was disabled, or the deletion was asked for while this login was under way)",
 };
-pub const MOBILE_TAKEN: ErrnoSpec = ErrnoSpec {
+pub(crate) const MOBILE_TAKEN: ErrnoSpec = ErrnoSpec {
     errno: 705,
     errmsg: "手机号已绑定其他账号",
     label: "phone bound to another account",
     when: "bindPhone: the phone is bound to another account",
 };
-pub const WX_CODE_INVALID: ErrnoSpec = ErrnoSpec {
+pub(crate) const WX_CODE_INVALID: ErrnoSpec = ErrnoSpec {
     errno: 710,
     errmsg: "登录凭证无效或已过期，请重新登录",
     label: "WeChat: invalid code",
     when: "WeChat 40029: invalid or expired code; call `wx.login()` again",
 };
-pub const WX_CODE_USED: ErrnoSpec = ErrnoSpec {
+pub(crate) const WX_CODE_USED: ErrnoSpec = ErrnoSpec {
     errno: 711,
     errmsg: "登录凭证已被使用，请重新登录",
     label: "WeChat: code already used",
     when: "WeChat 40163: the code was already used",
 };
-pub const WX_RATE_LIMITED: ErrnoSpec = ErrnoSpec {
+pub(crate) const WX_RATE_LIMITED: ErrnoSpec = ErrnoSpec {
     errno: 712,
     errmsg: "登录过于频繁，请稍后再试",
     label: "WeChat: too many logins",
     when: "WeChat 45011: too many logins for this user",
 };
-pub const WX_RISKY_USER: ErrnoSpec = ErrnoSpec {
+pub(crate) const WX_RISKY_USER: ErrnoSpec = ErrnoSpec {
     errno: 713,
     errmsg: "该微信账号存在风险，暂时无法登录",
     label: "WeChat: high-risk user",
     when: "WeChat 40226: high-risk user",
 };
-pub const WX_BUSY: ErrnoSpec = ErrnoSpec {
+pub(crate) const WX_BUSY: ErrnoSpec = ErrnoSpec {
     errno: 714,
     errmsg: "微信服务繁忙，请稍后再试",
     label: "WeChat: busy",
     when: "WeChat -1 (busy) or unreachable",
 };
-pub const WX_TIMEOUT: ErrnoSpec = ErrnoSpec {
+pub(crate) const WX_TIMEOUT: ErrnoSpec = ErrnoSpec {
     errno: 715,
     errmsg: "微信服务响应超时，请稍后再试",
     label: "WeChat: timeout",
     when: "WeChat did not answer within `WECHAT_TIMEOUT_MS`, or (login) within what the request \
            deadline leaves after keeping 700 ms for the database and the answer",
 };
-pub const WX_BAD_RESPONSE: ErrnoSpec = ErrnoSpec {
+pub(crate) const WX_BAD_RESPONSE: ErrnoSpec = ErrnoSpec {
     errno: 716,
     errmsg: "微信服务返回异常，请稍后再试",
     label: "WeChat: bad response",
     when: "WeChat answered something that is not a valid reply",
 };
-pub const FOREIGN_WATERMARK: ErrnoSpec = ErrnoSpec {
+pub(crate) const FOREIGN_WATERMARK: ErrnoSpec = ErrnoSpec {
     errno: 717,
     errmsg: "数据不属于本小程序，请重新授权",
     label: "watermark of another app",
     when: "bindPhone: encrypted data without our appid in its watermark",
 };
-pub const PHONE_CODE_INVALID: ErrnoSpec = ErrnoSpec {
+pub(crate) const PHONE_CODE_INVALID: ErrnoSpec = ErrnoSpec {
     errno: 718,
     errmsg: "手机号授权已失效，请重新点击授权",
     label: "invalid phone code",
     when: "bindPhone: the phone code is invalid, expired, used or another user's",
 };
-pub const SIGNATURE_MISMATCH: ErrnoSpec = ErrnoSpec {
+pub(crate) const SIGNATURE_MISMATCH: ErrnoSpec = ErrnoSpec {
     errno: 719,
     errmsg: "用户信息签名校验失败，请重新登录",
     label: "rawData signature mismatch",
     when: "login: `rawData` does not match `signature`",
 };
-pub const RATE_LIMITED: ErrnoSpec = ErrnoSpec {
+pub(crate) const RATE_LIMITED: ErrnoSpec = ErrnoSpec {
     errno: 720,
     errmsg: "请求过于频繁，请稍后再试",
     label: "rate limited",
     when: "over a rate limit (`RATE_*`); retry later",
 };
-pub const BUSY: ErrnoSpec = ErrnoSpec {
+pub(crate) const BUSY: ErrnoSpec = ErrnoSpec {
     errno: 721,
     errmsg: "服务繁忙，请稍后再试",
     label: "server busy",
@@ -190,11 +190,11 @@ pub const CATALOGUE: &[ErrnoSpec] = &[
 ];
 
 /// The errno of a busy refusal: this instance is at capacity and did nothing.
-pub const BUSY_ERRNO: i32 = BUSY.errno;
+pub(crate) const BUSY_ERRNO: i32 = BUSY.errno;
 
 /// Serialises as `{"401": "bad argument", …}`: each errno's label, for the status page.
 #[derive(Debug, Clone, Copy)]
-pub struct ErrnoLabels;
+pub(crate) struct ErrnoLabels;
 
 impl Serialize for ErrnoLabels {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -208,14 +208,14 @@ impl Serialize for ErrnoLabels {
 
 /// The wire envelope every mini-program answer uses.
 #[derive(Debug, Serialize)]
-pub struct Envelope<T: Serialize> {
-    pub errno: i32,
-    pub errmsg: &'static str,
-    pub data: Option<T>,
+pub(crate) struct Envelope<T: Serialize> {
+    pub(crate) errno: i32,
+    pub(crate) errmsg: &'static str,
+    pub(crate) data: Option<T>,
 }
 
 impl<T: Serialize> Envelope<T> {
-    pub fn ok(data: T) -> Self {
+    pub(crate) fn ok(data: T) -> Self {
         Envelope {
             errno: SUCCESS.errno,
             errmsg: SUCCESS.errmsg,
@@ -227,29 +227,29 @@ impl<T: Serialize> Envelope<T> {
 /// The errno an answer carried, left in the response's extensions by the one place that builds
 /// each envelope, so the request metrics can label by errno without parsing bodies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Errno(pub i32);
+pub(crate) struct Errno(pub(crate) i32);
 
 /// A busy refusal's `data`: why, and how long to wait before the retry.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BusyData {
-    pub reason: &'static str,
+pub(crate) struct BusyData {
+    pub(crate) reason: &'static str,
     /// Milliseconds to wait before trying again.
-    pub retry_after_ms: u64,
+    pub(crate) retry_after_ms: u64,
 }
 
 /// Why an argument was refused: shown to the client developer in `data.reason`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Reason {
-    pub reason: String,
+pub(crate) struct Reason {
+    pub(crate) reason: String,
 }
 
 /// What went wrong inside, for the log: an error with its `source()` chain.
-pub type Cause = Box<dyn StdError + Send + Sync + 'static>;
+pub(crate) type Cause = Box<dyn StdError + Send + Sync + 'static>;
 
 /// Each variant answers one errno of `CATALOGUE` (see `ApiError::spec`).
 #[derive(Debug)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 401: a required argument is missing, or the body is not JSON.
     BadArgument(String),
     /// 402: an argument is present but its value or type is wrong.
@@ -296,7 +296,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The errno this error answers, with its message.
-    pub fn spec(&self) -> &'static ErrnoSpec {
+    pub(crate) fn spec(&self) -> &'static ErrnoSpec {
         match self {
             ApiError::BadArgument(_) => &BAD_ARGUMENT,
             ApiError::BadArgumentValue(_) => &BAD_ARGUMENT_VALUE,
@@ -320,29 +320,25 @@ impl ApiError {
         }
     }
 
-    pub fn errno(&self) -> i32 {
+    pub(crate) fn errno(&self) -> i32 {
         self.spec().errno
     }
 
-    pub fn errmsg(&self) -> &'static str {
-        self.spec().errmsg
-    }
-
-    pub fn bad_argument(reason: impl Into<String>) -> Self {
+    pub(crate) fn bad_argument(reason: impl Into<String>) -> Self {
         ApiError::BadArgument(reason.into())
     }
 
-    pub fn bad_value(reason: impl Into<String>) -> Self {
+    pub(crate) fn bad_value(reason: impl Into<String>) -> Self {
         ApiError::BadArgumentValue(reason.into())
     }
 
     /// A 502 whose cause says what went wrong: a message or an error (its chain is kept).
-    pub fn serious(cause: impl Into<Cause>) -> Self {
+    pub(crate) fn serious(cause: impl Into<Cause>) -> Self {
         ApiError::Serious(cause.into())
     }
 
     /// A 502 because `cause` failed while doing `what` (`cannot sign token`).
-    pub fn internal(what: &'static str, cause: impl Into<Cause>) -> Self {
+    pub(crate) fn internal(what: &'static str, cause: impl Into<Cause>) -> Self {
         ApiError::Serious(Box::new(Context {
             what,
             source: cause.into(),

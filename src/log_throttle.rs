@@ -12,11 +12,11 @@ use log::Level;
 
 /// Where kinds beyond `max_kinds` are counted: a kind is usually a fixed message, but one made
 /// from a server error's text must not let the map grow either.
-pub const OVERFLOW_KIND: &str = "other repeated log lines";
+pub(crate) const OVERFLOW_KIND: &str = "other repeated log lines";
 
 /// Counts repeated log lines per kind. Cheap enough for the request path: one uncontended lock
 /// and a map lookup per event.
-pub struct LogThrottle {
+pub(crate) struct LogThrottle {
     interval: Duration,
     max_kinds: usize,
     kinds: Mutex<Option<HashMap<String, Window>>>,
@@ -31,7 +31,7 @@ struct Window {
 
 /// What `LogThrottle::event` decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Write a line now; it stands for `events` events (this one and those counted before it).
     Write { events: u64 },
     /// Counted; a later line reports it.
@@ -39,7 +39,7 @@ pub enum Verdict {
 }
 
 impl LogThrottle {
-    pub const fn new(interval: Duration, max_kinds: usize) -> Self {
+    pub(crate) const fn new(interval: Duration, max_kinds: usize) -> Self {
         LogThrottle {
             interval,
             max_kinds,
@@ -47,7 +47,7 @@ impl LogThrottle {
         }
     }
 
-    pub fn interval(&self) -> Duration {
+    pub(crate) fn interval(&self) -> Duration {
         self.interval
     }
 
@@ -57,7 +57,7 @@ impl LogThrottle {
     }
 
     /// One event of `kind`: decides whether it gets a line of its own.
-    pub fn event(&self, kind: &str, level: Level, now: Instant) -> Verdict {
+    pub(crate) fn event(&self, kind: &str, level: Level, now: Instant) -> Verdict {
         let mut guard = self.kinds();
         let kinds = guard.get_or_insert_with(HashMap::new);
         let key = if kinds.contains_key(kind) || kinds.len() < self.max_kinds {
@@ -93,7 +93,7 @@ impl LogThrottle {
 
     /// The counts whose interval is over, as (kind, level, events); each is then reported. Kinds
     /// quiet for a whole interval are forgotten, so the map holds only what is repeating.
-    pub fn due(&self, now: Instant) -> Vec<(String, Level, u64)> {
+    pub(crate) fn due(&self, now: Instant) -> Vec<(String, Level, u64)> {
         let mut guard = self.kinds();
         let Some(kinds) = guard.as_mut() else {
             return Vec::new();
@@ -118,7 +118,7 @@ impl LogThrottle {
 
     /// Logs `kind` (the line's fixed text) with `detail` (what this event adds, e.g. the
     /// client's IP), unless a line of this kind was written within the interval.
-    pub fn log(&self, level: Level, kind: &str, detail: Option<&dyn std::fmt::Display>) {
+    pub(crate) fn log(&self, level: Level, kind: &str, detail: Option<&dyn std::fmt::Display>) {
         if !log::log_enabled!(target: "wxauth", level) {
             return;
         }
@@ -142,7 +142,7 @@ impl LogThrottle {
     }
 
     /// Writes the summary lines that are due.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         for (kind, level, events) in self.due(Instant::now()) {
             log::log!(
                 target: "wxauth",
@@ -156,15 +156,15 @@ impl LogThrottle {
 
 /// The process's throttle for errors an outsider can repeat at will: errno 502/716 causes,
 /// WeChat unreachable, wrong admin tokens.
-pub static ERRORS: LogThrottle = LogThrottle::new(Duration::from_secs(10), 64);
+pub(crate) static ERRORS: LogThrottle = LogThrottle::new(Duration::from_secs(10), 64);
 
 /// The process's throttle for events that are normal under overload and come by the thousand:
 /// busy refusals, login_log rows dropped. One line per second per kind, then the count.
-pub static OVERLOAD: LogThrottle = LogThrottle::new(Duration::from_secs(1), 16);
+pub(crate) static OVERLOAD: LogThrottle = LogThrottle::new(Duration::from_secs(1), 16);
 
 /// Writes the due summaries of `throttle`, on the current actix system. It looks every second
 /// (or every interval, if shorter), so a summary comes at most that late.
-pub fn spawn_flusher(throttle: &'static LogThrottle) {
+pub(crate) fn spawn_flusher(throttle: &'static LogThrottle) {
     let tick = throttle.interval().min(Duration::from_secs(1));
     actix_web::rt::spawn(async move {
         loop {

@@ -13,15 +13,15 @@ use prometheus::{
 };
 
 /// The label used when an answer carries no errno (health probes, the admin API, static files).
-pub const NO_ERRNO: &str = "none";
+pub(crate) const NO_ERRNO: &str = "none";
 /// The route label of a request no route matched.
-pub const UNMATCHED_ROUTE: &str = "unmatched";
+pub(crate) const UNMATCHED_ROUTE: &str = "unmatched";
 /// The method label of anything but the standard methods.
-pub const OTHER_METHOD: &str = "other";
+pub(crate) const OTHER_METHOD: &str = "other";
 
 /// The method as a label from a closed set: HTTP allows any token as a method, and a client
 /// sending a new one per request must not add a series (or a long log field) per request.
-pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+pub(crate) fn method_label(method: &actix_web::http::Method) -> &'static str {
     use actix_web::http::Method;
     match *method {
         Method::GET => "GET",
@@ -37,44 +37,44 @@ pub fn method_label(method: &actix_web::http::Method) -> &'static str {
     }
 }
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// `wxauth_http_requests_total{route, method, status, errno}`
-    pub http_requests: IntCounterVec,
+    pub(crate) http_requests: IntCounterVec,
     /// `wxauth_http_request_duration_seconds{route, errno}`
-    pub http_duration: HistogramVec,
+    pub(crate) http_duration: HistogramVec,
     /// `wxauth_logins_total{errno}`: login attempts past argument checks, by outcome.
-    pub logins: IntCounterVec,
+    pub(crate) logins: IntCounterVec,
     /// `wxauth_requests_refused_total{kind}`: requests refused with errno 721 (server busy)
     /// before any work, by what was full: `login`, `read`, `wechat`.
-    pub refused: IntCounterVec,
+    pub(crate) refused: IntCounterVec,
     /// `wxauth_login_log_dropped_total`: login_log rows not written because too many were queued.
-    pub login_log_dropped: IntCounter,
+    pub(crate) login_log_dropped: IntCounter,
     /// `wxauth_wechat_request_duration_seconds`: one observation per real upstream round trip.
-    pub wechat_duration: Histogram,
+    pub(crate) wechat_duration: Histogram,
     /// `wxauth_wechat_requests_total`
-    pub wechat_requests: IntCounter,
+    pub(crate) wechat_requests: IntCounter,
     /// `wxauth_wechat_errors_total{errcode}`: WeChat's errcode, or `timeout`/`unreachable`/`bad_response`.
-    pub wechat_errors: IntCounterVec,
+    pub(crate) wechat_errors: IntCounterVec,
     /// `wxauth_db_pool_connections{state}`: `idle` and `in_use`, read at scrape time.
-    pub db_pool_connections: IntGaugeVec,
+    pub(crate) db_pool_connections: IntGaugeVec,
     /// `wxauth_db_pool_max_connections`
-    pub db_pool_max: IntGauge,
+    pub(crate) db_pool_max: IntGauge,
     /// `wxauth_sessions_live`, read from the SessionActor at scrape time.
-    pub sessions_live: IntGauge,
+    pub(crate) sessions_live: IntGauge,
     /// `wxauth_session_listener_healthy`: 1 while the NOTIFY listener is proven alive and the
     /// session cache is in use, 0 while every token check goes to PostgreSQL.
-    pub session_listener_healthy: IntGauge,
+    pub(crate) session_listener_healthy: IntGauge,
     /// `wxauth_session_listener_heartbeat_age_seconds`: since the listener last heard this
     /// instance's heartbeat (NaN before the first).
-    pub session_listener_heartbeat_age: Gauge,
+    pub(crate) session_listener_heartbeat_age: Gauge,
     /// `wxauth_session_listener_replacements_total`: listener connections given up because they
     /// went silent or did not finish connecting.
-    pub session_listener_replacements: IntCounter,
+    pub(crate) session_listener_replacements: IntCounter,
 }
 
 impl Metrics {
-    pub fn new() -> Result<Metrics, prometheus::Error> {
+    pub(crate) fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("wxauth".into()), None)?;
 
         let http_requests = IntCounterVec::new(
@@ -194,7 +194,7 @@ impl Metrics {
         })
     }
 
-    pub fn observe_request(
+    pub(crate) fn observe_request(
         &self,
         route: &str,
         method: &str,
@@ -212,12 +212,12 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub fn observe_login(&self, errno: i32) {
+    pub(crate) fn observe_login(&self, errno: i32) {
         self.logins.with_label_values(&[&errno.to_string()]).inc();
     }
 
     /// One upstream round trip; `error` is the errcode label when it failed.
-    pub fn observe_wechat(&self, seconds: f64, error: Option<&str>) {
+    pub(crate) fn observe_wechat(&self, seconds: f64, error: Option<&str>) {
         self.wechat_requests.inc();
         self.wechat_duration.observe(seconds);
         if let Some(errcode) = error {
@@ -225,7 +225,7 @@ impl Metrics {
         }
     }
 
-    pub fn set_pool(&self, state: &diesel::r2d2::State, max: u32) {
+    pub(crate) fn set_pool(&self, state: &diesel::r2d2::State, max: u32) {
         let idle = i64::from(state.idle_connections);
         let in_use = i64::from(state.connections) - idle;
         self.db_pool_connections
@@ -238,7 +238,7 @@ impl Metrics {
     }
 
     /// Everything, in the Prometheus text exposition format.
-    pub fn render(&self) -> Result<String, prometheus::Error> {
+    pub(crate) fn render(&self) -> Result<String, prometheus::Error> {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         String::from_utf8(out).map_err(|e| prometheus::Error::Msg(e.to_string()))

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 
-pub fn bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     #[allow(clippy::expect_used)]
     getrandom::fill(&mut buf).expect("the operating system's random source is unavailable");
@@ -12,7 +12,7 @@ pub fn bytes<const N: usize>() -> [u8; N] {
 }
 
 /// `n` random bytes as lowercase hex (2n characters).
-pub fn token_hex(n: usize) -> String {
+pub(crate) fn token_hex(n: usize) -> String {
     let mut out = String::with_capacity(n * 2);
     let mut left = n;
     while left > 0 {
@@ -30,7 +30,7 @@ pub fn token_hex(n: usize) -> String {
 /// (splitmix64's finaliser), so ids do not show how many requests a thread has served. Two threads
 /// collide only if their random starts lie within each other's count, about 1 in 10^10 per pair
 /// over a billion requests.
-pub fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     thread_local! {
         static NEXT: Cell<u64> = Cell::new(u64::from_le_bytes(bytes::<8>()));
     }

@@ -21,7 +21,7 @@ type Waiter<K, V, E> = (K, oneshot::Sender<Result<Option<V>, E>>);
 
 /// Runs one batch: the distinct keys in, a value for each key found out. Its error is cloned
 /// to every request of the batch.
-pub type LoadBatch<K, V, E> =
+pub(crate) type LoadBatch<K, V, E> =
     Arc<dyn Fn(Vec<K>) -> LocalBoxFuture<'static, Result<HashMap<K, V>, E>> + Send + Sync>;
 
 struct Queue<K, V, E> {
@@ -29,7 +29,7 @@ struct Queue<K, V, E> {
     in_flight: usize,
 }
 
-pub struct ReadBatcher<K, V, E> {
+pub(crate) struct ReadBatcher<K, V, E> {
     queue: Arc<Mutex<Queue<K, V, E>>>,
     load: LoadBatch<K, V, E>,
     max_in_flight: usize,
@@ -65,7 +65,7 @@ where
     V: Clone + 'static,
     E: Clone + 'static,
 {
-    pub fn new(
+    pub(crate) fn new(
         max_in_flight: usize,
         max_batch: usize,
         budget: Duration,
@@ -95,7 +95,7 @@ where
     }
 
     /// The value for `key`, read by the next batch; `Ok(None)`: the batch found none.
-    pub async fn get(&self, key: K) -> Result<Option<V>, E> {
+    pub(crate) async fn get(&self, key: K) -> Result<Option<V>, E> {
         let (tx, rx) = oneshot::channel();
         let start = {
             let mut queue = self.lock();

@@ -17,18 +17,18 @@ use futures_util::future::{Either, select};
 
 /// Whether this instance is draining: set once, never cleared.
 #[derive(Default)]
-pub struct Drain(AtomicBool);
+pub(crate) struct Drain(AtomicBool);
 
 impl Drain {
-    pub fn new() -> Arc<Drain> {
+    pub(crate) fn new() -> Arc<Drain> {
         Arc::new(Drain::default())
     }
 
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         self.0.store(true, Ordering::Release);
     }
 
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
 }
@@ -61,7 +61,7 @@ impl Signals {
 /// then stops the server gracefully; returns once it has stopped. The handlers are installed
 /// before this returns its future's first poll, so call it before announcing that the server is
 /// up. When they cannot be installed the signals keep their default action (the process ends).
-pub fn on_signal(
+pub(crate) fn on_signal(
     drain: Arc<Drain>,
     drain_for: Duration,
     server: ServerHandle,

@@ -10,20 +10,20 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A map that starts over when full: the hot entries are back after one miss each, and an
 /// eviction policy would cost more than the misses it saves.
-pub struct BoundedMemo<K, V> {
+pub(crate) struct BoundedMemo<K, V> {
     entries: HashMap<K, V>,
     capacity: usize,
 }
 
 impl<K: Hash + Eq, V> BoundedMemo<K, V> {
-    pub fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize) -> Self {
         BoundedMemo {
             entries: HashMap::new(),
             capacity,
         }
     }
 
-    pub fn get<Q>(&self, key: &Q) -> Option<&V>
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<&V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -31,24 +31,21 @@ impl<K: Hash + Eq, V> BoundedMemo<K, V> {
         self.entries.get(key)
     }
 
-    pub fn insert(&mut self, key: K, value: V) {
+    pub(crate) fn insert(&mut self, key: K, value: V) {
         if self.entries.len() >= self.capacity {
             self.entries.clear();
         }
         self.entries.insert(key, value);
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 }
 
 /// A process-unique id for something that owns entries in the memos.
-pub fn owner_id() -> u64 {
+pub(crate) fn owner_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     NEXT.fetch_add(1, Ordering::Relaxed)
 }

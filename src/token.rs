@@ -21,46 +21,45 @@ use sha2::Sha256;
 
 use crate::thread_memo::{BoundedMemo, owner_id};
 
-pub const ISSUER: &str = "wxauth";
+pub(crate) const ISSUER: &str = "wxauth";
 /// A token longer than this is refused before any parsing.
-pub const MAX_TOKEN_LEN: usize = 2048;
+pub(crate) const MAX_TOKEN_LEN: usize = 2048;
 /// Clock skew tolerated between instances for `iat`.
 const IAT_SKEW_SECS: i64 = 60;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Claims {
-    pub sub: String,
-    pub jti: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub iss: String,
+pub(crate) struct Claims {
+    pub(crate) sub: String,
+    pub(crate) jti: String,
+    pub(crate) iat: i64,
+    pub(crate) exp: i64,
+    pub(crate) iss: String,
 }
 
 impl Claims {
-    pub fn user_id(&self) -> Option<i64> {
+    pub(crate) fn user_id(&self) -> Option<i64> {
         self.sub.parse().ok().filter(|id| *id > 0)
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     #[error("token malformed, forged or expired")]
     Invalid,
 }
 
 /// A token that passed `TokenIssuer::verify`: whose it is and which session it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedToken {
-    pub user_id: i64,
-    pub jti: String,
-    pub expires_at: i64,
+pub(crate) struct VerifiedToken {
+    pub(crate) user_id: i64,
+    pub(crate) jti: String,
+    pub(crate) expires_at: i64,
 }
 
 /// A freshly issued token and what the session store needs to know about it.
-pub struct IssuedToken {
-    pub token: String,
-    pub jti: String,
-    pub expires_at: i64,
+pub(crate) struct IssuedToken {
+    pub(crate) token: String,
+    pub(crate) expires_at: i64,
 }
 
 /// The header `issue` writes (jsonwebtoken's `Header::new(HS256)`), base64url: tokens carrying
@@ -75,7 +74,7 @@ struct JwtHeader {
     crit: Option<serde::de::IgnoredAny>,
 }
 
-pub struct TokenIssuer {
+pub(crate) struct TokenIssuer {
     encoding: EncodingKey,
     /// HMAC-SHA256 already keyed with the secret; cloned for each verification. (HMAC takes
     /// keys of any length, so this is never `None`; if it were, every token would be refused.)
@@ -86,7 +85,7 @@ pub struct TokenIssuer {
 }
 
 impl TokenIssuer {
-    pub fn new(secret: &[u8], ttl: Duration) -> TokenIssuer {
+    pub(crate) fn new(secret: &[u8], ttl: Duration) -> TokenIssuer {
         TokenIssuer {
             encoding: EncodingKey::from_secret(secret),
             mac: <Hmac<Sha256> as Mac>::new_from_slice(secret).ok(),
@@ -95,16 +94,18 @@ impl TokenIssuer {
         }
     }
 
-    pub fn ttl(&self) -> Duration {
+    pub(crate) fn ttl(&self) -> Duration {
         self.ttl
     }
 
     /// When a token issued at `now` expires.
-    pub fn expires_at(&self, now: i64) -> i64 {
+    pub(crate) fn expires_at(&self, now: i64) -> i64 {
         now + self.ttl.as_secs() as i64
     }
 
-    pub fn issue(
+    /// The tests' shorthand: a token for a new session with the usual expiry.
+    #[cfg(test)]
+    pub(crate) fn issue(
         &self,
         user_id: i64,
         now: i64,
@@ -115,7 +116,7 @@ impl TokenIssuer {
     /// A token for a session whose id and expiry are already decided: a login chooses its
     /// session id before the statement that stores it with the user, and a refresh's expiry may
     /// be cut short by the session store.
-    pub fn issue_for(
+    pub(crate) fn issue_for(
         &self,
         user_id: i64,
         jti: String,
@@ -130,11 +131,7 @@ impl TokenIssuer {
             iss: ISSUER.to_string(),
         };
         let token = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
-        Ok(IssuedToken {
-            token,
-            jti: claims.jti,
-            expires_at,
-        })
+        Ok(IssuedToken { token, expires_at })
     }
 
     /// Checks signature, algorithm, issuer, expiry and a sane `iat`; liveness is the session
@@ -145,7 +142,7 @@ impl TokenIssuer {
     /// signature that verifies names exactly one header and payload, so the memo can only ever
     /// answer for the very bytes it was filled from. Only `exp` changes its verdict with time,
     /// and it is checked on every call; a future `iat` cannot become less acceptable later.
-    pub fn verify(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
+    pub(crate) fn verify(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(TokenError::Invalid);
         }
@@ -186,7 +183,7 @@ impl TokenIssuer {
 }
 
 /// A new session id (a token's `jti`).
-pub fn new_jti() -> String {
+pub(crate) fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
@@ -259,14 +256,17 @@ mod tests {
     #[test]
     fn issued_tokens_verify_until_they_expire() {
         let n = now();
-        let t = issuer().issue(42, n).expect("issue");
+        let jti = new_jti();
+        let t = issuer()
+            .issue_for(42, jti.clone(), n, issuer().expires_at(n))
+            .expect("issue");
         assert!(
             t.token.starts_with(&format!("{ISSUED_HEADER}.")),
             "the header verify knows without parsing"
         );
         let claims = issuer().verify(&t.token, n + 10).expect("valid");
         assert_eq!(claims.user_id, 42);
-        assert_eq!(claims.jti, t.jti);
+        assert_eq!(claims.jti, jti);
         assert_eq!(t.expires_at, n + 3600);
         assert!(matches!(
             issuer().verify(&t.token, n + 3600),

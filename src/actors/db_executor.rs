@@ -32,14 +32,14 @@ use crate::wechat::SessionKey;
 
 /// How long a database read may take, queue included, so that the request still answers within
 /// the client's 3 s (the rest is the token check and the answer).
-pub const READ_BUDGET: Duration = Duration::from_millis(2000);
+pub(crate) const READ_BUDGET: Duration = Duration::from_millis(2000);
 
 /// Upkeep (login_log batches, `last_seen_at`, sweeps) at the executor at once: however long the
 /// database stalls, upkeep holds at most this many of its threads and queues nothing behind
 /// them.
-pub const BACKGROUND_IN_FLIGHT: usize = 2;
+pub(crate) const BACKGROUND_IN_FLIGHT: usize = 2;
 /// Upkeep waiting for its turn beyond those; more is refused, and tried again at its next tick.
-pub const BACKGROUND_QUEUE: usize = 8;
+pub(crate) const BACKGROUND_QUEUE: usize = 8;
 
 /// What a database call answers.
 pub type DbResult<T> = Result<T, DbFailure>;
@@ -134,7 +134,7 @@ pub struct DbHandle {
 
 impl DbHandle {
     /// Starts `threads` executors on `pool`; `reads` bounds the reads lane.
-    pub fn start(
+    pub(crate) fn start(
         pool: PgPool,
         cipher: SessionKeyCipher,
         threads: usize,
@@ -161,7 +161,7 @@ impl DbHandle {
     }
 
     /// This handle, for work already admitted elsewhere (a login whose code is exchanged).
-    pub fn admitted(&self) -> DbHandle {
+    pub(crate) fn admitted(&self) -> DbHandle {
         self.on(Lane::Admitted)
     }
 
@@ -184,7 +184,7 @@ impl DbHandle {
     }
 
     /// The executor's pool, to read its state (never to run a query: that is the executor's).
-    pub fn pool(&self) -> &PgPool {
+    pub(crate) fn pool(&self) -> &PgPool {
         &self.shared.pool
     }
 
@@ -198,17 +198,21 @@ impl DbHandle {
 
     // ---- users ----
 
-    pub async fn user(&self, id: i64) -> DbResult<Option<WxUser>> {
+    pub(crate) async fn user(&self, id: i64) -> DbResult<Option<WxUser>> {
         self.run(move |c, _| users::find_by_id(c, id)).await
     }
 
-    pub async fn bind_mobile(&self, user_id: i64, mobile: String) -> DbResult<MobileBinding> {
+    pub(crate) async fn bind_mobile(
+        &self,
+        user_id: i64,
+        mobile: String,
+    ) -> DbResult<MobileBinding> {
         self.run(move |c, _| users::bind_mobile(c, user_id, &mobile))
             .await
     }
 
     /// The updated user; `None` when there is no such usable user.
-    pub async fn update_profile(
+    pub(crate) async fn update_profile(
         &self,
         user_id: i64,
         edit: ProfileEdit,
@@ -218,7 +222,11 @@ impl DbHandle {
     }
 
     /// Disables (1) or enables (0) an account; admin only.
-    pub async fn set_user_status(&self, user_id: i64, status: i16) -> DbResult<Option<WxUser>> {
+    pub(crate) async fn set_user_status(
+        &self,
+        user_id: i64,
+        status: i16,
+    ) -> DbResult<Option<WxUser>> {
         self.run(move |c, _| users::set_status(c, user_id, status))
             .await
     }
@@ -226,12 +234,12 @@ impl DbHandle {
     // ---- sessions ----
 
     /// A login's user upsert and session insert, in one statement.
-    pub async fn login(&self, login: SignIn) -> DbResult<LoginRecord> {
+    pub(crate) async fn login(&self, login: SignIn) -> DbResult<LoginRecord> {
         self.run(move |c, cipher| sessions::login(c, cipher, &login))
             .await
     }
 
-    pub async fn live_session(
+    pub(crate) async fn live_session(
         &self,
         id: String,
         max_lifetime: Duration,
@@ -241,17 +249,17 @@ impl DbHandle {
     }
 
     /// Whether the session was live.
-    pub async fn revoke_session(&self, id: String) -> DbResult<bool> {
+    pub(crate) async fn revoke_session(&self, id: String) -> DbResult<bool> {
         self.run(move |c, _| sessions::revoke(c, &id)).await
     }
 
     /// How many sessions were live.
-    pub async fn revoke_user_sessions(&self, user_id: i64) -> DbResult<usize> {
+    pub(crate) async fn revoke_user_sessions(&self, user_id: i64) -> DbResult<usize> {
         self.run(move |c, _| sessions::revoke_all_of_user(c, user_id))
             .await
     }
 
-    pub async fn refresh_session(
+    pub(crate) async fn refresh_session(
         &self,
         old_id: String,
         new: NewSessionMeta,
@@ -262,27 +270,27 @@ impl DbHandle {
     }
 
     /// The user's newest session_key (WeChat keeps only that one valid).
-    pub async fn newest_session_key(&self, user_id: i64) -> DbResult<Option<SessionKey>> {
+    pub(crate) async fn newest_session_key(&self, user_id: i64) -> DbResult<Option<SessionKey>> {
         self.run(move |c, cipher| sessions::newest_session_key(c, cipher, user_id))
             .await
     }
 
-    pub async fn touch_sessions(&self, ids: Vec<String>) -> DbResult<usize> {
+    pub(crate) async fn touch_sessions(&self, ids: Vec<String>) -> DbResult<usize> {
         self.run(move |c, _| sessions::touch(c, &ids)).await
     }
 
-    pub async fn sweep_sessions(&self) -> DbResult<usize> {
+    pub(crate) async fn sweep_sessions(&self) -> DbResult<usize> {
         self.run(|c, _| sessions::sweep_expired(c)).await
     }
 
-    pub async fn count_live_sessions(&self) -> DbResult<i64> {
+    pub(crate) async fn count_live_sessions(&self) -> DbResult<i64> {
         self.run(|c, _| sessions::count_live(c)).await
     }
 
     // ---- account deletion and export ----
 
     /// The user asks for the account to be deleted after `grace`; `None`: no such user.
-    pub async fn request_deletion(
+    pub(crate) async fn request_deletion(
         &self,
         user_id: i64,
         grace: TimeDelta,
@@ -292,7 +300,7 @@ impl DbHandle {
     }
 
     /// A login of an account whose deletion is pending: restore it if it may be.
-    pub async fn restore_on_login(
+    pub(crate) async fn restore_on_login(
         &self,
         user_id: i64,
         login_began: DateTime<Utc>,
@@ -302,7 +310,7 @@ impl DbHandle {
     }
 
     /// Erases the account's personal data now; `false`: no such user.
-    pub async fn erase_user(&self, user_id: i64) -> DbResult<bool> {
+    pub(crate) async fn erase_user(&self, user_id: i64) -> DbResult<bool> {
         self.run(move |c, _| deletion::erase_now(c, user_id)).await
     }
 
@@ -311,12 +319,12 @@ impl DbHandle {
         self.run(move |c, _| deletion::sweep_due(c, limit)).await
     }
 
-    pub async fn deletion_counts(&self) -> DbResult<DeletionCounts> {
+    pub(crate) async fn deletion_counts(&self) -> DbResult<DeletionCounts> {
         self.run(|c, _| deletion::counts(c)).await
     }
 
     /// Everything kept about the user, for `auth/export`; `None`: no such user.
-    pub async fn personal_data(&self, user_id: i64) -> DbResult<Option<PersonalData>> {
+    pub(crate) async fn personal_data(&self, user_id: i64) -> DbResult<Option<PersonalData>> {
         self.run(move |c, _| export::personal_data(c, user_id))
             .await
     }
@@ -324,30 +332,34 @@ impl DbHandle {
     // ---- login_log ----
 
     /// Writes a batch of `login_log` rows in one statement; answers how many.
-    pub async fn record_logins(&self, attempts: Vec<LoginAttempt>) -> DbResult<usize> {
+    pub(crate) async fn record_logins(&self, attempts: Vec<LoginAttempt>) -> DbResult<usize> {
         self.run(move |c, _| login_log::insert_many(c, &attempts))
             .await
     }
 
     /// Deletes `login_log` rows older than the cutoff; answers how many.
-    pub async fn prune_login_log(&self, cutoff: DateTime<Utc>) -> DbResult<usize> {
+    pub(crate) async fn prune_login_log(&self, cutoff: DateTime<Utc>) -> DbResult<usize> {
         self.run(move |c, _| login_log::prune(c, cutoff)).await
     }
 
     /// The logins part of the admin status.
-    pub async fn login_summary(&self, now: DateTime<Utc>, recent: i64) -> DbResult<LoginSummary> {
+    pub(crate) async fn login_summary(
+        &self,
+        now: DateTime<Utc>,
+        recent: i64,
+    ) -> DbResult<LoginSummary> {
         self.run(move |c, _| login_log::summary(c, now, recent))
             .await
     }
 
     // ---- meetings ----
 
-    pub async fn swiper_images(&self) -> DbResult<Vec<SwiperImage>> {
+    pub(crate) async fn swiper_images(&self) -> DbResult<Vec<SwiperImage>> {
         self.run(|c, _| swiper::enabled(c)).await
     }
 
     /// The home page in one round trip: swiper images and the next `upcoming` meetings.
-    pub async fn home_page(&self, now: DateTime<Utc>, upcoming: i64) -> DbResult<HomePage> {
+    pub(crate) async fn home_page(&self, now: DateTime<Utc>, upcoming: i64) -> DbResult<HomePage> {
         self.run(move |c, _| {
             Ok(HomePage {
                 swiper_images: swiper::enabled(c)?,
@@ -357,7 +369,7 @@ impl DbHandle {
         .await
     }
 
-    pub async fn meetings(
+    pub(crate) async fn meetings(
         &self,
         state: Option<i16>,
         offset: i64,
@@ -367,11 +379,11 @@ impl DbHandle {
             .await
     }
 
-    pub async fn meeting(&self, id: i64) -> DbResult<Option<MeetingInfo>> {
+    pub(crate) async fn meeting(&self, id: i64) -> DbResult<Option<MeetingInfo>> {
         self.run(move |c, _| meetings::find(c, id)).await
     }
 
-    pub async fn publish_meeting(
+    pub(crate) async fn publish_meeting(
         &self,
         publisher_id: i64,
         draft: MeetingDraft,
@@ -381,7 +393,7 @@ impl DbHandle {
             .await
     }
 
-    pub async fn join_meeting(
+    pub(crate) async fn join_meeting(
         &self,
         meeting_id: i64,
         user_id: i64,
@@ -392,14 +404,18 @@ impl DbHandle {
     }
 
     /// The member count afterwards, or `None` when there is no such meeting.
-    pub async fn leave_meeting(&self, meeting_id: i64, user_id: i64) -> DbResult<Option<i64>> {
+    pub(crate) async fn leave_meeting(
+        &self,
+        meeting_id: i64,
+        user_id: i64,
+    ) -> DbResult<Option<i64>> {
         self.run(move |c, _| meetings::leave(c, meeting_id, user_id))
             .await
     }
 
     /// How many meetings the user published and joined, read with the requests that arrive
     /// meanwhile (`ReadBatcher`).
-    pub async fn meeting_counts(&self, user_id: i64) -> DbResult<UserMeetingCounts> {
+    pub(crate) async fn meeting_counts(&self, user_id: i64) -> DbResult<UserMeetingCounts> {
         match self.meeting_counts.get(user_id).await {
             Ok(counts) => Ok(counts.unwrap_or_default()),
             Err(shared) => Err(Arc::try_unwrap(shared).unwrap_or_else(DbFailure::Shared)),
@@ -407,14 +423,17 @@ impl DbHandle {
     }
 
     /// Dev mode's start: the demo data, when the app has no meetings and no swiper images yet.
-    pub async fn seed_demo_if_empty(&self, now: DateTime<Utc>) -> DbResult<Option<SeedReport>> {
+    pub(crate) async fn seed_demo_if_empty(
+        &self,
+        now: DateTime<Utc>,
+    ) -> DbResult<Option<SeedReport>> {
         self.run(move |c, _| demo::seed_if_empty(c, now)).await
     }
 
     // ---- health ----
 
     /// Is the database reachable? For `/healthz`.
-    pub async fn ping(&self) -> DbResult<()> {
+    pub(crate) async fn ping(&self) -> DbResult<()> {
         self.run(|c, _| {
             diesel::sql_query("SELECT 1").execute(c)?;
             Ok(())
@@ -423,7 +442,7 @@ impl DbHandle {
     }
 
     /// Which embedded migrations the database lacks. For `/readyz`.
-    pub async fn pending_migrations(&self) -> DbResult<Vec<String>> {
+    pub(crate) async fn pending_migrations(&self) -> DbResult<Vec<String>> {
         self.run(|c, _| setup::pending_migrations(c)).await
     }
 }

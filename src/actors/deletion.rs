@@ -8,21 +8,21 @@ use super::DbHandle;
 
 /// How often due deletions are looked for. Grace periods are counted in days; a few minutes
 /// late is well inside what the user was told.
-pub const SWEEP_EVERY: Duration = Duration::from_secs(300);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(300);
 
 /// Accounts erased per message: each is its own transaction, and a bounded batch keeps one sweep
 /// from holding a DbExecutor thread for long while logins wait.
-pub const SWEEP_BATCH: usize = 50;
+pub(crate) const SWEEP_BATCH: usize = 50;
 
 /// Erases due accounts: once at start, then every `SWEEP_EVERY`. Every instance runs one; they
 /// share the work through row locks (`db::deletion::sweep_due`), so each account is erased once.
-pub struct DeletionSweeper {
+pub(crate) struct DeletionSweeper {
     db: DbHandle,
 }
 
 impl DeletionSweeper {
     /// Sweeps through `db`'s background lane.
-    pub fn new(db: &DbHandle) -> Self {
+    pub(crate) fn new(db: &DbHandle) -> Self {
         DeletionSweeper {
             db: db.background(),
         }

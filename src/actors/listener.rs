@@ -42,7 +42,7 @@ use crate::metrics::Metrics;
 pub const APPLICATION_NAME: &str = "wxauth-listener";
 /// Where the heartbeats go. Every instance hears every instance's and keeps its own; instances of
 /// older versions do not listen here, so they never see them.
-pub const HEARTBEAT_CHANNEL: &str = "wxauth_heartbeat";
+pub(crate) const HEARTBEAT_CHANNEL: &str = "wxauth_heartbeat";
 
 /// How often pending notifications are read.
 const POLL_EVERY: Duration = Duration::from_millis(50);
@@ -50,7 +50,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 /// The bound on how old the newest heard heartbeat may be while the cache is trusted: one
 /// heartbeat may be lost or late without the cache being dropped. It is also about the longest
 /// a revocation made on another instance can go unnoticed here.
-pub const STALE_AFTER: Duration = Duration::from_millis(2500);
+pub(crate) const STALE_AFTER: Duration = Duration::from_millis(2500);
 /// A heartbeat committed this long ago and still not heard proves the connection deaf.
 const DELIVERY_BOUND: Duration = Duration::from_secs(1);
 const WATCH_EVERY: Duration = Duration::from_millis(100);
@@ -98,7 +98,7 @@ fn listener_url(database_url: &str) -> String {
 /// What `/readyz`, the status page and `/metrics` say about the listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ListenerState {
+pub(crate) enum ListenerState {
     /// Heard its own heartbeat within `STALE_AFTER`: the session cache is in use.
     Ok,
     /// Connected, but no recent heartbeat heard: every token check goes to PostgreSQL.
@@ -108,19 +108,19 @@ pub enum ListenerState {
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct ListenerReport {
-    pub state: ListenerState,
+pub(crate) struct ListenerReport {
+    pub(crate) state: ListenerState,
     /// Since the newest own heartbeat was heard; `None` if none was yet.
-    pub last_heartbeat_ms_ago: Option<u64>,
+    pub(crate) last_heartbeat_ms_ago: Option<u64>,
     /// Connections replaced because they went silent or never finished connecting.
-    pub replacements: u64,
+    pub(crate) replacements: u64,
     /// Not yet proven alive, but only just started: not worth reporting as a problem.
     #[serde(skip)]
-    pub starting: bool,
+    pub(crate) starting: bool,
 }
 
 /// The listener's shared state: written by its threads, read by the probes.
-pub struct ListenerHealth {
+pub(crate) struct ListenerHealth {
     inner: Mutex<Health>,
 }
 
@@ -290,7 +290,7 @@ impl ListenerHealth {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn report(&self) -> ListenerReport {
+    pub(crate) fn report(&self) -> ListenerReport {
         self.lock().report(Instant::now())
     }
 
@@ -361,7 +361,7 @@ impl ListenerHealth {
 
 /// Starts the listener (its connection to `database_url`, heartbeats through `pool`); it stops
 /// when the SessionActor does. The cache is untrusted until the first heartbeat is heard.
-pub fn spawn(
+pub(crate) fn spawn(
     database_url: &str,
     pool: PgPool,
     sessions: Addr<SessionActor>,

@@ -15,10 +15,10 @@ use crate::metrics::Metrics;
 
 /// Rows waiting for their batch beyond this are dropped (and counted): a database that stalls
 /// must not turn every failed login into memory that is never given back.
-pub const MAX_PENDING_ROWS: usize = 20_000;
+pub(crate) const MAX_PENDING_ROWS: usize = 20_000;
 
 /// How often old rows are deleted. Hourly keeps each delete small.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Records login attempts in `login_log`. The login handler calls `record` after it has its
 /// answer and does not wait for the row: the client's 3 s budget belongs to WeChat and the
@@ -44,7 +44,7 @@ struct Inner {
 
 impl LoginLogWriter {
     /// Writes through `db`'s background lane.
-    pub fn new(db: &DbHandle, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(db: &DbHandle, metrics: Arc<Metrics>) -> Self {
         LoginLogWriter {
             inner: Arc::new(Inner {
                 db: db.background(),
@@ -59,7 +59,7 @@ impl LoginLogWriter {
         self.inner.rows.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn record(&self, entry: LoginAttempt) {
+    pub(crate) fn record(&self, entry: LoginAttempt) {
         let mut rows = self.rows();
         if rows.len() >= MAX_PENDING_ROWS {
             drop(rows);
@@ -117,7 +117,7 @@ impl LoginLogWriter {
 
     /// Writes the gathered rows every `every`, on the current actix system, for as long as it
     /// runs; also writes the summary lines of dropped rows.
-    pub fn run_flusher(&self, every: Duration) {
+    pub(crate) fn run_flusher(&self, every: Duration) {
         let writer = self.clone();
         actix_web::rt::spawn(async move {
             let mut tick = tokio::time::interval(every);

@@ -2,13 +2,13 @@
 //! the WeChat upstream as an async actor; plus the upkeep of `login_log` and the sweeper of due
 //! account deletions.
 
-pub mod db_executor;
-pub mod deletion;
+pub(crate) mod db_executor;
+pub(crate) mod deletion;
 pub mod listener;
 pub mod login_log;
 pub mod session;
-pub mod wechat;
+pub(crate) mod wechat;
 
 pub use db_executor::DbHandle;
-pub use session::SessionActor;
-pub use wechat::WeChatClient;
+pub(crate) use session::SessionActor;
+pub(crate) use wechat::WeChatClient;

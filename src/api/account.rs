@@ -30,7 +30,7 @@ pub(crate) struct DeactivateAnswer {
 /// `POST auth/deactivate`: every session of the user dies at once on every instance, and the
 /// account is erased after ACCOUNT_DELETION_GRACE_DAYS unless the user logs in before. Repeating
 /// it while the token still works (a double tap) answers the same pending deletion.
-pub async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+pub(crate) async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let pending = state
         .db
         .request_deletion(user.user_id, state.deletion_grace)
@@ -230,7 +230,7 @@ impl ExportView {
 
 /// `GET auth/export`: everything kept about the user, in the usual envelope (`data`), with
 /// `Content-Disposition: attachment` so a browser or `wx.downloadFile` saves it as a file.
-pub async fn export(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+pub(crate) async fn export(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let data = state
         .db
         .personal_data(user.user_id)

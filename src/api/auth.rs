@@ -24,7 +24,7 @@ use crate::wechat::{JsCode, mask_openid};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct LoginRequest {
+pub(crate) struct LoginRequest {
     /// From `wx.login()`.
     #[schema(
         required = true,
@@ -45,7 +45,7 @@ pub struct LoginRequest {
 /// send the code alone and fill the profile in later.
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct LoginProfile {
+pub(crate) struct LoginProfile {
     /// Blank: the default nickname.
     #[schema(max_length = 64)]
     nick_name: Option<String>,
@@ -80,21 +80,21 @@ impl LoginProfile {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct LoginAnswer {
-    pub token: String,
+pub(crate) struct LoginAnswer {
+    pub(crate) token: String,
     /// When the token stops working, `yyyy-MM-dd HH:mm:ss` China Standard Time.
-    pub token_expire: String,
-    pub user_info: UserInfoView,
+    pub(crate) token_expire: String,
+    pub(crate) user_info: UserInfoView,
     /// Present (true) only on the login that cancelled the account's pending deletion.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
-    pub restored: bool,
+    pub(crate) restored: bool,
     /// The round trip of the login's statement through the DbExecutor (queue included): the
     /// shared resource whose congestion sizes the login admission. Neither WeChat's time (not
     /// our capacity) nor the HTTP workers' (busy refusing a spike, which admitting fewer logins
     /// would not relieve) counts.
     #[serde(skip)]
-    pub own_time: Duration,
+    pub(crate) own_time: Duration,
 }
 
 /// Kept free at the end of the deadline for the answer to be written and sent.
@@ -111,7 +111,7 @@ const DATABASE_RESERVE: Duration = Duration::from_millis(600);
 const MIN_WECHAT_TIME: Duration = Duration::from_millis(150);
 
 /// `POST auth/login_by_weixin` `{code, userInfo?}`.
-pub async fn login_by_weixin(
+pub(crate) async fn login_by_weixin(
     req: HttpRequest,
     state: web::Data<AppState>,
     JsonBody(body): JsonBody<LoginRequest>,
@@ -295,11 +295,11 @@ async fn settle_pending_deletion(
 ) -> Result<Option<bool>, ApiError> {
     let db = state.db.admitted();
     match db.restore_on_login(user_id, began).await? {
-        Restore::Restored(_) => {
+        Restore::Restored => {
             log::info!("login: user {user_id} restored their account");
             Ok(Some(true))
         }
-        Restore::NothingPending(_) => Ok(Some(false)),
+        Restore::NothingPending => Ok(Some(false)),
         Restore::Kept => Ok(None),
         Restore::Expired | Restore::Gone => {
             db.erase_user(user_id).await?;
@@ -312,14 +312,14 @@ async fn settle_pending_deletion(
 }
 
 /// `POST auth/logout`: the token is dead from this moment on.
-pub async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+pub(crate) async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     state.sessions.send(EndSession { jti: user.jti }).await??;
     log::info!("logout: user {}", user.user_id);
     ok_empty()
 }
 
 /// `POST auth/logout_all`: every session of the user, on every instance, is dead at once.
-pub async fn logout_all(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+pub(crate) async fn logout_all(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let ended = state
         .sessions
         .send(EndUserSessions {
@@ -332,16 +332,20 @@ pub async fn logout_all(state: web::Data<AppState>, user: AuthUser) -> ApiResult
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RefreshAnswer {
-    pub token: String,
-    pub token_expire: String,
+pub(crate) struct RefreshAnswer {
+    pub(crate) token: String,
+    pub(crate) token_expire: String,
 }
 
 /// `POST auth/refresh`: a new token for the same session_key; the old token is dead at once.
 /// Lets a client stay logged in without calling wx.login() again. The new token lives a full
 /// TTL, but never past the session's maximum lifetime counted from its login: near that end a
 /// refresh still succeeds, with the shorter expiry, and after it the session is dead (501).
-pub async fn refresh(req: HttpRequest, state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+pub(crate) async fn refresh(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+) -> ApiResult {
     let now = Utc::now();
     let jti = new_jti();
     let wanted =

@@ -19,17 +19,17 @@ fn fixed_body() -> UserIndex {
 }
 
 /// `GET /bench/plain`: the fixed body, no authentication.
-pub async fn plain() -> ApiResult {
+pub(crate) async fn plain() -> ApiResult {
     ok(fixed_body())
 }
 
 /// `GET /bench/auth`: the same body behind the token check.
-pub async fn auth(_user: AuthUser) -> ApiResult {
+pub(crate) async fn auth(_user: AuthUser) -> ApiResult {
     ok(fixed_body())
 }
 
 /// The routes, relative to `/bench`.
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/plain", web::get().to(plain))
         .route("/auth", web::get().to(auth));
 }

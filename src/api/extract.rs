@@ -18,10 +18,10 @@ use crate::actors::session::CheckSession;
 use crate::error::ApiError;
 
 /// Request bodies above this are refused: no mini-program call needs more.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// A JSON body: empty or not JSON → 401, wrong types or too large → 402.
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub(crate) T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
     type Error = ApiError;
@@ -87,7 +87,7 @@ fn declared_length(req: &HttpRequest) -> Option<u64> {
 
 /// The query string as named values. Read by hand, so that a bad value is a 402 envelope rather
 /// than actix's 400 page. An empty value counts as absent (`state=` means "any state").
-pub struct QueryParams(HashMap<String, String>);
+pub(crate) struct QueryParams(HashMap<String, String>);
 
 impl FromRequest for QueryParams {
     type Error = ApiError;
@@ -103,12 +103,16 @@ impl FromRequest for QueryParams {
 }
 
 impl QueryParams {
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     /// A whole number within `range`; `None` when absent.
-    pub fn number(&self, name: &str, range: RangeInclusive<i64>) -> Result<Option<i64>, ApiError> {
+    pub(crate) fn number(
+        &self,
+        name: &str,
+        range: RangeInclusive<i64>,
+    ) -> Result<Option<i64>, ApiError> {
         let Some(raw) = self.get(name) else {
             return Ok(None);
         };
@@ -125,9 +129,9 @@ impl QueryParams {
 
 /// The user behind a live token. Any failure is 501: the client logs in again.
 #[derive(Debug, Clone)]
-pub struct AuthUser {
-    pub user_id: i64,
-    pub jti: String,
+pub(crate) struct AuthUser {
+    pub(crate) user_id: i64,
+    pub(crate) jti: String,
 }
 
 impl FromRequest for AuthUser {
@@ -181,10 +185,10 @@ impl FromRequest for AuthUser {
 }
 
 /// Longer user agents are cut before they reach `login_log` (`user_session` keeps 255).
-pub const MAX_USER_AGENT_CHARS: usize = 256;
+pub(crate) const MAX_USER_AGENT_CHARS: usize = 256;
 
 /// The client's user agent, cut to `MAX_USER_AGENT_CHARS` and without control characters.
-pub fn user_agent(req: &HttpRequest) -> String {
+pub(crate) fn user_agent(req: &HttpRequest) -> String {
     req.headers()
         .get(actix_web::http::header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
@@ -196,7 +200,7 @@ pub fn user_agent(req: &HttpRequest) -> String {
 }
 
 /// The client's IP: the socket peer, or `X-Forwarded-For` when the peer is a trusted proxy.
-pub fn client_ip(req: &HttpRequest) -> String {
+pub(crate) fn client_ip(req: &HttpRequest) -> String {
     let resolved = match req.app_data::<web::Data<AppState>>() {
         Some(state) => state.limits.client_ip_of(req),
         None => req.peer_addr().map(|a| a.ip()),

@@ -12,7 +12,7 @@ use crate::log_throttle::ERRORS;
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `GET /healthz`: 200 when the server is up and the database answers, 503 otherwise.
-pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     let ping = tokio::time::timeout(PING_TIMEOUT, state.db.ping()).await;
     match ping {
         Ok(Ok(())) => {
@@ -36,15 +36,15 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 #[derive(Serialize)]
-pub struct Readiness {
-    pub status: &'static str,
-    pub database: &'static str,
+pub(crate) struct Readiness {
+    pub(crate) status: &'static str,
+    pub(crate) database: &'static str,
     /// `ok`, `pending` or `unknown` (database unreachable).
-    pub migrations: &'static str,
+    pub(crate) migrations: &'static str,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pending: Vec<String>,
+    pub(crate) pending: Vec<String>,
     /// The NOTIFY listener: `ok`, or `stale`/`down` while every token check goes to PostgreSQL.
-    pub listener: ListenerReport,
+    pub(crate) listener: ListenerReport,
 }
 
 /// `GET /readyz`: 200 when the database answers and has every migration this binary embeds; 503
@@ -56,7 +56,7 @@ pub struct Readiness {
 /// every instance would go out at once.
 ///
 /// 503 `{"status":"draining"}` once the instance is shutting down.
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.drain.is_draining() {
         return HttpResponse::ServiceUnavailable().json(serde_json::json!({
             "status": "draining",

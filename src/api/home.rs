@@ -9,15 +9,15 @@ use super::{ApiResult, AppState, ok};
 use crate::domain::SwiperImage;
 
 /// How many upcoming meetings the home page lists; the rest are one tap away in meeting/list.
-pub const HOME_UPCOMING: i64 = 5;
+pub(crate) const HOME_UPCOMING: i64 = 5;
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct SwiperImageView {
-    pub id: i64,
-    pub url: String,
+pub(crate) struct SwiperImageView {
+    pub(crate) id: i64,
+    pub(crate) url: String,
     /// Where a tap leads (a mini-program page path), or empty.
-    pub link: String,
+    pub(crate) link: String,
 }
 
 impl From<SwiperImage> for SwiperImageView {
@@ -32,13 +32,13 @@ impl From<SwiperImage> for SwiperImageView {
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct HomeIndex {
-    pub swiper_imgs: Vec<SwiperImageView>,
-    pub upcoming_meetings: Vec<MeetingView>,
+pub(crate) struct HomeIndex {
+    pub(crate) swiper_imgs: Vec<SwiperImageView>,
+    pub(crate) upcoming_meetings: Vec<MeetingView>,
 }
 
 /// `GET swiperImgs`: the enabled images, in display order.
-pub async fn swiper_imgs(state: web::Data<AppState>) -> ApiResult {
+pub(crate) async fn swiper_imgs(state: web::Data<AppState>) -> ApiResult {
     let images = state.db.swiper_images().await?;
     ok(images
         .into_iter()
@@ -48,7 +48,7 @@ pub async fn swiper_imgs(state: web::Data<AppState>) -> ApiResult {
 
 /// `GET home/index`: the swiper and the next published meetings that have not started yet,
 /// soonest first, in one answer so the home page needs one request.
-pub async fn index(state: web::Data<AppState>) -> ApiResult {
+pub(crate) async fn index(state: web::Data<AppState>) -> ApiResult {
     let home = state.db.home_page(Utc::now(), HOME_UPCOMING).await?;
     ok(HomeIndex {
         swiper_imgs: home

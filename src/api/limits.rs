@@ -21,7 +21,7 @@ fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKe
 /// The key of per-IP limits: an IPv4 address, or the /64 of an IPv6 one. One subscriber (one
 /// home, one VPS) usually gets a whole /64, so keying by the full address would hand them 2^64
 /// budgets.
-pub fn ip_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn ip_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !(u128::from(u64::MAX));
@@ -33,14 +33,14 @@ pub fn ip_key(ip: IpAddr) -> IpAddr {
 
 /// Wrong admin tokens allowed per client (`ip_key`) per window before every admin request from
 /// it is refused with 429 for the rest of the window.
-pub const ADMIN_FAILURES_PER_WINDOW: u32 = 10;
-pub const ADMIN_FAILURE_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const ADMIN_FAILURES_PER_WINDOW: u32 = 10;
+pub(crate) const ADMIN_FAILURE_WINDOW: Duration = Duration::from_secs(60);
 /// Clients tracked at once. Beyond this (a guess spread over many addresses) new clients share
 /// one budget: the admin side then closes for them rather than opening to guessing.
 const ADMIN_FAILURE_CLIENTS: usize = 10_000;
 
 /// Wrong admin tokens per client in fixed one-minute windows.
-pub struct AdminFailures {
+pub(crate) struct AdminFailures {
     clients: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
 }
 
@@ -52,7 +52,7 @@ impl AdminFailures {
     }
 
     /// `None` while `ip` may still try a token; else how long until it may again.
-    pub fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+    pub(crate) fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
         let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         let key = Self::key(&clients, ip);
         let (opened, failures) = clients.get(&key)?;
@@ -61,7 +61,7 @@ impl AdminFailures {
     }
 
     /// Counts one wrong token from `ip`.
-    pub fn failed(&self, ip: IpAddr, now: Instant) {
+    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
         let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
         if clients.len() >= ADMIN_FAILURE_CLIENTS {
             clients.retain(|_, (opened, _)| now < *opened + ADMIN_FAILURE_WINDOW);
@@ -90,12 +90,12 @@ impl AdminFailures {
     }
 }
 
-pub struct RateLimits {
+pub(crate) struct RateLimits {
     login_per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     login_per_openid: Option<DefaultKeyedRateLimiter<String>>,
     bindphone_per_user: Option<DefaultKeyedRateLimiter<i64>>,
     trusted_proxies: Vec<IpNet>,
-    pub admin_failures: AdminFailures,
+    pub(crate) admin_failures: AdminFailures,
 }
 
 fn check<K: std::hash::Hash + Eq + Clone>(
@@ -109,7 +109,7 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl RateLimits {
-    pub fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &Config) -> Self {
         RateLimits {
             login_per_ip: limiter(config.rate_login_per_ip),
             login_per_openid: limiter(config.rate_login_per_openid),
@@ -119,20 +119,20 @@ impl RateLimits {
         }
     }
 
-    pub fn login_from(&self, ip: IpAddr) -> Result<(), ApiError> {
+    pub(crate) fn login_from(&self, ip: IpAddr) -> Result<(), ApiError> {
         check(&self.login_per_ip, &ip_key(ip))
     }
 
-    pub fn login_of(&self, openid: &str) -> Result<(), ApiError> {
+    pub(crate) fn login_of(&self, openid: &str) -> Result<(), ApiError> {
         check(&self.login_per_openid, &openid.to_string())
     }
 
-    pub fn bind_phone_by(&self, user_id: i64) -> Result<(), ApiError> {
+    pub(crate) fn bind_phone_by(&self, user_id: i64) -> Result<(), ApiError> {
         check(&self.bindphone_per_user, &user_id)
     }
 
     /// Forgets keys whose limits have fully replenished, so memory follows active clients only.
-    pub fn prune(&self) {
+    pub(crate) fn prune(&self) {
         if let Some(l) = &self.login_per_ip {
             l.retain_recent();
         }
@@ -155,7 +155,7 @@ impl RateLimits {
     /// `X-Forwarded-For` line in order: a list split over several lines is one list (RFC 9110
     /// section 5.3), and a proxy that appends its own line after the client's keeps the real hop
     /// rightmost.
-    pub fn client_ip<'a>(
+    pub(crate) fn client_ip<'a>(
         &self,
         peer: IpAddr,
         forwarded_for: impl DoubleEndedIterator<Item = &'a str>,
@@ -182,7 +182,7 @@ impl RateLimits {
         client
     }
 
-    pub fn client_ip_of(&self, req: &HttpRequest) -> Option<IpAddr> {
+    pub(crate) fn client_ip_of(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer_addr()?.ip();
         // A line that is not visible ASCII cannot hold an address: it reads as an empty list
         // element, which stops the walk like any other unparseable hop.

@@ -15,33 +15,33 @@ use super::{ApiResult, AppState, ok};
 use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state};
 use crate::error::ApiError;
 
-pub const DEFAULT_LIMIT: i64 = 10;
-pub const MAX_LIMIT: i64 = 100;
+pub(crate) const DEFAULT_LIMIT: i64 = 10;
+pub(crate) const MAX_LIMIT: i64 = 100;
 /// Far beyond any real list; it keeps `(page - 1) * limit` well inside an i64.
-pub const MAX_PAGE: i64 = i32::MAX as i64;
-pub const MAX_TITLE_CHARS: usize = 100;
-pub const MAX_LOCATION_CHARS: usize = 100;
+pub(crate) const MAX_PAGE: i64 = i32::MAX as i64;
+pub(crate) const MAX_TITLE_CHARS: usize = 100;
+pub(crate) const MAX_LOCATION_CHARS: usize = 100;
 /// A meeting notice, not a document; with 3 bytes a character it also fits the 16 KiB body limit.
-pub const MAX_CONTENT_CHARS: usize = 2000;
-pub const MAX_COVER_LEN: usize = 512;
+pub(crate) const MAX_CONTENT_CHARS: usize = 2000;
+pub(crate) const MAX_COVER_LEN: usize = 512;
 
 /// A meeting as the client shows it.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct MeetingView {
-    pub id: i64,
-    pub title: String,
-    pub content: String,
-    pub location: String,
-    pub start_time: String,
-    pub end_time: String,
+pub(crate) struct MeetingView {
+    pub(crate) id: i64,
+    pub(crate) title: String,
+    pub(crate) content: String,
+    pub(crate) location: String,
+    pub(crate) start_time: String,
+    pub(crate) end_time: String,
     /// 1 published, 2 cancelled.
-    pub state: i16,
-    pub cover: String,
-    pub publisher_id: i64,
-    pub publisher_nickname: String,
-    pub member_count: i64,
-    pub add_time: String,
+    pub(crate) state: i16,
+    pub(crate) cover: String,
+    pub(crate) publisher_id: i64,
+    pub(crate) publisher_nickname: String,
+    pub(crate) member_count: i64,
+    pub(crate) add_time: String,
 }
 
 impl From<MeetingInfo> for MeetingView {
@@ -66,21 +66,21 @@ impl From<MeetingInfo> for MeetingView {
 
 /// litemall's list shape, which the client's list pages already understand.
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct Page<T: Serialize + utoipa::ToSchema> {
-    pub list: Vec<T>,
-    pub total: i64,
-    pub page: i64,
-    pub limit: i64,
-    pub pages: i64,
+pub(crate) struct Page<T: Serialize + utoipa::ToSchema> {
+    pub(crate) list: Vec<T>,
+    pub(crate) total: i64,
+    pub(crate) page: i64,
+    pub(crate) limit: i64,
+    pub(crate) pages: i64,
 }
 
 /// A time as the client reads it: RFC 3339 in China Standard Time.
-pub fn client_time(t: DateTime<Utc>) -> String {
+pub(crate) fn client_time(t: DateTime<Utc>) -> String {
     china_time(t).to_rfc3339_opts(SecondsFormat::Secs, false)
 }
 
 /// Reads ISO 8601 with an offset or `Z`, or without one as China Standard Time.
-pub fn parse_client_time(raw: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_client_time(raw: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
         return Some(t.with_timezone(&Utc));
     }
@@ -95,7 +95,7 @@ pub fn parse_client_time(raw: &str) -> Option<DateTime<Utc>> {
 }
 
 /// `GET meeting/list?page=1&limit=10&state=`: newest start time first; `state` empty means all.
-pub async fn list(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
+pub(crate) async fn list(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
     let page = query.number("page", 1..=MAX_PAGE)?.unwrap_or(1);
     let limit = query
         .number("limit", 1..=MAX_LIMIT)?
@@ -122,7 +122,7 @@ pub async fn list(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
 }
 
 /// `GET meeting/detail?id=`.
-pub async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
+pub(crate) async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
     let id = query
         .number("id", 1..=i64::MAX)?
         .ok_or_else(|| ApiError::bad_argument("id is required"))?;
@@ -136,7 +136,7 @@ pub async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PublishRequest {
+pub(crate) struct PublishRequest {
     /// Required; one line.
     #[schema(required = true, min_length = 1, max_length = 100)]
     title: Option<String>,
@@ -235,7 +235,7 @@ fn cover_url(url: &str) -> Result<String, ApiError> {
 }
 
 /// `POST meeting/publish` `{title, content, location, startTime, endTime, cover?}` → the meeting.
-pub async fn publish(
+pub(crate) async fn publish(
     state: web::Data<AppState>,
     user: AuthUser,
     JsonBody(body): JsonBody<PublishRequest>,
@@ -254,7 +254,7 @@ pub async fn publish(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct MeetingIdRequest {
+pub(crate) struct MeetingIdRequest {
     #[schema(required = true, minimum = 1)]
     id: Option<i64>,
 }
@@ -272,10 +272,10 @@ impl MeetingIdRequest {
 /// The user's membership after a join or leave.
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Membership {
-    pub id: i64,
-    pub joined: bool,
-    pub member_count: i64,
+pub(crate) struct Membership {
+    pub(crate) id: i64,
+    pub(crate) joined: bool,
+    pub(crate) member_count: i64,
 }
 
 fn no_such_meeting(id: i64) -> ApiError {
@@ -283,7 +283,7 @@ fn no_such_meeting(id: i64) -> ApiError {
 }
 
 /// `POST meeting/join` `{id}`: joining twice is no error and counts once.
-pub async fn join(
+pub(crate) async fn join(
     state: web::Data<AppState>,
     user: AuthUser,
     JsonBody(body): JsonBody<MeetingIdRequest>,
@@ -302,7 +302,7 @@ pub async fn join(
 }
 
 /// `POST meeting/leave` `{id}`: leaving a meeting one is not a member of is no error.
-pub async fn leave(
+pub(crate) async fn leave(
     state: web::Data<AppState>,
     user: AuthUser,
     JsonBody(body): JsonBody<MeetingIdRequest>,

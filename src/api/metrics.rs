@@ -18,7 +18,7 @@ const SESSION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 /// Counts and times every request by route pattern and errno. The errno is the one the answer
 /// carries: `ApiError::error_response` and `api::ok` leave it in the response's extensions.
-pub async fn record_request(
+pub(crate) async fn record_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
@@ -46,7 +46,7 @@ pub async fn record_request(
 }
 
 /// `GET /metrics`: gauges that are cheaper to read than to keep current are read now.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.db.pool();
     state.metrics.set_pool(&pool.state(), pool.max_size());
     match tokio::time::timeout(SESSION_COUNT_TIMEOUT, state.sessions.send(CountSessions)).await {

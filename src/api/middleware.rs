@@ -18,18 +18,18 @@ use crate::metrics::{UNMATCHED_ROUTE, method_label};
 /// Every answer within the mini-program's 3 s `wx.request` timeout: an answer later than that is
 /// never seen, while a 502 in time tells the client to retry. Work already handed to an actor
 /// still completes; only the wait is cut.
-pub const REQUEST_DEADLINE: Duration = Duration::from_millis(2800);
+pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_millis(2800);
 
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub(crate) const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// When the deadline started counting, in the request's extensions: a handler that must plan
 /// its work (a login keeps time for the database after WeChat) knows how much is left.
 #[derive(Debug, Clone, Copy)]
-pub struct DeadlineStart(pub Instant);
+pub(crate) struct DeadlineStart(pub(crate) Instant);
 
 impl DeadlineStart {
     /// The time left until the answer is due; the whole deadline when none is recorded.
-    pub fn left(req: &actix_web::HttpRequest) -> Duration {
+    pub(crate) fn left(req: &actix_web::HttpRequest) -> Duration {
         use actix_web::HttpMessage;
         let started = req.extensions().get::<DeadlineStart>().map(|s| s.0);
         match started {
@@ -41,7 +41,7 @@ impl DeadlineStart {
 
 /// Wraps each API resource (not the scope: a clone of the request taken before routing would
 /// stop the router from writing the matched path into it).
-pub async fn deadline(
+pub(crate) async fn deadline(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
@@ -69,7 +69,7 @@ pub async fn deadline(
 
 /// `X-Content-Type-Options: nosniff` on every answer: a browser must never guess a JSON or
 /// text answer (which can echo what a client sent) to be HTML or script.
-pub fn nosniff() -> DefaultHeaders {
+pub(crate) fn nosniff() -> DefaultHeaders {
     DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
 }
 
@@ -91,7 +91,7 @@ fn request_id(req: &ServiceRequest) -> String {
 /// One line per request: request id, method, route pattern (never the raw path or query, which
 /// can carry codes), status, errno and latency; the id is also returned in `X-Request-Id`, so a
 /// client's report can be matched to the line. Tokens, bodies and headers are never logged.
-pub async fn request_log(
+pub(crate) async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
@@ -126,7 +126,7 @@ pub async fn request_log(
 /// While the instance drains before stopping, every answer closes its connection: a proxy then
 /// opens a new one for its next request (soon refused, and retried on another instance) instead
 /// of reusing one this instance is about to close under it.
-pub async fn close_when_draining(
+pub(crate) async fn close_when_draining(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {

@@ -3,21 +3,21 @@
 //! input, send messages to the actors and answer the envelope; the operator's endpoints answer
 //! plain HTTP status codes.
 
-pub mod account;
-pub mod admin;
-pub mod auth;
-pub mod bench;
-pub mod extract;
-pub mod health;
-pub mod home;
-pub mod limits;
-pub mod meeting;
-pub mod metrics;
-pub mod middleware;
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod auth;
+pub(crate) mod bench;
+pub(crate) mod extract;
+pub(crate) mod health;
+pub(crate) mod home;
+pub(crate) mod limits;
+pub(crate) mod meeting;
+pub(crate) mod metrics;
+pub(crate) mod middleware;
 pub mod openapi;
-pub mod phone;
+pub(crate) mod phone;
 pub mod profile;
-pub mod user;
+pub(crate) mod user;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,39 +42,39 @@ pub struct AppState {
     pub db: DbHandle,
     pub sessions: Addr<SessionActor>,
     /// The SessionActor's cache, read by the token check without a message.
-    pub session_cache: Arc<SessionCache>,
+    pub(crate) session_cache: Arc<SessionCache>,
     /// Whether the NOTIFY listener is proven alive, for the probes and the status page.
-    pub listener: Arc<ListenerHealth>,
-    pub wechat: Addr<WeChatClient>,
-    pub tokens: Arc<TokenIssuer>,
-    pub limits: Arc<limits::RateLimits>,
+    pub(crate) listener: Arc<ListenerHealth>,
+    pub(crate) wechat: Addr<WeChatClient>,
+    pub(crate) tokens: Arc<TokenIssuer>,
+    pub(crate) limits: Arc<limits::RateLimits>,
     /// Our appid: encrypted data must carry it in its watermark.
-    pub appid: String,
-    pub metrics: Arc<Metrics>,
+    pub(crate) appid: String,
+    pub(crate) metrics: Arc<Metrics>,
     pub login_log: LoginLogWriter,
     /// Logins in progress, and the queue in front of them (before any WeChat call).
     pub login_admission: Arc<crate::admission::Admission>,
     /// `None`: the admin page and API are off.
-    pub admin: Option<Arc<admin::AdminToken>>,
-    pub started: Started,
-    pub dev_mode: bool,
+    pub(crate) admin: Option<Arc<admin::AdminToken>>,
+    pub(crate) started: Started,
+    pub(crate) dev_mode: bool,
     /// ACCOUNT_DELETION_GRACE_DAYS.
-    pub deletion_grace: chrono::TimeDelta,
+    pub(crate) deletion_grace: chrono::TimeDelta,
     /// The request header that carries the token (`TOKEN_HEADER`).
-    pub token_header: actix_web::http::header::HeaderName,
+    pub(crate) token_header: actix_web::http::header::HeaderName,
     /// Set on SIGTERM: `/readyz` answers 503 and every answer closes its connection.
-    pub drain: Arc<crate::shutdown::Drain>,
+    pub(crate) drain: Arc<crate::shutdown::Drain>,
 }
 
 /// When this process started serving, for uptime.
 #[derive(Clone, Copy)]
-pub struct Started {
-    pub at: DateTime<Utc>,
-    pub instant: Instant,
+pub(crate) struct Started {
+    pub(crate) at: DateTime<Utc>,
+    pub(crate) instant: Instant,
 }
 
 impl Started {
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         Started {
             at: Utc::now(),
             instant: Instant::now(),
@@ -82,15 +82,15 @@ impl Started {
     }
 }
 
-pub type ApiResult = Result<HttpResponse, ApiError>;
+pub(crate) type ApiResult = Result<HttpResponse, ApiError>;
 
 /// errno 0 with `data`.
-pub fn ok<T: serde::Serialize>(data: T) -> ApiResult {
+pub(crate) fn ok<T: serde::Serialize>(data: T) -> ApiResult {
     Ok(with_errno_zero(HttpResponse::Ok().json(Envelope::ok(data))))
 }
 
 /// errno 0 with `data: null`.
-pub fn ok_empty() -> ApiResult {
+pub(crate) fn ok_empty() -> ApiResult {
     Ok(with_errno_zero(HttpResponse::Ok().json(Envelope::<()> {
         errno: SUCCESS.errno,
         errmsg: SUCCESS.errmsg,
@@ -176,7 +176,7 @@ pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
 }
 
 /// Mounts `wx_routes()`.
-pub fn configure_wx(cfg: &mut web::ServiceConfig) {
+pub(crate) fn configure_wx(cfg: &mut web::ServiceConfig) {
     for (path, method, route) in wx_routes() {
         // The deadline wraps each resource, after routing: see `middleware::deadline`.
         cfg.service(
@@ -190,6 +190,6 @@ pub fn configure_wx(cfg: &mut web::ServiceConfig) {
 }
 
 /// Unknown paths and methods: an envelope, not an empty 404 page.
-pub async fn not_found() -> ApiResult {
+pub(crate) async fn not_found() -> ApiResult {
     Err(ApiError::NotFound)
 }

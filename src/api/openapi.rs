@@ -473,7 +473,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 
 /// Mounts `/openapi.json` (the document, serialised once) and `/docs`, with the admin page's
 /// strict headers: the page loads only its own files.
-pub fn configure(cfg: &mut web::ServiceConfig, document_json: Arc<str>) {
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, document_json: Arc<str>) {
     cfg.route(
         "/openapi.json",
         web::get().to(move || {

@@ -15,7 +15,7 @@ use crate::wechat::{PhoneInfo, WeChatError, errcode};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct BindPhoneRequest {
+pub(crate) struct BindPhoneRequest {
     /// From the getPhoneNumber button; wins over `encryptedData` and `iv`.
     #[schema(max_length = 128)]
     code: Option<String>,
@@ -28,8 +28,8 @@ pub struct BindPhoneRequest {
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
-pub struct BoundPhone {
-    pub phone: String,
+pub(crate) struct BoundPhone {
+    pub(crate) phone: String,
 }
 
 fn present(v: Option<String>) -> Option<String> {
@@ -37,7 +37,7 @@ fn present(v: Option<String>) -> Option<String> {
 }
 
 /// `POST auth/bindPhone` `{code}` or `{encryptedData, iv}` → `{phone}`.
-pub async fn bind_phone(
+pub(crate) async fn bind_phone(
     state: web::Data<AppState>,
     user: AuthUser,
     JsonBody(body): JsonBody<BindPhoneRequest>,

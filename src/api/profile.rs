@@ -11,9 +11,9 @@ use crate::domain::{ProfileEdit, WxUser};
 use crate::error::ApiError;
 
 /// The nickname WeChat itself shows for users who have not chosen one.
-pub const DEFAULT_NICKNAME: &str = "微信用户";
-pub const MAX_NICKNAME_CHARS: usize = 64;
-pub const MAX_AVATAR_LEN: usize = 512;
+pub(crate) const DEFAULT_NICKNAME: &str = "微信用户";
+pub(crate) const MAX_NICKNAME_CHARS: usize = 64;
+pub(crate) const MAX_AVATAR_LEN: usize = 512;
 
 /// Dates shown to the client are China Standard Time, as the mini-program's users read them.
 pub fn china_time(t: DateTime<Utc>) -> DateTime<FixedOffset> {
@@ -23,7 +23,7 @@ pub fn china_time(t: DateTime<Utc>) -> DateTime<FixedOffset> {
     }
 }
 
-pub fn validate_nickname(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_nickname(raw: &str) -> Result<String, ApiError> {
     let nickname = raw.trim();
     let chars = nickname.chars().count();
     if chars == 0 || chars > MAX_NICKNAME_CHARS {
@@ -39,7 +39,7 @@ pub fn validate_nickname(raw: &str) -> Result<String, ApiError> {
     Ok(nickname.to_string())
 }
 
-pub fn validate_avatar(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn validate_avatar(raw: &str) -> Result<String, ApiError> {
     http_url("avatarUrl", raw, MAX_AVATAR_LEN)
 }
 
@@ -54,7 +54,7 @@ fn breaks_out(c: char) -> bool {
 /// trimmed; `field` names it in the refusal. Checked by a real URL parser (WHATWG rules, as
 /// browsers and the mini-program's `<image>` read it), and stored as that parser writes it, so
 /// what is stored is what every reader sees.
-pub fn http_url(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
+pub(crate) fn http_url(field: &str, raw: &str, max: usize) -> Result<String, ApiError> {
     let raw = raw.trim();
     let too_long = || ApiError::bad_value(format!("{field} must be at most {max} characters"));
     if raw.len() > max {
@@ -87,7 +87,7 @@ pub fn http_url(field: &str, raw: &str, max: usize) -> Result<String, ApiError> 
     Ok(canonical)
 }
 
-pub fn validate_gender(raw: i64) -> Result<i16, ApiError> {
+pub(crate) fn validate_gender(raw: i64) -> Result<i16, ApiError> {
     match raw {
         0..=2 => Ok(raw as i16),
         _ => Err(ApiError::bad_value(
@@ -99,17 +99,17 @@ pub fn validate_gender(raw: i64) -> Result<i16, ApiError> {
 /// The user as the mini-program shows it (litemall's field names).
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct UserInfoView {
-    pub nick_name: String,
-    pub avatar_url: String,
-    pub gender: i16,
-    pub user_id: i64,
+pub(crate) struct UserInfoView {
+    pub(crate) nick_name: String,
+    pub(crate) avatar_url: String,
+    pub(crate) gender: i16,
+    pub(crate) user_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
-    pub register_date: String,
-    pub status: i16,
-    pub user_level: i16,
-    pub user_level_desc: &'static str,
+    pub(crate) phone: Option<String>,
+    pub(crate) register_date: String,
+    pub(crate) status: i16,
+    pub(crate) user_level: i16,
+    pub(crate) user_level_desc: &'static str,
 }
 
 impl From<&WxUser> for UserInfoView {
@@ -133,7 +133,7 @@ impl From<&WxUser> for UserInfoView {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
-pub struct ProfileRequest {
+pub(crate) struct ProfileRequest {
     /// Also accepted as `nickName`.
     #[serde(alias = "nickName")]
     #[schema(min_length = 1, max_length = 64)]
@@ -168,7 +168,7 @@ impl ProfileRequest {
 }
 
 /// `POST auth/profile` `{nickname?, avatar?, gender?}` → the updated userInfo.
-pub async fn update(
+pub(crate) async fn update(
     state: web::Data<AppState>,
     user: AuthUser,
     JsonBody(body): JsonBody<ProfileRequest>,
@@ -184,15 +184,15 @@ pub async fn update(
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct InfoView {
-    pub nick_name: String,
-    pub avatar: String,
-    pub gender: i16,
-    pub mobile: String,
+pub(crate) struct InfoView {
+    pub(crate) nick_name: String,
+    pub(crate) avatar: String,
+    pub(crate) gender: i16,
+    pub(crate) mobile: String,
 }
 
 /// `GET auth/info`: litemall's shape.
-pub async fn info(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
+pub(crate) async fn info(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let found = state.db.user(user.user_id).await?;
     let u = found.filter(WxUser::is_usable).ok_or(ApiError::Unlogin)?;
     ok(InfoView {

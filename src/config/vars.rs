@@ -18,14 +18,14 @@ impl Source<'_> {
 }
 
 /// A whole number within `min..=max`.
-pub struct Number {
-    pub name: &'static str,
-    pub default: u64,
-    pub min: u64,
-    pub max: u64,
+pub(crate) struct Number {
+    pub(crate) name: &'static str,
+    pub(crate) default: u64,
+    pub(crate) min: u64,
+    pub(crate) max: u64,
     /// What is counted; follows the range in the error message and the README.
-    pub unit: &'static str,
-    pub help: &'static str,
+    pub(crate) unit: &'static str,
+    pub(crate) help: &'static str,
 }
 
 impl Number {
@@ -50,10 +50,10 @@ impl Number {
 }
 
 /// One of a few words, each standing for a value; the first is the default.
-pub struct Choice<T: 'static> {
-    pub name: &'static str,
-    pub values: &'static [(&'static str, T)],
-    pub help: &'static str,
+pub(crate) struct Choice<T: 'static> {
+    pub(crate) name: &'static str,
+    pub(crate) values: &'static [(&'static str, T)],
+    pub(crate) help: &'static str,
 }
 
 /// `0` (the default) or `1`.
@@ -86,10 +86,10 @@ pub struct Text {
     /// The value when unset; empty: none.
     pub default: &'static str,
     /// For the README: what being unset means, when the default value alone does not say it.
-    pub default_note: &'static str,
+    pub(crate) default_note: &'static str,
     /// What a value must look like: a refused one gets `expected {expects}`.
-    pub expects: &'static str,
-    pub help: &'static str,
+    pub(crate) expects: &'static str,
+    pub(crate) help: &'static str,
 }
 
 impl Text {
@@ -135,15 +135,22 @@ impl Text {
 }
 
 /// What the README's table and `.env.example` say about one variable.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "besides the name, read by the tests that hold the README and .env.example to the declarations"
+    )
+)]
 pub struct Doc {
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// The value `.env.example` shows commented out: the default, or empty when there is none.
-    pub default: String,
+    pub(crate) default: String,
     /// The README's default column (Markdown).
-    pub default_shown: String,
+    pub(crate) default_shown: String,
     /// The README's accepts column (Markdown).
-    pub accepts: String,
-    pub help: &'static str,
+    pub(crate) accepts: String,
+    pub(crate) help: &'static str,
 }
 
 /// A declared variable, whatever its kind.
@@ -234,7 +241,7 @@ pub const VARIABLES: &[&dyn Declared] = &[
 
 // ---- the database ----
 
-pub const DATABASE_URL: Text = Text {
+pub(crate) const DATABASE_URL: Text = Text {
     name: "DATABASE_URL",
     default: "postgres://postgres@127.0.0.1:5432/wxauth",
     default_note: "",
@@ -243,7 +250,7 @@ pub const DATABASE_URL: Text = Text {
            if missing (directly only) and migrated on start",
 };
 
-pub const DATABASE_LISTEN_URL: Text = Text {
+pub(crate) const DATABASE_LISTEN_URL: Text = Text {
     name: "DATABASE_LISTEN_URL",
     default: "",
     default_note: "`DATABASE_URL`",
@@ -253,7 +260,7 @@ pub const DATABASE_LISTEN_URL: Text = Text {
            `DATABASE_URL` goes through a transaction pooler: LISTEN needs a session)",
 };
 
-pub const DB_POOL_SIZE: Number = Number {
+pub(crate) const DB_POOL_SIZE: Number = Number {
     name: "DB_POOL_SIZE",
     default: 10,
     min: 1,
@@ -264,7 +271,7 @@ pub const DB_POOL_SIZE: Number = Number {
 
 // ---- HTTP ----
 
-pub const BIND_ADDR: Text = Text {
+pub(crate) const BIND_ADDR: Text = Text {
     name: "BIND_ADDR",
     default: "127.0.0.1:8080",
     default_note: "",
@@ -273,7 +280,7 @@ pub const BIND_ADDR: Text = Text {
            above)",
 };
 
-pub const CONTEXT_PATH: Text = Text {
+pub(crate) const CONTEXT_PATH: Text = Text {
     name: "CONTEXT_PATH",
     default: "/oapro",
     default_note: "",
@@ -281,7 +288,7 @@ pub const CONTEXT_PATH: Text = Text {
     help: "the API lives at `{CONTEXT_PATH}/wx/`",
 };
 
-pub const HTTP_WORKERS: Number = Number {
+pub(crate) const HTTP_WORKERS: Number = Number {
     name: "HTTP_WORKERS",
     default: 0,
     min: 0,
@@ -290,7 +297,7 @@ pub const HTTP_WORKERS: Number = Number {
     help: "actix-web worker threads",
 };
 
-pub const TRUSTED_PROXIES: Text = Text {
+pub(crate) const TRUSTED_PROXIES: Text = Text {
     name: "TRUSTED_PROXIES",
     default: "",
     default_note: "none",
@@ -299,7 +306,7 @@ pub const TRUSTED_PROXIES: Text = Text {
            the rightmost hop that is not itself a trusted proxy is the client",
 };
 
-pub const TOKEN_HEADER: Text = Text {
+pub(crate) const TOKEN_HEADER: Text = Text {
     name: "TOKEN_HEADER",
     default: "X-OA-Token",
     default_note: "",
@@ -312,7 +319,7 @@ pub const TOKEN_HEADER: Text = Text {
            `Transfer-Encoding`, `X-Forwarded-For`, `X-Request-Id`, …)",
 };
 
-pub const SHUTDOWN_DRAIN_SECS: Number = Number {
+pub(crate) const SHUTDOWN_DRAIN_SECS: Number = Number {
     name: "SHUTDOWN_DRAIN_SECS",
     // Longer than a proxy's idle keep-alive towards wxauth (deploy/nginx sets 4 s), so every
     // pooled connection has been used and closed, or dropped by the proxy, before the listener
@@ -327,7 +334,7 @@ pub const SHUTDOWN_DRAIN_SECS: Number = Number {
 
 // ---- WeChat ----
 
-pub const WECHAT_APPID: Text = Text {
+pub(crate) const WECHAT_APPID: Text = Text {
     name: "WECHAT_APPID",
     default: "",
     default_note: "unset → dev mode",
@@ -335,7 +342,7 @@ pub const WECHAT_APPID: Text = Text {
     help: "the mini-program's appid; unset means the built-in WeChat fake is used",
 };
 
-pub const WECHAT_SECRET: Text = Text {
+pub(crate) const WECHAT_SECRET: Text = Text {
     name: "WECHAT_SECRET",
     default: "",
     default_note: "— (required with `WECHAT_APPID`)",
@@ -343,7 +350,7 @@ pub const WECHAT_SECRET: Text = Text {
     help: "the mini-program's AppSecret; never logged",
 };
 
-pub const WECHAT_API_BASE: Text = Text {
+pub(crate) const WECHAT_API_BASE: Text = Text {
     name: "WECHAT_API_BASE",
     default: "https://api.weixin.qq.com",
     default_note: "",
@@ -351,7 +358,7 @@ pub const WECHAT_API_BASE: Text = Text {
     help: "WeChat's API, or any compatible server",
 };
 
-pub const WECHAT_TIMEOUT_MS: Number = Number {
+pub(crate) const WECHAT_TIMEOUT_MS: Number = Number {
     name: "WECHAT_TIMEOUT_MS",
     // Below the mini-program's 3000 ms `wx.request` timeout, leaving room for the database.
     default: 2000,
@@ -361,7 +368,7 @@ pub const WECHAT_TIMEOUT_MS: Number = Number {
     help: "per WeChat call, whole round trip; below the client's 3000 ms",
 };
 
-pub const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
+pub(crate) const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
     name: "WECHAT_TOKEN_MODE",
     values: &[
         ("stable", AccessTokenMode::Stable),
@@ -375,7 +382,7 @@ pub const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
 
 // ---- tokens and sessions ----
 
-pub const JWT_SECRET: Text = Text {
+pub(crate) const JWT_SECRET: Text = Text {
     name: "JWT_SECRET",
     default: "",
     default_note: "dev mode: generated per process (logged as a warning); production: required",
@@ -384,7 +391,7 @@ pub const JWT_SECRET: Text = Text {
            production stops the start (exit 2)",
 };
 
-pub const TOKEN_TTL_SECS: Number = Number {
+pub(crate) const TOKEN_TTL_SECS: Number = Number {
     name: "TOKEN_TTL_SECS",
     default: 7 * 24 * 3600,
     min: 60,
@@ -394,7 +401,7 @@ pub const TOKEN_TTL_SECS: Number = Number {
            `SESSION_MAX_LIFETIME_SECS`",
 };
 
-pub const SESSION_MAX_LIFETIME_SECS: Number = Number {
+pub(crate) const SESSION_MAX_LIFETIME_SECS: Number = Number {
     name: "SESSION_MAX_LIFETIME_SECS",
     default: 30 * 24 * 3600,
     // Shorter than a day would log mobile users out mid-use.
@@ -404,7 +411,7 @@ pub const SESSION_MAX_LIFETIME_SECS: Number = Number {
     help: "absolute session lifetime from the login, whatever refreshes did (30 days unless set)",
 };
 
-pub const SESSION_CACHE_CAPACITY: Number = Number {
+pub(crate) const SESSION_CACHE_CAPACITY: Number = Number {
     name: "SESSION_CACHE_CAPACITY",
     default: 100_000,
     min: 1,
@@ -413,7 +420,7 @@ pub const SESSION_CACHE_CAPACITY: Number = Number {
     help: "sessions the SessionActor keeps in memory (an LRU in front of `user_session`)",
 };
 
-pub const SESSION_ENCRYPTION_KEY: Text = Text {
+pub(crate) const SESSION_ENCRYPTION_KEY: Text = Text {
     name: "SESSION_ENCRYPTION_KEY",
     default: "",
     default_note: "derived from `JWT_SECRET` (a warning in production)",
@@ -426,7 +433,7 @@ pub const SESSION_ENCRYPTION_KEY: Text = Text {
 
 // ---- rate limits ----
 
-pub const RATE_LOGIN_PER_IP: Number = Number {
+pub(crate) const RATE_LOGIN_PER_IP: Number = Number {
     name: "RATE_LOGIN_PER_IP",
     default: 120,
     min: 0,
@@ -435,7 +442,7 @@ pub const RATE_LOGIN_PER_IP: Number = Number {
     help: "login attempts per client IP per minute (0: off); an IPv6 client is keyed by its /64",
 };
 
-pub const RATE_LOGIN_PER_OPENID: Number = Number {
+pub(crate) const RATE_LOGIN_PER_OPENID: Number = Number {
     name: "RATE_LOGIN_PER_OPENID",
     default: 20,
     min: 0,
@@ -444,7 +451,7 @@ pub const RATE_LOGIN_PER_OPENID: Number = Number {
     help: "logins per openid per minute (0: off)",
 };
 
-pub const RATE_BINDPHONE_PER_USER: Number = Number {
+pub(crate) const RATE_BINDPHONE_PER_USER: Number = Number {
     name: "RATE_BINDPHONE_PER_USER",
     default: 10,
     min: 0,
@@ -455,7 +462,7 @@ pub const RATE_BINDPHONE_PER_USER: Number = Number {
 
 // ---- operating ----
 
-pub const ADMIN_TOKEN: Text = Text {
+pub(crate) const ADMIN_TOKEN: Text = Text {
     name: "ADMIN_TOKEN",
     default: "",
     default_note: "unset → admin side off (404); in dev mode generated and shown in the start \
@@ -465,7 +472,7 @@ pub const ADMIN_TOKEN: Text = Text {
            client IP in a minute, that client gets 429 until the minute is over",
 };
 
-pub const ADMIN_STATIC_DIR: Text = Text {
+pub(crate) const ADMIN_STATIC_DIR: Text = Text {
     name: "ADMIN_STATIC_DIR",
     default: "static",
     default_note: "in the working directory, else the `static/` of the source tree the binary \
@@ -474,7 +481,7 @@ pub const ADMIN_STATIC_DIR: Text = Text {
     help: "where the status page's files are",
 };
 
-pub const METRICS_BIND_ADDR: Text = Text {
+pub(crate) const METRICS_BIND_ADDR: Text = Text {
     name: "METRICS_BIND_ADDR",
     default: "",
     default_note: "unset → `/metrics` on `BIND_ADDR`",
@@ -483,7 +490,7 @@ pub const METRICS_BIND_ADDR: Text = Text {
            no longer on `BIND_ADDR`",
 };
 
-pub const LOGIN_LOG_RETENTION_DAYS: Number = Number {
+pub(crate) const LOGIN_LOG_RETENTION_DAYS: Number = Number {
     name: "LOGIN_LOG_RETENTION_DAYS",
     default: 30,
     min: 1,
@@ -492,7 +499,7 @@ pub const LOGIN_LOG_RETENTION_DAYS: Number = Number {
     help: "`login_log` rows older than this are deleted, at start and then hourly",
 };
 
-pub const LOGIN_LOG_FLUSH_MS: Number = Number {
+pub(crate) const LOGIN_LOG_FLUSH_MS: Number = Number {
     name: "LOGIN_LOG_FLUSH_MS",
     default: 200,
     min: 10,
@@ -502,7 +509,7 @@ pub const LOGIN_LOG_FLUSH_MS: Number = Number {
            a graceful shutdown writes the rest",
 };
 
-pub const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
+pub(crate) const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
     name: "ACCOUNT_DELETION_GRACE_DAYS",
     default: 7,
     min: 0,
@@ -514,14 +521,14 @@ pub const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
            them restores the account (0 erases at once)",
 };
 
-pub const ALLOW_DEV_MODE_ON_NETWORK: Choice<bool> = Choice {
+pub(crate) const ALLOW_DEV_MODE_ON_NETWORK: Choice<bool> = Choice {
     name: "ALLOW_DEV_MODE_ON_NETWORK",
     values: OFF_ON,
     help: "`1` lets dev mode (no `WECHAT_APPID`) listen on a non-loopback `BIND_ADDR`; anyone \
            who reaches it can log in as any user",
 };
 
-pub const BENCH_ENDPOINTS: Choice<bool> = Choice {
+pub(crate) const BENCH_ENDPOINTS: Choice<bool> = Choice {
     name: "BENCH_ENDPOINTS",
     values: OFF_ON,
     help: "`1` serves `GET /bench/plain` and `GET /bench/auth` (same fixed body, the second \

@@ -19,7 +19,7 @@ use crate::wechat::mask_openid;
 /// them and nothing ties a meeting to the account it came from (nor two meetings of one deleted
 /// user to each other). Its openid is not one WeChat issues (those are 28 characters of
 /// `[A-Za-z0-9_-]`), so no login reaches it; it is disabled, so it never holds a session.
-pub const STAND_IN_OPENID: &str = "(deleted account)";
+pub(crate) const STAND_IN_OPENID: &str = "(deleted account)";
 /// The name the meetings of a deleted account show as their publisher.
 pub const STAND_IN_NICKNAME: &str = "已注销用户";
 
@@ -82,7 +82,7 @@ struct PendingRow {
 }
 
 /// Cancels the user's pending deletion on a login that began at `login_began`.
-pub fn restore(
+pub(crate) fn restore(
     conn: &mut PgConnection,
     user_id: i64,
     login_began: DateTime<Utc>,
@@ -110,7 +110,7 @@ pub fn restore(
             in_grace,
         }) = pending
         else {
-            return Ok(Restore::NothingPending(user));
+            return Ok(Restore::NothingPending);
         };
         if !in_grace {
             return Ok(Restore::Expired);
@@ -119,21 +119,20 @@ pub fn restore(
             return Ok(Restore::Kept);
         }
         diesel::delete(account_deletion::table.find(request_id)).execute(conn)?;
-        let restored = diesel::update(wx_user::table.find(user.id))
+        diesel::update(wx_user::table.find(user.id))
             .set((
                 wx_user::status.eq(prior_status),
                 wx_user::update_time.eq(diesel::dsl::now),
             ))
-            .returning(WxUser::as_returning())
-            .get_result(conn)?;
-        Ok(Restore::Restored(restored))
+            .execute(conn)?;
+        Ok(Restore::Restored)
     })
 }
 
 /// Erases the account now, whatever its state (usable, disabled, pending): the admin's deletion,
 /// a deletion without grace period, and a login that finds the grace period over. `false`: no
 /// such user (or already erased).
-pub fn erase_now(conn: &mut PgConnection, user_id: i64) -> Result<bool, DbError> {
+pub(crate) fn erase_now(conn: &mut PgConnection, user_id: i64) -> Result<bool, DbError> {
     conn.transaction(|conn| {
         let Some(user) = lock_user(conn, user_id)? else {
             return Ok(false);
@@ -172,7 +171,7 @@ pub struct Swept {
 
 /// Erases up to `limit` accounts whose grace period is over, each in its own transaction.
 /// Several instances may sweep at once: each request is taken by one of them, the others skip it.
-pub fn sweep_due(conn: &mut PgConnection, limit: usize) -> Result<Swept, DbError> {
+pub(crate) fn sweep_due(conn: &mut PgConnection, limit: usize) -> Result<Swept, DbError> {
     let mut swept = Swept::default();
     let mut passed_over: Vec<i64> = Vec::new();
     while swept.erased + swept.skipped < limit {
@@ -330,7 +329,7 @@ fn stand_in_publisher(conn: &mut PgConnection) -> Result<i64, DbError> {
         .first(conn)?)
 }
 
-pub fn counts(conn: &mut PgConnection) -> Result<DeletionCounts, DbError> {
+pub(crate) fn counts(conn: &mut PgConnection) -> Result<DeletionCounts, DbError> {
     Ok(diesel::sql_query(
         "SELECT count(*) FILTER (WHERE completed_at IS NULL) AS pending, \
                 count(*) FILTER (WHERE completed_at IS NOT NULL) AS completed \

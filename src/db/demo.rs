@@ -160,10 +160,10 @@ const DEMO_SWIPER_IMAGES: [(&str, &str, i32, bool); 4] = [
 /// What a load added.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct SeedReport {
-    pub users: usize,
-    pub meetings: usize,
-    pub members: usize,
-    pub swiper_images: usize,
+    pub(crate) users: usize,
+    pub(crate) meetings: usize,
+    pub(crate) members: usize,
+    pub(crate) swiper_images: usize,
 }
 
 impl SeedReport {

@@ -9,10 +9,10 @@ use crate::domain::{LoginLogEntry, Meeting, PersonalData, WxUser};
 
 /// At most this many login_log rows and meetings each: what retention keeps is normally far less,
 /// and the answer must stay bounded whatever the table holds.
-pub const MAX_ROWS: i64 = 1000;
+pub(crate) const MAX_ROWS: i64 = 1000;
 
 /// `None`: no such user.
-pub fn personal_data(
+pub(crate) fn personal_data(
     conn: &mut PgConnection,
     user_id: i64,
 ) -> Result<Option<PersonalData>, DbError> {

@@ -10,11 +10,11 @@ use super::schema::{login_log, wx_user};
 use crate::domain::{ErrnoCount, LoginAttempt, LoginLogEntry, LoginSummary, MinuteCount};
 
 /// The chart's width: one bucket per minute of the last hour.
-pub const CHART_MINUTES: usize = 60;
+pub(crate) const CHART_MINUTES: usize = 60;
 
 /// Rows per statement: PostgreSQL takes at most 65 535 bind parameters (six per row), and a
 /// few hundred rows already make the commit's cost per row negligible.
-pub const MAX_BATCH_ROWS: usize = 500;
+pub(crate) const MAX_BATCH_ROWS: usize = 500;
 
 /// Writes the rows with one multi-row insert per `MAX_BATCH_ROWS`, all in one transaction.
 ///
@@ -23,7 +23,10 @@ pub const MAX_BATCH_ROWS: usize = 500;
 /// must not fail the whole batch. The users' rows are key-share locked first, so an erasure
 /// (which holds its user's row while it anonymises the log) either finishes before and the row
 /// is anonymised here, or waits and anonymises it itself.
-pub fn insert_many(conn: &mut PgConnection, entries: &[LoginAttempt]) -> Result<usize, DbError> {
+pub(crate) fn insert_many(
+    conn: &mut PgConnection,
+    entries: &[LoginAttempt],
+) -> Result<usize, DbError> {
     if entries.is_empty() {
         return Ok(0);
     }
@@ -93,7 +96,7 @@ fn start_of_minute(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// What the admin page shows about logins, as seen at `now`.
-pub fn summary(
+pub(crate) fn summary(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     recent: i64,

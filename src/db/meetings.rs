@@ -15,7 +15,7 @@ use crate::domain::{
 
 /// Meetings by start time, newest first, optionally of one state only. Ties are broken by id so
 /// that consecutive pages neither repeat nor skip a meeting.
-pub fn list(
+pub(crate) fn list(
     conn: &mut PgConnection,
     state: Option<i16>,
     offset: i64,
@@ -43,7 +43,7 @@ pub fn list(
 }
 
 /// The next published meetings that have not started yet, soonest first.
-pub fn upcoming(
+pub(crate) fn upcoming(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     limit: i64,
@@ -59,7 +59,7 @@ pub fn upcoming(
     with_member_counts(conn, rows)
 }
 
-pub fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInfo>, DbError> {
+pub(crate) fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInfo>, DbError> {
     let row = meeting::table
         .inner_join(wx_user::table)
         .filter(meeting::id.eq(id))
@@ -75,7 +75,7 @@ pub fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInfo>, DbE
 /// Publishes a new meeting at `now`, if its publisher is usable. One transaction, so a failure
 /// after the insert cannot leave a meeting behind that the client never heard of (and would
 /// publish a second time).
-pub fn publish(
+pub(crate) fn publish(
     conn: &mut PgConnection,
     publisher_id: i64,
     draft: &MeetingDraft,
@@ -114,7 +114,7 @@ pub fn publish(
 /// Makes the user a member, if the user is usable. Concurrent joins of one user meet at the
 /// primary key and end in one row. A member asking again is answered as joined even once the
 /// meeting is closed: the tap that counts is the first one.
-pub fn join(
+pub(crate) fn join(
     conn: &mut PgConnection,
     meeting_id: i64,
     user_id: i64,
@@ -169,7 +169,7 @@ fn join_as_usable(
 
 /// Ends the user's membership, if the user is usable; not being a member is fine. `None` when
 /// there is no such meeting, else the meeting's member count afterwards.
-pub fn leave(
+pub(crate) fn leave(
     conn: &mut PgConnection,
     meeting_id: i64,
     user_id: i64,
@@ -186,31 +186,10 @@ pub fn leave(
     })
 }
 
-pub fn counts_for_user(
-    conn: &mut PgConnection,
-    user_id: i64,
-) -> Result<UserMeetingCounts, DbError> {
-    // One statement, one round trip: user/index runs this on every call.
-    let (published, joined): (Option<i64>, Option<i64>) = diesel::select((
-        meeting::table
-            .filter(meeting::publisher_id.eq(user_id))
-            .count()
-            .single_value(),
-        meeting_member::table
-            .filter(meeting_member::user_id.eq(user_id))
-            .count()
-            .single_value(),
-    ))
-    .get_result(conn)?;
-    Ok(UserMeetingCounts {
-        published: published.unwrap_or(0),
-        joined: joined.unwrap_or(0),
-    })
-}
-
-/// `counts_for_user` for many users in one statement, for batched `user/index` reads. A user id
-/// with no row anywhere still gets its zeros: the counts do not check the user exists.
-pub fn counts_for_users(
+/// How many meetings each user published and joined, in one statement, for batched `user/index`
+/// reads. A user id with no row anywhere still gets its zeros: the counts do not check the user
+/// exists.
+pub(crate) fn counts_for_users(
     conn: &mut PgConnection,
     user_ids: &[i64],
 ) -> Result<HashMap<i64, UserMeetingCounts>, DbError> {

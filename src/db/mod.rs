@@ -3,21 +3,21 @@
 
 pub mod deletion;
 pub mod demo;
-pub mod export;
+pub(crate) mod export;
 pub mod login_log;
-pub mod meetings;
+pub(crate) mod meetings;
 pub mod models;
 pub mod pool;
 pub mod schema;
 pub mod sealed;
 pub mod sessions;
 pub mod setup;
-pub mod swiper;
-pub mod users;
+pub(crate) mod swiper;
+pub(crate) mod users;
 
 use diesel::r2d2::{Pool, PoolError};
 
-pub type PgPool = Pool<pool::PgManager>;
+pub(crate) type PgPool = Pool<pool::PgManager>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

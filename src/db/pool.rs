@@ -37,7 +37,7 @@ pub struct PgManager {
 }
 
 impl PgManager {
-    pub fn new(url: &str) -> Self {
+    pub(crate) fn new(url: &str) -> Self {
         PgManager {
             inner: ConnectionManager::new(url),
         }

@@ -23,7 +23,7 @@ impl SessionKeyCipher {
 
     /// A key derived from another secret (the JWT secret), domain-separated so the two keys are
     /// unrelated for an attacker: one secret to configure, two independent uses.
-    pub fn derived_from(secret: &str) -> Self {
+    pub(crate) fn derived_from(secret: &str) -> Self {
         let mut key = [0u8; 32];
         if let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()) {
             mac.update(b"wxauth/user_session.session_key_enc/v1");
@@ -32,7 +32,7 @@ impl SessionKeyCipher {
         SessionKeyCipher::new(&key)
     }
 
-    pub fn seal(&self, session_id: &str, key: &SessionKey) -> Vec<u8> {
+    pub(crate) fn seal(&self, session_id: &str, key: &SessionKey) -> Vec<u8> {
         let nonce_bytes = crate::random::bytes::<NONCE_LEN>();
         let payload = Payload {
             msg: key.expose().as_bytes(),
@@ -50,7 +50,7 @@ impl SessionKeyCipher {
     }
 
     /// `None` when the bytes were not sealed by this key for this session.
-    pub fn open(&self, session_id: &str, sealed: &[u8]) -> Option<SessionKey> {
+    pub(crate) fn open(&self, session_id: &str, sealed: &[u8]) -> Option<SessionKey> {
         if sealed.len() <= NONCE_LEN {
             return None;
         }

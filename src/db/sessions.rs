@@ -15,18 +15,18 @@ use crate::domain::{LiveSession, LoginRecord, NewSessionMeta, Revoked, SignIn};
 use crate::wechat::SessionKey;
 
 /// The channel every instance LISTENs on.
-pub const NOTIFY_CHANNEL: &str = "wxauth_session";
+pub(crate) const NOTIFY_CHANNEL: &str = "wxauth_session";
 
 /// As a notification on `NOTIFY_CHANNEL` carries it.
 impl Revoked {
-    pub fn payload(&self) -> String {
+    pub(crate) fn payload(&self) -> String {
         match self {
             Revoked::Session(id) => format!("s:{id}"),
             Revoked::User(id) => format!("u:{id}"),
         }
     }
 
-    pub fn parse(payload: &str) -> Option<Revoked> {
+    pub(crate) fn parse(payload: &str) -> Option<Revoked> {
         match payload.split_once(':')? {
             ("s", id) if !id.is_empty() => Some(Revoked::Session(id.to_string())),
             ("u", id) => id.parse().ok().map(Revoked::User),
@@ -92,7 +92,7 @@ pub fn insert(
 /// only for a usable user (status 0, not deleted).
 /// Either both are committed or neither is: a dropped connection cannot leave a user without
 /// the session of its login, or a session without its user.
-pub fn login(
+pub(crate) fn login(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
     login: &SignIn,
@@ -149,7 +149,7 @@ pub fn login(
 /// When a session dies: at its expiry, and at the latest `max_lifetime` after its login
 /// (`created_at`, which a refresh carries over), so a lowered `SESSION_MAX_LIFETIME_SECS` also
 /// ends the sessions issued before it was lowered.
-pub fn end_of(
+pub(crate) fn end_of(
     created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     max_lifetime: Duration,
@@ -163,7 +163,7 @@ pub fn end_of(
 
 /// The session if it is live: stored, not revoked, not expired, and younger than
 /// `max_lifetime`. Its `expires_at` is the earlier of the two ends.
-pub fn load_live(
+pub(crate) fn load_live(
     conn: &mut PgConnection,
     id: &str,
     max_lifetime: Duration,
@@ -196,7 +196,7 @@ fn born_after(max_lifetime: Duration) -> DateTime<Utc> {
 }
 
 /// Logout. Answers whether the session was live.
-pub fn revoke(conn: &mut PgConnection, id: &str) -> Result<bool, DbError> {
+pub(crate) fn revoke(conn: &mut PgConnection, id: &str) -> Result<bool, DbError> {
     conn.transaction(|conn| {
         let n = diesel::update(
             user_session::table
@@ -211,7 +211,7 @@ pub fn revoke(conn: &mut PgConnection, id: &str) -> Result<bool, DbError> {
 }
 
 /// Logout everywhere, or a ban. Answers how many sessions were live.
-pub fn revoke_all_of_user(conn: &mut PgConnection, user_id: i64) -> Result<usize, DbError> {
+pub(crate) fn revoke_all_of_user(conn: &mut PgConnection, user_id: i64) -> Result<usize, DbError> {
     conn.transaction(|conn| {
         let n = diesel::update(
             user_session::table
@@ -230,7 +230,7 @@ pub fn revoke_all_of_user(conn: &mut PgConnection, user_id: i64) -> Result<usize
 /// otherwise the new session's expiry: `new.expires_at`, or earlier where the session reaches
 /// `max_lifetime`. The new row keeps the old one's `created_at` (the login's time), so no
 /// number of refreshes moves that end. `AccountNotUsable` when its user is disabled or deleted.
-pub fn refresh(
+pub(crate) fn refresh(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
     old_id: &str,
@@ -290,7 +290,7 @@ pub fn refresh(
 }
 
 /// The session_key of the user's newest login: WeChat keeps only that one valid.
-pub fn newest_session_key(
+pub(crate) fn newest_session_key(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
     user_id: i64,
@@ -308,7 +308,7 @@ pub fn newest_session_key(
 }
 
 /// Records that these sessions were used (batched by the SessionActor, not per request).
-pub fn touch(conn: &mut PgConnection, ids: &[String]) -> Result<usize, DbError> {
+pub(crate) fn touch(conn: &mut PgConnection, ids: &[String]) -> Result<usize, DbError> {
     Ok(
         diesel::update(user_session::table.filter(user_session::id.eq_any(ids)))
             .set(user_session::last_seen_at.eq(diesel::dsl::now))
@@ -316,7 +316,7 @@ pub fn touch(conn: &mut PgConnection, ids: &[String]) -> Result<usize, DbError> 
     )
 }
 
-pub fn count_live(conn: &mut PgConnection) -> Result<i64, DbError> {
+pub(crate) fn count_live(conn: &mut PgConnection) -> Result<i64, DbError> {
     Ok(user_session::table
         .filter(user_session::revoked_at.is_null())
         .filter(user_session::expires_at.gt(diesel::dsl::now))

@@ -30,7 +30,7 @@ pub enum SetupError {
 
 /// Splits `postgres://user@host:5432/db?opts` into (`postgres://user@host:5432`, `db`, `?opts`).
 /// The database name is limited to characters that need no quoting games.
-pub fn split_database_url(url: &str) -> Option<(String, String, String)> {
+pub(crate) fn split_database_url(url: &str) -> Option<(String, String, String)> {
     let rest = url
         .strip_prefix("postgres://")
         .or_else(|| url.strip_prefix("postgresql://"))?;
@@ -56,7 +56,7 @@ pub fn split_database_url(url: &str) -> Option<(String, String, String)> {
 }
 
 /// A URL for a database, hiding the password for log lines.
-pub fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];
@@ -86,7 +86,7 @@ fn connect(url: &str) -> Result<PgConnection, SetupError> {
 
 /// Creates the database named in `url` when it does not exist yet (connecting to the server's
 /// `postgres` database to do it).
-pub fn create_database_if_missing(url: &str) -> Result<bool, SetupError> {
+pub(crate) fn create_database_if_missing(url: &str) -> Result<bool, SetupError> {
     let Some((server, name, query)) = split_database_url(url) else {
         return Err(SetupError::Create {
             name: url.into(),
@@ -121,12 +121,6 @@ pub fn create_database_if_missing(url: &str) -> Result<bool, SetupError> {
     }
 }
 
-/// Runs the embedded migrations under an advisory lock, so two instances starting together do
-/// not race each other. Returns the versions it applied.
-pub fn run_migrations(url: &str) -> Result<Vec<String>, SetupError> {
-    migrate(&mut connect(url)?)
-}
-
 /// All pending migrations in one transaction, under a transaction-scoped advisory lock: through a
 /// transaction pooler (PgBouncer) a session lock would be taken on one server connection and
 /// released on another. The lock key is the one older versions take as a session lock, and both
@@ -159,7 +153,7 @@ struct Present {
 /// `/readyz`. Read-only on purpose: Diesel's own `has_pending_migration` would create the
 /// bookkeeping table when it is missing, and a probe must not write. Versions the database has
 /// and this binary lacks (a newer instance migrated it) do not count: the schema is a superset.
-pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
+pub(crate) fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, DbError> {
     let embedded = diesel::migration::MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .map_err(|e| DbError::Migrations(e.to_string()))?;
     let embedded: Vec<String> = embedded
@@ -181,7 +175,7 @@ pub fn pending_migrations(conn: &mut PgConnection) -> Result<Vec<String>, DbErro
         .collect())
 }
 
-pub fn build_pool(url: &str, size: u32) -> Result<PgPool, SetupError> {
+pub(crate) fn build_pool(url: &str, size: u32) -> Result<PgPool, SetupError> {
     Pool::builder()
         .max_size(size)
         .min_idle(Some(size.min(2)))

@@ -7,7 +7,7 @@ use super::schema::swiper_image;
 use crate::domain::SwiperImage;
 
 /// The enabled images in display order.
-pub fn enabled(conn: &mut PgConnection) -> Result<Vec<SwiperImage>, DbError> {
+pub(crate) fn enabled(conn: &mut PgConnection) -> Result<Vec<SwiperImage>, DbError> {
     // `filter(enabled)` rather than `enabled.eq(true)`: a bound `true` would keep the planner from
     // matching the partial index `WHERE enabled`.
     Ok(swiper_image::table

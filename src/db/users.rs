@@ -7,7 +7,7 @@ use super::models::ProfileChange;
 use super::schema::{account_deletion, wx_user};
 use crate::domain::{MobileBinding, ProfileEdit, WxUser, user_status};
 
-pub fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, DbError> {
+pub(crate) fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, DbError> {
     Ok(wx_user::table
         .find(id)
         .select(WxUser::as_select())
@@ -19,7 +19,7 @@ pub fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, Db
 /// it writes. The row stays share-locked until the transaction ends, so disabling the user waits
 /// for the write, and a write that waited for a disable sees it. The session cache can be a
 /// moment behind a disable made elsewhere; this check cannot.
-pub fn lock_usable(conn: &mut PgConnection, user_id: i64) -> Result<(), DbError> {
+pub(crate) fn lock_usable(conn: &mut PgConnection, user_id: i64) -> Result<(), DbError> {
     let found: Option<i64> = wx_user::table
         .find(user_id)
         .filter(wx_user::status.eq(0))
@@ -34,7 +34,7 @@ pub fn lock_usable(conn: &mut PgConnection, user_id: i64) -> Result<(), DbError>
 /// Stores the user's phone number, if the user is usable. The partial unique index on `mobile`
 /// decides races: of two users binding one number at once, one gets it and the other
 /// `TakenByAnother`.
-pub fn bind_mobile(
+pub(crate) fn bind_mobile(
     conn: &mut PgConnection,
     user_id: i64,
     mobile: &str,
@@ -63,7 +63,7 @@ pub fn bind_mobile(
 
 /// Applies the fields that are `Some`; answers the updated user, `None` if there is no such
 /// usable user (the same statement checks: a disabled or deleted user's profile stays as it is).
-pub fn update_profile(
+pub(crate) fn update_profile(
     conn: &mut PgConnection,
     user_id: i64,
     edit: &ProfileEdit,
@@ -89,7 +89,7 @@ pub fn update_profile(
 /// the user's sessions when the account stops being usable. An account whose deletion is pending
 /// keeps status 2; the new status is the one it returns to if the user restores it (so disabling
 /// it also keeps the user from restoring it). `None`: no such user.
-pub fn set_status(
+pub(crate) fn set_status(
     conn: &mut PgConnection,
     user_id: i64,
     status: i16,

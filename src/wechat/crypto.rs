@@ -13,7 +13,7 @@ type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
 type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CryptoError {
+pub(crate) enum CryptoError {
     #[error("{0} is not valid base64")]
     Base64(&'static str),
     #[error("{0} has the wrong length")]
@@ -39,7 +39,7 @@ fn key_and_iv(session_key: &str, iv: &str) -> Result<([u8; 16], [u8; 16]), Crypt
 }
 
 /// Decrypts `encryptedData` with the user's session_key. The caller checks the watermark.
-pub fn decrypt_open_data(
+pub(crate) fn decrypt_open_data(
     session_key: &str,
     iv: &str,
     encrypted_data: &str,
@@ -55,7 +55,7 @@ pub fn decrypt_open_data(
 }
 
 /// The inverse of `decrypt_open_data`, as WeChat does it: used by the fake to mint payloads.
-pub fn encrypt_open_data(
+pub(crate) fn encrypt_open_data(
     session_key: &str,
     iv: &str,
     plaintext: &[u8],
@@ -66,7 +66,11 @@ pub fn encrypt_open_data(
 }
 
 /// `hex(sha1(rawData + session_key))`, compared with the client's signature in constant time.
-pub fn raw_data_signature_matches(raw_data: &str, session_key: &str, signature: &str) -> bool {
+pub(crate) fn raw_data_signature_matches(
+    raw_data: &str,
+    session_key: &str,
+    signature: &str,
+) -> bool {
     let mut h = Sha1::new();
     h.update(raw_data.as_bytes());
     h.update(session_key.as_bytes());
@@ -78,7 +82,7 @@ pub fn raw_data_signature_matches(raw_data: &str, session_key: &str, signature: 
 }
 
 /// `hex(hmac_sha256(key = session_key as text, message))`: the login-state signature.
-pub fn login_state_signature(session_key: &str, message: &str) -> String {
+pub(crate) fn login_state_signature(session_key: &str, message: &str) -> String {
     let mut mac = match Hmac::<Sha256>::new_from_slice(session_key.as_bytes()) {
         Ok(m) => m,
         // HMAC takes keys of any length; this arm cannot be reached.

@@ -1,32 +1,32 @@
 //! WeChat's server protocol: the values it hands us, its errcodes and its crypto. The actor that
 //! talks to it lives in `actors::wechat`, the fake that plays it in `dev::fake_wechat`.
 
-pub mod crypto;
+pub(crate) mod crypto;
 
 use std::fmt;
 
 use serde::Deserialize;
 
 /// The WeChat errcodes this service reacts to.
-pub mod errcode {
-    pub const SYSTEM_BUSY: i64 = -1;
-    pub const INVALID_CODE: i64 = 40029;
-    pub const CODE_BEEN_USED: i64 = 40163;
-    pub const RATE_LIMITED: i64 = 45011;
-    pub const HIGH_RISK_USER: i64 = 40226;
-    pub const INVALID_APPID: i64 = 40013;
-    pub const INVALID_SECRET: i64 = 40125;
-    pub const INVALID_CREDENTIAL: i64 = 40001;
-    pub const ACCESS_TOKEN_EXPIRED: i64 = 42001;
-    pub const ACCESS_TOKEN_MISSING: i64 = 41001;
-    pub const INVALID_SIGNATURE: i64 = 87009;
-    pub const MISSING_APPID: i64 = 41002;
-    pub const MISSING_SECRET: i64 = 41004;
-    pub const MISSING_CODE: i64 = 41008;
+pub(crate) mod errcode {
+    pub(crate) const SYSTEM_BUSY: i64 = -1;
+    pub(crate) const INVALID_CODE: i64 = 40029;
+    pub(crate) const CODE_BEEN_USED: i64 = 40163;
+    pub(crate) const RATE_LIMITED: i64 = 45011;
+    pub(crate) const HIGH_RISK_USER: i64 = 40226;
+    pub(crate) const INVALID_APPID: i64 = 40013;
+    pub(crate) const INVALID_SECRET: i64 = 40125;
+    pub(crate) const INVALID_CREDENTIAL: i64 = 40001;
+    pub(crate) const ACCESS_TOKEN_EXPIRED: i64 = 42001;
+    pub(crate) const ACCESS_TOKEN_MISSING: i64 = 41001;
+    pub(crate) const INVALID_SIGNATURE: i64 = 87009;
+    pub(crate) const MISSING_APPID: i64 = 41002;
+    pub(crate) const MISSING_SECRET: i64 = 41004;
+    pub(crate) const MISSING_CODE: i64 = 41008;
 
     /// Every errcode above. Any other is labelled `other` in metrics and on the status page:
     /// the code comes from a response body, so it is not trusted to be from a small set.
-    pub const KNOWN: [i64; 14] = [
+    pub(crate) const KNOWN: [i64; 14] = [
         SYSTEM_BUSY,
         INVALID_CODE,
         CODE_BEEN_USED,
@@ -44,12 +44,12 @@ pub mod errcode {
     ];
 
     /// Errcodes that mean our access token is stale: refresh it once and retry once.
-    pub fn is_stale_access_token(code: i64) -> bool {
+    pub(crate) fn is_stale_access_token(code: i64) -> bool {
         matches!(code, INVALID_CREDENTIAL | ACCESS_TOKEN_EXPIRED)
     }
 
     /// Errcodes that mean our own appid/secret/request is wrong: a deployment problem, not the user's.
-    pub fn is_configuration_error(code: i64) -> bool {
+    pub(crate) fn is_configuration_error(code: i64) -> bool {
         matches!(
             code,
             INVALID_APPID
@@ -63,7 +63,7 @@ pub mod errcode {
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum WeChatError {
+pub(crate) enum WeChatError {
     /// WeChat answered with a non-zero errcode.
     #[error("wechat errcode {errcode}: {errmsg}")]
     Api { errcode: i64, errmsg: String },
@@ -86,7 +86,7 @@ impl WeChatError {
     /// A short label from a closed set, for metrics and the status page: WeChat's errcode when
     /// it is one of `errcode::KNOWN`, else `other`; or what went wrong on the way (`timeout`,
     /// `unreachable`, `bad_response`, `overloaded`).
-    pub fn errcode_label(&self) -> String {
+    pub(crate) fn errcode_label(&self) -> String {
         match self {
             WeChatError::Api { errcode, .. } if errcode::KNOWN.contains(errcode) => {
                 errcode.to_string()
@@ -119,19 +119,19 @@ impl SessionKey {
     pub fn new(value: String) -> Self {
         SessionKey(value)
     }
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
 
 /// A `wx.login()` code: single use, valid five minutes.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct JsCode(String);
+pub(crate) struct JsCode(String);
 opaque_debug!(JsCode);
 
 impl JsCode {
     /// Codes are short printable tokens; anything else is refused before it reaches WeChat.
-    pub fn parse(raw: &str) -> Result<JsCode, &'static str> {
+    pub(crate) fn parse(raw: &str) -> Result<JsCode, &'static str> {
         let raw = raw.trim();
         if raw.is_empty() {
             return Err("code is empty");
@@ -144,17 +144,17 @@ impl JsCode {
         }
         Ok(JsCode(raw.to_string()))
     }
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }
 
 /// What `jscode2session` hands back for a good code.
 #[derive(Debug, Clone)]
-pub struct WxSession {
-    pub openid: String,
-    pub unionid: Option<String>,
-    pub session_key: SessionKey,
+pub(crate) struct WxSession {
+    pub(crate) openid: String,
+    pub(crate) unionid: Option<String>,
+    pub(crate) session_key: SessionKey,
 }
 
 /// The error part every WeChat answer may carry.
@@ -167,7 +167,7 @@ struct ErrorPart {
 /// Parses a WeChat answer: a non-zero `errcode` is an error whatever else the body holds; then
 /// the body must have the expected shape. WeChat labels some JSON `text/plain`, so the bytes are
 /// parsed whatever the content type says.
-pub fn parse_reply<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_reply<T: serde::de::DeserializeOwned>(
     endpoint: &str,
     body: &[u8],
 ) -> Result<T, WeChatError> {
@@ -198,7 +198,7 @@ struct RawCode2Session {
 }
 
 /// Parses a `jscode2session` body; success bodies may or may not carry `errcode: 0`.
-pub fn parse_code2session(body: &[u8]) -> Result<WxSession, WeChatError> {
+pub(crate) fn parse_code2session(body: &[u8]) -> Result<WxSession, WeChatError> {
     let raw: RawCode2Session = parse_reply("jscode2session", body)?;
     let openid = raw.openid.filter(|o| printable_id(o)).ok_or_else(|| {
         WeChatError::BadResponse("jscode2session answer lacks a valid openid".into())
@@ -218,9 +218,9 @@ pub fn parse_code2session(body: &[u8]) -> Result<WxSession, WeChatError> {
 
 /// An access token as `cgi-bin/token` and `cgi-bin/stable_token` hand it out.
 #[derive(Deserialize)]
-pub struct AccessTokenReply {
-    pub access_token: String,
-    pub expires_in: u64,
+pub(crate) struct AccessTokenReply {
+    pub(crate) access_token: String,
+    pub(crate) expires_in: u64,
 }
 
 impl fmt::Debug for AccessTokenReply {
@@ -232,24 +232,23 @@ impl fmt::Debug for AccessTokenReply {
 /// A phone number, from `getuserphonenumber` or from decrypted open data (same field names).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PhoneInfo {
-    pub phone_number: String,
-    pub pure_phone_number: String,
+pub(crate) struct PhoneInfo {
+    pub(crate) phone_number: String,
+    pub(crate) pure_phone_number: String,
     /// WeChat sends it as a string; some old payloads as a number.
     #[serde(deserialize_with = "string_or_number")]
-    pub country_code: String,
-    pub watermark: Option<Watermark>,
+    pub(crate) country_code: String,
+    pub(crate) watermark: Option<Watermark>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Watermark {
-    pub appid: String,
-    pub timestamp: Option<i64>,
+pub(crate) struct Watermark {
+    pub(crate) appid: String,
 }
 
 impl PhoneInfo {
     /// What we store: the bare number for mainland China, the number with its area code otherwise.
-    pub fn mobile(&self) -> Option<String> {
+    pub(crate) fn mobile(&self) -> Option<String> {
         let chosen = if self.country_code == "86" && !self.pure_phone_number.is_empty() {
             &self.pure_phone_number
         } else {
@@ -277,7 +276,7 @@ struct PhoneReply {
     phone_info: PhoneInfo,
 }
 
-pub fn parse_phone_reply(body: &[u8]) -> Result<PhoneInfo, WeChatError> {
+pub(crate) fn parse_phone_reply(body: &[u8]) -> Result<PhoneInfo, WeChatError> {
     Ok(parse_reply::<PhoneReply>("getuserphonenumber", body)?.phone_info)
 }
 

@@ -20,7 +20,7 @@ use crate::thread_memo::{BoundedMemo, owner_id};
 /// its own memo: the hot path then takes no lock and writes no memory another core reads. Any
 /// bump sends the next check of each session through the lock again, which also records it as
 /// seen for the next `last_seen_at` write.
-pub struct SessionCache {
+pub(crate) struct SessionCache {
     state: Mutex<CacheState>,
     /// Bumped (under the lock) after any change that can make a confirmed session not live.
     generation: AtomicU64,
@@ -127,7 +127,7 @@ impl SessionCache {
 
     /// Is this session live and does it belong to this user? `None` when the cache cannot say
     /// (not cached, or not trusted): then ask the SessionActor with `CheckSession`.
-    pub fn check(&self, jti: &str, user_id: i64, now: i64) -> Option<bool> {
+    pub(crate) fn check(&self, jti: &str, user_id: i64, now: i64) -> Option<bool> {
         let generation = self.generation.load(Ordering::Acquire);
         let confirmed = CONFIRMED.with_borrow(|memo| {
             memo.get(jti)
@@ -168,17 +168,13 @@ impl SessionCache {
     }
 
     /// How many sessions are in memory.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().lru.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Read before a session is stored; `remember` then caches it only if nothing was revoked
     /// in between.
-    pub fn epoch(&self) -> u64 {
+    pub(crate) fn epoch(&self) -> u64 {
         self.lock().epoch
     }
 
@@ -201,7 +197,7 @@ impl SessionCache {
         }
     }
 
-    pub fn remember(&self, id: String, session: LiveSession, epoch: u64) {
+    pub(crate) fn remember(&self, id: String, session: LiveSession, epoch: u64) {
         let mut st = self.lock();
         if st.trusted && st.epoch == epoch {
             st.put(id, session);
@@ -210,7 +206,7 @@ impl SessionCache {
 
     /// Called by the listener's watcher when the listener becomes, or stops being, proven alive.
     /// Either way the cache is emptied and every thread's memo voided.
-    pub fn set_trusted(&self, trusted: bool) {
+    pub(crate) fn set_trusted(&self, trusted: bool) {
         let mut st = self.lock();
         // Either way the cache may hold what was revoked while nobody listened.
         st.clear();
@@ -293,7 +289,7 @@ mod tests {
 
         cache.remember("c".into(), live(3, 100), cache.epoch());
         assert_eq!(cache.check("c", 3, 100), Some(false), "expired");
-        assert!(cache.is_empty(), "and dropped");
+        assert_eq!(cache.len(), 0, "and dropped");
 
         for id in ["x", "y", "z"] {
             cache.remember(id.into(), live(4, 100), cache.epoch());

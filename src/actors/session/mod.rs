@@ -23,7 +23,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-pub use self::cache::SessionCache;
+pub(crate) use self::cache::SessionCache;
 use crate::actors::db_executor::{DbHandle, DbResult};
 use crate::domain::{LiveSession, NewSessionMeta, Revoked};
 
@@ -44,7 +44,7 @@ fn now() -> i64 {
 }
 
 impl SessionActor {
-    pub fn new(db: DbHandle, capacity: usize, max_lifetime: Duration) -> Self {
+    pub(crate) fn new(db: DbHandle, capacity: usize, max_lifetime: Duration) -> Self {
         SessionActor {
             db,
             cache: Arc::new(SessionCache::new(capacity)),
@@ -53,7 +53,7 @@ impl SessionActor {
     }
 
     /// The cache, for the token check to read without a message.
-    pub fn cache(&self) -> Arc<SessionCache> {
+    pub(crate) fn cache(&self) -> Arc<SessionCache> {
         self.cache.clone()
     }
 }
@@ -88,9 +88,9 @@ impl Actor for SessionActor {
 /// Is this session live and does it belong to this user?
 #[derive(Message)]
 #[rtype(result = "DbResult<bool>")]
-pub struct CheckSession {
-    pub jti: String,
-    pub user_id: i64,
+pub(crate) struct CheckSession {
+    pub(crate) jti: String,
+    pub(crate) user_id: i64,
 }
 
 impl Handler<CheckSession> for SessionActor {
@@ -128,8 +128,8 @@ impl Handler<CheckSession> for SessionActor {
 /// believes the token dead.
 #[derive(Message)]
 #[rtype(result = "DbResult<bool>")]
-pub struct EndSession {
-    pub jti: String,
+pub(crate) struct EndSession {
+    pub(crate) jti: String,
 }
 
 impl Handler<EndSession> for SessionActor {
@@ -153,8 +153,8 @@ impl Handler<EndSession> for SessionActor {
 /// Logout on every device (or a ban): revokes all the user's sessions everywhere.
 #[derive(Message)]
 #[rtype(result = "DbResult<usize>")]
-pub struct EndUserSessions {
-    pub user_id: i64,
+pub(crate) struct EndUserSessions {
+    pub(crate) user_id: i64,
 }
 
 impl Handler<EndUserSessions> for SessionActor {
@@ -180,9 +180,9 @@ impl Handler<EndUserSessions> for SessionActor {
 /// of the one asked for.
 #[derive(Message)]
 #[rtype(result = "DbResult<Option<DateTime<Utc>>>")]
-pub struct RefreshSession {
-    pub old_jti: String,
-    pub new: NewSessionMeta,
+pub(crate) struct RefreshSession {
+    pub(crate) old_jti: String,
+    pub(crate) new: NewSessionMeta,
 }
 
 impl Handler<RefreshSession> for SessionActor {
@@ -220,7 +220,7 @@ impl Handler<RefreshSession> for SessionActor {
 /// instance's memory when the database cannot say.
 #[derive(Message)]
 #[rtype(result = "usize")]
-pub struct CountSessions;
+pub(crate) struct CountSessions;
 
 impl Handler<CountSessions> for SessionActor {
     type Result = ResponseFuture<usize>;
@@ -254,7 +254,7 @@ impl Handler<CachedSessions> for SessionActor {
 /// tick: the process is about to exit. Answers how many rows were written.
 #[derive(Message)]
 #[rtype(result = "DbResult<usize>")]
-pub struct FlushLastSeen;
+pub(crate) struct FlushLastSeen;
 
 impl Handler<FlushLastSeen> for SessionActor {
     type Result = ResponseFuture<DbResult<usize>>;
@@ -275,7 +275,7 @@ impl Handler<FlushLastSeen> for SessionActor {
 /// disabled or deleted account): drop what was revoked from this instance's memory.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Invalidate(pub Revoked);
+pub(crate) struct Invalidate(pub(crate) Revoked);
 
 impl Handler<Invalidate> for SessionActor {
     type Result = ();

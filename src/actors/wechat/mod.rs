@@ -19,8 +19,8 @@ use actix::prelude::*;
 
 use self::access_token::CachedToken;
 use self::single_flight::SingleFlight;
-pub use self::stats::{UpstreamStats, UpstreamWindow};
-pub use self::transport::MAX_IN_FLIGHT;
+pub(crate) use self::stats::UpstreamStats;
+pub(crate) use self::transport::MAX_IN_FLIGHT;
 use self::transport::Upstream;
 use crate::config::{AccessTokenMode, Secret};
 use crate::metrics::Metrics;
@@ -32,7 +32,7 @@ use crate::wechat::{
 
 type Reply<T> = Result<T, WeChatError>;
 
-pub struct WeChatClient {
+pub(crate) struct WeChatClient {
     upstream: Upstream,
     appid: String,
     secret: Secret,
@@ -44,7 +44,7 @@ pub struct WeChatClient {
 }
 
 impl WeChatClient {
-    pub fn new(
+    pub(crate) fn new(
         api_base: String,
         appid: String,
         secret: Secret,
@@ -85,7 +85,7 @@ impl Actor for WeChatClient {
 /// Exchange a `wx.login()` code for the user's openid and session_key.
 #[derive(Message)]
 #[rtype(result = "Result<WxSession, WeChatError>")]
-pub struct Code2Session(pub JsCode);
+pub(crate) struct Code2Session(pub(crate) JsCode);
 
 impl Handler<Code2Session> for WeChatClient {
     type Result = ResponseFuture<Reply<WxSession>>;
@@ -123,10 +123,10 @@ impl Handler<Code2Session> for WeChatClient {
 /// Exchange a `getPhoneNumber` button's code for the phone number (new clients).
 #[derive(Message)]
 #[rtype(result = "Result<PhoneInfo, WeChatError>")]
-pub struct GetPhoneNumber {
-    pub code: String,
+pub(crate) struct GetPhoneNumber {
+    pub(crate) code: String,
     /// Lets WeChat check that the code belongs to this user.
-    pub openid: String,
+    pub(crate) openid: String,
 }
 
 impl Handler<GetPhoneNumber> for WeChatClient {
@@ -152,9 +152,9 @@ impl Handler<GetPhoneNumber> for WeChatClient {
 /// Does WeChat still consider this session_key the user's current one? (`/wxa/checksession`)
 #[derive(Message)]
 #[rtype(result = "Result<bool, WeChatError>")]
-pub struct CheckSessionKey {
-    pub openid: String,
-    pub session_key: SessionKey,
+pub(crate) struct CheckSessionKey {
+    pub(crate) openid: String,
+    pub(crate) session_key: SessionKey,
 }
 
 impl Handler<CheckSessionKey> for WeChatClient {
@@ -194,7 +194,7 @@ impl Handler<CheckSessionKey> for WeChatClient {
 /// What the status page shows about WeChat.
 #[derive(Message)]
 #[rtype(result = "UpstreamStats")]
-pub struct GetUpstreamStats;
+pub(crate) struct GetUpstreamStats;
 
 impl Handler<GetUpstreamStats> for WeChatClient {
     type Result = MessageResult<GetUpstreamStats>;

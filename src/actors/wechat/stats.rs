@@ -76,29 +76,29 @@ impl Tally {
 
 /// WeChat upstream health for the status page.
 #[derive(Debug, Clone, Serialize)]
-pub struct UpstreamStats {
+pub(crate) struct UpstreamStats {
     /// Round trips since start.
-    pub calls_total: u64,
-    pub errors_total: u64,
+    pub(crate) calls_total: u64,
+    pub(crate) errors_total: u64,
     /// Since start, keyed by WeChat's errcode or `timeout`/`unreachable`/`bad_response`.
-    pub errors_by_errcode: BTreeMap<String, u64>,
-    pub last_hour: UpstreamWindow,
-    pub last_latency_ms: Option<u64>,
+    pub(crate) errors_by_errcode: BTreeMap<String, u64>,
+    pub(crate) last_hour: UpstreamWindow,
+    pub(crate) last_latency_ms: Option<u64>,
     /// RFC 3339, UTC.
-    pub last_call_at: Option<String>,
+    pub(crate) last_call_at: Option<String>,
     /// `ok`, or the errcode label of the newest round trip.
-    pub last_outcome: Option<String>,
+    pub(crate) last_outcome: Option<String>,
     /// Age of the cached access token; `None` until a call needed one (bindPhone, checksession).
-    pub access_token_age_secs: Option<u64>,
+    pub(crate) access_token_age_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct UpstreamWindow {
-    pub calls: u64,
-    pub errors: u64,
+pub(crate) struct UpstreamWindow {
+    pub(crate) calls: u64,
+    pub(crate) errors: u64,
     /// errors / calls, `None` without calls.
-    pub error_rate: Option<f64>,
-    pub errors_by_errcode: BTreeMap<String, u64>,
+    pub(crate) error_rate: Option<f64>,
+    pub(crate) errors_by_errcode: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ const MAX_CONNECTIONS: usize = 512;
 
 /// At most this many WeChat calls in flight; more are refused at once rather than queued behind
 /// a slow WeChat (each waits up to WECHAT_TIMEOUT_MS, so a queue would only grow).
-pub const MAX_IN_FLIGHT: usize = 1024;
+pub(crate) const MAX_IN_FLIGHT: usize = 1024;
 
 /// What the actor needs to make a request; cloned into each request's future.
 #[derive(Clone)]

@@ -53,7 +53,7 @@ impl FakeWeChat {
 
     /// `count` codes at once, for load tests: code `i` logs in the user with openid
     /// `{prefix}{i % users}`, so `users` below `count` makes returning users.
-    pub fn mint_codes(&self, prefix: &str, count: usize, users: usize) -> Vec<String> {
+    pub(crate) fn mint_codes(&self, prefix: &str, count: usize, users: usize) -> Vec<String> {
         let users = users.max(1);
         let now = SystemTime::now();
         let mut st = self.state();

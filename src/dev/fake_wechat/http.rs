@@ -120,7 +120,7 @@ async fn mint(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<MintQuery>) -> Htt
 }
 
 /// The most codes one `fake/codes` call mints.
-pub const MAX_BULK_CODES: usize = 1_000_000;
+pub(crate) const MAX_BULK_CODES: usize = 1_000_000;
 
 #[derive(Deserialize)]
 struct BulkMintQuery {

@@ -24,12 +24,12 @@ use sha2::{Digest, Sha256};
 
 pub use self::codes::MintedCode;
 pub use self::faults::Fault;
-pub use self::http::{MAX_BULK_CODES, configure};
+pub use self::http::configure;
 
 /// Codes live five minutes, as WeChat's do.
 pub const CODE_TTL: Duration = Duration::from_secs(300);
 /// Access tokens live two hours.
-pub const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(7200);
+pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(7200);
 
 struct IssuedCode {
     openid: String,
@@ -77,10 +77,6 @@ impl FakeWeChat {
         })
     }
 
-    pub fn appid(&self) -> &str {
-        &self.appid
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain maps behind; they are still usable.
         self.state
@@ -115,11 +111,6 @@ impl FakeWeChat {
     /// The user's current session_key, as WeChat knows it.
     pub fn session_key_of(&self, openid: &str) -> Option<String> {
         self.state().session_keys.get(openid).cloned()
-    }
-
-    /// Every session_key ever current for some user: for tests that look for leaks.
-    pub fn all_session_keys(&self) -> Vec<String> {
-        self.state().session_keys.values().cloned().collect()
     }
 }
 
