@@ -39,6 +39,9 @@ function init(args)
     end
     n = n + 1
   end
+  if mode == "cycle" and #items == 0 then
+    error("cycle: fewer lines in " .. file .. " than threads")
+  end
   pos = 0
   -- wrk calls request() once in thread 0's state, right after init and before any connection,
   -- to count pipelined requests; that request is never sent. Answer it with a filler, so that
