@@ -15,7 +15,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -105,6 +105,13 @@ pub(crate) enum Limit {
     },
 }
 
+/// The limit falls by at most `MAX_FALL` per `WINDOW`, however many samples arrive in it. A
+/// spike's logins reach the database together (they all waited the same WeChat round trip), and
+/// the short queue they form there would otherwise cut the limit once per login: hundreds of
+/// small cuts within a few milliseconds, from a warm limit to a tenth of it. A database that
+/// stays slow still halves the limit within a second.
+const WINDOW: Duration = Duration::from_millis(100);
+const MAX_FALL: f64 = 0.9;
 /// The gradient limit's parameters (Gradient2's defaults, scaled to per-sample updates).
 const SHORT_ALPHA: f64 = 0.1;
 const LONG_ALPHA: f64 = 0.005;
@@ -112,8 +119,19 @@ const LONG_ALPHA: f64 = 0.005;
 const TOLERANCE: f64 = 1.5;
 /// How much of each new limit estimate is taken; small, because there is one per request.
 const SMOOTHING: f64 = 0.02;
-/// Service times (whole request) are averaged with this weight per sample.
+/// Service times (whole request) are averaged with this weight per sample, and their mean
+/// deviation with the second.
 const SERVICE_ALPHA: f64 = 0.05;
+const DEVIATION_ALPHA: f64 = 0.1;
+/// A request is let in only with this many mean deviations above the mean service time left
+/// (TCP's retransmission timeout reasons the same way): half the logins take longer than the
+/// mean, and a login that runs out of time after its code was exchanged has spent that code.
+const DEVIATIONS_RESERVED: f64 = 4.0;
+/// Own latency below this is never congestion, whatever its trend: a login's statement that
+/// takes a few milliseconds more because both cores are busy is noise against WeChat's hundreds
+/// of milliseconds and the 3 s deadline, and shrinking the limit for it cuts the logins that
+/// wait on WeChat, which cost no CPU at all.
+const CONGESTION_FLOOR: f64 = 0.010;
 
 pub struct Admission {
     kind: &'static str,
@@ -129,11 +147,15 @@ struct State {
     in_flight: usize,
     queue: VecDeque<Waiter>,
     next_id: u64,
-    /// Average time from admission to completion, seconds.
+    /// Average time from admission to completion, and its mean deviation, seconds.
     service: f64,
+    deviation: f64,
     /// Short- and long-term averages of the time spent in this instance, seconds.
     own_short: f64,
     own_long: f64,
+    /// The current window: when it began, and the lowest the limit may fall within it.
+    window_start: Instant,
+    window_floor: f64,
     refused: u64,
     admitted: u64,
 }
@@ -158,12 +180,23 @@ struct Waiter {
 /// What the status page shows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdmissionStats {
+    #[serde(skip)]
+    pub(crate) kind: &'static str,
     pub limit: usize,
     pub in_flight: usize,
     pub(crate) queued: usize,
     pub(crate) admitted: u64,
     pub(crate) refused: u64,
     pub(crate) service_ms: f64,
+    /// The time a request must have left to be let in: the mean service time plus a margin.
+    pub(crate) reserve_ms: f64,
+}
+
+impl State {
+    /// Service time with room for the slow tail: what a request must still have when let in.
+    fn reserve(&self) -> f64 {
+        self.service + DEVIATIONS_RESERVED * self.deviation
+    }
 }
 
 impl Admission {
@@ -189,8 +222,11 @@ impl Admission {
                 queue: VecDeque::new(),
                 next_id: 0,
                 service: service.as_secs_f64(),
+                deviation: service.as_secs_f64() / 2.0,
                 own_short: 0.0,
                 own_long: 0.0,
+                window_start: Instant::now(),
+                window_floor: initial as f64 * MAX_FALL,
                 refused: 0,
                 admitted: 0,
             }),
@@ -211,7 +247,7 @@ impl Admission {
     }
 
     /// Waits for a place, but only while the request can still finish within `budget` (the time
-    /// left until its answer is due). Refuses at once when the queue ahead of it would not drain
+    /// left until its answer is due), with room for a slower than average one. Refuses at once when the queue ahead of it would not drain
     /// in time.
     pub async fn acquire(self: &Arc<Self>, budget: Duration) -> Result<Permit, Busy> {
         let (rx, id, max_wait) = match self.decide(budget) {
@@ -269,7 +305,7 @@ impl Admission {
     fn decide(&self, budget: Duration) -> Decision {
         let mut st = self.lock();
         let service = st.service;
-        let max_wait = budget.as_secs_f64() - service;
+        let max_wait = budget.as_secs_f64() - st.reserve();
         if st.queue.is_empty() && (st.in_flight as f64) < st.limit.floor().max(1.0) {
             st.in_flight += 1;
             st.admitted += 1;
@@ -296,7 +332,7 @@ impl Admission {
     fn permit(self: &Arc<Self>) -> Permit {
         Permit {
             admission: self.clone(),
-            started: std::time::Instant::now(),
+            started: Instant::now(),
             own: None,
         }
     }
@@ -317,7 +353,7 @@ impl Admission {
         let mut st = self.lock();
         st.in_flight = st.in_flight.saturating_sub(1);
         if let Some((total, own)) = sample {
-            self.learn(&mut st, total, own);
+            self.learn(&mut st, total, own, Instant::now());
         }
         let limit = st.limit.floor().max(1.0) as usize;
         while st.in_flight < limit {
@@ -328,11 +364,16 @@ impl Admission {
         }
     }
 
-    fn learn(&self, st: &mut State, total: f64, own: f64) {
+    fn learn(&self, st: &mut State, total: f64, own: f64, now: Instant) {
+        st.deviation += DEVIATION_ALPHA * ((total - st.service).abs() - st.deviation);
         st.service += SERVICE_ALPHA * (total - st.service);
         let Limit::Adaptive { min, max, .. } = self.limit else {
             return;
         };
+        if now.saturating_duration_since(st.window_start) >= WINDOW {
+            st.window_start = now;
+            st.window_floor = st.limit * MAX_FALL;
+        }
         if st.own_long == 0.0 {
             st.own_short = own;
             st.own_long = own;
@@ -344,21 +385,32 @@ impl Admission {
         if st.own_long / st.own_short.max(1e-6) > 2.0 {
             st.own_long *= 0.95;
         }
-        let gradient = (TOLERANCE * st.own_long / st.own_short.max(1e-6)).clamp(0.5, 1.0);
-        let estimate = st.limit * gradient + st.limit.sqrt();
+        let tolerated = (TOLERANCE * st.own_long).max(CONGESTION_FLOOR);
+        let gradient = (tolerated / st.own_short.max(1e-6)).clamp(0.5, 1.0);
+        // It grows only while at least half of it is in use: a calm day's few logins say
+        // nothing about how many a spike could run at once.
+        let growth = if st.in_flight as f64 >= st.limit / 2.0 {
+            st.limit.sqrt()
+        } else {
+            0.0
+        };
+        let estimate = st.limit * gradient + growth;
         st.limit = (st.limit * (1.0 - SMOOTHING) + estimate * SMOOTHING)
+            .max(st.window_floor)
             .clamp(min.max(1) as f64, max.max(1) as f64);
     }
 
     pub fn stats(&self) -> AdmissionStats {
         let st = self.lock();
         AdmissionStats {
+            kind: self.kind,
             limit: st.limit.floor() as usize,
             in_flight: st.in_flight,
             queued: st.queue.len(),
             admitted: st.admitted,
             refused: st.refused,
             service_ms: (st.service * 1000.0 * 10.0).round() / 10.0,
+            reserve_ms: (st.reserve() * 1000.0 * 10.0).round() / 10.0,
         }
     }
 }
@@ -390,7 +442,7 @@ impl Drop for Waiting<'_> {
 /// An admitted request's place; dropping it frees the place.
 pub struct Permit {
     admission: Arc<Admission>,
-    started: std::time::Instant,
+    started: Instant,
     own: Option<Duration>,
 }
 
@@ -470,30 +522,105 @@ mod tests {
         assert!(a.acquire(Duration::from_secs(3)).await.is_ok());
     }
 
-    #[actix_rt::test]
-    async fn the_adaptive_limit_falls_when_own_latency_grows_and_not_for_waiting_elsewhere() {
-        let a = admission(
+    /// Feeds `windows` windows of samples (10 each) with this total and own time; `busy`: the
+    /// limit is in use meanwhile.
+    fn feed(a: &Admission, clock: &mut Instant, windows: usize, total: f64, own: f64, busy: bool) {
+        let mut st = a.lock();
+        for _ in 0..windows {
+            st.in_flight = if busy { st.limit as usize } else { 0 };
+            for _ in 0..10 {
+                a.learn(&mut st, total, own, *clock);
+            }
+            *clock += WINDOW;
+        }
+        st.in_flight = 0;
+    }
+
+    fn adaptive(initial: usize) -> Arc<Admission> {
+        admission(
             Limit::Adaptive {
-                initial: 100,
+                initial,
                 min: 10,
                 max: 1000,
             },
             100,
-        );
-        for _ in 0..500 {
-            let mut p = a.acquire(Duration::from_secs(3)).await.expect("admitted");
-            p.succeeded(Duration::from_millis(5));
+        )
+    }
+
+    #[actix_rt::test]
+    async fn a_request_waits_only_while_a_slow_one_could_still_finish() {
+        let a = admission(Limit::Fixed(1), 100);
+        let mut clock = Instant::now();
+        feed(&a, &mut clock, 20, 0.1, 0.001, false);
+        let steady = a.stats();
+        assert!(steady.reserve_ms < 110.0, "{steady:?}");
+        // The same mean, but half take 20 ms and half 180 ms: the reserve covers the slow half.
+        {
+            let mut st = a.lock();
+            for i in 0..200 {
+                a.learn(&mut st, if i % 2 == 0 { 0.02 } else { 0.18 }, 0.001, clock);
+            }
         }
+        let spread = a.stats();
+        assert!((spread.service_ms - 100.0).abs() < 10.0, "{spread:?}");
+        assert!(spread.reserve_ms > 350.0, "{spread:?}");
+        let _held = a.acquire(Duration::from_secs(3)).await.expect("first");
+        // More time left than the mean, less than the reserve: refused without queueing.
+        assert!(a.acquire(Duration::from_millis(300)).await.is_err());
+        assert_eq!(a.stats().queued, 0);
+        assert_eq!(a.stats().refused, 1);
+    }
+
+    #[actix_rt::test]
+    async fn the_adaptive_limit_grows_in_use_and_falls_when_own_latency_grows() {
+        let a = adaptive(100);
+        let mut clock = Instant::now();
+        feed(&a, &mut clock, 50, 0.2, 0.005, true);
         let calm = a.stats().limit;
-        assert!(calm > 100, "grows while latency is flat: {calm}");
-        for _ in 0..500 {
-            let mut p = a.acquire(Duration::from_secs(3)).await.expect("admitted");
-            p.succeeded(Duration::from_millis(50));
-        }
+        assert!(calm > 200, "grows while in use and latency is flat: {calm}");
+        feed(&a, &mut clock, 20, 0.2, 0.050, true);
         let loaded = a.stats().limit;
         assert!(
-            loaded < calm,
+            loaded < calm / 2,
             "falls when own latency grows: {calm} -> {loaded}"
         );
+    }
+
+    #[actix_rt::test]
+    async fn waiting_on_others_does_not_shrink_the_limit_and_idleness_does_not_grow_it() {
+        let a = adaptive(300);
+        let mut clock = Instant::now();
+        // WeChat takes two seconds; the statement still takes a millisecond.
+        feed(&a, &mut clock, 50, 2.0, 0.001, false);
+        assert_eq!(a.stats().limit, 300);
+    }
+
+    #[actix_rt::test]
+    async fn a_few_milliseconds_more_at_the_database_do_not_shrink_the_login_limit() {
+        let a = adaptive(300);
+        let mut clock = Instant::now();
+        feed(&a, &mut clock, 50, 0.2, 0.001, false);
+        // Both cores busy: the statement's round trip quadruples, still far from congestion.
+        feed(&a, &mut clock, 50, 0.2, 0.004, false);
+        assert_eq!(a.stats().limit, 300);
+    }
+
+    #[actix_rt::test]
+    async fn a_spike_arriving_at_once_is_one_observation() {
+        let a = adaptive(900);
+        let mut clock = Instant::now();
+        feed(&a, &mut clock, 50, 0.2, 0.002, false);
+        // 900 statements queued together at the database within one window...
+        {
+            let mut st = a.lock();
+            for _ in 0..900 {
+                a.learn(&mut st, 0.3, 0.060, clock);
+            }
+            clock += WINDOW;
+        }
+        // ...then the database keeps up again.
+        feed(&a, &mut clock, 10, 0.2, 0.002, false);
+        let limit = a.stats().limit;
+        assert!(limit >= 500, "one burst cut the limit to {limit}");
     }
 }

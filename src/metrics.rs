@@ -71,6 +71,9 @@ pub(crate) struct Metrics {
     /// `wxauth_session_listener_replacements_total`: listener connections given up because they
     /// went silent or did not finish connecting.
     pub(crate) session_listener_replacements: IntCounter,
+    /// `wxauth_admission{kind, what}`: each admission's `limit`, `in_flight` and `queued`, read
+    /// at scrape time (kind `login` or `read`).
+    pub(crate) admission: IntGaugeVec,
 }
 
 impl Metrics {
@@ -151,6 +154,13 @@ impl Metrics {
             "session_listener_replacements_total",
             "Session listener connections replaced because they went silent or did not finish connecting",
         )?;
+        let admission = IntGaugeVec::new(
+            Opts::new(
+                "admission",
+                "Admission control: the concurrency limit, requests in progress and requests queued, by kind",
+            ),
+            &["kind", "what"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the version is in the label"),
             &["version"],
@@ -173,6 +183,7 @@ impl Metrics {
         registry.register(Box::new(session_listener_healthy.clone()))?;
         registry.register(Box::new(session_listener_heartbeat_age.clone()))?;
         registry.register(Box::new(session_listener_replacements.clone()))?;
+        registry.register(Box::new(admission.clone()))?;
         registry.register(Box::new(build_info))?;
 
         Ok(Metrics {
@@ -191,6 +202,7 @@ impl Metrics {
             session_listener_healthy,
             session_listener_heartbeat_age,
             session_listener_replacements,
+            admission,
         })
     }
 
@@ -235,6 +247,19 @@ impl Metrics {
             .with_label_values(&["in_use"])
             .set(in_use);
         self.db_pool_max.set(i64::from(max));
+    }
+
+    pub(crate) fn set_admission(&self, stats: &crate::admission::AdmissionStats) {
+        let kind = stats.kind;
+        for (what, value) in [
+            ("limit", stats.limit),
+            ("in_flight", stats.in_flight),
+            ("queued", stats.queued),
+        ] {
+            self.admission
+                .with_label_values(&[kind, what])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
     }
 
     /// Everything, in the Prometheus text exposition format.

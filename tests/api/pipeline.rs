@@ -74,6 +74,23 @@ async fn a_refused_login_spends_no_code_writes_no_row_and_answers_721_with_retry
         metrics.contains(r#"wxauth_requests_refused_total{kind="login"} 2"#),
         "{metrics}"
     );
+    // The limit and the places taken, for an SRE watching a spike.
+    let full = format!(
+        r#"wxauth_admission{{kind="login",what="in_flight"}} {}"#,
+        held.len()
+    );
+    assert!(metrics.contains(&full), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            r#"wxauth_admission{{kind="login",what="limit"}} {}"#,
+            held.len()
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"wxauth_admission{kind="login",what="queued"} 0"#),
+        "{metrics}"
+    );
     // No log line for the refused request itself.
     let id = reply
         .header("x-request-id")
