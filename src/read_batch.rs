@@ -17,6 +17,10 @@ use std::time::Duration;
 use futures_util::future::LocalBoxFuture;
 use tokio::sync::oneshot;
 
+/// Requests wait for at most this many full batches: a few statements' time, far within the
+/// read budget, so a burst is served rather than refused while one batch is at the database.
+const QUEUED_BATCHES: usize = 4;
+
 type Waiter<K, V, E> = (K, oneshot::Sender<Result<Option<V>, E>>);
 
 /// Runs one batch: the distinct keys in, a value for each key found out. Its error is cloned
@@ -82,7 +86,7 @@ where
             load,
             max_in_flight,
             max_batch,
-            max_waiting: max_batch * max_in_flight,
+            max_waiting: max_batch * QUEUED_BATCHES,
             budget,
             refuse,
         }
@@ -270,21 +274,21 @@ mod tests {
     async fn a_full_queue_refuses_at_once() {
         let batches = Arc::new(Mutex::new(Vec::new()));
         let load = doubling(batches, Default::default(), Default::default());
-        // One batch in flight, batches of 2: the third waiting request is refused.
+        // One batch in flight, batches of 2: the ninth waiting request is refused.
         let batcher = ReadBatcher::new(1, 2, SECOND, load, refuse());
         let first = actix_web::rt::spawn({
             let b = batcher.clone();
             async move { b.get(1).await }
         });
         actix_web::rt::task::yield_now().await;
-        let waiting: Vec<_> = (2..=3)
+        let waiting: Vec<_> = (2..=(1 + 2 * QUEUED_BATCHES as u32))
             .map(|k| {
                 let b = batcher.clone();
                 actix_web::rt::spawn(async move { b.get(k).await })
             })
             .collect();
         actix_web::rt::task::yield_now().await;
-        assert_eq!(batcher.get(4).await, Err(Failure::Busy));
+        assert_eq!(batcher.get(100).await, Err(Failure::Busy));
         assert_eq!(first.await.unwrap().unwrap(), Some(2));
         for w in waiting {
             assert!(w.await.unwrap().unwrap().is_some());

@@ -154,7 +154,7 @@ impl DbHandle {
             pool,
         });
         DbHandle {
-            meeting_counts: meeting_counts_batcher(&shared, threads),
+            meeting_counts: meeting_counts_batcher(&shared),
             shared,
             lane: Lane::Reads,
         }
@@ -488,12 +488,16 @@ impl Shared {
     }
 }
 
-/// At most half the executor's threads for `user/index` batches, so the other reads and the
-/// logins keep the rest; a batch of a few hundred users is still one short statement. Each
-/// batch is one read in the reads lane, admitted and shed like any other.
+/// `user/index` batches at the database at once. One: a statement for a few hundred users takes
+/// a few milliseconds, more reads per second than an instance's HTTP workers can ask for, and
+/// every further batch in flight only splits the reads into smaller statements, each a wake-up
+/// of an executor thread, a backend and a worker, on the same cores (BENCHMARKS.md, figure 1c).
+/// The other reads and the logins keep the executor's remaining threads.
+const COUNT_BATCHES_IN_FLIGHT: usize = 1;
+
+/// Each batch is one read in the reads lane, admitted and shed like any other.
 fn meeting_counts_batcher(
     shared: &Arc<Shared>,
-    threads: usize,
 ) -> ReadBatcher<i64, UserMeetingCounts, Arc<DbFailure>> {
     let at_db = shared.clone();
     let load: LoadBatch<i64, UserMeetingCounts, Arc<DbFailure>> = Arc::new(move |ids| {
@@ -507,7 +511,7 @@ fn meeting_counts_batcher(
     });
     let reads = shared.reads.clone();
     let refuse = Arc::new(move || Arc::new(DbFailure::Busy(reads.refuse_overflow())));
-    ReadBatcher::new(threads / 2, 256, READ_BUDGET, load, refuse)
+    ReadBatcher::new(COUNT_BATCHES_IN_FLIGHT, 256, READ_BUDGET, load, refuse)
 }
 
 fn backlog() -> DbFailure {
