@@ -90,8 +90,9 @@ pub struct Busy {
 const MIN_RETRY_AFTER: Duration = Duration::from_millis(200);
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(5);
 
-/// How long an immediate refusal is held before it is answered (at most its `retryAfterMs`).
-const REFUSAL_DELAY: Duration = Duration::from_millis(500);
+/// The most an immediate refusal is held before it is answered: part of the back-off it asks
+/// for, spent on the server, so that `retryAfterMs` is what remains of it afterwards.
+const REFUSAL_HOLD: Duration = Duration::from_millis(1500);
 
 /// How a limit is set.
 #[derive(Debug, Clone, Copy)]
@@ -253,12 +254,19 @@ impl Admission {
         let (rx, id, max_wait) = match self.decide(budget) {
             Decision::Admitted => return Ok(self.permit()),
             Decision::Refused(retry) => {
-                let busy = self.refuse("too many requests in progress", retry);
+                let mut busy = self.refuse("too many requests in progress", retry);
                 // A client that retries at once instead of after retryAfterMs would otherwise
                 // turn every refusal into the next request at once, and a spike into a storm of
-                // refusals that takes the CPU the admitted requests need. Holding the answer
-                // costs a timer, not a thread, and it still arrives well within the deadline.
-                tokio::time::sleep(busy.retry_after.min(REFUSAL_DELAY).min(budget / 2)).await;
+                // refusals that takes the CPU the admitted requests need. So part of the back-off
+                // is spent here, before the answer (a timer, not a thread; at most half the time
+                // left), and retryAfterMs is the rest: a client that honours it retries when it
+                // would have anyway, one that does not is paced all the same.
+                let hold = busy.retry_after.min(REFUSAL_HOLD).min(budget / 2);
+                tokio::time::sleep(hold).await;
+                busy.retry_after = busy
+                    .retry_after
+                    .saturating_sub(hold)
+                    .clamp(MIN_RETRY_AFTER, MAX_RETRY_AFTER);
                 return Err(busy);
             }
             Decision::Queued { rx, id, max_wait } => (rx, id, max_wait),
@@ -495,6 +503,26 @@ mod tests {
         assert!(busy.retry_after >= MIN_RETRY_AFTER);
         assert_eq!(a.stats().refused, 1);
         assert_eq!(a.stats().queued, 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_refusal_spends_part_of_its_back_off_before_answering() {
+        // Logins take 2 s here: with 1 s left, one cannot wait for the place in use.
+        let a = admission(Limit::Fixed(1), 2000);
+        let _held = a.acquire(Duration::from_secs(10)).await.expect("first");
+        let started = Instant::now();
+        let busy = a
+            .acquire(Duration::from_secs(1))
+            .await
+            .err()
+            .expect("refused");
+        let held_for = started.elapsed();
+        // Held for half the time left, and the back-off it asks for is what remains of the 2 s.
+        assert!(
+            held_for >= Duration::from_millis(490) && held_for < Duration::from_millis(900),
+            "{held_for:?}"
+        );
+        assert_eq!(busy.retry_after, Duration::from_millis(1500));
     }
 
     #[actix_rt::test]
