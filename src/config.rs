@@ -175,14 +175,19 @@ fn default_admin_static_dir() -> PathBuf {
 }
 
 impl Config {
-    /// Reads the process environment, after loading `.env` when one exists. Variables already
-    /// set in the environment win over `.env`.
-    pub fn from_env() -> Result<Config, ConfigError> {
+    /// Loads `.env` into the process environment when one exists; variables already set in the
+    /// environment win over it. The binary does this before its logger starts, so that `RUST_LOG`
+    /// works from `.env` as every other variable does.
+    pub fn load_dotenv() -> Result<(), ConfigError> {
         match dotenvy::dotenv() {
-            Ok(_) => {}
-            Err(e) if e.not_found() => {}
-            Err(e) => return Err(invalid(".env", e.to_string())),
+            Ok(_) => Ok(()),
+            Err(e) if e.not_found() => Ok(()),
+            Err(e) => Err(invalid(".env", e.to_string())),
         }
+    }
+
+    /// Reads the process environment (with `.env` in it once `load_dotenv` ran).
+    pub fn from_env() -> Result<Config, ConfigError> {
         Config::read(&Source(&|name| std::env::var(name).ok()))
     }
 

@@ -11,6 +11,8 @@ usage: wxauth                       serve the API (configuration: see README)
 
 #[actix_web::main]
 async fn main() -> ExitCode {
+    // Before the logger starts: RUST_LOG may be set in `.env` too.
+    let dotenv = Config::load_dotenv();
     env_logger::Builder::from_env(
         env_logger::Env::default().filter_or(config::RUST_LOG.name, config::RUST_LOG.default),
     )
@@ -32,7 +34,7 @@ async fn main() -> ExitCode {
         }
     };
 
-    let config = match Config::from_env() {
+    let config = match dotenv.and_then(|()| Config::from_env()) {
         Ok(c) => c,
         Err(e) => {
             log::error!("{e}");

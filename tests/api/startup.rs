@@ -170,8 +170,16 @@ async fn every_request_gets_one_log_line_with_its_id_route_errno_and_latency() {
 /// `.env`, against a database that is not there. A binary still running after 20 s is killed:
 /// its exit code is then `None`.
 fn run_with_only(env: &[(&str, &str)]) -> std::process::Output {
+    run_with_dotenv(env, None)
+}
+
+/// The same, from a directory whose `.env` holds `dotenv` (none when `None`).
+fn run_with_dotenv(env: &[(&str, &str)], dotenv: Option<&str>) -> std::process::Output {
     let empty = std::env::temp_dir().join(format!("wxauth-env-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&empty).expect("mkdir");
+    if let Some(text) = dotenv {
+        std::fs::write(empty.join(".env"), text).expect("write .env");
+    }
     let mut child = Command::new(env!("CARGO_BIN_EXE_wxauth"))
         .current_dir(&empty)
         .env_clear()
@@ -194,6 +202,32 @@ fn run_with_only(env: &[(&str, &str)]) -> std::process::Output {
     let out = child.wait_with_output().expect("output");
     let _ = std::fs::remove_dir_all(&empty);
     out
+}
+
+#[test]
+fn rust_log_in_dot_env_filters_the_log_as_in_the_environment() {
+    // A start that fails on its configuration: the error goes to the log (unless filtered out)
+    // and, always, to stderr as `wxauth: ...`.
+    let bad = [("BIND_ADDR", "not-an-address")];
+    let logged = run_with_dotenv(&bad, Some("DB_POOL_SIZE=4\n"));
+    assert_eq!(logged.status.code(), Some(2), "{logged:?}");
+    let stderr = String::from_utf8_lossy(&logged.stderr);
+    assert!(
+        stderr.contains("ERROR"),
+        "logged at the default level: {stderr}"
+    );
+
+    let quiet = run_with_dotenv(&bad, Some("RUST_LOG=off\n"));
+    assert_eq!(quiet.status.code(), Some(2), "{quiet:?}");
+    let stderr = String::from_utf8_lossy(&quiet.stderr);
+    assert!(
+        stderr.contains("wxauth: ") && stderr.contains("BIND_ADDR"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("ERROR"),
+        "RUST_LOG=off from .env: {stderr}"
+    );
 }
 
 #[test]
