@@ -248,8 +248,8 @@ impl Admission {
     }
 
     /// Waits for a place, but only while the request can still finish within `budget` (the time
-    /// left until its answer is due), with room for a slower than average one. Refuses at once when the queue ahead of it would not drain
-    /// in time.
+    /// left until its answer is due), with room for a slower than average one. Refuses at once
+    /// when the queue ahead of it would not drain in time.
     pub async fn acquire(self: &Arc<Self>, budget: Duration) -> Result<Permit, Busy> {
         let (rx, id, max_wait) = match self.decide(budget) {
             Decision::Admitted => return Ok(self.permit()),
@@ -634,11 +634,11 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn a_spike_arriving_at_once_is_one_observation() {
+    async fn a_spike_arriving_at_once_cuts_the_limit_by_a_tenth_not_once_per_login() {
         let a = adaptive(900);
         let mut clock = Instant::now();
         feed(&a, &mut clock, 50, 0.2, 0.002, false);
-        // 900 statements queued together at the database within one window...
+        // 900 statements queued together at the database within 100 ms...
         {
             let mut st = a.lock();
             for _ in 0..900 {
