@@ -75,22 +75,14 @@ async fn a_refused_login_spends_no_code_writes_no_row_and_answers_721_with_retry
         "{metrics}"
     );
     // The limit and the places taken, for an SRE watching a spike.
-    let full = format!(
-        r#"wxauth_admission{{kind="login",what="in_flight"}} {}"#,
-        held.len()
-    );
-    assert!(metrics.contains(&full), "{metrics}");
-    assert!(
-        metrics.contains(&format!(
-            r#"wxauth_admission{{kind="login",what="limit"}} {}"#,
-            held.len()
-        )),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"wxauth_admission{kind="login",what="queued"} 0"#),
-        "{metrics}"
-    );
+    for (what, value) in [
+        ("in_flight", held.len()),
+        ("limit", held.len()),
+        ("queued", 0),
+    ] {
+        let line = format!(r#"wxauth_admission{{kind="login",what="{what}"}} {value}"#);
+        assert!(metrics.contains(&line), "{line}: {metrics}");
+    }
     // No log line for the refused request itself.
     let id = reply
         .header("x-request-id")
