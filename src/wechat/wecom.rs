@@ -26,6 +26,12 @@ pub struct WeComApp {
     pub appid: String,
 }
 
+/// The corp a WeCom login from the mini-program `appid` is exchanged as: the first configured
+/// one linked to it. `None`: WeCom login is not configured for that mini-program.
+pub fn corp_for_app<'a>(apps: &'a [WeComApp], appid: &str) -> Option<&'a WeComApp> {
+    apps.iter().find(|a| a.appid == appid)
+}
+
 /// WeCom's errcodes as its documentation words them.
 pub(crate) mod errcode {
     pub(crate) const BUSY: i64 = -1;
@@ -143,6 +149,26 @@ mod tests {
 
     fn errno(e: WeChatError) -> i32 {
         ApiError::from(e).errno()
+    }
+
+    #[test]
+    fn a_login_is_exchanged_as_the_first_corp_linked_to_its_mini_program() {
+        let app = |corpid: &str, appid: &str| WeComApp {
+            corpid: corpid.into(),
+            corpsecret: Secret::new("corp-secret-value"),
+            appid: appid.into(),
+        };
+        let apps = [app("ww1", "wxa"), app("ww2", "wxb"), app("ww3", "wxb")];
+        assert_eq!(
+            corp_for_app(&apps, "wxb").map(|a| a.corpid.as_str()),
+            Some("ww2")
+        );
+        assert_eq!(
+            corp_for_app(&apps, "wxa").map(|a| a.corpid.as_str()),
+            Some("ww1")
+        );
+        assert!(corp_for_app(&apps, "wxc").is_none());
+        assert!(!format!("{apps:?}").contains("corp-secret-value"));
     }
 
     #[test]
