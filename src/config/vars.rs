@@ -213,6 +213,7 @@ pub const VARIABLES: &[&dyn Declared] = &[
     &WECHAT_APPID,
     &WECHAT_SECRET,
     &WECHAT_API_BASE,
+    &WECOM_API_BASE,
     &WECHAT_TIMEOUT_MS,
     &WECHAT_TOKEN_MODE,
     &JWT_SECRET,
@@ -356,6 +357,15 @@ pub(crate) const WECHAT_API_BASE: Text = Text {
     default_note: "",
     expects: "an http(s):// URL",
     help: "WeChat's API, or any compatible server",
+};
+
+pub(crate) const WECOM_API_BASE: Text = Text {
+    name: "WECOM_API_BASE",
+    default: "https://qyapi.weixin.qq.com",
+    default_note: "",
+    expects: "an http(s):// URL",
+    help: "WeCom's API (staff login inside WeCom), or any compatible server; in dev mode the \
+           built-in fake serves it",
 };
 
 pub(crate) const WECHAT_TIMEOUT_MS: Number = Number {
