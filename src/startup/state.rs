@@ -181,6 +181,7 @@ pub(super) async fn build(
         session_cache,
         listener: session_listener,
         wechat,
+        wechat_latency: Default::default(),
         // A login's token never outlives its session's maximum lifetime.
         tokens: Arc::new(TokenIssuer::new(
             config.jwt_secret.expose().as_bytes(),

@@ -10,6 +10,7 @@
 //!   page (`stats.rs`) and the metrics.
 
 mod access_token;
+pub(crate) mod latency;
 mod single_flight;
 mod stats;
 mod transport;
