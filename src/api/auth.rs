@@ -18,6 +18,7 @@ use crate::domain::{
     LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
 };
 use crate::error::ApiError;
+use crate::logging::RequestId;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
 use crate::wechat::{JsCode, mask_openid};
@@ -206,7 +207,13 @@ async fn sign_in(
             retry_after_ms: 1000,
         });
     }
-    let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code)));
+    let exchange = tokio::time::timeout(
+        wechat_time,
+        state.wechat.send(Code2Session {
+            code,
+            request_id: RequestId::current(),
+        }),
+    );
     let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
     who.openid_masked = mask_openid(&session.openid);
     state.limits.login_of(&session.openid)?;

@@ -10,6 +10,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::{Reply, WeChatClient};
 use crate::config::AccessTokenMode;
+use crate::logging::RequestId;
 use crate::wechat::{AccessTokenReply, WeChatError, errcode, parse_reply};
 
 /// Refresh this long before WeChat says the token expires (WeChat's own overlap is 5 minutes).
@@ -70,15 +71,20 @@ impl WeChatClient {
 
     /// Runs a call that needs the access token; on a stale-token errcode, refreshes once and
     /// retries once.
+    /// The call's lines, and those of a token fetch it starts, carry `request_id`.
     pub(super) fn with_access_token<T: 'static>(
         ctx: &mut Context<Self>,
+        request_id: Option<RequestId>,
         call: impl Fn(String) -> LocalBoxFuture<'static, Reply<T>> + 'static,
     ) -> LocalBoxFuture<'static, Reply<T>> {
         let me = ctx.address();
-        Box::pin(async move {
+        Box::pin(RequestId::scope(request_id.clone(), async move {
             let stopped = |_| WeChatError::Transport("wechat client stopped".into());
             let token = me
-                .send(AccessToken { refused: None })
+                .send(AccessToken {
+                    refused: None,
+                    request_id: request_id.clone(),
+                })
                 .await
                 .map_err(stopped)??;
             match call(token.clone()).await {
@@ -91,6 +97,7 @@ impl WeChatClient {
                     let fresh = me
                         .send(AccessToken {
                             refused: Some(token),
+                            request_id,
                         })
                         .await
                         .map_err(stopped)??;
@@ -98,7 +105,7 @@ impl WeChatClient {
                 }
                 other => other,
             }
-        })
+        }))
     }
 }
 
@@ -108,6 +115,8 @@ impl WeChatClient {
 #[rtype(result = "Result<String, WeChatError>")]
 struct AccessToken {
     refused: Option<String>,
+    /// The request that needs it: a fetch it starts logs with its id.
+    request_id: Option<RequestId>,
 }
 
 impl Handler<AccessToken> for WeChatClient {
@@ -130,20 +139,39 @@ impl Handler<AccessToken> for WeChatClient {
         let (first, answer) = self.token_refresh.join(());
         if first {
             let started = Instant::now();
+            // The request that started the fetch: those that joined it share its lines.
+            let request_id = msg.request_id;
             ctx.spawn(
                 self.fetch_access_token()
                     .into_actor(self)
                     .map(move |result, act, _| {
-                        let result = result.map(|(reply, mode)| {
-                            if mode != act.token_mode {
+                        RequestId::sync_scope(request_id, || {
+                            act.access_token_fetched(result, started)
+                        })
+                    }),
+            );
+        }
+        answer
+    }
+}
+
+impl WeChatClient {
+    /// Caches (or not) what a token fetch brought, logs it, and answers its waiters.
+    fn access_token_fetched(
+        &mut self,
+        result: Reply<(AccessTokenReply, AccessTokenMode)>,
+        started: Instant,
+    ) {
+        let result = result.map(|(reply, mode)| {
+                            if mode != self.token_mode {
                                 log::warn!(
                                     "WECHAT_API_BASE has no /cgi-bin/stable_token: access tokens come from /cgi-bin/token from now on (WECHAT_TOKEN_MODE=plain says so up front)"
                                 );
-                                act.token_mode = mode;
+                                self.token_mode = mode;
                             }
                             let lifetime = Duration::from_secs(reply.expires_in);
                             let margin = TOKEN_MARGIN.min(lifetime / 10);
-                            act.token = Some(CachedToken {
+                            self.token = Some(CachedToken {
                                 token: reply.access_token.clone(),
                                 fetched_at: started,
                                 usable_until: started + lifetime - margin,
@@ -154,14 +182,10 @@ impl Handler<AccessToken> for WeChatClient {
                             );
                             reply.access_token
                         });
-                        if let Err(e) = &result {
-                            log::warn!("cannot fetch a WeChat access token: {e}");
-                        }
-                        act.token_refresh.finish(&(), &result);
-                    }),
-            );
+        if let Err(e) = &result {
+            log::warn!("cannot fetch a WeChat access token: {e}");
         }
-        answer
+        self.token_refresh.finish(&(), &result);
     }
 }
 
