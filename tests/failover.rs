@@ -408,16 +408,18 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
         }
     }
 
-    let record = driver.record.borrow();
+    let (outcomes, logins) = {
+        let record = driver.record.borrow();
+        (record.outcomes.clone(), record.logins.clone())
+    };
     // Every request got an envelope in time, even while there was no primary.
-    for o in &record.outcomes {
+    for o in &outcomes {
         assert!(o.errno.is_some(), "no envelope: {o:?}");
         assert!(o.latency < CLIENT_TIMEOUT, "too slow: {o:?}");
     }
     // Logins came back on both instances soon after the promotion.
     for (instance, listener_back) in listener_back.iter().enumerate() {
-        let first_ok = record
-            .outcomes
+        let first_ok = outcomes
             .iter()
             .filter(|o| {
                 o.instance == instance
@@ -439,11 +441,7 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
             "logins resumed after {resumed:?}"
         );
     }
-    let after: Vec<&Outcome> = record
-        .outcomes
-        .iter()
-        .filter(|o| o.phase == "after")
-        .collect();
+    let after: Vec<&Outcome> = outcomes.iter().filter(|o| o.phase == "after").collect();
     assert!(after.len() > 10, "load ran after the failover");
     assert!(
         after.iter().all(|o| o.errno == Some(0)),
@@ -458,9 +456,7 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
     // logged out above, and its token works on both instances.
     let new_primary =
         format!("postgres://postgres@127.0.0.1:{standby_port}/{DATABASE}?sslmode=disable");
-    let logins = record.logins.clone();
     let during = logins.len() - before.len();
-    drop(record);
     let mut conn = PgConnection::establish(&new_primary).expect("connect to the new primary");
     for login in &logins {
         let live: N = diesel::sql_query(
