@@ -58,17 +58,16 @@ pub fn captured_logs() -> Vec<String> {
     LOGS.lock().unwrap_or_else(|p| p.into_inner()).clone()
 }
 
+/// Every log line captured so far, as `LOG_FORMAT=json` writes it.
+pub fn captured_json_logs() -> Vec<String> {
+    JSON_LOGS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Every log line captured so far in both formats, `text` then `json`: what a search for
 /// leaked secrets must look through.
 pub fn captured_logs_in_every_format() -> Vec<String> {
     let mut lines = captured_logs();
-    lines.extend(
-        JSON_LOGS
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned(),
-    );
+    lines.extend(captured_json_logs());
     lines
 }
 

@@ -261,3 +261,34 @@ fn in_json_a_start_error_is_a_json_line_too() {
         "{stderr}"
     );
 }
+
+/// In process, through the harness's log capture: the access token a bindPhone needs is fetched
+/// by the WeChat actor on its own task, and its line still names the bindPhone's request.
+#[actix_web::test]
+async fn an_access_token_fetched_for_a_request_is_logged_with_its_id() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let token = app.login_ok("json-log-phone").await;
+    let code = app
+        .fake
+        .mint_phone_code(&app.fake.openid_for("json-log-phone"), "13800138000");
+    let reply = app.bind_phone_code(&code, &token).await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let id = reply
+        .header("x-request-id")
+        .expect("a request id")
+        .to_string();
+    let lines: Vec<Value> = crate::helpers::captured_json_logs()
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .filter(|l: &Value| l["request_id"] == id.as_str())
+        .collect();
+    assert!(
+        lines.iter().any(|l| {
+            l["target"] == "wxauth::actors::wechat::access_token"
+                && l["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("fetched a WeChat access token"))
+        }),
+        "the actor's line carries the request's id: {lines:?}"
+    );
+}
