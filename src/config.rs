@@ -48,6 +48,26 @@ pub enum AccessTokenMode {
     Plain,
 }
 
+/// How log lines are written to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// env_logger's own lines, for people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+impl LogFormat {
+    /// `LOG_FORMAT` from the environment, for the logger that starts before `Config` is read; an
+    /// invalid value gives `Text` here, and `Config::from_env` then refuses it.
+    pub fn from_env() -> LogFormat {
+        LOG_FORMAT
+            .read(&Source(&|name| std::env::var(name).ok()))
+            .unwrap_or_default()
+    }
+}
+
 /// Where the WeChatClient sends its requests.
 #[derive(Debug, Clone)]
 pub enum WeChatMode {
@@ -110,6 +130,9 @@ pub struct Config {
     pub login_log_flush: Duration,
     /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
     pub bench_endpoints: bool,
+    /// How the binary's log lines look (its logger is set up before `Config` is read: this
+    /// copy makes an invalid value stop the start like any other).
+    pub log_format: LogFormat,
     /// How long after `auth/deactivate` the account's data is erased; a login before then restores
     /// the account. Zero: erased at once.
     pub account_deletion_grace: Duration,
@@ -246,6 +269,7 @@ impl Config {
         let dev_mode_on_network = dev_mode_on_network(src, !production, bind_addr)?;
         let token_header = parse_token_header(&TOKEN_HEADER.value(src))?;
         let shutdown_drain = Duration::from_secs(SHUTDOWN_DRAIN_SECS.read(src)?);
+        let log_format = LOG_FORMAT.read(src)?;
 
         Ok(Config {
             database_url,
@@ -279,6 +303,7 @@ impl Config {
             dev_mode_on_network,
             token_header,
             shutdown_drain,
+            log_format,
         })
     }
 

@@ -18,6 +18,7 @@ pub mod dev;
 pub mod domain;
 pub mod error;
 pub(crate) mod log_throttle;
+pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod random;
 pub(crate) mod read_batch;

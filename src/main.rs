@@ -1,8 +1,9 @@
 use std::process::ExitCode;
 
 use wxauth::announce::Announcement;
-use wxauth::config::{self, Config};
+use wxauth::config::{Config, LogFormat};
 use wxauth::db::demo;
+use wxauth::logging;
 use wxauth::startup::Application;
 
 const USAGE: &str = "\
@@ -11,12 +12,10 @@ usage: wxauth                       serve the API (configuration: see README)
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    // Before the logger starts: RUST_LOG may be set in `.env` too.
+    // Before the logger starts: RUST_LOG and LOG_FORMAT may be set in `.env` too.
     let dotenv = Config::load_dotenv();
-    env_logger::Builder::from_env(
-        env_logger::Env::default().filter_or(config::RUST_LOG.name, config::RUST_LOG.default),
-    )
-    .init();
+    let log_format = LogFormat::from_env();
+    logging::init(log_format);
 
     let args: Vec<String> = std::env::args().skip(1).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -37,14 +36,30 @@ async fn main() -> ExitCode {
     let config = match dotenv.and_then(|()| Config::from_env()) {
         Ok(c) => c,
         Err(e) => {
-            log::error!("{e}");
-            eprintln!("wxauth: {e}");
+            fatal(log_format, &e.to_string());
             return ExitCode::from(2);
         }
     };
     match seed_demo {
         Some(force) => seed(&config, force),
         None => serve(config).await,
+    }
+}
+
+/// Why the binary cannot start, said whatever `RUST_LOG` lets through: in `text` a log line and
+/// a plain `wxauth: ...` line; in `json` one `json` line, so that stderr stays parseable.
+fn fatal(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Text => {
+            log::error!("{message}");
+            eprintln!("wxauth: {message}");
+        }
+        LogFormat::Json => {
+            eprintln!(
+                "{}",
+                logging::json_text(log::Level::Error, "wxauth", message)
+            );
+        }
     }
 }
 
@@ -71,11 +86,11 @@ fn seed(config: &Config, force: bool) -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     let announcement = Announcement::new(&config);
+    let log_format = config.log_format;
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
-            log::error!("cannot start: {e}");
-            eprintln!("wxauth: cannot start: {e}");
+            fatal(log_format, &format!("cannot start: {e}"));
             return ExitCode::from(1);
         }
     };

@@ -18,6 +18,7 @@ use crate::domain::{
     LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
 };
 use crate::error::ApiError;
+use crate::logging::RequestId;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
 use crate::wechat::{JsCode, mask_openid};
@@ -210,7 +211,14 @@ async fn sign_in(
         });
     }
     let in_flight = state.wechat_latency.start();
-    let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code))).await;
+    let exchange = tokio::time::timeout(
+        wechat_time,
+        state.wechat.send(Code2Session {
+            code,
+            request_id: RequestId::current(),
+        }),
+    )
+    .await;
     in_flight.ended();
     let session = exchange.map_err(|_| ApiError::WxTimeout)???;
     who.openid_masked = mask_openid(&session.openid);

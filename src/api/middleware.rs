@@ -13,6 +13,7 @@ use actix_web::{Error, ResponseError};
 
 use super::AppState;
 use crate::error::{ApiError, BUSY_ERRNO, Errno};
+use crate::logging::RequestId;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
 
 /// Every answer within the mini-program's 3 s `wx.request` timeout: an answer later than that is
@@ -90,16 +91,18 @@ fn request_id(req: &ServiceRequest) -> String {
 
 /// One line per request: request id, method, route pattern (never the raw path or query, which
 /// can carry codes), status, errno and latency; the id is also returned in `X-Request-Id`, so a
-/// client's report can be matched to the line. Tokens, bodies and headers are never logged.
+/// client's report can be matched to the line. Tokens, bodies and headers are never logged. The
+/// request runs as `RequestId::scope`, so every line it causes carries the id in `json` logs.
 pub(crate) async fn request_log(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let id = request_id(&req);
+    let in_request = Some(RequestId::new(&id));
     // A made-up method can be kilobytes long: the log gets the same closed set as the metrics.
     let method = method_label(req.method());
-    let mut res = next.call(req).await?;
+    let mut res = RequestId::scope(in_request.clone(), next.call(req)).await?;
     let route = res
         .request()
         .match_pattern()
@@ -109,12 +112,14 @@ pub(crate) async fn request_log(
     // as much as the refusal under exactly the load that causes them.
     if errno != Some(BUSY_ERRNO) {
         let errno = errno.map_or_else(|| "-".to_string(), |e| e.to_string());
-        log::info!(
-            target: "wxauth::request",
-            "{id} {method} {route} {} errno={errno} {:.1}ms",
-            res.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0
-        );
+        RequestId::sync_scope(in_request, || {
+            log::info!(
+                target: "wxauth::request",
+                "{id} {method} {route} {} errno={errno} {:.1}ms",
+                res.status().as_u16(),
+                started.elapsed().as_secs_f64() * 1000.0
+            )
+        });
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut()

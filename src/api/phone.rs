@@ -10,6 +10,7 @@ use super::{ApiResult, AppState, ok};
 use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
 use crate::domain::{MobileBinding, WxUser};
 use crate::error::ApiError;
+use crate::logging::RequestId;
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
 use crate::wechat::{PhoneInfo, WeChatError, errcode};
 
@@ -110,6 +111,7 @@ async fn by_code(state: &AppState, user: &WxUser, code: String) -> Result<PhoneI
         .send(GetPhoneNumber {
             code,
             openid: user.weixin_openid.clone(),
+            request_id: RequestId::current(),
         })
         .await?;
     reply.map_err(|e| match e {
@@ -159,6 +161,7 @@ async fn by_open_data(
         .send(CheckSessionKey {
             openid: user.weixin_openid.clone(),
             session_key,
+            request_id: RequestId::current(),
         })
         .await??;
     if still_valid {

@@ -3,7 +3,7 @@
 //! value says what the declaration accepts, and a test holds the README's table and
 //! `.env.example` to `VARIABLES`.
 
-use super::{AccessTokenMode, ConfigError, invalid};
+use super::{AccessTokenMode, ConfigError, LogFormat, invalid};
 
 /// Where the values come from: the process environment, or a test's map.
 pub(super) struct Source<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);
@@ -237,6 +237,7 @@ pub const VARIABLES: &[&dyn Declared] = &[
     &TOKEN_HEADER,
     &BENCH_ENDPOINTS,
     &SHUTDOWN_DRAIN_SECS,
+    &LOG_FORMAT,
     &RUST_LOG,
 ];
 
@@ -543,6 +544,16 @@ pub(crate) const BENCH_ENDPOINTS: Choice<bool> = Choice {
     values: OFF_ON,
     help: "`1` serves `GET /bench/plain` and `GET /bench/auth` (same fixed body, the second \
            behind the token check) for `scripts/bench`; logged as a warning; never in production",
+};
+
+/// Read by the logger in `main` (leniently: an invalid value logs as `text` until `Config`
+/// refuses it with exit code 2).
+pub(crate) const LOG_FORMAT: Choice<LogFormat> = Choice {
+    name: "LOG_FORMAT",
+    values: &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+    help: "how log lines look on stderr: `text` (env_logger's lines, for people) or `json` (one \
+           object per line: `time`, `level`, `target`, `message`, and `request_id` on every line \
+           a request caused, for log pipelines)",
 };
 
 /// Read by the logger in `main`, not by `Config`.

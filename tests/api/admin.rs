@@ -14,7 +14,7 @@ use wxauth::db::schema::{login_log as login_log_table, wx_user};
 use wxauth::domain::LoginLogEntry;
 use wxauth::wechat::mask_openid;
 
-use crate::helpers::{TestApp, captured_logs};
+use crate::helpers::{TestApp, captured_logs_in_every_format};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
@@ -96,7 +96,7 @@ async fn admin_api_answers_401_without_a_token_403_with_a_wrong_one_and_200_with
     for reply in [&none, &wrong, &right] {
         assert!(!reply.raw.contains(ADMIN_TOKEN));
     }
-    for line in captured_logs() {
+    for line in captured_logs_in_every_format() {
         assert!(
             !line.contains(ADMIN_TOKEN) && !line.contains("0123456780"),
             "a log line holds an admin token: {line:.80}"

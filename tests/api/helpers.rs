@@ -22,6 +22,8 @@ pub const TEST_APPID: &str = "wxtest0123456789ab";
 // ---- log capture: every log line of every test, to look for leaked secrets ----
 
 static LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// The same records as the binary's `LOG_FORMAT=json` writes them.
+static JSON_LOGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 struct CaptureLogger;
 
@@ -29,9 +31,15 @@ impl log::Log for CaptureLogger {
     fn enabled(&self, _: &log::Metadata) -> bool {
         true
     }
+    /// Each record in both formats, so the searches for leaked secrets cover both.
     fn log(&self, record: &log::Record) {
         let line = format!("{} {}: {}", record.level(), record.target(), record.args());
         LOGS.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+        let json = wxauth::logging::json_line(record);
+        JSON_LOGS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(json);
     }
     fn flush(&self) {}
 }
@@ -48,6 +56,19 @@ pub fn init_logging() {
 /// Every log line captured so far, from all tests in this process.
 pub fn captured_logs() -> Vec<String> {
     LOGS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Every log line captured so far, as `LOG_FORMAT=json` writes it.
+pub fn captured_json_logs() -> Vec<String> {
+    JSON_LOGS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
+/// Every log line captured so far in both formats, `text` then `json`: what a search for
+/// leaked secrets must look through.
+pub fn captured_logs_in_every_format() -> Vec<String> {
+    let mut lines = captured_logs();
+    lines.extend(captured_json_logs());
+    lines
 }
 
 // ---- the app under test ----

@@ -14,6 +14,7 @@ mod hostile;
 mod limits;
 mod listener;
 mod login;
+mod logs;
 mod meetings;
 mod openapi;
 mod phone;

@@ -7,7 +7,7 @@ use wxauth::config::AccessTokenMode;
 use wxauth::db::schema::wx_user;
 use wxauth::dev::fake_wechat::Fault;
 
-use crate::helpers::{TEST_APPID, TestApp, captured_logs};
+use crate::helpers::{TEST_APPID, TestApp, captured_logs, captured_logs_in_every_format};
 
 const PHONE: &str = "13800138000";
 
@@ -354,7 +354,7 @@ async fn session_keys_phone_numbers_and_access_tokens_stay_out_of_responses_and_
     let reply = app.bind_phone_open_data(&data, &iv, &token).await;
     assert_eq!(reply.errno(), 0);
     assert!(!reply.raw.contains(&key));
-    for line in captured_logs() {
+    for line in captured_logs_in_every_format() {
         assert!(!line.contains(&key), "session_key in a log line");
         assert!(!line.contains("13712345678"), "phone number in a log line");
         assert!(!line.contains(&data), "encryptedData in a log line");

@@ -10,7 +10,7 @@ use serde_json::json;
 use wxauth::db::setup;
 
 use crate::database::{DropDb, pg_url};
-use crate::helpers::{TestApp, captured_logs};
+use crate::helpers::{TestApp, captured_logs, captured_logs_in_every_format};
 
 #[test]
 fn two_instances_preparing_one_new_database_at_once_both_succeed() {
@@ -94,10 +94,11 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
             assert!(!reply.raw.contains(secret), "a response holds a secret");
         }
     }
-    let logs = captured_logs();
+    let logs = captured_logs_in_every_format();
     assert!(
-        logs.iter().any(|l| l.contains("login ok")),
-        "logging was captured"
+        logs.iter()
+            .any(|l| l.contains("login ok") && l.starts_with('{')),
+        "logging was captured, as JSON too"
     );
     for line in &logs {
         for secret in secrets.iter().chain([&token.as_str()]) {

@@ -14,6 +14,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::{Reply, WeChatClient};
 use crate::config::AccessTokenMode;
+use crate::logging::RequestId;
 use crate::wechat::{AccessTokenReply, WeChatError, errcode, parse_reply};
 
 /// Refresh this long before WeChat says the token expires (WeChat's own overlap is 5 minutes).
@@ -148,19 +149,22 @@ impl WeChatClient {
     }
 
     /// Runs a call that needs `owner`'s access token; on a stale-token errcode, refreshes once
-    /// and retries once.
+    /// and retries once. The call's lines, and those of a token fetch it starts, carry
+    /// `request_id`.
     pub(super) fn with_access_token<T: 'static>(
         ctx: &mut Context<Self>,
         owner: TokenOwner,
+        request_id: Option<RequestId>,
         call: impl Fn(String) -> LocalBoxFuture<'static, Reply<T>> + 'static,
     ) -> LocalBoxFuture<'static, Reply<T>> {
         let me = ctx.address();
-        Box::pin(async move {
+        Box::pin(RequestId::scope(request_id.clone(), async move {
             let stopped = |_| WeChatError::Transport("wechat client stopped".into());
             let token = me
                 .send(AccessToken {
                     owner: owner.clone(),
                     refused: None,
+                    request_id: request_id.clone(),
                 })
                 .await
                 .map_err(stopped)??;
@@ -173,6 +177,7 @@ impl WeChatClient {
                         .send(AccessToken {
                             owner,
                             refused: Some(token),
+                            request_id,
                         })
                         .await
                         .map_err(stopped)??;
@@ -180,7 +185,7 @@ impl WeChatClient {
                 }
                 other => other,
             }
-        })
+        }))
     }
 }
 
@@ -191,6 +196,8 @@ impl WeChatClient {
 struct AccessToken {
     owner: TokenOwner,
     refused: Option<String>,
+    /// The request that needs it: a fetch it starts logs with its id.
+    request_id: Option<RequestId>,
 }
 
 impl Handler<AccessToken> for WeChatClient {
@@ -204,29 +211,45 @@ impl Handler<AccessToken> for WeChatClient {
         if first {
             let started = Instant::now();
             let owner = msg.owner;
+            // The request that started the fetch: those that joined it share its lines.
+            let request_id = msg.request_id;
             ctx.spawn(
                 self.fetch_token(&owner)
                     .into_actor(self)
                     .map(move |result, act, _| {
-                        let result = result.map(|(reply, mode)| {
-                            if let Some(mode) = mode.filter(|m| *m != act.token_mode) {
-                                log::warn!(
-                                    "WECHAT_API_BASE has no /cgi-bin/stable_token: access tokens come from /cgi-bin/token from now on (WECHAT_TOKEN_MODE=plain says so up front)"
-                                );
-                                act.token_mode = mode;
-                            }
-                            act.tokens.store(owner.clone(), &reply, started);
-                            log::info!("fetched a {owner} valid for {} s", reply.expires_in);
-                            reply.access_token
-                        });
-                        if let Err(e) = &result {
-                            log::warn!("cannot fetch a {owner}: {e}");
-                        }
-                        act.token_refresh.finish(&owner, &result);
+                        RequestId::sync_scope(request_id, || {
+                            act.access_token_fetched(owner, result, started)
+                        })
                     }),
             );
         }
         answer
+    }
+}
+
+impl WeChatClient {
+    /// Caches (or not) what a token fetch brought, logs it, and answers its waiters.
+    fn access_token_fetched(
+        &mut self,
+        owner: TokenOwner,
+        result: Reply<Fetched>,
+        started: Instant,
+    ) {
+        let result = result.map(|(reply, mode)| {
+            if let Some(mode) = mode.filter(|m| *m != self.token_mode) {
+                log::warn!(
+                    "WECHAT_API_BASE has no /cgi-bin/stable_token: access tokens come from /cgi-bin/token from now on (WECHAT_TOKEN_MODE=plain says so up front)"
+                );
+                self.token_mode = mode;
+            }
+            self.tokens.store(owner.clone(), &reply, started);
+            log::info!("fetched a {owner} valid for {} s", reply.expires_in);
+            reply.access_token
+        });
+        if let Err(e) = &result {
+            log::warn!("cannot fetch a {owner}: {e}");
+        }
+        self.token_refresh.finish(&owner, &result);
     }
 }
 

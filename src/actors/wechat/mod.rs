@@ -27,6 +27,7 @@ pub(crate) use self::stats::UpstreamStats;
 pub(crate) use self::transport::MAX_IN_FLIGHT;
 use self::transport::Upstream;
 use crate::config::{AccessTokenMode, Secret};
+use crate::logging::RequestId;
 use crate::metrics::Metrics;
 use crate::wechat::crypto::login_state_signature;
 use crate::wechat::wecom::{WeComApp, WeComSession};
@@ -106,16 +107,24 @@ impl Actor for WeChatClient {
 /// Exchange a `wx.login()` code for the user's openid and session_key.
 #[derive(Message)]
 #[rtype(result = "Result<WxSession, WeChatError>")]
-pub(crate) struct Code2Session(pub(crate) JsCode);
+pub(crate) struct Code2Session {
+    pub(crate) code: JsCode,
+    /// The login's request: the exchange's log lines carry its id.
+    pub(crate) request_id: Option<RequestId>,
+}
 
 impl Handler<Code2Session> for WeChatClient {
     type Result = ResponseFuture<Reply<WxSession>>;
 
     fn handle(&mut self, msg: Code2Session, ctx: &mut Self::Context) -> Self::Result {
-        let code = msg.0;
+        let Code2Session { code, request_id } = msg;
         let (first, answer) = self.logins_in_flight.join(code.clone());
         if !first {
-            log::debug!("jscode2session: joining an exchange already in flight for the same code");
+            RequestId::sync_scope(request_id, || {
+                log::debug!(
+                    "jscode2session: joining an exchange already in flight for the same code"
+                )
+            });
             return answer;
         }
         let started = Instant::now();
@@ -123,7 +132,8 @@ impl Handler<Code2Session> for WeChatClient {
             self.exchange_code(&code)
                 .into_actor(self)
                 .map(move |result, act, _| {
-                    match &result {
+                    // The first caller's request: the ones that joined it share its exchange.
+                    RequestId::sync_scope(request_id, || match &result {
                         Ok(s) => log::debug!(
                             "jscode2session ok for {} in {} ms",
                             mask_openid(&s.openid),
@@ -133,7 +143,7 @@ impl Handler<Code2Session> for WeChatClient {
                             "jscode2session failed in {} ms: {e}",
                             started.elapsed().as_millis()
                         ),
-                    }
+                    });
                     act.logins_in_flight.finish(&code, &result);
                 }),
         );
@@ -148,6 +158,8 @@ pub(crate) struct GetPhoneNumber {
     pub(crate) code: String,
     /// Lets WeChat check that the code belongs to this user.
     pub(crate) openid: String,
+    /// The request it serves: the access token's log lines carry its id.
+    pub(crate) request_id: Option<RequestId>,
 }
 
 impl Handler<GetPhoneNumber> for WeChatClient {
@@ -156,7 +168,7 @@ impl Handler<GetPhoneNumber> for WeChatClient {
     fn handle(&mut self, msg: GetPhoneNumber, ctx: &mut Self::Context) -> Self::Result {
         let upstream = self.upstream.clone();
         let body = serde_json::json!({ "code": msg.code, "openid": msg.openid });
-        Self::with_access_token(ctx, TokenOwner::MiniProgram, move |token| {
+        Self::with_access_token(ctx, TokenOwner::MiniProgram, msg.request_id, move |token| {
             let upstream = upstream.clone();
             let body = body.clone();
             Box::pin(async move {
@@ -176,6 +188,8 @@ impl Handler<GetPhoneNumber> for WeChatClient {
 pub(crate) struct CheckSessionKey {
     pub(crate) openid: String,
     pub(crate) session_key: SessionKey,
+    /// The request it serves: the access token's log lines carry its id.
+    pub(crate) request_id: Option<RequestId>,
 }
 
 impl Handler<CheckSessionKey> for WeChatClient {
@@ -186,7 +200,7 @@ impl Handler<CheckSessionKey> for WeChatClient {
         // The key itself never travels: WeChat checks an HMAC made with it.
         let signature = login_state_signature(msg.session_key.expose(), "");
         let openid = msg.openid;
-        Self::with_access_token(ctx, TokenOwner::MiniProgram, move |token| {
+        Self::with_access_token(ctx, TokenOwner::MiniProgram, msg.request_id, move |token| {
             let upstream = upstream.clone();
             let query = [
                 ("access_token", token),

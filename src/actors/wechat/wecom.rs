@@ -65,6 +65,8 @@ fn not_configured(corpid: &str) -> WeChatError {
 pub(crate) struct WeComLogin {
     pub(crate) corpid: String,
     pub(crate) code: JsCode,
+    /// The request it serves: the exchange's lines carry its id.
+    pub(crate) request_id: Option<crate::logging::RequestId>,
 }
 
 impl Handler<WeComLogin> for WeChatClient {
@@ -86,8 +88,11 @@ impl Handler<WeComLogin> for WeChatClient {
         let started = Instant::now();
         let upstream = self.wecom.clone();
         let code = key.1.clone();
-        let exchange =
-            Self::with_access_token(ctx, TokenOwner::Corp(key.0.clone()), move |token| {
+        let exchange = Self::with_access_token(
+            ctx,
+            TokenOwner::Corp(key.0.clone()),
+            msg.request_id,
+            move |token| {
                 let upstream = upstream.clone();
                 let code = code.clone();
                 Box::pin(async move {
@@ -101,7 +106,8 @@ impl Handler<WeComLogin> for WeChatClient {
                     )?;
                     upstream.call(request, None, parse_jscode2session).await
                 })
-            });
+            },
+        );
         ctx.spawn(exchange.into_actor(self).map(move |result, act, _| {
             let (asked, _) = &key;
             let result = result.and_then(|s| {
@@ -261,6 +267,7 @@ mod tests {
                 .send(WeComLogin {
                     corpid: corpid.to_string(),
                     code,
+                    request_id: None,
                 })
                 .await
                 .expect("client running")
