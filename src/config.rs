@@ -48,6 +48,15 @@ pub enum AccessTokenMode {
     Plain,
 }
 
+/// What a meeting gets when WeChat's content check cannot be made (`CONTENT_CHECK_ON_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFailure {
+    /// Refused with WeChat's errno (714/715/716); nothing stored.
+    Refuse,
+    /// Stored pending an admin's review.
+    Review,
+}
+
 /// Where the WeChatClient sends its requests.
 #[derive(Debug, Clone)]
 pub enum WeChatMode {
@@ -73,6 +82,10 @@ pub struct Config {
     pub wechat: WeChatMode,
     pub wechat_timeout: Duration,
     pub access_token_mode: AccessTokenMode,
+    /// `CONTENT_CHECK`: user text others will see goes through WeChat's msgSecCheck.
+    pub content_check: bool,
+    /// `CONTENT_CHECK_ON_ERROR`.
+    pub content_check_on_error: CheckFailure,
     pub(crate) jwt_secret: Secret,
     /// True when no `JWT_SECRET` was configured and one was generated for this process.
     pub(crate) jwt_secret_generated: bool,
@@ -208,6 +221,8 @@ impl Config {
         let production = matches!(wechat, WeChatMode::Upstream { .. });
         let wechat_timeout = Duration::from_millis(WECHAT_TIMEOUT_MS.read(src)?);
         let access_token_mode = WECHAT_TOKEN_MODE.read(src)?;
+        let content_check = CONTENT_CHECK.read(src)?;
+        let content_check_on_error = CONTENT_CHECK_ON_ERROR.read(src)?;
         let (jwt_secret, jwt_secret_generated) = jwt_secret(src, production)?;
         let token_ttl = Duration::from_secs(TOKEN_TTL_SECS.read(src)?);
         let session_max_lifetime = Duration::from_secs(SESSION_MAX_LIFETIME_SECS.read(src)?);
@@ -252,6 +267,8 @@ impl Config {
             wechat,
             wechat_timeout,
             access_token_mode,
+            content_check,
+            content_check_on_error,
             jwt_secret,
             jwt_secret_generated,
             token_ttl,

@@ -25,7 +25,8 @@ use crate::db::{DbError, PgPool, export, login_log, meetings, sessions, setup, s
 use crate::domain::{
     DeletionCounts, HomePage, JoinOutcome, LiveSession, LoginAttempt, LoginRecord, LoginSummary,
     MeetingDraft, MeetingInfo, MeetingPage, MobileBinding, NewSessionMeta, Pending, PersonalData,
-    ProfileEdit, Restore, SignIn, SwiperImage, UserMeetingCounts, WxUser,
+    ProfileEdit, Restore, ReviewDecision, ReviewOutcome, SignIn, SwiperImage, UserMeetingCounts,
+    WxUser,
 };
 use crate::read_batch::{LoadBatch, ReadBatcher};
 use crate::wechat::SessionKey;
@@ -383,13 +384,32 @@ impl DbHandle {
         self.run(move |c, _| meetings::find(c, id)).await
     }
 
+    /// `review`: the meeting's `review_state` (pending when the content check asked for one).
     pub(crate) async fn publish_meeting(
         &self,
         publisher_id: i64,
         draft: MeetingDraft,
+        review: i16,
         now: DateTime<Utc>,
     ) -> DbResult<MeetingInfo> {
-        self.run(move |c, _| meetings::publish(c, publisher_id, &draft, now))
+        self.run(move |c, _| meetings::publish(c, publisher_id, &draft, review, now))
+            .await
+    }
+
+    /// An admin approves or rejects a meeting.
+    pub(crate) async fn review_meeting(
+        &self,
+        id: i64,
+        decision: ReviewDecision,
+        now: DateTime<Utc>,
+    ) -> DbResult<ReviewOutcome> {
+        self.run(move |c, _| meetings::review(c, id, decision, now))
+            .await
+    }
+
+    /// The meetings waiting for an admin, oldest first.
+    pub(crate) async fn meetings_pending_review(&self, limit: i64) -> DbResult<Vec<MeetingInfo>> {
+        self.run(move |c, _| meetings::pending_review(c, limit))
             .await
     }
 

@@ -5,14 +5,16 @@
 //! send ISO 8601 with an offset or `Z`, or without an offset (`2026-12-01T09:30[:00]`), which is
 //! read as China Standard Time: that is what the mini-program's date and time pickers produce.
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::content_check::{self, Text, Verdict};
 use super::extract::{AuthUser, JsonBody, QueryParams};
 use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
-use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state};
+use crate::actors::wechat::Scene;
+use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state, review_state};
 use crate::error::ApiError;
 
 pub(crate) const DEFAULT_LIMIT: i64 = 10;
@@ -42,6 +44,10 @@ pub(crate) struct MeetingView {
     pub(crate) publisher_nickname: String,
     pub(crate) member_count: i64,
     pub(crate) add_time: String,
+    /// Content security: `visible` to everyone, or (only its publisher sees these) `pending` an
+    /// admin's review, or `rejected`.
+    #[schema(example = "visible")]
+    pub(crate) review: &'static str,
 }
 
 impl From<MeetingInfo> for MeetingView {
@@ -60,6 +66,7 @@ impl From<MeetingInfo> for MeetingView {
             publisher_nickname: info.publisher_nickname,
             member_count: info.member_count,
             add_time: client_time(m.add_time),
+            review: review_state::word(m.review_state),
         }
     }
 }
@@ -121,8 +128,13 @@ pub(crate) async fn list(state: web::Data<AppState>, query: QueryParams) -> ApiR
     })
 }
 
-/// `GET meeting/detail?id=`.
-pub(crate) async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
+/// `GET meeting/detail?id=`. A meeting pending review or rejected is shown only to its
+/// publisher (with the token); to anyone else it does not exist.
+pub(crate) async fn detail(
+    state: web::Data<AppState>,
+    query: QueryParams,
+    viewer: Option<AuthUser>,
+) -> ApiResult {
     let id = query
         .number("id", 1..=i64::MAX)?
         .ok_or_else(|| ApiError::bad_argument("id is required"))?;
@@ -130,6 +142,12 @@ pub(crate) async fn detail(state: web::Data<AppState>, query: QueryParams) -> Ap
         .db
         .meeting(id)
         .await?
+        .filter(|m| {
+            m.meeting.review_state == review_state::VISIBLE
+                || viewer
+                    .as_ref()
+                    .is_some_and(|v| v.user_id == m.meeting.publisher_id)
+        })
         .ok_or_else(|| no_such_meeting(id))?;
     ok(MeetingView::from(found))
 }
@@ -235,20 +253,47 @@ fn cover_url(url: &str) -> Result<String, ApiError> {
 }
 
 /// `POST meeting/publish` `{title, content, location, startTime, endTime, cover?}` → the meeting.
+/// Title, content and location go through the content check first (see `content_check`): a
+/// risky one is refused with nothing stored, one WeChat wants reviewed is stored pending.
 pub(crate) async fn publish(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     JsonBody(body): JsonBody<PublishRequest>,
 ) -> ApiResult {
     let draft = body.validate()?;
+    let texts = [
+        Text {
+            field: "title",
+            value: &draft.title,
+        },
+        Text {
+            field: "content",
+            value: &draft.content,
+        },
+        Text {
+            field: "location",
+            value: &draft.location,
+        },
+    ];
+    let verdict = content_check::check(&state, &req, &user, Scene::Forum, &texts, true).await?;
+    let review = match verdict {
+        Verdict::Pass => review_state::VISIBLE,
+        Verdict::Review => review_state::PENDING,
+    };
     let published = state
         .db
-        .publish_meeting(user.user_id, draft, Utc::now())
+        .publish_meeting(user.user_id, draft, review, Utc::now())
         .await?;
     log::info!(
-        "meeting {} published by user {}",
+        "meeting {} published by user {}{}",
         published.meeting.id,
-        user.user_id
+        user.user_id,
+        if review == review_state::PENDING {
+            ", pending review"
+        } else {
+            ""
+        }
     );
     ok(MeetingView::from(published))
 }

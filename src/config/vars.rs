@@ -3,7 +3,7 @@
 //! value says what the declaration accepts, and a test holds the README's table and
 //! `.env.example` to `VARIABLES`.
 
-use super::{AccessTokenMode, ConfigError, invalid};
+use super::{AccessTokenMode, CheckFailure, ConfigError, invalid};
 
 /// Where the values come from: the process environment, or a test's map.
 pub(super) struct Source<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);
@@ -215,6 +215,8 @@ pub const VARIABLES: &[&dyn Declared] = &[
     &WECHAT_API_BASE,
     &WECHAT_TIMEOUT_MS,
     &WECHAT_TOKEN_MODE,
+    &CONTENT_CHECK,
+    &CONTENT_CHECK_ON_ERROR,
     &JWT_SECRET,
     &TOKEN_TTL_SECS,
     &SESSION_MAX_LIFETIME_SECS,
@@ -378,6 +380,27 @@ pub(crate) const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
            several instances; a server without that endpoint, answering HTTP 404 or 405, is \
            switched to `GET /cgi-bin/token` with a warning) or `plain` (`GET /cgi-bin/token`, for \
            accounts that need it)",
+};
+
+// ---- content security ----
+
+pub(crate) const CONTENT_CHECK: Choice<bool> = Choice {
+    name: "CONTENT_CHECK",
+    values: &[("on", true), ("off", false)],
+    help: "`on`: every text other users will see (meeting `title`, `content`, `location`; \
+           `nickName`) goes through WeChat's `msgSecCheck` (version 2) before it is stored; \
+           `off`: nothing is checked (see [Content security](#content-security))",
+};
+
+pub(crate) const CONTENT_CHECK_ON_ERROR: Choice<CheckFailure> = Choice {
+    name: "CONTENT_CHECK_ON_ERROR",
+    values: &[
+        ("refuse", CheckFailure::Refuse),
+        ("review", CheckFailure::Review),
+    ],
+    help: "when the check cannot be made (WeChat busy, slow, garbage, 61010, over 4000 checks a \
+           minute): `refuse` answers errno 714/715/716 and stores nothing; `review` stores the \
+           meeting pending an admin's review (a nickname is refused either way)",
 };
 
 // ---- tokens and sessions ----

@@ -27,6 +27,7 @@ diesel::table! {
         cover -> Varchar,
         add_time -> Timestamptz,
         update_time -> Timestamptz,
+        review_state -> Int2,
     }
 }
 

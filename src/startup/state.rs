@@ -170,6 +170,10 @@ pub(super) async fn build(
         )),
         limits,
         appid,
+        content_check: crate::api::content_check::ContentCheck {
+            enabled: config.content_check,
+            on_error: config.content_check_on_error,
+        },
         metrics,
         admin,
         started: Started::now(),

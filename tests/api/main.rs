@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod binary;
+mod content;
 mod database;
 mod db_proxy;
 mod deletion;

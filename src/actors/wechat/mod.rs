@@ -4,10 +4,13 @@
 //! - Identical login codes in flight at once are exchanged once: WeChat would refuse the second
 //!   exchange (40163), so a double tap in the mini-program would log in and then show an error.
 //! - The access token is cached and refreshed single-flight (`access_token.rs`).
+//! - Content checks and subscribe messages (`content.rs`) use the same token; content checks
+//!   stay within WeChat's per-app allowance.
 //! - Every round trip goes through `transport.rs` (bounded, timed) and is counted for the status
 //!   page (`stats.rs`) and the metrics.
 
 mod access_token;
+mod content;
 mod single_flight;
 mod stats;
 mod transport;
@@ -18,6 +21,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use self::access_token::CachedToken;
+use self::content::CheckWindow;
+pub(crate) use self::content::{CHECKS_PER_MINUTE, MsgSecCheck, Scene};
 use self::single_flight::SingleFlight;
 pub(crate) use self::stats::UpstreamStats;
 pub(crate) use self::transport::MAX_IN_FLIGHT;
@@ -41,6 +46,8 @@ pub(crate) struct WeChatClient {
     token: Option<CachedToken>,
     /// The callers waiting for the token refresh in flight, if one is.
     token_refresh: SingleFlight<(), String>,
+    /// What is left of WeChat's content-check allowance for this app.
+    content_checks: CheckWindow,
 }
 
 impl WeChatClient {
@@ -60,6 +67,7 @@ impl WeChatClient {
             logins_in_flight: SingleFlight::default(),
             token: None,
             token_refresh: SingleFlight::default(),
+            content_checks: CheckWindow::new(CHECKS_PER_MINUTE),
         }
     }
 

@@ -52,6 +52,9 @@ struct StatusView {
     /// Account deletions users asked for (or the admin made); `None` when the database could not
     /// be asked.
     deletions: Option<DeletionsView>,
+    /// Meetings waiting for an admin's review (content security), oldest first; `None` when the
+    /// database could not be asked.
+    pending_review: Option<Vec<PendingMeeting>>,
     /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
     errnos: ErrnoLabels,
 }
@@ -65,6 +68,21 @@ struct AdmissionView {
     reads: AdmissionStats,
     /// Refusals since start, by what was full: `login`, `read`, `wechat`.
     refused: BTreeMap<&'static str, u64>,
+}
+
+/// Pending meetings shown on the page.
+const PENDING_SHOWN: i64 = 50;
+
+#[derive(Debug, Serialize)]
+struct PendingMeeting {
+    id: i64,
+    title: String,
+    content: String,
+    location: String,
+    start_time: String,
+    publisher_id: i64,
+    publisher_nickname: String,
+    add_time: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -210,14 +228,39 @@ fn is_upstream_fault(label: &str) -> bool {
 pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
     let now = Utc::now();
     let ready_started = Instant::now();
-    let (ready, logins, wechat, sessions, deletions) = futures_util::future::join5(
-        tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
-        tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
-        tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
-        tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
-        tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
-    )
-    .await;
+    let ((ready, logins, wechat, sessions, deletions), pending_review) =
+        futures_util::future::join(
+            futures_util::future::join5(
+                tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
+                tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
+                tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
+                tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
+                tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
+            ),
+            tokio::time::timeout(
+                PART_TIMEOUT,
+                state.db.meetings_pending_review(PENDING_SHOWN),
+            ),
+        )
+        .await;
+    let pending_review = match pending_review {
+        Ok(Ok(meetings)) => Some(
+            meetings
+                .into_iter()
+                .map(|info| PendingMeeting {
+                    id: info.meeting.id,
+                    title: info.meeting.title,
+                    content: info.meeting.content,
+                    location: info.meeting.location,
+                    start_time: rfc3339(info.meeting.start_time),
+                    publisher_id: info.meeting.publisher_id,
+                    publisher_nickname: info.publisher_nickname,
+                    add_time: rfc3339(info.meeting.add_time),
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
     let mut problems = Vec::new();
     let mut down = false;
 
@@ -344,6 +387,7 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         listener,
         logins,
         deletions,
+        pending_review,
         errnos: ErrnoLabels,
         admission: AdmissionView {
             logins: state.login_admission.stats(),
