@@ -21,7 +21,9 @@ use crate::admission::{Admission, Busy, Permit};
 use crate::db::deletion::{self, Swept};
 use crate::db::demo::{self, SeedReport};
 use crate::db::sealed::SessionKeyCipher;
-use crate::db::{DbError, PgPool, export, login_log, meetings, sessions, setup, swiper, users};
+use crate::db::{
+    DbError, PgPool, export, login_log, meetings, reminders, sessions, setup, swiper, users,
+};
 use crate::domain::{
     DeletionCounts, HomePage, JoinOutcome, LiveSession, LoginAttempt, LoginRecord, LoginSummary,
     MeetingDraft, MeetingInfo, MeetingPage, MobileBinding, NewSessionMeta, Pending, PersonalData,
@@ -405,6 +407,47 @@ impl DbHandle {
     ) -> DbResult<ReviewOutcome> {
         self.run(move |c, _| meetings::review(c, id, decision, now))
             .await
+    }
+
+    /// A member's answer to the reminder template for a meeting.
+    pub(crate) async fn subscribe_reminder(
+        &self,
+        meeting_id: i64,
+        user_id: i64,
+        template_id: String,
+        consent: bool,
+        now: DateTime<Utc>,
+    ) -> DbResult<reminders::SubscribeOutcome> {
+        self.run(move |c, _| {
+            reminders::subscribe(c, meeting_id, user_id, &template_id, consent, now)
+        })
+        .await
+    }
+
+    /// Claims reminders due within `lead` (the sender, on the upkeep lane).
+    pub(crate) async fn claim_reminders(
+        &self,
+        template_id: String,
+        now: DateTime<Utc>,
+        lead: TimeDelta,
+        limit: i64,
+    ) -> DbResult<Vec<reminders::DueReminder>> {
+        self.run(move |c, _| reminders::claim_due(c, &template_id, now, lead, limit))
+            .await
+    }
+
+    /// Writes how claimed reminders ended.
+    pub(crate) async fn finish_reminders(
+        &self,
+        outcomes: Vec<(i64, i64, reminders::Outcome)>,
+        now: DateTime<Utc>,
+    ) -> DbResult<usize> {
+        self.run(move |c, _| reminders::finish(c, &outcomes, now))
+            .await
+    }
+
+    pub(crate) async fn reminder_counts(&self) -> DbResult<reminders::ReminderCounts> {
+        self.run(|c, _| reminders::counts(c)).await
     }
 
     /// The meetings waiting for an admin, oldest first.

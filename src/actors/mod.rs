@@ -6,6 +6,7 @@ pub(crate) mod db_executor;
 pub(crate) mod deletion;
 pub mod listener;
 pub mod login_log;
+pub(crate) mod reminder;
 pub mod session;
 pub(crate) mod wechat;
 

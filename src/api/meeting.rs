@@ -14,6 +14,7 @@ use super::extract::{AuthUser, JsonBody, QueryParams};
 use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
 use crate::actors::wechat::Scene;
+use crate::db::reminders::SubscribeOutcome;
 use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state, review_state};
 use crate::error::ApiError;
 
@@ -363,6 +364,86 @@ pub(crate) async fn leave(
         joined: false,
         member_count,
     })
+}
+
+/// What `wx.requestSubscribeMessage` answered for the reminder template.
+const CONSENTS: [&str; 3] = ["accept", "acceptWithAlert", "acceptWithAudio"];
+const DECLINES: [&str; 3] = ["reject", "ban", "filter"];
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SubscribeRequest {
+    /// The meeting, which the user has joined.
+    #[schema(required = true, minimum = 1)]
+    id: Option<i64>,
+    /// The reminder template id the client asked for (`REMINDER_TEMPLATE_ID`).
+    #[schema(required = true, max_length = 128)]
+    template_id: Option<String>,
+    /// `wx.requestSubscribeMessage`'s answer for that template: `accept`, `acceptWithAlert` or
+    /// `acceptWithAudio` consent to one reminder; `reject`, `ban` or `filter` do not.
+    #[schema(required = true, example = "accept")]
+    result: Option<String>,
+}
+
+/// The member's reminder after `meeting/subscribe`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Subscription {
+    pub(crate) id: i64,
+    pub(crate) template_id: String,
+    /// Whether a reminder for this meeting will be (or was) sent to the user.
+    pub(crate) subscribed: bool,
+}
+
+/// `POST meeting/subscribe` `{id, templateId, result}`: the user's answer to the reminder
+/// template, for a meeting the user has joined. A consent gives one reminder, sent
+/// `REMINDER_LEAD_MINS` before the start.
+pub(crate) async fn subscribe(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<SubscribeRequest>,
+) -> ApiResult {
+    let id = MeetingIdRequest { id: body.id }.id()?;
+    let template_id = required("templateId", body.template_id)?;
+    let result = required("result", body.result)?;
+    let consent = if CONSENTS.contains(&result.as_str()) {
+        true
+    } else if DECLINES.contains(&result.as_str()) {
+        false
+    } else {
+        return Err(ApiError::bad_value(
+            "result must be accept, acceptWithAlert, acceptWithAudio, reject, ban or filter",
+        ));
+    };
+    let Some(configured) = state.reminder_template.as_deref() else {
+        return Err(ApiError::bad_value(
+            "meeting reminders are off on this server",
+        ));
+    };
+    if template_id != configured {
+        return Err(ApiError::bad_value(
+            "templateId is not this app's meeting reminder template",
+        ));
+    }
+    let outcome = state
+        .db
+        .subscribe_reminder(id, user.user_id, template_id.clone(), consent, Utc::now())
+        .await?;
+    match outcome {
+        SubscribeOutcome::Done { subscribed } => ok(Subscription {
+            id,
+            template_id,
+            subscribed,
+        }),
+        SubscribeOutcome::NoSuchMeeting => Err(no_such_meeting(id)),
+        SubscribeOutcome::NotMember => Err(ApiError::bad_value(format!(
+            "join meeting {id} before asking for its reminder"
+        ))),
+        SubscribeOutcome::Cancelled => {
+            Err(ApiError::bad_value(format!("meeting {id} was cancelled")))
+        }
+        SubscribeOutcome::Started => Err(ApiError::bad_value(format!("meeting {id} has started"))),
+    }
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub struct AppState {
     pub(crate) appid: String,
     /// Whether and how user text is checked by WeChat before others see it.
     pub(crate) content_check: content_check::ContentCheck,
+    /// `REMINDER_TEMPLATE_ID`: the template `meeting/subscribe` accepts; `None`: reminders off.
+    pub(crate) reminder_template: Option<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub login_log: LoginLogWriter,
     /// Logins in progress, and the queue in front of them (before any WeChat call).
@@ -174,6 +176,11 @@ pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
             "/meeting/leave",
             Method::POST,
             web::route().to(meeting::leave),
+        ),
+        (
+            "/meeting/subscribe",
+            Method::POST,
+            web::route().to(meeting::subscribe),
         ),
     ]
 }

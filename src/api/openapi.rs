@@ -19,6 +19,7 @@ use super::auth::{LoginAnswer, LoginRequest, RefreshAnswer};
 use super::home::{HomeIndex, SwiperImageView};
 use super::meeting::{
     MAX_LIMIT, MAX_PAGE, MeetingIdRequest, MeetingView, Membership, Page, PublishRequest,
+    SubscribeRequest, Subscription,
 };
 use super::phone::{BindPhoneRequest, BoundPhone};
 use super::profile::{InfoView, ProfileRequest, UserInfoView};
@@ -302,6 +303,19 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
                 "/meeting/leave",
                 Method::POST,
                 "Leave a meeting",
+                true,
+                AUTH_BODY_ERRNOS,
+            )
+        },
+        Operation {
+            body: Some(s.of::<SubscribeRequest>()),
+            data: Some(s.of::<Subscription>()),
+            ..op(
+                "/meeting/subscribe",
+                Method::POST,
+                "Report wx.requestSubscribeMessage's answer for the reminder template, for a \
+                 joined meeting: a consent gives one reminder before the start (402 with \
+                 data.reason when the meeting is not joined)",
                 true,
                 AUTH_BODY_ERRNOS,
             )

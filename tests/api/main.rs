@@ -22,6 +22,7 @@ mod pipeline;
 mod pool;
 mod process;
 mod profile;
+mod reminders;
 mod sessions;
 mod startup;
 mod tokens;

@@ -22,7 +22,7 @@ use actix::prelude::*;
 
 use self::access_token::CachedToken;
 use self::content::CheckWindow;
-pub(crate) use self::content::{CHECKS_PER_MINUTE, MsgSecCheck, Scene};
+pub(crate) use self::content::{CHECKS_PER_MINUTE, MsgSecCheck, Scene, SendSubscribeMessage};
 use self::single_flight::SingleFlight;
 pub(crate) use self::stats::UpstreamStats;
 pub(crate) use self::transport::MAX_IN_FLIGHT;

@@ -55,6 +55,8 @@ struct StatusView {
     /// Meetings waiting for an admin's review (content security), oldest first; `None` when the
     /// database could not be asked.
     pending_review: Option<Vec<PendingMeeting>>,
+    /// Meeting reminders by subscribe message.
+    reminders: RemindersView,
     /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
     errnos: ErrnoLabels,
 }
@@ -68,6 +70,15 @@ struct AdmissionView {
     reads: AdmissionStats,
     /// Refusals since start, by what was full: `login`, `read`, `wechat`.
     refused: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct RemindersView {
+    /// A template is configured (`REMINDER_TEMPLATE_ID`).
+    enabled: bool,
+    /// Reminders by state over every instance: `waiting`, `sending`, `sent`, `refused` (43101),
+    /// `failed`; `None` when the database could not be asked.
+    counts: Option<crate::db::reminders::ReminderCounts>,
 }
 
 /// Pending meetings shown on the page.
@@ -228,8 +239,8 @@ fn is_upstream_fault(label: &str) -> bool {
 pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
     let now = Utc::now();
     let ready_started = Instant::now();
-    let ((ready, logins, wechat, sessions, deletions), pending_review) =
-        futures_util::future::join(
+    let ((ready, logins, wechat, sessions, deletions), pending_review, reminder_counts) =
+        futures_util::future::join3(
             futures_util::future::join5(
                 tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
                 tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
@@ -241,6 +252,7 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
                 PART_TIMEOUT,
                 state.db.meetings_pending_review(PENDING_SHOWN),
             ),
+            tokio::time::timeout(PART_TIMEOUT, state.db.reminder_counts()),
         )
         .await;
     let pending_review = match pending_review {
@@ -388,6 +400,10 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         logins,
         deletions,
         pending_review,
+        reminders: RemindersView {
+            enabled: state.reminder_template.is_some(),
+            counts: reminder_counts.ok().and_then(Result::ok),
+        },
         errnos: ErrnoLabels,
         admission: AdmissionView {
             logins: state.login_admission.stats(),
