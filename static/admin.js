@@ -255,6 +255,12 @@
     setField('deletions-pending', del ? num(del.pending) : 'unknown');
     setField('deletions-completed', del ? num(del.completed) : 'unknown');
     renderPending(d.pending_review);
+    // Older servers do not send `reminders`; a failed count is null.
+    const rem = d.reminders;
+    for (const k of ['sent', 'refused', 'failed', 'waiting']) {
+      const text = !rem ? 'unknown' : !rem.enabled ? 'off' : rem.counts ? num(rem.counts[k]) : 'unknown';
+      setField('reminders-' + k, text, k === 'failed' && rem && rem.counts && rem.counts.failed > 0 ? 'warn' : '');
+    }
   }
 
   // Meetings WeChat's content check held back, each with approve and reject.
