@@ -268,7 +268,7 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
             ..op(
                 "/meeting/detail",
                 Method::GET,
-                "One meeting",
+                "One meeting (one pending review or rejected only for its publisher, with the token)",
                 false,
                 ARGS_ERRNOS,
             )
