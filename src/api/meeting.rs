@@ -376,11 +376,11 @@ pub(crate) struct SubscribeRequest {
     /// The meeting, which the user has joined.
     #[schema(required = true, minimum = 1)]
     id: Option<i64>,
-    /// The reminder template id the client asked for (`REMINDER_TEMPLATE_ID`).
+    /// The reminder template id the client asked the user about (the server's own).
     #[schema(required = true, max_length = 128)]
     template_id: Option<String>,
-    /// `wx.requestSubscribeMessage`'s answer for that template: `accept`, `acceptWithAlert` or
-    /// `acceptWithAudio` consent to one reminder; `reject`, `ban` or `filter` do not.
+    /// The user's answer for that template: `accept`, `acceptWithAlert` or `acceptWithAudio`
+    /// consent to one reminder; `reject`, `ban` or `filter` do not.
     #[schema(required = true, example = "accept")]
     result: Option<String>,
 }
