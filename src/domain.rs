@@ -370,4 +370,6 @@ pub(crate) struct PersonalData {
     pub(crate) published: Vec<Meeting>,
     /// Meetings joined, with when.
     pub(crate) joined: Vec<(Meeting, DateTime<Utc>)>,
+    /// Reminders consented to: (meeting id, title, `meeting_reminder.status`, consented, finished).
+    pub(crate) reminders: Vec<(i64, String, i16, DateTime<Utc>, Option<DateTime<Utc>>)>,
 }

@@ -41,19 +41,19 @@ pub(crate) enum Verdict {
 
 /// The app and openid a request acts for: the ones the user logged in with. Every content check
 /// asks this one function.
-pub(crate) struct Actor {
+pub(crate) struct ActingAs {
     #[allow(dead_code, reason = "read once several apps are served")]
     pub(crate) appid: String,
     pub(crate) openid: String,
 }
 
 /// Which app and openid the request of `user` acts for.
-pub(crate) async fn acting_for(state: &AppState, user: &AuthUser) -> Result<Actor, ApiError> {
+pub(crate) async fn acting_for(state: &AppState, user: &AuthUser) -> Result<ActingAs, ApiError> {
     let found = state.db.user(user.user_id).await?;
     let user = found
         .filter(crate::domain::WxUser::is_usable)
         .ok_or(ApiError::Unlogin)?;
-    Ok(Actor {
+    Ok(ActingAs {
         appid: state.appid.clone(),
         openid: user.weixin_openid,
     })
@@ -79,11 +79,11 @@ pub(crate) async fn check(
     if !state.content_check.enabled || texts.is_empty() {
         return Ok(Verdict::Pass);
     }
-    let actor = acting_for(state, user).await?;
+    let author = acting_for(state, user).await?;
     let budget = DeadlineStart::left(req).saturating_sub(RESERVE_AFTER_CHECK);
     let calls = texts.iter().map(|text| {
         state.wechat.send(MsgSecCheck {
-            openid: actor.openid.clone(),
+            openid: author.openid.clone(),
             scene,
             content: text.value.to_string(),
         })

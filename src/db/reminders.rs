@@ -16,6 +16,17 @@ pub(crate) mod reminder_status {
     pub(crate) const SENT: i16 = 2;
     pub(crate) const REFUSED: i16 = 3;
     pub(crate) const FAILED: i16 = 4;
+
+    /// The word answers use.
+    pub(crate) fn word(status: i16) -> &'static str {
+        match status {
+            WAITING => "waiting",
+            SENDING => "sending",
+            SENT => "sent",
+            REFUSED => "refused",
+            _ => "failed",
+        }
+    }
 }
 use reminder_status::*;
 

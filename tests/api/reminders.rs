@@ -192,6 +192,14 @@ async fn one_reminder_goes_to_the_one_member_with_consent_with_fitted_values() {
     );
     assert_eq!(status.body["reminders"]["counts"]["waiting"], 1);
 
+    // The member's copy of their data lists the reminder.
+    let export = app.get("auth/export", Some(bob)).await;
+    assert_eq!(export.errno(), 0, "{}", export.raw);
+    let reminders = &export.body["data"]["meetingReminders"];
+    assert_eq!(reminders[0]["id"], id, "{}", export.raw);
+    assert_eq!(reminders[0]["status"], "sent");
+    assert!(reminders[0]["finishedAt"].is_string());
+
     // A second consent for the same meeting does not make a second reminder.
     let reply = subscribe(&app, bob, id, "accept").await;
     assert_eq!(reply.body["data"]["subscribed"], true);
