@@ -370,6 +370,17 @@ pub(crate) struct PersonalData {
     pub(crate) published: Vec<Meeting>,
     /// Meetings joined, with when.
     pub(crate) joined: Vec<(Meeting, DateTime<Utc>)>,
-    /// Reminders consented to: (meeting id, title, `meeting_reminder.status`, consented, finished).
-    pub(crate) reminders: Vec<(i64, String, i16, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    /// Reminders consented to.
+    pub(crate) reminders: Vec<ReminderRecord>,
+}
+
+/// A meeting reminder the user consented to, as `auth/export` shows it.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct ReminderRecord {
+    pub(crate) meeting_id: i64,
+    pub(crate) title: String,
+    /// `meeting_reminder.status`.
+    pub(crate) status: i16,
+    pub(crate) consented_at: DateTime<Utc>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
 }

@@ -243,15 +243,13 @@ impl ExportView {
             meeting_reminders: data
                 .reminders
                 .into_iter()
-                .map(
-                    |(id, title, status, consented_at, finished_at)| ReminderExport {
-                        id,
-                        title,
-                        status: reminder_status::word(status),
-                        consented_at: shown(consented_at),
-                        finished_at: finished_at.map(shown),
-                    },
-                )
+                .map(|r| ReminderExport {
+                    id: r.meeting_id,
+                    title: r.title,
+                    status: reminder_status::word(r.status),
+                    consented_at: shown(r.consented_at),
+                    finished_at: r.finished_at.map(shown),
+                })
                 .collect(),
         }
     }
