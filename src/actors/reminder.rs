@@ -280,6 +280,49 @@ mod tests {
     }
 
     #[test]
+    fn the_message_follows_the_configured_keys_page_and_state() {
+        let start = Utc.with_ymd_and_hms(2026, 12, 6, 1, 30, 0).unwrap();
+        let due = DueReminder {
+            meeting_id: 42,
+            user_id: 7,
+            openid: "o-member".into(),
+            title: "周会".into(),
+            content: "第一行\n第二行".into(),
+            location: "305".into(),
+            start_time: start,
+            end_time: start + TimeDelta::hours(1),
+            publisher: "张三".into(),
+        };
+        let settings = Reminders {
+            template_id: Some("t".into()),
+            fields: vec![
+                ("thing4".into(), MeetingField::Content),
+                ("date5".into(), MeetingField::End),
+                ("name6".into(), MeetingField::Publisher),
+            ],
+            page: "pages/m/index?mid={id}&from=reminder".into(),
+            lead: std::time::Duration::from_secs(60),
+            tick: std::time::Duration::from_secs(1),
+            miniprogram_state: crate::config::MiniprogramState::Trial,
+        };
+        assert_eq!(
+            message(&settings, "t", &due),
+            serde_json::json!({
+                "touser": "o-member",
+                "template_id": "t",
+                "page": "pages/m/index?mid=42&from=reminder",
+                "miniprogram_state": "trial",
+                "lang": "zh_CN",
+                "data": {
+                    "thing4": { "value": "第一行 第二行" },
+                    "date5": { "value": "2026年12月6日 10:30" },
+                    "name6": { "value": "张三" },
+                },
+            })
+        );
+    }
+
+    #[test]
     fn times_are_china_time_in_wechat_s_form() {
         let t = Utc.with_ymd_and_hms(2026, 12, 6, 1, 30, 0).unwrap();
         assert_eq!(wechat_time(t), "2026年12月6日 09:30");

@@ -391,3 +391,55 @@ async fn content_check_off_calls_nothing() {
     assert_eq!(app.fake.calls("msg_sec_check"), 0);
     assert_eq!(meetings_stored(&app)[0].2, 0);
 }
+
+#[actix_web::test]
+async fn a_slow_check_is_cut_to_the_request_s_deadline() {
+    // WeChat's own timeout would allow more than the client waits: the request's deadline wins.
+    let app = TestApp::builder()
+        .config(|c| c.wechat_timeout = std::time::Duration::from_secs(10))
+        .spawn()
+        .await;
+    let token = app.login_ok("alice").await;
+    app.fake
+        .set_fault_on("msg_sec_check", Fault::Slow { delay_ms: 5000 });
+    let started = std::time::Instant::now();
+    let reply = app
+        .post("meeting/publish", &body_with("", ""), Some(&token))
+        .await;
+    let took = started.elapsed();
+    assert_eq!(reply.errno(), 715, "{}", reply.raw);
+    assert!(took < std::time::Duration::from_millis(2800), "{took:?}");
+    assert!(meetings_stored(&app).is_empty());
+}
+
+#[actix_web::test]
+async fn the_dev_fake_s_controls_work_over_http() {
+    let app = TestApp::builder().dev_mode().spawn().await;
+    let token = app.login_ok("alice").await;
+    let set = app
+        .http
+        .post(format!(
+            "{}/__wechat/fake/user_fault?endpoint=msg_sec_check&user=alice",
+            app.base
+        ))
+        .send_json(&json!({ "mode": "errcode", "errcode": 61010 }))
+        .await
+        .expect("control");
+    assert_eq!(set.status().as_u16(), 200);
+    let reply = app
+        .post("meeting/publish", &body_with("", ""), Some(&token))
+        .await;
+    assert_eq!(reply.errno(), 716, "61010 for alice: {}", reply.raw);
+    let bob = app.login_ok("bob").await;
+    let reply = app
+        .post(
+            "meeting/publish",
+            &body_with("content", REVIEW_WORDS[1]),
+            Some(&bob),
+        )
+        .await;
+    assert_eq!(reply.body["data"]["review"], "pending", "{}", reply.raw);
+    let sent = app.get_abs("/__wechat/fake/subscribe_messages").await;
+    assert_eq!(sent.status, 200);
+    assert_eq!(sent.body, json!([]));
+}
