@@ -1,5 +1,6 @@
-//! `meeting/*`: the OA meeting app. Anyone may list and read meetings; publishing, joining and
-//! leaving need a token.
+//! `meeting/*`: the OA meeting app. Anyone may list and read meetings (a meeting held for
+//! review only its publisher); publishing, joining, leaving and asking for a reminder need a
+//! token. Published text goes through the content check (`content_check`).
 //!
 //! Times: answers are RFC 3339 in China Standard Time (`2026-12-01T09:30:00+08:00`). Requests may
 //! send ISO 8601 with an offset or `Z`, or without an offset (`2026-12-01T09:30[:00]`), which is

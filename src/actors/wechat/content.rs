@@ -3,7 +3,7 @@
 //! access token like every other token call (refresh once on 40001/42001).
 //!
 //! WeChat allows 4000 content checks a minute per app and answers 44991 beyond; the client keeps
-//! itself under that with a window of its own, so a burst of publishing is refused here at once
+//! itself under that with a token bucket of its own, so a burst of publishing is refused here at once
 //! (the caller counts that as "cannot be checked") instead of being sent to be refused.
 
 use std::time::Instant;
@@ -19,17 +19,17 @@ pub(crate) const CHECKS_PER_MINUTE: u32 = 4000;
 /// A token bucket that lets at most `per_minute` calls through in any 60 s: a burst of a tenth
 /// of the allowance, refilled at the other nine tenths spread over the minute (burst + refill
 /// over 60 s is exactly the allowance, wherever the 60 s begin).
-pub(super) struct CheckWindow {
+pub(super) struct CheckBudget {
     burst: f64,
     per_sec: f64,
     tokens: f64,
     last: Option<Instant>,
 }
 
-impl CheckWindow {
+impl CheckBudget {
     pub(super) fn new(per_minute: u32) -> Self {
         let burst = f64::from(per_minute) / 10.0;
-        CheckWindow {
+        CheckBudget {
             burst,
             per_sec: (f64::from(per_minute) - burst) / 60.0,
             tokens: burst,
@@ -135,18 +135,18 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn the_window_keeps_any_minute_under_the_limit() {
+    fn the_budget_keeps_any_minute_under_the_limit() {
         let start = Instant::now();
-        let mut window = CheckWindow::new(CHECKS_PER_MINUTE);
+        let mut budget = CheckBudget::new(CHECKS_PER_MINUTE);
         let mut taken = 0;
         // One attempt every 5 ms for a minute: 12,000 attempts.
         for ms in (0..60_000).step_by(5) {
-            if window.take(start + Duration::from_millis(ms)) {
+            if budget.take(start + Duration::from_millis(ms)) {
                 taken += 1;
             }
         }
         assert!(taken <= CHECKS_PER_MINUTE, "{taken}");
         assert!(taken >= CHECKS_PER_MINUTE - 10, "{taken}");
-        assert!(window.take(start + Duration::from_secs(61)));
+        assert!(budget.take(start + Duration::from_secs(61)));
     }
 }

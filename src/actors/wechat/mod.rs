@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use self::access_token::CachedToken;
-use self::content::CheckWindow;
+use self::content::CheckBudget;
 pub(crate) use self::content::{CHECKS_PER_MINUTE, MsgSecCheck, Scene, SendSubscribeMessage};
 use self::single_flight::SingleFlight;
 pub(crate) use self::stats::UpstreamStats;
@@ -47,7 +47,7 @@ pub(crate) struct WeChatClient {
     /// The callers waiting for the token refresh in flight, if one is.
     token_refresh: SingleFlight<(), String>,
     /// What is left of WeChat's content-check allowance for this app.
-    content_checks: CheckWindow,
+    content_checks: CheckBudget,
 }
 
 impl WeChatClient {
@@ -67,7 +67,7 @@ impl WeChatClient {
             logins_in_flight: SingleFlight::default(),
             token: None,
             token_refresh: SingleFlight::default(),
-            content_checks: CheckWindow::new(CHECKS_PER_MINUTE),
+            content_checks: CheckBudget::new(CHECKS_PER_MINUTE),
         }
     }
 
