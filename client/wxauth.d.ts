@@ -122,8 +122,22 @@ export interface Client {
   deactivate(): Promise<any>;
   /** `GET auth/export`: what the server holds about the user. */
   exportData(): Promise<any>;
+  /**
+   * `wx.requestSubscribeMessage({ tmplIds: [templateId] })` (call it from a tap), then reports
+   * the answer to `meeting/subscribe` for a joined meeting. Rejects with `WX_SUBSCRIBE_ERRNO`
+   * when WeChat gives no answer.
+   */
+  subscribeReminder(meetingId: number, templateId: string): Promise<ReminderSubscription>;
   /** The stored token, or null. */
   token(): string | null;
+}
+
+/** `meeting/subscribe`'s answer. */
+export interface ReminderSubscription {
+  id: number;
+  templateId: string;
+  /** Whether a reminder for the meeting will be (or was) sent. */
+  subscribed: boolean;
 }
 
 export function createClient(options: ClientOptions): Client;
@@ -134,3 +148,4 @@ export function parseTokenExpire(text: string): number | null;
 export const NETWORK_ERRNO: -1;
 export const WX_LOGIN_ERRNO: -2;
 export const BAD_ANSWER_ERRNO: -3;
+export const WX_SUBSCRIBE_ERRNO: -4;

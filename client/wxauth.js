@@ -16,6 +16,8 @@ const NETWORK_ERRNO = -1;
 const WX_LOGIN_ERRNO = -2;
 /** The server answered something that is not the `{errno, errmsg, data}` envelope. */
 const BAD_ANSWER_ERRNO = -3;
+/** `wx.requestSubscribeMessage` failed or gave no answer for the template. */
+const WX_SUBSCRIBE_ERRNO = -4;
 
 const UNLOGIN_ERRNO = 501;
 const BUSY_ERRNO = 721;
@@ -515,6 +517,41 @@ function createClient(options) {
     return request('auth/export');
   }
 
+  /**
+   * Asks for consent to the meeting reminder (`wx.requestSubscribeMessage`, which the mini-program
+   * allows only from a tap) and reports the answer to `meeting/subscribe`, declines included.
+   */
+  function subscribeReminder(meetingId, templateId) {
+    if (typeof templateId !== 'string' || templateId === '') {
+      return Promise.reject(new TypeError('subscribeReminder: templateId is required'));
+    }
+    if (typeof runtime.requestSubscribeMessage !== 'function') {
+      return Promise.reject(apiError(WX_SUBSCRIBE_ERRNO, 'wx.requestSubscribeMessage is not available'));
+    }
+    return new Promise(function (resolve, reject) {
+      runtime.requestSubscribeMessage({
+        tmplIds: [templateId],
+        success: function (res) {
+          const result = res && res[templateId];
+          if (typeof result !== 'string' || result === '') {
+            reject(apiError(WX_SUBSCRIBE_ERRNO, 'no answer for template ' + templateId));
+            return;
+          }
+          resolve(result);
+        },
+        fail: function (err) {
+          const data = err && err.errCode !== undefined ? { errCode: err.errCode } : null;
+          reject(apiError(WX_SUBSCRIBE_ERRNO, (err && err.errMsg) || 'requestSubscribeMessage:fail', data));
+        },
+      });
+    }).then(function (result) {
+      return request('meeting/subscribe', {
+        method: 'POST',
+        data: { id: meetingId, templateId: templateId, result: result },
+      });
+    });
+  }
+
   function token() {
     return storedToken();
   }
@@ -528,6 +565,7 @@ function createClient(options) {
     linkWeCom: linkWeCom,
     deactivate: deactivate,
     exportData: exportData,
+    subscribeReminder: subscribeReminder,
     token: token,
   };
 }
@@ -538,4 +576,5 @@ module.exports = {
   NETWORK_ERRNO: NETWORK_ERRNO,
   WX_LOGIN_ERRNO: WX_LOGIN_ERRNO,
   BAD_ANSWER_ERRNO: BAD_ANSWER_ERRNO,
+  WX_SUBSCRIBE_ERRNO: WX_SUBSCRIBE_ERRNO,
 };

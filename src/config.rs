@@ -68,6 +68,108 @@ impl LogFormat {
     }
 }
 
+/// What a meeting gets when WeChat's content check cannot be made (`CONTENT_CHECK_ON_ERROR`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckFailure {
+    /// Refused with WeChat's errno (714/715/716); nothing stored.
+    Refuse,
+    /// Stored pending an admin's review.
+    Review,
+}
+
+/// The `miniprogram_state` a reminder opens (`REMINDER_MINIPROGRAM_STATE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MiniprogramState {
+    Formal,
+    Trial,
+    Developer,
+}
+
+impl MiniprogramState {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            MiniprogramState::Formal => "formal",
+            MiniprogramState::Trial => "trial",
+            MiniprogramState::Developer => "developer",
+        }
+    }
+}
+
+/// A meeting's value a reminder template key shows (`REMINDER_FIELDS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeetingField {
+    Title,
+    Content,
+    Location,
+    Start,
+    End,
+    Publisher,
+}
+
+impl MeetingField {
+    fn parse(word: &str) -> Option<MeetingField> {
+        Some(match word {
+            "title" => MeetingField::Title,
+            "content" => MeetingField::Content,
+            "location" => MeetingField::Location,
+            "start" => MeetingField::Start,
+            "end" => MeetingField::End,
+            "publisher" => MeetingField::Publisher,
+            _ => return None,
+        })
+    }
+}
+
+/// Meeting reminders by subscribe message (`REMINDER_*`).
+#[derive(Debug, Clone)]
+pub struct Reminders {
+    /// `None`: reminders are off.
+    pub template_id: Option<String>,
+    /// Template keys and the meeting value each shows, in order.
+    pub fields: Vec<(String, MeetingField)>,
+    /// The page a reminder opens; `{id}` stands for the meeting id.
+    pub page: String,
+    /// How long before its start a meeting's reminders go out.
+    pub lead: Duration,
+    /// How often the sender looks for due reminders.
+    pub tick: Duration,
+    pub miniprogram_state: MiniprogramState,
+}
+
+/// The most keys a template has (WeChat's have at most five; this leaves room).
+const MAX_REMINDER_FIELDS: usize = 10;
+
+/// `thing1=title,time2=start`: keys are WeChat's (a kind, then digits); a `time` or `date` key
+/// shows `start` or `end`.
+fn parse_reminder_fields(raw: &str) -> Option<Vec<(String, MeetingField)>> {
+    let mut fields = Vec::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, field) = pair.split_once('=')?;
+        let (key, field) = (key.trim(), MeetingField::parse(field.trim())?);
+        let kind = key.trim_end_matches(|c: char| c.is_ascii_digit());
+        let well_formed = !kind.is_empty()
+            && kind.len() < key.len()
+            && key.len() <= 32
+            && kind.chars().all(|c| c.is_ascii_lowercase() || c == '_');
+        let is_time = matches!(field, MeetingField::Start | MeetingField::End);
+        let time_key = matches!(kind, "time" | "date");
+        if !well_formed || (time_key && !is_time) || fields.iter().any(|(k, _)| k == key) {
+            return None;
+        }
+        fields.push((key.to_string(), field));
+    }
+    (!fields.is_empty() && fields.len() <= MAX_REMINDER_FIELDS).then_some(fields)
+}
+
+fn parse_template_id(raw: &str) -> Option<String> {
+    (raw.len() <= 128 && raw.chars().all(|c| c.is_ascii_graphic())).then(|| raw.to_string())
+}
+
+fn parse_reminder_page(raw: &str) -> Option<String> {
+    let ok = raw.len() <= 512 && !raw.starts_with('/') && raw.chars().all(|c| c.is_ascii_graphic());
+    ok.then(|| raw.to_string())
+}
+
 /// Where the WeChatClient sends its requests.
 #[derive(Debug, Clone)]
 pub enum WeChatMode {
@@ -95,6 +197,12 @@ pub struct Config {
     pub wecom_api_base: String,
     pub wechat_timeout: Duration,
     pub access_token_mode: AccessTokenMode,
+    /// `CONTENT_CHECK`: user text others will see goes through WeChat's msgSecCheck.
+    pub content_check: bool,
+    /// `CONTENT_CHECK_ON_ERROR`.
+    pub content_check_on_error: CheckFailure,
+    /// `REMINDER_*`.
+    pub reminders: Reminders,
     pub(crate) jwt_secret: Secret,
     /// True when no `JWT_SECRET` was configured and one was generated for this process.
     pub(crate) jwt_secret_generated: bool,
@@ -234,6 +342,16 @@ impl Config {
         let wecom_api_base = WECOM_API_BASE.parse(src, http_base)?;
         let wechat_timeout = Duration::from_millis(WECHAT_TIMEOUT_MS.read(src)?);
         let access_token_mode = WECHAT_TOKEN_MODE.read(src)?;
+        let content_check = CONTENT_CHECK.read(src)?;
+        let content_check_on_error = CONTENT_CHECK_ON_ERROR.read(src)?;
+        let reminders = Reminders {
+            template_id: REMINDER_TEMPLATE_ID.parse_set(src, parse_template_id)?,
+            fields: REMINDER_FIELDS.parse(src, parse_reminder_fields)?,
+            page: REMINDER_PAGE.parse(src, parse_reminder_page)?,
+            lead: Duration::from_secs(60 * REMINDER_LEAD_MINS.read::<u64>(src)?),
+            tick: Duration::from_secs(REMINDER_TICK_SECS.read(src)?),
+            miniprogram_state: REMINDER_MINIPROGRAM_STATE.read(src)?,
+        };
         let (jwt_secret, jwt_secret_generated) = jwt_secret(src, production)?;
         let token_ttl = Duration::from_secs(TOKEN_TTL_SECS.read(src)?);
         let session_max_lifetime = Duration::from_secs(SESSION_MAX_LIFETIME_SECS.read(src)?);
@@ -280,6 +398,9 @@ impl Config {
             wecom_api_base,
             wechat_timeout,
             access_token_mode,
+            content_check,
+            content_check_on_error,
+            reminders,
             jwt_secret,
             jwt_secret_generated,
             token_ttl,
@@ -798,6 +919,40 @@ mod tests {
         assert_eq!(c.rate_login_per_ip, 120);
         assert_eq!(c.rate_login_per_openid, 20);
         assert_eq!(c.rate_bindphone_per_user, 10);
+    }
+
+    #[test]
+    fn reminder_fields_are_template_keys_and_meeting_values() {
+        let parsed = parse_reminder_fields("thing1=title, time2=start,thing3=location")
+            .expect("the default form");
+        assert_eq!(
+            parsed,
+            vec![
+                ("thing1".to_string(), MeetingField::Title),
+                ("time2".to_string(), MeetingField::Start),
+                ("thing3".to_string(), MeetingField::Location),
+            ]
+        );
+        for bad in [
+            "",
+            "thing1",
+            "thing1=body",
+            "thing=title",
+            "1=title",
+            "Thing1=title",
+            "time2=title",
+            "thing1=title,thing1=location",
+        ] {
+            assert_eq!(parse_reminder_fields(bad), None, "{bad:?}");
+        }
+        let config = Config::from_vars(&vars(&[("REMINDER_FIELDS", "time9=end")]));
+        assert!(config.is_ok());
+        let refused = Config::from_vars(&vars(&[("REMINDER_LEAD_MINS", "0")]));
+        assert_eq!(refused.map_err(|e| e.var).err(), Some("REMINDER_LEAD_MINS"));
+        let off = Config::from_vars(&vars(&[])).expect("defaults");
+        assert_eq!(off.reminders.template_id, None);
+        assert_eq!(off.reminders.lead, Duration::from_secs(900));
+        assert_eq!(off.reminders.page, "pages/meeting/detail?id={id}");
     }
 
     #[test]

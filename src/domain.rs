@@ -141,6 +141,25 @@ pub(crate) mod meeting_state {
     pub(crate) const ALL: [i16; 2] = [PUBLISHED, CANCELLED];
 }
 
+/// `meeting.review_state`: whether others may see the meeting (content security).
+pub(crate) mod review_state {
+    /// Passed WeChat's check, or approved by an admin.
+    pub(crate) const VISIBLE: i16 = 0;
+    /// Waiting for an admin: only its publisher sees it.
+    pub(crate) const PENDING: i16 = 1;
+    /// Refused by an admin: in no list; only its publisher can still open it.
+    pub(crate) const REJECTED: i16 = 2;
+
+    /// The word answers use (`review` in `MeetingView`).
+    pub(crate) fn word(state: i16) -> &'static str {
+        match state {
+            PENDING => "pending",
+            REJECTED => "rejected",
+            _ => "visible",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = meeting)]
 #[diesel(check_for_backend(diesel::pg::Pg))]
@@ -155,6 +174,7 @@ pub(crate) struct Meeting {
     pub(crate) state: i16,
     pub(crate) cover: String,
     pub(crate) add_time: DateTime<Utc>,
+    pub(crate) review_state: i16,
 }
 
 /// A meeting as its publisher describes it, validated; published as it is stored.
@@ -166,6 +186,23 @@ pub(crate) struct MeetingDraft {
     pub(crate) start_time: DateTime<Utc>,
     pub(crate) end_time: DateTime<Utc>,
     pub(crate) cover: String,
+}
+
+/// What an admin decides about a meeting pending review.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReviewDecision {
+    Approve,
+    Reject,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReviewOutcome {
+    Decided {
+        review_state: i16,
+    },
+    NoSuchMeeting,
+    /// Approving a meeting already rejected.
+    AlreadyRejected,
 }
 
 /// A meeting with what the client shows next to it: who published it and how many joined.
@@ -333,4 +370,17 @@ pub(crate) struct PersonalData {
     pub(crate) published: Vec<Meeting>,
     /// Meetings joined, with when.
     pub(crate) joined: Vec<(Meeting, DateTime<Utc>)>,
+    /// Reminders consented to.
+    pub(crate) reminders: Vec<ReminderRecord>,
+}
+
+/// A meeting reminder the user consented to, as `auth/export` shows it.
+#[derive(Debug, Clone, Queryable)]
+pub(crate) struct ReminderRecord {
+    pub(crate) meeting_id: i64,
+    pub(crate) title: String,
+    /// `meeting_reminder.status`.
+    pub(crate) status: i16,
+    pub(crate) consented_at: DateTime<Utc>,
+    pub(crate) finished_at: Option<DateTime<Utc>>,
 }

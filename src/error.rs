@@ -164,6 +164,13 @@ pub(crate) const BUSY: ErrnoSpec = ErrnoSpec {
            code was not sent to WeChat, so the same code still works); `data` is \
            `{\"reason\": \"...\", \"retryAfterMs\": N}`: retry after N ms",
 };
+pub(crate) const CONTENT_REFUSED: ErrnoSpec = ErrnoSpec {
+    errno: 730,
+    errmsg: "内容含有违规信息，请修改后再试",
+    label: "content refused",
+    when: "WeChat's content check (`msgSecCheck`) found the text risky; nothing was stored; \
+           `data.field` names the field (`title`, `content`, `location`, `nickName`)",
+};
 
 /// Every errno a client can get, in ascending order.
 pub const CATALOGUE: &[ErrnoSpec] = &[
@@ -187,6 +194,7 @@ pub const CATALOGUE: &[ErrnoSpec] = &[
     SIGNATURE_MISMATCH,
     RATE_LIMITED,
     BUSY,
+    CONTENT_REFUSED,
 ];
 
 /// The errno of a busy refusal: this instance is at capacity and did nothing.
@@ -238,6 +246,13 @@ pub(crate) struct BusyData {
     pub(crate) retry_after_ms: u64,
 }
 
+/// Which field WeChat's content check refused: `data.field` of errno 730.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub(crate) struct RefusedField {
+    /// The request's name of the field: `title`, `content`, `location` or `nickName`.
+    pub(crate) field: &'static str,
+}
+
 /// Why an argument was refused: shown to the client developer in `data.reason`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct Reason {
@@ -278,6 +293,8 @@ pub(crate) enum ApiError {
         reason: &'static str,
         retry_after_ms: u64,
     },
+    /// 730: WeChat's content check found this field's text risky; nothing was stored.
+    ContentRefused { field: &'static str },
     /// 710: WeChat says the login code is invalid or expired (40029).
     WxCodeInvalid,
     /// 711: WeChat says the login code was already used (40163).
@@ -310,6 +327,7 @@ impl ApiError {
             ApiError::SignatureMismatch => &SIGNATURE_MISMATCH,
             ApiError::RateLimited => &RATE_LIMITED,
             ApiError::Busy { .. } => &BUSY,
+            ApiError::ContentRefused { .. } => &CONTENT_REFUSED,
             ApiError::WxCodeInvalid => &WX_CODE_INVALID,
             ApiError::WxCodeUsed => &WX_CODE_USED,
             ApiError::WxRateLimited => &WX_RATE_LIMITED,
@@ -356,6 +374,7 @@ impl fmt::Display for ApiError {
             | ApiError::BadArgumentValue(detail)
             | ApiError::WxBadResponse(detail) => write!(f, ": {detail}"),
             ApiError::Busy { reason, .. } => write!(f, ": {reason}"),
+            ApiError::ContentRefused { field } => write!(f, ": {field}"),
             _ => Ok(()),
         }
     }
@@ -443,6 +462,11 @@ impl ResponseError for ApiError {
                     reason,
                     retry_after_ms: *retry_after_ms,
                 }),
+            }),
+            ApiError::ContentRefused { field } => builder.json(Envelope {
+                errno: spec.errno,
+                errmsg: spec.errmsg,
+                data: Some(RefusedField { field }),
             }),
             _ => builder.json(Envelope::<()> {
                 errno: spec.errno,
@@ -576,6 +600,7 @@ mod tests {
             ApiError::WxBusy,
             ApiError::WxTimeout,
             ApiError::WxBadResponse(String::new()),
+            ApiError::ContentRefused { field: "title" },
         ]
     }
 

@@ -74,7 +74,14 @@ pub(crate) struct Metrics {
     /// `wxauth_admission{kind, what}`: each admission's `limit`, `in_flight` and `queued`, read
     /// at scrape time (kind `login` or `read`).
     pub(crate) admission: IntGaugeVec,
+    /// `wxauth_reminders_total{outcome}`: meeting reminders this instance tried to send, by
+    /// outcome: `sent`, `refused` (43101: no consent any more), `failed` (given up), `retried`
+    /// (WeChat busy or slow: tried again at the next tick).
+    pub(crate) reminders: IntCounterVec,
 }
+
+/// The outcomes of `wxauth_reminders_total`, a closed set.
+pub(crate) const REMINDER_OUTCOMES: [&str; 4] = ["sent", "refused", "failed", "retried"];
 
 impl Metrics {
     pub(crate) fn new() -> Result<Metrics, prometheus::Error> {
@@ -161,6 +168,16 @@ impl Metrics {
             ),
             &["kind", "what"],
         )?;
+        let reminders = IntCounterVec::new(
+            Opts::new(
+                "reminders_total",
+                "Meeting reminders (subscribe messages) tried, by outcome",
+            ),
+            &["outcome"],
+        )?;
+        for outcome in REMINDER_OUTCOMES {
+            reminders.with_label_values(&[outcome]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "Always 1; the version is in the label"),
             &["version"],
@@ -184,6 +201,7 @@ impl Metrics {
         registry.register(Box::new(session_listener_heartbeat_age.clone()))?;
         registry.register(Box::new(session_listener_replacements.clone()))?;
         registry.register(Box::new(admission.clone()))?;
+        registry.register(Box::new(reminders.clone()))?;
         registry.register(Box::new(build_info))?;
 
         Ok(Metrics {
@@ -203,6 +221,7 @@ impl Metrics {
             session_listener_heartbeat_age,
             session_listener_replacements,
             admission,
+            reminders,
         })
     }
 

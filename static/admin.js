@@ -254,6 +254,74 @@
     const del = d.deletions;
     setField('deletions-pending', del ? num(del.pending) : 'unknown');
     setField('deletions-completed', del ? num(del.completed) : 'unknown');
+    renderPending(d.pending_review);
+    // Older servers do not send `reminders`; a failed count is null.
+    const rem = d.reminders;
+    for (const k of ['sent', 'refused', 'failed', 'waiting']) {
+      const text = !rem ? 'unknown' : !rem.enabled ? 'off' : rem.counts ? num(rem.counts[k]) : 'unknown';
+      setField('reminders-' + k, text, k === 'failed' && rem && rem.counts && rem.counts.failed > 0 ? 'warn' : '');
+    }
+  }
+
+  // Meetings WeChat's content check held back, each with approve and reject.
+  function renderPending(pending) {
+    const tbody = $('pending').querySelector('tbody');
+    const empty = $('pending-empty');
+    if (!Array.isArray(pending)) {
+      tbody.replaceChildren();
+      empty.textContent = pending === undefined ? 'Not reported by this server.' : 'Database unavailable.';
+      empty.hidden = false;
+      return;
+    }
+    tbody.replaceChildren(...pending.map((m) => {
+      const tr = document.createElement('tr');
+      const actions = document.createElement('td');
+      for (const [decision, label] of [['approve', 'Approve'], ['reject', 'Reject']]) {
+        const button = document.createElement('button');
+        button.type = 'button';
+        button.textContent = label;
+        button.dataset.decision = decision;
+        button.addEventListener('click', () => decide(m.id, decision, button));
+        actions.append(button);
+      }
+      tr.append(
+        cell(String(m.id)),
+        cell(m.title),
+        cell(m.content, 'ua'),
+        cell(m.location),
+        cell(localTime(m.start_time)),
+        cell(m.publisher_nickname + ' (' + m.publisher_id + ')'),
+        actions,
+      );
+      return tr;
+    }));
+    empty.textContent = 'No meeting is waiting for a review.';
+    empty.hidden = pending.length > 0;
+  }
+
+  async function decide(id, decision, button) {
+    const t = token();
+    const error = $('pending-error');
+    if (!t) return;
+    button.disabled = true;
+    let res;
+    try {
+      res = await fetch('meetings/' + encodeURIComponent(id) + '/' + decision, {
+        method: 'POST',
+        headers: { Authorization: 'Bearer ' + t },
+        cache: 'no-store',
+      });
+    } catch (e) {
+      res = null;
+    }
+    if (!res || !res.ok) {
+      error.textContent = 'Could not ' + decision + ' meeting ' + id + (res ? ' (HTTP ' + res.status + ')' : '') + '.';
+      error.hidden = false;
+      button.disabled = false;
+      return;
+    }
+    error.hidden = true;
+    load();
   }
 
   // The NOTIFY listener that carries revocations from other instances. While it is not proven

@@ -206,6 +206,21 @@ function fakeWx({ server, user, tokenHeader = 'X-OA-Token', appid = DEV_APPID, e
       if (body !== undefined) req.write(body);
       req.end();
     },
+    /** What `requestSubscribeMessage` answers per template id; `null`: it fails. */
+    subscribeAnswers: {},
+    subscribeRequests: [],
+    requestSubscribeMessage(options) {
+      runtime.subscribeRequests.push(options.tmplIds);
+      if (runtime.subscribeAnswers === null) {
+        setImmediate(() => options.fail({ errMsg: 'requestSubscribeMessage:fail can only be invoked by user TAP gesture.', errCode: 10003 }));
+        return;
+      }
+      const res = { errMsg: 'requestSubscribeMessage:ok' };
+      for (const id of options.tmplIds) {
+        if (runtime.subscribeAnswers[id]) res[id] = runtime.subscribeAnswers[id];
+      }
+      setImmediate(() => options.success(res));
+    },
     login(options) {
       runtime.logins += 1;
       if (runtime.loginFails) {

@@ -21,11 +21,14 @@ use crate::admission::{Admission, Busy, Permit};
 use crate::db::deletion::{self, Swept};
 use crate::db::demo::{self, SeedReport};
 use crate::db::sealed::SessionKeyCipher;
-use crate::db::{DbError, PgPool, export, login_log, meetings, sessions, setup, swiper, users};
+use crate::db::{
+    DbError, PgPool, export, login_log, meetings, reminders, sessions, setup, swiper, users,
+};
 use crate::domain::{
     DeletionCounts, HomePage, JoinOutcome, LiveSession, LoginAttempt, LoginRecord, LoginSummary,
     MeetingDraft, MeetingInfo, MeetingPage, MobileBinding, NewSessionMeta, Pending, PersonalData,
-    ProfileEdit, Restore, SignIn, SwiperImage, UserMeetingCounts, WxUser,
+    ProfileEdit, Restore, ReviewDecision, ReviewOutcome, SignIn, SwiperImage, UserMeetingCounts,
+    WxUser,
 };
 use crate::read_batch::{LoadBatch, ReadBatcher};
 use crate::wechat::SessionKey;
@@ -383,13 +386,73 @@ impl DbHandle {
         self.run(move |c, _| meetings::find(c, id)).await
     }
 
+    /// `review`: the meeting's `review_state` (pending when the content check asked for one).
     pub(crate) async fn publish_meeting(
         &self,
         publisher_id: i64,
         draft: MeetingDraft,
+        review: i16,
         now: DateTime<Utc>,
     ) -> DbResult<MeetingInfo> {
-        self.run(move |c, _| meetings::publish(c, publisher_id, &draft, now))
+        self.run(move |c, _| meetings::publish(c, publisher_id, &draft, review, now))
+            .await
+    }
+
+    /// An admin approves or rejects a meeting.
+    pub(crate) async fn review_meeting(
+        &self,
+        id: i64,
+        decision: ReviewDecision,
+        now: DateTime<Utc>,
+    ) -> DbResult<ReviewOutcome> {
+        self.run(move |c, _| meetings::review(c, id, decision, now))
+            .await
+    }
+
+    /// A member's answer to the reminder template for a meeting.
+    pub(crate) async fn subscribe_reminder(
+        &self,
+        meeting_id: i64,
+        user_id: i64,
+        template_id: String,
+        consent: bool,
+        now: DateTime<Utc>,
+    ) -> DbResult<reminders::SubscribeOutcome> {
+        self.run(move |c, _| {
+            reminders::subscribe(c, meeting_id, user_id, &template_id, consent, now)
+        })
+        .await
+    }
+
+    /// Claims reminders due within `lead` (the sender, on the upkeep lane).
+    pub(crate) async fn claim_reminders(
+        &self,
+        template_id: String,
+        now: DateTime<Utc>,
+        lead: TimeDelta,
+        limit: i64,
+    ) -> DbResult<Vec<reminders::DueReminder>> {
+        self.run(move |c, _| reminders::claim_due(c, &template_id, now, lead, limit))
+            .await
+    }
+
+    /// Writes how claimed reminders ended.
+    pub(crate) async fn finish_reminders(
+        &self,
+        outcomes: Vec<(i64, i64, reminders::Outcome)>,
+        now: DateTime<Utc>,
+    ) -> DbResult<usize> {
+        self.run(move |c, _| reminders::finish(c, &outcomes, now))
+            .await
+    }
+
+    pub(crate) async fn reminder_counts(&self) -> DbResult<reminders::ReminderCounts> {
+        self.run(|c, _| reminders::counts(c)).await
+    }
+
+    /// The meetings waiting for an admin, oldest first.
+    pub(crate) async fn meetings_pending_review(&self, limit: i64) -> DbResult<Vec<MeetingInfo>> {
+        self.run(move |c, _| meetings::pending_review(c, limit))
             .await
     }
 

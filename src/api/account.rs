@@ -9,6 +9,7 @@ use super::extract::AuthUser;
 use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
 use crate::actors::session::Invalidate;
+use crate::db::reminders::reminder_status;
 use crate::domain::{PersonalData, Revoked};
 use crate::error::ApiError;
 use crate::wechat::mask_openid;
@@ -83,6 +84,21 @@ pub(crate) struct ExportView {
     login_history: Vec<LoginExport>,
     meetings_published: Vec<PublishedExport>,
     meetings_joined: Vec<JoinedExport>,
+    /// Meeting reminders the user consented to.
+    meeting_reminders: Vec<ReminderExport>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct ReminderExport {
+    /// The meeting.
+    id: i64,
+    title: String,
+    /// `waiting`, `sending`, `sent`, `refused` (WeChat: no consent any more) or `failed`.
+    status: &'static str,
+    consented_at: String,
+    /// When it was sent, refused or given up.
+    finished_at: Option<String>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -222,6 +238,17 @@ impl ExportView {
                     start_time: shown(m.start_time),
                     end_time: shown(m.end_time),
                     joined_at: shown(joined_at),
+                })
+                .collect(),
+            meeting_reminders: data
+                .reminders
+                .into_iter()
+                .map(|r| ReminderExport {
+                    id: r.meeting_id,
+                    title: r.title,
+                    status: reminder_status::word(r.status),
+                    consented_at: shown(r.consented_at),
+                    finished_at: r.finished_at.map(shown),
                 })
                 .collect(),
         }

@@ -1,18 +1,22 @@
-//! `meeting/*`: the OA meeting app. Anyone may list and read meetings; publishing, joining and
-//! leaving need a token.
+//! `meeting/*`: the OA meeting app. Anyone may list and read meetings (a meeting held for
+//! review only its publisher); publishing, joining, leaving and asking for a reminder need a
+//! token. Published text goes through the content check (`content_check`).
 //!
 //! Times: answers are RFC 3339 in China Standard Time (`2026-12-01T09:30:00+08:00`). Requests may
 //! send ISO 8601 with an offset or `Z`, or without an offset (`2026-12-01T09:30[:00]`), which is
 //! read as China Standard Time: that is what the mini-program's date and time pickers produce.
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::content_check::{self, Text, Verdict};
 use super::extract::{AuthUser, JsonBody, QueryParams};
 use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
-use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state};
+use crate::actors::wechat::Scene;
+use crate::db::reminders::SubscribeOutcome;
+use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state, review_state};
 use crate::error::ApiError;
 
 pub(crate) const DEFAULT_LIMIT: i64 = 10;
@@ -42,6 +46,10 @@ pub(crate) struct MeetingView {
     pub(crate) publisher_nickname: String,
     pub(crate) member_count: i64,
     pub(crate) add_time: String,
+    /// Content security: `visible` to everyone, or (only its publisher sees these) `pending` an
+    /// admin's review, or `rejected`.
+    #[schema(example = "visible")]
+    pub(crate) review: &'static str,
 }
 
 impl From<MeetingInfo> for MeetingView {
@@ -60,6 +68,7 @@ impl From<MeetingInfo> for MeetingView {
             publisher_nickname: info.publisher_nickname,
             member_count: info.member_count,
             add_time: client_time(m.add_time),
+            review: review_state::word(m.review_state),
         }
     }
 }
@@ -121,8 +130,13 @@ pub(crate) async fn list(state: web::Data<AppState>, query: QueryParams) -> ApiR
     })
 }
 
-/// `GET meeting/detail?id=`.
-pub(crate) async fn detail(state: web::Data<AppState>, query: QueryParams) -> ApiResult {
+/// `GET meeting/detail?id=`. A meeting pending review or rejected is shown only to its
+/// publisher (with the token); to anyone else it does not exist.
+pub(crate) async fn detail(
+    state: web::Data<AppState>,
+    query: QueryParams,
+    viewer: Option<AuthUser>,
+) -> ApiResult {
     let id = query
         .number("id", 1..=i64::MAX)?
         .ok_or_else(|| ApiError::bad_argument("id is required"))?;
@@ -130,6 +144,12 @@ pub(crate) async fn detail(state: web::Data<AppState>, query: QueryParams) -> Ap
         .db
         .meeting(id)
         .await?
+        .filter(|m| {
+            m.meeting.review_state == review_state::VISIBLE
+                || viewer
+                    .as_ref()
+                    .is_some_and(|v| v.user_id == m.meeting.publisher_id)
+        })
         .ok_or_else(|| no_such_meeting(id))?;
     ok(MeetingView::from(found))
 }
@@ -235,20 +255,47 @@ fn cover_url(url: &str) -> Result<String, ApiError> {
 }
 
 /// `POST meeting/publish` `{title, content, location, startTime, endTime, cover?}` → the meeting.
+/// Title, content and location go through the content check first (see `content_check`): a
+/// risky one is refused with nothing stored, one WeChat wants reviewed is stored pending.
 pub(crate) async fn publish(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     JsonBody(body): JsonBody<PublishRequest>,
 ) -> ApiResult {
     let draft = body.validate()?;
+    let texts = [
+        Text {
+            field: "title",
+            value: &draft.title,
+        },
+        Text {
+            field: "content",
+            value: &draft.content,
+        },
+        Text {
+            field: "location",
+            value: &draft.location,
+        },
+    ];
+    let verdict = content_check::check(&state, &req, &user, Scene::Forum, &texts, true).await?;
+    let review = match verdict {
+        Verdict::Pass => review_state::VISIBLE,
+        Verdict::Review => review_state::PENDING,
+    };
     let published = state
         .db
-        .publish_meeting(user.user_id, draft, Utc::now())
+        .publish_meeting(user.user_id, draft, review, Utc::now())
         .await?;
     log::info!(
-        "meeting {} published by user {}",
+        "meeting {} published by user {}{}",
         published.meeting.id,
-        user.user_id
+        user.user_id,
+        if review == review_state::PENDING {
+            ", pending review"
+        } else {
+            ""
+        }
     );
     ok(MeetingView::from(published))
 }
@@ -318,6 +365,86 @@ pub(crate) async fn leave(
         joined: false,
         member_count,
     })
+}
+
+/// What `wx.requestSubscribeMessage` answered for the reminder template.
+const CONSENTS: [&str; 3] = ["accept", "acceptWithAlert", "acceptWithAudio"];
+const DECLINES: [&str; 3] = ["reject", "ban", "filter"];
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SubscribeRequest {
+    /// The meeting, which the user has joined.
+    #[schema(required = true, minimum = 1)]
+    id: Option<i64>,
+    /// The reminder template id the client asked the user about (the server's own).
+    #[schema(required = true, max_length = 128)]
+    template_id: Option<String>,
+    /// The user's answer for that template: `accept`, `acceptWithAlert` or `acceptWithAudio`
+    /// consent to one reminder; `reject`, `ban` or `filter` do not.
+    #[schema(required = true, example = "accept")]
+    result: Option<String>,
+}
+
+/// The member's reminder after `meeting/subscribe`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Subscription {
+    pub(crate) id: i64,
+    pub(crate) template_id: String,
+    /// Whether a reminder for this meeting will be (or was) sent to the user.
+    pub(crate) subscribed: bool,
+}
+
+/// `POST meeting/subscribe` `{id, templateId, result}`: the user's answer to the reminder
+/// template, for a meeting the user has joined. A consent gives one reminder, sent
+/// `REMINDER_LEAD_MINS` before the start.
+pub(crate) async fn subscribe(
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<SubscribeRequest>,
+) -> ApiResult {
+    let id = MeetingIdRequest { id: body.id }.id()?;
+    let template_id = required("templateId", body.template_id)?;
+    let result = required("result", body.result)?;
+    let consent = if CONSENTS.contains(&result.as_str()) {
+        true
+    } else if DECLINES.contains(&result.as_str()) {
+        false
+    } else {
+        return Err(ApiError::bad_value(
+            "result must be accept, acceptWithAlert, acceptWithAudio, reject, ban or filter",
+        ));
+    };
+    let Some(configured) = state.reminder_template.as_deref() else {
+        return Err(ApiError::bad_value(
+            "meeting reminders are off on this server",
+        ));
+    };
+    if template_id != configured {
+        return Err(ApiError::bad_value(
+            "templateId is not this app's meeting reminder template",
+        ));
+    }
+    let outcome = state
+        .db
+        .subscribe_reminder(id, user.user_id, template_id.clone(), consent, Utc::now())
+        .await?;
+    match outcome {
+        SubscribeOutcome::Done { subscribed } => ok(Subscription {
+            id,
+            template_id,
+            subscribed,
+        }),
+        SubscribeOutcome::NoSuchMeeting => Err(no_such_meeting(id)),
+        SubscribeOutcome::NotMember => Err(ApiError::bad_value(format!(
+            "join meeting {id} before asking for its reminder"
+        ))),
+        SubscribeOutcome::Cancelled => {
+            Err(ApiError::bad_value(format!("meeting {id} was cancelled")))
+        }
+        SubscribeOutcome::Started => Err(ApiError::bad_value(format!("meeting {id} has started"))),
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod auth;
 pub(crate) mod bench;
+pub(crate) mod content_check;
 pub(crate) mod extract;
 pub(crate) mod health;
 pub(crate) mod home;
@@ -52,6 +53,10 @@ pub struct AppState {
     pub(crate) limits: Arc<limits::RateLimits>,
     /// Our appid: encrypted data must carry it in its watermark.
     pub(crate) appid: String,
+    /// Whether and how user text is checked by WeChat before others see it.
+    pub(crate) content_check: content_check::ContentCheck,
+    /// `REMINDER_TEMPLATE_ID`: the template `meeting/subscribe` accepts; `None`: reminders off.
+    pub(crate) reminder_template: Option<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub login_log: LoginLogWriter,
     /// Logins in progress, and the queue in front of them (before any WeChat call).
@@ -173,6 +178,11 @@ pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
             "/meeting/leave",
             Method::POST,
             web::route().to(meeting::leave),
+        ),
+        (
+            "/meeting/subscribe",
+            Method::POST,
+            web::route().to(meeting::subscribe),
         ),
     ]
 }

@@ -19,11 +19,12 @@ use super::auth::{LoginAnswer, LoginRequest, RefreshAnswer};
 use super::home::{HomeIndex, SwiperImageView};
 use super::meeting::{
     MAX_LIMIT, MAX_PAGE, MeetingIdRequest, MeetingView, Membership, Page, PublishRequest,
+    SubscribeRequest, Subscription,
 };
 use super::phone::{BindPhoneRequest, BoundPhone};
 use super::profile::{InfoView, ProfileRequest, UserInfoView};
 use super::user::UserIndex;
-use crate::error::{BUSY_ERRNO, BusyData, CATALOGUE, Reason};
+use crate::error::{BUSY_ERRNO, BusyData, CATALOGUE, CONTENT_REFUSED, Reason, RefusedField};
 
 /// The name of the token's security scheme in the document.
 const TOKEN_SCHEME: &str = "token";
@@ -83,6 +84,9 @@ const BIND_PHONE_ERRNOS: &[i32] = &[
 ];
 /// A call with a token and a JSON body.
 const AUTH_BODY_ERRNOS: &[i32] = &[401, 402, 501, BUSY_ERRNO, 502];
+/// A call with a token and a JSON body whose text goes through WeChat's content check: refused
+/// as risky (730), or the check could not be made (714/715/716).
+const CHECKED_BODY_ERRNOS: &[i32] = &[401, 402, 501, 714, 715, 716, 730, BUSY_ERRNO, 502];
 /// A call with a token and nothing else to check.
 const AUTH_ERRNOS: &[i32] = &[501, BUSY_ERRNO, 502];
 /// A call with arguments but no token.
@@ -176,9 +180,10 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
             ..op(
                 "/auth/profile",
                 Method::POST,
-                "Change nickname, avatar or gender (at least one)",
+                "Change nickname, avatar or gender (at least one); a new nickname goes through \
+                 WeChat's content check",
                 true,
-                AUTH_BODY_ERRNOS,
+                CHECKED_BODY_ERRNOS,
             )
         },
         Operation {
@@ -263,7 +268,7 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
             ..op(
                 "/meeting/detail",
                 Method::GET,
-                "One meeting",
+                "One meeting (one pending review or rejected only for its publisher, with the token)",
                 false,
                 ARGS_ERRNOS,
             )
@@ -274,9 +279,10 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
             ..op(
                 "/meeting/publish",
                 Method::POST,
-                "Publish a meeting",
+                "Publish a meeting; title, content and location go through WeChat's content \
+                 check (a text WeChat wants reviewed is stored pending an admin's review)",
                 true,
-                AUTH_BODY_ERRNOS,
+                CHECKED_BODY_ERRNOS,
             )
         },
         Operation {
@@ -297,6 +303,19 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
                 "/meeting/leave",
                 Method::POST,
                 "Leave a meeting",
+                true,
+                AUTH_BODY_ERRNOS,
+            )
+        },
+        Operation {
+            body: Some(s.of::<SubscribeRequest>()),
+            data: Some(s.of::<Subscription>()),
+            ..op(
+                "/meeting/subscribe",
+                Method::POST,
+                "Report wx.requestSubscribeMessage's answer for the reminder template, for a \
+                 joined meeting: a consent gives one reminder before the start (402 with \
+                 data.reason when the meeting is not joined)",
                 true,
                 AUTH_BODY_ERRNOS,
             )
@@ -366,11 +385,18 @@ fn envelope(op: &Operation) -> Value {
             json!({ "$ref": "#/components/schemas/BusyData" }),
         ));
     }
+    if op.errnos.contains(&CONTENT_REFUSED.errno) {
+        variants.push(error(
+            "content refused",
+            &[CONTENT_REFUSED.errno],
+            json!({ "$ref": "#/components/schemas/RefusedField" }),
+        ));
+    }
     let plain: Vec<i32> = op
         .errnos
         .iter()
         .copied()
-        .filter(|n| !matches!(*n, 401 | 402 | BUSY_ERRNO))
+        .filter(|n| !matches!(*n, 401 | 402 | BUSY_ERRNO) && *n != CONTENT_REFUSED.errno)
         .collect();
     if !plain.is_empty() {
         variants.push(error("error", &plain, json!({ "type": "null" })));
@@ -426,6 +452,7 @@ pub fn document(api_root: &str, token_header: &str) -> Value {
     let ops = operations(&mut schemas);
     schemas.of::<Reason>();
     schemas.of::<BusyData>();
+    schemas.of::<RefusedField>();
     let mut paths = serde_json::Map::new();
     for op in &ops {
         let item = paths

@@ -1,12 +1,14 @@
 //! The user's profile: shown at login and on `auth/info`, edited through `auth/profile` (WeChat's
 //! current flow: the client picks avatar and nickname after login and sends them separately).
 
-use actix_web::web;
+use actix_web::{HttpRequest, web};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::content_check::{self, Text};
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
+use crate::actors::wechat::Scene;
 use crate::domain::{ProfileEdit, WxUser};
 use crate::error::ApiError;
 
@@ -167,13 +169,23 @@ impl ProfileRequest {
     }
 }
 
-/// `POST auth/profile` `{nickname?, avatar?, gender?}` → the updated userInfo.
+/// `POST auth/profile` `{nickname?, avatar?, gender?}` → the updated userInfo. A new nickname
+/// goes through the content check first (scene 1); there is no pending state for a nickname, so
+/// one WeChat would not pass outright is refused (730), as is one that cannot be checked.
 pub(crate) async fn update(
     state: web::Data<AppState>,
+    req: HttpRequest,
     user: AuthUser,
     JsonBody(body): JsonBody<ProfileRequest>,
 ) -> ApiResult {
     let edit = body.validate()?;
+    if let Some(nickname) = &edit.nickname {
+        let text = Text {
+            field: "nickName",
+            value: nickname,
+        };
+        content_check::check(&state, &req, &user, Scene::Profile, &[text], false).await?;
+    }
     let updated = state
         .db
         .update_profile(user.user_id, edit)

@@ -3,7 +3,7 @@
 //! value says what the declaration accepts, and a test holds the README's table and
 //! `.env.example` to `VARIABLES`.
 
-use super::{AccessTokenMode, ConfigError, LogFormat, invalid};
+use super::{AccessTokenMode, CheckFailure, ConfigError, LogFormat, MiniprogramState, invalid};
 
 /// Where the values come from: the process environment, or a test's map.
 pub(super) struct Source<'a>(pub(super) &'a dyn Fn(&str) -> Option<String>);
@@ -216,6 +216,14 @@ pub const VARIABLES: &[&dyn Declared] = &[
     &WECOM_API_BASE,
     &WECHAT_TIMEOUT_MS,
     &WECHAT_TOKEN_MODE,
+    &CONTENT_CHECK,
+    &CONTENT_CHECK_ON_ERROR,
+    &REMINDER_TEMPLATE_ID,
+    &REMINDER_FIELDS,
+    &REMINDER_PAGE,
+    &REMINDER_LEAD_MINS,
+    &REMINDER_TICK_SECS,
+    &REMINDER_MINIPROGRAM_STATE,
     &JWT_SECRET,
     &TOKEN_TTL_SECS,
     &SESSION_MAX_LIFETIME_SECS,
@@ -389,6 +397,88 @@ pub(crate) const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
            several instances; a server without that endpoint, answering HTTP 404 or 405, is \
            switched to `GET /cgi-bin/token` with a warning) or `plain` (`GET /cgi-bin/token`, for \
            accounts that need it)",
+};
+
+// ---- content security ----
+
+pub(crate) const CONTENT_CHECK: Choice<bool> = Choice {
+    name: "CONTENT_CHECK",
+    values: &[("on", true), ("off", false)],
+    help: "`on`: every text other users will see (meeting `title`, `content`, `location`; \
+           `nickName`) goes through WeChat's `msgSecCheck` (version 2) before it is stored; \
+           `off`: nothing is checked (see [Content security](#content-security))",
+};
+
+pub(crate) const CONTENT_CHECK_ON_ERROR: Choice<CheckFailure> = Choice {
+    name: "CONTENT_CHECK_ON_ERROR",
+    values: &[
+        ("refuse", CheckFailure::Refuse),
+        ("review", CheckFailure::Review),
+    ],
+    help: "when the check cannot be made (WeChat busy, slow, garbage, 61010, over 4000 checks a \
+           minute): `refuse` answers errno 714/715/716 and stores nothing; `review` stores the \
+           meeting pending an admin's review (a nickname is refused either way)",
+};
+
+// ---- meeting reminders ----
+
+pub(crate) const REMINDER_TEMPLATE_ID: Text = Text {
+    name: "REMINDER_TEMPLATE_ID",
+    default: "",
+    default_note: "unset → reminders off",
+    expects: "a subscribe message template id (at most 128 visible ASCII characters)",
+    help: "the subscribe message template of meeting reminders (see [Meeting \
+           reminders](#meeting-reminders)); `meeting/subscribe` accepts only this one",
+};
+
+pub(crate) const REMINDER_FIELDS: Text = Text {
+    name: "REMINDER_FIELDS",
+    default: "thing1=title,time2=start,thing3=location",
+    default_note: "",
+    expects: "key=field pairs separated by commas; keys like thing1 or time2, fields title, \
+              content, location, start, end or publisher (a time or date key takes start or end)",
+    help: "which meeting value each template key shows; values are fitted to the key's rule \
+           (`thing` at most 20 characters, cut with `…`; `time` as `2026年12月6日 09:30`, China \
+           time)",
+};
+
+pub(crate) const REMINDER_PAGE: Text = Text {
+    name: "REMINDER_PAGE",
+    default: "pages/meeting/detail?id={id}",
+    default_note: "",
+    expects: "a mini-program page path without a leading / (at most 512 visible ASCII \
+              characters); {id} is the meeting id",
+    help: "the page a reminder opens",
+};
+
+pub(crate) const REMINDER_LEAD_MINS: Number = Number {
+    name: "REMINDER_LEAD_MINS",
+    default: 15,
+    min: 1,
+    max: 1440,
+    unit: "minutes",
+    help: "a meeting's reminders go out once it starts within this many minutes (never after it \
+           started)",
+};
+
+pub(crate) const REMINDER_TICK_SECS: Number = Number {
+    name: "REMINDER_TICK_SECS",
+    default: 30,
+    min: 1,
+    max: 600,
+    unit: "seconds",
+    help: "how often each instance's sender looks for due reminders (and retries those WeChat \
+           was too busy for)",
+};
+
+pub(crate) const REMINDER_MINIPROGRAM_STATE: Choice<MiniprogramState> = Choice {
+    name: "REMINDER_MINIPROGRAM_STATE",
+    values: &[
+        ("formal", MiniprogramState::Formal),
+        ("trial", MiniprogramState::Trial),
+        ("developer", MiniprogramState::Developer),
+    ],
+    help: "which version of the mini-program a reminder opens",
 };
 
 // ---- tokens and sessions ----

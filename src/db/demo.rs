@@ -299,6 +299,7 @@ fn seed_locked(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<SeedReport
                         ),
                         add_time: now,
                         update_time: now,
+                        review_state: crate::domain::review_state::VISIBLE,
                     })
                     .returning(meeting::id)
                     .get_result(conn)?;

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::DbError;
-use super::schema::{login_log, meeting, meeting_member, user_session, wx_user};
+use super::schema::{login_log, meeting, meeting_member, meeting_reminder, user_session, wx_user};
 use crate::domain::{LoginLogEntry, Meeting, PersonalData, WxUser};
 
 /// At most this many login_log rows and meetings each: what retention keeps is normally far less,
@@ -62,12 +62,26 @@ pub(crate) fn personal_data(
                 .select((Meeting::as_select(), meeting_member::join_time))
                 .limit(MAX_ROWS)
                 .load(conn)?;
+            let reminders = meeting_reminder::table
+                .inner_join(meeting::table)
+                .filter(meeting_reminder::user_id.eq(user_id))
+                .order((meeting_reminder::consented_at.desc(), meeting::id.desc()))
+                .select((
+                    meeting::id,
+                    meeting::title,
+                    meeting_reminder::status,
+                    meeting_reminder::consented_at,
+                    meeting_reminder::finished_at,
+                ))
+                .limit(MAX_ROWS)
+                .load(conn)?;
             Ok(Some(PersonalData {
                 user,
                 sessions,
                 logins,
                 published,
                 joined,
+                reminders,
             }))
         })
 }

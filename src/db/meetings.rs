@@ -10,20 +10,25 @@ use super::models::{NewMeeting, NewMeetingMember};
 use super::schema::{meeting, meeting_member, wx_user};
 use super::{DbError, users};
 use crate::domain::{
-    JoinOutcome, Meeting, MeetingDraft, MeetingInfo, MeetingPage, UserMeetingCounts, meeting_state,
+    JoinOutcome, Meeting, MeetingDraft, MeetingInfo, MeetingPage, ReviewDecision, ReviewOutcome,
+    UserMeetingCounts, meeting_state, review_state,
 };
 
-/// Meetings by start time, newest first, optionally of one state only. Ties are broken by id so
-/// that consecutive pages neither repeat nor skip a meeting.
+/// Meetings others may see (not pending review, not rejected) by start time, newest first,
+/// optionally of one state only. Ties are broken by id so that consecutive pages neither repeat
+/// nor skip a meeting.
 pub(crate) fn list(
     conn: &mut PgConnection,
     state: Option<i16>,
     offset: i64,
     limit: i64,
 ) -> Result<MeetingPage, DbError> {
-    let mut count = meeting::table.into_boxed();
+    let mut count = meeting::table
+        .filter(meeting::review_state.eq(review_state::VISIBLE))
+        .into_boxed();
     let mut page = meeting::table
         .inner_join(wx_user::table)
+        .filter(meeting::review_state.eq(review_state::VISIBLE))
         .select((Meeting::as_select(), wx_user::nickname))
         .into_boxed();
     if let Some(state) = state {
@@ -42,7 +47,7 @@ pub(crate) fn list(
     })
 }
 
-/// The next published meetings that have not started yet, soonest first.
+/// The next published meetings others may see that have not started yet, soonest first.
 pub(crate) fn upcoming(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
@@ -51,6 +56,7 @@ pub(crate) fn upcoming(
     let rows = meeting::table
         .inner_join(wx_user::table)
         .filter(meeting::state.eq(meeting_state::PUBLISHED))
+        .filter(meeting::review_state.eq(review_state::VISIBLE))
         .filter(meeting::start_time.gt(now))
         .order((meeting::start_time.asc(), meeting::id.asc()))
         .limit(limit)
@@ -72,13 +78,15 @@ pub(crate) fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInf
     }
 }
 
-/// Publishes a new meeting at `now`, if its publisher is usable. One transaction, so a failure
-/// after the insert cannot leave a meeting behind that the client never heard of (and would
-/// publish a second time).
+/// Publishes a new meeting at `now`, if its publisher is usable; `review` is its
+/// `review_state` (pending when the content check asked for a review). One transaction, so a
+/// failure after the insert cannot leave a meeting behind that the client never heard of (and
+/// would publish a second time).
 pub(crate) fn publish(
     conn: &mut PgConnection,
     publisher_id: i64,
     draft: &MeetingDraft,
+    review: i16,
     now: DateTime<Utc>,
 ) -> Result<MeetingInfo, DbError> {
     let new = NewMeeting {
@@ -92,6 +100,7 @@ pub(crate) fn publish(
         cover: draft.cover.clone(),
         add_time: now,
         update_time: now,
+        review_state: review,
     };
     conn.transaction(|conn| {
         users::lock_usable(conn, publisher_id)?;
@@ -134,12 +143,21 @@ fn join_as_usable(
 ) -> Result<JoinOutcome, DbError> {
     let found = meeting::table
         .find(meeting_id)
-        .select((meeting::state, meeting::end_time))
-        .first::<(i16, DateTime<Utc>)>(conn)
+        .select((
+            meeting::state,
+            meeting::end_time,
+            meeting::review_state,
+            meeting::publisher_id,
+        ))
+        .first::<(i16, DateTime<Utc>, i16, i64)>(conn)
         .optional()?;
-    let Some((state, end_time)) = found else {
+    let Some((state, end_time, review, publisher_id)) = found else {
         return Ok(JoinOutcome::NoSuchMeeting);
     };
+    // A meeting others cannot see cannot be joined by them either.
+    if review != review_state::VISIBLE && publisher_id != user_id {
+        return Ok(JoinOutcome::NoSuchMeeting);
+    }
     let closed = if state == meeting_state::CANCELLED {
         Some(JoinOutcome::Cancelled)
     } else if end_time <= now {
@@ -184,6 +202,61 @@ pub(crate) fn leave(
         diesel::delete(meeting_member::table.find((meeting_id, user_id))).execute(conn)?;
         Ok(Some(member_count(conn, meeting_id)?))
     })
+}
+
+/// An admin's decision on a meeting: approve shows it to everyone, reject takes it out of every
+/// list. Approving a rejected meeting is refused (reject is final: its publisher was told); a
+/// decision repeated is answered as done.
+pub(crate) fn review(
+    conn: &mut PgConnection,
+    id: i64,
+    decision: ReviewDecision,
+    now: DateTime<Utc>,
+) -> Result<ReviewOutcome, DbError> {
+    conn.transaction(|conn| {
+        let current = meeting::table
+            .find(id)
+            .select(meeting::review_state)
+            .for_update()
+            .first::<i16>(conn)
+            .optional()?;
+        let Some(current) = current else {
+            return Ok(ReviewOutcome::NoSuchMeeting);
+        };
+        let wanted = match decision {
+            ReviewDecision::Approve if current == review_state::REJECTED => {
+                return Ok(ReviewOutcome::AlreadyRejected);
+            }
+            ReviewDecision::Approve => review_state::VISIBLE,
+            ReviewDecision::Reject => review_state::REJECTED,
+        };
+        if wanted != current {
+            diesel::update(meeting::table.find(id))
+                .set((
+                    meeting::review_state.eq(wanted),
+                    meeting::update_time.eq(now),
+                ))
+                .execute(conn)?;
+        }
+        Ok(ReviewOutcome::Decided {
+            review_state: wanted,
+        })
+    })
+}
+
+/// The meetings waiting for an admin's review, oldest first, at most `limit`.
+pub(crate) fn pending_review(
+    conn: &mut PgConnection,
+    limit: i64,
+) -> Result<Vec<MeetingInfo>, DbError> {
+    let rows = meeting::table
+        .inner_join(wx_user::table)
+        .filter(meeting::review_state.eq(review_state::PENDING))
+        .order((meeting::add_time.asc(), meeting::id.asc()))
+        .limit(limit)
+        .select((Meeting::as_select(), wx_user::nickname))
+        .load::<(Meeting, String)>(conn)?;
+    with_member_counts(conn, rows)
 }
 
 /// How many meetings each user published and joined, in one statement, for batched `user/index`

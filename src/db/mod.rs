@@ -8,6 +8,7 @@ pub mod login_log;
 pub(crate) mod meetings;
 pub mod models;
 pub mod pool;
+pub(crate) mod reminders;
 pub mod schema;
 pub mod sealed;
 pub mod sessions;

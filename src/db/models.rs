@@ -43,6 +43,7 @@ pub(crate) struct NewMeeting {
     pub(crate) cover: String,
     pub(crate) add_time: DateTime<Utc>,
     pub(crate) update_time: DateTime<Utc>,
+    pub(crate) review_state: i16,
 }
 
 #[derive(Debug, Clone, Insertable)]

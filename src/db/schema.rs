@@ -27,6 +27,7 @@ diesel::table! {
         cover -> Varchar,
         add_time -> Timestamptz,
         update_time -> Timestamptz,
+        review_state -> Int2,
     }
 }
 
@@ -35,6 +36,19 @@ diesel::table! {
         meeting_id -> Int8,
         user_id -> Int8,
         join_time -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    meeting_reminder (meeting_id, user_id) {
+        meeting_id -> Int8,
+        user_id -> Int8,
+        #[max_length = 128]
+        template_id -> Varchar,
+        status -> Int2,
+        consented_at -> Timestamptz,
+        claimed_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -118,12 +132,15 @@ diesel::joinable!(user_session -> wx_user (user_id));
 diesel::joinable!(meeting -> wx_user (publisher_id));
 diesel::joinable!(meeting_member -> meeting (meeting_id));
 diesel::joinable!(meeting_member -> wx_user (user_id));
+diesel::joinable!(meeting_reminder -> meeting (meeting_id));
+diesel::joinable!(meeting_reminder -> wx_user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     account_deletion,
     login_log,
     meeting,
     meeting_member,
+    meeting_reminder,
     swiper_image,
     user_session,
     wx_user,

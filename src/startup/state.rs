@@ -10,6 +10,7 @@ use actix::Actor;
 use super::{DEV_APPID, DEV_CORPID, DEV_FAKE_PATH, StartupError};
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
+use crate::actors::reminder::ReminderSender;
 use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
 use crate::admission;
 use crate::api::admin::AdminToken;
@@ -151,6 +152,11 @@ pub(super) async fn build(
     .start();
     LoginLogPruner::new(&db, config.login_log_retention).start();
     DeletionSweeper::new(&db).start();
+    if let Some(sender) =
+        ReminderSender::new(&db, wechat.clone(), &config.reminders, metrics.clone())
+    {
+        sender.start();
+    }
     let admin = config
         .admin_token
         .as_ref()
@@ -189,6 +195,11 @@ pub(super) async fn build(
         )),
         limits,
         appid,
+        content_check: crate::api::content_check::ContentCheck {
+            enabled: config.content_check,
+            on_error: config.content_check_on_error,
+        },
+        reminder_template: config.reminders.template_id.clone(),
         metrics,
         admin,
         started: Started::now(),

@@ -24,10 +24,20 @@ pub(crate) mod errcode {
     pub(crate) const MISSING_APPID: i64 = 41002;
     pub(crate) const MISSING_SECRET: i64 = 41004;
     pub(crate) const MISSING_CODE: i64 = 41008;
+    /// msgSecCheck: the user has not opened the mini-program in the last two hours.
+    pub(crate) const USER_NOT_RECENT: i64 = 61010;
+    /// msgSecCheck: over 4000 checks a minute (or 2,000,000 a day) for the app.
+    pub(crate) const CONTENT_CHECK_RATE: i64 = 44991;
+    /// subscribe/send: the user gave no (or no more) consent for this template.
+    pub(crate) const NO_SUBSCRIPTION: i64 = 43101;
+    /// subscribe/send: over WeChat's rate.
+    pub(crate) const API_RATE_LIMITED: i64 = 45009;
+    /// subscribe/send: a data value breaks its template key's rule.
+    pub(crate) const BAD_ARGUMENT: i64 = 47003;
 
     /// Every errcode above. Any other is labelled `other` in metrics and on the status page:
     /// the code comes from a response body, so it is not trusted to be from a small set.
-    pub(crate) const KNOWN: [i64; 14] = [
+    pub(crate) const KNOWN: [i64; 19] = [
         SYSTEM_BUSY,
         INVALID_CODE,
         CODE_BEEN_USED,
@@ -42,6 +52,11 @@ pub(crate) mod errcode {
         MISSING_APPID,
         MISSING_SECRET,
         MISSING_CODE,
+        USER_NOT_RECENT,
+        CONTENT_CHECK_RATE,
+        NO_SUBSCRIPTION,
+        API_RATE_LIMITED,
+        BAD_ARGUMENT,
     ];
 
     /// Errcodes that mean our access token is stale: refresh it once and retry once.
@@ -281,6 +296,43 @@ pub(crate) fn parse_phone_reply(body: &[u8]) -> Result<PhoneInfo, WeChatError> {
     Ok(parse_reply::<PhoneReply>("getuserphonenumber", body)?.phone_info)
 }
 
+/// What `msgSecCheck` (version 2) thinks of a text: `result.suggest`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Suggest {
+    Pass,
+    Review,
+    Risky,
+}
+
+#[derive(Deserialize)]
+struct SecCheckResult {
+    suggest: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SecCheckReply {
+    result: Option<SecCheckResult>,
+}
+
+/// Parses a `msgSecCheck` answer. Version 2 answers errcode 0 for a violation too, so the
+/// verdict is `result.suggest`; an answer without a known one is garbage, never a pass.
+pub(crate) fn parse_sec_check(body: &[u8]) -> Result<Suggest, WeChatError> {
+    let reply: SecCheckReply = parse_reply("msg_sec_check", body)?;
+    match reply.result.and_then(|r| r.suggest).as_deref() {
+        Some("pass") => Ok(Suggest::Pass),
+        Some("review") => Ok(Suggest::Review),
+        Some("risky") => Ok(Suggest::Risky),
+        _ => Err(WeChatError::BadResponse(
+            "msg_sec_check answer lacks result.suggest".into(),
+        )),
+    }
+}
+
+/// Parses a `subscribe/send` answer: errcode 0 (a `msgid` with it) is sent.
+pub(crate) fn parse_subscribe_send(body: &[u8]) -> Result<(), WeChatError> {
+    parse_reply::<serde_json::Value>("subscribe/send", body).map(|_| ())
+}
+
 /// `oGZUI0egBJY1zhBYw2KhdUfwVJJE` → `oGZU****VJJE`: enough to tell users apart in a log.
 pub fn mask_openid(openid: &str) -> String {
     let chars: Vec<char> = openid.chars().collect();
@@ -381,6 +433,39 @@ mod tests {
         ));
         let junk = br#"{"phone_info":{"phoneNumber":"<script>","purePhoneNumber":"<script>","countryCode":"86"}}"#;
         assert_eq!(parse_phone_reply(junk).expect("parses").mobile(), None);
+    }
+
+    #[test]
+    fn sec_check_verdicts_come_from_suggest_not_errcode() {
+        let verdict = |body: &str| parse_sec_check(body.as_bytes());
+        assert_eq!(
+            verdict(r#"{"errcode":0,"errmsg":"ok","result":{"suggest":"risky","label":20001}}"#)
+                .ok(),
+            Some(Suggest::Risky)
+        );
+        assert_eq!(
+            verdict(r#"{"errcode":0,"result":{"suggest":"review","label":100}}"#).ok(),
+            Some(Suggest::Review)
+        );
+        assert_eq!(
+            verdict(r#"{"errcode":0,"result":{"suggest":"pass","label":100}}"#).ok(),
+            Some(Suggest::Pass)
+        );
+        for garbage in [
+            r#"{"errcode":0,"errmsg":"ok"}"#,
+            r#"{"errcode":0,"result":{}}"#,
+            r#"{"errcode":0,"result":{"suggest":"maybe"}}"#,
+            "<html></html>",
+        ] {
+            assert!(
+                matches!(verdict(garbage), Err(WeChatError::BadResponse(_))),
+                "{garbage}"
+            );
+        }
+        assert!(matches!(
+            verdict(r#"{"errcode":61010,"errmsg":"user in-active"}"#),
+            Err(WeChatError::Api { errcode: 61010, .. })
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod admin;
 mod bench;
 mod binary;
+mod content;
 mod database;
 mod db_proxy;
 mod deletion;
@@ -22,6 +23,7 @@ mod pipeline;
 mod pool;
 mod process;
 mod profile;
+mod reminders;
 mod sessions;
 mod startup;
 mod tokens;

@@ -199,6 +199,29 @@ try {
   const badge = await page.locator('#overall').textContent();
   check(badge === 'OK', `the overall status is ${badge}`);
 
+  // A meeting WeChat's content check (the dev fake's word list) wants reviewed: listed with
+  // approve and reject; approving shows it in meeting/list.
+  const start = new Date(Date.now() + 3 * 3600 * 1000);
+  const published = await (await fetch(`${BASE_URL}/oapro/wx/meeting/publish`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'X-OA-Token': alice.token },
+    body: JSON.stringify({
+      title: '待审的会议', content: '内容 fake-review', location: '305',
+      startTime: start.toISOString(), endTime: new Date(start.getTime() + 3600e3).toISOString(),
+    }),
+  })).json();
+  check(published.errno === 0 && published.data.review === 'pending',
+    `a meeting for review is stored pending: ${JSON.stringify(published).slice(0, 120)}`);
+  const pendingRow = page.locator('#pending tbody tr', { hasText: '待审的会议' });
+  await pendingRow.first().waitFor({ state: 'visible', timeout: WAIT_MS });
+  check(true, 'the pending meeting is listed on the page');
+  await pendingRow.first().locator('button[data-decision=approve]').click();
+  await pendingRow.first().waitFor({ state: 'detached', timeout: WAIT_MS });
+  const listed = await (await fetch(`${BASE_URL}/oapro/wx/meeting/list?limit=100`)).json();
+  check(listed.data.list.some((m) => m.id === published.data.id),
+    'approving it from the page shows it in meeting/list');
+  check((await statusJson()).pending_review.length === 0, 'nothing is pending any more');
+
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   console.log(`screenshot: ${SCREENSHOT}`);
 

@@ -6,10 +6,13 @@
 //! - Access tokens (the mini-program's, each WeCom corp's) are cached and refreshed
 //!   single-flight (`access_token.rs`).
 //! - WeCom staff log in through their corp (`wecom.rs`), on the same transport.
+//! - Content checks and subscribe messages (`content.rs`) use the mini-program's token;
+//!   content checks stay within WeChat's per-app allowance.
 //! - Every round trip goes through `transport.rs` (bounded, timed) and is counted for the status
 //!   page (`stats.rs`) and the metrics.
 
 mod access_token;
+mod content;
 pub(crate) mod latency;
 mod single_flight;
 mod stats;
@@ -22,6 +25,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use self::access_token::{TokenCache, TokenOwner};
+use self::content::CheckBudget;
+pub(crate) use self::content::{CHECKS_PER_MINUTE, MsgSecCheck, Scene, SendSubscribeMessage};
 use self::single_flight::SingleFlight;
 pub(crate) use self::stats::UpstreamStats;
 pub(crate) use self::transport::MAX_IN_FLIGHT;
@@ -52,6 +57,8 @@ pub(crate) struct WeChatClient {
     /// The configured corps; nothing else is ever asked for a token or accepted in an answer.
     wecom_apps: Vec<WeComApp>,
     wecom_logins_in_flight: SingleFlight<(String, JsCode), WeComSession>,
+    /// What is left of WeChat's content-check allowance for this app.
+    content_checks: CheckBudget,
 }
 
 impl WeChatClient {
@@ -75,6 +82,7 @@ impl WeChatClient {
             token_refresh: SingleFlight::default(),
             wecom_apps: Vec::new(),
             wecom_logins_in_flight: SingleFlight::default(),
+            content_checks: CheckBudget::new(CHECKS_PER_MINUTE),
         }
     }
 

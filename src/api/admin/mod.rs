@@ -1,10 +1,11 @@
 //! The operator's side under `/admin`: the status page's files from `ADMIN_STATIC_DIR`, and behind
-//! `Authorization: Bearer <ADMIN_TOKEN>` (`guard`) the JSON it draws (`status`) and the user
-//! actions (`users`). Plain HTTP status codes here, not the mini-program envelope; 404 for
+//! `Authorization: Bearer <ADMIN_TOKEN>` (`guard`) the JSON it draws (`status`), the user
+//! actions (`users`) and the review of meetings (`meetings`). Plain HTTP status codes here, not the mini-program envelope; 404 for
 //! everything when `ADMIN_TOKEN` is not configured. The answers never hold a token, a
 //! session_key, a secret or a full openid.
 
 mod guard;
+mod meetings;
 mod status;
 mod users;
 
@@ -114,6 +115,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<&Path>)
                 .route("/{id}/disable", web::post().to(users::disable))
                 .route("/{id}/enable", web::post().to(users::enable))
                 .route("/{id}/delete", web::post().to(users::delete))
+                .default_service(web::to(not_found)),
+        )
+        .service(
+            web::scope("/meetings")
+                .wrap(from_fn(guard::require_admin))
+                .route("/{id}/approve", web::post().to(meetings::approve))
+                .route("/{id}/reject", web::post().to(meetings::reject))
                 .default_service(web::to(not_found)),
         );
     // No `show_files_listing()`: a directory without index.html is a 404. `/admin` redirects to

@@ -52,6 +52,11 @@ struct StatusView {
     /// Account deletions users asked for (or the admin made); `None` when the database could not
     /// be asked.
     deletions: Option<DeletionsView>,
+    /// Meetings waiting for an admin's review (content security), oldest first; `None` when the
+    /// database could not be asked.
+    pending_review: Option<Vec<PendingMeeting>>,
+    /// Meeting reminders by subscribe message.
+    reminders: RemindersView,
     /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
     errnos: ErrnoLabels,
 }
@@ -65,6 +70,30 @@ struct AdmissionView {
     reads: AdmissionStats,
     /// Refusals since start, by what was full: `login`, `read`, `wechat`.
     refused: BTreeMap<&'static str, u64>,
+}
+
+#[derive(Debug, Serialize)]
+struct RemindersView {
+    /// A template is configured (`REMINDER_TEMPLATE_ID`).
+    enabled: bool,
+    /// Reminders by state over every instance: `waiting`, `sending`, `sent`, `refused` (43101),
+    /// `failed`; `None` when the database could not be asked.
+    counts: Option<crate::db::reminders::ReminderCounts>,
+}
+
+/// Pending meetings shown on the page.
+const PENDING_SHOWN: i64 = 50;
+
+#[derive(Debug, Serialize)]
+struct PendingMeeting {
+    id: i64,
+    title: String,
+    content: String,
+    location: String,
+    start_time: String,
+    publisher_id: i64,
+    publisher_nickname: String,
+    add_time: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -210,14 +239,40 @@ fn is_upstream_fault(label: &str) -> bool {
 pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
     let now = Utc::now();
     let ready_started = Instant::now();
-    let (ready, logins, wechat, sessions, deletions) = futures_util::future::join5(
-        tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
-        tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
-        tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
-        tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
-        tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
-    )
-    .await;
+    let ((ready, logins, wechat, sessions, deletions), pending_review, reminder_counts) =
+        futures_util::future::join3(
+            futures_util::future::join5(
+                tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
+                tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
+                tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
+                tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
+                tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
+            ),
+            tokio::time::timeout(
+                PART_TIMEOUT,
+                state.db.meetings_pending_review(PENDING_SHOWN),
+            ),
+            tokio::time::timeout(PART_TIMEOUT, state.db.reminder_counts()),
+        )
+        .await;
+    let pending_review = match pending_review {
+        Ok(Ok(meetings)) => Some(
+            meetings
+                .into_iter()
+                .map(|info| PendingMeeting {
+                    id: info.meeting.id,
+                    title: info.meeting.title,
+                    content: info.meeting.content,
+                    location: info.meeting.location,
+                    start_time: rfc3339(info.meeting.start_time),
+                    publisher_id: info.meeting.publisher_id,
+                    publisher_nickname: info.publisher_nickname,
+                    add_time: rfc3339(info.meeting.add_time),
+                })
+                .collect(),
+        ),
+        _ => None,
+    };
     let mut problems = Vec::new();
     let mut down = false;
 
@@ -344,6 +399,11 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         listener,
         logins,
         deletions,
+        pending_review,
+        reminders: RemindersView {
+            enabled: state.reminder_template.is_some(),
+            counts: reminder_counts.ok().and_then(Result::ok),
+        },
         errnos: ErrnoLabels,
         admission: AdmissionView {
             logins: state.login_admission.stats(),

@@ -127,7 +127,7 @@ impl FakeWeChat {
     }
 
     /// `None` when the token is good, else WeChat's error for it.
-    fn check_access_token(&self, token: Option<&str>) -> Option<serde_json::Value> {
+    pub(super) fn check_access_token(&self, token: Option<&str>) -> Option<serde_json::Value> {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
             return Some(wx_error(
                 errcode::ACCESS_TOKEN_MISSING,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
+use super::content::{SecCheckRequest, SubscribeRequest};
 use super::endpoints::{Code2SessionQuery, PhoneRequest, SessionQuery, StableTokenRequest};
 use super::faults::{Fault, apply_fault};
 use super::{FakeWeChat, wecom, wx_error};
@@ -102,6 +103,72 @@ async fn reset_session_key(
     }
 }
 
+async fn msg_sec_check(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<AccessTokenQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("msg_sec_check")).await {
+        return reply;
+    }
+    match serde_json::from_slice::<SecCheckRequest>(&body) {
+        Ok(req) => {
+            if let Some(reply) = apply_fault(fake.user_fault("msg_sec_check", req.openid())).await {
+                return reply;
+            }
+            wechat_reply(&fake.sec_check(q.access_token.as_deref(), &req))
+        }
+        Err(_) => wechat_reply(&wx_error(47001, "data format error")),
+    }
+}
+
+async fn subscribe_send(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<AccessTokenQuery>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Some(reply) = apply_fault(fake.count("subscribe_send")).await {
+        return reply;
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return wechat_reply(&wx_error(47001, "data format error"));
+    };
+    fake.record_subscribe_message(&json);
+    let touser = serde_json::from_value::<SubscribeRequest>(json.clone()).ok();
+    let fault = fake.user_fault("subscribe_send", touser.as_ref().and_then(|r| r.touser()));
+    if let Some(reply) = apply_fault(fault).await {
+        return reply;
+    }
+    wechat_reply(&fake.subscribe_send(q.access_token.as_deref(), &json))
+}
+
+#[derive(Deserialize)]
+struct UserFaultQuery {
+    endpoint: String,
+    user: Option<String>,
+    openid: Option<String>,
+}
+
+/// `POST fake/user_fault?endpoint=E&user=NAME` with a fault as the body: that endpoint misbehaves
+/// for that user only.
+async fn set_user_fault(
+    fake: web::Data<Arc<FakeWeChat>>,
+    q: web::Query<UserFaultQuery>,
+    body: web::Json<Fault>,
+) -> HttpResponse {
+    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
+        return HttpResponse::BadRequest()
+            .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
+    };
+    fake.set_user_fault(&q.endpoint, &openid, body.into_inner());
+    HttpResponse::Ok().json(serde_json::json!({"ok": true}))
+}
+
+/// `GET fake/subscribe_messages`: every subscribe message received, in order.
+async fn subscribe_messages(fake: web::Data<Arc<FakeWeChat>>) -> HttpResponse {
+    HttpResponse::Ok().json(fake.subscribe_messages())
+}
+
 #[derive(Deserialize)]
 struct MintQuery {
     user: Option<String>,
@@ -191,6 +258,16 @@ pub fn configure(fake: Arc<FakeWeChat>) -> impl FnOnce(&mut web::ServiceConfig) 
             )
             .route("/wxa/checksession", web::get().to(check_session))
             .route("/wxa/resetusersessionkey", web::get().to(reset_session_key))
+            .route("/wxa/msg_sec_check", web::post().to(msg_sec_check))
+            .route(
+                "/cgi-bin/message/subscribe/send",
+                web::post().to(subscribe_send),
+            )
+            .route("/fake/user_fault", web::post().to(set_user_fault))
+            .route(
+                "/fake/subscribe_messages",
+                web::get().to(subscribe_messages),
+            )
             .route("/fake/phone_code", web::post().to(mint_phone))
             .route("/fake/code", web::post().to(mint))
             .route("/fake/codes", web::post().to(mint_bulk))

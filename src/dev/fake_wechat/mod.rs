@@ -6,12 +6,14 @@
 //! - `codes.rs`: what a phone's WeChat hands the client (login and phone codes, open data).
 //! - `endpoints.rs`: WeChat's server side (tokens, code exchange, phone numbers, signatures).
 //! - `wecom.rs`: WeCom's side of staff login (corps, corp tokens, `wx.qy.login()` codes).
+//! - `content.rs`: the content check (a word list) and subscribe messages (each one kept).
 //! - `faults.rs`: misbehaviour on demand, to test how wxauth copes with a bad WeChat day.
 //! - `http.rs`: the routes: WeChat's endpoints, and a small control API under `fake/` (mint a
 //!   code for a named test user, switch on faults, read call counts). The same controls are
 //!   methods on `FakeWeChat` for in-process tests.
 
 mod codes;
+mod content;
 mod endpoints;
 mod faults;
 mod http;
@@ -25,6 +27,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 pub use self::codes::MintedCode;
+pub use self::content::{REVIEW_WORDS, RISKY_WORDS};
 pub use self::faults::Fault;
 pub use self::http::configure;
 pub use self::wecom::{FakeWeCom, MintedWeComCode};
@@ -62,7 +65,11 @@ struct State {
     stable_token: Option<String>,
     /// Faults by endpoint name; `*` applies to every endpoint.
     faults: HashMap<String, Fault>,
+    /// Faults for one user on one endpoint: (endpoint, openid).
+    user_faults: HashMap<(String, String), Fault>,
     calls: HashMap<&'static str, u64>,
+    /// Every subscribe message body received, in order.
+    subscribe_messages: Vec<serde_json::Value>,
 }
 
 pub struct FakeWeChat {

@@ -1,0 +1,331 @@
+//! The reminder sender: every `REMINDER_TICK_SECS` it claims the reminders whose meeting starts
+//! within `REMINDER_LEAD_MINS` and sends each as a subscribe message. Every instance runs one;
+//! the claim (`db::reminders::claim_due`, committed before any send) shares the work, so each
+//! reminder goes out once. It runs on the database's upkeep lane, never on the lanes of logins
+//! and reads, and a tick still running when the next is due is not doubled.
+//!
+//! WeChat's answer decides what becomes of a reminder: sent; 43101 (the member withdrew consent)
+//! dropped; busy or slow (-1, 45009, a timeout) waiting again for the next tick, until the
+//! meeting starts; anything else given up, counted and logged once per kind.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{DateTime, TimeDelta, Utc};
+use futures_util::StreamExt;
+
+use super::DbHandle;
+use super::wechat::{SendSubscribeMessage, WeChatClient};
+use crate::api::profile::china_time;
+use crate::config::{MeetingField, Reminders};
+use crate::db::reminders::{DueReminder, Outcome};
+use crate::log_throttle::ERRORS;
+use crate::metrics::Metrics;
+use crate::wechat::{WeChatError, errcode};
+
+/// Reminders claimed per statement; a full batch is followed by another at once.
+const CLAIM_BATCH: i64 = 100;
+/// Subscribe messages in flight at once per instance.
+const SENDS_IN_FLIGHT: usize = 8;
+/// The most characters of a `thing` value (WeChat refuses longer ones with 47003).
+const MAX_THING_CHARS: usize = 20;
+/// The most characters of a `phrase` value.
+const MAX_PHRASE_CHARS: usize = 5;
+/// The most characters of any other value.
+const MAX_OTHER_CHARS: usize = 32;
+
+pub(crate) struct ReminderSender {
+    db: DbHandle,
+    wechat: Addr<WeChatClient>,
+    settings: Arc<Reminders>,
+    template_id: String,
+    metrics: Arc<Metrics>,
+    running: bool,
+}
+
+impl ReminderSender {
+    /// `None` when reminders are off (no template configured).
+    pub(crate) fn new(
+        db: &DbHandle,
+        wechat: Addr<WeChatClient>,
+        settings: &Reminders,
+        metrics: Arc<Metrics>,
+    ) -> Option<Self> {
+        let template_id = settings.template_id.clone()?;
+        Some(ReminderSender {
+            db: db.background(),
+            wechat,
+            settings: Arc::new(settings.clone()),
+            template_id,
+            metrics,
+            running: false,
+        })
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        let round = send_due(
+            self.db.clone(),
+            self.wechat.clone(),
+            self.settings.clone(),
+            self.template_id.clone(),
+            self.metrics.clone(),
+        );
+        ctx.spawn(round.into_actor(self).map(|_, act, _| act.running = false));
+    }
+}
+
+impl Actor for ReminderSender {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        log::info!(
+            "meeting reminders on: template {}, {} min ahead, every {:?}",
+            self.template_id,
+            self.settings.lead.as_secs() / 60,
+            self.settings.tick
+        );
+        self.tick(ctx);
+        ctx.run_interval(self.settings.tick, |act, ctx| act.tick(ctx));
+    }
+}
+
+/// One tick: claim, send, record; again while batches come back full.
+async fn send_due(
+    db: DbHandle,
+    wechat: Addr<WeChatClient>,
+    settings: Arc<Reminders>,
+    template_id: String,
+    metrics: Arc<Metrics>,
+) {
+    let lead = TimeDelta::from_std(settings.lead).unwrap_or(TimeDelta::minutes(15));
+    loop {
+        let now = Utc::now();
+        let claimed = match db
+            .claim_reminders(template_id.clone(), now, lead, CLAIM_BATCH)
+            .await
+        {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                ERRORS.log(
+                    log::Level::Warn,
+                    "reminders: cannot claim due reminders",
+                    Some(&e),
+                );
+                return;
+            }
+        };
+        let full = claimed.len() as i64 == CLAIM_BATCH;
+        if claimed.is_empty() {
+            return;
+        }
+        let outcomes: Vec<(i64, i64, Outcome)> = futures_util::stream::iter(claimed)
+            .map(|due| {
+                let wechat = wechat.clone();
+                let settings = settings.clone();
+                let template_id = template_id.clone();
+                async move {
+                    let outcome = send_one(&wechat, &settings, &template_id, &due).await;
+                    (due.meeting_id, due.user_id, outcome)
+                }
+            })
+            .buffer_unordered(SENDS_IN_FLIGHT)
+            .collect()
+            .await;
+        for (_, _, outcome) in &outcomes {
+            let label = match outcome {
+                Outcome::Sent => "sent",
+                Outcome::Refused => "refused",
+                Outcome::Failed => "failed",
+                Outcome::Retry => "retried",
+            };
+            metrics.reminders.with_label_values(&[label]).inc();
+        }
+        if let Err(e) = db.finish_reminders(outcomes, Utc::now()).await {
+            // The rows stay claimed: not sent again, which is the safe side.
+            ERRORS.log(
+                log::Level::Error,
+                "reminders: outcomes not written",
+                Some(&e),
+            );
+            return;
+        }
+        if !full {
+            return;
+        }
+    }
+}
+
+async fn send_one(
+    wechat: &Addr<WeChatClient>,
+    settings: &Reminders,
+    template_id: &str,
+    due: &DueReminder,
+) -> Outcome {
+    // Claimed just before its start and reached after it: a reminder then would be too late.
+    if due.start_time <= Utc::now() {
+        return Outcome::Failed;
+    }
+    let body = message(settings, template_id, due);
+    let answer = match wechat.send(SendSubscribeMessage { body }).await {
+        Ok(answer) => answer,
+        Err(e) => Err(WeChatError::Transport(e.to_string())),
+    };
+    match answer {
+        Ok(()) => Outcome::Sent,
+        Err(WeChatError::Api {
+            errcode: errcode::NO_SUBSCRIPTION,
+            ..
+        }) => Outcome::Refused,
+        Err(
+            WeChatError::Api {
+                errcode: errcode::SYSTEM_BUSY | errcode::API_RATE_LIMITED,
+                ..
+            }
+            | WeChatError::Timeout
+            | WeChatError::Transport(_)
+            | WeChatError::Overloaded,
+        ) => Outcome::Retry,
+        Err(e) => {
+            ERRORS.log(
+                log::Level::Warn,
+                &format!(
+                    "reminders: WeChat refused a reminder ({}); given up",
+                    e.errcode_label()
+                ),
+                Some(&e),
+            );
+            Outcome::Failed
+        }
+    }
+}
+
+/// The `subscribe/send` body of one reminder.
+pub(crate) fn message(
+    settings: &Reminders,
+    template_id: &str,
+    due: &DueReminder,
+) -> serde_json::Value {
+    let mut data = serde_json::Map::new();
+    for (key, field) in &settings.fields {
+        let raw = match field {
+            MeetingField::Title => due.title.clone(),
+            MeetingField::Content => due.content.clone(),
+            MeetingField::Location => due.location.clone(),
+            MeetingField::Publisher => due.publisher.clone(),
+            MeetingField::Start => wechat_time(due.start_time),
+            MeetingField::End => wechat_time(due.end_time),
+        };
+        data.insert(
+            key.clone(),
+            serde_json::json!({ "value": fit_value(key, &raw) }),
+        );
+    }
+    serde_json::json!({
+        "touser": due.openid,
+        "template_id": template_id,
+        "page": settings.page.replace("{id}", &due.meeting_id.to_string()),
+        "miniprogram_state": settings.miniprogram_state.as_str(),
+        "lang": "zh_CN",
+        "data": data,
+    })
+}
+
+/// `2026年12月6日 09:30`, China time: what a template's `time` key takes.
+pub(crate) fn wechat_time(t: DateTime<Utc>) -> String {
+    china_time(t).format("%Y年%-m月%-d日 %H:%M").to_string()
+}
+
+/// A value fitted to its key's rule: one line, and cut (with `…`) to the length the key's kind
+/// allows.
+pub(crate) fn fit_value(key: &str, raw: &str) -> String {
+    let kind = key.trim_end_matches(|c: char| c.is_ascii_digit());
+    let max = match kind {
+        "thing" => MAX_THING_CHARS,
+        "phrase" => MAX_PHRASE_CHARS,
+        "time" | "date" => return raw.to_string(),
+        _ => MAX_OTHER_CHARS,
+    };
+    let one_line: String = raw
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let one_line = one_line.trim();
+    if one_line.chars().count() <= max {
+        return one_line.to_string();
+    }
+    let mut cut: String = one_line.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn things_are_cut_to_twenty_characters_with_an_ellipsis() {
+        let long = "二零二六年第四季度全体员工工作总结暨明年计划大会";
+        let fitted = fit_value("thing1", long);
+        assert_eq!(fitted.chars().count(), 20);
+        assert!(fitted.ends_with('…'));
+        assert!(long.starts_with(fitted.trim_end_matches('…')));
+        assert_eq!(fit_value("thing3", "3号楼305"), "3号楼305");
+        assert_eq!(fit_value("thing2", "a\nb"), "a b");
+        assert_eq!(fit_value("phrase4", "进行中啊啊啊").chars().count(), 5);
+    }
+
+    #[test]
+    fn the_message_follows_the_configured_keys_page_and_state() {
+        let start = Utc.with_ymd_and_hms(2026, 12, 6, 1, 30, 0).unwrap();
+        let due = DueReminder {
+            meeting_id: 42,
+            user_id: 7,
+            openid: "o-member".into(),
+            title: "周会".into(),
+            content: "第一行\n第二行".into(),
+            location: "305".into(),
+            start_time: start,
+            end_time: start + TimeDelta::hours(1),
+            publisher: "张三".into(),
+        };
+        let settings = Reminders {
+            template_id: Some("t".into()),
+            fields: vec![
+                ("thing4".into(), MeetingField::Content),
+                ("date5".into(), MeetingField::End),
+                ("name6".into(), MeetingField::Publisher),
+            ],
+            page: "pages/m/index?mid={id}&from=reminder".into(),
+            lead: std::time::Duration::from_secs(60),
+            tick: std::time::Duration::from_secs(1),
+            miniprogram_state: crate::config::MiniprogramState::Trial,
+        };
+        assert_eq!(
+            message(&settings, "t", &due),
+            serde_json::json!({
+                "touser": "o-member",
+                "template_id": "t",
+                "page": "pages/m/index?mid=42&from=reminder",
+                "miniprogram_state": "trial",
+                "lang": "zh_CN",
+                "data": {
+                    "thing4": { "value": "第一行 第二行" },
+                    "date5": { "value": "2026年12月6日 10:30" },
+                    "name6": { "value": "张三" },
+                },
+            })
+        );
+    }
+
+    #[test]
+    fn times_are_china_time_in_wechat_s_form() {
+        let t = Utc.with_ymd_and_hms(2026, 12, 6, 1, 30, 0).unwrap();
+        assert_eq!(wechat_time(t), "2026年12月6日 09:30");
+        assert_eq!(fit_value("time2", &wechat_time(t)), "2026年12月6日 09:30");
+    }
+}
