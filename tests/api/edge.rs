@@ -266,6 +266,61 @@ async fn admin_token_guessing_is_refused_with_429_after_ten_wrong_tokens() {
 }
 
 #[actix_web::test]
+async fn wrong_tokens_from_ten_thousand_addresses_never_lock_the_right_token_out() {
+    let app = TestApp::builder()
+        .admin_token(ADMIN_TOKEN)
+        .trust_forwarded_for()
+        .spawn()
+        .await;
+    let url = format!("{}/admin/api/status", app.base);
+    let get = |ip: String, token: String| {
+        let app = &app;
+        let url = url.clone();
+        async move {
+            let auth = format!("Bearer {token}");
+            app.get_with(&url, &[("x-forwarded-for", &ip), ("authorization", &auth)])
+                .await
+                .status
+        }
+    };
+    // A guesser spends its own budget before the flood.
+    for _ in 0..10 {
+        let status = get("192.0.2.99".into(), "wrong-token-0123456789abcdef".into()).await;
+        assert_eq!(status, 403);
+    }
+    // 10 050 /64s of one /48 and 200 IPv4 addresses, one wrong token each, 32 at a time.
+    let guessers: Vec<String> = (0..10_050u32)
+        .map(|n| format!("2001:db8:42:{n:x}::1"))
+        .chain((0..200u32).map(|n| format!("198.18.{}.{}", n / 250, n % 250 + 1)))
+        .collect();
+    let mut refused = 0;
+    for chunk in guessers.chunks(32) {
+        let statuses = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|ip| get(ip.clone(), "wrong-token-0123456789abcdef".into())),
+        )
+        .await;
+        for status in statuses {
+            assert!(status == 403 || status == 429, "{status}");
+            refused += usize::from(status == 429);
+        }
+    }
+    assert!(refused > 0, "untracked guessers are told to wait");
+
+    // The operator, from anywhere else and from inside that /48, is served.
+    for operator in ["203.0.113.5", "2001:db8:77::1", "2001:db8:42:ffff::9"] {
+        assert_eq!(
+            get(operator.into(), ADMIN_TOKEN.into()).await,
+            200,
+            "{operator}"
+        );
+    }
+    // A guesser over its own budget stays refused, right token or not.
+    assert_eq!(get("192.0.2.99".into(), ADMIN_TOKEN.into()).await, 429);
+}
+
+#[actix_web::test]
 async fn a_declared_body_over_the_limit_is_refused_without_waiting_for_it() {
     let app = TestApp::spawn().await;
     let host = host_of(&app);

@@ -622,7 +622,12 @@ async fn until_all_cached(app: &TestApp, tokens: &[&str]) {
         for token in tokens {
             assert_eq!(app.get("user/index", Some(token)).await.errno(), 0);
         }
-        let cached = app.state.sessions.send(CachedSessions).await.expect("mailbox");
+        let cached = app
+            .state
+            .sessions
+            .send(CachedSessions)
+            .await
+            .expect("mailbox");
         if cached >= tokens.len() {
             return;
         }
@@ -652,12 +657,11 @@ async fn a_session_revoked_or_deleted_in_sql_dies_on_every_instance_within_two_s
     until_all_cached(&b, &tokens).await;
 
     // What an operator does about a stolen token, behind the application's back.
-    let n = diesel::update(
-        user_session::table.filter(user_session::user_id.eq(user_id_of(&a, "mia"))),
-    )
-    .set(user_session::revoked_at.eq(diesel::dsl::now))
-    .execute(&mut a.db())
-    .expect("revoke");
+    let n =
+        diesel::update(user_session::table.filter(user_session::user_id.eq(user_id_of(&a, "mia"))))
+            .set(user_session::revoked_at.eq(diesel::dsl::now))
+            .execute(&mut a.db())
+            .expect("revoke");
     assert_eq!(n, 1);
     let n = diesel::delete(
         user_session::table.filter(user_session::user_id.eq(user_id_of(&a, "noah"))),
@@ -667,8 +671,10 @@ async fn a_session_revoked_or_deleted_in_sql_dies_on_every_instance_within_two_s
     assert_eq!(n, 1);
 
     for app in [&a, &b] {
-        app.errno_within(&revoked, 501, Duration::from_secs(2)).await;
-        app.errno_within(&deleted, 501, Duration::from_secs(2)).await;
+        app.errno_within(&revoked, 501, Duration::from_secs(2))
+            .await;
+        app.errno_within(&deleted, 501, Duration::from_secs(2))
+            .await;
         assert_eq!(
             app.get("user/index", Some(&untouched)).await.errno(),
             0,
