@@ -320,6 +320,64 @@ async fn wrong_tokens_from_ten_thousand_addresses_never_lock_the_right_token_out
     assert_eq!(get("192.0.2.99".into(), ADMIN_TOKEN.into()).await, 429);
 }
 
+/// A dev-mode request as a browser page would send it, with this `Host`: the status.
+async fn with_host(app: &TestApp, method_and_path: &str, host_header: &str) -> (u16, Value) {
+    let peer = host_of(app);
+    let request = format!(
+        "{method_and_path} HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let (status, _, body) = actix_web::rt::task::spawn_blocking(move || {
+        raw_exchange(&peer, request.as_bytes(), Duration::from_secs(5))
+    })
+    .await
+    .expect("exchange");
+    (status, body)
+}
+
+#[actix_web::test]
+async fn dev_mode_answers_only_local_host_names_and_production_any() {
+    let dev = TestApp::builder().dev_mode().spawn().await;
+    let port = host_of(&dev).rsplit(':').next().expect("port").to_string();
+    let mint = "POST /__wechat/fake/code?user=alice";
+    let before = dev.count_users();
+    for rebound in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "127.0.0.1.nip.io",
+    ] {
+        for target in [mint, "GET /oapro/wx/home/index", "GET /healthz"] {
+            let (status, _) = with_host(&dev, target, rebound).await;
+            assert_eq!(status, 421, "{target} with Host {rebound}");
+        }
+    }
+    assert_eq!(dev.count_users(), before, "nothing was done for the page");
+    let (status, body) = with_host(&dev, mint, &format!("127.0.0.1:{port}")).await;
+    assert_eq!(status, 200, "the fake answers locally: {body}");
+    for local in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, body) = with_host(&dev, "GET /oapro/wx/home/index", &local).await;
+        assert_eq!(
+            (status, body["errno"].as_i64()),
+            (200, Some(0)),
+            "Host {local}"
+        );
+    }
+
+    let production = TestApp::spawn().await;
+    let (status, body) =
+        with_host(&production, "GET /oapro/wx/home/index", "api.example.com").await;
+    assert_eq!(
+        (status, body["errno"].as_i64()),
+        (200, Some(0)),
+        "production answers any Host"
+    );
+}
+
 #[actix_web::test]
 async fn a_declared_body_over_the_limit_is_refused_without_waiting_for_it() {
     let app = TestApp::spawn().await;
