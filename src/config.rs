@@ -199,6 +199,13 @@ const EXAMPLE_SECRETS: &[&str] = &[
     "password",
 ];
 
+/// Whether the key, as its 64 hex characters were written, is one character repeated (a byte
+/// repeated whose two hex digits are the same: `00…`, `aa…`).
+fn is_placeholder_key(key: &[u8; 32]) -> bool {
+    let first = key[0];
+    first >> 4 == first & 0x0f && key.iter().all(|b| *b == first)
+}
+
 /// Whether a secret is a placeholder: one character repeated, or a published example.
 fn is_placeholder_secret(value: &[u8]) -> bool {
     let repeated = value.first().is_some_and(|c| value.iter().all(|b| b == c));
@@ -344,7 +351,7 @@ impl Config {
         }
         if self
             .session_encryption_key
-            .is_some_and(|key| is_placeholder_secret(&key))
+            .is_some_and(|key| is_placeholder_key(&key))
         {
             weak.push(SESSION_ENCRYPTION_KEY.name);
         }
@@ -775,7 +782,12 @@ mod tests {
         assert!(is_placeholder_secret(
             b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
         ));
-        assert!(is_placeholder_secret(&[0u8; 32]));
+        assert!(is_placeholder_key(&[0u8; 32]));
+        assert!(is_placeholder_key(&[0xaa; 32]), "aaaa…");
+        assert!(
+            !is_placeholder_key(&[0xab; 32]),
+            "abab… is not one repeated character"
+        );
         assert!(is_placeholder_secret(
             b"the-appsecret-from-the-mini-program-admin-console"
         ));
