@@ -17,6 +17,18 @@ export interface WxRuntime {
     success(res: { code: string }): void;
     fail(err: { errMsg: string }): void;
   }): unknown;
+  /** WeCom's additions, present when running inside WeCom. */
+  qy?: {
+    login(options: {
+      timeout?: number;
+      success(res: { code: string }): void;
+      fail(err: { errMsg: string }): void;
+    }): unknown;
+  };
+  /** The appid sent on login comes from here (base library 2.2.2+). */
+  getAccountInfoSync?(): { miniProgram: { appId: string } };
+  /** `environment: 'wxwork'` inside WeCom: logins then go through `wx.qy.login`. */
+  getSystemInfoSync?(): { environment?: string };
   getStorageSync(key: string): any;
   setStorageSync(key: string, value: unknown): void;
   removeStorageSync(key: string): void;
@@ -46,7 +58,8 @@ export interface RequestOptions {
 
 /**
  * How every call rejects. `errno` is the server's errno (401, 402, 501, 7xx, ...), or one of the
- * client's own: -1 network failure (`wx.request` failed), -2 `wx.login` failed, -3 the server
+ * client's own: -1 network failure (`wx.request` failed), -2 `wx.login` (or inside WeCom
+ * `wx.qy.login`) failed or is missing, -3 the server
  * answered something that is not the envelope (e.g. a proxy's error page).
  */
 export interface WxAuthError extends Error {
@@ -84,10 +97,23 @@ export interface Client {
   /** Resolves with the envelope's `data` when errno is 0; otherwise rejects with a WxAuthError. */
   request<T = any>(path: string, options?: RequestOptions): Promise<T>;
   /**
-   * `wx.login()` then `auth/login_by_weixin`; shares a login already in flight. A session this
-   * client held before is ended on the server.
+   * `wx.login()` then `auth/login_by_weixin` with the code and this mini-program's appid; inside
+   * WeCom `wx.qy.login()` then `auth/login_by_wecom` (same answer). Shares a login already in
+   * flight. A session this client held before is ended on the server.
    */
   login(options?: { userInfo?: LoginProfile }): Promise<LoginAnswer>;
+  /**
+   * Attaches a WeChat identity to the account: `POST auth/link_weixin {code, appid}`, with a
+   * fresh `wx.login()` code and this mini-program's appid unless given (a code from another
+   * mini-program, with that one's appid). Logs in first when there is no session. A `userInfo`
+   * in the answer is stored, and a `token` replaces the stored one.
+   */
+  linkWeixin(options?: { code?: string; appid?: string }): Promise<any>;
+  /**
+   * Attaches the WeCom identity to the account: `POST auth/link_wecom {code}` with a
+   * `wx.qy.login()` code unless given. The answer is kept as `linkWeixin`'s.
+   */
+  linkWeCom(options?: { code?: string }): Promise<any>;
   /** Ends the session on the server and forgets the token and user locally. */
   logout(): Promise<void>;
   /** The getPhoneNumber button's result; the stored `userInfo` gets the phone. */

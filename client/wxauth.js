@@ -1,7 +1,7 @@
 'use strict';
 /**
- * wxauth's mini-program side: login with wx.login(), a token kept in storage, and `request`
- * for the API under `{CONTEXT_PATH}/wx/`. Dependency-free CommonJS; a mini-program `require`s
+ * wxauth's mini-program side: login with wx.login() (inside WeCom with wx.qy.login()), a token
+ * kept in storage, and `request` for the API under `{CONTEXT_PATH}/wx/`. Dependency-free CommonJS; a mini-program `require`s
  * it, Node loads it for the tests. Written without async/await, `?.`, `??` or object spread, so
  * that it runs as is on old base libraries.
  *
@@ -12,7 +12,7 @@
 
 /** `wx.request` failed: no network, DNS, TLS, timeout. */
 const NETWORK_ERRNO = -1;
-/** `wx.login()` failed or gave no code. */
+/** `wx.login()` (or inside WeCom `wx.qy.login()`) failed or gave no code. */
 const WX_LOGIN_ERRNO = -2;
 /** The server answered something that is not the `{errno, errmsg, data}` envelope. */
 const BAD_ANSWER_ERRNO = -3;
@@ -229,14 +229,16 @@ function createClient(options) {
 
   // ---- login ----
 
-  function wxLogin() {
+  /** A login code from `wx.login` or `wx.qy.login` (`name` says which, for the error). */
+  function codeFrom(loginFn, name) {
     return new Promise(function (resolve, reject) {
       try {
-        runtime.login({
+        if (typeof loginFn !== 'function') throw new Error(name + ' is not available');
+        loginFn({
           timeout: WX_LOGIN_TIMEOUT_MS,
           success: function (res) {
             if (res && typeof res.code === 'string' && res.code !== '') resolve(res.code);
-            else reject(apiError(WX_LOGIN_ERRNO, 'wx.login gave no code', null));
+            else reject(apiError(WX_LOGIN_ERRNO, name + ' gave no code', null));
           },
           fail: function (err) {
             const errMsg = (err && err.errMsg) || 'login:fail';
@@ -249,27 +251,67 @@ function createClient(options) {
     });
   }
 
+  function wxLogin() {
+    return codeFrom(runtime.login, 'wx.login');
+  }
+
+  function qyLogin() {
+    return codeFrom(runtime.qy && runtime.qy.login, 'wx.qy.login');
+  }
+
+  /**
+   * This mini-program's appid, so that a server serving several apps knows which one the code
+   * is for; null on base libraries without `getAccountInfoSync` (the server then reads the
+   * Referer, or uses its default app).
+   */
+  function ownAppid() {
+    try {
+      const info = runtime.getAccountInfoSync();
+      const appid = info && info.miniProgram && info.miniProgram.appId;
+      return typeof appid === 'string' && appid !== '' ? appid : null;
+    } catch (e) {
+      return null;
+    }
+  }
+
+  /** Running inside WeCom (企业微信): logins go through the corp. */
+  function insideWeCom() {
+    try {
+      const info = runtime.getSystemInfoSync();
+      return !!info && info.environment === 'wxwork';
+    } catch (e) {
+      return false;
+    }
+  }
+
   /** Ends a session nobody holds any more (a login or refresh that finished after logout). */
   function endOrphan(token) {
     send('auth/logout', 'POST', {}, token).then(noop, noop);
   }
 
-  /** The one login in flight, or a new one. Resolves with login_by_weixin's data. */
+  /**
+   * The one login in flight, or a new one. Resolves with the login's data: login_by_weixin's,
+   * or inside WeCom login_by_wecom's (the same shape).
+   */
   function startLogin(userInfo) {
     if (loginFlight) return loginFlight;
     const seq = ++loginSeq;
     const startEpoch = epoch;
-    const flight = wxLogin()
+    const wecom = insideWeCom();
+    const endpoint = wecom ? 'auth/login_by_wecom' : 'auth/login_by_weixin';
+    const flight = (wecom ? qyLogin() : wxLogin())
       .then(function (code) {
         const body = { code: code };
+        const appid = ownAppid();
+        if (appid) body.appid = appid;
         if (userInfo) body.userInfo = userInfo;
         // A busy answer comes before the code is exchanged, so the same code is sent again.
-        return sendPatiently('auth/login_by_weixin', 'POST', body, null);
+        return sendPatiently(endpoint, 'POST', body, null);
       })
       .then(unwrap)
       .then(function (data) {
         if (!data || typeof data.token !== 'string') {
-          throw apiError(BAD_ANSWER_ERRNO, 'login_by_weixin answered no token', null);
+          throw apiError(BAD_ANSWER_ERRNO, endpoint.slice(5) + ' answered no token', null);
         }
         if (epoch !== startEpoch) {
           endOrphan(data.token);
@@ -411,6 +453,56 @@ function createClient(options) {
     });
   }
 
+  /**
+   * Keeps what a link answered: the account's `userInfo`, and a `token` when the server handed
+   * a new one (the session's account was merged into another).
+   */
+  function keepLinked(data) {
+    if (data && typeof data.token === 'string' && data.token !== '') {
+      const previous = storedToken();
+      keepToken(data.token, data.tokenExpire);
+      // One session per device, as after a login.
+      if (previous && previous !== data.token) endOrphan(previous);
+    }
+    if (data && data.userInfo && typeof data.userInfo === 'object') {
+      write(STORAGE_USER, data.userInfo);
+    }
+    return data;
+  }
+
+  /**
+   * A session first, then the code: the code is only fetched once nothing else (a login) can
+   * come between it and the link.
+   */
+  function loggedIn() {
+    return storedToken() ? Promise.resolve() : startLogin();
+  }
+
+  function linkWeixin(linkOptions) {
+    const lo = linkOptions || {};
+    const appid = lo.appid || ownAppid();
+    return loggedIn()
+      .then(function () {
+        return lo.code || wxLogin();
+      })
+      .then(function (c) {
+        const body = { code: c };
+        if (appid) body.appid = appid;
+        return request('auth/link_weixin', { method: 'POST', data: body }).then(keepLinked);
+      });
+  }
+
+  function linkWeCom(linkOptions) {
+    const lo = linkOptions || {};
+    return loggedIn()
+      .then(function () {
+        return lo.code || qyLogin();
+      })
+      .then(function (c) {
+        return request('auth/link_wecom', { method: 'POST', data: { code: c } }).then(keepLinked);
+      });
+  }
+
   function deactivate() {
     return request('auth/deactivate', { method: 'POST' }).then(function (data) {
       epoch += 1;
@@ -432,6 +524,8 @@ function createClient(options) {
     login: login,
     logout: logout,
     bindPhone: bindPhone,
+    linkWeixin: linkWeixin,
+    linkWeCom: linkWeCom,
     deactivate: deactivate,
     exportData: exportData,
     token: token,

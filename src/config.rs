@@ -71,6 +71,8 @@ pub struct Config {
     /// Normalised: empty, or a leading `/` without a trailing one (`/oapro`).
     pub context_path: String,
     pub wechat: WeChatMode,
+    /// WeCom's API for staff login; in dev mode the built-in fake is used instead.
+    pub wecom_api_base: String,
     pub wechat_timeout: Duration,
     pub access_token_mode: AccessTokenMode,
     pub(crate) jwt_secret: Secret,
@@ -263,6 +265,14 @@ impl Config {
         let context_path = CONTEXT_PATH.parse(src, normalise_context_path)?;
         let wechat = wechat_mode(src)?;
         let production = matches!(wechat, WeChatMode::Upstream { .. });
+        let wecom_api_base = WECOM_API_BASE.parse(src, http_base)?;
+        if let WeChatMode::Upstream { api_base, .. } = &wechat {
+            // Only production sends real secrets upstream: dev mode's fakes are local.
+            refuse_clear_text_upstreams(&[
+                (WECHAT_API_BASE.name, api_base),
+                (WECOM_API_BASE.name, &wecom_api_base),
+            ])?;
+        }
         let wechat_timeout = Duration::from_millis(WECHAT_TIMEOUT_MS.read(src)?);
         let access_token_mode = WECHAT_TOKEN_MODE.read(src)?;
         let (jwt_secret, jwt_secret_generated) = jwt_secret(src, production)?;
@@ -308,6 +318,7 @@ impl Config {
             bind_addr,
             context_path,
             wechat,
+            wecom_api_base,
             wechat_timeout,
             access_token_mode,
             jwt_secret,
@@ -388,6 +399,12 @@ fn socket_addr(var: &Text, raw: &str) -> Result<SocketAddr, ConfigError> {
     raw.parse().map_err(|e| var.refused_because(e))
 }
 
+/// An http(s) URL without its trailing slash, so that paths can be appended.
+fn http_base(base: &str) -> Option<String> {
+    let base = base.trim_end_matches('/');
+    (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_string())
+}
+
 /// Upstream when `WECHAT_APPID` is set, which then needs `WECHAT_SECRET`; dev mode otherwise.
 fn wechat_mode(src: &Source) -> Result<WeChatMode, ConfigError> {
     let appid = WECHAT_APPID.parse_set(src, |appid| {
@@ -406,8 +423,6 @@ fn wechat_mode(src: &Source) -> Result<WeChatMode, ConfigError> {
         let base = base.trim_end_matches('/');
         (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_string())
     })?;
-    // Only production talks to an upstream with a real secret: dev mode's fake is local.
-    refuse_clear_text_upstreams(&[(WECHAT_API_BASE.name, &api_base)])?;
     Ok(WeChatMode::Upstream {
         appid,
         secret: Secret::new(secret),
@@ -1037,6 +1052,18 @@ mod tests {
         assert!(!shown.contains("app-secret-value"));
         assert!(!shown.contains(LONG_ENOUGH_JWT_SECRET));
         assert!(!c.jwt_secret_generated);
+    }
+
+    #[test]
+    fn wecom_api_base_defaults_to_wecom_and_must_be_http() {
+        let c = Config::from_vars(&vars(&[])).expect("valid");
+        assert_eq!(c.wecom_api_base, "https://qyapi.weixin.qq.com");
+        let c =
+            Config::from_vars(&vars(&[("WECOM_API_BASE", "http://127.0.0.1:9/")])).expect("valid");
+        assert_eq!(c.wecom_api_base, "http://127.0.0.1:9");
+        let err = Config::from_vars(&vars(&[("WECOM_API_BASE", "qyapi.weixin.qq.com")]))
+            .expect_err("no scheme");
+        assert_eq!(err.var, "WECOM_API_BASE");
     }
 
     #[test]

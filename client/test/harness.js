@@ -155,15 +155,22 @@ async function startServer(extraEnv = {}) {
   };
 }
 
+/** The appid dev mode's WeChat fake plays (src/startup/mod.rs). */
+const DEV_APPID = 'wxdevfake00000000';
+
 /**
  * The mini-program runtime as far as the client uses it. `requests` records every wx.request
- * ({ method, path, token }); `logins` counts wx.login() calls. `loginFails` makes wx.login fail.
+ * ({ method, path, token, data }); `logins` counts wx.login() calls, `qyLogins` wx.qy.login()
+ * calls (WeCom's, minted for the fake's demo corp). `loginFails` makes both fail. `appid` is
+ * what getAccountInfoSync reports (null: a base library without it); `environment: 'wxwork'`
+ * runs the mini-program inside WeCom.
  */
-function fakeWx({ server, user, tokenHeader = 'X-OA-Token' }) {
+function fakeWx({ server, user, tokenHeader = 'X-OA-Token', appid = DEV_APPID, environment }) {
   const storage = new Map();
   const runtime = {
     requests: [],
     logins: 0,
+    qyLogins: 0,
     loginFails: false,
     storage,
     request(options) {
@@ -177,7 +184,7 @@ function fakeWx({ server, user, tokenHeader = 'X-OA-Token' }) {
       }
       const headers = Object.assign({}, options.header);
       const token = Object.entries(headers).find(([k]) => k.toLowerCase() === tokenHeader.toLowerCase());
-      runtime.requests.push({ method: options.method, path: url.pathname, token: token ? token[1] : null });
+      runtime.requests.push({ method: options.method, path: url.pathname, token: token ? token[1] : null, data: options.data });
       if (body !== undefined) headers['content-length'] = Buffer.byteLength(body);
       const req = http.request(url, { method: options.method, headers, timeout: options.timeout || 60000, agent }, (res) => {
         const chunks = [];
@@ -209,6 +216,26 @@ function fakeWx({ server, user, tokenHeader = 'X-OA-Token' }) {
         (r) => options.success({ code: r.body.code }),
         (e) => options.fail({ errMsg: `login:fail ${e.message}` })
       );
+    },
+    qy: {
+      login(options) {
+        runtime.qyLogins += 1;
+        if (runtime.loginFails) {
+          setImmediate(() => options.fail({ errMsg: 'qy.login:fail no network' }));
+          return;
+        }
+        fetchJson(`${server.base}/__wechat/fake/wecom/code?userid=${encodeURIComponent(user)}`, { method: 'POST' }).then(
+          (r) => options.success({ code: r.body.code }),
+          (e) => options.fail({ errMsg: `qy.login:fail ${e.message}` })
+        );
+      },
+    },
+    getAccountInfoSync() {
+      if (appid === null) throw new Error('getAccountInfoSync is not a function');
+      return { miniProgram: { appId: appid, envVersion: 'develop', version: '' } };
+    },
+    getSystemInfoSync() {
+      return environment ? { platform: 'devtools', environment } : { platform: 'devtools' };
     },
     getStorageSync(key) {
       // wx storage keeps JSON: a stored object comes back as a copy; a missing key is ''.
@@ -272,4 +299,4 @@ async function startShim(target, answer) {
   };
 }
 
-module.exports = { startServer, fakeWx, startShim, fetchJson, freePort };
+module.exports = { startServer, fakeWx, startShim, fetchJson, freePort, DEV_APPID };

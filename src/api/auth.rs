@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody, client_ip, user_agent};
-use super::middleware::DeadlineStart;
+use super::middleware::{DeadlineStart, REQUEST_DEADLINE};
 use super::profile::{
     DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
 };
@@ -105,11 +105,6 @@ const ANSWER_MARGIN: Duration = Duration::from_millis(100);
 /// this covers a database that is slow for a moment, and the login's place is reserved there.
 const DATABASE_RESERVE: Duration = Duration::from_millis(600);
 
-/// Less time than this for WeChat and the code is not sent (errno 721): WeChat's own round trip
-/// from mainland servers is rarely under it, so the call would only be abandoned with the code
-/// spent.
-const MIN_WECHAT_TIME: Duration = Duration::from_millis(150);
-
 /// `POST auth/login_by_weixin` `{code, userInfo?}`.
 pub(crate) async fn login_by_weixin(
     req: HttpRequest,
@@ -196,18 +191,28 @@ async fn sign_in(
     began: DateTime<Utc>,
     who: &mut Who,
 ) -> Result<LoginAnswer, ApiError> {
-    // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too. Admission
-    // left at least the expected login time for it; if even less is left than a WeChat round
-    // trip could ever take, the code is not sent at all rather than sent and abandoned.
+    // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too. A login that
+    // waited in the admission queue may have less time left than WeChat takes now: its code is
+    // then not sent at all (721, the code still good for the retry) rather than sent and
+    // abandoned at the deadline with no session.
     let wechat_time = DeadlineStart::left(req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
-    if wechat_time < MIN_WECHAT_TIME {
+    // Capped below what a login that did not queue has: an estimate above that would refuse every
+    // login, and with no code sent no round trip would ever bring it down again.
+    let needed = state.wechat_latency.expected().min(
+        REQUEST_DEADLINE
+            .saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE)
+            .mul_f64(0.9),
+    );
+    if wechat_time < needed {
         return Err(ApiError::Busy {
             reason: "no time left for WeChat within the deadline",
-            retry_after_ms: 1000,
+            retry_after_ms: needed.as_millis().clamp(200, 5000) as u64,
         });
     }
-    let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code)));
-    let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
+    let in_flight = state.wechat_latency.start();
+    let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code))).await;
+    in_flight.ended();
+    let session = exchange.map_err(|_| ApiError::WxTimeout)???;
     who.openid_masked = mask_openid(&session.openid);
     state.limits.login_of(&session.openid)?;
     if let Some((raw, sig)) = &signed

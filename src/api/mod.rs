@@ -46,6 +46,8 @@ pub struct AppState {
     /// Whether the NOTIFY listener is proven alive, for the probes and the status page.
     pub(crate) listener: Arc<ListenerHealth>,
     pub(crate) wechat: Addr<WeChatClient>,
+    /// How long a code exchange takes now: a login is sent to WeChat only with that much time.
+    pub(crate) wechat_latency: Arc<crate::actors::wechat::latency::WeChatLatency>,
     pub(crate) tokens: Arc<TokenIssuer>,
     pub(crate) limits: Arc<limits::RateLimits>,
     /// Our appid: encrypted data must carry it in its watermark.

@@ -213,6 +213,7 @@ pub const VARIABLES: &[&dyn Declared] = &[
     &WECHAT_APPID,
     &WECHAT_SECRET,
     &WECHAT_API_BASE,
+    &WECOM_API_BASE,
     &WECHAT_TIMEOUT_MS,
     &WECHAT_TOKEN_MODE,
     &JWT_SECRET,
@@ -358,6 +359,16 @@ pub(crate) const WECHAT_API_BASE: Text = Text {
     expects: "an http(s):// URL; in production http:// only to this machine (127.0.0.1, [::1], localhost)",
     help: "WeChat's API, or any compatible server. With `WECHAT_APPID` set, plain http:// to \
            another machine stops the start (exit 2): the AppSecret would travel in clear text",
+};
+
+pub(crate) const WECOM_API_BASE: Text = Text {
+    name: "WECOM_API_BASE",
+    default: "https://qyapi.weixin.qq.com",
+    default_note: "",
+    expects: "an http(s):// URL; in production http:// only to this machine (127.0.0.1, [::1], localhost)",
+    help: "WeCom's API (staff login inside WeCom), or any compatible server; in dev mode the \
+           built-in fake serves it. With `WECHAT_APPID` set, plain http:// to another machine \
+           stops the start (exit 2): the corpsecret would travel in clear text",
 };
 
 pub(crate) const WECHAT_TIMEOUT_MS: Number = Number {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::Actor;
 
-use super::{DEV_APPID, DEV_FAKE_PATH, StartupError};
+use super::{DEV_APPID, DEV_CORPID, DEV_FAKE_PATH, StartupError};
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
@@ -22,22 +22,26 @@ use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 use crate::token::TokenIssuer;
+use crate::wechat::wecom::WeComApp;
 
 /// Where the WeChatClient sends its calls, as whom.
 pub(super) struct WeChatUpstream {
     api_base: String,
     appid: String,
     secret: Secret,
+    wecom_api_base: String,
+    wecom_apps: Vec<WeComApp>,
 }
 
 impl WeChatUpstream {
     /// The configured upstream, or in dev mode the built-in fake (returned too, for mounting)
-    /// reached through this process's own listener at `local`.
+    /// reached through this process's own listener at `local`; it plays WeCom too, with a
+    /// demo corp linked to the demo mini-program.
     pub(super) fn for_mode(
-        mode: &WeChatMode,
+        config: &Config,
         local: SocketAddr,
     ) -> (WeChatUpstream, Option<Arc<FakeWeChat>>) {
-        match mode {
+        match &config.wechat {
             WeChatMode::Upstream {
                 appid,
                 secret,
@@ -47,18 +51,29 @@ impl WeChatUpstream {
                     api_base: api_base.clone(),
                     appid: appid.clone(),
                     secret: secret.clone(),
+                    wecom_api_base: config.wecom_api_base.clone(),
+                    wecom_apps: Vec::new(),
                 },
                 None,
             ),
             WeChatMode::Dev => {
                 let secret = Secret::new(crate::random::token_hex(16));
                 let fake = FakeWeChat::new(DEV_APPID, secret.expose());
+                let corpsecret = Secret::new(crate::random::token_hex(16));
+                fake.wecom()
+                    .add_corp(DEV_CORPID, corpsecret.expose(), DEV_APPID);
                 let api_base = format!("http://{}{DEV_FAKE_PATH}", loopback_for(local));
                 (
                     WeChatUpstream {
+                        wecom_api_base: api_base.clone(),
                         api_base,
                         appid: DEV_APPID.to_string(),
                         secret,
+                        wecom_apps: vec![WeComApp {
+                            corpid: DEV_CORPID.to_string(),
+                            corpsecret,
+                            appid: DEV_APPID.to_string(),
+                        }],
                     },
                     Some(fake),
                 )
@@ -121,6 +136,8 @@ pub(super) async fn build(
         api_base,
         appid,
         secret,
+        wecom_api_base,
+        wecom_apps,
     } = upstream;
     let wechat = WeChatClient::new(
         api_base,
@@ -130,6 +147,7 @@ pub(super) async fn build(
         config.access_token_mode,
         metrics.clone(),
     )
+    .with_wecom(wecom_api_base, wecom_apps)
     .start();
     LoginLogPruner::new(&db, config.login_log_retention).start();
     DeletionSweeper::new(&db).start();
@@ -163,6 +181,7 @@ pub(super) async fn build(
         session_cache,
         listener: session_listener,
         wechat,
+        wechat_latency: Default::default(),
         // A login's token never outlives its session's maximum lifetime.
         tokens: Arc::new(TokenIssuer::new(
             config.jwt_secret.expose().as_bytes(),

@@ -2,6 +2,7 @@
 //! talks to it lives in `actors::wechat`, the fake that plays it in `dev::fake_wechat`.
 
 pub(crate) mod crypto;
+pub mod wecom;
 
 use std::fmt;
 

@@ -153,7 +153,10 @@ impl TestAppBuilder {
             let fake = FakeWeChat::new(TEST_APPID, &wechat_secret);
             vars.insert("WECHAT_APPID".into(), TEST_APPID.into());
             vars.insert("WECHAT_SECRET".into(), wechat_secret.clone());
-            vars.insert("WECHAT_API_BASE".into(), spawn_fake(fake.clone()));
+            let fake_base = spawn_fake(fake.clone());
+            // The fake plays WeCom too: no test ever reaches the real one.
+            vars.insert("WECOM_API_BASE".into(), fake_base.clone());
+            vars.insert("WECHAT_API_BASE".into(), fake_base);
             Some(fake)
         };
         let mut config = Config::from_vars(&vars).expect("test config is valid");

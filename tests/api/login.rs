@@ -266,6 +266,57 @@ async fn dev_mode_serves_its_own_wechat_fake_over_http() {
 }
 
 #[actix_web::test]
+async fn dev_mode_fake_plays_wecom_for_its_demo_corp() {
+    let app = TestApp::builder().dev_mode().spawn().await;
+    let fake = format!("{}/__wechat", app.base);
+    let post = |path: String| {
+        let http = app.http.clone();
+        async move {
+            let mut r = http.post(path).send().await.expect("request");
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or_default();
+            (status, body)
+        }
+    };
+
+    let (status, minted) = post(format!("{fake}/fake/wecom/code?userid=zhangsan")).await;
+    assert_eq!(status, 200, "{minted}");
+    assert_eq!(minted["corpid"], "wwdevfake0000000");
+    assert_eq!(minted["userid"], "zhangsan");
+    let code = minted["code"].as_str().expect("code");
+    assert_eq!(post(format!("{fake}/fake/wecom/code")).await.0, 400);
+    assert_eq!(
+        post(format!("{fake}/fake/wecom/code?userid=a&corpid=wwunknown"))
+            .await
+            .0,
+        400
+    );
+
+    // WeCom's endpoints, as WeCom answers them: HTTP 200, an errcode in the body.
+    let wrong_secret = app
+        .get_with(
+            &format!("{fake}/cgi-bin/gettoken?corpid=wwdevfake0000000&corpsecret=guess"),
+            &[],
+        )
+        .await;
+    assert_eq!(wrong_secret.status, 200);
+    assert_eq!(wrong_secret.body["errcode"], 40001);
+    assert_eq!(wrong_secret.header("content-type"), Some("text/plain"));
+    let bad_token = app
+        .get_with(
+            &format!(
+                "{fake}/cgi-bin/miniprogram/jscode2session?access_token=guess&js_code={code}&grant_type=authorization_code"
+            ),
+            &[],
+        )
+        .await;
+    assert_eq!(bad_token.body["errcode"], 40014);
+    let stats = app.get_with(&format!("{fake}/fake/stats"), &[]).await;
+    assert_eq!(stats.body["calls"]["gettoken"], 1);
+    assert_eq!(stats.body["calls"]["wecom_jscode2session"], 1);
+}
+
+#[actix_web::test]
 async fn health_answers_when_the_database_does() {
     let app = TestApp::spawn().await;
     let health = app.get_abs("/healthz").await;

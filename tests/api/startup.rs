@@ -123,6 +123,12 @@ fn unsafe_settings_stop_the_binary_saying_why_and_what_to_set() {
             "clear text",
             "https://",
         ),
+        (
+            "WECOM_API_BASE",
+            "http://qyapi.weixin.qq.com",
+            "clear text",
+            "https://",
+        ),
         ("TOKEN_HEADER", "Authorization", "proxy", "set another name"),
         ("TOKEN_HEADER", "User-Agent", "browser", "set another name"),
         (

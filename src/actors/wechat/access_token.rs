@@ -1,8 +1,12 @@
-//! The access token that `getuserphonenumber` and `checksession` need: cached with an
-//! early-expiry margin and refreshed single-flight, so however many callers need one, WeChat
-//! sees one request. A call refused with 40001/42001 refreshes the token once and retries once,
-//! never more.
+//! Access tokens: the mini-program's (for `getuserphonenumber` and `checksession`) and each WeCom
+//! corp's (for its `jscode2session`). Each is cached with an early-expiry margin and refreshed
+//! single-flight, so however many callers need one, the upstream sees one request per owner. A
+//! call refused with a stale-token errcode refreshes that token once and retries once, never
+//! more. Only the fetch differs between owners; the caching, the single flight and the retry are
+//! this one code.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -15,21 +19,82 @@ use crate::wechat::{AccessTokenReply, WeChatError, errcode, parse_reply};
 /// Refresh this long before WeChat says the token expires (WeChat's own overlap is 5 minutes).
 const TOKEN_MARGIN: Duration = Duration::from_secs(300);
 
+/// Whose access token. Corps come only from the configuration, so the cache stays bounded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(super) enum TokenOwner {
+    /// The mini-program's: appid + AppSecret, from `WECHAT_API_BASE`.
+    MiniProgram,
+    /// A WeCom corp's, by corpid: corpid + corpsecret, from `WECOM_API_BASE`.
+    Corp(String),
+}
+
+impl fmt::Display for TokenOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TokenOwner::MiniProgram => f.write_str("WeChat access token"),
+            TokenOwner::Corp(corpid) => write!(f, "access token of WeCom corp {corpid}"),
+        }
+    }
+}
+
 pub(super) struct CachedToken {
     token: String,
     fetched_at: Instant,
     usable_until: Instant,
 }
 
-impl WeChatClient {
-    /// How long ago the cached token was fetched; `None` before the first one.
-    pub(super) fn access_token_age(&self) -> Option<Duration> {
-        self.token.as_ref().map(|t| t.fetched_at.elapsed())
+/// The tokens held, by owner.
+#[derive(Default)]
+pub(super) struct TokenCache {
+    tokens: HashMap<TokenOwner, CachedToken>,
+}
+
+impl TokenCache {
+    /// The owner's token if it is still usable; a token just `refused` upstream is dropped
+    /// instead (a token refreshed meanwhile by another caller is kept and handed out).
+    fn usable(&mut self, owner: &TokenOwner, refused: Option<&str>) -> Option<String> {
+        if let (Some(refused), Some(cached)) = (refused, self.tokens.get(owner))
+            && cached.token == refused
+        {
+            self.tokens.remove(owner);
+        }
+        self.tokens
+            .get(owner)
+            .filter(|t| t.usable_until > Instant::now())
+            .map(|t| t.token.clone())
     }
 
-    /// Fetches a token the configured way, and answers which way worked. A server without
-    /// `stable_token` (HTTP 404 or 405: some WeChat-compatible gateways and fakes) gets the plain
-    /// `cgi-bin/token` instead, which every such server has; the caller then stays with it.
+    fn store(&mut self, owner: TokenOwner, reply: &AccessTokenReply, fetched_at: Instant) {
+        let lifetime = Duration::from_secs(reply.expires_in);
+        let margin = TOKEN_MARGIN.min(lifetime / 10);
+        self.tokens.insert(
+            owner,
+            CachedToken {
+                token: reply.access_token.clone(),
+                fetched_at,
+                usable_until: fetched_at + lifetime - margin,
+            },
+        );
+    }
+
+    fn age(&self, owner: &TokenOwner) -> Option<Duration> {
+        self.tokens.get(owner).map(|t| t.fetched_at.elapsed())
+    }
+}
+
+/// A fetch's answer, and for the mini-program which endpoint gave it.
+type Fetched = (AccessTokenReply, Option<AccessTokenMode>);
+
+impl WeChatClient {
+    /// How long ago the mini-program's cached token was fetched; `None` before the first one.
+    pub(super) fn access_token_age(&self) -> Option<Duration> {
+        self.tokens.age(&TokenOwner::MiniProgram)
+    }
+
+    /// Fetches the mini-program's token the configured way, and answers which way worked. A
+    /// server without `stable_token` (HTTP 404 or 405: some WeChat-compatible gateways and
+    /// fakes) gets the plain `cgi-bin/token` instead, which every such server has; the caller
+    /// then stays with it.
     fn fetch_access_token(
         &self,
     ) -> impl Future<Output = Reply<(AccessTokenReply, AccessTokenMode)>> + 'static {
@@ -68,28 +133,45 @@ impl WeChatClient {
         }
     }
 
-    /// Runs a call that needs the access token; on a stale-token errcode, refreshes once and
-    /// retries once.
+    /// The one fetch for `owner`'s token.
+    fn fetch_token(&self, owner: &TokenOwner) -> LocalBoxFuture<'static, Reply<Fetched>> {
+        match owner {
+            TokenOwner::MiniProgram => {
+                let fetch = self.fetch_access_token();
+                Box::pin(async move { fetch.await.map(|(reply, mode)| (reply, Some(mode))) })
+            }
+            TokenOwner::Corp(corpid) => match self.fetch_corp_token(corpid) {
+                Ok(fetch) => Box::pin(async move { fetch.await.map(|reply| (reply, None)) }),
+                Err(refused) => Box::pin(async move { Err(refused) }),
+            },
+        }
+    }
+
+    /// Runs a call that needs `owner`'s access token; on a stale-token errcode, refreshes once
+    /// and retries once.
     pub(super) fn with_access_token<T: 'static>(
         ctx: &mut Context<Self>,
+        owner: TokenOwner,
         call: impl Fn(String) -> LocalBoxFuture<'static, Reply<T>> + 'static,
     ) -> LocalBoxFuture<'static, Reply<T>> {
         let me = ctx.address();
         Box::pin(async move {
             let stopped = |_| WeChatError::Transport("wechat client stopped".into());
             let token = me
-                .send(AccessToken { refused: None })
+                .send(AccessToken {
+                    owner: owner.clone(),
+                    refused: None,
+                })
                 .await
                 .map_err(stopped)??;
             match call(token.clone()).await {
                 Err(WeChatError::Api { errcode, .. })
                     if errcode::is_stale_access_token(errcode) =>
                 {
-                    log::info!(
-                        "WeChat refused our access token (errcode {errcode}): refreshing once"
-                    );
+                    log::info!("{owner} refused (errcode {errcode}): refreshing once");
                     let fresh = me
                         .send(AccessToken {
+                            owner,
                             refused: Some(token),
                         })
                         .await
@@ -102,11 +184,12 @@ impl WeChatClient {
     }
 }
 
-/// A usable access token. `refused` names a token WeChat just refused, so it is not handed out
-/// again; a token refreshed meanwhile by another caller is used as is.
+/// A usable access token of `owner`. `refused` names a token the upstream just refused, so it
+/// is not handed out again; a token refreshed meanwhile by another caller is used as is.
 #[derive(Message)]
 #[rtype(result = "Result<String, WeChatError>")]
 struct AccessToken {
+    owner: TokenOwner,
     refused: Option<String>,
 }
 
@@ -114,50 +197,32 @@ impl Handler<AccessToken> for WeChatClient {
     type Result = ResponseFuture<Reply<String>>;
 
     fn handle(&mut self, msg: AccessToken, ctx: &mut Self::Context) -> Self::Result {
-        if let (Some(refused), Some(cached)) = (&msg.refused, &self.token)
-            && &cached.token == refused
-        {
-            self.token = None;
-        }
-        if let Some(cached) = self
-            .token
-            .as_ref()
-            .filter(|t| t.usable_until > Instant::now())
-        {
-            let token = cached.token.clone();
+        if let Some(token) = self.tokens.usable(&msg.owner, msg.refused.as_deref()) {
             return Box::pin(async move { Ok(token) });
         }
-        let (first, answer) = self.token_refresh.join(());
+        let (first, answer) = self.token_refresh.join(msg.owner.clone());
         if first {
             let started = Instant::now();
+            let owner = msg.owner;
             ctx.spawn(
-                self.fetch_access_token()
+                self.fetch_token(&owner)
                     .into_actor(self)
                     .map(move |result, act, _| {
                         let result = result.map(|(reply, mode)| {
-                            if mode != act.token_mode {
+                            if let Some(mode) = mode.filter(|m| *m != act.token_mode) {
                                 log::warn!(
                                     "WECHAT_API_BASE has no /cgi-bin/stable_token: access tokens come from /cgi-bin/token from now on (WECHAT_TOKEN_MODE=plain says so up front)"
                                 );
                                 act.token_mode = mode;
                             }
-                            let lifetime = Duration::from_secs(reply.expires_in);
-                            let margin = TOKEN_MARGIN.min(lifetime / 10);
-                            act.token = Some(CachedToken {
-                                token: reply.access_token.clone(),
-                                fetched_at: started,
-                                usable_until: started + lifetime - margin,
-                            });
-                            log::info!(
-                                "fetched a WeChat access token valid for {} s",
-                                reply.expires_in
-                            );
+                            act.tokens.store(owner.clone(), &reply, started);
+                            log::info!("fetched a {owner} valid for {} s", reply.expires_in);
                             reply.access_token
                         });
                         if let Err(e) = &result {
-                            log::warn!("cannot fetch a WeChat access token: {e}");
+                            log::warn!("cannot fetch a {owner}: {e}");
                         }
-                        act.token_refresh.finish(&(), &result);
+                        act.token_refresh.finish(&owner, &result);
                     }),
             );
         }

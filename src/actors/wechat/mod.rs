@@ -3,21 +3,25 @@
 //!
 //! - Identical login codes in flight at once are exchanged once: WeChat would refuse the second
 //!   exchange (40163), so a double tap in the mini-program would log in and then show an error.
-//! - The access token is cached and refreshed single-flight (`access_token.rs`).
+//! - Access tokens (the mini-program's, each WeCom corp's) are cached and refreshed
+//!   single-flight (`access_token.rs`).
+//! - WeCom staff log in through their corp (`wecom.rs`), on the same transport.
 //! - Every round trip goes through `transport.rs` (bounded, timed) and is counted for the status
 //!   page (`stats.rs`) and the metrics.
 
 mod access_token;
+pub(crate) mod latency;
 mod single_flight;
 mod stats;
 mod transport;
+pub(crate) mod wecom;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use self::access_token::CachedToken;
+use self::access_token::{TokenCache, TokenOwner};
 use self::single_flight::SingleFlight;
 pub(crate) use self::stats::UpstreamStats;
 pub(crate) use self::transport::MAX_IN_FLIGHT;
@@ -25,6 +29,7 @@ use self::transport::Upstream;
 use crate::config::{AccessTokenMode, Secret};
 use crate::metrics::Metrics;
 use crate::wechat::crypto::login_state_signature;
+use crate::wechat::wecom::{WeComApp, WeComSession};
 use crate::wechat::{
     JsCode, PhoneInfo, SessionKey, WeChatError, WxSession, errcode, mask_openid,
     parse_code2session, parse_phone_reply, parse_reply,
@@ -38,9 +43,14 @@ pub(crate) struct WeChatClient {
     secret: Secret,
     token_mode: AccessTokenMode,
     logins_in_flight: SingleFlight<JsCode, WxSession>,
-    token: Option<CachedToken>,
-    /// The callers waiting for the token refresh in flight, if one is.
-    token_refresh: SingleFlight<(), String>,
+    tokens: TokenCache,
+    /// The callers waiting for each token refresh in flight, by whose token.
+    token_refresh: SingleFlight<TokenOwner, String>,
+    /// WeCom's API: the same client, permits and tallies as WeChat's, another base.
+    wecom: Upstream,
+    /// The configured corps; nothing else is ever asked for a token or accepted in an answer.
+    wecom_apps: Vec<WeComApp>,
+    wecom_logins_in_flight: SingleFlight<(String, JsCode), WeComSession>,
 }
 
 impl WeChatClient {
@@ -52,15 +62,26 @@ impl WeChatClient {
         token_mode: AccessTokenMode,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let upstream = Upstream::new(api_base, timeout, metrics);
         WeChatClient {
-            upstream: Upstream::new(api_base, timeout, metrics),
+            wecom: upstream.with_base(crate::config::WECOM_API_BASE.default.to_string()),
+            upstream,
             appid,
             secret,
             token_mode,
             logins_in_flight: SingleFlight::default(),
-            token: None,
+            tokens: TokenCache::default(),
             token_refresh: SingleFlight::default(),
+            wecom_apps: Vec::new(),
+            wecom_logins_in_flight: SingleFlight::default(),
         }
+    }
+
+    /// WeCom staff login for these corps, through `api_base` (`WECOM_API_BASE`).
+    pub(crate) fn with_wecom(mut self, api_base: String, apps: Vec<WeComApp>) -> Self {
+        self.wecom = self.upstream.with_base(api_base);
+        self.wecom_apps = apps;
+        self
     }
 
     fn exchange_code(&self, code: &JsCode) -> impl Future<Output = Reply<WxSession>> + 'static {
@@ -135,7 +156,7 @@ impl Handler<GetPhoneNumber> for WeChatClient {
     fn handle(&mut self, msg: GetPhoneNumber, ctx: &mut Self::Context) -> Self::Result {
         let upstream = self.upstream.clone();
         let body = serde_json::json!({ "code": msg.code, "openid": msg.openid });
-        Self::with_access_token(ctx, move |token| {
+        Self::with_access_token(ctx, TokenOwner::MiniProgram, move |token| {
             let upstream = upstream.clone();
             let body = body.clone();
             Box::pin(async move {
@@ -165,7 +186,7 @@ impl Handler<CheckSessionKey> for WeChatClient {
         // The key itself never travels: WeChat checks an HMAC made with it.
         let signature = login_state_signature(msg.session_key.expose(), "");
         let openid = msg.openid;
-        Self::with_access_token(ctx, move |token| {
+        Self::with_access_token(ctx, TokenOwner::MiniProgram, move |token| {
             let upstream = upstream.clone();
             let query = [
                 ("access_token", token),

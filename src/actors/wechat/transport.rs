@@ -58,6 +58,15 @@ impl Upstream {
         }
     }
 
+    /// The same client, permits, tallies and metrics, for another server (WeCom's API): every
+    /// upstream call counts against one bound and shows on one status page.
+    pub(super) fn with_base(&self, api_base: String) -> Self {
+        Upstream {
+            api_base,
+            ..self.clone()
+        }
+    }
+
     /// The round trips so far, as the status page shows them.
     pub(super) fn stats(&self, now: Instant) -> UpstreamStats {
         self.tally.borrow_mut().stats(now)

@@ -20,6 +20,9 @@ pub enum Fault {
     Busy,
     /// Wait this long before answering normally.
     Slow { delay_ms: u64 },
+    /// Wait a random time in `min_ms..=max_ms` before answering normally: WeChat's round trip
+    /// varies from call to call.
+    Jitter { min_ms: u64, max_ms: u64 },
     /// Answer an HTML error page instead of JSON.
     Garbage,
     /// Answer this errcode.
@@ -70,6 +73,12 @@ pub(super) async fn apply_fault(fault: Option<Fault>) -> Option<HttpResponse> {
             "system error",
         ))),
         Fault::Slow { delay_ms } => {
+            actix_web::rt::time::sleep(Duration::from_millis(delay_ms)).await;
+            None
+        }
+        Fault::Jitter { min_ms, max_ms } => {
+            let spread = max_ms.saturating_sub(min_ms) + 1;
+            let delay_ms = min_ms + u64::from_le_bytes(crate::random::bytes::<8>()) % spread;
             actix_web::rt::time::sleep(Duration::from_millis(delay_ms)).await;
             None
         }

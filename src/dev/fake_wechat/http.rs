@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::endpoints::{Code2SessionQuery, PhoneRequest, SessionQuery, StableTokenRequest};
 use super::faults::{Fault, apply_fault};
-use super::{FakeWeChat, wx_error};
+use super::{FakeWeChat, wecom, wx_error};
 
 /// Answers as WeChat does: HTTP 200, JSON bytes labelled `text/plain`.
 pub(super) fn wechat_reply(body: &serde_json::Value) -> HttpResponse {
@@ -195,6 +195,7 @@ pub fn configure(fake: Arc<FakeWeChat>) -> impl FnOnce(&mut web::ServiceConfig) 
             .route("/fake/code", web::post().to(mint))
             .route("/fake/codes", web::post().to(mint_bulk))
             .route("/fake/fault", web::post().to(set_fault))
-            .route("/fake/stats", web::get().to(stats));
+            .route("/fake/stats", web::get().to(stats))
+            .configure(wecom::routes);
     }
 }

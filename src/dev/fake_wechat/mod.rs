@@ -5,6 +5,7 @@
 //!
 //! - `codes.rs`: what a phone's WeChat hands the client (login and phone codes, open data).
 //! - `endpoints.rs`: WeChat's server side (tokens, code exchange, phone numbers, signatures).
+//! - `wecom.rs`: WeCom's side of staff login (corps, corp tokens, `wx.qy.login()` codes).
 //! - `faults.rs`: misbehaviour on demand, to test how wxauth copes with a bad WeChat day.
 //! - `http.rs`: the routes: WeChat's endpoints, and a small control API under `fake/` (mint a
 //!   code for a named test user, switch on faults, read call counts). The same controls are
@@ -14,6 +15,7 @@ mod codes;
 mod endpoints;
 mod faults;
 mod http;
+mod wecom;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -25,6 +27,7 @@ use sha2::{Digest, Sha256};
 pub use self::codes::MintedCode;
 pub use self::faults::Fault;
 pub use self::http::configure;
+pub use self::wecom::{FakeWeCom, MintedWeComCode};
 
 /// Codes live five minutes, as WeChat's do.
 pub const CODE_TTL: Duration = Duration::from_secs(300);
@@ -66,6 +69,7 @@ pub struct FakeWeChat {
     appid: String,
     secret: String,
     state: Mutex<State>,
+    wecom: FakeWeCom,
 }
 
 impl FakeWeChat {
@@ -74,7 +78,13 @@ impl FakeWeChat {
             appid: appid.into(),
             secret: secret.into(),
             state: Mutex::new(State::default()),
+            wecom: FakeWeCom::default(),
         })
+    }
+
+    /// WeCom's side: its corps, tokens and `wx.qy.login()` codes.
+    pub fn wecom(&self) -> &FakeWeCom {
+        &self.wecom
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
