@@ -36,6 +36,11 @@ impl Announcement {
                 "SESSION_ENCRYPTION_KEY is not set: the key that encrypts session_keys at rest is derived from JWT_SECRET, so one leaked secret exposes both; set SESSION_ENCRYPTION_KEY (openssl rand -hex 32) in production"
             );
         }
+        for var in config.placeholder_secrets() {
+            log::warn!(
+                "{var} is a placeholder (one repeated character, or an example value from the README or .env.example): anyone can guess it; set a random one (openssl rand -hex 32)"
+            );
+        }
         if config.dev_mode_on_network {
             log::warn!(
                 "ALLOW_DEV_MODE_ON_NETWORK=1: dev mode listens on {}, and its fake WeChat lets anyone who reaches it log in as any user",

@@ -273,23 +273,80 @@ pub(crate) const MIN_JWT_SECRET_LEN: usize = 32;
 /// Shorter admin tokens are refused: the token is the only thing between the internet and the
 /// status page, and it is compared without rate limiting.
 pub(crate) const MIN_ADMIN_TOKEN_LEN: usize = 16;
-/// Headers that cannot carry the token: HTTP itself, the server or a proxy consumes or rewrites
-/// them, or another part of wxauth already gives them a meaning.
-const RESERVED_TOKEN_HEADERS: &[&str] = &[
+/// Headers that cannot carry the token: HTTP itself, a proxy or a browser sets, consumes or
+/// rewrites them, or another part of wxauth already gives them a meaning (the admin side reads
+/// `Authorization`, the client's address comes from `X-Forwarded-For`). A name ending in `-*`
+/// stands for every header that starts with what precedes the `*`. The README lists this.
+pub(crate) const RESERVED_TOKEN_HEADERS: &[&str] = &[
+    "accept",
+    "accept-*",
+    "authorization",
+    "cache-control",
     "connection",
-    "content-length",
-    "content-type",
+    "content-*",
     "cookie",
+    "date",
+    "expect",
+    "forwarded",
     "host",
+    "if-*",
     "keep-alive",
-    "proxy-authorization",
+    "max-forwards",
+    "origin",
+    "pragma",
+    "proxy-*",
+    "range",
+    "referer",
+    "sec-*",
+    "set-cookie",
     "te",
     "trailer",
     "transfer-encoding",
+    "true-client-ip",
     "upgrade",
-    "x-forwarded-for",
+    "user-agent",
+    "via",
+    "x-client-ip",
+    "x-forwarded-*",
+    "x-real-ip",
     "x-request-id",
 ];
+
+/// Whether `name` (lower case, as `HeaderName` keeps it) is one of `RESERVED_TOKEN_HEADERS`.
+fn is_reserved_token_header(name: &str) -> bool {
+    RESERVED_TOKEN_HEADERS
+        .iter()
+        .any(|reserved| match reserved.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == *reserved,
+        })
+}
+
+/// Secret values published in the README or `.env.example`, or so common that a scanner tries
+/// them first. Starting with one is allowed (a test setup may), but warned about.
+const EXAMPLE_SECRETS: &[&str] = &[
+    "the-appsecret-from-the-mini-program-admin-console",
+    "changeme",
+    "change-me",
+    "secret",
+    "password",
+];
+
+/// Whether the key, as its 64 hex characters were written, is one character repeated (a byte
+/// repeated whose two hex digits are the same: `00…`, `aa…`).
+fn is_placeholder_key(key: &[u8; 32]) -> bool {
+    let first = key[0];
+    first >> 4 == first & 0x0f && key.iter().all(|b| *b == first)
+}
+
+/// Whether a secret is a placeholder: one character repeated, or a published example.
+fn is_placeholder_secret(value: &[u8]) -> bool {
+    let repeated = value.first().is_some_and(|c| value.iter().all(|b| b == c));
+    repeated
+        || EXAMPLE_SECRETS
+            .iter()
+            .any(|example| example.as_bytes().eq_ignore_ascii_case(value))
+}
 
 /// `static` in the working directory; failing that, the `static` of the source tree the binary was
 /// built from, so that `target/release/wxauth` started from another directory of the machine it
@@ -340,6 +397,13 @@ impl Config {
         let wechat = wechat_mode(src)?;
         let production = matches!(wechat, WeChatMode::Upstream { .. });
         let wecom_api_base = WECOM_API_BASE.parse(src, http_base)?;
+        if let WeChatMode::Upstream { api_base, .. } = &wechat {
+            // Only production sends real secrets upstream: dev mode's fakes are local.
+            refuse_clear_text_upstreams(&[
+                (WECHAT_API_BASE.name, api_base),
+                (WECOM_API_BASE.name, &wecom_api_base),
+            ])?;
+        }
         let wechat_timeout = Duration::from_millis(WECHAT_TIMEOUT_MS.read(src)?);
         let access_token_mode = WECHAT_TOKEN_MODE.read(src)?;
         let content_check = CONTENT_CHECK.read(src)?;
@@ -364,6 +428,7 @@ impl Config {
         let trusted_proxies = TRUSTED_PROXIES
             .parse_set(src, parse_proxies)?
             .unwrap_or_default();
+        refuse_trust_in_everyone(&trusted_proxies)?;
         let workers = HTTP_WORKERS.read(src)?;
         let (admin_token, admin_token_generated) = admin_token(src, !production)?;
         let admin_static_dir = ADMIN_STATIC_DIR
@@ -426,6 +491,36 @@ impl Config {
             shutdown_drain,
             log_format,
         })
+    }
+
+    /// The secret variables whose values are placeholders (`is_placeholder_secret`): worth a
+    /// warning at start, never the value itself.
+    pub(crate) fn placeholder_secrets(&self) -> Vec<&'static str> {
+        let mut weak = Vec::new();
+        if let WeChatMode::Upstream { secret, .. } = &self.wechat
+            && is_placeholder_secret(secret.expose().as_bytes())
+        {
+            weak.push(WECHAT_SECRET.name);
+        }
+        if !self.jwt_secret_generated && is_placeholder_secret(self.jwt_secret.expose().as_bytes())
+        {
+            weak.push(JWT_SECRET.name);
+        }
+        if self
+            .session_encryption_key
+            .is_some_and(|key| is_placeholder_key(&key))
+        {
+            weak.push(SESSION_ENCRYPTION_KEY.name);
+        }
+        if let Some(token) = self
+            .admin_token
+            .as_ref()
+            .filter(|_| !self.admin_token_generated)
+            && is_placeholder_secret(token.expose().as_bytes())
+        {
+            weak.push(ADMIN_TOKEN.name);
+        }
+        weak
     }
 
     pub(crate) fn is_dev_mode(&self) -> bool {
@@ -547,13 +642,81 @@ fn parse_token_header(raw: &str) -> Result<actix_web::http::header::HeaderName, 
     let name = actix_web::http::header::HeaderName::from_bytes(raw.as_bytes())
         .map_err(|_| TOKEN_HEADER.refused())?;
     // `HeaderName` lowercases; the check is on the name as HTTP compares it.
-    if RESERVED_TOKEN_HEADERS.contains(&name.as_str()) {
+    if is_reserved_token_header(name.as_str()) {
         return Err(invalid(
             TOKEN_HEADER.name,
-            format!("{} is a header HTTP or wxauth already uses", name.as_str()),
+            format!(
+                "{} is a header HTTP, a proxy, a browser or wxauth already uses, which may \
+                 change, drop or copy it; set another name, such as X-OA-Token (the README \
+                 lists the names refused)",
+                name.as_str()
+            ),
         ));
     }
     Ok(name)
+}
+
+/// Refuses a list that trusts every address: each client could then name its own address in
+/// `X-Forwarded-For`, and every per-client limit and log line would believe it.
+fn refuse_trust_in_everyone(proxies: &[ipnet::IpNet]) -> Result<(), ConfigError> {
+    match proxies.iter().find(|net| net.prefix_len() == 0) {
+        Some(everyone) => Err(invalid(
+            TRUSTED_PROXIES.name,
+            format!(
+                "{everyone} trusts every address, so every client could pick the address \
+                 wxauth sees for it; list only your proxies' addresses (e.g. 127.0.0.1 or \
+                 10.0.0.0/8)"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Refuses an upstream base URL in plain `http://` to another machine: the requests carry the
+/// app's secret (AppSecret, corpsecret) in their query, which anyone on the way could then read.
+/// Each upstream is a `(variable name, base URL)` pair.
+fn refuse_clear_text_upstreams(upstreams: &[(&'static str, &str)]) -> Result<(), ConfigError> {
+    for (var, base) in upstreams {
+        let Some(rest) = base.strip_prefix("http://") else {
+            continue;
+        };
+        let host = url_host(rest);
+        if !is_loopback_host(host) {
+            return Err(invalid(
+                var,
+                format!(
+                    "{base} is plain http:// to {host}, not this machine: the app's secret would \
+                     travel in clear text; use https:// (plain http:// only to 127.0.0.1, [::1] \
+                     or localhost)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The host of a URL's authority (what follows the scheme): without user info, port or path;
+/// an IPv6 address without its brackets.
+fn url_host(after_scheme: &str) -> &str {
+    let authority = after_scheme
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    match host_port.strip_prefix('[') {
+        Some(bracketed) => bracketed.split(']').next().unwrap_or_default(),
+        None => host_port.split(':').next().unwrap_or_default(),
+    }
+}
+
+/// `localhost` (and its subdomains, which resolvers keep on this machine) or a loopback address.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 fn parse_proxies(list: &str) -> Option<Vec<ipnet::IpNet>> {
@@ -656,8 +819,149 @@ mod tests {
     fn token_header_takes_any_header_name() {
         let c = Config::from_vars(&vars(&[("TOKEN_HEADER", " X-Litemall-Token ")])).expect("valid");
         assert_eq!(c.token_header.as_str(), "x-litemall-token");
-        let c = Config::from_vars(&vars(&[("TOKEN_HEADER", "Authorization")])).expect("valid");
-        assert_eq!(c.token_header, actix_web::http::header::AUTHORIZATION);
+        let c = Config::from_vars(&vars(&[("TOKEN_HEADER", "X-Token")])).expect("valid");
+        assert_eq!(c.token_header.as_str(), "x-token");
+    }
+
+    #[test]
+    fn token_header_refuses_what_http_proxies_and_browsers_use() {
+        for taken in [
+            "User-Agent",
+            "Authorization",
+            "Via",
+            "Forwarded",
+            "X-Real-IP",
+            "X-Forwarded-Proto",
+            "X-Forwarded-Host",
+            "Accept",
+            "Accept-Language",
+            "Range",
+            "Expect",
+            "Origin",
+            "Referer",
+            "Set-Cookie",
+            "Content-Encoding",
+            "Sec-Fetch-Site",
+            "If-None-Match",
+            "Proxy-Connection",
+        ] {
+            let e = Config::from_vars(&vars(&[("TOKEN_HEADER", taken)])).expect_err(taken);
+            assert_eq!(e.var, "TOKEN_HEADER");
+            assert!(
+                e.reason.contains("set another name"),
+                "{taken}: {}",
+                e.reason
+            );
+        }
+        for free in ["X-OA-Token", "X-Litemall-Token", "X-Accepted", "Originator"] {
+            assert!(
+                Config::from_vars(&vars(&[("TOKEN_HEADER", free)])).is_ok(),
+                "{free}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_every_refused_token_header() {
+        let readme = include_str!("../README.md");
+        let listed = readme
+            .lines()
+            .find(|l| l.starts_with("Refused as `TOKEN_HEADER`:"))
+            .expect("the README lists the refused token headers");
+        let names: Vec<String> = RESERVED_TOKEN_HEADERS
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect();
+        assert_eq!(
+            listed,
+            format!("Refused as `TOKEN_HEADER`: {}.", names.join(", "))
+        );
+    }
+
+    #[test]
+    fn the_privacy_section_says_what_outlives_an_erasure_and_for_how_long() {
+        let readme = include_str!("../README.md");
+        let privacy = readme
+            .split("\n## ")
+            .find(|s| s.starts_with("Privacy"))
+            .expect("a Privacy section");
+        let survives = privacy
+            .split("\n- ")
+            .find(|item| item.starts_with("**What survives an erasure"))
+            .expect("the Privacy section says what survives an erasure");
+        for needle in [
+            "login_log",
+            "IP address and user agent",
+            LOGIN_LOG_RETENTION_DAYS.name,
+        ] {
+            assert!(survives.contains(needle), "{needle}: {survives}");
+        }
+    }
+
+    #[test]
+    fn trusting_every_address_is_refused() {
+        for everyone in ["0.0.0.0/0", "10.0.0.0/8, ::/0"] {
+            let e = Config::from_vars(&vars(&[("TRUSTED_PROXIES", everyone)])).expect_err(everyone);
+            assert_eq!(e.var, "TRUSTED_PROXIES");
+            assert!(e.reason.contains("every address"), "{}", e.reason);
+        }
+        assert!(Config::from_vars(&vars(&[("TRUSTED_PROXIES", "0.0.0.0/1")])).is_ok());
+    }
+
+    #[test]
+    fn clear_text_upstreams_are_refused_unless_on_this_machine() {
+        for base in [
+            "https://api.weixin.qq.com",
+            "http://127.0.0.1:9",
+            "http://127.8.9.1/",
+            "http://[::1]:8080/x",
+            "http://localhost:1234",
+            "http://user@LOCALHOST.",
+        ] {
+            assert!(
+                refuse_clear_text_upstreams(&[("WECHAT_API_BASE", base)]).is_ok(),
+                "{base}"
+            );
+        }
+        for base in [
+            "http://api.weixin.qq.com",
+            "http://10.0.0.5:8080",
+            "http://[2001:db8::1]:80/",
+            "http://127.0.0.1@evil.example/",
+            "http://localhost.evil.example",
+        ] {
+            let e =
+                refuse_clear_text_upstreams(&[("OK_BASE", "https://x"), ("WECHAT_API_BASE", base)])
+                    .expect_err(base);
+            assert_eq!(e.var, "WECHAT_API_BASE", "the variable is named");
+            assert!(e.reason.contains("https://"), "{}", e.reason);
+        }
+    }
+
+    #[test]
+    fn placeholder_secrets_are_one_repeated_character_or_a_published_example() {
+        assert!(is_placeholder_secret(
+            b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        ));
+        assert!(is_placeholder_key(&[0u8; 32]));
+        assert!(is_placeholder_key(&[0xaa; 32]), "aaaa…");
+        assert!(
+            !is_placeholder_key(&[0xab; 32]),
+            "abab… is not one repeated character"
+        );
+        assert!(is_placeholder_secret(
+            b"the-appsecret-from-the-mini-program-admin-console"
+        ));
+        assert!(!is_placeholder_secret(b"9f86d081884c7d659a2feaa0c55ad015"));
+        let example = include_str!("../.env.example");
+        for line in example.lines() {
+            if let Some((name, value)) = line.split_once('=')
+                && (name.ends_with("SECRET") || name.ends_with("TOKEN") || name.ends_with("KEY"))
+                && !value.is_empty()
+            {
+                assert!(is_placeholder_secret(value.as_bytes()), "{line}");
+            }
+        }
     }
 
     #[test]

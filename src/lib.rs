@@ -24,6 +24,7 @@ pub(crate) mod random;
 pub(crate) mod read_batch;
 pub(crate) mod shutdown;
 pub mod startup;
+pub(crate) mod text;
 pub(crate) mod thread_memo;
 pub(crate) mod token;
 pub mod wechat;

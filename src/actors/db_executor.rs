@@ -262,6 +262,12 @@ impl DbHandle {
             .await
     }
 
+    /// `None` when there is no such user; otherwise how many sessions were live.
+    pub(crate) async fn end_sessions_of_user(&self, user_id: i64) -> DbResult<Option<usize>> {
+        self.run(move |c, _| sessions::end_all_of_existing_user(c, user_id))
+            .await
+    }
+
     pub(crate) async fn refresh_session(
         &self,
         old_id: String,

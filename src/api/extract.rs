@@ -187,14 +187,16 @@ impl FromRequest for AuthUser {
 /// Longer user agents are cut before they reach `login_log` (`user_session` keeps 255).
 pub(crate) const MAX_USER_AGENT_CHARS: usize = 256;
 
-/// The client's user agent, cut to `MAX_USER_AGENT_CHARS` and without control characters.
+/// The client's user agent, cut to `MAX_USER_AGENT_CHARS`, without control characters and
+/// without what would make it read otherwise than it is (`text::clean_for_display`): the status
+/// page shows it to the operator.
 pub(crate) fn user_agent(req: &HttpRequest) -> String {
-    req.headers()
+    let raw = req
+        .headers()
         .get(actix_web::http::header::USER_AGENT)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_control())
+        .unwrap_or_default();
+    crate::text::clean_for_display(&raw)
         .take(MAX_USER_AGENT_CHARS)
         .collect()
 }

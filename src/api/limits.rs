@@ -35,58 +35,108 @@ pub(crate) fn ip_key(ip: IpAddr) -> IpAddr {
 /// it is refused with 429 for the rest of the window.
 pub(crate) const ADMIN_FAILURES_PER_WINDOW: u32 = 10;
 pub(crate) const ADMIN_FAILURE_WINDOW: Duration = Duration::from_secs(60);
-/// Clients tracked at once. Beyond this (a guess spread over many addresses) new clients share
-/// one budget: the admin side then closes for them rather than opening to guessing.
+/// Clients tracked at once, which bounds the memory a flood of addresses can take. Beyond this
+/// (a guess spread over many addresses) new clients share one budget, the overflow.
 const ADMIN_FAILURE_CLIENTS: usize = 10_000;
 
 /// Wrong admin tokens per client in fixed one-minute windows.
+///
+/// A client over its own budget is refused before its token is looked at, so it learns nothing
+/// from a guess. The overflow budget is different: it is spent by whoever comes once the table is
+/// full, so refusing the right token for it would let anyone with enough addresses (one IPv6 /48
+/// holds 65 536 /64s) lock the operator out. It is therefore consulted only after the token:
+/// the right token always passes, wrong ones from untracked clients get 429 once it is spent.
+/// What an untracked guesser gains is the answer to its guesses at the server's speed, which an
+/// attacker with 10 000 addresses nearly has anyway (10 guesses each per minute); the token's
+/// length (`MIN_ADMIN_TOKEN_LEN` printable characters) is what makes guessing hopeless.
 pub(crate) struct AdminFailures {
-    clients: Mutex<HashMap<Option<IpAddr>, (Instant, u32)>>,
+    state: Mutex<FailureTable>,
+}
+
+struct FailureTable {
+    clients: HashMap<IpAddr, Window>,
+    overflow: Window,
+}
+
+/// A fixed window: when it opened, and the wrong tokens counted in it.
+#[derive(Clone, Copy)]
+struct Window {
+    opened: Instant,
+    failures: u32,
+}
+
+impl Window {
+    fn new(now: Instant) -> Window {
+        Window {
+            opened: now,
+            failures: 0,
+        }
+    }
+
+    fn ends(&self) -> Instant {
+        self.opened + ADMIN_FAILURE_WINDOW
+    }
+
+    /// How long until it may try again, while it is over its budget.
+    fn blocked(&self, now: Instant) -> Option<Duration> {
+        (self.failures >= ADMIN_FAILURES_PER_WINDOW && now < self.ends()).then(|| self.ends() - now)
+    }
+
+    fn count(&mut self, now: Instant) {
+        if now >= self.ends() {
+            *self = Window::new(now);
+        }
+        self.failures = self.failures.saturating_add(1);
+    }
 }
 
 impl AdminFailures {
     fn new() -> Self {
         AdminFailures {
-            clients: Mutex::new(HashMap::new()),
+            state: Mutex::new(FailureTable {
+                clients: HashMap::new(),
+                overflow: Window::new(Instant::now()),
+            }),
         }
     }
 
-    /// `None` while `ip` may still try a token; else how long until it may again.
+    fn lock(&self) -> std::sync::MutexGuard<'_, FailureTable> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `None` while `ip` may still try a token; else how long until it may again. Only the
+    /// client's own failures count here, never the overflow's.
     pub(crate) fn blocked(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
-        let clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = Self::key(&clients, ip);
-        let (opened, failures) = clients.get(&key)?;
-        let ends = *opened + ADMIN_FAILURE_WINDOW;
-        (*failures >= ADMIN_FAILURES_PER_WINDOW && now < ends).then(|| ends - now)
+        self.lock().clients.get(&ip_key(ip))?.blocked(now)
     }
 
-    /// Counts one wrong token from `ip`.
-    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) {
-        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
-        if clients.len() >= ADMIN_FAILURE_CLIENTS {
-            clients.retain(|_, (opened, _)| now < *opened + ADMIN_FAILURE_WINDOW);
+    /// Counts one wrong token from `ip`. Answers how long to refuse when the wrong token went to
+    /// the overflow budget and that is spent: the caller answers it 429 rather than 403.
+    pub(crate) fn failed(&self, ip: IpAddr, now: Instant) -> Option<Duration> {
+        let mut table = self.lock();
+        let key = ip_key(ip);
+        if table.clients.len() >= ADMIN_FAILURE_CLIENTS && !table.clients.contains_key(&key) {
+            table.clients.retain(|_, w| now < w.ends());
         }
-        let key = Self::key(&clients, ip);
-        let entry = clients.entry(key).or_insert((now, 0));
-        if now >= entry.0 + ADMIN_FAILURE_WINDOW {
-            *entry = (now, 0);
+        if table.clients.len() < ADMIN_FAILURE_CLIENTS || table.clients.contains_key(&key) {
+            table
+                .clients
+                .entry(key)
+                .or_insert_with(|| Window::new(now))
+                .count(now);
+            return None;
         }
-        entry.1 = entry.1.saturating_add(1);
-    }
-
-    /// The client's own entry, or the shared one (`None`) when the map is full.
-    fn key(clients: &HashMap<Option<IpAddr>, (Instant, u32)>, ip: IpAddr) -> Option<IpAddr> {
-        let key = Some(ip_key(ip));
-        (clients.contains_key(&key) || clients.len() < ADMIN_FAILURE_CLIENTS)
-            .then_some(key)
-            .flatten()
+        table.overflow.count(now);
+        table.overflow.blocked(now)
     }
 
     fn prune(&self, now: Instant) {
-        self.clients
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .retain(|_, (opened, _)| now < *opened + ADMIN_FAILURE_WINDOW);
+        self.lock().clients.retain(|_, w| now < w.ends());
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.lock().clients.len()
     }
 }
 
@@ -333,12 +383,32 @@ mod tests {
         failures.failed(client, start + ADMIN_FAILURE_WINDOW);
         assert_eq!(failures.blocked(client, start + ADMIN_FAILURE_WINDOW), None);
         failures.prune(start + ADMIN_FAILURE_WINDOW * 3);
+        assert_eq!(failures.tracked(), 0);
+    }
+
+    #[test]
+    fn a_flood_of_addresses_stays_bounded_and_never_blocks_anyone_else() {
+        let failures = AdminFailures::new();
+        let now = Instant::now();
+        // Every /64 of one /48, more than the table holds, each over its own budget.
+        let mut overflowed = 0;
+        for subnet in 0..(ADMIN_FAILURE_CLIENTS as u128 + 500) {
+            let guesser = IpAddr::V6(Ipv6Addr::from(
+                (0x2001_0db8_0042_u128 << 80) | (subnet << 64) | 1,
+            ));
+            for _ in 0..ADMIN_FAILURES_PER_WINDOW {
+                overflowed += usize::from(failures.failed(guesser, now).is_some());
+            }
+        }
+        assert_eq!(failures.tracked(), ADMIN_FAILURE_CLIENTS, "bounded");
+        assert!(overflowed > 0, "untracked guessers are told to wait");
+        for bystander in ["198.51.100.7", "2001:db8:99::1", "2001:db8:42:ffff::1"] {
+            assert_eq!(failures.blocked(ip(bystander), now), None, "{bystander}");
+        }
+        let tracked = IpAddr::V6(Ipv6Addr::from((0x2001_0db8_0042_u128 << 80) | 1));
         assert!(
-            failures
-                .clients
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .is_empty()
+            failures.blocked(tracked, now).is_some(),
+            "its own failures still count"
         );
     }
 }

@@ -7,7 +7,7 @@
 //! read as China Standard Time: that is what the mini-program's date and time pickers produce.
 
 use actix_web::{HttpRequest, web};
-use chrono::{DateTime, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::content_check::{self, Text, Verdict};
@@ -195,6 +195,7 @@ impl PublishRequest {
                 "content must not contain control characters other than line breaks and tabs",
             ));
         }
+        user_text("content", &content)?;
         let location = one_line(
             "location",
             required("location", self.location)?,
@@ -238,16 +239,36 @@ fn one_line(name: &str, value: String, max_chars: usize) -> Result<String, ApiEr
             "{name} must be one line without control characters"
         )));
     }
+    user_text(name, &value)?;
     Ok(value)
 }
 
+fn user_text(name: &str, value: &str) -> Result<(), ApiError> {
+    crate::text::check_user_text(value)
+        .map_err(|problem| ApiError::bad_value(problem.message(name)))
+}
+
+/// Meeting times outside these years (China Standard Time) are typing errors or probes: year 0,
+/// negative years and far futures parse as ISO 8601, but no meeting happens then, and every list
+/// sorted by start time would show them first or last forever.
+pub(crate) const MEETING_YEARS: std::ops::RangeInclusive<i32> = 2000..=2100;
+
 fn time_value(name: &str, raw: String) -> Result<DateTime<Utc>, ApiError> {
-    parse_client_time(&raw).ok_or_else(|| {
+    let time = parse_client_time(&raw).ok_or_else(|| {
         ApiError::bad_value(format!(
             "{name} must be an ISO 8601 time such as 2026-12-01T09:30:00+08:00 \
              (without an offset it is China Standard Time)"
         ))
-    })
+    })?;
+    let year = super::profile::china_time(time).year();
+    if !MEETING_YEARS.contains(&year) {
+        return Err(ApiError::bad_value(format!(
+            "{name} must be in the years {} to {} (got {year})",
+            MEETING_YEARS.start(),
+            MEETING_YEARS.end()
+        )));
+    }
+    Ok(time)
 }
 
 fn cover_url(url: &str) -> Result<String, ApiError> {

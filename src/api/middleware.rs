@@ -146,3 +146,134 @@ pub(crate) async fn close_when_draining(
     }
     Ok(res)
 }
+
+/// The `Host` names dev mode answers. Its fake WeChat logs anyone in as anyone, so a web page
+/// the developer visits must not reach it: through DNS rebinding (a name of the attacker's that
+/// first resolves to the attacker and then to 127.0.0.1) such a page's requests arrive with the
+/// attacker's name as `Host`. Only names that cannot be rebound are answered: `localhost`, a
+/// loopback address, the address of `BIND_ADDR`, and, when `ALLOW_DEV_MODE_ON_NETWORK=1` opened
+/// dev mode to the network on purpose, any IP address (a device reaching it by address).
+#[derive(Debug, Clone)]
+pub(crate) struct DevHosts {
+    bind_ip: std::net::IpAddr,
+    any_ip: bool,
+}
+
+impl DevHosts {
+    /// `None` in production, which answers any `Host` (its proxy routes by name).
+    pub(crate) fn of(config: &crate::config::Config) -> Option<DevHosts> {
+        config.is_dev_mode().then(|| DevHosts {
+            bind_ip: config.bind_addr.ip(),
+            any_ip: config.dev_mode_on_network,
+        })
+    }
+
+    pub(crate) fn allows(&self, host: &str) -> bool {
+        let host = host.trim();
+        let name = match host.strip_prefix('[') {
+            Some(bracketed) => match bracketed.split_once(']') {
+                Some((ip, rest))
+                    if rest.is_empty() || rest.strip_prefix(':').is_some_and(is_port) =>
+                {
+                    ip
+                }
+                _ => return false,
+            },
+            None => match host.rsplit_once(':') {
+                Some((name, port)) if is_port(port) => name,
+                _ => host,
+            },
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.eq_ignore_ascii_case("localhost") {
+            return true;
+        }
+        match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => {
+                let ip = ip.to_canonical();
+                self.any_ip || ip.is_loopback() || ip == self.bind_ip.to_canonical()
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+fn is_port(port: &str) -> bool {
+    !port.is_empty() && port.len() <= 5 && port.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// In dev mode, answers 421 to a request whose `Host` is not one `DevHosts` allows. A request
+/// without `Host` (HTTP/1.0) comes from no browser and is answered.
+pub(crate) async fn dev_hosts_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, Error> {
+    let refused = req.app_data::<DevHosts>().is_some_and(|hosts| {
+        req.headers()
+            .get(header::HOST)
+            .is_some_and(|h| h.to_str().map_or(true, |h| !hosts.allows(h)))
+    });
+    if refused {
+        let res = actix_web::HttpResponse::MisdirectedRequest()
+            .content_type("text/plain; charset=utf-8")
+            .body(
+                "dev mode answers only Host localhost, 127.0.0.1, [::1] or the address of \
+                 BIND_ADDR (a web page must not reach its fake WeChat by DNS rebinding): \
+                 use http://127.0.0.1:<port>/\n",
+            );
+        return Ok(req.into_response(res));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}
+
+#[cfg(test)]
+mod dev_host_tests {
+    use super::DevHosts;
+
+    #[test]
+    fn dev_mode_answers_only_names_that_cannot_be_rebound() {
+        let local = DevHosts {
+            bind_ip: "127.0.0.1".parse().expect("ip"),
+            any_ip: false,
+        };
+        for host in [
+            "localhost",
+            "LOCALHOST:8080",
+            "localhost.:80",
+            "127.0.0.1",
+            "127.0.0.1:18080",
+            "[::1]",
+            "[::1]:8080",
+            "127.0.0.2:1",
+        ] {
+            assert!(local.allows(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "evil.example:8080",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "192.168.1.5:8080",
+            "[::1]x",
+            "[2001:db8::1]:80",
+            "",
+            "localhost:port",
+        ] {
+            assert!(!local.allows(host), "{host}");
+        }
+        let lan = DevHosts {
+            bind_ip: "192.168.1.5".parse().expect("ip"),
+            any_ip: false,
+        };
+        assert!(lan.allows("192.168.1.5:8080"), "the BIND_ADDR host");
+        let network = DevHosts {
+            bind_ip: "0.0.0.0".parse().expect("ip"),
+            any_ip: true,
+        };
+        assert!(
+            network.allows("10.1.2.3:8080"),
+            "an address, on a network opened on purpose"
+        );
+        assert!(!network.allows("evil.example:8080"), "never a name");
+    }
+}

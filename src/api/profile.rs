@@ -38,6 +38,8 @@ pub(crate) fn validate_nickname(raw: &str) -> Result<String, ApiError> {
             "nickName must not contain control characters",
         ));
     }
+    crate::text::check_user_text(nickname)
+        .map_err(|problem| ApiError::bad_value(problem.message("nickName")))?;
     Ok(nickname.to_string())
 }
 

@@ -313,7 +313,8 @@ pub(crate) const TRUSTED_PROXIES: Text = Text {
     default_note: "none",
     expects: "a comma-separated list of IPs or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1",
     help: "peers whose `X-Forwarded-For` is believed: all its lines are read as one list, and \
-           the rightmost hop that is not itself a trusted proxy is the client",
+           the rightmost hop that is not itself a trusted proxy is the client. A range that \
+           holds every address (`0.0.0.0/0`, `::/0`) stops the start (exit 2)",
 };
 
 pub(crate) const TOKEN_HEADER: Text = Text {
@@ -324,9 +325,9 @@ pub(crate) const TOKEN_HEADER: Text = Text {
               colon)",
     help: "the request header that carries the token; only this header is read. \
            `X-Litemall-Token` lets a litemall-derived mini-program switch to wxauth by changing \
-           only its API root. Any HTTP header name except those HTTP, proxies or wxauth already \
-           use (`Host`, `Content-Type`, `Content-Length`, `Cookie`, `Connection`, \
-           `Transfer-Encoding`, `X-Forwarded-For`, `X-Request-Id`, …)",
+           only its API root. Any HTTP header name except those HTTP, proxies, browsers or \
+           wxauth already use (`Host`, `Authorization`, `User-Agent`, `X-Forwarded-*`, …: the \
+           list is below the table); one of those stops the start (exit 2)",
 };
 
 pub(crate) const SHUTDOWN_DRAIN_SECS: Number = Number {
@@ -364,17 +365,19 @@ pub(crate) const WECHAT_API_BASE: Text = Text {
     name: "WECHAT_API_BASE",
     default: "https://api.weixin.qq.com",
     default_note: "",
-    expects: "an http(s):// URL",
-    help: "WeChat's API, or any compatible server",
+    expects: "an http(s):// URL; in production http:// only to this machine (127.0.0.1, [::1], localhost)",
+    help: "WeChat's API, or any compatible server. With `WECHAT_APPID` set, plain http:// to \
+           another machine stops the start (exit 2): the AppSecret would travel in clear text",
 };
 
 pub(crate) const WECOM_API_BASE: Text = Text {
     name: "WECOM_API_BASE",
     default: "https://qyapi.weixin.qq.com",
     default_note: "",
-    expects: "an http(s):// URL",
+    expects: "an http(s):// URL; in production http:// only to this machine (127.0.0.1, [::1], localhost)",
     help: "WeCom's API (staff login inside WeCom), or any compatible server; in dev mode the \
-           built-in fake serves it",
+           built-in fake serves it. With `WECHAT_APPID` set, plain http:// to another machine \
+           stops the start (exit 2): the corpsecret would travel in clear text",
 };
 
 pub(crate) const WECHAT_TIMEOUT_MS: Number = Number {

@@ -225,6 +225,30 @@ pub(crate) fn revoke_all_of_user(conn: &mut PgConnection, user_id: i64) -> Resul
     })
 }
 
+/// The admin's "log out everywhere": every live session of the user ends, the account stays as
+/// it is. `None` when there is no such user; otherwise how many sessions were live.
+pub(crate) fn end_all_of_existing_user(
+    conn: &mut PgConnection,
+    user_id: i64,
+) -> Result<Option<usize>, DbError> {
+    use super::schema::wx_user;
+    conn.transaction(|conn| {
+        // The user's row locked first, in the order a disable (whose trigger revokes the
+        // sessions) takes them: the two wait for each other instead of deadlocking.
+        let exists = wx_user::table
+            .find(user_id)
+            .select(wx_user::id)
+            .for_update()
+            .first::<i64>(conn)
+            .optional()?
+            .is_some();
+        if !exists {
+            return Ok(None);
+        }
+        revoke_all_of_user(conn, user_id).map(Some)
+    })
+}
+
 /// Replaces a live session by a new one with the same session_key, atomically: of two refreshes
 /// of one token, one wins and the other finds it revoked. `None` when the old one was not live;
 /// otherwise the new session's expiry: `new.expires_at`, or earlier where the session reaches

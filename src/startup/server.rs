@@ -69,6 +69,7 @@ pub(super) fn start(
         metrics_on_main: listeners.metrics.is_none(),
         bench_endpoints: config.bench_endpoints,
         dev_fake,
+        dev_hosts: api::middleware::DevHosts::of(config),
     };
     let mut server = HttpServer::new(move || routes.clone().app())
         .listen(listeners.main)?
@@ -103,6 +104,8 @@ struct Routes {
     metrics_on_main: bool,
     bench_endpoints: bool,
     dev_fake: Option<Arc<FakeWeChat>>,
+    /// The `Host` names answered, in dev mode; `None` answers any.
+    dev_hosts: Option<api::middleware::DevHosts>,
 }
 
 impl Routes {
@@ -135,7 +138,11 @@ impl Routes {
         if let Some(fake) = self.dev_fake {
             app = app.service(web::scope(DEV_FAKE_PATH).configure(fake::configure(fake)));
         }
+        if let Some(hosts) = self.dev_hosts {
+            app = app.app_data(hosts);
+        }
         app.default_service(web::to(api::not_found))
+            .wrap(from_fn(api::middleware::dev_hosts_only))
             .wrap(from_fn(api::middleware::request_log))
             .wrap(api::middleware::nosniff())
             .wrap(from_fn(api::middleware::close_when_draining))

@@ -8,6 +8,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::text::loggable_upstream_text;
+
 /// The WeChat errcodes this service reacts to.
 pub(crate) mod errcode {
     pub(crate) const SYSTEM_BUSY: i64 = -1;
@@ -80,7 +82,7 @@ pub(crate) mod errcode {
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub(crate) enum WeChatError {
-    /// WeChat answered with a non-zero errcode.
+    /// WeChat answered with a non-zero errcode; `errmsg` went through `loggable_upstream_text`.
     #[error("wechat errcode {errcode}: {errmsg}")]
     Api { errcode: i64, errmsg: String },
     #[error("wechat did not answer in time")]
@@ -187,16 +189,19 @@ pub(crate) fn parse_reply<T: serde::de::DeserializeOwned>(
     endpoint: &str,
     body: &[u8],
 ) -> Result<T, WeChatError> {
+    // serde's message can quote the body: it is upstream text like any other.
     let bad = |e: serde_json::Error| {
         WeChatError::BadResponse(format!(
-            "{endpoint} answered something that is not its JSON: {e}"
+            "{endpoint} answered something that is not its JSON: {}",
+            loggable_upstream_text(&e.to_string())
         ))
     };
     let head: ErrorPart = serde_json::from_slice(body).map_err(bad)?;
     if let Some(code) = head.errcode.filter(|c| *c != 0) {
+        // Kept only to be logged, so made loggable once, here, where it enters.
         return Err(WeChatError::Api {
             errcode: code,
-            errmsg: head.errmsg.unwrap_or_default(),
+            errmsg: loggable_upstream_text(&head.errmsg.unwrap_or_default()),
         });
     }
     serde_json::from_slice(body).map_err(bad)

@@ -677,3 +677,26 @@ async fn status_shows_the_access_token_age_once_one_is_used() {
         "the token itself is never shown"
     );
 }
+
+#[actix_web::test]
+async fn the_status_page_shows_user_agents_without_invisible_or_reordering_characters() {
+    let app = admin_app().await;
+    let agent = "Mozilla/5.0 \u{202E}gnp.exe\u{200B}\u{FEFF} MicroMessenger";
+    let code = app.code_for("vera").code;
+    let reply = app
+        .post_with(
+            "auth/login_by_weixin",
+            &json!({ "code": code }),
+            &[("user-agent", agent)],
+        )
+        .await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let rows = login_log_rows(&app, 1).await;
+    assert_eq!(rows.len(), 1);
+    let cleaned = "Mozilla/5.0 gnp.exe MicroMessenger";
+    assert_eq!(rows[0].user_agent, cleaned, "stored clean");
+
+    let page = status(&app, Some(&bearer(ADMIN_TOKEN))).await;
+    assert_eq!(page.status, 200, "{}", page.raw);
+    assert_eq!(page.body["logins"]["recent"][0]["user_agent"], cleaned);
+}

@@ -886,3 +886,57 @@ async fn a_session_is_not_stored_once_the_account_stops_being_usable_even_mid_lo
         "nor afterwards"
     );
 }
+
+#[actix_web::test]
+async fn failed_logins_before_the_openid_was_known_outlive_the_erasure_only_until_the_retention() {
+    let app = deletion_app().await;
+    let p = Person::new(&app, "uma", "198.51.100.23");
+    // A code WeChat refuses: the attempt is logged before anyone knows whose it was.
+    let refused = app
+        .post_with(
+            "auth/login_by_weixin",
+            &json!({ "code": "0bogus-code-of-uma" }),
+            &[
+                ("x-forwarded-for", p.ip.as_str()),
+                ("user-agent", p.user_agent.as_str()),
+            ],
+        )
+        .await;
+    assert_ne!(refused.errno(), 0, "{}", refused.raw);
+    let (_, id) = login_ok_as(&app, &p).await;
+    login_log_settled(&app).await;
+    let erased = admin_post(&app, &format!("/admin/users/{id}/delete")).await;
+    assert_eq!(erased.status, 200, "{}", erased.raw);
+
+    // What survives: the anonymous attempt, with its IP and user agent and nothing that names
+    // the account.
+    let kept: Vec<(Option<i64>, String, String, String)> = login_log::table
+        .filter(login_log::ip.eq(&p.ip))
+        .select((
+            login_log::user_id,
+            login_log::openid_masked,
+            login_log::ip,
+            login_log::user_agent,
+        ))
+        .load(&mut app.db())
+        .expect("rows");
+    assert_eq!(
+        kept,
+        vec![(None, String::new(), p.ip.clone(), p.user_agent.clone())],
+        "only the attempt made before the openid was known keeps IP and user agent"
+    );
+
+    // For as long as LOGIN_LOG_RETENTION_DAYS, like every other row.
+    let retention = TimeDelta::days(30);
+    diesel::update(login_log::table.filter(login_log::ip.eq(&p.ip)))
+        .set(login_log::add_time.eq(Utc::now() - retention - TimeDelta::minutes(1)))
+        .execute(&mut app.db())
+        .expect("age the row");
+    wxauth::db::login_log::prune(&mut app.db(), Utc::now() - retention).expect("prune");
+    let left: i64 = login_log::table
+        .filter(login_log::ip.eq(&p.ip))
+        .count()
+        .get_result(&mut app.db())
+        .expect("count");
+    assert_eq!(left, 0, "gone after the retention");
+}

@@ -268,6 +268,119 @@ async fn admin_token_guessing_is_refused_with_429_after_ten_wrong_tokens() {
 }
 
 #[actix_web::test]
+async fn wrong_tokens_from_ten_thousand_addresses_never_lock_the_right_token_out() {
+    let app = TestApp::builder()
+        .admin_token(ADMIN_TOKEN)
+        .trust_forwarded_for()
+        .spawn()
+        .await;
+    let url = format!("{}/admin/api/status", app.base);
+    let get = |ip: String, token: String| {
+        let app = &app;
+        let url = url.clone();
+        async move {
+            let auth = format!("Bearer {token}");
+            app.get_with(&url, &[("x-forwarded-for", &ip), ("authorization", &auth)])
+                .await
+                .status
+        }
+    };
+    // A guesser spends its own budget before the flood.
+    for _ in 0..10 {
+        let status = get("192.0.2.99".into(), "wrong-token-0123456789abcdef".into()).await;
+        assert_eq!(status, 403);
+    }
+    // 10 050 /64s of one /48 and 200 IPv4 addresses, one wrong token each, 32 at a time.
+    let guessers: Vec<String> = (0..10_050u32)
+        .map(|n| format!("2001:db8:42:{n:x}::1"))
+        .chain((0..200u32).map(|n| format!("198.18.{}.{}", n / 250, n % 250 + 1)))
+        .collect();
+    let mut refused = 0;
+    for chunk in guessers.chunks(32) {
+        let statuses = futures_util::future::join_all(
+            chunk
+                .iter()
+                .map(|ip| get(ip.clone(), "wrong-token-0123456789abcdef".into())),
+        )
+        .await;
+        for status in statuses {
+            assert!(status == 403 || status == 429, "{status}");
+            refused += usize::from(status == 429);
+        }
+    }
+    assert!(refused > 0, "untracked guessers are told to wait");
+
+    // The operator, from anywhere else and from inside that /48, is served.
+    for operator in ["203.0.113.5", "2001:db8:77::1", "2001:db8:42:ffff::9"] {
+        assert_eq!(
+            get(operator.into(), ADMIN_TOKEN.into()).await,
+            200,
+            "{operator}"
+        );
+    }
+    // A guesser over its own budget stays refused, right token or not.
+    assert_eq!(get("192.0.2.99".into(), ADMIN_TOKEN.into()).await, 429);
+}
+
+/// A dev-mode request as a browser page would send it, with this `Host`: the status.
+async fn with_host(app: &TestApp, method_and_path: &str, host_header: &str) -> (u16, Value) {
+    let peer = host_of(app);
+    let request = format!(
+        "{method_and_path} HTTP/1.1\r\nHost: {host_header}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let (status, _, body) = actix_web::rt::task::spawn_blocking(move || {
+        raw_exchange(&peer, request.as_bytes(), Duration::from_secs(5))
+    })
+    .await
+    .expect("exchange");
+    (status, body)
+}
+
+#[actix_web::test]
+async fn dev_mode_answers_only_local_host_names_and_production_any() {
+    let dev = TestApp::builder().dev_mode().spawn().await;
+    let port = host_of(&dev).rsplit(':').next().expect("port").to_string();
+    let mint = "POST /__wechat/fake/code?user=alice";
+    let before = dev.count_users();
+    for rebound in [
+        "evil.example",
+        &format!("evil.example:{port}"),
+        "127.0.0.1.nip.io",
+    ] {
+        for target in [mint, "GET /oapro/wx/home/index", "GET /healthz"] {
+            let (status, _) = with_host(&dev, target, rebound).await;
+            assert_eq!(status, 421, "{target} with Host {rebound}");
+        }
+    }
+    assert_eq!(dev.count_users(), before, "nothing was done for the page");
+    let (status, body) = with_host(&dev, mint, &format!("127.0.0.1:{port}")).await;
+    assert_eq!(status, 200, "the fake answers locally: {body}");
+    for local in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost".to_string(),
+        format!("[::1]:{port}"),
+    ] {
+        let (status, body) = with_host(&dev, "GET /oapro/wx/home/index", &local).await;
+        assert_eq!(
+            (status, body["errno"].as_i64()),
+            (200, Some(0)),
+            "Host {local}"
+        );
+    }
+
+    let production = TestApp::spawn().await;
+    let (status, body) =
+        with_host(&production, "GET /oapro/wx/home/index", "api.example.com").await;
+    assert_eq!(
+        (status, body["errno"].as_i64()),
+        (200, Some(0)),
+        "production answers any Host"
+    );
+}
+
+#[actix_web::test]
 async fn a_declared_body_over_the_limit_is_refused_without_waiting_for_it() {
     let app = TestApp::spawn().await;
     let host = host_of(&app);

@@ -965,3 +965,94 @@ async fn hostile_cover_urls_are_refused_with_the_reason_and_store_nothing() {
         "https://img.example.com/covers/1.png?size=large#top"
     );
 }
+
+#[actix_web::test]
+async fn meeting_times_outside_the_years_2000_to_2100_are_402_naming_the_field() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("alice").await;
+    let valid = meeting_body("项目周例会", 24);
+    let with = |field: &str, value: &str| {
+        let mut body = valid.clone();
+        body[field] = json!(value);
+        body
+    };
+    for (field, time) in [
+        ("startTime", "0000-01-01T09:00:00+08:00"),
+        ("startTime", "1999-12-31T23:59:59+08:00"),
+        ("startTime", "0099-06-01T09:00:00Z"),
+        ("endTime", "2101-01-01T00:00:00+08:00"),
+        ("endTime", "9999-12-31T23:59:59"),
+    ] {
+        let reply = app
+            .post("meeting/publish", &with(field, time), Some(&token))
+            .await;
+        assert_402(&reply, time);
+        assert_eq!(
+            reply.body["data"]["reason"]
+                .as_str()
+                .unwrap_or_default()
+                .split(" (got")
+                .next(),
+            Some(format!("{field} must be in the years 2000 to 2100").as_str()),
+            "{time}: {}",
+            reply.raw
+        );
+    }
+    // A negative year is no ISO 8601 time a client sends: refused as such.
+    let negative = app
+        .post(
+            "meeting/publish",
+            &with("startTime", "-0001-06-01T09:00:00Z"),
+            Some(&token),
+        )
+        .await;
+    assert_402(&negative, "a negative year");
+    assert_eq!(count_meetings(&app), 0, "nothing refused was stored");
+
+    // The edges are years a meeting may be in (China Standard Time, as the client means it).
+    let mut edges = valid.clone();
+    edges["startTime"] = json!("2000-01-01T00:00:00+08:00");
+    edges["endTime"] = json!("2100-12-31T23:59:59+08:00");
+    publish(&app, &token, &edges).await;
+    assert_eq!(count_meetings(&app), 1);
+}
+
+#[actix_web::test]
+async fn invisible_or_reordering_text_in_a_meeting_is_402_and_stores_nothing() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("alice").await;
+    let valid = meeting_body("项目周例会", 24);
+    let with = |field: &str, value: &str| {
+        let mut body = valid.clone();
+        body[field] = json!(value);
+        body
+    };
+    for (field, text, says) in [
+        ("title", "invoice\u{202E}fdp.exe", "U+202E"),
+        ("title", "\u{200B}\u{200B}\u{200B}", "visible characters"),
+        ("location", "\u{2067}会议室", "U+2067"),
+        ("location", "\u{200D} \u{2060}", "visible characters"),
+        ("content", "议程\u{FEFF}", "U+FEFF"),
+        ("content", "议程\n\u{200E}", "U+200E"),
+        ("content", "\u{200B}\n\u{200C}", "visible characters"),
+        ("title", "会\u{FFFF}", "U+FFFF"),
+    ] {
+        let reply = app
+            .post("meeting/publish", &with(field, text), Some(&token))
+            .await;
+        assert_402(&reply, text);
+        let reason = reply.body["data"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with(field) && reason.contains(says),
+            "{text:?}: {reason}"
+        );
+    }
+    assert_eq!(count_meetings(&app), 0, "nothing refused was stored");
+
+    let family = "家庭聚会 👨\u{200D}👩\u{200D}👧";
+    let published = publish(&app, &token, &with("title", family)).await;
+    assert_eq!(
+        published["title"], family,
+        "an emoji sequence keeps its joiners"
+    );
+}

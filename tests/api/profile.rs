@@ -283,3 +283,59 @@ async fn hostile_avatar_urls_are_refused_with_the_reason_and_store_nothing() {
         .expect("row");
     assert_eq!(row.avatar, stored);
 }
+
+#[actix_web::test]
+async fn invisible_or_reordering_nicknames_are_402_everywhere_a_nickname_is_set() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("erin").await;
+    for (nickname, says) in [
+        ("\u{200B}\u{200B}\u{200B}\u{200B}", "visible characters"),
+        ("\u{200D}", "visible characters"),
+        ("\u{3164}", "visible characters"),
+        ("abc\u{202E}gnp.exe", "U+202E"),
+        ("\u{200F}admin", "U+200F"),
+        ("\u{2066}x\u{2069}", "U+2066"),
+        ("\u{FEFF}erin", "U+FEFF"),
+        ("erin\u{FDD0}", "U+FDD0"),
+    ] {
+        let reply = app
+            .post(
+                "auth/profile",
+                &json!({ "nickname": nickname }),
+                Some(&token),
+            )
+            .await;
+        assert_eq!(reply.errno(), 402, "{nickname:?}: {}", reply.raw);
+        let reason = reply.body["data"]["reason"].as_str().unwrap_or_default();
+        assert!(
+            reason.starts_with("nickName") && reason.contains(says),
+            "{nickname:?}: {reason}"
+        );
+
+        // The login's userInfo follows the same rule, and refuses before any account exists.
+        let code = app.code_for("frank").code;
+        let login = app
+            .post(
+                "auth/login_by_weixin",
+                &json!({ "code": code, "userInfo": { "nickName": nickname } }),
+                None,
+            )
+            .await;
+        assert_eq!(login.errno(), 402, "{nickname:?}: {}", login.raw);
+    }
+    assert!(app.user_by_openid(&app.fake.openid_for("frank")).is_none());
+    let row = app
+        .user_by_openid(&app.fake.openid_for("erin"))
+        .expect("row");
+    assert_eq!(row.nickname, "微信用户", "nothing refused was stored");
+
+    let family = "👨\u{200D}👩\u{200D}👧";
+    let reply = app
+        .post("auth/profile", &json!({ "nickname": family }), Some(&token))
+        .await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    let row = app
+        .user_by_openid(&app.fake.openid_for("erin"))
+        .expect("row");
+    assert_eq!(row.nickname, family, "an emoji sequence keeps its joiners");
+}

@@ -613,3 +613,168 @@ async fn a_check_racing_a_revocation_does_not_outlive_it() {
         );
     }
 }
+
+/// Uses each token on `app` until `app` serves them all from its cache (its listener is trusted):
+/// from then on only a notification can take them out.
+async fn until_all_cached(app: &TestApp, tokens: &[&str]) {
+    let started = Instant::now();
+    loop {
+        for token in tokens {
+            assert_eq!(app.get("user/index", Some(token)).await.errno(), 0);
+        }
+        let cached = app
+            .state
+            .sessions
+            .send(CachedSessions)
+            .await
+            .expect("mailbox");
+        if cached >= tokens.len() {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the session cache was never trusted"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn user_id_of(app: &TestApp, name: &str) -> i64 {
+    app.user_by_openid(&app.fake.openid_for(name))
+        .expect("row")
+        .id
+}
+
+#[actix_web::test]
+async fn a_session_revoked_or_deleted_in_sql_dies_on_every_instance_within_two_seconds() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling().await;
+    let revoked = a.login_ok("mia").await;
+    let deleted = a.login_ok("noah").await;
+    let untouched = a.login_ok("olga").await;
+    let tokens = [revoked.as_str(), deleted.as_str(), untouched.as_str()];
+    until_all_cached(&a, &tokens).await;
+    until_all_cached(&b, &tokens).await;
+
+    // What an operator does about a stolen token, behind the application's back.
+    let n =
+        diesel::update(user_session::table.filter(user_session::user_id.eq(user_id_of(&a, "mia"))))
+            .set(user_session::revoked_at.eq(diesel::dsl::now))
+            .execute(&mut a.db())
+            .expect("revoke");
+    assert_eq!(n, 1);
+    let n = diesel::delete(
+        user_session::table.filter(user_session::user_id.eq(user_id_of(&a, "noah"))),
+    )
+    .execute(&mut a.db())
+    .expect("delete");
+    assert_eq!(n, 1);
+
+    for app in [&a, &b] {
+        app.errno_within(&revoked, 501, Duration::from_secs(2))
+            .await;
+        app.errno_within(&deleted, 501, Duration::from_secs(2))
+            .await;
+        assert_eq!(
+            app.get("user/index", Some(&untouched)).await.errno(),
+            0,
+            "other sessions stay"
+        );
+    }
+    let left: i64 = user_session::table
+        .filter(user_session::revoked_at.is_null())
+        .count()
+        .get_result(&mut a.db())
+        .expect("count");
+    assert_eq!(left, 1, "only olga's session is live");
+}
+
+#[actix_web::test]
+async fn the_admin_api_logs_a_user_out_everywhere_and_the_account_stays_usable() {
+    const ADMIN: &str = "admin-token-for-the-session-tests";
+    let a = TestApp::builder().admin_token(ADMIN).spawn().await;
+    let b = a.sibling().await;
+    let phone = a.login_ok("pia").await;
+    let tablet = b.login_ok("pia").await;
+    let other = a.login_ok("quinn").await;
+    let tokens = [phone.as_str(), tablet.as_str(), other.as_str()];
+    until_all_cached(&a, &tokens).await;
+    until_all_cached(&b, &tokens).await;
+    let id = user_id_of(&a, "pia");
+    let admin_post = |path: String, bearer: Option<&str>| {
+        let mut req = a.http.post(format!("{}{path}", a.base));
+        if let Some(t) = bearer {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        req.send()
+    };
+    let status_of = |res: awc::ClientResponse<_>| res.status().as_u16();
+
+    // Without the token, or with a wrong one, nothing happens.
+    let none = admin_post(format!("/admin/users/{id}/logout"), None)
+        .await
+        .expect("request");
+    assert_eq!(status_of(none), 401);
+    let wrong = admin_post(
+        format!("/admin/users/{id}/logout"),
+        Some("wrong-token-wrong-token"),
+    )
+    .await
+    .expect("request");
+    assert_eq!(status_of(wrong), 403);
+    assert_eq!(a.get("user/index", Some(&phone)).await.errno(), 0);
+
+    let mut done = admin_post(format!("/admin/users/{id}/logout"), Some(ADMIN))
+        .await
+        .expect("request");
+    assert_eq!(done.status().as_u16(), 200);
+    let body: serde_json::Value = done.json().await.expect("json");
+    assert_eq!(body, json!({ "id": id, "sessions_ended": 2 }));
+
+    for token in [&phone, &tablet] {
+        assert_eq!(
+            a.get("user/index", Some(token)).await.errno(),
+            501,
+            "dead at once here"
+        );
+        b.errno_within(token, 501, Duration::from_secs(2)).await;
+    }
+    assert_eq!(b.get("user/index", Some(&other)).await.errno(), 0);
+    let live: Vec<Option<DateTime<Utc>>> = user_session::table
+        .filter(user_session::user_id.eq(id))
+        .select(user_session::revoked_at)
+        .load(&mut a.db())
+        .expect("rows");
+    assert_eq!(live.len(), 2);
+    assert!(live.iter().all(Option::is_some), "both rows revoked");
+    let status: i16 = wx_user::table
+        .find(id)
+        .select(wx_user::status)
+        .first(&mut a.db())
+        .expect("user");
+    assert_eq!(status, 0, "the account stays usable");
+
+    // The user logs in again, and that session works everywhere.
+    let again = b.login_ok("pia").await;
+    assert_eq!(a.get("user/index", Some(&again)).await.errno(), 0);
+    assert_eq!(b.get("user/index", Some(&again)).await.errno(), 0);
+    assert_eq!(
+        a.get("user/index", Some(&phone)).await.errno(),
+        501,
+        "old tokens stay dead"
+    );
+
+    let mut twice = admin_post(format!("/admin/users/{id}/logout"), Some(ADMIN))
+        .await
+        .expect("request");
+    let body: serde_json::Value = twice.json().await.expect("json");
+    assert_eq!(body["sessions_ended"], 1, "the new session only");
+    let missing = admin_post("/admin/users/999999/logout".into(), Some(ADMIN))
+        .await
+        .expect("request");
+    assert_eq!(status_of(missing), 404);
+    let bad = admin_post("/admin/users/abc/logout".into(), Some(ADMIN))
+        .await
+        .expect("request");
+    assert_eq!(status_of(bad), 400);
+}

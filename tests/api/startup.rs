@@ -68,6 +68,124 @@ fn invalid_configuration_stops_the_binary_naming_the_variable() {
     }
 }
 
+/// The binary's exit code and stderr for this environment (production unless `dev`).
+fn start_with(pairs: &[(&str, &str)], production: bool) -> (Option<i32>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
+    // Nothing listens there: a start that gets past the configuration ends at the database.
+    cmd.env(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:1/wxauth?connect_timeout=2",
+    )
+    .env(
+        "BIND_ADDR",
+        format!("127.0.0.1:{}", crate::binary::free_port()),
+    )
+    .stdin(Stdio::null());
+    if production {
+        cmd.env("WECHAT_APPID", "wx1234567890abcdef")
+            .env("WECHAT_SECRET", "app-secret-of-the-test")
+            .env("JWT_SECRET", "jwt-secret-of-the-test-0123456789abcdef");
+    }
+    for (var, value) in pairs {
+        cmd.env(var, value);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn unsafe_settings_stop_the_binary_saying_why_and_what_to_set() {
+    for (var, value, why, what) in [
+        (
+            "TRUSTED_PROXIES",
+            "0.0.0.0/0",
+            "every address",
+            "10.0.0.0/8",
+        ),
+        (
+            "TRUSTED_PROXIES",
+            "127.0.0.1,::/0",
+            "every address",
+            "10.0.0.0/8",
+        ),
+        (
+            "WECHAT_API_BASE",
+            "http://api.weixin.qq.com",
+            "clear text",
+            "https://",
+        ),
+        (
+            "WECHAT_API_BASE",
+            "http://10.1.2.3:8080/",
+            "clear text",
+            "https://",
+        ),
+        (
+            "WECOM_API_BASE",
+            "http://qyapi.weixin.qq.com",
+            "clear text",
+            "https://",
+        ),
+        ("TOKEN_HEADER", "Authorization", "proxy", "set another name"),
+        ("TOKEN_HEADER", "User-Agent", "browser", "set another name"),
+        (
+            "TOKEN_HEADER",
+            "X-Forwarded-Host",
+            "proxy",
+            "set another name",
+        ),
+        (
+            "TOKEN_HEADER",
+            "Accept-Language",
+            "proxy",
+            "set another name",
+        ),
+        ("TOKEN_HEADER", "Referer", "proxy", "set another name"),
+    ] {
+        let (code, stderr) = start_with(&[(var, value)], true);
+        assert_eq!(code, Some(2), "{var}={value}: {stderr}");
+        for needle in [var, why, what] {
+            assert!(
+                stderr.contains(needle),
+                "{var}={value}: {needle:?} in {stderr}"
+            );
+        }
+        assert!(!stderr.contains("app-secret-of-the-test"), "{stderr}");
+    }
+    // Dev mode's upstream is its own fake, never configured: WECHAT_API_BASE is not read there.
+    let (code, stderr) = start_with(&[("WECHAT_API_BASE", "http://api.weixin.qq.com")], false);
+    assert_eq!(code, Some(1), "dev mode ends at the database: {stderr}");
+}
+
+#[test]
+fn placeholder_secrets_are_warned_about_once_at_start_without_their_value() {
+    let (_, stderr) = start_with(
+        &[
+            ("JWT_SECRET", &"x".repeat(40)),
+            (
+                "WECHAT_SECRET",
+                "the-appsecret-from-the-mini-program-admin-console",
+            ),
+            ("ADMIN_TOKEN", "admin-token-of-the-startup-test"),
+            ("RUST_LOG", "warn"),
+        ],
+        true,
+    );
+    for var in ["JWT_SECRET", "WECHAT_SECRET"] {
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains(&format!("{var} is a placeholder")))
+            .collect();
+        assert_eq!(lines.len(), 1, "{var}: {stderr}");
+    }
+    assert!(!stderr.contains("ADMIN_TOKEN is a placeholder"), "{stderr}");
+    assert!(!stderr.contains(&"x".repeat(40)), "{stderr}");
+    assert!(!stderr.contains("the-appsecret-from"), "{stderr}");
+}
+
 #[actix_web::test]
 async fn no_secret_reaches_a_response_or_a_log_line() {
     let app = TestApp::spawn().await;

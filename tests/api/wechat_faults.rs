@@ -121,3 +121,48 @@ async fn whatever_is_slow_the_client_gets_an_envelope_before_its_timeout() {
     assert!(took < CLIENT_TIMEOUT, "answered after {took:?}");
     assert_eq!(app.count_users(), 0);
 }
+
+#[actix_web::test]
+async fn wechat_errmsg_reaches_the_log_escaped_and_cut() {
+    let app = TestApp::spawn().await;
+    let marker = format!("m{}", uuid::Uuid::new_v4().simple());
+    let errmsg = format!(
+        "{marker} bad\nINFO wxauth: forged line\r\u{202E}gnp.exe\u{0}{}",
+        "x".repeat(30_000)
+    );
+    app.fake.set_fault(Fault::Message {
+        errcode: 99_999,
+        errmsg,
+    });
+    let code = app.code_for("alice").code;
+    let reply = app
+        .post("auth/login_by_weixin", &json!({ "code": code }), None)
+        .await;
+    assert_eq!(reply.errno(), 716, "{}", reply.raw);
+    assert!(
+        !reply.raw.contains(&marker),
+        "WeChat's text stays in the log"
+    );
+
+    let lines: Vec<String> = captured_logs()
+        .into_iter()
+        .filter(|l| l.contains(&marker))
+        .collect();
+    assert!(!lines.is_empty(), "the errmsg is logged");
+    for line in &lines {
+        assert!(
+            !line.contains(['\n', '\r', '\u{202E}', '\u{0}']),
+            "a raw control or bidi character: {line:.200}"
+        );
+        // Escaped (a line that quotes the cause with `{:?}` doubles the backslash).
+        for escaped in [
+            r"\u{a}INFO wxauth: forged line",
+            r"\u{d}",
+            r"\u{202e}gnp.exe",
+            r"\u{0}",
+        ] {
+            assert!(line.contains(escaped), "{escaped} in {line:.200}");
+        }
+        assert!(line.len() < 1_000, "cut: {} bytes", line.len());
+    }
+}

@@ -1,6 +1,7 @@
 //! The HTTP side of the WeChat client: one awc client with bounded connections and calls in
 //! flight, a timeout over the whole round trip, and every round trip counted.
 
+use crate::text::loggable_upstream_text;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -111,7 +112,8 @@ impl Upstream {
             };
             let mut response = sent.map_err(|e| match e {
                 awc::error::SendRequestError::Timeout => WeChatError::Timeout,
-                other => WeChatError::Transport(other.to_string()),
+                // An HTTP client's error may quote what the server sent.
+                other => WeChatError::Transport(loggable_upstream_text(&other.to_string())),
             })?;
             if !response.status().is_success() {
                 return Err(WeChatError::HttpStatus(response.status().as_u16()));
@@ -120,7 +122,10 @@ impl Upstream {
                 awc::error::PayloadError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
                     WeChatError::Timeout
                 }
-                other => WeChatError::BadResponse(format!("unreadable body: {other}")),
+                other => WeChatError::BadResponse(format!(
+                    "unreadable body: {}",
+                    loggable_upstream_text(&other.to_string())
+                )),
             })
         };
         match tokio::time::timeout(self.timeout, round_trip).await {

@@ -1,6 +1,7 @@
 //! The bearer-token check in front of `/admin/api/*` and `/admin/users/*`: 401 without a token,
 //! 403 with a wrong one, 429 (with `Retry-After`) for the rest of the minute after 10 wrong ones
-//! from one client.
+//! from one client. The right token is never refused for other clients' wrong ones (see
+//! `AdminFailures`).
 
 use std::time::Instant;
 
@@ -48,6 +49,16 @@ fn challenge(status: StatusCode, error: &'static str) -> HttpResponse {
         .json(AdminError { error })
 }
 
+fn too_many(wait: std::time::Duration) -> HttpResponse {
+    // Whole seconds, rounded up: a client that waits exactly this long is served.
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    HttpResponse::TooManyRequests()
+        .insert_header((header::RETRY_AFTER, secs.to_string()))
+        .json(AdminError {
+            error: "too many wrong admin tokens from this address; try again later",
+        })
+}
+
 /// Lets a request through only with the right bearer token.
 pub(super) async fn require_admin(
     req: ServiceRequest,
@@ -70,15 +81,7 @@ pub(super) async fn require_admin(
             "admin: refused a client over the wrong-token limit",
             client.as_ref().map(|ip| ip as &dyn std::fmt::Display),
         );
-        // Whole seconds, rounded up: a client that waits exactly this long is served.
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return Ok(req.into_response(
-            HttpResponse::TooManyRequests()
-                .insert_header((header::RETRY_AFTER, secs.to_string()))
-                .json(AdminError {
-                    error: "too many wrong admin tokens from this address; try again later",
-                }),
-        ));
+        return Ok(req.into_response(too_many(wait)));
     }
     let Some(presented) = bearer_token(&req) else {
         return Ok(req.into_response(challenge(
@@ -87,14 +90,16 @@ pub(super) async fn require_admin(
         )));
     };
     if !admin.matches(&presented) {
-        if let Some(ip) = client {
-            state.limits.admin_failures.failed(ip, Instant::now());
-        }
+        let overflow_spent =
+            client.and_then(|ip| state.limits.admin_failures.failed(ip, Instant::now()));
         ERRORS.log(
             log::Level::Warn,
             "admin: wrong token",
             client.as_ref().map(|ip| ip as &dyn std::fmt::Display),
         );
+        if let Some(wait) = overflow_spent {
+            return Ok(req.into_response(too_many(wait)));
+        }
         return Ok(req.into_response(challenge(StatusCode::FORBIDDEN, "wrong admin token")));
     }
     Ok(next.call(req).await?.map_into_boxed_body())

@@ -114,6 +114,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, static_dir: Option<&Path>)
                 .wrap(from_fn(guard::require_admin))
                 .route("/{id}/disable", web::post().to(users::disable))
                 .route("/{id}/enable", web::post().to(users::enable))
+                .route("/{id}/logout", web::post().to(users::logout))
                 .route("/{id}/delete", web::post().to(users::delete))
                 .default_service(web::to(not_found)),
         )

@@ -210,7 +210,8 @@ impl From<LoginSummary> for LoginsView {
                     user_id: r.user_id,
                     openid: r.openid_masked,
                     ip: r.ip,
-                    user_agent: r.user_agent,
+                    // Rows written before user agents were cleaned on the way in.
+                    user_agent: crate::text::clean_for_display(&r.user_agent).collect(),
                     errno: r.errno,
                 })
                 .collect(),

@@ -1,5 +1,5 @@
-//! `POST /admin/users/{id}/disable`, `/enable` and `/delete` (bearer `ADMIN_TOKEN`, plain HTTP
-//! statuses). Disabling sets `wx_user.status = 1`; the database trigger on that column revokes
+//! `POST /admin/users/{id}/disable`, `/enable`, `/logout` and `/delete` (bearer `ADMIN_TOKEN`,
+//! plain HTTP statuses). Disabling sets `wx_user.status = 1`; the database trigger on that column revokes
 //! every session of the user and notifies every instance, so the user's tokens die everywhere
 //! within a second and new logins are refused (errno 700). Deleting erases the account's personal
 //! data at once, without grace period, for requests that arrive by other ways than the app.
@@ -63,6 +63,40 @@ pub(super) async fn disable(state: web::Data<AppState>, id: web::Path<String>) -
 
 pub(super) async fn enable(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
     set_status(&state, &id, 0).await
+}
+
+#[derive(Serialize)]
+struct UserLoggedOut {
+    id: i64,
+    /// How many sessions were live and are now ended.
+    sessions_ended: usize,
+}
+
+/// `POST /admin/users/{id}/logout`: ends every session of the user on every instance (what to do
+/// about a stolen token) while the account stays usable: the user logs in again. 404 when there
+/// is no such account.
+pub(super) async fn logout(state: web::Data<AppState>, id: web::Path<String>) -> HttpResponse {
+    let Some(id) = parse_id(&id) else {
+        return bad_id();
+    };
+    match state.db.end_sessions_of_user(id).await {
+        Ok(Some(ended)) => {
+            // The others hear the NOTIFY; this one forgets before it answers.
+            if let Err(e) = state.sessions.send(Invalidate(Revoked::User(id))).await {
+                log::error!("admin: user {id}'s cached sessions not dropped: {e}");
+            }
+            log::info!("admin: user {id} logged out everywhere ({ended} session(s) ended)");
+            HttpResponse::Ok().json(UserLoggedOut {
+                id,
+                sessions_ended: ended,
+            })
+        }
+        Ok(None) => refuse(StatusCode::NOT_FOUND, "no such user"),
+        Err(e) => {
+            log::error!("admin: cannot end user {id}'s sessions: {e}");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
 }
 
 #[derive(Serialize)]

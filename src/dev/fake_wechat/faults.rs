@@ -27,6 +27,9 @@ pub enum Fault {
     Garbage,
     /// Answer this errcode.
     Errcode { errcode: i64 },
+    /// Answer this errcode with exactly this errmsg: what a broken or hostile server in
+    /// WeChat's place might send.
+    Message { errcode: i64, errmsg: String },
     /// Answer HTTP 404, as a server without this endpoint does.
     Missing,
 }
@@ -85,6 +88,9 @@ pub(super) async fn apply_fault(fault: Option<Fault>) -> Option<HttpResponse> {
                 .body("<html><body>502 Bad Gateway</body></html>"),
         ),
         Fault::Errcode { errcode } => Some(wechat_reply(&wx_error(errcode, "injected error"))),
+        Fault::Message { errcode, errmsg } => Some(wechat_reply(
+            &serde_json::json!({ "errcode": errcode, "errmsg": errmsg }),
+        )),
         Fault::Missing => Some(HttpResponse::NotFound().finish()),
     }
 }
