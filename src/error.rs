@@ -66,8 +66,7 @@ pub(crate) const UNLOGIN: ErrnoSpec = ErrnoSpec {
     errno: 501,
     errmsg: "请登录",
     label: "not logged in",
-    when: "missing, malformed, forged, expired or logged-out token, or (bindPhone) a session_key \
-           that is missing or no longer current: log in again",
+    when: "no live session: log in again; `data.reason` says why (see *Why a 501*)",
 };
 pub(crate) const SERIOUS: ErrnoSpec = ErrnoSpec {
     errno: 502,
@@ -244,6 +243,81 @@ pub(crate) struct Reason {
     pub(crate) reason: String,
 }
 
+/// Why a request answers 501, in `data.reason`: a closed set of words, so a client can tell a
+/// misconfiguration (it will never log in this way) from a session that simply ended. A token
+/// that does not verify is `invalid` whether forged, altered or signed with another key: what
+/// a token's signature proves is only told to who holds a token that verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnloginReason {
+    /// No token in the token header, nor anywhere else.
+    Missing,
+    /// No token in the token header, but something token-shaped under another header a client
+    /// may be sending it in (`Authorization: Bearer`, `X-OA-Token`, `X-Litemall-Token`).
+    WrongHeader,
+    /// The header holds something that is not a token's shape (three base64url parts).
+    Malformed,
+    /// Token-shaped, but its signature or what it says does not verify.
+    Invalid,
+    /// The token or its session is past its end.
+    Expired,
+    /// Its session was ended: logout, logout on every device, a refresh replaced it.
+    Revoked,
+    /// Its account is disabled, deleted, or its deletion was asked for.
+    Disabled,
+    /// Its account was merged into another one.
+    Merged,
+    /// bindPhone: the session_key WeChat would decrypt with is missing or no longer current.
+    SessionKey,
+}
+
+impl UnloginReason {
+    /// Every reason, in the README's order.
+    pub(crate) const ALL: [UnloginReason; 9] = [
+        UnloginReason::Missing,
+        UnloginReason::WrongHeader,
+        UnloginReason::Malformed,
+        UnloginReason::Invalid,
+        UnloginReason::Expired,
+        UnloginReason::Revoked,
+        UnloginReason::Disabled,
+        UnloginReason::Merged,
+        UnloginReason::SessionKey,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            UnloginReason::Missing => "missing",
+            UnloginReason::WrongHeader => "wrong_header",
+            UnloginReason::Malformed => "malformed",
+            UnloginReason::Invalid => "invalid",
+            UnloginReason::Expired => "expired",
+            UnloginReason::Revoked => "revoked",
+            UnloginReason::Disabled => "disabled",
+            UnloginReason::Merged => "merged",
+            UnloginReason::SessionKey => "session_key",
+        }
+    }
+}
+
+impl From<crate::domain::SessionEnd> for UnloginReason {
+    fn from(end: crate::domain::SessionEnd) -> Self {
+        use crate::domain::SessionEnd;
+        match end {
+            SessionEnd::Expired => UnloginReason::Expired,
+            SessionEnd::Revoked => UnloginReason::Revoked,
+            SessionEnd::Disabled => UnloginReason::Disabled,
+            SessionEnd::Merged => UnloginReason::Merged,
+            SessionEnd::Unknown => UnloginReason::Invalid,
+        }
+    }
+}
+
+/// A 501's `data`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct UnloginData {
+    pub(crate) reason: &'static str,
+}
+
 /// What went wrong inside, for the log: an error with its `source()` chain.
 pub(crate) type Cause = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -255,7 +329,7 @@ pub(crate) enum ApiError {
     /// 402: an argument is present but its value or type is wrong.
     BadArgumentValue(String),
     /// 501: no live session; the client drops its token and opens the login page.
-    Unlogin,
+    Unlogin(UnloginReason),
     /// 502: our fault (database down, misconfiguration). The cause is logged, not shown.
     Serious(Cause),
     /// 404: no such API.
@@ -300,7 +374,7 @@ impl ApiError {
         match self {
             ApiError::BadArgument(_) => &BAD_ARGUMENT,
             ApiError::BadArgumentValue(_) => &BAD_ARGUMENT_VALUE,
-            ApiError::Unlogin => &UNLOGIN,
+            ApiError::Unlogin(_) => &UNLOGIN,
             ApiError::Serious(_) => &SERIOUS,
             ApiError::NotFound => &NOT_FOUND,
             ApiError::AccountDisabled => &ACCOUNT_DISABLED,
@@ -356,6 +430,7 @@ impl fmt::Display for ApiError {
             | ApiError::BadArgumentValue(detail)
             | ApiError::WxBadResponse(detail) => write!(f, ": {detail}"),
             ApiError::Busy { reason, .. } => write!(f, ": {reason}"),
+            ApiError::Unlogin(reason) => write!(f, ": {}", reason.as_str()),
             _ => Ok(()),
         }
     }
@@ -433,6 +508,13 @@ impl ResponseError for ApiError {
                 errmsg: spec.errmsg,
                 data: Some(Reason { reason: r.clone() }),
             }),
+            ApiError::Unlogin(reason) => builder.json(Envelope {
+                errno: spec.errno,
+                errmsg: spec.errmsg,
+                data: Some(UnloginData {
+                    reason: reason.as_str(),
+                }),
+            }),
             ApiError::Busy {
                 reason,
                 retry_after_ms,
@@ -472,7 +554,7 @@ impl From<DbError> for ApiError {
         match e {
             // As for any token of such a user: its sessions are revoked, the client logs in again
             // (and is then refused with 700).
-            DbError::AccountNotUsable => ApiError::Unlogin,
+            DbError::AccountNotUsable => ApiError::Unlogin(UnloginReason::Disabled),
             other => ApiError::serious(other),
         }
     }
@@ -488,7 +570,9 @@ impl From<crate::actors::db_executor::DbFailure> for ApiError {
             // A read batch's failure, as each request in the batch sees it.
             DbFailure::Shared(shared) => match &*shared {
                 DbFailure::Busy(busy) => busy.clone().into(),
-                DbFailure::Query(DbError::AccountNotUsable) => ApiError::Unlogin,
+                DbFailure::Query(DbError::AccountNotUsable) => {
+                    ApiError::Unlogin(UnloginReason::Disabled)
+                }
                 _ => ApiError::serious(shared),
             },
         }
@@ -556,7 +640,7 @@ mod tests {
         vec![
             ApiError::BadArgument(String::new()),
             ApiError::BadArgumentValue(String::new()),
-            ApiError::Unlogin,
+            ApiError::Unlogin(UnloginReason::Missing),
             ApiError::serious("x"),
             ApiError::NotFound,
             ApiError::AccountDisabled,
@@ -668,6 +752,28 @@ mod tests {
                  README.md):\n{diff}"
             );
         }
+    }
+
+    #[test]
+    fn the_readme_lists_every_501_reason_and_no_other() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split_once("\n### Why a 501\n")
+            .and_then(|(_, rest)| rest.split_once("\n### ").map(|(section, _)| section))
+            .expect("README has a `### Why a 501` section");
+        let listed: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(reason, _)| reason))
+            .collect();
+        let code: Vec<&str> = UnloginReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(listed, code);
+        let answer = |reason| {
+            let response = ApiError::Unlogin(reason).error_response();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.extensions().get::<Errno>().copied()
+        };
+        assert_eq!(answer(UnloginReason::Merged), Some(Errno(501)));
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::db::{DbError, PgPool, export, login_log, meetings, sessions, setup, s
 use crate::domain::{
     DeletionCounts, HomePage, JoinOutcome, LiveSession, LoginAttempt, LoginRecord, LoginSummary,
     MeetingDraft, MeetingInfo, MeetingPage, MobileBinding, NewSessionMeta, Pending, PersonalData,
-    ProfileEdit, Restore, SignIn, SwiperImage, UserMeetingCounts, WxUser,
+    ProfileEdit, Restore, SessionEnd, SignIn, SwiperImage, UserMeetingCounts, WxUser,
 };
 use crate::read_batch::{LoadBatch, ReadBatcher};
 use crate::wechat::SessionKey;
@@ -243,7 +243,7 @@ impl DbHandle {
         &self,
         id: String,
         max_lifetime: Duration,
-    ) -> DbResult<Option<LiveSession>> {
+    ) -> DbResult<Result<LiveSession, SessionEnd>> {
         self.run(move |c, _| sessions::load_live(c, &id, max_lifetime))
             .await
     }

@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderName;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::{Either, LocalBoxFuture};
@@ -15,7 +16,8 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::actors::session::CheckSession;
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
+use crate::token::{MAX_TOKEN_LEN, TokenError};
 
 /// Request bodies above this are refused: no mini-program call needs more.
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -127,7 +129,8 @@ impl QueryParams {
     }
 }
 
-/// The user behind a live token. Any failure is 501: the client logs in again.
+/// The user behind a live token. Any failure is 501: the client logs in again, told why in
+/// `data.reason` (see `UnloginReason`).
 #[derive(Debug, Clone)]
 pub(crate) struct AuthUser {
     pub(crate) user_id: i64,
@@ -147,6 +150,7 @@ impl FromRequest for AuthUser {
                 "AppState missing from the app",
             ))));
         };
+        let refused = |reason| Either::Left(ready(Err(ApiError::Unlogin(reason))));
         let Some(token) = req
             .headers()
             .get(&state.token_header)
@@ -156,32 +160,81 @@ impl FromRequest for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty())
         else {
-            return Either::Left(ready(Err(ApiError::Unlogin)));
+            return refused(absent_token_reason(req, &state.token_header));
         };
         let now = chrono::Utc::now().timestamp();
-        let Ok(verified) = state.tokens.verify(token, now) else {
-            return Either::Left(ready(Err(ApiError::Unlogin)));
+        let verified = match state.tokens.verify(token, now) {
+            Ok(verified) => verified,
+            Err(TokenError::Malformed) => return refused(UnloginReason::Malformed),
+            Err(TokenError::Invalid) => return refused(UnloginReason::Invalid),
+            Err(TokenError::Expired) => return refused(UnloginReason::Expired),
         };
         let user = AuthUser {
             user_id: verified.user_id,
             jti: verified.jti,
         };
-        match state.session_cache.check(&user.jti, user.user_id, now) {
-            Some(live) => Either::Left(ready(live.then_some(user).ok_or(ApiError::Unlogin))),
+        match state.session_cache.verdict(&user.jti, user.user_id, now) {
+            Some(verdict) => Either::Left(ready(match verdict {
+                Ok(()) => Ok(user),
+                Err(end) => Err(ApiError::Unlogin(end.into())),
+            })),
             None => {
                 let sessions = state.sessions.clone();
                 Either::Right(Box::pin(async move {
-                    let live = sessions
+                    let verdict = sessions
                         .send(CheckSession {
                             jti: user.jti.clone(),
                             user_id: user.user_id,
                         })
                         .await??;
-                    live.then_some(user).ok_or(ApiError::Unlogin)
+                    match verdict {
+                        Ok(()) => Ok(user),
+                        Err(end) => Err(ApiError::Unlogin(end.into())),
+                    }
                 }))
             }
         }
     }
+}
+
+/// Headers a client may put its token under by mistake: the usual bearer header, and the token
+/// headers of wxauth's default and of litemall.
+const OTHER_TOKEN_HEADERS: [&str; 3] = ["authorization", "x-oa-token", "x-litemall-token"];
+
+/// No token in the configured header: `wrong_header` when one of `OTHER_TOKEN_HEADERS` carries
+/// something token-shaped (the client reads another server's docs), `missing` otherwise. Only
+/// the shape is looked at: the value is neither verified nor logged.
+fn absent_token_reason(req: &HttpRequest, configured: &HeaderName) -> UnloginReason {
+    let misplaced = OTHER_TOKEN_HEADERS
+        .iter()
+        .filter(|name| **name != configured.as_str())
+        .filter_map(|name| req.headers().get(*name))
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim();
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+                .trim()
+        })
+        .any(is_token_shaped);
+    if misplaced {
+        UnloginReason::WrongHeader
+    } else {
+        UnloginReason::Missing
+    }
+}
+
+/// Three non-empty base64url parts separated by dots, as a JWT is.
+fn is_token_shaped(value: &str) -> bool {
+    value.len() <= MAX_TOKEN_LEN
+        && value.split('.').count() == 3
+        && value.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// Longer user agents are cut before they reach `login_log` (`user_session` keeps 255).

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
 use crate::domain::{ProfileEdit, WxUser};
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
 
 /// The nickname WeChat itself shows for users who have not chosen one.
 pub(crate) const DEFAULT_NICKNAME: &str = "微信用户";
@@ -178,7 +178,7 @@ pub(crate) async fn update(
         .db
         .update_profile(user.user_id, edit)
         .await?
-        .ok_or(ApiError::Unlogin)?;
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
     ok(UserInfoView::from(&updated))
 }
 
@@ -194,7 +194,9 @@ pub(crate) struct InfoView {
 /// `GET auth/info`: litemall's shape.
 pub(crate) async fn info(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let found = state.db.user(user.user_id).await?;
-    let u = found.filter(WxUser::is_usable).ok_or(ApiError::Unlogin)?;
+    let u = found
+        .filter(WxUser::is_usable)
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
     ok(InfoView {
         nick_name: u.nickname,
         avatar: u.avatar,
