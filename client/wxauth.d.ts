@@ -47,7 +47,9 @@ export interface RequestOptions {
 /**
  * How every call rejects. `errno` is the server's errno (401, 402, 501, 7xx, ...), or one of the
  * client's own: -1 network failure (`wx.request` failed), -2 `wx.login` failed, -3 the server
- * answered something that is not the envelope (e.g. a proxy's error page).
+ * answered something that is not the envelope (e.g. a proxy's error page), -4 the server did not
+ * read the token where the client sent it (`tokenHeader` is not the server's `TOKEN_HEADER`; the
+ * server's 501 `data`, with its `reason`, is in `data`): rejected at once, never logged in again.
  */
 export interface WxAuthError extends Error {
   errno: number;
