@@ -62,6 +62,12 @@ pub(crate) const NOT_FOUND: ErrnoSpec = ErrnoSpec {
     label: "no such API",
     when: "no such API (HTTP 404)",
 };
+pub(crate) const WRONG_METHOD: ErrnoSpec = ErrnoSpec {
+    errno: 405,
+    errmsg: "请求方法不对",
+    label: "wrong method",
+    when: "the API exists but not with this method (HTTP 405; the `Allow` header names the one it takes)",
+};
 pub(crate) const UNLOGIN: ErrnoSpec = ErrnoSpec {
     errno: 501,
     errmsg: "请登录",
@@ -170,6 +176,7 @@ pub const CATALOGUE: &[ErrnoSpec] = &[
     BAD_ARGUMENT,
     BAD_ARGUMENT_VALUE,
     NOT_FOUND,
+    WRONG_METHOD,
     UNLOGIN,
     SERIOUS,
     ACCOUNT_DISABLED,
@@ -334,6 +341,8 @@ pub(crate) enum ApiError {
     Serious(Cause),
     /// 404: no such API.
     NotFound,
+    /// 405: the API exists, with this method (the `Allow` header) and no other.
+    WrongMethod(actix_web::http::Method),
     /// 700: the account is disabled or deleted.
     AccountDisabled,
     /// 705: the phone number is bound to another account (litemall's errno).
@@ -377,6 +386,7 @@ impl ApiError {
             ApiError::Unlogin(_) => &UNLOGIN,
             ApiError::Serious(_) => &SERIOUS,
             ApiError::NotFound => &NOT_FOUND,
+            ApiError::WrongMethod(_) => &WRONG_METHOD,
             ApiError::AccountDisabled => &ACCOUNT_DISABLED,
             ApiError::MobileTaken => &MOBILE_TAKEN,
             ApiError::ForeignWatermark => &FOREIGN_WATERMARK,
@@ -484,6 +494,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::OK,
         }
     }
@@ -502,6 +513,9 @@ impl ResponseError for ApiError {
         }
         let spec = self.spec();
         let mut builder = HttpResponse::build(self.status_code());
+        if let ApiError::WrongMethod(allow) = self {
+            builder.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+        }
         let mut response = match self {
             ApiError::BadArgument(r) | ApiError::BadArgumentValue(r) => builder.json(Envelope {
                 errno: spec.errno,
@@ -643,6 +657,7 @@ mod tests {
             ApiError::Unlogin(UnloginReason::Missing),
             ApiError::serious("x"),
             ApiError::NotFound,
+            ApiError::WrongMethod(actix_web::http::Method::GET),
             ApiError::AccountDisabled,
             ApiError::MobileTaken,
             ApiError::ForeignWatermark,

@@ -142,6 +142,41 @@ async fn unknown_paths_and_methods_answer_an_envelope() {
     let reply = app.get("no/such/api", None).await;
     assert_eq!(reply.status, 404);
     assert_eq!(reply.errno(), 404);
-    let wrong_method = app.get("auth/login_by_weixin", None).await;
-    assert_eq!(wrong_method.errno(), 404);
+    assert_eq!(reply.body["errmsg"], "接口不存在");
+    assert_eq!(reply.header("allow"), None);
+
+    // The API exists, not with this method: 405, naming the method it takes.
+    let wrong_method = app.get("meeting/publish", None).await;
+    assert_eq!(wrong_method.status, 405, "{}", wrong_method.raw);
+    assert_eq!(wrong_method.errno(), 405);
+    assert_eq!(wrong_method.body["errmsg"], "请求方法不对");
+    assert!(wrong_method.body["data"].is_null());
+    assert_eq!(wrong_method.header("allow"), Some("POST"));
+    let posted = app.post("user/index", &serde_json::json!({}), None).await;
+    assert_eq!(posted.status, 405, "{}", posted.raw);
+    assert_eq!(posted.header("allow"), Some("GET"));
+    let deleted = app.get_with_method("DELETE", "auth/login_by_weixin").await;
+    assert_eq!(deleted.status, 405);
+    assert_eq!(deleted.errno(), 405);
+    assert_eq!(deleted.header("allow"), Some("POST"));
+    assert_eq!(app.count_users(), 0, "nothing was done");
+
+    // Every route of the table, with each method it does not take.
+    for (path, method, _) in wxauth::api::wx_routes() {
+        for other in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            if other == method.as_str() {
+                continue;
+            }
+            let reply = app
+                .get_with_method(other, path.trim_start_matches('/'))
+                .await;
+            assert_eq!(reply.status, 405, "{other} {path}: {}", reply.raw);
+            assert_eq!(reply.errno(), 405, "{other} {path}");
+            assert_eq!(
+                reply.header("allow"),
+                Some(method.as_str()),
+                "{other} {path}"
+            );
+        }
+    }
 }
