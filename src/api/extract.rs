@@ -51,22 +51,84 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     "request body is empty; expected a JSON object",
                 ));
             }
-            serde_json::from_slice::<T>(&body)
-                .map(JsonBody)
-                .map_err(|e| {
-                    // The serde message can quote the client's values; position is enough to fix it.
-                    let at = format!("line {}, column {}", e.line(), e.column());
-                    match e.classify() {
-                        serde_json::error::Category::Data => ApiError::bad_value(format!(
-                            "a field has the wrong type or value ({at})"
-                        )),
-                        _ => {
-                            ApiError::bad_argument(format!("request body is not valid JSON ({at})"))
-                        }
-                    }
-                })
+            let mut json = serde_json::Deserializer::from_slice(&body);
+            let value = serde_path_to_error::deserialize::<_, T>(&mut json)
+                .map_err(|e| refused_body(&e))?;
+            // Characters after the value are a syntax error, as `serde_json::from_slice` says.
+            json.end().map_err(|e| not_json(&e))?;
+            Ok(JsonBody(value))
         })
     }
+}
+
+/// A body serde refused, in words that name the field: `id must be a number`. The serde
+/// message quotes the client's value (`invalid type: string "9"`): only its kind is used.
+fn refused_body(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = e.inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return not_json(inner);
+    }
+    let path = e.path().to_string();
+    let field: String = if path == "." {
+        "the body".into()
+    } else {
+        path.chars().take(MAX_FIELD_CHARS).collect()
+    };
+    ApiError::bad_value(type_error_reason(&field, &inner.to_string()))
+}
+
+fn not_json(e: &serde_json::Error) -> ApiError {
+    let at = format!("line {}, column {}", e.line(), e.column());
+    ApiError::bad_argument(format!("request body is not valid JSON ({at})"))
+}
+
+/// Longer field paths (only a client's own map keys can make them long) are cut.
+const MAX_FIELD_CHARS: usize = 64;
+
+/// serde's `invalid type: KIND …, expected WHAT at line …` as `FIELD must be WHAT`.
+fn type_error_reason(field: &str, serde_message: &str) -> String {
+    let message = serde_message
+        .rsplit_once(" at line ")
+        .map_or(serde_message, |(m, _)| m);
+    if let Some(missing) = message.strip_prefix("missing field `") {
+        let name = missing.trim_end_matches('`');
+        return format!("{name} is missing");
+    }
+    let (got, expected) = match message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        Some(pair) => pair,
+        None => return format!("{field} has the wrong type or value"),
+    };
+    const INTEGERS: [&str; 10] = [
+        "i8", "i16", "i32", "i64", "i128", "u8", "u16", "u32", "u64", "u128",
+    ];
+    let integer = INTEGERS.contains(&expected);
+    let number = integer || matches!(expected, "f32" | "f64");
+    if number {
+        let got_number = got.starts_with("integer") || got.starts_with("floating point");
+        return match (integer, got_number) {
+            (true, true) if got.starts_with("floating point") => {
+                format!("{field} must be a whole number")
+            }
+            (_, true) => format!("{field} is out of range"),
+            (_, false) => format!("{field} must be a number"),
+        };
+    }
+    let wanted = if expected.contains("string") {
+        "a string"
+    } else if expected.contains("bool") {
+        "true or false"
+    } else if expected.contains("sequence") {
+        "a list"
+    } else if expected.starts_with("struct") || expected.contains("map") {
+        "an object"
+    } else {
+        return format!("{field} has the wrong type or value");
+    };
+    format!("{field} must be {wanted}")
 }
 
 fn too_large() -> ApiError {
@@ -259,4 +321,48 @@ pub(crate) fn client_ip(req: &HttpRequest) -> String {
         None => req.peer_addr().map(|a| a.ip()),
     };
     resolved.map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_s_type_errors_become_the_field_s_reason_without_the_value() {
+        let cases = [
+            (
+                "invalid type: string \"9\", expected i64 at line 1 column 9",
+                "id must be a number",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected i64 at line 1 column 9",
+                "id must be a whole number",
+            ),
+            (
+                "invalid value: integer `-1`, expected u32 at line 1 column 9",
+                "id is out of range",
+            ),
+            (
+                "invalid type: integer `1`, expected a string at line 1 column 9",
+                "id must be a string",
+            ),
+            (
+                "invalid type: string \"x\", expected a boolean at line 1 column 9",
+                "id must be true or false",
+            ),
+            (
+                "invalid type: map, expected a sequence at line 1 column 9",
+                "id must be a list",
+            ),
+            (
+                "invalid type: string \"x\", expected struct Profile at line 1 column 9",
+                "id must be an object",
+            ),
+            ("missing field `code` at line 1 column 2", "code is missing"),
+            ("something else entirely", "id has the wrong type or value"),
+        ];
+        for (serde, ours) in cases {
+            assert_eq!(type_error_reason("id", serde), ours, "{serde}");
+        }
+    }
 }

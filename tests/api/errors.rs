@@ -84,6 +84,105 @@ async fn wrong_types_and_bad_values_are_402_and_do_not_burn_the_code() {
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
 }
 
+/// A value of the wrong type is refused naming its field, on every endpoint that reads a body,
+/// and without echoing the value; nothing is stored.
+#[actix_web::test]
+async fn a_wrong_type_names_its_field() {
+    let app = TestApp::spawn().await;
+    let token = app.login_ok("alice").await;
+    let cases = [
+        ("meeting/join", json!({ "id": "9" }), "id must be a number"),
+        (
+            "meeting/join",
+            json!({ "id": 1.5 }),
+            "id must be a whole number",
+        ),
+        (
+            "meeting/leave",
+            json!({ "id": true }),
+            "id must be a number",
+        ),
+        ("meeting/join", json!("nine"), "the body must be an object"),
+        (
+            "meeting/publish",
+            json!({ "title": 7, "content": "c", "location": "l" }),
+            "title must be a string",
+        ),
+        (
+            "auth/profile",
+            json!({ "gender": "secret-value-1" }),
+            "gender must be a number",
+        ),
+        (
+            "auth/profile",
+            json!({ "nickname": ["a"] }),
+            "nickname must be a string",
+        ),
+        (
+            "auth/login_by_weixin",
+            json!({ "code": 12345 }),
+            "code must be a string",
+        ),
+        (
+            "auth/login_by_weixin",
+            json!({ "code": "c", "userInfo": { "gender": "secret-value-2" } }),
+            "userInfo.gender must be a number",
+        ),
+        (
+            "auth/login_by_weixin",
+            json!({ "code": "c", "userInfo": "me" }),
+            "userInfo must be an object",
+        ),
+        (
+            "auth/bindPhone",
+            json!({ "code": {} }),
+            "code must be a string",
+        ),
+    ];
+    for (path, body, reason) in &cases {
+        let reply = app.post(path, body, Some(&token)).await;
+        assert_eq!(reply.status, 200, "{path} {body}");
+        assert_eq!(reply.errno(), 402, "{path} {body}: {}", reply.raw);
+        assert_eq!(reply.body["data"]["reason"], *reason, "{path} {body}");
+        assert!(
+            !reply.raw.contains("secret-value"),
+            "the value is not echoed: {}",
+            reply.raw
+        );
+        assert!(!reply.raw.contains("column"), "{}", reply.raw);
+    }
+    // Nothing was stored: no meeting published, the profile untouched.
+    let user = app
+        .user_by_openid(&app.fake.openid_for("alice"))
+        .expect("row");
+    assert_eq!(user.gender, 0);
+    let info = app.get("auth/info", Some(&token)).await;
+    assert_eq!(info.body["data"]["nickName"], "微信用户", "{}", info.raw);
+    let published = app.get("meeting/list?page=1&limit=50", None).await;
+    assert_eq!(
+        published.body["data"]["total"], 0,
+        "nothing published: {}",
+        published.raw
+    );
+
+    // Broken JSON is still told by position (401), as before.
+    let reply = app
+        .post_raw("meeting/join", "{\"id\": 9", Some(&token))
+        .await;
+    assert_eq!(reply.errno(), 401, "{}", reply.raw);
+    assert!(
+        reply.body["data"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("request body is not valid JSON (line 1")),
+        "{}",
+        reply.raw
+    );
+    let trailing = app
+        .post_raw("meeting/join", "{\"id\": 9} x", Some(&token))
+        .await;
+    assert_eq!(trailing.errno(), 401, "{}", trailing.raw);
+}
+
 #[actix_web::test]
 async fn an_oversized_body_is_refused_with_402() {
     let app = TestApp::spawn().await;
