@@ -203,6 +203,13 @@ impl Config {
             .parse_set(src, postgres_url)?
             .unwrap_or_else(|| database_url.clone());
         let bind_addr = socket_addr(&BIND_ADDR, &BIND_ADDR.value(src))?;
+        // An empty value would read as unset (the default, /oapro) while looking like "no
+        // prefix": the two readings put the API at different URLs, so neither is guessed.
+        if CONTEXT_PATH.set_but_empty(src) {
+            return Err(CONTEXT_PATH.refused_because(
+                "it is empty: set CONTEXT_PATH=/ for the API at /wx/, or leave it out for /oapro",
+            ));
+        }
         let context_path = CONTEXT_PATH.parse(src, normalise_context_path)?;
         let wechat = wechat_mode(src)?;
         let production = matches!(wechat, WeChatMode::Upstream { .. });
@@ -536,6 +543,8 @@ mod tests {
         let cases = [
             ("BIND_ADDR", "not-an-address"),
             ("CONTEXT_PATH", "/o a"),
+            ("CONTEXT_PATH", ""),
+            ("CONTEXT_PATH", "  "),
             ("WECHAT_TIMEOUT_MS", "soon"),
             ("WECHAT_TIMEOUT_MS", "0"),
             ("TOKEN_TTL_SECS", "-5"),

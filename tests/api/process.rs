@@ -160,7 +160,7 @@ fn started_from_another_directory_the_release_layout_still_serves_the_status_pag
     let _ = std::fs::remove_dir_all(&elsewhere);
 }
 
-fn env_of(pairs: &[(&str, String)]) -> HashMap<String, String> {
+pub(crate) fn env_of(pairs: &[(&str, String)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
