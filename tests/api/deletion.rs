@@ -461,13 +461,10 @@ async fn export_is_the_users_own_data_and_nothing_else() {
         app.get("auth/export", Some("not-a-token")).await.errno(),
         501
     );
-    assert_eq!(
-        app.post("auth/export", &json!({}), Some(&token))
-            .await
-            .errno(),
-        404,
-        "GET only"
-    );
+    let posted = app.post("auth/export", &json!({}), Some(&token)).await;
+    assert_eq!(posted.status, 405, "GET only");
+    assert_eq!(posted.errno(), 405, "GET only");
+    assert_eq!(posted.header("allow"), Some("GET"));
     assert_eq!(
         app.post("auth/logout", &json!({}), Some(&token))
             .await
