@@ -59,8 +59,11 @@ export interface RequestOptions {
 /**
  * How every call rejects. `errno` is the server's errno (401, 402, 501, 7xx, ...), or one of the
  * client's own: -1 network failure (`wx.request` failed), -2 `wx.login` (or inside WeCom
- * `wx.qy.login`) failed or is missing, -3 the server
- * answered something that is not the envelope (e.g. a proxy's error page).
+ * `wx.qy.login`) failed or is missing, -3 the server answered something that is not the envelope
+ * (e.g. a proxy's error page), -4 the server did not read the token where the client sent it
+ * (`tokenHeader` is not the server's `TOKEN_HEADER`; the server's 501 `data`, with its `reason`,
+ * is in `data`): rejected at once, never logged in again; -5 `wx.requestSubscribeMessage` failed
+ * or gave no answer for the template.
  */
 export interface WxAuthError extends Error {
   errno: number;
@@ -148,4 +151,4 @@ export function parseTokenExpire(text: string): number | null;
 export const NETWORK_ERRNO: -1;
 export const WX_LOGIN_ERRNO: -2;
 export const BAD_ANSWER_ERRNO: -3;
-export const WX_SUBSCRIBE_ERRNO: -4;
+export const WX_SUBSCRIBE_ERRNO: -5;

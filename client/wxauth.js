@@ -16,8 +16,16 @@ const NETWORK_ERRNO = -1;
 const WX_LOGIN_ERRNO = -2;
 /** The server answered something that is not the `{errno, errmsg, data}` envelope. */
 const BAD_ANSWER_ERRNO = -3;
+/**
+ * The server did not find the token the client sent (501 with `data.reason` `missing` or
+ * `wrong_header`): `tokenHeader` is not the server's TOKEN_HEADER. No login can fix that, so
+ * the call rejects at once instead of logging in again and again.
+ */
+const MISCONFIGURED_ERRNO = -4;
+/** 501 reasons that say the token was not read where the client put it. */
+const HEADER_REASONS = ['missing', 'wrong_header'];
 /** `wx.requestSubscribeMessage` failed or gave no answer for the template. */
-const WX_SUBSCRIBE_ERRNO = -4;
+const WX_SUBSCRIBE_ERRNO = -5;
 
 const UNLOGIN_ERRNO = 501;
 const BUSY_ERRNO = 721;
@@ -52,6 +60,12 @@ function parseTokenExpire(text) {
   const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(String(text || ''));
   if (!m) return null;
   return Date.UTC(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]) - CST_OFFSET_MS;
+}
+
+/** A 501 for a call that did carry a token, saying the server found none where it looks. */
+function tokenHeaderUnread(envelope) {
+  const reason = envelope.data && envelope.data.reason;
+  return envelope.errno === UNLOGIN_ERRNO && HEADER_REASONS.indexOf(reason) >= 0;
 }
 
 function isEnvelope(body) {
@@ -407,6 +421,14 @@ function createClient(options) {
     function sendWith(token) {
       const loginSeqAtSend = loginSeq;
       return sendPatiently(path, method, data, token).then(function (envelope) {
+        if (tokenHeaderUnread(envelope)) {
+          throw apiError(
+            MISCONFIGURED_ERRNO,
+            'wxauth: the server did not read the token sent in the ' + tokenHeader + ' header (reason: ' +
+              envelope.data.reason + '): set createClient({ tokenHeader }) to the server\'s TOKEN_HEADER',
+            envelope.data
+          );
+        }
         if (envelope.errno !== UNLOGIN_ERRNO || resent || epoch !== startEpoch) return unwrap(envelope);
         resent = true;
         return replacementFor(token, loginSeqAtSend).then(sendWith);

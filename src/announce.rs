@@ -74,8 +74,13 @@ impl Announcement {
                 "mint a login code: curl -s -X POST '{base}{DEV_FAKE_PATH}/fake/code?user=alice'"
             );
             if let Some(token) = &self.generated_admin_token {
-                log::warn!("ADMIN_TOKEN is not set: generated one for this process. Status page:");
-                log::warn!("  {base}/admin/   admin token: {token}");
+                // The token is shown here once already; the link carries it in the fragment,
+                // which the browser keeps to itself: the page reads it and clears it away.
+                log::warn!(
+                    "ADMIN_TOKEN is not set: generated one for this process. Status page, signed in:"
+                );
+                log::warn!("  {base}/admin/#token={token}");
+                log::warn!("  (admin token: {token})");
             }
             log::warn!("==================================================================");
         }

@@ -248,6 +248,9 @@ pub struct Config {
     pub(crate) dev_mode_on_network: bool,
     /// The request header that carries the mini-program's token.
     pub token_header: actix_web::http::header::HeaderName,
+    /// `TOKEN_HEADER` as written (`X-OA-Token`): `HeaderName` keeps only the lower case, and
+    /// the docs show the name as a developer will type it. See `token_header_shown`.
+    pub token_header_written: String,
     /// After SIGTERM/SIGINT: how long to keep serving while `/readyz` answers 503 and every answer
     /// closes its connection, before the listener closes.
     pub(crate) shutdown_drain: Duration,
@@ -393,6 +396,13 @@ impl Config {
             .parse_set(src, postgres_url)?
             .unwrap_or_else(|| database_url.clone());
         let bind_addr = socket_addr(&BIND_ADDR, &BIND_ADDR.value(src))?;
+        // An empty value would read as unset (the default, /oapro) while looking like "no
+        // prefix": the two readings put the API at different URLs, so neither is guessed.
+        if CONTEXT_PATH.set_but_empty(src) {
+            return Err(CONTEXT_PATH.refused_because(
+                "it is empty: set CONTEXT_PATH=/ for the API at /wx/, or leave it out for /oapro",
+            ));
+        }
         let context_path = CONTEXT_PATH.parse(src, normalise_context_path)?;
         let wechat = wechat_mode(src)?;
         let production = matches!(wechat, WeChatMode::Upstream { .. });
@@ -450,7 +460,8 @@ impl Config {
         let bench_endpoints = BENCH_ENDPOINTS.read(src)?;
         let account_deletion_grace = days(ACCOUNT_DELETION_GRACE_DAYS.read(src)?);
         let dev_mode_on_network = dev_mode_on_network(src, !production, bind_addr)?;
-        let token_header = parse_token_header(&TOKEN_HEADER.value(src))?;
+        let token_header_written = TOKEN_HEADER.value(src).trim().to_string();
+        let token_header = parse_token_header(&token_header_written)?;
         let shutdown_drain = Duration::from_secs(SHUTDOWN_DRAIN_SECS.read(src)?);
         let log_format = LOG_FORMAT.read(src)?;
 
@@ -488,6 +499,7 @@ impl Config {
             account_deletion_grace,
             dev_mode_on_network,
             token_header,
+            token_header_written,
             shutdown_drain,
             log_format,
         })
@@ -525,6 +537,28 @@ impl Config {
 
     pub(crate) fn is_dev_mode(&self) -> bool {
         matches!(self.wechat, WeChatMode::Dev)
+    }
+
+    /// The token header's name for people: as written in `TOKEN_HEADER`, or, when `token_header`
+    /// was set without it, each dash-separated part capitalised (`X-Litemall-Token`).
+    pub fn token_header_shown(&self) -> String {
+        if self
+            .token_header_written
+            .eq_ignore_ascii_case(self.token_header.as_str())
+        {
+            return self.token_header_written.clone();
+        }
+        self.token_header
+            .as_str()
+            .split('-')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars.next().map_or_else(String::new, |first| {
+                    first.to_ascii_uppercase().to_string() + chars.as_str()
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("-")
     }
 
     /// The mini-program API root path, e.g. `/oapro/wx`.
@@ -782,6 +816,11 @@ mod tests {
         assert!(c.wechat_timeout < Duration::from_millis(3000));
         assert!(!c.bench_endpoints);
         assert_eq!(c.token_header.as_str(), "x-oa-token");
+        assert_eq!(
+            c.token_header_shown(),
+            "X-OA-Token",
+            "as written, for the docs"
+        );
         assert_eq!(c.database_listen_url, DATABASE_URL.default);
         assert_eq!(
             c.shutdown_drain,
@@ -819,6 +858,16 @@ mod tests {
     fn token_header_takes_any_header_name() {
         let c = Config::from_vars(&vars(&[("TOKEN_HEADER", " X-Litemall-Token ")])).expect("valid");
         assert_eq!(c.token_header.as_str(), "x-litemall-token");
+        assert_eq!(c.token_header_shown(), "X-Litemall-Token");
+        let mut c =
+            Config::from_vars(&vars(&[("TOKEN_HEADER", "x-LITEMALL-token")])).expect("valid");
+        assert_eq!(c.token_header_shown(), "x-LITEMALL-token", "as written");
+        c.token_header = actix_web::http::header::HeaderName::from_static("x-other-token");
+        assert_eq!(
+            c.token_header_shown(),
+            "X-Other-Token",
+            "set in code: capitalised"
+        );
         let c = Config::from_vars(&vars(&[("TOKEN_HEADER", "X-Token")])).expect("valid");
         assert_eq!(c.token_header.as_str(), "x-token");
     }
@@ -996,6 +1045,8 @@ mod tests {
         let cases = [
             ("BIND_ADDR", "not-an-address"),
             ("CONTEXT_PATH", "/o a"),
+            ("CONTEXT_PATH", ""),
+            ("CONTEXT_PATH", "  "),
             ("WECHAT_TIMEOUT_MS", "soon"),
             ("WECHAT_TIMEOUT_MS", "0"),
             ("TOKEN_TTL_SECS", "-5"),

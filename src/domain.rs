@@ -124,6 +124,26 @@ pub(crate) struct LiveSession {
     pub(crate) expires_at: i64,
 }
 
+/// Why a session whose token verified is not live (a client is told which, in the 501's
+/// `data.reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionEnd {
+    /// Past its end: its expiry, or the maximum lifetime since its login.
+    Expired,
+    /// Logged out (this device or all of them), or replaced by a refresh.
+    Revoked,
+    /// Its account is disabled, deleted, or its deletion was asked for.
+    Disabled,
+    /// No session of ours matches: none is stored under its id (never issued, or erased with
+    /// its account), or the session belongs to another user than the token names. Told as a
+    /// forged token is.
+    Unknown,
+    /// Its account was merged into another one. Nothing sets it yet: account merging says so
+    /// where it revokes the merged account's sessions (see `db::sessions::why_not_live`).
+    #[allow(dead_code)]
+    Merged,
+}
+
 /// What a revocation ended, as every instance's cache hears of it (`db::sessions` writes it as
 /// a NOTIFY payload).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,12 +62,17 @@ pub(crate) const NOT_FOUND: ErrnoSpec = ErrnoSpec {
     label: "no such API",
     when: "no such API (HTTP 404)",
 };
+pub(crate) const WRONG_METHOD: ErrnoSpec = ErrnoSpec {
+    errno: 405,
+    errmsg: "请求方法不对",
+    label: "wrong method",
+    when: "the API exists but not with this method (HTTP 405; the `Allow` header names the one it takes)",
+};
 pub(crate) const UNLOGIN: ErrnoSpec = ErrnoSpec {
     errno: 501,
     errmsg: "请登录",
     label: "not logged in",
-    when: "missing, malformed, forged, expired or logged-out token, or (bindPhone) a session_key \
-           that is missing or no longer current: log in again",
+    when: "no live session: log in again; `data.reason` says why (see *Why a 501*)",
 };
 pub(crate) const SERIOUS: ErrnoSpec = ErrnoSpec {
     errno: 502,
@@ -178,6 +183,7 @@ pub const CATALOGUE: &[ErrnoSpec] = &[
     BAD_ARGUMENT,
     BAD_ARGUMENT_VALUE,
     NOT_FOUND,
+    WRONG_METHOD,
     UNLOGIN,
     SERIOUS,
     ACCOUNT_DISABLED,
@@ -259,6 +265,81 @@ pub(crate) struct Reason {
     pub(crate) reason: String,
 }
 
+/// Why a request answers 501, in `data.reason`: a closed set of words, so a client can tell a
+/// misconfiguration (it will never log in this way) from a session that simply ended. A token
+/// that does not verify is `invalid` whether forged, altered or signed with another key: what
+/// a token's signature proves is only told to who holds a token that verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnloginReason {
+    /// No token in the token header, nor anywhere else.
+    Missing,
+    /// No token in the token header, but something token-shaped under another header a client
+    /// may be sending it in (`Authorization: Bearer`, `X-OA-Token`, `X-Litemall-Token`).
+    WrongHeader,
+    /// The header holds something that is not a token's shape (three base64url parts).
+    Malformed,
+    /// Token-shaped, but its signature or what it says does not verify.
+    Invalid,
+    /// The token or its session is past its end.
+    Expired,
+    /// Its session was ended: logout, logout on every device, a refresh replaced it.
+    Revoked,
+    /// Its account is disabled, deleted, or its deletion was asked for.
+    Disabled,
+    /// Its account was merged into another one.
+    Merged,
+    /// bindPhone: the session_key WeChat would decrypt with is missing or no longer current.
+    SessionKey,
+}
+
+impl UnloginReason {
+    /// Every reason, in the README's order.
+    pub(crate) const ALL: [UnloginReason; 9] = [
+        UnloginReason::Missing,
+        UnloginReason::WrongHeader,
+        UnloginReason::Malformed,
+        UnloginReason::Invalid,
+        UnloginReason::Expired,
+        UnloginReason::Revoked,
+        UnloginReason::Disabled,
+        UnloginReason::Merged,
+        UnloginReason::SessionKey,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            UnloginReason::Missing => "missing",
+            UnloginReason::WrongHeader => "wrong_header",
+            UnloginReason::Malformed => "malformed",
+            UnloginReason::Invalid => "invalid",
+            UnloginReason::Expired => "expired",
+            UnloginReason::Revoked => "revoked",
+            UnloginReason::Disabled => "disabled",
+            UnloginReason::Merged => "merged",
+            UnloginReason::SessionKey => "session_key",
+        }
+    }
+}
+
+impl From<crate::domain::SessionEnd> for UnloginReason {
+    fn from(end: crate::domain::SessionEnd) -> Self {
+        use crate::domain::SessionEnd;
+        match end {
+            SessionEnd::Expired => UnloginReason::Expired,
+            SessionEnd::Revoked => UnloginReason::Revoked,
+            SessionEnd::Disabled => UnloginReason::Disabled,
+            SessionEnd::Merged => UnloginReason::Merged,
+            SessionEnd::Unknown => UnloginReason::Invalid,
+        }
+    }
+}
+
+/// A 501's `data`.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct UnloginData {
+    pub(crate) reason: &'static str,
+}
+
 /// What went wrong inside, for the log: an error with its `source()` chain.
 pub(crate) type Cause = Box<dyn StdError + Send + Sync + 'static>;
 
@@ -270,11 +351,13 @@ pub(crate) enum ApiError {
     /// 402: an argument is present but its value or type is wrong.
     BadArgumentValue(String),
     /// 501: no live session; the client drops its token and opens the login page.
-    Unlogin,
+    Unlogin(UnloginReason),
     /// 502: our fault (database down, misconfiguration). The cause is logged, not shown.
     Serious(Cause),
     /// 404: no such API.
     NotFound,
+    /// 405: the API exists, with this method (the `Allow` header) and no other.
+    WrongMethod(actix_web::http::Method),
     /// 700: the account is disabled or deleted.
     AccountDisabled,
     /// 705: the phone number is bound to another account (litemall's errno).
@@ -317,9 +400,10 @@ impl ApiError {
         match self {
             ApiError::BadArgument(_) => &BAD_ARGUMENT,
             ApiError::BadArgumentValue(_) => &BAD_ARGUMENT_VALUE,
-            ApiError::Unlogin => &UNLOGIN,
+            ApiError::Unlogin(_) => &UNLOGIN,
             ApiError::Serious(_) => &SERIOUS,
             ApiError::NotFound => &NOT_FOUND,
+            ApiError::WrongMethod(_) => &WRONG_METHOD,
             ApiError::AccountDisabled => &ACCOUNT_DISABLED,
             ApiError::MobileTaken => &MOBILE_TAKEN,
             ApiError::ForeignWatermark => &FOREIGN_WATERMARK,
@@ -375,6 +459,7 @@ impl fmt::Display for ApiError {
             | ApiError::WxBadResponse(detail) => write!(f, ": {detail}"),
             ApiError::Busy { reason, .. } => write!(f, ": {reason}"),
             ApiError::ContentRefused { field } => write!(f, ": {field}"),
+            ApiError::Unlogin(reason) => write!(f, ": {}", reason.as_str()),
             _ => Ok(()),
         }
     }
@@ -428,6 +513,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::OK,
         }
     }
@@ -446,11 +532,21 @@ impl ResponseError for ApiError {
         }
         let spec = self.spec();
         let mut builder = HttpResponse::build(self.status_code());
+        if let ApiError::WrongMethod(allow) = self {
+            builder.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
+        }
         let mut response = match self {
             ApiError::BadArgument(r) | ApiError::BadArgumentValue(r) => builder.json(Envelope {
                 errno: spec.errno,
                 errmsg: spec.errmsg,
                 data: Some(Reason { reason: r.clone() }),
+            }),
+            ApiError::Unlogin(reason) => builder.json(Envelope {
+                errno: spec.errno,
+                errmsg: spec.errmsg,
+                data: Some(UnloginData {
+                    reason: reason.as_str(),
+                }),
             }),
             ApiError::Busy {
                 reason,
@@ -496,7 +592,7 @@ impl From<DbError> for ApiError {
         match e {
             // As for any token of such a user: its sessions are revoked, the client logs in again
             // (and is then refused with 700).
-            DbError::AccountNotUsable => ApiError::Unlogin,
+            DbError::AccountNotUsable => ApiError::Unlogin(UnloginReason::Disabled),
             other => ApiError::serious(other),
         }
     }
@@ -512,7 +608,9 @@ impl From<crate::actors::db_executor::DbFailure> for ApiError {
             // A read batch's failure, as each request in the batch sees it.
             DbFailure::Shared(shared) => match &*shared {
                 DbFailure::Busy(busy) => busy.clone().into(),
-                DbFailure::Query(DbError::AccountNotUsable) => ApiError::Unlogin,
+                DbFailure::Query(DbError::AccountNotUsable) => {
+                    ApiError::Unlogin(UnloginReason::Disabled)
+                }
                 _ => ApiError::serious(shared),
             },
         }
@@ -580,9 +678,10 @@ mod tests {
         vec![
             ApiError::BadArgument(String::new()),
             ApiError::BadArgumentValue(String::new()),
-            ApiError::Unlogin,
+            ApiError::Unlogin(UnloginReason::Missing),
             ApiError::serious("x"),
             ApiError::NotFound,
+            ApiError::WrongMethod(actix_web::http::Method::GET),
             ApiError::AccountDisabled,
             ApiError::MobileTaken,
             ApiError::ForeignWatermark,
@@ -693,6 +792,30 @@ mod tests {
                  README.md):\n{diff}"
             );
         }
+    }
+
+    #[test]
+    fn the_readme_lists_every_501_reason_and_no_other() {
+        let readme = include_str!("../README.md");
+        let section = readme
+            .split_once("\n### Why a 501\n")
+            .and_then(|(_, rest)| rest.split_once("\n### ").map(|(section, _)| section))
+            .expect("README has a `### Why a 501` section");
+        let listed: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(reason, _)| reason))
+            // The table's header.
+            .filter(|cell| *cell != "data.reason")
+            .collect();
+        let code: Vec<&str> = UnloginReason::ALL.iter().map(|r| r.as_str()).collect();
+        assert_eq!(listed, code);
+        let answer = |reason| {
+            let response = ApiError::Unlogin(reason).error_response();
+            assert_eq!(response.status(), StatusCode::OK);
+            response.extensions().get::<Errno>().copied()
+        };
+        assert_eq!(answer(UnloginReason::Merged), Some(Errno(501)));
     }
 
     #[test]

@@ -42,10 +42,19 @@ impl Claims {
     }
 }
 
+/// Why a token was refused. Only a token whose signature verifies can be `Expired`: what a
+/// token says is not read, let alone told, before its signature is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum TokenError {
-    #[error("token malformed, forged or expired")]
+    /// Not a token's shape: three base64url parts, a 32-byte signature, at most `MAX_TOKEN_LEN`.
+    #[error("token malformed")]
+    Malformed,
+    /// Token-shaped, but forged, altered, signed with another key, or saying what we never sign.
+    #[error("token invalid")]
     Invalid,
+    /// Ours and intact, but past its `exp`.
+    #[error("token expired")]
+    Expired,
 }
 
 /// A token that passed `TokenIssuer::verify`: whose it is and which session it belongs to.
@@ -144,20 +153,20 @@ impl TokenIssuer {
     /// and it is checked on every call; a future `iat` cannot become less acceptable later.
     pub(crate) fn verify(&self, token: &str, now: i64) -> Result<VerifiedToken, TokenError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
-            return Err(TokenError::Invalid);
+            return Err(TokenError::Malformed);
         }
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(TokenError::Invalid);
+            return Err(TokenError::Malformed);
         };
         // The signature first, over exactly the bytes that were signed, compared in constant
         // time: nothing a forger wrote is parsed.
         let mut tag = [0u8; SIGNATURE_LEN];
         match B64URL.decode_slice(signature, &mut tag) {
             Ok(SIGNATURE_LEN) => {}
-            _ => return Err(TokenError::Invalid),
+            _ => return Err(TokenError::Malformed),
         }
         let mut mac = self.mac.clone().ok_or(TokenError::Invalid)?;
         mac.update(header.as_bytes());
@@ -176,7 +185,7 @@ impl TokenIssuer {
             }
         };
         if verified.expires_at <= now {
-            return Err(TokenError::Invalid);
+            return Err(TokenError::Expired);
         }
         Ok(verified)
     }
@@ -209,8 +218,11 @@ fn parse_signed(header: &str, payload: &str, now: i64) -> Result<VerifiedToken, 
         }
     }
     let claims: Claims = decode_part(payload)?;
-    if claims.iss != ISSUER || claims.iat > now + IAT_SKEW_SECS || claims.exp <= now {
+    if claims.iss != ISSUER || claims.iat > now + IAT_SKEW_SECS {
         return Err(TokenError::Invalid);
+    }
+    if claims.exp <= now {
+        return Err(TokenError::Expired);
     }
     let user_id = claims.user_id().ok_or(TokenError::Invalid)?;
     Ok(VerifiedToken {
@@ -268,10 +280,10 @@ mod tests {
         assert_eq!(claims.user_id, 42);
         assert_eq!(claims.jti, jti);
         assert_eq!(t.expires_at, n + 3600);
-        assert!(matches!(
+        assert_eq!(
             issuer().verify(&t.token, n + 3600),
-            Err(TokenError::Invalid)
-        ));
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -284,7 +296,7 @@ mod tests {
         assert_eq!(issuer.verify(&t.token, n + 1), Ok(first));
         assert_eq!(
             issuer.verify(&t.token, n + 3600),
-            Err(TokenError::Invalid),
+            Err(TokenError::Expired),
             "expiry is checked on every call, memo or not"
         );
         // Same signature, another payload: the memo is keyed by a signature that must verify.
@@ -345,6 +357,32 @@ mod tests {
         for junk in ["", "garbage", "a.b.c", &"x".repeat(5000)] {
             assert!(issuer().verify(junk, now()).is_err(), "junk {junk:.10}");
         }
+    }
+
+    #[test]
+    fn a_refusal_says_shape_signature_or_expiry_and_expiry_only_when_signed() {
+        let n = now();
+        let t = issuer().issue(42, n).expect("issue").token;
+        for junk in ["", "garbage", "a.b", "a.b.c", "a.b.c.d", &"x".repeat(5000)] {
+            assert_eq!(
+                issuer().verify(junk, n),
+                Err(TokenError::Malformed),
+                "{junk:.10}"
+            );
+        }
+        let other = TokenIssuer::new(
+            b"another-secret-another-secret-000",
+            Duration::from_secs(3600),
+        );
+        assert_eq!(other.verify(&t, n), Err(TokenError::Invalid), "wrong key");
+        // An expired token signed with another key is invalid, not expired: nothing it says is
+        // read before its signature is checked.
+        assert_eq!(
+            other.verify(&t, n + 7200),
+            Err(TokenError::Invalid),
+            "expired and forged"
+        );
+        assert_eq!(issuer().verify(&t, n + 7200), Err(TokenError::Expired));
     }
 
     #[test]

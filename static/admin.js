@@ -15,6 +15,10 @@
     timeout: 'no answer in time', unreachable: 'cannot connect', bad_response: 'not a valid reply',
   };
 
+  // Errcodes about the user or the code, not WeChat's health (the server's `is_upstream_fault`
+  // says the same): counted apart, never red.
+  const USER_SIDE = new Set(['40029', '40163', '45011', '40226']);
+
   const $ = (id) => document.getElementById(id);
   let timer = null;
   let busy = false;
@@ -362,21 +366,26 @@
       const ok = w.last_outcome === 'ok';
       const outcome = ok ? 'ok' : w.last_outcome + (ERRCODE_TEXT[w.last_outcome] ? ' ' + ERRCODE_TEXT[w.last_outcome] : '');
       setField('wx-last', ago(w.last_call_at));
-      setField('wx-outcome', outcome, ok ? 'good' : 'bad');
+      // A user's bad or used code is WeChat answering correctly: not red.
+      setField('wx-outcome', outcome, ok ? 'good' : USER_SIDE.has(w.last_outcome) ? '' : 'bad');
     } else {
       setField('wx-last', 'no calls yet');
       setField('wx-outcome', '–');
     }
     setField('wx-latency', w.last_latency_ms === null ? '–' : w.last_latency_ms === 0 ? '< 1 ms' : w.last_latency_ms + ' ms');
-    setField('wx-hour', plural(w.last_hour.calls, 'call') + ', ' + plural(w.last_hour.errors, 'error'));
-    const rate = w.last_hour.error_rate;
+    // Older servers send no split: all their errors count as faults.
+    const faults = w.last_hour_faults === undefined ? w.last_hour.errors : w.last_hour_faults;
+    const userErrors = w.last_hour_user_errors || 0;
+    setField('wx-hour', plural(w.last_hour.calls, 'call') + ', ' + plural(faults, 'WeChat fault') +
+      ', ' + plural(userErrors, 'bad user code'));
+    const rate = w.last_hour_fault_rate === undefined ? w.last_hour.error_rate : w.last_hour_fault_rate;
     setField('wx-rate', rate === null ? '–' : (rate * 100).toFixed(1) + ' %',
       rate === null ? '' : rate >= 0.2 ? 'bad' : rate > 0 ? 'warn' : 'good');
     setField('wx-token-age', w.access_token_age_secs === null ? 'not used yet' : 'age ' + duration(w.access_token_age_secs));
 
     const codes = new Set([...Object.keys(w.last_hour.errors_by_errcode), ...Object.keys(w.errors_by_errcode)]);
     const pairs = [...codes].sort().map((code) => [
-      code + (ERRCODE_TEXT[code] ? ' ' + ERRCODE_TEXT[code] : ''),
+      code + (ERRCODE_TEXT[code] ? ' ' + ERRCODE_TEXT[code] : '') + (USER_SIDE.has(code) ? ' (user)' : ''),
       (w.last_hour.errors_by_errcode[code] || 0) + ' / ' + (w.errors_by_errcode[code] || 0),
     ]);
     fillPairs($('wx-errors'), pairs, 'no errors');
@@ -511,7 +520,24 @@
 
   // ---- wiring ----
 
+  // The dev-mode banner's link carries the token in the fragment (`/admin/#token=...`), which a
+  // browser never sends to a server: taken into this tab's storage like a typed one, then
+  // removed from the address bar and the history entry, so it is not shown, bookmarked or shared.
+  function tokenFromFragment() {
+    const match = /^#token=([^&]+)/.exec(location.hash);
+    if (!match) return;
+    history.replaceState(null, '', location.pathname + location.search);
+    let value = '';
+    try {
+      value = decodeURIComponent(match[1]).trim();
+    } catch (e) {
+      return;
+    }
+    if (value) sessionStorage.setItem(TOKEN_KEY, value);
+  }
+
   document.addEventListener('DOMContentLoaded', () => {
+    tokenFromFragment();
     $('token-form').addEventListener('submit', (event) => {
       event.preventDefault();
       const value = $('token').value.trim();

@@ -1,7 +1,7 @@
 'use strict';
 // Renders /openapi.json as a page: one card per operation with its parameters, request body,
-// success data and errnos. Builds the DOM with textContent only: nothing from the document is
-// parsed as HTML.
+// success data and errnos. Builds the DOM with text nodes only: nothing from the document is
+// parsed as HTML (its Markdown, `code` and **bold**, becomes elements made here).
 
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -19,6 +19,30 @@
     return node;
   }
 
+  // The inline Markdown the descriptions use, `code` and **bold**, as elements. Only for prose:
+  // bounds (a pattern's `*`) are shown as they are.
+  function md(text) {
+    const span = el('span', {});
+    const pattern = /`([^`]+)`|\*\*([^*]+)\*\*/g;
+    let at = 0;
+    let m;
+    while ((m = pattern.exec(text)) !== null) {
+      if (m.index > at) span.append(document.createTextNode(text.slice(at, m.index)));
+      if (m[1] !== undefined) span.append(el('code', {}, m[1]));
+      else span.append(el('strong', {}, m[2]));
+      at = pattern.lastIndex;
+    }
+    if (at < text.length) span.append(document.createTextNode(text.slice(at)));
+    return span;
+  }
+
+  // A notes cell: the description (Markdown), then the bounds as plain text.
+  function notes(description, limits) {
+    const span = md(description);
+    if (limits) span.append(document.createTextNode((description ? ' — ' : '') + limits));
+    return span;
+  }
+
   function resolve(doc, schema) {
     let seen = 0;
     while (schema && schema.$ref && seen++ < 20) {
@@ -28,16 +52,21 @@
     return schema || {};
   }
 
-  function typeOf(doc, schema) {
+  // A required field is never null in a request that passes: its `| null` (an Option in the
+  // server's struct, so that a missing field is a 401 that names it) is not shown.
+  function typeOf(doc, schema, required) {
     const s = resolve(doc, schema);
     if (schema && schema.$ref) {
       return schema.$ref.replace('#/components/schemas/', '');
     }
-    let t = Array.isArray(s.type) ? s.type.join(' | ') : s.type || '';
+    const notNull = (t) => !(required && t === 'null');
+    let t = Array.isArray(s.type) ? s.type.filter(notNull).join(' | ') : s.type || '';
     if (s.type === 'array' || (Array.isArray(s.type) && s.type.includes('array'))) {
       t = 'array of ' + typeOf(doc, s.items);
     }
-    if (s.oneOf) t = s.oneOf.map((x) => typeOf(doc, x)).join(' | ');
+    if (s.oneOf) {
+      t = s.oneOf.map((x) => typeOf(doc, x)).filter(notNull).join(' | ');
+    }
     return t;
   }
 
@@ -70,12 +99,10 @@
     const required = new Set(s.required || []);
     for (const [name, prop] of Object.entries(s.properties)) {
       const p = resolve(doc, prop);
-      const description = [p.description || prop.description || '', bounds(doc, prop)]
-        .filter(Boolean)
-        .join(' — ');
+      const description = notes(p.description || prop.description || '', bounds(doc, prop));
       rows.push(el('tr', {},
-        el('td', { class: 'indent' + depth }, el('code', {}, name)),
-        el('td', {}, typeOf(doc, prop)),
+        el('td', { class: 'field indent' + depth }, el('code', {}, name)),
+        el('td', {}, typeOf(doc, prop, required.has(name))),
         el('td', {}, required.has(name) ? 'yes' : 'no'),
         el('td', {}, description)));
       fieldRows(doc, prop, depth + 1, rows, seen);
@@ -89,10 +116,15 @@
     if (rows.length === 0) {
       return el('p', {}, el('code', {}, typeOf(doc, schema) || 'null'));
     }
-    return el('table', {},
+    return scroller(el('table', {},
       el('thead', {}, el('tr', {}, el('th', {}, 'field'), el('th', {}, 'type'),
         el('th', {}, 'required'), el('th', {}, 'notes'))),
-      el('tbody', {}, ...rows));
+      el('tbody', {}, ...rows)));
+  }
+
+  // A table too wide for a phone scrolls on its own instead of widening the page.
+  function scroller(table) {
+    return el('div', { class: 'scroll' }, table);
   }
 
   function renderOperation(doc, server, path, method, op) {
@@ -103,19 +135,19 @@
       el('span', { class: 'method ' + method }, method),
       el('code', {}, server + path),
       secured ? el('span', { class: 'badge' }, 'token') : null));
-    if (op.summary) card.append(el('p', {}, op.summary));
+    if (op.summary) card.append(el('p', {}, md(op.summary)));
 
     const params = op.parameters || [];
     if (params.length) {
       card.append(el('h3', {}, 'Query parameters'));
-      card.append(el('table', {},
+      card.append(scroller(el('table', {},
         el('thead', {}, el('tr', {}, el('th', {}, 'name'), el('th', {}, 'type'),
           el('th', {}, 'required'), el('th', {}, 'notes'))),
         el('tbody', {}, ...params.map((p) => el('tr', {},
-          el('td', {}, el('code', {}, p.name)),
-          el('td', {}, typeOf(doc, p.schema)),
+          el('td', { class: 'field' }, el('code', {}, p.name)),
+          el('td', {}, typeOf(doc, p.schema, p.required)),
           el('td', {}, p.required ? 'yes' : 'no'),
-          el('td', {}, [p.description, bounds(doc, p.schema)].filter(Boolean).join(' — ')))))));
+          el('td', {}, notes(p.description || '', bounds(doc, p.schema)))))))));
     }
     const body = op.requestBody && op.requestBody.content['application/json'];
     if (body) {
@@ -142,15 +174,15 @@
         const dataType = data.$ref ? fieldSummary(doc, data) : 'null';
         for (const errno of variant.properties.errno.enum || []) {
           rows.push(el('tr', {},
-            el('td', {}, el('code', {}, String(errno))),
-            el('td', {}, meanings.get(String(errno)) || ''),
+            el('td', { class: 'field' }, el('code', {}, String(errno))),
+            el('td', {}, md(meanings.get(String(errno)) || '')),
             el('td', {}, el('code', {}, dataType))));
         }
       }
-      card.append(el('table', { class: 'errnos' },
+      card.append(scroller(el('table', { class: 'errnos' },
         el('thead', {}, el('tr', {}, el('th', {}, 'errno'), el('th', {}, 'errmsg'),
           el('th', {}, 'data'))),
-        el('tbody', {}, ...rows)));
+        el('tbody', {}, ...rows))));
     }
     return card;
   }
@@ -163,7 +195,7 @@
   function render(doc) {
     $('title').textContent = doc.info.title;
     $('version').textContent = 'v' + doc.info.version + ' · OpenAPI ' + doc.openapi;
-    $('description').textContent = doc.info.description || '';
+    $('description').replaceChildren(md(doc.info.description || ''));
     const server = ((doc.servers || [])[0] || {}).url || '';
     $('server').textContent = server;
     const scheme = Object.values((doc.components || {}).securitySchemes || {})[0];

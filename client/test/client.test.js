@@ -109,13 +109,51 @@ test('ten calls meeting a token revoked on the server: one login, ten successes'
   assert.equal(liveSessions(userId), 1);
 });
 
+test('a token header the server does not read rejects at once, without logging in again', async () => {
+  // Under a name the server knows nothing of (501 `missing`), and under the bearer header a
+  // client may default to (501 `wrong_header`).
+  for (const [tokenHeader, reason] of [['X-Wrong-Token', 'missing'], ['Authorization', 'wrong_header']]) {
+    const { wx, api } = client('wrong-header-' + reason, { tokenHeader });
+    if (tokenHeader === 'Authorization') {
+      // A client that prefixes its bearer token; wxauth.js sends the token bare.
+      const request = wx.request;
+      wx.request = (o) => {
+        if (o.header.Authorization) o.header.Authorization = 'Bearer ' + o.header.Authorization;
+        return request.call(wx, o);
+      };
+    }
+    for (let call = 0; call < 3; call++) {
+      const error = await rejection(api.request('user/index'));
+      assert.equal(error.errno, -4, `${tokenHeader}: ${error.message}`);
+      assert.deepEqual(error.data, { reason });
+      assert.match(error.message, new RegExp(`${tokenHeader}.*TOKEN_HEADER`));
+    }
+    assert.equal(wx.logins, 1, `${tokenHeader}: the cold-start login only, however many calls`);
+    assert.equal(wx.count('/auth/login_by_weixin'), 1);
+    assert.equal(wx.count('/user/index'), 3, 'each call sent once');
+  }
+});
+
 test('a second 501 rejects: one re-login per call, never a loop', async () => {
-  // The client sends its token in a header the server does not read: every call is 501.
-  const { wx, api } = client('wrong-header', { tokenHeader: 'X-Wrong-Token' });
+  // The token is read but every session the client gets is revoked at once.
+  const { wx, api } = client('revoked-twice');
+  await api.login();
+  const request = wx.request;
+  wx.request = (o) => {
+    if (o.url.endsWith('/user/index') && o.header['X-OA-Token']) {
+      const token = o.header['X-OA-Token'];
+      fetchJson(`${server.api}/auth/logout`, { method: 'POST', headers: { 'X-OA-Token': token }, body: {} }).then(() =>
+        request.call(wx, o)
+      );
+      return;
+    }
+    return request.call(wx, o);
+  };
   const error = await rejection(api.request('user/index'));
   assert.equal(error.errno, 501);
   assert.equal(error.errmsg, '请登录');
-  assert.equal(wx.logins, 2, 'the cold-start login and one re-login');
+  assert.deepEqual(error.data, { reason: 'revoked' });
+  assert.equal(wx.logins, 2, 'the first login and one re-login');
   assert.equal(wx.count('/user/index'), 2, 'sent, then sent again once');
 });
 

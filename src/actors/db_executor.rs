@@ -27,8 +27,8 @@ use crate::db::{
 use crate::domain::{
     DeletionCounts, HomePage, JoinOutcome, LiveSession, LoginAttempt, LoginRecord, LoginSummary,
     MeetingDraft, MeetingInfo, MeetingPage, MobileBinding, NewSessionMeta, Pending, PersonalData,
-    ProfileEdit, Restore, ReviewDecision, ReviewOutcome, SignIn, SwiperImage, UserMeetingCounts,
-    WxUser,
+    ProfileEdit, Restore, ReviewDecision, ReviewOutcome, SessionEnd, SignIn, SwiperImage,
+    UserMeetingCounts, WxUser,
 };
 use crate::read_batch::{LoadBatch, ReadBatcher};
 use crate::wechat::SessionKey;
@@ -246,7 +246,7 @@ impl DbHandle {
         &self,
         id: String,
         max_lifetime: Duration,
-    ) -> DbResult<Option<LiveSession>> {
+    ) -> DbResult<Result<LiveSession, SessionEnd>> {
         self.run(move |c, _| sessions::load_live(c, &id, max_lifetime))
             .await
     }

@@ -11,7 +11,7 @@ use super::{ApiResult, AppState, ok};
 use crate::actors::session::Invalidate;
 use crate::db::reminders::reminder_status;
 use crate::domain::{PersonalData, Revoked};
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
 use crate::wechat::mask_openid;
 
 /// `yyyy-MM-dd HH:mm:ss` China Standard Time, as the rest of the API shows times.
@@ -36,7 +36,7 @@ pub(crate) async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> Ap
         .db
         .request_deletion(user.user_id, state.deletion_grace)
         .await?
-        .ok_or(ApiError::Unlogin)?;
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
     // The request's transaction already revoked the sessions in the database and notified every
     // instance; this drops them from this instance's memory before the answer goes out. Only
     // the memory: the deletion is committed, so nothing here may be refused for want of a place
@@ -262,7 +262,7 @@ pub(crate) async fn export(state: web::Data<AppState>, user: AuthUser) -> ApiRes
         .db
         .personal_data(user.user_id)
         .await?
-        .ok_or(ApiError::Unlogin)?;
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
     let now = Utc::now();
     let filename = format!(
         "wxauth-personal-data-{}-{}.json",

@@ -17,7 +17,7 @@ use crate::actors::wechat::Code2Session;
 use crate::domain::{
     LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
 };
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
 use crate::logging::RequestId;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
@@ -379,7 +379,7 @@ pub(crate) async fn refresh(
         .await??;
     // None: revoked between the check and the rotation (a concurrent refresh or logout), or
     // past its maximum lifetime.
-    let expires_at = refreshed.ok_or(ApiError::Unlogin)?;
+    let expires_at = refreshed.ok_or(ApiError::Unlogin(UnloginReason::Revoked))?;
     let issued = state
         .tokens
         .issue_for(user.user_id, jti, now.timestamp(), expires_at.timestamp())

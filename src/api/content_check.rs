@@ -16,7 +16,7 @@ use super::extract::AuthUser;
 use super::middleware::DeadlineStart;
 use crate::actors::wechat::{MsgSecCheck, Scene};
 use crate::config::CheckFailure;
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
 use crate::log_throttle::ERRORS;
 use crate::wechat::{Suggest, WeChatError, errcode};
 
@@ -52,7 +52,7 @@ pub(crate) async fn acting_for(state: &AppState, user: &AuthUser) -> Result<Acti
     let found = state.db.user(user.user_id).await?;
     let user = found
         .filter(crate::domain::WxUser::is_usable)
-        .ok_or(ApiError::Unlogin)?;
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
     Ok(ActingAs {
         appid: state.appid.clone(),
         openid: user.weixin_openid,

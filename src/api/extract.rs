@@ -8,6 +8,7 @@ use std::ops::RangeInclusive;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
+use actix_web::http::header::HeaderName;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::{Either, LocalBoxFuture};
@@ -15,7 +16,8 @@ use serde::de::DeserializeOwned;
 
 use super::AppState;
 use crate::actors::session::CheckSession;
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
+use crate::token::{MAX_TOKEN_LEN, TokenError};
 
 /// Request bodies above this are refused: no mini-program call needs more.
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -49,22 +51,84 @@ impl<T: DeserializeOwned + 'static> FromRequest for JsonBody<T> {
                     "request body is empty; expected a JSON object",
                 ));
             }
-            serde_json::from_slice::<T>(&body)
-                .map(JsonBody)
-                .map_err(|e| {
-                    // The serde message can quote the client's values; position is enough to fix it.
-                    let at = format!("line {}, column {}", e.line(), e.column());
-                    match e.classify() {
-                        serde_json::error::Category::Data => ApiError::bad_value(format!(
-                            "a field has the wrong type or value ({at})"
-                        )),
-                        _ => {
-                            ApiError::bad_argument(format!("request body is not valid JSON ({at})"))
-                        }
-                    }
-                })
+            let mut json = serde_json::Deserializer::from_slice(&body);
+            let value = serde_path_to_error::deserialize::<_, T>(&mut json)
+                .map_err(|e| refused_body(&e))?;
+            // Characters after the value are a syntax error, as `serde_json::from_slice` says.
+            json.end().map_err(|e| not_json(&e))?;
+            Ok(JsonBody(value))
         })
     }
+}
+
+/// A body serde refused, in words that name the field: `id must be a number`. The serde
+/// message quotes the client's value (`invalid type: string "9"`): only its kind is used.
+fn refused_body(e: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let inner = e.inner();
+    if inner.classify() != serde_json::error::Category::Data {
+        return not_json(inner);
+    }
+    let path = e.path().to_string();
+    let field: String = if path == "." {
+        "the body".into()
+    } else {
+        path.chars().take(MAX_FIELD_CHARS).collect()
+    };
+    ApiError::bad_value(type_error_reason(&field, &inner.to_string()))
+}
+
+fn not_json(e: &serde_json::Error) -> ApiError {
+    let at = format!("line {}, column {}", e.line(), e.column());
+    ApiError::bad_argument(format!("request body is not valid JSON ({at})"))
+}
+
+/// Longer field paths (only a client's own map keys can make them long) are cut.
+const MAX_FIELD_CHARS: usize = 64;
+
+/// serde's `invalid type: KIND …, expected WHAT at line …` as `FIELD must be WHAT`.
+fn type_error_reason(field: &str, serde_message: &str) -> String {
+    let message = serde_message
+        .rsplit_once(" at line ")
+        .map_or(serde_message, |(m, _)| m);
+    if let Some(missing) = message.strip_prefix("missing field `") {
+        let name = missing.trim_end_matches('`');
+        return format!("{name} is missing");
+    }
+    let (got, expected) = match message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))
+        .and_then(|rest| rest.split_once(", expected "))
+    {
+        Some(pair) => pair,
+        None => return format!("{field} has the wrong type or value"),
+    };
+    const INTEGERS: [&str; 10] = [
+        "i8", "i16", "i32", "i64", "i128", "u8", "u16", "u32", "u64", "u128",
+    ];
+    let integer = INTEGERS.contains(&expected);
+    let number = integer || matches!(expected, "f32" | "f64");
+    if number {
+        let got_number = got.starts_with("integer") || got.starts_with("floating point");
+        return match (integer, got_number) {
+            (true, true) if got.starts_with("floating point") => {
+                format!("{field} must be a whole number")
+            }
+            (_, true) => format!("{field} is out of range"),
+            (_, false) => format!("{field} must be a number"),
+        };
+    }
+    let wanted = if expected.contains("string") {
+        "a string"
+    } else if expected.contains("bool") {
+        "true or false"
+    } else if expected.contains("sequence") {
+        "a list"
+    } else if expected.starts_with("struct") || expected.contains("map") {
+        "an object"
+    } else {
+        return format!("{field} has the wrong type or value");
+    };
+    format!("{field} must be {wanted}")
 }
 
 fn too_large() -> ApiError {
@@ -127,7 +191,8 @@ impl QueryParams {
     }
 }
 
-/// The user behind a live token. Any failure is 501: the client logs in again.
+/// The user behind a live token. Any failure is 501: the client logs in again, told why in
+/// `data.reason` (see `UnloginReason`).
 #[derive(Debug, Clone)]
 pub(crate) struct AuthUser {
     pub(crate) user_id: i64,
@@ -147,6 +212,7 @@ impl FromRequest for AuthUser {
                 "AppState missing from the app",
             ))));
         };
+        let refused = |reason| Either::Left(ready(Err(ApiError::Unlogin(reason))));
         let Some(token) = req
             .headers()
             .get(&state.token_header)
@@ -156,32 +222,81 @@ impl FromRequest for AuthUser {
             .map(str::trim)
             .filter(|t| !t.is_empty())
         else {
-            return Either::Left(ready(Err(ApiError::Unlogin)));
+            return refused(absent_token_reason(req, &state.token_header));
         };
         let now = chrono::Utc::now().timestamp();
-        let Ok(verified) = state.tokens.verify(token, now) else {
-            return Either::Left(ready(Err(ApiError::Unlogin)));
+        let verified = match state.tokens.verify(token, now) {
+            Ok(verified) => verified,
+            Err(TokenError::Malformed) => return refused(UnloginReason::Malformed),
+            Err(TokenError::Invalid) => return refused(UnloginReason::Invalid),
+            Err(TokenError::Expired) => return refused(UnloginReason::Expired),
         };
         let user = AuthUser {
             user_id: verified.user_id,
             jti: verified.jti,
         };
-        match state.session_cache.check(&user.jti, user.user_id, now) {
-            Some(live) => Either::Left(ready(live.then_some(user).ok_or(ApiError::Unlogin))),
+        match state.session_cache.verdict(&user.jti, user.user_id, now) {
+            Some(verdict) => Either::Left(ready(match verdict {
+                Ok(()) => Ok(user),
+                Err(end) => Err(ApiError::Unlogin(end.into())),
+            })),
             None => {
                 let sessions = state.sessions.clone();
                 Either::Right(Box::pin(async move {
-                    let live = sessions
+                    let verdict = sessions
                         .send(CheckSession {
                             jti: user.jti.clone(),
                             user_id: user.user_id,
                         })
                         .await??;
-                    live.then_some(user).ok_or(ApiError::Unlogin)
+                    match verdict {
+                        Ok(()) => Ok(user),
+                        Err(end) => Err(ApiError::Unlogin(end.into())),
+                    }
                 }))
             }
         }
     }
+}
+
+/// Headers a client may put its token under by mistake: the usual bearer header, and the token
+/// headers of wxauth's default and of litemall.
+const OTHER_TOKEN_HEADERS: [&str; 3] = ["authorization", "x-oa-token", "x-litemall-token"];
+
+/// No token in the configured header: `wrong_header` when one of `OTHER_TOKEN_HEADERS` carries
+/// something token-shaped (the client reads another server's docs), `missing` otherwise. Only
+/// the shape is looked at: the value is neither verified nor logged.
+fn absent_token_reason(req: &HttpRequest, configured: &HeaderName) -> UnloginReason {
+    let misplaced = OTHER_TOKEN_HEADERS
+        .iter()
+        .filter(|name| **name != configured.as_str())
+        .filter_map(|name| req.headers().get(*name))
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| {
+            let v = v.trim();
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+                .unwrap_or(v)
+                .trim()
+        })
+        .any(is_token_shaped);
+    if misplaced {
+        UnloginReason::WrongHeader
+    } else {
+        UnloginReason::Missing
+    }
+}
+
+/// Three non-empty base64url parts separated by dots, as a JWT is.
+fn is_token_shaped(value: &str) -> bool {
+    value.len() <= MAX_TOKEN_LEN
+        && value.split('.').count() == 3
+        && value.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 /// Longer user agents are cut before they reach `login_log` (`user_session` keeps 255).
@@ -208,4 +323,48 @@ pub(crate) fn client_ip(req: &HttpRequest) -> String {
         None => req.peer_addr().map(|a| a.ip()),
     };
     resolved.map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_s_type_errors_become_the_field_s_reason_without_the_value() {
+        let cases = [
+            (
+                "invalid type: string \"9\", expected i64 at line 1 column 9",
+                "id must be a number",
+            ),
+            (
+                "invalid type: floating point `1.5`, expected i64 at line 1 column 9",
+                "id must be a whole number",
+            ),
+            (
+                "invalid value: integer `-1`, expected u32 at line 1 column 9",
+                "id is out of range",
+            ),
+            (
+                "invalid type: integer `1`, expected a string at line 1 column 9",
+                "id must be a string",
+            ),
+            (
+                "invalid type: string \"x\", expected a boolean at line 1 column 9",
+                "id must be true or false",
+            ),
+            (
+                "invalid type: map, expected a sequence at line 1 column 9",
+                "id must be a list",
+            ),
+            (
+                "invalid type: string \"x\", expected struct Profile at line 1 column 9",
+                "id must be an object",
+            ),
+            ("missing field `code` at line 1 column 2", "code is missing"),
+            ("something else entirely", "id has the wrong type or value"),
+        ];
+        for (serde, ours) in cases {
+            assert_eq!(type_error_reason("id", serde), ours, "{serde}");
+        }
+    }
 }

@@ -194,9 +194,12 @@ pub(crate) fn configure_wx(cfg: &mut web::ServiceConfig) {
         cfg.service(
             web::resource(path)
                 .wrap(actix_web::middleware::from_fn(middleware::deadline))
-                .route(route.method(method))
+                .route(route.method(method.clone()))
                 // A wrong method answers the envelope too, not an empty 405.
-                .default_service(web::to(not_found)),
+                .default_service(web::to(move || {
+                    let allow = method.clone();
+                    async move { Err::<HttpResponse, _>(ApiError::WrongMethod(allow)) }
+                })),
         );
     }
 }

@@ -24,7 +24,9 @@ use super::meeting::{
 use super::phone::{BindPhoneRequest, BoundPhone};
 use super::profile::{InfoView, ProfileRequest, UserInfoView};
 use super::user::UserIndex;
-use crate::error::{BUSY_ERRNO, BusyData, CATALOGUE, CONTENT_REFUSED, Reason, RefusedField};
+use crate::error::{
+    BUSY_ERRNO, BusyData, CATALOGUE, CONTENT_REFUSED, Reason, RefusedField, UNLOGIN, UnloginReason,
+};
 
 /// The name of the token's security scheme in the document.
 const TOKEN_SCHEME: &str = "token";
@@ -392,11 +394,22 @@ fn envelope(op: &Operation) -> Value {
             json!({ "$ref": "#/components/schemas/RefusedField" }),
         ));
     }
+    if op.errnos.contains(&UNLOGIN.errno) {
+        variants.push(error(
+            "log in again",
+            &[UNLOGIN.errno],
+            json!({ "$ref": "#/components/schemas/UnloginData" }),
+        ));
+    }
     let plain: Vec<i32> = op
         .errnos
         .iter()
         .copied()
-        .filter(|n| !matches!(*n, 401 | 402 | BUSY_ERRNO) && *n != CONTENT_REFUSED.errno)
+        .filter(|n| {
+            !matches!(*n, 401 | 402 | BUSY_ERRNO)
+                && *n != CONTENT_REFUSED.errno
+                && *n != UNLOGIN.errno
+        })
         .collect();
     if !plain.is_empty() {
         variants.push(error("error", &plain, json!({ "type": "null" })));
@@ -453,6 +466,21 @@ pub fn document(api_root: &str, token_header: &str) -> Value {
     schemas.of::<Reason>();
     schemas.of::<BusyData>();
     schemas.of::<RefusedField>();
+    let reasons: Vec<&str> = UnloginReason::ALL.iter().map(|r| r.as_str()).collect();
+    schemas.0.insert(
+        "UnloginData".to_string(),
+        json!({
+            "type": "object",
+            "required": ["reason"],
+            "properties": {
+                "reason": {
+                    "type": "string",
+                    "enum": reasons,
+                    "description": "Why the client must log in again (README: Why a 501)",
+                },
+            },
+        }),
+    );
     let mut paths = serde_json::Map::new();
     for op in &ops {
         let item = paths
@@ -469,7 +497,8 @@ pub fn document(api_root: &str, token_header: &str) -> Value {
             "description": "WeChat Mini Program login and the demo API. Every answer is HTTP 200 \
                 with the envelope {errno, errmsg, data}: errno 0 is success, anything else an error \
                 whose data is null, {reason} for a bad argument or {retryAfterMs} when busy. \
-                errno 501 means the token is missing, expired or revoked: log in again.",
+                errno 501 means log in again, with {reason}: missing, wrong_header, malformed, \
+                invalid, expired, revoked, disabled, merged or session_key.",
         },
         "servers": [{ "url": server }],
         "paths": paths,

@@ -9,7 +9,7 @@ use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
 use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
 use crate::domain::{MobileBinding, WxUser};
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
 use crate::logging::RequestId;
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
 use crate::wechat::{PhoneInfo, WeChatError, errcode};
@@ -89,7 +89,7 @@ pub(crate) async fn bind_phone(
             );
             Err(ApiError::MobileTaken)
         }
-        MobileBinding::NoSuchUser => Err(ApiError::Unlogin),
+        MobileBinding::NoSuchUser => Err(ApiError::Unlogin(UnloginReason::Disabled)),
     }
 }
 
@@ -99,7 +99,7 @@ async fn current_user(state: &AppState, user_id: i64) -> Result<WxUser, ApiError
         .user(user_id)
         .await?
         .filter(WxUser::is_usable)
-        .ok_or(ApiError::Unlogin)
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))
 }
 
 async fn by_code(state: &AppState, user: &WxUser, code: String) -> Result<PhoneInfo, ApiError> {
@@ -134,7 +134,7 @@ async fn by_open_data(
             "bindPhone: no session_key for user {}: asking for a new login",
             user.id
         );
-        return Err(ApiError::Unlogin);
+        return Err(ApiError::Unlogin(UnloginReason::SessionKey));
     };
     let decrypted = decrypt_open_data(session_key.expose(), iv, data);
     let parsed = match decrypted {
@@ -173,6 +173,6 @@ async fn by_open_data(
             "bindPhone: user {}'s session_key is stale: asking for a new login",
             user.id
         );
-        Err(ApiError::Unlogin)
+        Err(ApiError::Unlogin(UnloginReason::SessionKey))
     }
 }

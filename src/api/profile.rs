@@ -10,7 +10,7 @@ use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
 use crate::actors::wechat::Scene;
 use crate::domain::{ProfileEdit, WxUser};
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
 
 /// The nickname WeChat itself shows for users who have not chosen one.
 pub(crate) const DEFAULT_NICKNAME: &str = "微信用户";
@@ -192,7 +192,7 @@ pub(crate) async fn update(
         .db
         .update_profile(user.user_id, edit)
         .await?
-        .ok_or(ApiError::Unlogin)?;
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
     ok(UserInfoView::from(&updated))
 }
 
@@ -208,7 +208,9 @@ pub(crate) struct InfoView {
 /// `GET auth/info`: litemall's shape.
 pub(crate) async fn info(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     let found = state.db.user(user.user_id).await?;
-    let u = found.filter(WxUser::is_usable).ok_or(ApiError::Unlogin)?;
+    let u = found
+        .filter(WxUser::is_usable)
+        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
     ok(InfoView {
         nick_name: u.nickname,
         avatar: u.avatar,

@@ -98,6 +98,11 @@ impl Text {
         src.get(self.name)
     }
 
+    /// Set, but to nothing but blanks (`NAME=` in `.env`): for most variables the same as unset.
+    pub(super) fn set_but_empty(&self, src: &Source) -> bool {
+        (src.0)(self.name).is_some_and(|v| v.trim().is_empty())
+    }
+
     /// The configured value, else the default.
     pub(super) fn value(&self, src: &Source) -> String {
         self.raw(src).unwrap_or_else(|| self.default.to_string())
@@ -295,7 +300,8 @@ pub(crate) const CONTEXT_PATH: Text = Text {
     default: "/oapro",
     default_note: "",
     expects: "a path such as /oapro (letters, digits, - _ . / only)",
-    help: "the API lives at `{CONTEXT_PATH}/wx/`",
+    help: "the API lives at `{CONTEXT_PATH}/wx/`; `/` keeps litemall's root `/wx/`; an empty value \
+           stops the start (it would read as unset, the default)",
 };
 
 pub(crate) const HTTP_WORKERS: Number = Number {

@@ -9,9 +9,11 @@ use diesel::sql_types::{BigInt, Bytea, Nullable, SmallInt, Text, Timestamptz};
 
 use super::DbError;
 use super::models::NewWxUser;
-use super::schema::user_session;
+use super::schema::{user_session, wx_user};
 use super::sealed::SessionKeyCipher;
-use crate::domain::{LiveSession, LoginRecord, NewSessionMeta, Revoked, SignIn};
+use crate::domain::{
+    LiveSession, LoginRecord, NewSessionMeta, Revoked, SessionEnd, SignIn, user_status,
+};
 use crate::wechat::SessionKey;
 
 /// The channel every instance LISTENs on.
@@ -162,12 +164,12 @@ pub(crate) fn end_of(
 }
 
 /// The session if it is live: stored, not revoked, not expired, and younger than
-/// `max_lifetime`. Its `expires_at` is the earlier of the two ends.
+/// `max_lifetime`. Its `expires_at` is the earlier of the two ends. Otherwise why it is not.
 pub(crate) fn load_live(
     conn: &mut PgConnection,
     id: &str,
     max_lifetime: Duration,
-) -> Result<Option<LiveSession>, DbError> {
+) -> Result<Result<LiveSession, SessionEnd>, DbError> {
     let row: Option<(i64, DateTime<Utc>, DateTime<Utc>)> = user_session::table
         .find(id)
         .filter(user_session::revoked_at.is_null())
@@ -180,10 +182,42 @@ pub(crate) fn load_live(
         ))
         .first(conn)
         .optional()?;
-    Ok(row.map(|(user_id, created_at, expires_at)| LiveSession {
-        user_id,
-        expires_at: end_of(created_at, expires_at, max_lifetime).timestamp(),
-    }))
+    match row {
+        Some((user_id, created_at, expires_at)) => Ok(Ok(LiveSession {
+            user_id,
+            expires_at: end_of(created_at, expires_at, max_lifetime).timestamp(),
+        })),
+        None => why_not_live(conn, id).map(Err),
+    }
+}
+
+/// Why a session `load_live` did not find live is not: read only for a token whose signature
+/// verified, so it tells nothing to whoever cannot sign. A revocation of a session whose
+/// account is no longer usable is put down to the account (its trigger revoked it), and wins
+/// over expiry: logging in again will not help.
+fn why_not_live(conn: &mut PgConnection, id: &str) -> Result<SessionEnd, DbError> {
+    let row: Option<(bool, Option<(i16, bool)>)> = user_session::table
+        .find(id)
+        .left_join(wx_user::table)
+        .select((
+            user_session::revoked_at.is_not_null(),
+            (wx_user::status, wx_user::deleted).nullable(),
+        ))
+        .first(conn)
+        .optional()?;
+    // Never stored, or erased with its account (a session swept a day after its end has a
+    // token past its `exp`, refused before this).
+    let Some((revoked, account)) = row else {
+        return Ok(SessionEnd::Unknown);
+    };
+    if !matches!(account, Some((user_status::USABLE, false))) {
+        return Ok(SessionEnd::Disabled);
+    }
+    if revoked {
+        return Ok(SessionEnd::Revoked);
+    }
+    // Stored, not revoked, its account usable, yet not live: past its expiry or its lifetime.
+    Ok(SessionEnd::Expired)
 }
 
 /// Sessions created at or before this have reached their maximum lifetime.

@@ -58,7 +58,7 @@ pub(super) fn start(
     let api_root = config.api_root();
     let routes = Routes {
         state: web::Data::new(state.clone()),
-        openapi_json: api::openapi::document(&api_root, state.token_header.as_str())
+        openapi_json: api::openapi::document(&api_root, &config.token_header_shown())
             .to_string()
             .into(),
         api_root,

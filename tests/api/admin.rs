@@ -178,6 +178,10 @@ async fn status_shows_sessions_logins_wechat_and_database_without_secrets() {
     assert_eq!(wx["errors_by_errcode"], json!({ "40029": 1 }));
     assert_eq!(wx["last_hour"]["calls"], 2);
     assert_eq!(wx["last_hour"]["error_rate"], 0.5);
+    // The bad code is the user's: WeChat answered correctly, no fault of its own.
+    assert_eq!(wx["last_hour_user_errors"], 1);
+    assert_eq!(wx["last_hour_faults"], 0);
+    assert_eq!(wx["last_hour_fault_rate"], 0.0);
     assert_eq!(wx["last_outcome"], "40029");
     assert!(wx["last_latency_ms"].as_u64().is_some());
     assert!(
@@ -255,6 +259,10 @@ async fn status_says_why_when_wechat_is_down() {
         reply.body["wechat"]["errors_by_errcode"],
         json!({ "unreachable": 1 })
     );
+    let wx = &reply.body["wechat"];
+    assert_eq!(wx["last_hour_faults"], 1, "{wx}");
+    assert_eq!(wx["last_hour_user_errors"], 0, "{wx}");
+    assert_eq!(wx["last_hour_fault_rate"], 1.0, "{wx}");
 }
 
 // ---- the page's files ----

@@ -394,6 +394,19 @@ impl TestApp {
         .await
     }
 
+    /// A request with this method and no body to a path under the API root.
+    pub async fn get_with_method(&self, method: &str, path: &str) -> Reply {
+        let method = awc::http::Method::from_bytes(method.as_bytes()).expect("a method");
+        Self::finish(
+            self.http
+                .request(method, format!("{}/{path}", self.api))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
     /// GET an absolute path with optional request headers, without following redirects.
     pub async fn get_with(&self, url: &str, headers: &[(&str, &str)]) -> Reply {
         let client = awc::Client::builder()

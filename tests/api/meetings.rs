@@ -323,7 +323,7 @@ async fn publish_refuses_missing_and_bad_fields_and_stores_nothing() {
         (without("endTime"), 401, "endTime"),
         (with("title", json!("会".repeat(101))), 402, "title"),
         (with("title", json!("第一行\n第二行")), 402, "title"),
-        (with("title", json!(12345)), 402, "column"),
+        (with("title", json!(12345)), 402, "title must be a string"),
         (with("location", json!("室".repeat(101))), 402, "location"),
         (with("content", json!("字".repeat(2001))), 402, "content"),
         (with("startTime", json!("tomorrow")), 402, "startTime"),
@@ -332,7 +332,11 @@ async fn publish_refuses_missing_and_bad_fields_and_stores_nothing() {
             402,
             "startTime",
         ),
-        (with("startTime", json!(1893546000)), 402, "column"),
+        (
+            with("startTime", json!(1893546000)),
+            402,
+            "startTime must be a string",
+        ),
         (
             with("endTime", json!("2030-13-01T09:00:00")),
             402,

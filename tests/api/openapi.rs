@@ -22,12 +22,13 @@ async fn the_document_follows_the_context_path_and_the_token_header() {
     let scheme = &doc.body["components"]["securitySchemes"]["token"];
     assert_eq!(scheme["type"], "apiKey");
     assert_eq!(scheme["in"], "header");
-    // Header names are case-insensitive; the configuration keeps them in lower case.
-    assert!(
-        scheme["name"]
-            .as_str()
-            .unwrap()
-            .eq_ignore_ascii_case("X-Litemall-Token")
+    // Shown as a developer types it, not in the lower case HTTP compares it in.
+    assert_eq!(scheme["name"], "X-Litemall-Token");
+    let default = TestApp::spawn().await;
+    let doc = default.get_abs("/openapi.json").await;
+    assert_eq!(
+        doc.body["components"]["securitySchemes"]["token"]["name"], "X-OA-Token",
+        "TOKEN_HEADER's default as written"
     );
     // Not under the context path.
     assert_eq!(app.get_abs("/shop/wx/openapi.json").await.errno(), 404);

@@ -66,6 +66,7 @@ async fn a_session_key_wechat_replaced_asks_the_client_to_log_in_again() {
     let reply = app.bind_phone_encrypted(&openid, PHONE, &token).await;
 
     assert_eq!(reply.errno(), 501, "{}", reply.raw);
+    assert_eq!(reply.body["data"]["reason"], "session_key", "{}", reply.raw);
     assert_eq!(app.fake.calls("checksession"), 1);
     assert_eq!(mobile_of(&app, "carol"), "");
     // Logging in again picks up WeChat's current key, and the bind works.

@@ -160,7 +160,7 @@ fn started_from_another_directory_the_release_layout_still_serves_the_status_pag
     let _ = std::fs::remove_dir_all(&elsewhere);
 }
 
-fn env_of(pairs: &[(&str, String)]) -> HashMap<String, String> {
+pub(crate) fn env_of(pairs: &[(&str, String)]) -> HashMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
@@ -184,6 +184,60 @@ fn dev_mode_on_the_network_starts_only_when_allowed_and_says_so() {
         log.contains("ALLOW_DEV_MODE_ON_NETWORK=1: dev mode listens on 0.0.0.0"),
         "{log}"
     );
+}
+
+/// Dev mode without ADMIN_TOKEN prints a link that opens the status page signed in: the
+/// generated token rides in the fragment, and appears only in the banner's lines.
+#[test]
+fn the_dev_banner_links_to_the_status_page_signed_in() {
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let env = env_of(&[
+        ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
+        ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
+        ("DB_POOL_SIZE", "2".to_string()),
+    ]);
+    let bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+    let log = bin.log_text();
+    let link_prefix = format!("{}/admin/#token=", bin.base);
+    let token = log
+        .lines()
+        .find_map(|l| {
+            l.split_once(&link_prefix)
+                .map(|(_, t)| t.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no status page link in the banner: {log}"));
+    assert!(token.len() >= 16, "{token}");
+    let status = std::process::Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-H"])
+        .arg(format!("authorization: Bearer {token}"))
+        .arg(format!("{}/admin/api/status", bin.base))
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&status.stdout),
+        "200",
+        "the link's token works"
+    );
+    let with_token: Vec<&str> = log.lines().filter(|l| l.contains(&token)).collect();
+    assert_eq!(
+        with_token.len(),
+        2,
+        "the link and the token, once each: {with_token:?}"
+    );
+
+    // A configured ADMIN_TOKEN is the operator's: never printed, so no link either.
+    drop(bin);
+    let mut env = env;
+    env.insert("BIND_ADDR".into(), format!("127.0.0.1:{}", free_port()));
+    env.insert(
+        "ADMIN_TOKEN".into(),
+        "operator-chosen-admin-token-0123".into(),
+    );
+    let bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+    let log = bin.log_text();
+    assert!(!log.contains("#token="), "{log}");
+    assert!(!log.contains("operator-chosen-admin-token-0123"), "{log}");
 }
 
 #[test]

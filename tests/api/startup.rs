@@ -186,6 +186,48 @@ fn placeholder_secrets_are_warned_about_once_at_start_without_their_value() {
     assert!(!stderr.contains("the-appsecret-from"), "{stderr}");
 }
 
+/// `CONTEXT_PATH=` (empty) would silently mean the default `/oapro` to a reader expecting the
+/// root: it stops the start, saying what to write instead; `CONTEXT_PATH=/` is litemall's root.
+#[test]
+fn an_empty_context_path_is_refused_and_a_slash_serves_the_api_at_wx() {
+    for empty in ["", " "] {
+        let out = Command::new(env!("CARGO_BIN_EXE_wxauth"))
+            .env("CONTEXT_PATH", empty)
+            .env("DATABASE_URL", pg_url("wxauth_never_created"))
+            .output()
+            .expect("binary runs");
+        assert_eq!(out.status.code(), Some(2), "{empty:?}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("CONTEXT_PATH") && stderr.contains("CONTEXT_PATH=/"),
+            "{stderr}"
+        );
+    }
+
+    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = DropDb(db.clone());
+    let env = crate::process::env_of(&[
+        ("DATABASE_URL", pg_url(&db)),
+        (
+            "BIND_ADDR",
+            format!("127.0.0.1:{}", crate::binary::free_port()),
+        ),
+        ("DB_POOL_SIZE", "2".to_string()),
+        ("CONTEXT_PATH", "/".to_string()),
+    ]);
+    let bin = crate::binary::Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+    let get = |path: &str| {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+            .arg(format!("{}{path}", bin.base))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(get("/wx/home/index"), "200", "the API at /wx/");
+    assert_eq!(get("/oapro/wx/home/index"), "404", "and not under /oapro");
+}
+
 #[actix_web::test]
 async fn no_secret_reaches_a_response_or_a_log_line() {
     let app = TestApp::spawn().await;

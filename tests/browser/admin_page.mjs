@@ -109,6 +109,33 @@ async function firstLoadFails() {
   }
 }
 
+/**
+ * The dev-mode banner's link, `/admin/#token=...`: the page opens signed in, the token leaves the
+ * address bar and the history entry, and no request carries it (a fragment is never sent).
+ */
+async function fragmentLogin() {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  try {
+    const page = await context.newPage();
+    const sent = [];
+    page.on('request', (r) => sent.push(r.url()));
+    await page.goto(`${BASE_URL}/admin/#token=${encodeURIComponent(ADMIN_TOKEN)}`);
+    await page.locator('#dashboard').waitFor({ state: 'visible', timeout: WAIT_MS });
+    check(await page.locator('#signin').isHidden(), 'the banner\'s link opens the page signed in');
+    check(page.url() === `${BASE_URL}/admin/` && await page.evaluate(() => location.hash === ''),
+      `the token is gone from the address bar: ${page.url()}`);
+    check(await page.evaluate(() => history.length === 1 || !String(history.state || '').includes('token')),
+      'the history entry was replaced, not added');
+    check(sent.every((u) => !u.includes(ADMIN_TOKEN) && !u.includes('token=')),
+      `no request carried the token (${sent.length} requests)`);
+    await page.reload();
+    await page.locator('#dashboard').waitFor({ state: 'visible', timeout: WAIT_MS });
+    check(page.url() === `${BASE_URL}/admin/`, 'a reload stays signed in (sessionStorage) without the token in the URL');
+  } finally {
+    await context.close();
+  }
+}
+
 function masked(openid) {
   return openid.length <= 8 ? '****' : `${openid.slice(0, 4)}****${openid.slice(-4)}`;
 }
@@ -199,6 +226,20 @@ try {
   const badge = await page.locator('#overall').textContent();
   check(badge === 'OK', `the overall status is ${badge}`);
 
+  // The bad code (WeChat's 40029) is the user's, not a WeChat fault: counted apart, not red.
+  await page.waitForFunction(() => /bad user code/.test(
+    document.querySelector('[data-field="wx-hour"]').textContent), null, { timeout: WAIT_MS });
+  const wx = await page.evaluate(() => Object.fromEntries(['wx-hour', 'wx-rate', 'wx-outcome'].map((f) => {
+    const dd = document.querySelector(`[data-field="${f}"]`);
+    return [f, { text: dd.textContent, cls: dd.className }];
+  })));
+  check(/0 WeChat faults/.test(wx['wx-hour'].text) && /1 bad user code\b/.test(wx['wx-hour'].text),
+    `the WeChat card counts the bad code apart from faults: "${wx['wx-hour'].text}"`);
+  check(wx['wx-rate'].text === '0.0 %' && !/bad|warn/.test(wx['wx-rate'].cls),
+    `the fault rate is 0 and not red: "${wx['wx-rate'].text}" (${wx['wx-rate'].cls})`);
+  check(!/\bbad\b/.test(wx['wx-outcome'].cls), `the newest outcome (a user's code) is not red: ${wx['wx-outcome'].text}`);
+  const wxErrors = await page.locator('#wx-errors').innerText();
+  check(/40029 invalid code \(user\)/.test(wxErrors), `40029 is listed as the user's: "${wxErrors.replace(/\s+/g, ' ')}"`);
   // A meeting WeChat's content check (the dev fake's word list) wants reviewed: listed with
   // approve and reject; approving shows it in meeting/list.
   const start = new Date(Date.now() + 3 * 3600 * 1000);
@@ -234,6 +275,7 @@ try {
 
   check(problems.length === 0, `no errors in the page${problems.length ? ':\n  ' + problems.join('\n  ') : ''}`);
 
+  await fragmentLogin();
   await firstLoadFails();
 } catch (e) {
   failed = true;

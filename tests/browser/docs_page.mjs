@@ -58,6 +58,29 @@ try {
 
   const header = await page.locator('#token-header').textContent();
   check(header === doc.components.securitySchemes.token.name, `the token header is shown: ${header}`);
+  check(header === 'X-OA-Token', `the token header is shown as configured, not lower-cased: ${header}`);
+
+  // The descriptions' Markdown is rendered: `code` becomes <code>, no backtick is left.
+  const prose = await page.locator('main').innerText();
+  check(!prose.includes('`'), 'no literal backtick on the page (Markdown rendered)');
+  check(await page.locator('#description code').count() > 0 ||
+    !(doc.info.description || '').includes('`'), 'the description\'s `code` is a <code> element');
+  // Field descriptions with `code` in the document show it as <code> in the notes column.
+  check(JSON.stringify(doc.components.schemas).includes('`'), 'the document\'s field descriptions hold Markdown code');
+  const notesCode = await page.locator('section.op tbody td:not(.field) code').allInnerTexts();
+  check(notesCode.includes('wx.login()'), `field notes show \`wx.login()\` as code (${notesCode.length} code spans)`);
+
+  // A required field is never null in a request that passes: its type says so.
+  const requiredRows = await page.$$eval('section.op tbody tr', (rows) => rows
+    .map((r) => Array.from(r.cells).map((c) => c.innerText.trim()))
+    .filter((cells) => cells.length === 4 && cells[2] === 'yes'));
+  check(requiredRows.length > 0, `required fields are listed (${requiredRows.length})`);
+  const nullable = requiredRows.filter((cells) => /\bnull\b/.test(cells[1]));
+  check(nullable.length === 0, `no required field is shown as nullable${nullable.length ? ': ' + nullable.map((c) => c[0]).join(', ') : ''}`);
+  const code = await page.$$eval('section.op[id="auth_login_by_weixin"] tbody tr', (rows) => rows
+    .map((r) => Array.from(r.cells).map((c) => c.innerText.trim()))
+    .find((cells) => cells[0] === 'code'));
+  check(code && code[1] === 'string' && code[2] === 'yes', `login's code is a required string: ${code}`);
 
   for (const { path, method, op } of operations) {
     const card = page.locator(`section.op[id="${op.operationId}"]`);
@@ -82,10 +105,20 @@ try {
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   console.log(`screenshot: ${SCREENSHOT}`);
 
-  await page.setViewportSize({ width: 375, height: 812 });
-  await page.waitForTimeout(300);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  check(overflow <= 0, `nothing sticks out sideways at 375 px (overflow ${overflow} px)`);
+  for (const width of [390, 375]) {
+    await page.setViewportSize({ width, height: 812 });
+    await page.waitForTimeout(300);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `nothing sticks out sideways at ${width} px (overflow ${overflow} px)`);
+    // A field name on two lines has been broken mid-word: each must be one line box.
+    const broken = await page.$$eval('td.field code', (codes) => codes
+      .filter((c) => c.getClientRects().length !== 1 ||
+        c.getBoundingClientRect().height > 1.6 * parseFloat(getComputedStyle(c).lineHeight))
+      .map((c) => c.textContent));
+    check(broken.length === 0, `no field name is broken at ${width} px${broken.length ? ': ' + broken.join(', ') : ''}`);
+  }
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '-390.png'), fullPage: true });
 
   check(problems.length === 0, `no errors in the page${problems.length ? ':\n  ' + problems.join('\n  ') : ''}`);
 } catch (e) {

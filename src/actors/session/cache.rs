@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use lru::LruCache;
 
-use crate::domain::{LiveSession, Revoked};
+use crate::domain::{LiveSession, Revoked, SessionEnd};
 use crate::thread_memo::{BoundedMemo, owner_id};
 
 /// The live sessions in memory, shared by the SessionActor and the token check.
@@ -125,9 +125,21 @@ impl SessionCache {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Is this session live and does it belong to this user? `None` when the cache cannot say
-    /// (not cached, or not trusted): then ask the SessionActor with `CheckSession`.
+    /// Is this session live and does it belong to this user?
+    #[cfg(test)]
     pub(crate) fn check(&self, jti: &str, user_id: i64, now: i64) -> Option<bool> {
+        self.verdict(jti, user_id, now).map(|v| v.is_ok())
+    }
+
+    /// Is this session live and does it belong to this user, and if not why not? `None` when
+    /// the cache cannot say (not cached, or not trusted): then ask the SessionActor with
+    /// `CheckSession`.
+    pub(crate) fn verdict(
+        &self,
+        jti: &str,
+        user_id: i64,
+        now: i64,
+    ) -> Option<Result<(), SessionEnd>> {
         let generation = self.generation.load(Ordering::Acquire);
         let confirmed = CONFIRMED.with_borrow(|memo| {
             memo.get(jti)
@@ -135,7 +147,7 @@ impl SessionCache {
                 .map(|c| c.user_id)
         });
         if let Some(owner) = confirmed {
-            return Some(owner == user_id);
+            return Some(owned_by(owner, user_id));
         }
 
         let mut st = self.lock();
@@ -145,7 +157,7 @@ impl SessionCache {
         let session = *st.lru.get(jti)?;
         if session.expires_at <= now {
             st.pop(jti);
-            return Some(false);
+            return Some(Err(SessionEnd::Expired));
         }
         if !st.seen.contains(jti) {
             st.seen.insert(jti.to_string());
@@ -164,7 +176,7 @@ impl SessionCache {
                 },
             );
         });
-        Some(session.user_id == user_id)
+        Some(owned_by(session.user_id, user_id))
     }
 
     /// How many sessions are in memory.
@@ -221,6 +233,16 @@ impl SessionCache {
         let mut st = self.lock();
         self.bump_generation();
         st.seen.drain().collect()
+    }
+}
+
+/// A session presented for another user than its own is one no token of ours names: the token
+/// was signed by someone who holds the secret, not issued by this service.
+pub(crate) fn owned_by(owner: i64, user_id: i64) -> Result<(), SessionEnd> {
+    if owner == user_id {
+        Ok(())
+    } else {
+        Err(SessionEnd::Unknown)
     }
 }
 

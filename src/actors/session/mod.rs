@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 
 pub(crate) use self::cache::SessionCache;
 use crate::actors::db_executor::{DbHandle, DbResult};
-use crate::domain::{LiveSession, NewSessionMeta, Revoked};
+use crate::domain::{LiveSession, NewSessionMeta, Revoked, SessionEnd};
 
 /// How often `last_seen_at` is written for the sessions used since the last write.
 const TOUCH_EVERY: Duration = Duration::from_secs(30);
@@ -85,21 +85,21 @@ impl Actor for SessionActor {
     }
 }
 
-/// Is this session live and does it belong to this user?
+/// Is this session live and does it belong to this user? If not, why not.
 #[derive(Message)]
-#[rtype(result = "DbResult<bool>")]
+#[rtype(result = "DbResult<Result<(), SessionEnd>>")]
 pub(crate) struct CheckSession {
     pub(crate) jti: String,
     pub(crate) user_id: i64,
 }
 
 impl Handler<CheckSession> for SessionActor {
-    type Result = ResponseActFuture<Self, DbResult<bool>>;
+    type Result = ResponseActFuture<Self, DbResult<Result<(), SessionEnd>>>;
 
     fn handle(&mut self, msg: CheckSession, _: &mut Self::Context) -> Self::Result {
         let now = now();
-        if let Some(live) = self.cache.check(&msg.jti, msg.user_id, now) {
-            return Box::pin(fut::ready(Ok(live)));
+        if let Some(verdict) = self.cache.verdict(&msg.jti, msg.user_id, now) {
+            return Box::pin(fut::ready(Ok(verdict)));
         }
         let epoch = self.cache.epoch();
         let jti = msg.jti.clone();
@@ -108,12 +108,13 @@ impl Handler<CheckSession> for SessionActor {
             async move { db.live_session(msg.jti, max_lifetime).await }
                 .into_actor(self)
                 .map(move |res, act, _| match res? {
-                    Some(s) if s.expires_at > now => {
+                    Ok(s) if s.expires_at > now => {
                         act.cache.mark_seen(&jti);
                         act.cache.remember(jti, s, epoch);
-                        Ok(s.user_id == msg.user_id)
+                        Ok(cache::owned_by(s.user_id, msg.user_id))
                     }
-                    _ => Ok(false),
+                    Ok(_) => Ok(Err(SessionEnd::Expired)),
+                    Err(end) => Ok(Err(end)),
                 }),
         )
     }

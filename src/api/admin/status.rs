@@ -42,7 +42,7 @@ struct StatusView {
     generated_at: String,
     database: DatabaseView,
     /// `None` when the WeChatClient did not answer in time.
-    wechat: Option<UpstreamStats>,
+    wechat: Option<WeChatView>,
     sessions: SessionsView,
     /// The NOTIFY listener, as `/readyz` shows it.
     listener: ListenerReport,
@@ -59,6 +59,40 @@ struct StatusView {
     reminders: RemindersView,
     /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
     errnos: ErrnoLabels,
+}
+
+/// WeChat's round trips, with the last hour's errors split by whose they are: a user's bad or
+/// reused code (40029, 40163), rate limit or risk flag is WeChat working as it should, and only
+/// its faults (busy, timeouts, bad replies, refused credentials) say something about its health.
+#[derive(Debug, Serialize)]
+struct WeChatView {
+    #[serde(flatten)]
+    stats: UpstreamStats,
+    /// Last hour: WeChat's or our configuration's faults (`is_upstream_fault`).
+    last_hour_faults: u64,
+    /// Last hour: answers about the user or the code (40029, 40163, 45011, 40226, ...).
+    last_hour_user_errors: u64,
+    /// `last_hour_faults` / calls; `None` without calls.
+    last_hour_fault_rate: Option<f64>,
+}
+
+impl WeChatView {
+    fn new(stats: UpstreamStats) -> WeChatView {
+        let faults: u64 = stats
+            .last_hour
+            .errors_by_errcode
+            .iter()
+            .filter(|(label, _)| is_upstream_fault(label))
+            .map(|(_, n)| n)
+            .sum();
+        let calls = stats.last_hour.calls;
+        WeChatView {
+            last_hour_faults: faults,
+            last_hour_user_errors: stats.last_hour.errors.saturating_sub(faults),
+            last_hour_fault_rate: (calls > 0).then(|| faults as f64 / calls as f64),
+            stats,
+        }
+    }
 }
 
 /// What is let in, what waits and what is refused with errno 721 (server busy).
@@ -317,18 +351,22 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
     }
 
     let wechat = match wechat {
-        Ok(Ok(stats)) => Some(stats),
+        Ok(Ok(stats)) => Some(WeChatView::new(stats)),
         _ => {
             problems.push("WeChat client did not answer".into());
             None
         }
     };
     if let Some(w) = &wechat
-        && let Some(last) = w.last_outcome.as_deref().filter(|l| is_upstream_fault(l))
+        && let Some(last) = w
+            .stats
+            .last_outcome
+            .as_deref()
+            .filter(|l| is_upstream_fault(l))
     {
         problems.push(format!(
             "WeChat: newest call failed ({last}); {} of {} calls failed in the last hour",
-            w.last_hour.errors, w.last_hour.calls
+            w.last_hour_faults, w.stats.last_hour.calls
         ));
     }
 
