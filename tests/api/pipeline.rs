@@ -7,8 +7,6 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde_json::json;
 
-use wxauth::dev::fake_wechat::Fault;
-
 use crate::helpers::{TestApp, captured_logs};
 
 fn count(app: &TestApp, sql: &str) -> i64 {
@@ -286,98 +284,4 @@ async fn login_log_rows_are_gathered_and_written_in_one_batch() {
     assert_eq!(app.state.login_log.flush().await, 5);
     assert_eq!(count(&app, "SELECT count(*) AS n FROM login_log"), 5);
     assert_eq!(app.state.login_log.pending(), 0);
-}
-
-/// Sends `logins` first logins at once (each user's own code) from a thread of their own, as
-/// clients on other machines would (on the test's thread they would take the CPU of the actors
-/// that run there), and answers how many codes WeChat received and how many sessions came of them.
-async fn login_burst(app: &TestApp, prefix: &str, logins: usize) -> (u64, i64) {
-    let codes: Vec<String> = (0..logins)
-        .map(|i| {
-            app.fake
-                .mint_code_for(&format!("{prefix}{i}"), None, Duration::ZERO)
-                .code
-        })
-        .collect();
-    let calls_before = app.fake.calls("jscode2session");
-    let sessions_before = count(app, "SELECT count(*) AS n FROM user_session");
-    let url = format!("{}/auth/login_by_weixin", app.api);
-    let clients = std::thread::spawn(move || {
-        actix_rt::System::new().block_on(async move {
-            let http = awc::Client::builder()
-                .connector(awc::Connector::new().limit(logins))
-                .timeout(Duration::from_secs(30))
-                .finish();
-            let requests = codes.iter().map(|code| {
-                let request = http
-                    .post(&url)
-                    .insert_header(("content-type", "application/json"));
-                let body = json!({ "code": code }).to_string();
-                async move {
-                    let mut response = request.send_body(body).await.ok()?;
-                    let body = response.body().await.ok()?;
-                    let reply: serde_json::Value = serde_json::from_slice(&body).ok()?;
-                    reply["errno"].as_i64()
-                }
-            });
-            futures_util::future::join_all(requests).await
-        })
-    });
-    let answered = actix_web::rt::task::spawn_blocking(move || clients.join())
-        .await
-        .expect("join")
-        .expect("the clients' thread");
-    let mut errnos = std::collections::BTreeMap::new();
-    for errno in &answered {
-        *errnos.entry(*errno).or_insert(0) += 1;
-    }
-    assert!(
-        answered.iter().flatten().count() * 100 >= logins * 99,
-        "nearly every login was answered: {errnos:?}"
-    );
-    let sent = app.fake.calls("jscode2session") - calls_before;
-    let sessions = count(app, "SELECT count(*) AS n FROM user_session") - sessions_before;
-    eprintln!("{prefix}: answers by errno {errnos:?}; {sent} codes sent, {sessions} sessions");
-    (sent, sessions)
-}
-
-/// A cold instance, then the same instance warm, each hit by 2,500 first logins while WeChat takes
-/// `delay_ms` give or take 30 %: at most 1 % of the codes WeChat receives may end without a
-/// session. A login that waited in the queue too long for WeChat's round trip as it is now must be
-/// refused before its code is sent.
-async fn codes_sent_become_sessions(delay_ms: u64) {
-    let app = TestApp::builder()
-        .config(|c| c.rate_login_per_ip = 0)
-        .spawn()
-        .await;
-    app.fake.set_fault_on(
-        "jscode2session",
-        Fault::Jitter {
-            min_ms: delay_ms * 7 / 10,
-            max_ms: delay_ms * 13 / 10,
-        },
-    );
-    for (round, prefix) in [("cold", "burst-a-"), ("warm", "burst-b-")] {
-        let (sent, sessions) = login_burst(&app, prefix, 2500).await;
-        let wasted = sent as i64 - sessions;
-        assert!(sent > 0, "{round}: some codes reached WeChat");
-        assert!(
-            wasted * 100 <= sent as i64,
-            "WeChat at {delay_ms} ms, {round}: {wasted} of {sent} codes sent ended without a session"
-        );
-    }
-}
-
-// A burst takes both cores for seconds: run alone (`scripts/test` does, after the other tests),
-// or the other tests' work decides how many codes burn.
-#[actix_rt::test]
-#[ignore = "a 2,500-login burst: run alone, with --ignored --test-threads 1"]
-async fn a_slow_wechat_burns_no_codes_cold_or_warm_at_200_ms() {
-    codes_sent_become_sessions(200).await;
-}
-
-#[actix_rt::test]
-#[ignore = "a 2,500-login burst: run alone, with --ignored --test-threads 1"]
-async fn a_slow_wechat_burns_no_codes_cold_or_warm_at_1000_ms() {
-    codes_sent_become_sessions(1000).await;
 }
