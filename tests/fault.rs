@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use binary::{Binary, free_port};
 use database::{DropDb, PG_SERVER};
 use db_proxy::DbProxy;
+use wxauth::dev::fake_wechat::{FakeWeChat, Fault};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 const CLIENTS: usize = 6;
@@ -588,33 +589,23 @@ async fn a_frozen_listener_does_not_keep_revoked_tokens_or_disabled_users_alive(
 
 /// First logins sent all at once, each with its own code; answers how many codes the fake
 /// received and how many sessions came of them.
-async fn login_burst(base: &str, db_url: &str, prefix: &str, logins: usize) -> (u64, i64) {
+async fn login_burst(
+    base: &str,
+    fake: &FakeWeChat,
+    db_url: &str,
+    prefix: &str,
+    logins: usize,
+) -> (u64, i64) {
     let http = awc::Client::builder()
         .connector(awc::Connector::new().limit(logins))
         .timeout(Duration::from_secs(30))
         .finish();
-    let mut minted = http
-        .post(format!(
-            "{base}/__wechat/fake/codes?count={logins}&prefix={prefix}"
-        ))
-        .send()
-        .await
-        .expect("mint codes");
-    let minted = minted.body().limit(1 << 20).await.expect("codes");
-    let codes: Vec<String> = String::from_utf8_lossy(&minted)
-        .lines()
-        .map(str::to_string)
+    let codes: Vec<String> = (0..logins)
+        .map(|i| {
+            fake.mint_code_for(&format!("{prefix}{i}"), None, Duration::ZERO)
+                .code
+        })
         .collect();
-    assert_eq!(codes.len(), logins);
-    let exchanges = || async {
-        let mut stats = http
-            .get(format!("{base}/__wechat/fake/stats"))
-            .send()
-            .await
-            .expect("fake stats");
-        let stats: Value = stats.json().await.expect("stats json");
-        stats["calls"]["jscode2session"].as_u64().unwrap_or(0)
-    };
     let sessions = || {
         #[derive(QueryableByName)]
         struct N {
@@ -627,7 +618,7 @@ async fn login_burst(base: &str, db_url: &str, prefix: &str, logins: usize) -> (
             .expect("count")
             .n
     };
-    let (sent_before, sessions_before) = (exchanges().await, sessions());
+    let (sent_before, sessions_before) = (fake.calls("jscode2session"), sessions());
     let url = format!("{base}/oapro/wx/auth/login_by_weixin");
     let answered = futures_util::future::join_all(codes.iter().map(|code| {
         let request = http.post(&url);
@@ -647,7 +638,7 @@ async fn login_burst(base: &str, db_url: &str, prefix: &str, logins: usize) -> (
         "nearly every login was answered: {errnos:?}"
     );
     // A session is written before its answer: the last ones are in once every answer is.
-    let sent = exchanges().await - sent_before;
+    let sent = fake.calls("jscode2session") - sent_before;
     let made = sessions() - sessions_before;
     println!("{prefix}: answers by errno {errnos:?}; {sent} codes sent, {made} sessions");
     (sent, made)
@@ -657,16 +648,44 @@ async fn login_burst(base: &str, db_url: &str, prefix: &str, logins: usize) -> (
 /// instance and then on the same instance warm: at most 1 % of the codes WeChat receives may end
 /// without a session. A login that waited too long in the queue for WeChat's round trip as it is
 /// now is refused (721) before its code is sent, so the same code still works for the retry.
+/// WeChat is the fake on a server of its own in this process, as it is another host in
+/// production (dev mode's built-in fake would share the flooded listener).
 #[actix_web::test]
 #[ignore = "login bursts against the release binary: run with scripts/fault-test"]
 async fn a_slow_wechat_burns_no_codes_in_a_burst_cold_or_warm() {
+    const APPID: &str = "wxburstabcdefghij";
+    let secret = format!("burst-secret-{}", uuid::Uuid::new_v4().simple());
     for delay_ms in [200u64, 1000] {
+        let fake = FakeWeChat::new(APPID, &secret);
+        fake.set_fault_on(
+            "jscode2session",
+            Fault::Jitter {
+                min_ms: delay_ms * 7 / 10,
+                max_ms: delay_ms * 13 / 10,
+            },
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake");
+        let fake_base = format!("http://{}", listener.local_addr().expect("fake addr"));
+        let served = fake.clone();
+        let fake_server = actix_web::HttpServer::new(move || {
+            actix_web::App::new().configure(wxauth::dev::fake_wechat::configure(served.clone()))
+        })
+        .listen(listener)
+        .expect("fake listens")
+        .workers(1)
+        .run();
+        let fake_handle = fake_server.handle();
+        actix_web::rt::spawn(fake_server);
+
         let db = format!("wxauth_burst_{}", uuid::Uuid::new_v4().simple());
         let _cleanup = DropDb(db.clone());
         let db_url = format!("{PG_SERVER}/{db}");
         let env: HashMap<String, String> = [
             ("DATABASE_URL", db_url.clone()),
             ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
+            ("WECHAT_APPID", APPID.to_string()),
+            ("WECHAT_SECRET", secret.clone()),
+            ("WECHAT_API_BASE", fake_base),
             (
                 "JWT_SECRET",
                 "burst-test-jwt-secret-0123456789abcdef".to_string(),
@@ -679,21 +698,9 @@ async fn a_slow_wechat_burns_no_codes_in_a_burst_cold_or_warm() {
         .map(|(k, v)| (k.to_string(), v))
         .collect();
         let bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
-        let driver = Driver {
-            base: bin.base.clone(),
-            http: awc::Client::default(),
-            record: Rc::new(RefCell::new(Record::default())),
-        };
-        driver
-            .set_fault(json!({
-                "mode": "jitter",
-                "min_ms": delay_ms * 7 / 10,
-                "max_ms": delay_ms * 13 / 10,
-            }))
-            .await;
         for round in ["cold", "warm"] {
             let prefix = format!("burst-{delay_ms}-{round}-");
-            let (sent, made) = login_burst(&bin.base, &db_url, &prefix, 2500).await;
+            let (sent, made) = login_burst(&bin.base, &fake, &db_url, &prefix, 2500).await;
             let wasted = sent as i64 - made;
             assert!(sent > 0, "{round}: some codes reached WeChat");
             assert!(
@@ -701,5 +708,7 @@ async fn a_slow_wechat_burns_no_codes_in_a_burst_cold_or_warm() {
                 "WeChat at {delay_ms} ms, {round}: {wasted} of {sent} codes sent ended without a session"
             );
         }
+        drop(bin);
+        fake_handle.stop(false).await;
     }
 }

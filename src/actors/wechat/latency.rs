@@ -25,6 +25,9 @@ const QUANTILE: f64 = 0.99;
 /// Never below this: WeChat's own round trip from mainland servers is rarely shorter, and a
 /// lower estimate only sends codes that will be abandoned.
 pub(crate) const MIN_ROUND_TRIP: Duration = Duration::from_millis(150);
+/// How much longer than its present age an exchange still out is taken to need, when the
+/// exchanges still out decide the percentile.
+const CENSORED_FACTOR: f64 = 1.5;
 /// Before anything was measured.
 const INITIAL_ROUND_TRIP: Duration = Duration::from_millis(300);
 
@@ -74,7 +77,23 @@ impl WeChatLatency {
         let oldest_out = inner.in_flight.first().map_or(Duration::ZERO, |(sent, _)| {
             now.saturating_duration_since(*sent)
         });
-        measured.max(oldest_out).max(MIN_ROUND_TRIP)
+        // The answered round trips are the fast ones of their wave: while more than the
+        // quantile's complement of the exchanges is still out and already older than what was
+        // measured, the percentile lies among those still out, beyond their present age (a cold
+        // burst, or WeChat slowing down). Their age is then only a floor, and the estimate
+        // allows half as long again.
+        let Some(horizon) = now.checked_sub(measured) else {
+            return measured.max(oldest_out).max(MIN_ROUND_TRIP);
+        };
+        let older_out = inner.in_flight.range(..(horizon, u64::MAX)).count();
+        let counted = inner.samples.len() + older_out;
+        let censored = older_out as f64 > (1.0 - QUANTILE) * counted as f64;
+        let floor = if censored {
+            oldest_out.mul_f64(CENSORED_FACTOR)
+        } else {
+            oldest_out
+        };
+        measured.max(floor).max(MIN_ROUND_TRIP)
     }
 
     /// An exchange is being sent: it counts as in flight until the guard is finished or dropped.
@@ -180,12 +199,30 @@ mod tests {
 
     #[test]
     fn an_exchange_still_out_raises_the_estimate_to_its_age() {
-        let latency = Arc::new(fed(&[200; 50]));
+        // One of 200 out longer than the answered ones took: within the quantile's complement,
+        // so its age is the estimate.
+        let latency = Arc::new(fed(&[200; 199]));
         let out = latency.start();
         let later = Instant::now() + Duration::from_millis(900);
-        assert!(latency.expected_at(later) >= Duration::from_millis(900));
+        let expected = latency.expected_at(later);
+        assert!(
+            (Duration::from_millis(900)..Duration::from_millis(950)).contains(&expected),
+            "{expected:?}"
+        );
         drop(out);
         assert_eq!(latency.expected_at(later), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn while_many_exchanges_are_still_out_their_age_is_only_a_floor() {
+        // A cold burst: ten answered fast, forty still out. The 99th percentile is among those
+        // still out and beyond their age.
+        let latency = Arc::new(fed(&[700; 10]));
+        let out: Vec<Exchange> = (0..40).map(|_| latency.start()).collect();
+        let later = Instant::now() + Duration::from_millis(1000);
+        assert!(latency.expected_at(later) >= Duration::from_millis(1500));
+        drop(out);
+        assert_eq!(latency.expected_at(later), Duration::from_millis(700));
     }
 
     #[test]
