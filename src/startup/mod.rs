@@ -31,8 +31,6 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 pub(crate) const DEV_FAKE_PATH: &str = "/__wechat";
 /// Where the benchmark comparison routes live when `BENCH_ENDPOINTS=1`.
 const BENCH_PATH: &str = "/bench";
-/// The appid the built-in fake plays.
-const DEV_APPID: &str = "wxdevfake00000000";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -81,7 +79,8 @@ impl Application {
         let metrics = Arc::new(Metrics::new()?);
         let pool = setup::prepare(&config.database_url, config.db_pool_size)?;
         let listeners = Listeners::bind(&config)?;
-        let (upstream, dev_fake) = WeChatUpstream::for_mode(&config.wechat, listeners.local);
+        let (upstream, dev_fake) =
+            WeChatUpstream::for_mode(&config.wechat, &config.apps, listeners.local);
         let state = state::build(&config, pool, metrics, upstream).await?;
         let servers = server::start(&config, &state, listeners, dev_fake.clone())?;
         Ok(Application {

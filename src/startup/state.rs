@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::Actor;
 
-use super::{DEV_APPID, DEV_FAKE_PATH, StartupError};
+use super::{DEV_FAKE_PATH, StartupError};
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
@@ -15,7 +15,7 @@ use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
-use crate::config::{Config, Secret, WeChatMode};
+use crate::config::{Apps, Config, WeChatMode};
 use crate::db::PgPool;
 use crate::db::sealed::SessionKeyCipher;
 use crate::dev::fake_wechat::FakeWeChat;
@@ -23,42 +23,43 @@ use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 use crate::token::TokenIssuer;
 
-/// Where the WeChatClient sends its calls, as whom.
+/// Where the WeChatClients send their calls, as which apps.
 pub(super) struct WeChatUpstream {
     api_base: String,
-    appid: String,
-    secret: Secret,
+    apps: Apps,
 }
 
 impl WeChatUpstream {
     /// The configured upstream, or in dev mode the built-in fake (returned too, for mounting)
-    /// reached through this process's own listener at `local`.
+    /// reached through this process's own listener at `local`, knowing the demo apps.
     pub(super) fn for_mode(
         mode: &WeChatMode,
+        apps: &Apps,
         local: SocketAddr,
     ) -> (WeChatUpstream, Option<Arc<FakeWeChat>>) {
         match mode {
-            WeChatMode::Upstream {
-                appid,
-                secret,
-                api_base,
-            } => (
+            WeChatMode::Upstream { api_base } => (
                 WeChatUpstream {
                     api_base: api_base.clone(),
-                    appid: appid.clone(),
-                    secret: secret.clone(),
+                    apps: apps.clone(),
                 },
                 None,
             ),
             WeChatMode::Dev => {
-                let secret = Secret::new(crate::random::token_hex(16));
-                let fake = FakeWeChat::new(DEV_APPID, secret.expose());
+                let default = apps.default_app();
+                let fake = FakeWeChat::new(&default.appid, default.secret.expose());
+                for app in &apps.miniprograms[1..] {
+                    fake.add_app(&app.appid, app.secret.expose());
+                }
+                // The demo apps are one company's: a person has one unionid across them.
+                for app in &apps.miniprograms {
+                    fake.bind_open_platform(&app.appid);
+                }
                 let api_base = format!("http://{}{DEV_FAKE_PATH}", loopback_for(local));
                 (
                     WeChatUpstream {
                         api_base,
-                        appid: DEV_APPID.to_string(),
-                        secret,
+                        apps: apps.clone(),
                     },
                     Some(fake),
                 )
@@ -117,15 +118,13 @@ pub(super) async fn build(
         session_cache.clone(),
         metrics.clone(),
     )?;
-    let WeChatUpstream {
-        api_base,
-        appid,
-        secret,
-    } = upstream;
+    let WeChatUpstream { api_base, apps } = upstream;
+    let default_app = apps.default_app().clone();
+    let appid = default_app.appid.clone();
     let wechat = WeChatClient::new(
         api_base,
-        appid.clone(),
-        secret,
+        default_app.appid,
+        default_app.secret,
         config.wechat_timeout,
         config.access_token_mode,
         metrics.clone(),

@@ -115,7 +115,7 @@ impl TestAppBuilder {
     /// Another AppSecret than the one the fake knows.
     pub fn wechat_secret(self, wrong: &'static str) -> Self {
         self.config(move |c| match &mut c.wechat {
-            WeChatMode::Upstream { secret, .. } => *secret = Secret::new(wrong),
+            WeChatMode::Upstream { .. } => c.apps.miniprograms[0].secret = Secret::new(wrong),
             WeChatMode::Dev => panic!("WECHAT_SECRET for a dev-mode app"),
         })
     }
