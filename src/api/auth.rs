@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::actors::session::{EndSession, EndUserSessions, RefreshSession};
 use crate::actors::wechat::Code2Session;
+use crate::apps::{ServedApp, UnknownApp};
 use crate::domain::{
     LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
 };
@@ -25,6 +26,11 @@ use crate::wechat::{JsCode, mask_openid};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LoginRequest {
+    /// The mini-program the code is from (`wx.getAccountInfoSync().miniProgram.appId`). Absent:
+    /// the appid in the `Referer` WeChat sets, else the default app. One that is not
+    /// configured is refused (402).
+    #[schema(max_length = 64)]
+    appid: Option<String>,
     /// From `wx.login()`.
     #[schema(
         required = true,
@@ -126,6 +132,17 @@ pub(crate) async fn login_by_weixin(
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
     let code = JsCode::parse(&raw_code).map_err(ApiError::bad_value)?;
+    let app = state
+        .apps
+        .for_login(body.appid.as_deref(), &req)
+        .map_err(|unknown| {
+            ApiError::bad_value(match unknown {
+                UnknownApp::InBody => "appid is not one of this service's mini-programs",
+                UnknownApp::InReferer => {
+                    "the Referer's appid is not one of this service's mini-programs"
+                }
+            })
+        })?;
     // Checked before the exchange, so a bad profile does not burn the user's code.
     let signed = match (body.raw_data, body.signature) {
         (Some(raw), Some(sig)) => Some((raw, sig)),
@@ -153,7 +170,10 @@ pub(crate) async fn login_by_weixin(
 
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
-    let result = sign_in(&state, &req, code, profile, signed, &ip, began, &mut who).await;
+    let result = sign_in(
+        &state, &req, app, code, profile, signed, &ip, began, &mut who,
+    )
+    .await;
     if let Err(busy @ ApiError::Busy { .. }) = result {
         // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
         state.metrics.refused.with_label_values(&["wechat"]).inc();
@@ -189,6 +209,7 @@ struct Who {
 async fn sign_in(
     state: &AppState,
     req: &HttpRequest,
+    app: &ServedApp,
     code: JsCode,
     profile: Profile,
     signed: Option<(String, String)>,
@@ -206,7 +227,7 @@ async fn sign_in(
             retry_after_ms: 1000,
         });
     }
-    let exchange = tokio::time::timeout(wechat_time, state.wechat.send(Code2Session(code)));
+    let exchange = tokio::time::timeout(wechat_time, app.wechat.send(Code2Session(code)));
     let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
     who.openid_masked = mask_openid(&session.openid);
     state.limits.login_of(&session.openid)?;

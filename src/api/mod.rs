@@ -45,7 +45,10 @@ pub struct AppState {
     pub(crate) session_cache: Arc<SessionCache>,
     /// Whether the NOTIFY listener is proven alive, for the probes and the status page.
     pub(crate) listener: Arc<ListenerHealth>,
+    /// The default app's WeChatClient.
     pub(crate) wechat: Addr<WeChatClient>,
+    /// Every configured mini-program with its own WeChatClient.
+    pub(crate) apps: Arc<crate::apps::ServedApps>,
     pub(crate) tokens: Arc<TokenIssuer>,
     pub(crate) limits: Arc<limits::RateLimits>,
     /// Our appid: encrypted data must carry it in its watermark.

@@ -15,6 +15,7 @@ use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
+use crate::apps::ServedApp;
 use crate::config::{Apps, Config, WeChatMode};
 use crate::db::PgPool;
 use crate::db::sealed::SessionKeyCipher;
@@ -119,17 +120,27 @@ pub(super) async fn build(
         metrics.clone(),
     )?;
     let WeChatUpstream { api_base, apps } = upstream;
-    let default_app = apps.default_app().clone();
-    let appid = default_app.appid.clone();
-    let wechat = WeChatClient::new(
-        api_base,
-        default_app.appid,
-        default_app.secret,
-        config.wechat_timeout,
-        config.access_token_mode,
-        metrics.clone(),
-    )
-    .start();
+    // One client per app: each keeps its own access token, and a slow or refused app does not
+    // hold up another's calls.
+    let served = crate::apps::ServedApps::new(
+        apps.miniprograms
+            .iter()
+            .map(|app| ServedApp {
+                appid: app.appid.clone(),
+                wechat: WeChatClient::new(
+                    api_base.clone(),
+                    app.appid.clone(),
+                    app.secret.clone(),
+                    config.wechat_timeout,
+                    config.access_token_mode,
+                    metrics.clone(),
+                )
+                .start(),
+            })
+            .collect(),
+    );
+    let appid = served.default_app().appid.clone();
+    let wechat = served.default_app().wechat.clone();
     LoginLogPruner::new(&db, config.login_log_retention).start();
     DeletionSweeper::new(&db).start();
     let admin = config
@@ -162,6 +173,7 @@ pub(super) async fn build(
         session_cache,
         listener: session_listener,
         wechat,
+        apps: Arc::new(served),
         // A login's token never outlives its session's maximum lifetime.
         tokens: Arc::new(TokenIssuer::new(
             config.jwt_secret.expose().as_bytes(),

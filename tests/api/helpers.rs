@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer};
 use diesel::prelude::*;
 use serde_json::Value;
 use wxauth::api::AppState;
-use wxauth::config::{Config, Secret, WeChatMode};
+use wxauth::config::{Config, MiniProgram, Secret, WeChatMode};
 use wxauth::db::schema::wx_user;
 use wxauth::dev::fake_wechat::{self as fake, FakeWeChat, MintedCode};
 use wxauth::domain::WxUser;
@@ -18,6 +18,8 @@ use wxauth::startup::Application;
 use crate::database::{DropDb, pg_url};
 
 pub const TEST_APPID: &str = "wxtest0123456789ab";
+/// The second mini-program of `TestAppBuilder::two_apps`.
+pub const TEST_APPID2: &str = "wxtestshop23456789ab";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
 
@@ -78,6 +80,7 @@ type Change = Box<dyn FnOnce(&mut Config)>;
 pub struct TestAppBuilder {
     changes: Vec<Change>,
     dev_mode: bool,
+    two_apps: bool,
 }
 
 impl TestAppBuilder {
@@ -120,6 +123,13 @@ impl TestAppBuilder {
         })
     }
 
+    /// Two mini-programs of one company (`TEST_APPID`, the default, and `TEST_APPID2`), both
+    /// bound to its open platform: a named test user has one unionid in both.
+    pub fn two_apps(mut self) -> Self {
+        self.two_apps = true;
+        self
+    }
+
     /// No WECHAT_APPID: the app serves its own fake, as `cargo run` does.
     pub fn dev_mode(mut self) -> Self {
         self.dev_mode = true;
@@ -157,6 +167,17 @@ impl TestAppBuilder {
             Some(fake)
         };
         let mut config = Config::from_vars(&vars).expect("test config is valid");
+        if let Some(fake) = upstream_fake.as_ref().filter(|_| self.two_apps) {
+            let secret = format!("appsecret2-{}", uuid::Uuid::new_v4().simple());
+            fake.add_app(TEST_APPID2, &secret);
+            fake.bind_open_platform(TEST_APPID);
+            fake.bind_open_platform(TEST_APPID2);
+            config.apps.miniprograms.push(MiniProgram {
+                appid: TEST_APPID2.to_string(),
+                secret: Secret::new(secret),
+                name: "商城".to_string(),
+            });
+        }
         for change in self.changes {
             change(&mut config);
         }
@@ -289,6 +310,7 @@ impl TestApp {
         TestAppBuilder {
             changes: Vec::new(),
             dev_mode: false,
+            two_apps: false,
         }
     }
 
@@ -393,6 +415,17 @@ impl TestApp {
         self.post(
             "auth/login_by_weixin",
             &serde_json::json!({ "code": code }),
+            None,
+        )
+        .await
+    }
+
+    /// wx.login() in app `appid`, then auth/login_by_weixin naming the app in the body.
+    pub async fn login_in(&self, appid: &str, user: &str) -> Reply {
+        let code = self.fake.mint_code_in(appid, user).code;
+        self.post(
+            "auth/login_by_weixin",
+            &serde_json::json!({ "code": code, "appid": appid }),
             None,
         )
         .await
