@@ -81,11 +81,62 @@ pub(crate) enum MobileBinding {
 
 // ---- sessions ----
 
-/// A login WeChat vouched for: the user it is (created when the openid is new) and the session
-/// it opens.
+/// `user_identity.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityKind {
+    /// (appid, openid)
+    MiniProgram = 1,
+    /// (corpid, userid)
+    // Made by the WeCom login; the model holds it already so that both kinds share one table.
+    #[allow(dead_code)]
+    WeCom = 2,
+}
+
+/// Who WeChat says someone is, in one app: a mini-program's (appid, openid) or a WeCom corp's
+/// (corpid, userid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) kind: IdentityKind,
+    /// The appid, or the corpid.
+    pub(crate) app_id: String,
+    /// The openid, or the userid.
+    pub(crate) subject: String,
+}
+
+impl Identity {
+    pub(crate) fn mini_program(appid: &str, openid: &str) -> Self {
+        Identity {
+            kind: IdentityKind::MiniProgram,
+            app_id: appid.to_string(),
+            subject: openid.to_string(),
+        }
+    }
+
+    /// What a user this identity creates gets as `wx_user.weixin_openid`, which stays unique
+    /// and non-null while the previous release still reads it: a mini-program's openid (unique
+    /// across apps: WeChat never gives two apps the same one), or for WeCom a value no openid
+    /// can be.
+    pub(crate) fn user_key(&self) -> String {
+        match self.kind {
+            IdentityKind::MiniProgram => self.subject.clone(),
+            IdentityKind::WeCom => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(format!("{}:{}", self.app_id, self.subject));
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("wecom:{}", &hex[..48])
+            }
+        }
+    }
+}
+
+/// A login WeChat vouched for: the user it is (found through its identity, or through its
+/// unionid, or created) and the session it opens.
 #[derive(Clone)]
 pub(crate) struct SignIn {
-    pub(crate) openid: String,
+    pub(crate) identity: Identity,
+    /// The identity is the default app's: a user the previous release made, known only by
+    /// `wx_user.weixin_openid`, is found too.
+    pub(crate) default_app: bool,
     pub(crate) unionid: Option<String>,
     /// What a new account starts with; an existing account keeps its own (edited through its
     /// own endpoint).
@@ -106,6 +157,10 @@ pub(crate) struct LoginRecord {
     /// `false` when the user may not log in (disabled or deleted): no session was stored.
     #[diesel(sql_type = Bool)]
     pub(crate) session_stored: bool,
+    /// The user the identity belongs to. Another than `user` only when a concurrent login
+    /// gave the identity to another user first: the login is then run again.
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    pub(crate) identity_user_id: Option<i64>,
 }
 
 /// The new session of a refresh; its session_key comes from the old one.

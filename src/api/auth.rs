@@ -16,7 +16,7 @@ use crate::actors::session::{EndSession, EndUserSessions, RefreshSession};
 use crate::actors::wechat::Code2Session;
 use crate::apps::{ServedApp, UnknownApp};
 use crate::domain::{
-    LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
+    Identity, LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
 };
 use crate::error::ApiError;
 use crate::token::new_jti;
@@ -247,7 +247,8 @@ async fn sign_in(
     let epoch = state.session_cache.epoch();
     let statement = Instant::now();
     let login = SignIn {
-        openid: session.openid.clone(),
+        identity: Identity::mini_program(&app.appid, &session.openid),
+        default_app: app.appid == state.apps.default_app().appid,
         unionid: session.unionid.clone(),
         profile,
         session_id: jti.clone(),

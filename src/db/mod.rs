@@ -33,4 +33,7 @@ pub enum DbError {
     /// The user a write was for is disabled or deleted: nothing was written.
     #[error("the account is disabled or deleted")]
     AccountNotUsable,
+    /// A login met concurrent logins of the same person at every one of its attempts.
+    #[error("the login kept meeting concurrent logins of the same person")]
+    Contended,
 }

@@ -94,6 +94,24 @@ diesel::table! {
         client_ip -> Varchar,
         #[max_length = 255]
         user_agent -> Varchar,
+        #[max_length = 64]
+        app_id -> Varchar,
+    }
+}
+
+diesel::table! {
+    user_identity (id) {
+        id -> Int8,
+        user_id -> Int8,
+        kind -> Int2,
+        #[max_length = 64]
+        app_id -> Varchar,
+        #[max_length = 128]
+        subject -> Varchar,
+        #[max_length = 128]
+        unionid -> Nullable<Varchar>,
+        add_time -> Timestamptz,
+        last_login_time -> Nullable<Timestamptz>,
     }
 }
 
@@ -109,12 +127,15 @@ diesel::table! {
         user_agent -> Varchar,
         errno -> Int4,
         add_time -> Timestamptz,
+        #[max_length = 64]
+        app_id -> Varchar,
     }
 }
 
 diesel::joinable!(account_deletion -> wx_user (user_id));
 diesel::joinable!(login_log -> wx_user (user_id));
 diesel::joinable!(user_session -> wx_user (user_id));
+diesel::joinable!(user_identity -> wx_user (user_id));
 diesel::joinable!(meeting -> wx_user (publisher_id));
 diesel::joinable!(meeting_member -> meeting (meeting_id));
 diesel::joinable!(meeting_member -> wx_user (user_id));
@@ -125,6 +146,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     meeting,
     meeting_member,
     swiper_image,
+    user_identity,
     user_session,
     wx_user,
 );

@@ -45,6 +45,8 @@ pub enum StartupError {
     Server(#[from] std::io::Error),
     #[error("cannot load the demo data: {0}")]
     Demo(String),
+    #[error("cannot give the existing users their identities: {0}")]
+    Identities(String),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }

@@ -69,6 +69,22 @@ impl WeChatUpstream {
     }
 }
 
+/// Users made before identities existed (or by the previous release, still running beside this
+/// one during an upgrade) become the default app's: the migration cannot know its appid.
+fn adopt_users_without_identity(pool: &PgPool, default_appid: &str) -> Result<(), StartupError> {
+    let mut conn = pool
+        .get()
+        .map_err(|e| StartupError::Identities(e.to_string()))?;
+    let adopted = crate::db::sessions::adopt_users_without_identity(&mut conn, default_appid)
+        .map_err(|e| StartupError::Identities(e.to_string()))?;
+    if adopted > 0 {
+        log::info!(
+            "{adopted} users without an identity became users of the default app {default_appid}"
+        );
+    }
+    Ok(())
+}
+
 /// The address a client on this machine uses to reach a listener bound to `addr`.
 fn loopback_for(addr: SocketAddr) -> SocketAddr {
     let ip = match addr.ip() {
@@ -105,6 +121,7 @@ pub(super) async fn build(
             log::info!("dev mode: loaded demo data into an empty app: {report}");
         }
     }
+    adopt_users_without_identity(&pool, &config.apps.default_app().appid)?;
     let sessions = SessionActor::new(
         db.clone(),
         config.session_cache_capacity,
