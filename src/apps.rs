@@ -11,6 +11,8 @@ use crate::actors::WeChatClient;
 /// One configured mini-program.
 pub(crate) struct ServedApp {
     pub(crate) appid: String,
+    /// For people (the status page); may be empty.
+    pub(crate) name: String,
     pub(crate) wechat: Addr<WeChatClient>,
 }
 
@@ -41,6 +43,10 @@ impl ServedApps {
 
     pub(crate) fn default_app(&self) -> &ServedApp {
         &self.apps[0]
+    }
+
+    pub(crate) fn all(&self) -> &[ServedApp] {
+        &self.apps
     }
 
     pub(crate) fn get(&self, appid: &str) -> Option<&ServedApp> {

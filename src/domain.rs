@@ -277,6 +277,8 @@ pub(crate) struct HomePage {
 /// One login attempt, as the login handler reports it to `login_log`.
 #[derive(Debug, Clone)]
 pub(crate) struct LoginAttempt {
+    /// The configured app the login was for.
+    pub(crate) app_id: String,
     pub(crate) user_id: Option<i64>,
     pub(crate) openid_masked: String,
     pub(crate) ip: String,
@@ -311,6 +313,18 @@ pub(crate) struct ErrnoCount {
     pub(crate) last_hour: i64,
 }
 
+/// An app's attempts in the last hour. `app_id` is as stored: '' for the previous release's
+/// rows (the default app's).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub(crate) struct AppCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub(crate) app_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) success: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) failure: i64,
+}
+
 /// One bar of the chart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MinuteCount {
@@ -324,6 +338,8 @@ pub(crate) struct MinuteCount {
 #[derive(Debug, Clone)]
 pub(crate) struct LoginSummary {
     pub(crate) by_errno: Vec<ErrnoCount>,
+    /// The last hour by app.
+    pub(crate) by_app: Vec<AppCount>,
     /// `CHART_MINUTES` entries, oldest first, the last one being the current minute.
     pub(crate) per_minute: Vec<MinuteCount>,
     /// Newest first.

@@ -28,7 +28,6 @@ use crate::domain::{
     ProfileEdit, Restore, SignIn, SwiperImage, UserMeetingCounts, WxUser,
 };
 use crate::read_batch::{LoadBatch, ReadBatcher};
-use crate::wechat::SessionKey;
 
 /// How long a database read may take, queue included, so that the request still answers within
 /// the client's 3 s (the rest is the token check and the answer).
@@ -269,9 +268,13 @@ impl DbHandle {
             .await
     }
 
-    /// The user's newest session_key (WeChat keeps only that one valid).
-    pub(crate) async fn newest_session_key(&self, user_id: i64) -> DbResult<Option<SessionKey>> {
-        self.run(move |c, cipher| sessions::newest_session_key(c, cipher, user_id))
+    /// The app of a token's session, the user's openid there and newest session_key there.
+    pub(crate) async fn session_app(
+        &self,
+        session_id: String,
+        default_appid: String,
+    ) -> DbResult<Option<sessions::SessionApp>> {
+        self.run(move |c, cipher| sessions::session_app(c, cipher, &session_id, &default_appid))
             .await
     }
 

@@ -185,8 +185,9 @@ pub(crate) async fn login_by_weixin(
     }
     drop(permit);
     let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
-    state.metrics.observe_login(errno);
+    state.metrics.observe_login(&app.appid, errno);
     state.login_log.record(LoginAttempt {
+        app_id: app.appid.clone(),
         user_id: who.user_id,
         openid_masked: who.openid_masked,
         ip,
@@ -230,7 +231,7 @@ async fn sign_in(
     let exchange = tokio::time::timeout(wechat_time, app.wechat.send(Code2Session(code)));
     let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
     who.openid_masked = mask_openid(&session.openid);
-    state.limits.login_of(&session.openid)?;
+    state.limits.login_of(&app.appid, &session.openid)?;
     if let Some((raw, sig)) = &signed
         && !raw_data_signature_matches(raw, session.session_key.expose(), sig)
     {

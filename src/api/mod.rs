@@ -51,8 +51,6 @@ pub struct AppState {
     pub(crate) apps: Arc<crate::apps::ServedApps>,
     pub(crate) tokens: Arc<TokenIssuer>,
     pub(crate) limits: Arc<limits::RateLimits>,
-    /// Our appid: encrypted data must carry it in its watermark.
-    pub(crate) appid: String,
     pub(crate) metrics: Arc<Metrics>,
     pub login_log: LoginLogWriter,
     /// Logins in progress, and the queue in front of them (before any WeChat call).

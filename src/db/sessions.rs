@@ -337,7 +337,7 @@ pub(crate) fn refresh(
         // The user before the session, in the order a disable (whose trigger revokes the
         // sessions) takes them: the two wait for each other instead of deadlocking.
         super::users::lock_usable(conn, new.user_id)?;
-        let old: Option<(i64, Vec<u8>, DateTime<Utc>)> = user_session::table
+        let old: Option<(i64, Vec<u8>, DateTime<Utc>, String)> = user_session::table
             .find(old_id)
             .filter(user_session::revoked_at.is_null())
             .filter(user_session::expires_at.gt(diesel::dsl::now))
@@ -346,11 +346,13 @@ pub(crate) fn refresh(
                 user_session::user_id,
                 user_session::session_key_enc,
                 user_session::created_at,
+                user_session::app_id,
             ))
             .for_update()
             .first(conn)
             .optional()?;
-        let Some((user_id, sealed, created_at)) = old.filter(|(uid, _, _)| *uid == new.user_id)
+        let Some((user_id, sealed, created_at, app_id)) =
+            old.filter(|(uid, _, _, _)| *uid == new.user_id)
         else {
             return Ok(None);
         };
@@ -377,30 +379,79 @@ pub(crate) fn refresh(
             .execute(conn)?;
         // The new row is the same login: it keeps the login's time, so its end stays where it
         // was, and the user's newest login (the one WeChat's session_key belongs to) stays newest.
+        // And it is the same app's.
         diesel::update(user_session::table.find(&new.id))
-            .set(user_session::created_at.eq(created_at))
+            .set((
+                user_session::created_at.eq(created_at),
+                user_session::app_id.eq(app_id),
+            ))
             .execute(conn)?;
         notify(conn, &Revoked::Session(old_id.to_string()))?;
         Ok(Some(expires_at))
     })
 }
 
-/// The session_key of the user's newest login: WeChat keeps only that one valid.
-pub(crate) fn newest_session_key(
+/// What `bindPhone` needs of a token's app, read with one query from the token's session.
+pub(crate) struct SessionApp {
+    /// The app the session was opened in (the default app for the previous release's sessions).
+    pub(crate) appid: String,
+    /// The user's openid in that app; `None` when the user has no identity there.
+    pub(crate) openid: Option<String>,
+    /// The session_key of the user's newest login in that app: WeChat keeps only that one valid
+    /// per app.
+    pub(crate) newest_session_key: Option<SessionKey>,
+}
+
+#[derive(QueryableByName)]
+struct SessionAppRow {
+    #[diesel(sql_type = Text)]
+    appid: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    openid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    newest_id: Option<String>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    newest_key: Option<Vec<u8>>,
+}
+
+/// The app of session `id`, the user's openid there and the newest session_key there. `None`
+/// when there is no such session.
+pub(crate) fn session_app(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
-    user_id: i64,
-) -> Result<Option<SessionKey>, DbError> {
-    let newest: Option<(String, Vec<u8>)> = user_session::table
-        .filter(user_session::user_id.eq(user_id))
-        .order(user_session::created_at.desc())
-        .select((user_session::id, user_session::session_key_enc))
-        .first(conn)
-        .optional()?;
-    match newest {
-        None => Ok(None),
-        Some((id, sealed)) => cipher.open(&id, &sealed).map(Some).ok_or(DbError::Sealed),
-    }
+    id: &str,
+    default_appid: &str,
+) -> Result<Option<SessionApp>, DbError> {
+    let row: Option<SessionAppRow> = diesel::sql_query(
+        "SELECT a.appid,
+                (SELECT i.subject FROM user_identity i
+                  WHERE i.user_id = s.user_id AND i.app_id = a.appid) AS openid,
+                n.id AS newest_id, n.session_key_enc AS newest_key
+         FROM user_session s
+         CROSS JOIN LATERAL (SELECT coalesce(nullif(s.app_id, ''), $2) AS appid) a
+         LEFT JOIN LATERAL (
+             SELECT n.id, n.session_key_enc FROM user_session n
+             WHERE n.user_id = s.user_id AND coalesce(nullif(n.app_id, ''), $2) = a.appid
+             ORDER BY n.created_at DESC LIMIT 1
+         ) n ON true
+         WHERE s.id = $1",
+    )
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(default_appid)
+    .get_result(conn)
+    .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let newest_session_key = match (row.newest_id, row.newest_key) {
+        (Some(id), Some(sealed)) => Some(cipher.open(&id, &sealed).ok_or(DbError::Sealed)?),
+        _ => None,
+    };
+    Ok(Some(SessionApp {
+        appid: row.appid,
+        openid: row.openid,
+        newest_session_key,
+    }))
 }
 
 /// Records that these sessions were used (batched by the SessionActor, not per request).

@@ -144,6 +144,7 @@ pub(super) async fn build(
             .iter()
             .map(|app| ServedApp {
                 appid: app.appid.clone(),
+                name: app.name.clone(),
                 wechat: WeChatClient::new(
                     api_base.clone(),
                     app.appid.clone(),
@@ -156,7 +157,6 @@ pub(super) async fn build(
             })
             .collect(),
     );
-    let appid = served.default_app().appid.clone();
     let wechat = served.default_app().wechat.clone();
     LoginLogPruner::new(&db, config.login_log_retention).start();
     DeletionSweeper::new(&db).start();
@@ -197,7 +197,6 @@ pub(super) async fn build(
             config.token_ttl.min(config.session_max_lifetime),
         )),
         limits,
-        appid,
         metrics,
         admin,
         started: Started::now(),

@@ -288,3 +288,189 @@ async fn the_users_of_one_app_data_become_the_default_apps_with_their_ids() {
     assert_eq!(after.count_users(), 3);
     assert!(identities(&after).contains(&(TEST_APPID.to_string(), carol_openid, 43)));
 }
+
+#[actix_web::test]
+async fn logout_ends_one_apps_session_and_logout_all_every_apps() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    let in_oa = app.login_in(TEST_APPID, "alice").await.token();
+    let in_shop = app.login_in(TEST_APPID2, "alice").await.token();
+    assert_eq!(app.get("user/index", Some(&in_oa)).await.errno(), 0);
+    assert_eq!(app.get("user/index", Some(&in_shop)).await.errno(), 0);
+
+    assert_eq!(
+        app.post("auth/logout", &json!({}), Some(&in_shop))
+            .await
+            .errno(),
+        0
+    );
+    assert_eq!(app.get("user/index", Some(&in_shop)).await.errno(), 501);
+    assert_eq!(
+        app.get("user/index", Some(&in_oa)).await.errno(),
+        0,
+        "the other app stays"
+    );
+
+    let in_shop = app.login_in(TEST_APPID2, "alice").await.token();
+    assert_eq!(
+        app.post("auth/logout_all", &json!({}), Some(&in_oa))
+            .await
+            .errno(),
+        0
+    );
+    assert_eq!(app.get("user/index", Some(&in_oa)).await.errno(), 501);
+    assert_eq!(app.get("user/index", Some(&in_shop)).await.errno(), 501);
+    let live: i64 = user_session::table
+        .filter(user_session::revoked_at.is_null())
+        .count()
+        .get_result(&mut app.db())
+        .expect("count");
+    assert_eq!(live, 0);
+}
+
+#[actix_web::test]
+async fn deactivation_ends_the_sessions_of_every_app() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    let in_oa = app.login_in(TEST_APPID, "bob").await.token();
+    let in_shop = app.login_in(TEST_APPID2, "bob").await.token();
+    let reply = app
+        .post("auth/deactivate", &json!({}), Some(&in_shop))
+        .await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    assert_eq!(app.get("user/index", Some(&in_oa)).await.errno(), 501);
+    assert_eq!(app.get("user/index", Some(&in_shop)).await.errno(), 501);
+}
+
+#[actix_web::test]
+async fn bind_phone_uses_the_tokens_app() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    let in_oa = app.login_in(TEST_APPID, "carol").await.token();
+    let in_shop = app.login_in(TEST_APPID2, "carol").await.token();
+    let shop_openid = app.fake.openid_in(TEST_APPID2, "carol");
+
+    // A phone code from the shop's button: the OA's access token cannot exchange it.
+    let code = app
+        .fake
+        .mint_phone_code_in(TEST_APPID2, &shop_openid, "13800138000");
+    assert_eq!(app.bind_phone_code(&code, &in_oa).await.errno(), 718);
+    let reply = app.bind_phone_code(&code, &in_shop).await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    assert_eq!(reply.body["data"]["phone"], "13800138000");
+    let user = app.user_by_openid(&app.fake.openid_in(TEST_APPID, "carol"));
+    assert_eq!(user.expect("carol").mobile, "13800138000");
+
+    // An old client's encrypted data: sealed with the shop's session_key and stamped with the
+    // shop's appid, it is the shop token's data, not the OA token's.
+    let (data, iv) = app
+        .fake
+        .encrypted_phone(&shop_openid, "13900139000", TEST_APPID2)
+        .expect("carol has a shop session_key");
+    let wrong = app.bind_phone_open_data(&data, &iv, &in_oa).await;
+    assert_ne!(wrong.errno(), 0, "{}", wrong.raw);
+    let right = app.bind_phone_open_data(&data, &iv, &in_shop).await;
+    assert_eq!(right.errno(), 0, "{}", right.raw);
+    assert_eq!(right.body["data"]["phone"], "13900139000");
+    // Stamped for the OA, though sealed with the shop's key: another app's data.
+    let (data, iv) = app
+        .fake
+        .encrypted_phone(&shop_openid, "13700137000", TEST_APPID)
+        .expect("key");
+    assert_eq!(
+        app.bind_phone_open_data(&data, &iv, &in_shop).await.errno(),
+        717
+    );
+}
+
+#[actix_web::test]
+async fn login_log_status_and_metrics_count_by_configured_app_only() {
+    let app = TestApp::builder()
+        .two_apps()
+        .admin_token("admin-token-for-apps-test")
+        // Many attempts from the test's one address.
+        .config(|c| c.rate_login_per_ip = 0)
+        .spawn()
+        .await;
+    app.login_in(TEST_APPID, "dave").await.token();
+    app.login_in(TEST_APPID2, "dave").await.token();
+    app.login_in(TEST_APPID2, "erin").await.token();
+    // Made-up appids, many of them: refused, and never a label.
+    for i in 0..200 {
+        let reply = app
+            .post(
+                "auth/login_by_weixin",
+                &json!({ "code": "0123456789abcdef", "appid": format!("wxmadeup{i:08}") }),
+                None,
+            )
+            .await;
+        assert_eq!(reply.errno(), 402);
+    }
+    let metrics = app.get_with(&format!("{}/metrics", app.base), &[]).await;
+    assert!(
+        !metrics.raw.contains("wxmadeup"),
+        "an unknown appid became a label"
+    );
+    let app_lines: Vec<&str> = metrics
+        .raw
+        .lines()
+        .filter(|l| l.starts_with("wxauth_app_logins_total{"))
+        .collect();
+    assert_eq!(
+        app_lines,
+        [
+            format!(r#"wxauth_app_logins_total{{app="{TEST_APPID}",errno="0"}} 1"#),
+            format!(r#"wxauth_app_logins_total{{app="{TEST_APPID2}",errno="0"}} 2"#),
+        ]
+    );
+
+    // login_log rows carry their app (written a moment after the login).
+    let mut rows: Vec<String> = Vec::new();
+    for _ in 0..100 {
+        rows = wxauth::db::schema::login_log::table
+            .select(wxauth::db::schema::login_log::app_id)
+            .order(wxauth::db::schema::login_log::app_id)
+            .load(&mut app.db())
+            .expect("login_log");
+        if rows.len() == 3 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(rows, [TEST_APPID, TEST_APPID2, TEST_APPID2]);
+
+    let status = app
+        .get_with(
+            &format!("{}/admin/api/status", app.base),
+            &[("authorization", "Bearer admin-token-for-apps-test")],
+        )
+        .await;
+    assert_eq!(status.status, 200, "{}", status.raw);
+    assert_eq!(
+        status.body["logins"]["by_app"],
+        json!([
+            { "appid": TEST_APPID, "name": "", "success": 1, "failure": 0 },
+            { "appid": TEST_APPID2, "name": "商城", "success": 2, "failure": 0 },
+        ]),
+        "{}",
+        status.raw
+    );
+}
+
+#[actix_web::test]
+async fn no_apps_secret_reaches_a_log_line() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    let token = app.login_in(TEST_APPID2, "frank").await.token();
+    let shop_openid = app.fake.openid_in(TEST_APPID2, "frank");
+    let code = app
+        .fake
+        .mint_phone_code_in(TEST_APPID2, &shop_openid, "13600136000");
+    assert_eq!(app.bind_phone_code(&code, &token).await.errno(), 0);
+    let session_key = app.fake.session_key_of(&shop_openid).expect("key");
+    let logs = crate::helpers::captured_logs().join("\n");
+    for secret in [
+        app.fake.secret_of(TEST_APPID).expect("first"),
+        app.fake.secret_of(TEST_APPID2).expect("second"),
+        session_key,
+        token,
+    ] {
+        assert!(!logs.contains(&secret), "a secret in the logs");
+    }
+}

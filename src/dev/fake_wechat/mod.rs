@@ -133,6 +133,15 @@ impl FakeWeChat {
             .any(|app| app.appid == appid && app.bound)
     }
 
+    /// The AppSecret this WeChat knows app `appid` by (tests look for it in logs).
+    pub fn secret_of(&self, appid: &str) -> Option<String> {
+        self.state()
+            .apps
+            .iter()
+            .find(|app| app.appid == appid)
+            .map(|app| app.secret.clone())
+    }
+
     /// Is this one of the apps this WeChat knows?
     pub(crate) fn knows(&self, appid: &str) -> bool {
         self.state().apps.iter().any(|app| app.appid == appid)
