@@ -12,12 +12,10 @@ use super::profile::{
 use super::{ApiResult, AppState, ok, ok_empty};
 use std::time::{Duration, Instant};
 
-use crate::actors::session::{EndSession, EndUserSessions, RefreshSession};
+use crate::actors::session::{EndSession, EndUserSessions, OpenSession, RefreshSession};
 use crate::actors::wechat::Code2Session;
 use crate::apps::{ServedApp, UnknownApp};
-use crate::domain::{
-    Identity, LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
-};
+use crate::domain::{Identity, LoginAttempt, NewSessionMeta, Profile, SignIn};
 use crate::error::ApiError;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
@@ -95,12 +93,15 @@ pub(crate) struct LoginAnswer {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     pub(crate) restored: bool,
-    /// The round trip of the login's statement through the DbExecutor (queue included): the
-    /// shared resource whose congestion sizes the login admission. Neither WeChat's time (not
-    /// our capacity) nor the HTTP workers' (busy refusing a spike, which admitting fewer logins
-    /// would not relieve) counts.
-    #[serde(skip)]
-    pub(crate) own_time: Duration,
+}
+
+/// A login that went through, and what it cost this instance: the round trip of its statements
+/// through the DbExecutor (queue included), the shared resource whose congestion sizes the login
+/// admission. Neither WeChat's time (not our capacity) nor the HTTP workers' (busy refusing a
+/// spike, which admitting fewer logins would not relieve) counts.
+struct SignedIn {
+    answer: LoginAnswer,
+    database_time: Duration,
 }
 
 /// Kept free at the end of the deadline for the answer to be written and sent.
@@ -161,29 +162,37 @@ pub(crate) async fn login_by_weixin(
     }
     .validate()?;
 
+    // The time budget, once: what is left of the request's deadline after the answer's margin
+    // and the database's reserve is for the admission queue and WeChat together.
+    let budget = DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    let wechat_deadline = Instant::now() + budget;
+
     // Admission before anything is spent: a login is let in only if this instance can finish
     // it in time, so a refused user's code is still good for the retry.
-    let mut permit = state
-        .login_admission
-        .acquire(DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE))
-        .await?;
+    let mut permit = state.login_admission.acquire(budget).await?;
 
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
-    let result = sign_in(
-        &state, &req, app, code, profile, signed, &ip, began, &mut who,
-    )
-    .await;
+    let attempt = LoginAttemptIn {
+        app,
+        code,
+        profile,
+        signed,
+        wechat_deadline,
+        began,
+    };
+    let result = sign_in(&state, &req, attempt, &ip, &mut who).await;
     if let Err(busy @ ApiError::Busy { .. }) = result {
         // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
         state.metrics.refused.with_label_values(&["wechat"]).inc();
         crate::admission::log_refusal("wechat");
         return Err(busy);
     }
-    if let Ok(answer) = &result {
-        permit.succeeded(answer.own_time);
+    if let Ok(signed_in) = &result {
+        permit.succeeded(signed_in.database_time);
     }
     drop(permit);
+    let result = result.map(|signed_in| signed_in.answer);
     let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
     state.metrics.observe_login(&app.appid, errno);
     state.login_log.record(LoginAttempt {
@@ -205,23 +214,38 @@ struct Who {
     openid_masked: String,
 }
 
-/// The login proper: code → WeChat session → user row → token and live session.
-#[allow(clippy::too_many_arguments)]
-async fn sign_in(
-    state: &AppState,
-    req: &HttpRequest,
-    app: &ServedApp,
+/// What a login attempt brings to `sign_in`, checked.
+struct LoginAttemptIn<'a> {
+    app: &'a ServedApp,
     code: JsCode,
     profile: Profile,
     signed: Option<(String, String)>,
-    ip: &str,
+    /// The end of the time the budget leaves WeChat (admission's wait came out of it).
+    wechat_deadline: Instant,
     began: DateTime<Utc>,
+}
+
+/// The login proper: code → WeChat session → (through the SessionActor, the sessions' one
+/// owner) identity → user → session → token.
+async fn sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    attempt: LoginAttemptIn<'_>,
+    ip: &str,
     who: &mut Who,
-) -> Result<LoginAnswer, ApiError> {
+) -> Result<SignedIn, ApiError> {
+    let LoginAttemptIn {
+        app,
+        code,
+        profile,
+        signed,
+        wechat_deadline,
+        began,
+    } = attempt;
     // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too. Admission
     // left at least the expected login time for it; if even less is left than a WeChat round
     // trip could ever take, the code is not sent at all rather than sent and abandoned.
-    let wechat_time = DeadlineStart::left(req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    let wechat_time = wechat_deadline.saturating_duration_since(Instant::now());
     if wechat_time < MIN_WECHAT_TIME {
         return Err(ApiError::Busy {
             reason: "no time left for WeChat within the deadline",
@@ -245,8 +269,6 @@ async fn sign_in(
     let now = Utc::now();
     let jti = new_jti();
     let expires_at = state.tokens.expires_at(now.timestamp());
-    let epoch = state.session_cache.epoch();
-    let statement = Instant::now();
     let login = SignIn {
         identity: Identity::mini_program(&app.appid, &session.openid),
         default_app: app.appid == state.apps.default_app().appid,
@@ -259,79 +281,34 @@ async fn sign_in(
         user_agent: user_agent(req),
         at: now,
     };
-    // Admitted before the code was exchanged: from here on never refused for want of a place.
-    let db = state.db.admitted();
-    let mut record = db.login(login.clone()).await?;
-    let mut restored = false;
-    if record.user.status == user_status::DELETION_PENDING {
-        // Rare (a login within an account's grace period): its own statements, then the login
-        // statement once more for the restored or the new account.
-        if let Some(cancelled) = settle_pending_deletion(state, record.user.id, began).await? {
-            restored = cancelled;
-            record = db.login(login).await?;
-        }
-    }
-    let own_time = statement.elapsed();
-    let user = record.user;
+    let opened = state.sessions.send(OpenSession { login, began }).await??;
+    let user = opened.record.user;
     who.user_id = Some(user.id);
-    if !record.session_stored {
+    if !opened.record.session_stored {
         log::info!("login refused: user {} is disabled", user.id);
         return Err(ApiError::AccountDisabled);
     }
-    state.session_cache.remember(
-        jti.clone(),
-        LiveSession {
-            user_id: user.id,
-            expires_at,
-        },
-        epoch,
-    );
 
     let issued = state
         .tokens
         .issue_for(user.id, jti, now.timestamp(), expires_at)
         .map_err(|e| ApiError::internal("cannot sign token", e))?;
     log::info!(
-        "login ok: user {} openid {} from {ip}",
+        "login ok: user {} openid {} in {} from {ip}",
         user.id,
-        who.openid_masked
+        who.openid_masked,
+        app.appid
     );
 
-    Ok(LoginAnswer {
-        token: issued.token,
-        token_expire: token_expire(issued.expires_at),
-        user_info: UserInfoView::from(&user),
-        restored,
-        own_time,
+    Ok(SignedIn {
+        answer: LoginAnswer {
+            token: issued.token,
+            token_expire: token_expire(issued.expires_at),
+            user_info: UserInfoView::from(&user),
+            restored: opened.restored,
+        },
+        database_time: opened.database_time,
     })
-}
-
-/// A login of an account whose deletion is pending: within the grace period it cancels the
-/// deletion (answers `restored`), unless the request came after this login began (the two raced:
-/// the deletion wins) or the account was disabled. After the grace period the account is erased
-/// now, if the sweeper has not yet, and the login continues with a new, empty account.
-/// `Some(restored)` when the login statement must run again; `None` when the deletion stands.
-async fn settle_pending_deletion(
-    state: &AppState,
-    user_id: i64,
-    began: DateTime<Utc>,
-) -> Result<Option<bool>, ApiError> {
-    let db = state.db.admitted();
-    match db.restore_on_login(user_id, began).await? {
-        Restore::Restored => {
-            log::info!("login: user {user_id} restored their account");
-            Ok(Some(true))
-        }
-        Restore::NothingPending => Ok(Some(false)),
-        Restore::Kept => Ok(None),
-        Restore::Expired | Restore::Gone => {
-            db.erase_user(user_id).await?;
-            log::info!(
-                "login: user {user_id}'s grace period was over; erased, a new account follows"
-            );
-            Ok(Some(false))
-        }
-    }
 }
 
 /// `POST auth/logout`: the token is dead from this moment on.
