@@ -161,6 +161,10 @@ pub(crate) struct LoginRecord {
     /// gave the identity to another user first: the login is then run again.
     #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
     pub(crate) identity_user_id: Option<i64>,
+    /// Another user holding the unionid this login reported, which its own user lacks: the two
+    /// are one person, to be merged.
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    pub(crate) unionid_user_id: Option<i64>,
 }
 
 /// The new session of a refresh; its session_key comes from the old one.
@@ -382,6 +386,10 @@ pub(crate) struct DeletionCounts {
     pub(crate) pending: i64,
     #[diesel(sql_type = BigInt)]
     pub(crate) completed: i64,
+    /// Accounts merged into an older one of the same person (not deletions: counted here because
+    /// the status page reads both in one query).
+    #[diesel(sql_type = BigInt)]
+    pub(crate) merged: i64,
 }
 
 /// A live session, without what makes it usable (its id and sealed session_key).
@@ -404,4 +412,8 @@ pub(crate) struct PersonalData {
     pub(crate) published: Vec<Meeting>,
     /// Meetings joined, with when.
     pub(crate) joined: Vec<(Meeting, DateTime<Utc>)>,
+    /// (kind, app id, subject) of each identity.
+    pub(crate) identities: Vec<(i16, String, String)>,
+    /// (merged user id, reason, when) of each account merged into this one.
+    pub(crate) merged: Vec<(i64, String, DateTime<Utc>)>,
 }

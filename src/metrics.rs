@@ -48,6 +48,8 @@ pub(crate) struct Metrics {
     /// `wxauth_app_logins_total{app, errno}`: the same attempts by app. `app` is a configured
     /// appid and nothing else: an appid that is not configured is refused before the attempt.
     pub(crate) app_logins: IntCounterVec,
+    /// `wxauth_account_merges_total`: accounts merged into another because they were one person.
+    pub(crate) account_merges: IntCounter,
     /// `wxauth_requests_refused_total{kind}`: requests refused with errno 721 (server busy)
     /// before any work, by what was full: `login`, `read`, `wechat`.
     pub(crate) refused: IntCounterVec,
@@ -110,6 +112,10 @@ impl Metrics {
                 "Login attempts past argument checks, by configured app (appid) and errno",
             ),
             &["app", "errno"],
+        )?;
+        let account_merges = IntCounter::new(
+            "account_merges_total",
+            "Accounts merged into an older one of the same person",
         )?;
         let refused = IntCounterVec::new(
             Opts::new(
@@ -183,6 +189,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(logins.clone()))?;
         registry.register(Box::new(app_logins.clone()))?;
+        registry.register(Box::new(account_merges.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(login_log_dropped.clone()))?;
         registry.register(Box::new(wechat_duration.clone()))?;
@@ -203,6 +210,7 @@ impl Metrics {
             http_duration,
             logins,
             app_logins,
+            account_merges,
             refused,
             login_log_dropped,
             wechat_duration,

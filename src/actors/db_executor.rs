@@ -268,6 +268,18 @@ impl DbHandle {
             .await
     }
 
+    /// Merges the login's user `a` and the holder `b` of the unionid it reported.
+    pub(crate) async fn merge_by_unionid(
+        &self,
+        a: i64,
+        b: i64,
+        unionid: String,
+        session_id: String,
+    ) -> DbResult<Option<crate::db::merge::Merged>> {
+        self.run(move |c, _| crate::db::merge::merge_by_unionid(c, a, b, &unionid, &session_id))
+            .await
+    }
+
     /// The app of a token's session, the user's openid there and newest session_key there.
     pub(crate) async fn session_app(
         &self,

@@ -83,6 +83,31 @@ pub(crate) struct ExportView {
     login_history: Vec<LoginExport>,
     meetings_published: Vec<PublishedExport>,
     meetings_joined: Vec<JoinedExport>,
+    /// Who WeChat says the person is in each app: `(appid, openid)` or `(corpid, userid)`,
+    /// the identifier masked as `wechat.openidMasked` is.
+    identities: Vec<IdentityExport>,
+    /// Accounts of the same person merged into this one.
+    merged_accounts: Vec<MergedExport>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct IdentityExport {
+    /// `miniprogram` or `wecom`.
+    kind: &'static str,
+    /// The appid or the corpid.
+    app_id: String,
+    subject_masked: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MergedExport {
+    /// The merged account's former userId.
+    user_id: i64,
+    /// `unionid`: a login showed both accounts have the person's unionid.
+    reason: String,
+    merged_at: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -222,6 +247,24 @@ impl ExportView {
                     start_time: shown(m.start_time),
                     end_time: shown(m.end_time),
                     joined_at: shown(joined_at),
+                })
+                .collect(),
+            identities: data
+                .identities
+                .into_iter()
+                .map(|(kind, app_id, subject)| IdentityExport {
+                    kind: if kind == 2 { "wecom" } else { "miniprogram" },
+                    app_id,
+                    subject_masked: mask_openid(&subject),
+                })
+                .collect(),
+            merged_accounts: data
+                .merged
+                .into_iter()
+                .map(|(user_id, reason, at)| MergedExport {
+                    user_id,
+                    reason,
+                    merged_at: shown(at),
                 })
                 .collect(),
         }

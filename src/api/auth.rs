@@ -284,6 +284,13 @@ async fn sign_in(
     let opened = state.sessions.send(OpenSession { login, began }).await??;
     let user = opened.record.user;
     who.user_id = Some(user.id);
+    if let Some(merged) = opened.merged_id {
+        state.metrics.account_merges.inc();
+        log::info!(
+            "login: user {merged} was the same person as user {} (unionid): merged into it",
+            user.id
+        );
+    }
     if !opened.record.session_stored {
         log::info!("login refused: user {} is disabled", user.id);
         return Err(ApiError::AccountDisabled);

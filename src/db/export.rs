@@ -4,7 +4,9 @@
 use diesel::prelude::*;
 
 use super::DbError;
-use super::schema::{login_log, meeting, meeting_member, user_session, wx_user};
+use super::schema::{
+    account_merge, login_log, meeting, meeting_member, user_identity, user_session, wx_user,
+};
 use crate::domain::{LoginLogEntry, Meeting, PersonalData, WxUser};
 
 /// At most this many login_log rows and meetings each: what retention keeps is normally far less,
@@ -62,12 +64,34 @@ pub(crate) fn personal_data(
                 .select((Meeting::as_select(), meeting_member::join_time))
                 .limit(MAX_ROWS)
                 .load(conn)?;
+            let identities = user_identity::table
+                .filter(user_identity::user_id.eq(user_id))
+                .order(user_identity::add_time)
+                .select((
+                    user_identity::kind,
+                    user_identity::app_id,
+                    user_identity::subject,
+                ))
+                .limit(MAX_ROWS)
+                .load(conn)?;
+            let merged = account_merge::table
+                .filter(account_merge::survivor_id.eq(user_id))
+                .order(account_merge::merged_at)
+                .select((
+                    account_merge::merged_id,
+                    account_merge::reason,
+                    account_merge::merged_at,
+                ))
+                .limit(MAX_ROWS)
+                .load(conn)?;
             Ok(Some(PersonalData {
                 user,
                 sessions,
                 logins,
                 published,
                 joined,
+                identities,
+                merged,
             }))
         })
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub(crate) mod export;
 pub mod login_log;
 pub(crate) mod meetings;
+pub(crate) mod merge;
 pub mod models;
 pub mod pool;
 pub mod schema;

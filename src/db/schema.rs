@@ -100,6 +100,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    account_merge (id) {
+        id -> Int8,
+        survivor_id -> Nullable<Int8>,
+        merged_id -> Int8,
+        #[max_length = 16]
+        reason -> Varchar,
+        merged_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     user_identity (id) {
         id -> Int8,
         user_id -> Int8,
@@ -136,12 +147,14 @@ diesel::joinable!(account_deletion -> wx_user (user_id));
 diesel::joinable!(login_log -> wx_user (user_id));
 diesel::joinable!(user_session -> wx_user (user_id));
 diesel::joinable!(user_identity -> wx_user (user_id));
+diesel::joinable!(account_merge -> wx_user (survivor_id));
 diesel::joinable!(meeting -> wx_user (publisher_id));
 diesel::joinable!(meeting_member -> meeting (meeting_id));
 diesel::joinable!(meeting_member -> wx_user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     account_deletion,
+    account_merge,
     login_log,
     meeting,
     meeting_member,

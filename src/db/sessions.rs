@@ -193,7 +193,9 @@ fn login_once(
              RETURNING id
          )
          SELECT u.*, EXISTS (SELECT 1 FROM s) AS session_stored,
-                (SELECT user_id FROM identity) AS identity_user_id
+                (SELECT user_id FROM identity) AS identity_user_id,
+                (SELECT o.id FROM wx_user o
+                  WHERE o.unionid = $6 AND o.id <> u.id AND u.unionid IS NULL) AS unionid_user_id
          FROM u",
     )
     .bind::<Text, _>(&user.username)

@@ -474,3 +474,115 @@ async fn no_apps_secret_reaches_a_log_line() {
         assert!(!logs.contains(&secret), "a secret in the logs");
     }
 }
+
+#[actix_web::test]
+async fn a_login_revealing_one_person_in_two_accounts_merges_them_into_the_older() {
+    let app = TestApp::builder()
+        .two_apps()
+        .admin_token("admin-token-for-merge-test")
+        .spawn()
+        .await;
+    // The OA was not yet bound to the open platform: its login gave no unionid.
+    let oa_openid = app.fake.openid_in(TEST_APPID, "grace");
+    let unbound = app
+        .fake
+        .mint_app_code(TEST_APPID, &oa_openid, None, std::time::Duration::ZERO);
+    let reply = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": unbound.code, "appid": TEST_APPID }),
+            None,
+        )
+        .await;
+    let older = user_id_of(&reply);
+    let older_token = reply.token();
+    // The shop, bound, made a second account, with a meeting, a membership and a phone.
+    let reply = app.login_in(TEST_APPID2, "grace").await;
+    let newer = user_id_of(&reply);
+    assert_ne!(newer, older);
+    let newer_token = reply.token();
+    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
+    let meeting = app
+        .post(
+            "meeting/publish",
+            &json!({
+                "title": "店铺周会",
+                "content": "本周销售。",
+                "location": "门店",
+                "startTime": start.to_rfc3339(),
+                "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
+            }),
+            Some(&newer_token),
+        )
+        .await;
+    assert_eq!(meeting.errno(), 0, "{}", meeting.raw);
+    let meeting_id = meeting.body["data"]["id"].as_i64().expect("id");
+    let join = app
+        .post(
+            "meeting/join",
+            &json!({ "id": meeting_id }),
+            Some(&newer_token),
+        )
+        .await;
+    assert_eq!(join.errno(), 0, "{}", join.raw);
+    let shop_openid = app.fake.openid_in(TEST_APPID2, "grace");
+    let phone = app
+        .fake
+        .mint_phone_code_in(TEST_APPID2, &shop_openid, "13500135000");
+    assert_eq!(app.bind_phone_code(&phone, &newer_token).await.errno(), 0);
+
+    // Now the OA is bound too: its next login brings the unionid the shop's account holds.
+    let reply = app.login_in(TEST_APPID, "grace").await;
+    assert_eq!(user_id_of(&reply), older, "the older account survives");
+    assert_eq!(reply.body["data"]["userInfo"]["phone"], "13500135000");
+    let survivor_token = reply.token();
+
+    // The merged account is gone; its sessions with it (501); the older ones stay.
+    assert_eq!(app.get("user/index", Some(&newer_token)).await.errno(), 501);
+    assert_eq!(app.get("user/index", Some(&older_token)).await.errno(), 0);
+    assert_eq!(app.count_users(), 1);
+    let index = app.get("user/index", Some(&survivor_token)).await;
+    assert_eq!(index.body["data"]["metting_pubs"], 1, "{}", index.raw);
+    assert_eq!(index.body["data"]["metting_joins"], 1, "{}", index.raw);
+    let owners: Vec<i64> = identities(&app).into_iter().map(|(_, _, u)| u).collect();
+    assert_eq!(owners, [older, older]);
+    let unionid: Option<String> = wx_user::table
+        .find(older)
+        .select(wx_user::unionid)
+        .first(&mut app.db())
+        .expect("survivor");
+    assert_eq!(unionid, Some(app.fake.unionid_for("grace")));
+    // The shop's client logs in again and lands on the survivor.
+    assert_eq!(user_id_of(&app.login_in(TEST_APPID2, "grace").await), older);
+
+    // Counted, and in the survivor's export.
+    let metrics = app.get_with(&format!("{}/metrics", app.base), &[]).await;
+    assert!(
+        metrics.raw.contains("wxauth_account_merges_total 1"),
+        "{}",
+        metrics.raw
+    );
+    let status = app
+        .get_with(
+            &format!("{}/admin/api/status", app.base),
+            &[("authorization", "Bearer admin-token-for-merge-test")],
+        )
+        .await;
+    assert_eq!(status.body["accounts_merged"], 1, "{}", status.raw);
+    let export = app.get("auth/export", Some(&survivor_token)).await;
+    assert_eq!(export.errno(), 0, "{}", export.raw);
+    assert_eq!(
+        export.body["data"]["mergedAccounts"][0]["userId"],
+        json!(newer),
+        "{}",
+        export.raw
+    );
+    assert_eq!(
+        export.body["data"]["mergedAccounts"][0]["reason"],
+        "unionid"
+    );
+    assert_eq!(
+        export.body["data"]["identities"].as_array().map(Vec::len),
+        Some(2)
+    );
+}

@@ -17,9 +17,10 @@ use wxauth::startup::Application;
 
 use crate::database::{DropDb, pg_url};
 
-pub const TEST_APPID: &str = "wxtest0123456789ab";
+// Letters only: tests look for numbers (errcodes, ids) in /metrics, where appids are labels.
+pub const TEST_APPID: &str = "wxtestoaappidabcde";
 /// The second mini-program of `TestAppBuilder::two_apps`.
-pub const TEST_APPID2: &str = "wxtestshop23456789ab";
+pub const TEST_APPID2: &str = "wxtestshopappidxyz";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
 

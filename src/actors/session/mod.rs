@@ -104,6 +104,8 @@ pub(crate) struct Opened {
     pub(crate) record: LoginRecord,
     /// The login cancelled the account's pending deletion.
     pub(crate) restored: bool,
+    /// The login revealed that the account was one person with this one, now merged into it.
+    pub(crate) merged_id: Option<i64>,
     /// The round trip of the login's statements through the DbExecutor (queue included): the
     /// shared resource whose congestion sizes the login admission.
     pub(crate) database_time: Duration,
@@ -129,15 +131,35 @@ impl Handler<OpenSession> for SessionActor {
                         settle_pending_deletion(&db, record.user.id, msg.began).await?
                     {
                         restored = cancelled;
-                        record = db.login(msg.login).await?;
+                        record = db.login(msg.login.clone()).await?;
                     }
                 }
-                Ok((record, restored, started.elapsed()))
+                let mut merged_id = None;
+                if let (true, Some(other), Some(unionid)) = (
+                    record.session_stored,
+                    record.unionid_user_id,
+                    msg.login.unionid.clone(),
+                ) {
+                    // Rare: the login revealed that two accounts are one person.
+                    let merged = db
+                        .merge_by_unionid(record.user.id, other, unionid, msg.login.session_id)
+                        .await?;
+                    if let Some(merged) = merged {
+                        merged_id = Some(merged.merged_id);
+                        record.user = merged.survivor;
+                    }
+                }
+                Ok((record, restored, merged_id, started.elapsed()))
             }
             .into_actor(self)
             .map(
-                move |res: DbResult<(LoginRecord, bool, Duration)>, act, _| {
-                    let (record, restored, database_time) = res?;
+                move |res: DbResult<(LoginRecord, bool, Option<i64>, Duration)>, act, _| {
+                    let (record, restored, merged_id, database_time) = res?;
+                    if let Some(merged) = merged_id {
+                        // Its sessions went with its row; the NOTIFY tells every instance, this
+                        // one's cache is told at once.
+                        act.cache.invalidate(&Revoked::User(merged));
+                    }
                     if record.session_stored {
                         let live = LiveSession {
                             user_id: record.user.id,
@@ -148,6 +170,7 @@ impl Handler<OpenSession> for SessionActor {
                     Ok(Opened {
                         record,
                         restored,
+                        merged_id,
                         database_time,
                     })
                 },

@@ -52,6 +52,9 @@ struct StatusView {
     /// Account deletions users asked for (or the admin made); `None` when the database could not
     /// be asked.
     deletions: Option<DeletionsView>,
+    /// Accounts merged into an older one because a login showed they were one person; `None`
+    /// when the database could not be asked.
+    accounts_merged: Option<i64>,
     /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
     errnos: ErrnoLabels,
 }
@@ -341,6 +344,11 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         _ => None,
     };
 
+    let accounts_merged = deletions
+        .as_ref()
+        .ok()
+        .and_then(|d| d.as_ref().ok())
+        .map(|c| c.merged);
     let deletions = match deletions {
         Ok(Ok(counts)) => Some(DeletionsView {
             pending: counts.pending,
@@ -380,6 +388,7 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         listener,
         logins,
         deletions,
+        accounts_merged,
         errnos: ErrnoLabels,
         admission: AdmissionView {
             logins: state.login_admission.stats(),
