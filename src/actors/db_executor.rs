@@ -280,6 +280,17 @@ impl DbHandle {
             .await
     }
 
+    /// Attaches an identity to the caller's account, merging the account that had it.
+    pub(crate) async fn link_identity(
+        &self,
+        caller: i64,
+        identity: crate::domain::Identity,
+        unionid: Option<String>,
+    ) -> DbResult<Option<(WxUser, Option<i64>)>> {
+        self.run(move |c, _| crate::db::merge::link(c, caller, &identity, unionid.as_deref()))
+            .await
+    }
+
     /// The app of a token's session, the user's openid there and newest session_key there.
     pub(crate) async fn session_app(
         &self,

@@ -318,6 +318,86 @@ async fn sign_in(
     })
 }
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LinkWeixinRequest {
+    /// From `wx.login()` in the other mini-program.
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^\s*[!-~]+\s*$"
+    )]
+    code: Option<String>,
+    /// The other mini-program's appid; one this service is configured for.
+    #[schema(required = true, max_length = 64)]
+    appid: Option<String>,
+}
+
+/// `POST auth/link_weixin` `{code, appid}`: the person's identity in another mini-program joins
+/// the caller's account, for apps whose logins give no unionid. When another account had it (or
+/// its unionid), that account is merged into the caller's.
+pub(crate) async fn link_weixin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<LinkWeixinRequest>,
+) -> ApiResult {
+    let raw_code = body
+        .code
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
+    let code = JsCode::parse(&raw_code).map_err(ApiError::bad_value)?;
+    let appid = body
+        .appid
+        .filter(|a| !a.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_argument("appid is required: the other mini-program's"))?;
+    let app = state
+        .apps
+        .get(appid.trim())
+        .ok_or_else(|| ApiError::bad_value("appid is not one of this service's mini-programs"))?;
+    let wechat_time = DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    if wechat_time < MIN_WECHAT_TIME {
+        return Err(ApiError::Busy {
+            reason: "no time left for WeChat within the deadline",
+            retry_after_ms: 1000,
+        });
+    }
+    let exchange = tokio::time::timeout(wechat_time, app.wechat.send(Code2Session(code)));
+    let session = exchange.await.map_err(|_| ApiError::WxTimeout)???;
+    let identity = Identity::mini_program(&app.appid, &session.openid);
+    let linked = state
+        .db
+        .link_identity(user.user_id, identity, session.unionid)
+        .await?;
+    let Some((account, merged)) = linked else {
+        return Err(ApiError::Unlogin);
+    };
+    if let Some(merged) = merged {
+        state.metrics.account_merges.inc();
+        log::info!(
+            "link_weixin: user {merged} was the same person as user {}: merged into it",
+            account.id
+        );
+    }
+    log::info!(
+        "link_weixin: user {} linked {} in {}",
+        account.id,
+        mask_openid(&session.openid),
+        app.appid
+    );
+    ok(LinkAnswer {
+        user_info: UserInfoView::from(&account),
+    })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LinkAnswer {
+    /// The caller's account, as it is after the link (and merge).
+    pub(crate) user_info: UserInfoView,
+}
+
 /// `POST auth/logout`: the token is dead from this moment on.
 pub(crate) async fn logout(state: web::Data<AppState>, user: AuthUser) -> ApiResult {
     state.sessions.send(EndSession { jti: user.jti }).await??;

@@ -120,6 +120,11 @@ pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
             web::route().to(auth::logout_all),
         ),
         (
+            "/auth/link_weixin",
+            Method::POST,
+            web::route().to(auth::link_weixin),
+        ),
+        (
             "/auth/refresh",
             Method::POST,
             web::route().to(auth::refresh),

@@ -604,3 +604,140 @@ async fn a_login_revealing_one_person_in_two_accounts_merges_them_into_the_older
         Some(2)
     );
 }
+
+/// A code without unionid: an app not bound to the open platform (or WeCom-like).
+fn bare_code(app: &TestApp, appid: &str, user: &str) -> String {
+    app.fake
+        .mint_app_code(
+            appid,
+            &app.fake.openid_in(appid, user),
+            None,
+            std::time::Duration::ZERO,
+        )
+        .code
+}
+
+async fn bare_login(app: &TestApp, appid: &str, user: &str) -> crate::helpers::Reply {
+    let code = bare_code(app, appid, user);
+    app.post(
+        "auth/login_by_weixin",
+        &json!({ "code": code, "appid": appid }),
+        None,
+    )
+    .await
+}
+
+#[actix_web::test]
+async fn link_weixin_attaches_another_apps_identity_to_the_callers_account() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    let reply = bare_login(&app, TEST_APPID, "henry").await;
+    let henry = user_id_of(&reply);
+    let token = reply.token();
+    let code = bare_code(&app, TEST_APPID2, "henry");
+    let linked = app
+        .post(
+            "auth/link_weixin",
+            &json!({ "code": code, "appid": TEST_APPID2 }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(user_id_of(&linked), henry, "{}", linked.raw);
+    assert_eq!(app.count_users(), 1);
+    assert_eq!(identities(&app).len(), 2);
+    // The shop's login, still without unionid, now finds the account.
+    assert_eq!(
+        user_id_of(&bare_login(&app, TEST_APPID2, "henry").await),
+        henry
+    );
+}
+
+#[actix_web::test]
+async fn link_weixin_merges_the_account_that_had_the_identity_into_the_callers() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    let reply = bare_login(&app, TEST_APPID, "ivan").await;
+    let caller = user_id_of(&reply);
+    let caller_token = reply.token();
+    let reply = bare_login(&app, TEST_APPID2, "ivan").await;
+    let other = user_id_of(&reply);
+    let other_token = reply.token();
+    assert_ne!(caller, other);
+    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
+    let meeting = app
+        .post(
+            "meeting/publish",
+            &json!({
+                "title": "活动筹备",
+                "content": "分工。",
+                "location": "二楼",
+                "startTime": start.to_rfc3339(),
+                "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
+            }),
+            Some(&other_token),
+        )
+        .await;
+    assert_eq!(meeting.errno(), 0, "{}", meeting.raw);
+
+    let code = bare_code(&app, TEST_APPID2, "ivan");
+    let linked = app
+        .post(
+            "auth/link_weixin",
+            &json!({ "code": code, "appid": TEST_APPID2 }),
+            Some(&caller_token),
+        )
+        .await;
+    assert_eq!(user_id_of(&linked), caller, "the caller's account stays");
+    assert_eq!(app.get("user/index", Some(&other_token)).await.errno(), 501);
+    let index = app.get("user/index", Some(&caller_token)).await;
+    assert_eq!(index.body["data"]["metting_pubs"], 1, "{}", index.raw);
+    assert_eq!(app.count_users(), 1);
+    let owners: Vec<i64> = identities(&app).into_iter().map(|(_, _, u)| u).collect();
+    assert_eq!(owners, [caller, caller]);
+    let export = app.get("auth/export", Some(&caller_token)).await;
+    assert_eq!(
+        export.body["data"]["mergedAccounts"][0]["userId"],
+        json!(other)
+    );
+    assert_eq!(export.body["data"]["mergedAccounts"][0]["reason"], "link");
+}
+
+#[actix_web::test]
+async fn link_weixin_refuses_bad_arguments_and_foreign_codes() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    let token = app.login_in(TEST_APPID, "judy").await.token();
+    let shop_code = bare_code(&app, TEST_APPID2, "judy");
+    let calls = app.fake.calls("jscode2session");
+    for (body, errno) in [
+        (json!({ "appid": TEST_APPID2 }), 401),
+        (json!({ "code": shop_code }), 401),
+        (
+            json!({ "code": shop_code, "appid": "wxnotconfigured00" }),
+            402,
+        ),
+    ] {
+        let reply = app.post("auth/link_weixin", &body, Some(&token)).await;
+        assert_eq!(reply.errno(), errno, "{body}: {}", reply.raw);
+    }
+    assert_eq!(
+        app.fake.calls("jscode2session"),
+        calls,
+        "WeChat was not asked"
+    );
+    let reply = app
+        .post(
+            "auth/link_weixin",
+            &json!({ "code": shop_code, "appid": TEST_APPID2 }),
+            None,
+        )
+        .await;
+    assert_eq!(reply.errno(), 501);
+    // The shop's code, said to be the OA's: WeChat does not know it there.
+    let reply = app
+        .post(
+            "auth/link_weixin",
+            &json!({ "code": shop_code, "appid": TEST_APPID }),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(reply.errno(), 710, "{}", reply.raw);
+    assert_eq!(identities(&app).len(), 1);
+}
