@@ -173,14 +173,67 @@ fn parse_reminder_page(raw: &str) -> Option<String> {
 /// Where the WeChatClient sends its requests.
 #[derive(Debug, Clone)]
 pub enum WeChatMode {
-    /// `WECHAT_APPID` is set: talk to `api_base` (WeChat itself, or any compatible server).
-    Upstream {
-        appid: String,
-        secret: Secret,
-        api_base: String,
-    },
-    /// `WECHAT_APPID` is unset: serve the built-in fake and point the client at it.
+    /// `WECHAT_APPID` or `WECHAT_APPS_FILE` is set: talk to `api_base` (WeChat itself, or any
+    /// compatible server) for every mini-program.
+    Upstream { api_base: String },
+    /// Neither is set: serve the built-in fake and point the client at it.
     Dev,
+}
+
+/// One mini-program wxauth logs users in for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MiniProgram {
+    pub appid: String,
+    pub secret: Secret,
+    /// For people: the status page shows it. Empty when not given.
+    pub name: String,
+}
+
+/// A WeCom (企业微信) corp whose staff open the mini-program `appid` inside WeCom.
+pub use crate::wechat::wecom::WeComApp;
+
+/// The apps configured, dev mode's demo apps included.
+#[derive(Debug, Clone)]
+pub struct Apps {
+    /// Never empty; the first is the default app (a login that names no app is for it).
+    pub miniprograms: Vec<MiniProgram>,
+    pub wecom: Vec<WeComApp>,
+}
+
+impl Apps {
+    pub fn default_app(&self) -> &MiniProgram {
+        &self.miniprograms[0]
+    }
+
+    pub fn miniprogram(&self, appid: &str) -> Option<&MiniProgram> {
+        self.miniprograms.iter().find(|app| app.appid == appid)
+    }
+}
+
+/// Dev mode's demo apps: two mini-programs of one company (the demo users have the same unionid
+/// in both) and a corp whose staff open the first one inside WeCom. Their secrets are made up
+/// per process; only the built-in fake ever sees them.
+pub const DEV_APPIDS: [&str; 2] = ["wxdevfake00000000", "wxdevfake00000001"];
+pub const DEV_APP_NAMES: [&str; 2] = ["会议OA (demo)", "活动 (demo)"];
+pub const DEV_CORPID: &str = "wwdevfake00000000";
+
+fn dev_apps() -> Apps {
+    Apps {
+        miniprograms: DEV_APPIDS
+            .iter()
+            .zip(DEV_APP_NAMES)
+            .map(|(appid, name)| MiniProgram {
+                appid: appid.to_string(),
+                secret: Secret::new(crate::random::token_hex(16)),
+                name: name.to_string(),
+            })
+            .collect(),
+        wecom: vec![WeComApp {
+            corpid: DEV_CORPID.to_string(),
+            corpsecret: Secret::new(crate::random::token_hex(16)),
+            appid: DEV_APPIDS[0].to_string(),
+        }],
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -195,6 +248,7 @@ pub struct Config {
     pub wechat: WeChatMode,
     /// WeCom's API for staff login; in dev mode the built-in fake is used instead.
     pub wecom_api_base: String,
+    pub apps: Apps,
     pub wechat_timeout: Duration,
     pub access_token_mode: AccessTokenMode,
     /// `CONTENT_CHECK`: user text others will see goes through WeChat's msgSecCheck.
@@ -404,7 +458,7 @@ impl Config {
             ));
         }
         let context_path = CONTEXT_PATH.parse(src, normalise_context_path)?;
-        let wechat = wechat_mode(src)?;
+        let (wechat, apps) = wechat_mode(src)?;
         let production = matches!(wechat, WeChatMode::Upstream { .. });
         let wecom_api_base = WECOM_API_BASE.parse(src, http_base)?;
         if let WeChatMode::Upstream { api_base, .. } = &wechat {
@@ -472,6 +526,7 @@ impl Config {
             context_path,
             wechat,
             wecom_api_base,
+            apps,
             wechat_timeout,
             access_token_mode,
             content_check,
@@ -509,8 +564,12 @@ impl Config {
     /// warning at start, never the value itself.
     pub(crate) fn placeholder_secrets(&self) -> Vec<&'static str> {
         let mut weak = Vec::new();
-        if let WeChatMode::Upstream { secret, .. } = &self.wechat
-            && is_placeholder_secret(secret.expose().as_bytes())
+        if !self.is_dev_mode()
+            && self
+                .apps
+                .miniprograms
+                .iter()
+                .any(|app| is_placeholder_secret(app.secret.expose().as_bytes()))
         {
             weak.push(WECHAT_SECRET.name);
         }
@@ -585,29 +644,197 @@ fn http_base(base: &str) -> Option<String> {
     (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_string())
 }
 
-/// Upstream when `WECHAT_APPID` is set, which then needs `WECHAT_SECRET`; dev mode otherwise.
-fn wechat_mode(src: &Source) -> Result<WeChatMode, ConfigError> {
-    let appid = WECHAT_APPID.parse_set(src, |appid| {
-        appid
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            .then(|| appid.to_string())
-    })?;
-    let Some(appid) = appid else {
-        return Ok(WeChatMode::Dev);
+/// Upstream when `WECHAT_APPID` (which then needs `WECHAT_SECRET`) or `WECHAT_APPS_FILE` is set;
+/// dev mode otherwise.
+fn wechat_mode(src: &Source) -> Result<(WeChatMode, Apps), ConfigError> {
+    let appid =
+        WECHAT_APPID.parse_set(src, |appid| valid_appid(appid).then(|| appid.to_string()))?;
+    let apps_file = WECHAT_APPS_FILE.raw(src);
+    let apps = match (appid, apps_file) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                WECHAT_APPS_FILE.name,
+                "set either WECHAT_APPID (one app) or WECHAT_APPS_FILE (several), not both",
+            ));
+        }
+        (None, None) => return Ok((WeChatMode::Dev, dev_apps())),
+        (Some(appid), None) => {
+            let secret = WECHAT_SECRET
+                .raw(src)
+                .ok_or_else(|| invalid(WECHAT_SECRET.name, "required when WECHAT_APPID is set"))?;
+            Apps {
+                miniprograms: vec![MiniProgram {
+                    appid,
+                    secret: Secret::new(secret),
+                    name: String::new(),
+                }],
+                wecom: Vec::new(),
+            }
+        }
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| invalid(WECHAT_APPS_FILE.name, format!("cannot read {path}: {e}")))?;
+            apps_file::parse(&text, &|name| (src.0)(name))
+                .map_err(|why| invalid(WECHAT_APPS_FILE.name, format!("{path}: {why}")))?
+        }
     };
-    let secret = WECHAT_SECRET
-        .raw(src)
-        .ok_or_else(|| invalid(WECHAT_SECRET.name, "required when WECHAT_APPID is set"))?;
     let api_base = WECHAT_API_BASE.parse(src, |base| {
         let base = base.trim_end_matches('/');
         (base.starts_with("http://") || base.starts_with("https://")).then(|| base.to_string())
     })?;
-    Ok(WeChatMode::Upstream {
-        appid,
-        secret: Secret::new(secret),
-        api_base,
-    })
+    Ok((WeChatMode::Upstream { api_base }, apps))
+}
+
+/// Appids and corpids go into URLs, metric labels and a `VARCHAR(64)` column.
+fn valid_appid(appid: &str) -> bool {
+    (1..=64).contains(&appid.len())
+        && appid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `WECHAT_APPS_FILE`'s format. Every refusal names the entry (`[[miniprogram]] 2`) and the key,
+/// and never shows a secret.
+mod apps_file {
+    use serde::Deserialize;
+
+    use super::{Apps, MiniProgram, Secret, WeComApp, valid_appid};
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        miniprogram: Vec<MiniProgramEntry>,
+        #[serde(default)]
+        wecom: Vec<WeComEntry>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct MiniProgramEntry {
+        appid: Option<String>,
+        secret: Option<String>,
+        secret_env: Option<String>,
+        name: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct WeComEntry {
+        corpid: Option<String>,
+        corpsecret: Option<String>,
+        corpsecret_env: Option<String>,
+        appid: Option<String>,
+    }
+
+    /// The status page shows it on one line.
+    const MAX_NAME_CHARS: usize = 64;
+
+    pub(super) fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Apps, String> {
+        // toml's message names the line and the key; the offending text it quotes is the
+        // file's, which may hold a secret, so only its first line (the position) is kept.
+        let file: File = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_string();
+            match e.span() {
+                Some(span) => format!(
+                    "line {}: {message}",
+                    text[..span.start.min(text.len())].lines().count().max(1)
+                ),
+                None => message,
+            }
+        })?;
+        if file.miniprogram.is_empty() {
+            return Err("no [[miniprogram]] entry: the first one is the default app".into());
+        }
+        let mut miniprograms: Vec<MiniProgram> = Vec::new();
+        for (i, entry) in file.miniprogram.into_iter().enumerate() {
+            let at = |key: &str, why: &str| format!("[[miniprogram]] {}: {key}: {why}", i + 1);
+            let appid = required_id(entry.appid, "appid", &at)?;
+            if miniprograms.iter().any(|m| m.appid == appid) {
+                return Err(at("appid", &format!("{appid} is listed twice")));
+            }
+            let secret = secret(entry.secret, entry.secret_env, "secret", env, &at)?;
+            let name = entry.name.unwrap_or_default().trim().to_string();
+            if name.chars().count() > MAX_NAME_CHARS {
+                return Err(at("name", &format!("at most {MAX_NAME_CHARS} characters")));
+            }
+            miniprograms.push(MiniProgram {
+                appid,
+                secret,
+                name,
+            });
+        }
+        let mut wecom: Vec<WeComApp> = Vec::new();
+        for (i, entry) in file.wecom.into_iter().enumerate() {
+            let at = |key: &str, why: &str| format!("[[wecom]] {}: {key}: {why}", i + 1);
+            let corpid = required_id(entry.corpid, "corpid", &at)?;
+            if wecom.iter().any(|w| w.corpid == corpid) {
+                return Err(at("corpid", &format!("{corpid} is listed twice")));
+            }
+            let corpsecret = secret(
+                entry.corpsecret,
+                entry.corpsecret_env,
+                "corpsecret",
+                env,
+                &at,
+            )?;
+            let appid = required_id(entry.appid, "appid", &at)?;
+            if !miniprograms.iter().any(|m| m.appid == appid) {
+                return Err(at(
+                    "appid",
+                    &format!("{appid} is not the appid of a [[miniprogram]] entry"),
+                ));
+            }
+            wecom.push(WeComApp {
+                corpid,
+                corpsecret,
+                appid,
+            });
+        }
+        Ok(Apps {
+            miniprograms,
+            wecom,
+        })
+    }
+
+    fn required_id(
+        value: Option<String>,
+        key: &str,
+        at: &dyn Fn(&str, &str) -> String,
+    ) -> Result<String, String> {
+        let value = value.map(|v| v.trim().to_string()).unwrap_or_default();
+        if value.is_empty() {
+            return Err(at(key, "required"));
+        }
+        if !valid_appid(&value) {
+            return Err(at(key, "expected 1 to 64 letters, digits, '_' or '-'"));
+        }
+        Ok(value)
+    }
+
+    /// The secret given outright, or read from the variable `{key}_env` names.
+    fn secret(
+        given: Option<String>,
+        from_env: Option<String>,
+        key: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        at: &dyn Fn(&str, &str) -> String,
+    ) -> Result<Secret, String> {
+        let env_key = format!("{key}_env");
+        match (given.filter(|s| !s.trim().is_empty()), from_env) {
+            (Some(_), Some(_)) => Err(at(key, &format!("give {key} or {env_key}, not both"))),
+            (Some(secret), None) => Ok(Secret::new(secret.trim())),
+            (None, Some(name)) => {
+                let value = env(name.trim())
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty());
+                value
+                    .map(Secret::new)
+                    .ok_or_else(|| at(&env_key, &format!("the variable {name} is not set")))
+            }
+            (None, None) => Err(at(key, &format!("required (or {env_key})"))),
+        }
+    }
 }
 
 /// The configured secret, long enough in production; in dev mode one is generated when unset.
@@ -616,8 +843,8 @@ fn jwt_secret(src: &Source, production: bool) -> Result<(Secret, bool), ConfigEr
         Some(s) if production && s.len() < MIN_JWT_SECRET_LEN => Err(invalid(
             JWT_SECRET.name,
             format!(
-                "must be at least {MIN_JWT_SECRET_LEN} bytes when WECHAT_APPID is set \
-                 (got {}); generate one with: openssl rand -hex 32",
+                "must be at least {MIN_JWT_SECRET_LEN} bytes when WECHAT_APPID or \
+                 WECHAT_APPS_FILE is set (got {}); generate one with: openssl rand -hex 32",
                 s.len()
             ),
         )),
@@ -1242,9 +1469,12 @@ mod tests {
         ]))
         .expect("valid");
         match &c.wechat {
-            WeChatMode::Upstream { api_base, .. } => assert_eq!(api_base, "http://127.0.0.1:9"),
+            WeChatMode::Upstream { api_base } => assert_eq!(api_base, "http://127.0.0.1:9"),
             WeChatMode::Dev => panic!("expected upstream mode"),
         }
+        assert_eq!(c.apps.miniprograms.len(), 1);
+        assert_eq!(c.apps.default_app().appid, "wx123");
+        assert!(c.apps.wecom.is_empty());
         let shown = format!("{c:?}");
         assert!(!shown.contains("app-secret-value"));
         assert!(!shown.contains(LONG_ENOUGH_JWT_SECRET));
@@ -1316,5 +1546,196 @@ mod tests {
         assert_eq!(normalise_context_path("/").as_deref(), Some(""));
         assert_eq!(normalise_context_path("/a/b").as_deref(), Some("/a/b"));
         assert_eq!(normalise_context_path("/a//b"), None);
+    }
+
+    fn apps_file(text: &str, env: &[(&str, &str)]) -> Result<Apps, String> {
+        let env = vars(env);
+        apps_file::parse(text, &|name| env.get(name).cloned())
+    }
+
+    const TWO_APPS: &str = r#"
+        [[miniprogram]]
+        appid = "wx1111111111111111"
+        secret = "oa-secret-value"
+        name = "会议OA"
+
+        [[miniprogram]]
+        appid = "wx2222222222222222"
+        secret_env = "SHOP_SECRET"
+
+        [[wecom]]
+        corpid = "ww3333333333333333"
+        corpsecret_env = "CORP_SECRET"
+        appid = "wx1111111111111111"
+    "#;
+
+    #[test]
+    fn the_apps_file_lists_apps_and_the_first_is_the_default() {
+        let apps = apps_file(
+            TWO_APPS,
+            &[
+                ("SHOP_SECRET", "shop-secret-value"),
+                ("CORP_SECRET", "corp-secret-value"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(apps.default_app().appid, "wx1111111111111111");
+        assert_eq!(apps.default_app().name, "会议OA");
+        let shop = apps.miniprogram("wx2222222222222222").expect("second app");
+        assert_eq!(shop.secret.expose(), "shop-secret-value");
+        assert_eq!(shop.name, "");
+        assert_eq!(
+            apps.wecom,
+            vec![WeComApp {
+                corpid: "ww3333333333333333".into(),
+                corpsecret: Secret::new("corp-secret-value"),
+                appid: "wx1111111111111111".into(),
+            }]
+        );
+        let shown = format!("{apps:?}");
+        for secret in ["oa-secret-value", "shop-secret-value", "corp-secret-value"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_bad_apps_file_names_the_entry_and_the_key_but_no_secret() {
+        let env = [("SHOP_SECRET", "shop-secret-value"), ("CORP_SECRET", "c")];
+        let one = |extra: &str| {
+            format!("[[miniprogram]]\nappid = \"wx1\"\nsecret = \"s3cr3t-value\"\n{extra}")
+        };
+        let cases: Vec<(String, &str)> = vec![
+            (String::new(), "no [[miniprogram]]"),
+            (
+                "[[wecom]]\ncorpid = \"ww1\"\ncorpsecret = \"x\"\nappid = \"wx1\"".into(),
+                "no [[miniprogram]]",
+            ),
+            (one("name = 5"), "line 4"),
+            (one("colour = \"red\""), "colour"),
+            (
+                "[[miniprogram]]\nsecret = \"s3cr3t-value\"".into(),
+                "[[miniprogram]] 1: appid: required",
+            ),
+            (
+                "[[miniprogram]]\nappid = \"wx 1\"\nsecret = \"s3cr3t-value\"".into(),
+                "[[miniprogram]] 1: appid",
+            ),
+            (
+                "[[miniprogram]]\nappid = \"wx1\"".into(),
+                "[[miniprogram]] 1: secret: required",
+            ),
+            (
+                one("secret_env = \"SHOP_SECRET\""),
+                "[[miniprogram]] 1: secret: give secret or secret_env",
+            ),
+            (
+                format!(
+                    "{}\n[[miniprogram]]\nappid = \"wx2\"\nsecret_env = \"NOT_SET\"",
+                    one("")
+                ),
+                "[[miniprogram]] 2: secret_env: the variable NOT_SET is not set",
+            ),
+            (
+                format!(
+                    "{}\n[[miniprogram]]\nappid = \"wx1\"\nsecret = \"x\"",
+                    one("")
+                ),
+                "[[miniprogram]] 2: appid: wx1 is listed twice",
+            ),
+            (
+                one(&format!("name = \"{}\"", "长".repeat(65))),
+                "[[miniprogram]] 1: name",
+            ),
+            (
+                format!(
+                    "{}\n[[wecom]]\ncorpid = \"ww1\"\ncorpsecret_env = \"CORP_SECRET\"\nappid = \"wx9\"",
+                    one("")
+                ),
+                "[[wecom]] 1: appid: wx9 is not the appid",
+            ),
+            (
+                format!(
+                    "{}\n[[wecom]]\ncorpsecret = \"x\"\nappid = \"wx1\"",
+                    one("")
+                ),
+                "[[wecom]] 1: corpid: required",
+            ),
+            (
+                format!("{}\n[[wecom]]\ncorpid = \"ww1\"\nappid = \"wx1\"", one("")),
+                "[[wecom]] 1: corpsecret: required",
+            ),
+            (
+                format!(
+                    "{}\n[[wecom]]\ncorpid = \"ww1\"\ncorpsecret = \"x\"",
+                    one("")
+                ),
+                "[[wecom]] 1: appid: required",
+            ),
+            (
+                format!(
+                    "{0}\n[[wecom]]\ncorpid = \"ww1\"\ncorpsecret = \"x\"\nappid = \"wx1\"\n[[wecom]]\ncorpid = \"ww1\"\ncorpsecret = \"x\"\nappid = \"wx1\"",
+                    one("")
+                ),
+                "[[wecom]] 2: corpid: ww1 is listed twice",
+            ),
+            (
+                "[[miniprogram]]\nappid = \"wx1\"\nsecret = \"s3cr3t-value".into(),
+                "line",
+            ),
+        ];
+        for (text, says) in cases {
+            let why = apps_file(&text, &env).expect_err(&text);
+            assert!(why.contains(says), "{text}\n→ {why}\n(expected {says:?})");
+            assert!(!why.contains("s3cr3t-value"), "a secret in: {why}");
+        }
+    }
+
+    #[test]
+    fn the_apps_file_is_read_through_its_variable_and_means_production() {
+        let dir = std::env::temp_dir().join(format!("wxauth-apps-{}", crate::random::token_hex(8)));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("apps.toml");
+        std::fs::write(&path, TWO_APPS).expect("write");
+        let path = path.to_string_lossy().to_string();
+        let base = [
+            ("WECHAT_APPS_FILE", path.as_str()),
+            ("SHOP_SECRET", "s"),
+            ("CORP_SECRET", "c"),
+        ];
+        let err = Config::from_vars(&vars(&base)).expect_err("production needs a JWT secret");
+        assert_eq!(err.var, "JWT_SECRET");
+        let mut with_jwt = base.to_vec();
+        with_jwt.push(("JWT_SECRET", LONG_ENOUGH_JWT_SECRET));
+        let c = Config::from_vars(&vars(&with_jwt)).expect("valid");
+        assert!(!c.is_dev_mode());
+        assert_eq!(c.apps.miniprograms.len(), 2);
+
+        let mut both = with_jwt.clone();
+        both.push(("WECHAT_APPID", "wx1"));
+        both.push(("WECHAT_SECRET", "s"));
+        let err = Config::from_vars(&vars(&both)).expect_err("both forms");
+        assert_eq!(err.var, "WECHAT_APPS_FILE");
+
+        let mut missing = with_jwt;
+        missing[0].1 = "/nonexistent/apps.toml";
+        let err = Config::from_vars(&vars(&missing)).expect_err("no file");
+        assert_eq!(err.var, "WECHAT_APPS_FILE");
+        assert!(err.to_string().contains("/nonexistent/apps.toml"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn dev_mode_has_two_demo_mini_programs_and_a_demo_corp() {
+        let c = Config::from_vars(&vars(&[])).expect("valid");
+        let appids: Vec<&str> = c
+            .apps
+            .miniprograms
+            .iter()
+            .map(|a| a.appid.as_str())
+            .collect();
+        assert_eq!(appids, DEV_APPIDS);
+        assert_eq!(c.apps.wecom.len(), 1);
+        assert_eq!(c.apps.wecom[0].corpid, DEV_CORPID);
+        assert_eq!(c.apps.wecom[0].appid, DEV_APPIDS[0]);
     }
 }

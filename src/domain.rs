@@ -81,11 +81,62 @@ pub(crate) enum MobileBinding {
 
 // ---- sessions ----
 
-/// A login WeChat vouched for: the user it is (created when the openid is new) and the session
-/// it opens.
+/// `user_identity.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IdentityKind {
+    /// (appid, openid)
+    MiniProgram = 1,
+    /// (corpid, userid)
+    // Made by the WeCom login; the model holds it already so that both kinds share one table.
+    #[allow(dead_code)]
+    WeCom = 2,
+}
+
+/// Who WeChat says someone is, in one app: a mini-program's (appid, openid) or a WeCom corp's
+/// (corpid, userid).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Identity {
+    pub(crate) kind: IdentityKind,
+    /// The appid, or the corpid.
+    pub(crate) app_id: String,
+    /// The openid, or the userid.
+    pub(crate) subject: String,
+}
+
+impl Identity {
+    pub(crate) fn mini_program(appid: &str, openid: &str) -> Self {
+        Identity {
+            kind: IdentityKind::MiniProgram,
+            app_id: appid.to_string(),
+            subject: openid.to_string(),
+        }
+    }
+
+    /// What a user this identity creates gets as `wx_user.weixin_openid`, which stays unique
+    /// and non-null while the previous release still reads it: a mini-program's openid (unique
+    /// across apps: WeChat never gives two apps the same one), or for WeCom a value no openid
+    /// can be.
+    pub(crate) fn user_key(&self) -> String {
+        match self.kind {
+            IdentityKind::MiniProgram => self.subject.clone(),
+            IdentityKind::WeCom => {
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(format!("{}:{}", self.app_id, self.subject));
+                let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+                format!("wecom:{}", &hex[..48])
+            }
+        }
+    }
+}
+
+/// A login WeChat vouched for: the user it is (found through its identity, or through its
+/// unionid, or created) and the session it opens.
 #[derive(Clone)]
 pub(crate) struct SignIn {
-    pub(crate) openid: String,
+    pub(crate) identity: Identity,
+    /// The identity is the default app's: a user the previous release made, known only by
+    /// `wx_user.weixin_openid`, is found too.
+    pub(crate) default_app: bool,
     pub(crate) unionid: Option<String>,
     /// What a new account starts with; an existing account keeps its own (edited through its
     /// own endpoint).
@@ -106,6 +157,14 @@ pub(crate) struct LoginRecord {
     /// `false` when the user may not log in (disabled or deleted): no session was stored.
     #[diesel(sql_type = Bool)]
     pub(crate) session_stored: bool,
+    /// The user the identity belongs to. Another than `user` only when a concurrent login
+    /// gave the identity to another user first: the login is then run again.
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    pub(crate) identity_user_id: Option<i64>,
+    /// Another user holding the unionid this login reported, which its own user lacks: the two
+    /// are one person, to be merged.
+    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
+    pub(crate) unionid_user_id: Option<i64>,
 }
 
 /// The new session of a refresh; its session_key comes from the old one.
@@ -279,6 +338,8 @@ pub(crate) struct HomePage {
 /// One login attempt, as the login handler reports it to `login_log`.
 #[derive(Debug, Clone)]
 pub(crate) struct LoginAttempt {
+    /// The configured app the login was for.
+    pub(crate) app_id: String,
     pub(crate) user_id: Option<i64>,
     pub(crate) openid_masked: String,
     pub(crate) ip: String,
@@ -313,6 +374,18 @@ pub(crate) struct ErrnoCount {
     pub(crate) last_hour: i64,
 }
 
+/// An app's attempts in the last hour. `app_id` is as stored: '' for the previous release's
+/// rows (the default app's).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub(crate) struct AppCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub(crate) app_id: String,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) success: i64,
+    #[diesel(sql_type = BigInt)]
+    pub(crate) failure: i64,
+}
+
 /// One bar of the chart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MinuteCount {
@@ -326,6 +399,8 @@ pub(crate) struct MinuteCount {
 #[derive(Debug, Clone)]
 pub(crate) struct LoginSummary {
     pub(crate) by_errno: Vec<ErrnoCount>,
+    /// The last hour by app.
+    pub(crate) by_app: Vec<AppCount>,
     /// `CHART_MINUTES` entries, oldest first, the last one being the current minute.
     pub(crate) per_minute: Vec<MinuteCount>,
     /// Newest first.
@@ -368,6 +443,10 @@ pub(crate) struct DeletionCounts {
     pub(crate) pending: i64,
     #[diesel(sql_type = BigInt)]
     pub(crate) completed: i64,
+    /// Accounts merged into an older one of the same person (not deletions: counted here because
+    /// the status page reads both in one query).
+    #[diesel(sql_type = BigInt)]
+    pub(crate) merged: i64,
 }
 
 /// A live session, without what makes it usable (its id and sealed session_key).
@@ -390,6 +469,10 @@ pub(crate) struct PersonalData {
     pub(crate) published: Vec<Meeting>,
     /// Meetings joined, with when.
     pub(crate) joined: Vec<(Meeting, DateTime<Utc>)>,
+    /// (kind, app id, subject) of each identity.
+    pub(crate) identities: Vec<(i16, String, String)>,
+    /// (merged user id, reason, when) of each account merged into this one.
+    pub(crate) merged: Vec<(i64, String, DateTime<Utc>)>,
     /// Reminders consented to.
     pub(crate) reminders: Vec<ReminderRecord>,
 }

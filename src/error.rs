@@ -593,6 +593,12 @@ impl From<DbError> for ApiError {
             // As for any token of such a user: its sessions are revoked, the client logs in again
             // (and is then refused with 700).
             DbError::AccountNotUsable => ApiError::Unlogin(UnloginReason::Disabled),
+            // Only the same person logging in from several apps at the very same moment, again
+            // and again: a retry a moment later finds the account.
+            DbError::Contended => ApiError::Busy {
+                reason: "concurrent logins of the same person",
+                retry_after_ms: 200,
+            },
             other => ApiError::serious(other),
         }
     }

@@ -12,6 +12,7 @@ pub mod actors;
 pub mod admission;
 pub mod announce;
 pub mod api;
+pub(crate) mod apps;
 pub mod config;
 pub mod db;
 pub mod dev;

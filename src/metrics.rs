@@ -45,6 +45,11 @@ pub(crate) struct Metrics {
     pub(crate) http_duration: HistogramVec,
     /// `wxauth_logins_total{errno}`: login attempts past argument checks, by outcome.
     pub(crate) logins: IntCounterVec,
+    /// `wxauth_app_logins_total{app, errno}`: the same attempts by app. `app` is a configured
+    /// appid and nothing else: an appid that is not configured is refused before the attempt.
+    pub(crate) app_logins: IntCounterVec,
+    /// `wxauth_account_merges_total`: accounts merged into another because they were one person.
+    pub(crate) account_merges: IntCounter,
     /// `wxauth_requests_refused_total{kind}`: requests refused with errno 721 (server busy)
     /// before any work, by what was full: `login`, `read`, `wechat`.
     pub(crate) refused: IntCounterVec,
@@ -107,6 +112,17 @@ impl Metrics {
                 "Login attempts past argument checks, by errno",
             ),
             &["errno"],
+        )?;
+        let app_logins = IntCounterVec::new(
+            Opts::new(
+                "app_logins_total",
+                "Login attempts past argument checks, by configured app (appid) and errno",
+            ),
+            &["app", "errno"],
+        )?;
+        let account_merges = IntCounter::new(
+            "account_merges_total",
+            "Accounts merged into an older one of the same person",
         )?;
         let refused = IntCounterVec::new(
             Opts::new(
@@ -189,6 +205,8 @@ impl Metrics {
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(logins.clone()))?;
+        registry.register(Box::new(app_logins.clone()))?;
+        registry.register(Box::new(account_merges.clone()))?;
         registry.register(Box::new(refused.clone()))?;
         registry.register(Box::new(login_log_dropped.clone()))?;
         registry.register(Box::new(wechat_duration.clone()))?;
@@ -209,6 +227,8 @@ impl Metrics {
             http_requests,
             http_duration,
             logins,
+            app_logins,
+            account_merges,
             refused,
             login_log_dropped,
             wechat_duration,
@@ -243,8 +263,11 @@ impl Metrics {
             .observe(seconds);
     }
 
-    pub(crate) fn observe_login(&self, errno: i32) {
-        self.logins.with_label_values(&[&errno.to_string()]).inc();
+    /// A login attempt in app `appid`, which the caller took from the configured apps.
+    pub(crate) fn observe_login(&self, appid: &str, errno: i32) {
+        let errno = errno.to_string();
+        self.logins.with_label_values(&[&errno]).inc();
+        self.app_logins.with_label_values(&[appid, &errno]).inc();
     }
 
     /// One upstream round trip; `error` is the errcode label when it failed.
@@ -297,13 +320,16 @@ mod tests {
     fn renders_prefixed_families_with_their_labels() {
         let m = Metrics::new().expect("metrics");
         m.observe_request("/oapro/wx/auth/login_by_weixin", "POST", 200, Some(0), 0.01);
-        m.observe_login(712);
+        m.observe_login("wx1111111111111111", 712);
         m.observe_wechat(0.2, Some("45011"));
         let text = m.render().expect("render");
         assert!(text.contains(
             r#"wxauth_http_requests_total{errno="0",method="POST",route="/oapro/wx/auth/login_by_weixin",status="200"} 1"#
         ));
         assert!(text.contains(r#"wxauth_logins_total{errno="712"} 1"#));
+        assert!(
+            text.contains(r#"wxauth_app_logins_total{app="wx1111111111111111",errno="712"} 1"#)
+        );
         assert!(text.contains(r#"wxauth_wechat_errors_total{errcode="45011"} 1"#));
         assert!(text.contains("wxauth_wechat_request_duration_seconds_bucket"));
         assert!(text.contains(r#"wxauth_build_info{version=""#));

@@ -31,7 +31,6 @@ use crate::domain::{
     UserMeetingCounts, WxUser,
 };
 use crate::read_batch::{LoadBatch, ReadBatcher};
-use crate::wechat::SessionKey;
 
 /// How long a database read may take, queue included, so that the request still answers within
 /// the client's 3 s (the rest is the token check and the answer).
@@ -278,9 +277,36 @@ impl DbHandle {
             .await
     }
 
-    /// The user's newest session_key (WeChat keeps only that one valid).
-    pub(crate) async fn newest_session_key(&self, user_id: i64) -> DbResult<Option<SessionKey>> {
-        self.run(move |c, cipher| sessions::newest_session_key(c, cipher, user_id))
+    /// Merges the login's user `a` and the holder `b` of the unionid it reported.
+    pub(crate) async fn merge_by_unionid(
+        &self,
+        a: i64,
+        b: i64,
+        unionid: String,
+        session_id: String,
+    ) -> DbResult<Option<crate::db::merge::Merged>> {
+        self.run(move |c, _| crate::db::merge::merge_by_unionid(c, a, b, &unionid, &session_id))
+            .await
+    }
+
+    /// Attaches an identity to the caller's account, merging the account that had it.
+    pub(crate) async fn link_identity(
+        &self,
+        caller: i64,
+        identity: crate::domain::Identity,
+        unionid: Option<String>,
+    ) -> DbResult<Option<(WxUser, Option<i64>)>> {
+        self.run(move |c, _| crate::db::merge::link(c, caller, &identity, unionid.as_deref()))
+            .await
+    }
+
+    /// The app of a token's session, the user's openid there and newest session_key there.
+    pub(crate) async fn session_app(
+        &self,
+        session_id: String,
+        default_appid: String,
+    ) -> DbResult<Option<sessions::SessionApp>> {
+        self.run(move |c, cipher| sessions::session_app(c, cipher, &session_id, &default_appid))
             .await
     }
 

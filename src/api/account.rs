@@ -86,6 +86,11 @@ pub(crate) struct ExportView {
     meetings_joined: Vec<JoinedExport>,
     /// Meeting reminders the user consented to.
     meeting_reminders: Vec<ReminderExport>,
+    /// Who WeChat says the person is in each app: `(appid, openid)` or `(corpid, userid)`,
+    /// the identifier masked as `wechat.openidMasked` is.
+    identities: Vec<IdentityExport>,
+    /// Accounts of the same person merged into this one.
+    merged_accounts: Vec<MergedExport>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -99,6 +104,26 @@ struct ReminderExport {
     consented_at: String,
     /// When it was sent, refused or given up.
     finished_at: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct IdentityExport {
+    /// `miniprogram` or `wecom`.
+    kind: &'static str,
+    /// The appid or the corpid.
+    app_id: String,
+    subject_masked: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+struct MergedExport {
+    /// The merged account's former userId.
+    user_id: i64,
+    /// `unionid`: a login showed both accounts have the person's unionid.
+    reason: String,
+    merged_at: String,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -249,6 +274,24 @@ impl ExportView {
                     status: reminder_status::word(r.status),
                     consented_at: shown(r.consented_at),
                     finished_at: r.finished_at.map(shown),
+                })
+                .collect(),
+            identities: data
+                .identities
+                .into_iter()
+                .map(|(kind, app_id, subject)| IdentityExport {
+                    kind: if kind == 2 { "wecom" } else { "miniprogram" },
+                    app_id,
+                    subject_masked: mask_openid(&subject),
+                })
+                .collect(),
+            merged_accounts: data
+                .merged
+                .into_iter()
+                .map(|(user_id, reason, at)| MergedExport {
+                    user_id,
+                    reason,
+                    merged_at: shown(at),
                 })
                 .collect(),
         }

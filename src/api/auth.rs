@@ -12,11 +12,10 @@ use super::profile::{
 use super::{ApiResult, AppState, ok, ok_empty};
 use std::time::{Duration, Instant};
 
-use crate::actors::session::{EndSession, EndUserSessions, RefreshSession};
+use crate::actors::session::{EndSession, EndUserSessions, OpenSession, RefreshSession};
 use crate::actors::wechat::Code2Session;
-use crate::domain::{
-    LiveSession, LoginAttempt, NewSessionMeta, Profile, Restore, SignIn, user_status,
-};
+use crate::apps::{ServedApp, UnknownApp};
+use crate::domain::{Identity, LoginAttempt, NewSessionMeta, Profile, SignIn};
 use crate::error::{ApiError, UnloginReason};
 use crate::logging::RequestId;
 use crate::token::new_jti;
@@ -26,6 +25,11 @@ use crate::wechat::{JsCode, mask_openid};
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct LoginRequest {
+    /// The mini-program the code is from (`wx.getAccountInfoSync().miniProgram.appId`). Absent:
+    /// the appid in the `Referer` WeChat sets, else the default app. One that is not
+    /// configured is refused (402).
+    #[schema(max_length = 64)]
+    appid: Option<String>,
     /// From `wx.login()`.
     #[schema(
         required = true,
@@ -90,12 +94,15 @@ pub(crate) struct LoginAnswer {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     #[schema(required = false)]
     pub(crate) restored: bool,
-    /// The round trip of the login's statement through the DbExecutor (queue included): the
-    /// shared resource whose congestion sizes the login admission. Neither WeChat's time (not
-    /// our capacity) nor the HTTP workers' (busy refusing a spike, which admitting fewer logins
-    /// would not relieve) counts.
-    #[serde(skip)]
-    pub(crate) own_time: Duration,
+}
+
+/// A login that went through, and what it cost this instance: the round trip of its statements
+/// through the DbExecutor (queue included), the shared resource whose congestion sizes the login
+/// admission. Neither WeChat's time (not our capacity) nor the HTTP workers' (busy refusing a
+/// spike, which admitting fewer logins would not relieve) counts.
+struct SignedIn {
+    answer: LoginAnswer,
+    database_time: Duration,
 }
 
 /// Kept free at the end of the deadline for the answer to be written and sent.
@@ -122,6 +129,17 @@ pub(crate) async fn login_by_weixin(
         .filter(|c| !c.trim().is_empty())
         .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
     let code = JsCode::parse(&raw_code).map_err(ApiError::bad_value)?;
+    let app = state
+        .apps
+        .for_login(body.appid.as_deref(), &req)
+        .map_err(|unknown| {
+            ApiError::bad_value(match unknown {
+                UnknownApp::InBody => "appid is not one of this service's mini-programs",
+                UnknownApp::InReferer => {
+                    "the Referer's appid is not one of this service's mini-programs"
+                }
+            })
+        })?;
     // Checked before the exchange, so a bad profile does not burn the user's code.
     let signed = match (body.raw_data, body.signature) {
         (Some(raw), Some(sig)) => Some((raw, sig)),
@@ -140,29 +158,41 @@ pub(crate) async fn login_by_weixin(
     }
     .validate()?;
 
+    // The time budget, once: what is left of the request's deadline after the answer's margin
+    // and the database's reserve is for the admission queue and WeChat together.
+    let budget = DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    let wechat_deadline = Instant::now() + budget;
+
     // Admission before anything is spent: a login is let in only if this instance can finish
     // it in time, so a refused user's code is still good for the retry.
-    let mut permit = state
-        .login_admission
-        .acquire(DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE))
-        .await?;
+    let mut permit = state.login_admission.acquire(budget).await?;
 
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
-    let result = sign_in(&state, &req, code, profile, signed, &ip, began, &mut who).await;
+    let attempt = LoginAttemptIn {
+        app,
+        code,
+        profile,
+        signed,
+        wechat_deadline,
+        began,
+    };
+    let result = sign_in(&state, &req, attempt, &ip, &mut who).await;
     if let Err(busy @ ApiError::Busy { .. }) = result {
         // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
         state.metrics.refused.with_label_values(&["wechat"]).inc();
         crate::admission::log_refusal("wechat");
         return Err(busy);
     }
-    if let Ok(answer) = &result {
-        permit.succeeded(answer.own_time);
+    if let Ok(signed_in) = &result {
+        permit.succeeded(signed_in.database_time);
     }
     drop(permit);
+    let result = result.map(|signed_in| signed_in.answer);
     let errno = result.as_ref().map_or_else(ApiError::errno, |_| 0);
-    state.metrics.observe_login(errno);
+    state.metrics.observe_login(&app.appid, errno);
     state.login_log.record(LoginAttempt {
+        app_id: app.appid.clone(),
         user_id: who.user_id,
         openid_masked: who.openid_masked,
         ip,
@@ -180,49 +210,38 @@ struct Who {
     openid_masked: String,
 }
 
-/// The login proper: code → WeChat session → user row → token and live session.
-#[allow(clippy::too_many_arguments)]
-async fn sign_in(
-    state: &AppState,
-    req: &HttpRequest,
+/// What a login attempt brings to `sign_in`, checked.
+struct LoginAttemptIn<'a> {
+    app: &'a ServedApp,
     code: JsCode,
     profile: Profile,
     signed: Option<(String, String)>,
-    ip: &str,
+    /// The end of the time the budget leaves WeChat (admission's wait came out of it).
+    wechat_deadline: Instant,
     began: DateTime<Utc>,
+}
+
+/// The login proper: code → WeChat session → (through the SessionActor, the sessions' one
+/// owner) identity → user → session → token.
+async fn sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    attempt: LoginAttemptIn<'_>,
+    ip: &str,
     who: &mut Who,
-) -> Result<LoginAnswer, ApiError> {
-    // WECHAT_TIMEOUT_MS still bounds the call; this bounds it by the deadline too. A login that
-    // waited in the admission queue may have less time left than WeChat takes now: its code is
-    // then not sent at all (721, the code still good for the retry) rather than sent and
-    // abandoned at the deadline with no session.
-    let wechat_time = DeadlineStart::left(req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
-    // Capped below what a login that did not queue has: an estimate above that would refuse every
-    // login, and with no code sent no round trip would ever bring it down again.
-    let needed = state.wechat_latency.expected().min(
-        REQUEST_DEADLINE
-            .saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE)
-            .mul_f64(0.9),
-    );
-    if wechat_time < needed {
-        return Err(ApiError::Busy {
-            reason: "no time left for WeChat within the deadline",
-            retry_after_ms: needed.as_millis().clamp(200, 5000) as u64,
-        });
-    }
-    let in_flight = state.wechat_latency.start();
-    let exchange = tokio::time::timeout(
-        wechat_time,
-        state.wechat.send(Code2Session {
-            code,
-            request_id: RequestId::current(),
-        }),
-    )
-    .await;
-    in_flight.ended();
-    let session = exchange.map_err(|_| ApiError::WxTimeout)???;
+) -> Result<SignedIn, ApiError> {
+    let LoginAttemptIn {
+        app,
+        code,
+        profile,
+        signed,
+        wechat_deadline,
+        began,
+    } = attempt;
+    let wechat_time = wechat_deadline.saturating_duration_since(Instant::now());
+    let session = exchange_code(app, code, wechat_time).await?;
     who.openid_masked = mask_openid(&session.openid);
-    state.limits.login_of(&session.openid)?;
+    state.limits.login_of(&app.appid, &session.openid)?;
     if let Some((raw, sig)) = &signed
         && !raw_data_signature_matches(raw, session.session_key.expose(), sig)
     {
@@ -236,10 +255,9 @@ async fn sign_in(
     let now = Utc::now();
     let jti = new_jti();
     let expires_at = state.tokens.expires_at(now.timestamp());
-    let epoch = state.session_cache.epoch();
-    let statement = Instant::now();
     let login = SignIn {
-        openid: session.openid.clone(),
+        identity: Identity::mini_program(&app.appid, &session.openid),
+        default_app: app.appid == state.apps.default_app().appid,
         unionid: session.unionid.clone(),
         profile,
         session_id: jti.clone(),
@@ -249,79 +267,150 @@ async fn sign_in(
         user_agent: user_agent(req),
         at: now,
     };
-    // Admitted before the code was exchanged: from here on never refused for want of a place.
-    let db = state.db.admitted();
-    let mut record = db.login(login.clone()).await?;
-    let mut restored = false;
-    if record.user.status == user_status::DELETION_PENDING {
-        // Rare (a login within an account's grace period): its own statements, then the login
-        // statement once more for the restored or the new account.
-        if let Some(cancelled) = settle_pending_deletion(state, record.user.id, began).await? {
-            restored = cancelled;
-            record = db.login(login).await?;
-        }
-    }
-    let own_time = statement.elapsed();
-    let user = record.user;
+    let opened = state.sessions.send(OpenSession { login, began }).await??;
+    let user = opened.record.user;
     who.user_id = Some(user.id);
-    if !record.session_stored {
+    if let Some(merged) = opened.merged_id {
+        state.metrics.account_merges.inc();
+        log::info!(
+            "login: user {merged} was the same person as user {} (unionid): merged into it",
+            user.id
+        );
+    }
+    if !opened.record.session_stored {
         log::info!("login refused: user {} is disabled", user.id);
         return Err(ApiError::AccountDisabled);
     }
-    state.session_cache.remember(
-        jti.clone(),
-        LiveSession {
-            user_id: user.id,
-            expires_at,
-        },
-        epoch,
-    );
 
     let issued = state
         .tokens
         .issue_for(user.id, jti, now.timestamp(), expires_at)
         .map_err(|e| ApiError::internal("cannot sign token", e))?;
     log::info!(
-        "login ok: user {} openid {} from {ip}",
+        "login ok: user {} openid {} in {} from {ip}",
         user.id,
-        who.openid_masked
+        who.openid_masked,
+        app.appid
     );
 
-    Ok(LoginAnswer {
-        token: issued.token,
-        token_expire: token_expire(issued.expires_at),
-        user_info: UserInfoView::from(&user),
-        restored,
-        own_time,
+    Ok(SignedIn {
+        answer: LoginAnswer {
+            token: issued.token,
+            token_expire: token_expire(issued.expires_at),
+            user_info: UserInfoView::from(&user),
+            restored: opened.restored,
+        },
+        database_time: opened.database_time,
     })
 }
 
-/// A login of an account whose deletion is pending: within the grace period it cancels the
-/// deletion (answers `restored`), unless the request came after this login began (the two raced:
-/// the deletion wins) or the account was disabled. After the grace period the account is erased
-/// now, if the sweeper has not yet, and the login continues with a new, empty account.
-/// `Some(restored)` when the login statement must run again; `None` when the deletion stands.
-async fn settle_pending_deletion(
-    state: &AppState,
-    user_id: i64,
-    began: DateTime<Utc>,
-) -> Result<Option<bool>, ApiError> {
-    let db = state.db.admitted();
-    match db.restore_on_login(user_id, began).await? {
-        Restore::Restored => {
-            log::info!("login: user {user_id} restored their account");
-            Ok(Some(true))
-        }
-        Restore::NothingPending => Ok(Some(false)),
-        Restore::Kept => Ok(None),
-        Restore::Expired | Restore::Gone => {
-            db.erase_user(user_id).await?;
-            log::info!(
-                "login: user {user_id}'s grace period was over; erased, a new account follows"
-            );
-            Ok(Some(false))
-        }
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LinkWeixinRequest {
+    /// From `wx.login()` in the other mini-program.
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^\s*[!-~]+\s*$"
+    )]
+    code: Option<String>,
+    /// The other mini-program's appid; one this service is configured for.
+    #[schema(required = true, max_length = 64)]
+    appid: Option<String>,
+}
+
+/// `POST auth/link_weixin` `{code, appid}`: the person's identity in another mini-program joins
+/// the caller's account, for apps whose logins give no unionid. When another account had it (or
+/// its unionid), that account is merged into the caller's.
+pub(crate) async fn link_weixin(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<LinkWeixinRequest>,
+) -> ApiResult {
+    let raw_code = body
+        .code
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
+    let code = JsCode::parse(&raw_code).map_err(ApiError::bad_value)?;
+    let appid = body
+        .appid
+        .filter(|a| !a.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_argument("appid is required: the other mini-program's"))?;
+    let app = state
+        .apps
+        .get(appid.trim())
+        .ok_or_else(|| ApiError::bad_value("appid is not one of this service's mini-programs"))?;
+    let wechat_time = DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    let session = exchange_code(app, code, wechat_time).await?;
+    let identity = Identity::mini_program(&app.appid, &session.openid);
+    let linked = state
+        .db
+        .link_identity(user.user_id, identity, session.unionid)
+        .await?;
+    let Some((account, merged)) = linked else {
+        return Err(ApiError::Unlogin(UnloginReason::Disabled));
+    };
+    if let Some(merged) = merged {
+        state.metrics.account_merges.inc();
+        log::info!(
+            "link_weixin: user {merged} was the same person as user {}: merged into it",
+            account.id
+        );
     }
+    log::info!(
+        "link_weixin: user {} linked {} in {}",
+        account.id,
+        mask_openid(&session.openid),
+        app.appid
+    );
+    ok(LinkAnswer {
+        user_info: UserInfoView::from(&account),
+    })
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct LinkAnswer {
+    /// The caller's account, as it is after the link (and merge).
+    pub(crate) user_info: UserInfoView,
+}
+
+/// Exchanges a login code at `app`'s WeChat within `wechat_time`, if that covers WeChat's round
+/// trip as it is now. A login that waited in the admission queue may have less time left than
+/// WeChat takes: its code is then not sent at all (721, the code still good for the retry)
+/// rather than sent and abandoned at the deadline with no session. WECHAT_TIMEOUT_MS still
+/// bounds the call; this bounds it by the deadline too.
+async fn exchange_code(
+    app: &ServedApp,
+    code: JsCode,
+    wechat_time: Duration,
+) -> Result<crate::wechat::WxSession, ApiError> {
+    // Capped below what a login that did not queue has: an estimate above that would refuse every
+    // login, and with no code sent no round trip would ever bring it down again.
+    let needed = app.latency.expected().min(
+        REQUEST_DEADLINE
+            .saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE)
+            .mul_f64(0.9),
+    );
+    if wechat_time < needed {
+        return Err(ApiError::Busy {
+            reason: "no time left for WeChat within the deadline",
+            retry_after_ms: needed.as_millis().clamp(200, 5000) as u64,
+        });
+    }
+    let in_flight = app.latency.start();
+    let exchange = tokio::time::timeout(
+        wechat_time,
+        app.wechat.send(Code2Session {
+            code,
+            request_id: RequestId::current(),
+        }),
+    )
+    .await;
+    in_flight.ended();
+    Ok(exchange.map_err(|_| ApiError::WxTimeout)???)
 }
 
 /// `POST auth/logout`: the token is dead from this moment on.

@@ -39,23 +39,24 @@ pub(crate) enum Verdict {
     Review,
 }
 
-/// The app and openid a request acts for: the ones the user logged in with. Every content check
-/// asks this one function.
+/// The app and openid a request acts for: the app of the request's token, and the user's openid
+/// there. Every content check asks this one function.
 pub(crate) struct ActingAs {
-    #[allow(dead_code, reason = "read once several apps are served")]
-    pub(crate) appid: String,
+    /// That app's WeChatClient: its access token, its allowance.
+    pub(crate) wechat: actix::Addr<crate::actors::WeChatClient>,
     pub(crate) openid: String,
 }
 
 /// Which app and openid the request of `user` acts for.
 pub(crate) async fn acting_for(state: &AppState, user: &AuthUser) -> Result<ActingAs, ApiError> {
     let found = state.db.user(user.user_id).await?;
-    let user = found
+    let account = found
         .filter(crate::domain::WxUser::is_usable)
         .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
+    let in_app = super::phone::token_app(state, &account, user.jti.clone()).await?;
     Ok(ActingAs {
-        appid: state.appid.clone(),
-        openid: user.weixin_openid,
+        wechat: in_app.wechat,
+        openid: in_app.openid,
     })
 }
 
@@ -82,7 +83,7 @@ pub(crate) async fn check(
     let author = acting_for(state, user).await?;
     let budget = DeadlineStart::left(req).saturating_sub(RESERVE_AFTER_CHECK);
     let calls = texts.iter().map(|text| {
-        state.wechat.send(MsgSecCheck {
+        author.wechat.send(MsgSecCheck {
             openid: author.openid.clone(),
             scene,
             content: text.value.to_string(),

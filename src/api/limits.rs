@@ -173,8 +173,9 @@ impl RateLimits {
         check(&self.login_per_ip, &ip_key(ip))
     }
 
-    pub(crate) fn login_of(&self, openid: &str) -> Result<(), ApiError> {
-        check(&self.login_per_openid, &openid.to_string())
+    /// Per openid in its app: WeChat's openids are per app, and so is the limit.
+    pub(crate) fn login_of(&self, appid: &str, openid: &str) -> Result<(), ApiError> {
+        check(&self.login_per_openid, &format!("{appid}/{openid}"))
     }
 
     pub(crate) fn bind_phone_by(&self, user_id: i64) -> Result<(), ApiError> {

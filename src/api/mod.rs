@@ -46,13 +46,12 @@ pub struct AppState {
     pub(crate) session_cache: Arc<SessionCache>,
     /// Whether the NOTIFY listener is proven alive, for the probes and the status page.
     pub(crate) listener: Arc<ListenerHealth>,
+    /// The default app's WeChatClient.
     pub(crate) wechat: Addr<WeChatClient>,
-    /// How long a code exchange takes now: a login is sent to WeChat only with that much time.
-    pub(crate) wechat_latency: Arc<crate::actors::wechat::latency::WeChatLatency>,
+    /// Every configured mini-program with its own WeChatClient.
+    pub(crate) apps: Arc<crate::apps::ServedApps>,
     pub(crate) tokens: Arc<TokenIssuer>,
     pub(crate) limits: Arc<limits::RateLimits>,
-    /// Our appid: encrypted data must carry it in its watermark.
-    pub(crate) appid: String,
     /// Whether and how user text is checked by WeChat before others see it.
     pub(crate) content_check: content_check::ContentCheck,
     /// `REMINDER_TEMPLATE_ID`: the template `meeting/subscribe` accepts; `None`: reminders off.
@@ -124,6 +123,11 @@ pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
             "/auth/logout_all",
             Method::POST,
             web::route().to(auth::logout_all),
+        ),
+        (
+            "/auth/link_weixin",
+            Method::POST,
+            web::route().to(auth::link_weixin),
         ),
         (
             "/auth/refresh",

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::account::{DeactivateAnswer, ExportView};
-use super::auth::{LoginAnswer, LoginRequest, RefreshAnswer};
+use super::auth::{LinkAnswer, LinkWeixinRequest, LoginAnswer, LoginRequest, RefreshAnswer};
 use super::home::{HomeIndex, SwiperImageView};
 use super::meeting::{
     MAX_LIMIT, MAX_PAGE, MeetingIdRequest, MeetingView, Membership, Page, PublishRequest,
@@ -84,6 +84,9 @@ const LOGIN_ERRNOS: &[i32] = &[
 const BIND_PHONE_ERRNOS: &[i32] = &[
     401, 402, 501, 705, 712, 713, 714, 715, 716, 717, 718, 720, BUSY_ERRNO, 502,
 ];
+const LINK_ERRNOS: &[i32] = &[
+    401, 402, 501, 710, 711, 712, 713, 714, 715, 716, 719, BUSY_ERRNO, 502,
+];
 /// A call with a token and a JSON body.
 const AUTH_BODY_ERRNOS: &[i32] = &[401, 402, 501, BUSY_ERRNO, 502];
 /// A call with a token and a JSON body whose text goes through WeChat's content check: refused
@@ -135,6 +138,17 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
             true,
             AUTH_ERRNOS,
         ),
+        Operation {
+            body: Some(s.of::<LinkWeixinRequest>()),
+            data: Some(s.of::<LinkAnswer>()),
+            ..op(
+                "/auth/link_weixin",
+                Method::POST,
+                "Attach the person's identity in another mini-program to this account (merging the account that had it)",
+                true,
+                LINK_ERRNOS,
+            )
+        },
         Operation {
             data: Some(s.of::<RefreshAnswer>()),
             ..op(

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
+use crate::actors::WeChatClient;
 use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
 use crate::domain::{MobileBinding, WxUser};
 use crate::error::{ApiError, UnloginReason};
 use crate::logging::RequestId;
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
-use crate::wechat::{PhoneInfo, WeChatError, errcode};
+use crate::wechat::{PhoneInfo, SessionKey, WeChatError, errcode};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -45,13 +46,14 @@ pub(crate) async fn bind_phone(
 ) -> ApiResult {
     state.limits.bind_phone_by(user.user_id)?;
     let account = current_user(&state, user.user_id).await?;
+    let in_app = token_app(&state, &account, user.jti).await?;
     let phone = match (
         present(body.code),
         present(body.encrypted_data),
         present(body.iv),
     ) {
-        (Some(code), _, _) => by_code(&state, &account, code).await?,
-        (None, Some(data), Some(iv)) => by_open_data(&state, &account, &data, &iv).await?,
+        (Some(code), _, _) => by_code(&in_app, code).await?,
+        (None, Some(data), Some(iv)) => by_open_data(&in_app, &data, &iv).await?,
         (None, Some(_), None) | (None, None, Some(_)) => {
             return Err(ApiError::bad_argument(
                 "encryptedData and iv must be sent together",
@@ -66,7 +68,7 @@ pub(crate) async fn bind_phone(
     if phone
         .watermark
         .as_ref()
-        .is_some_and(|w| w.appid != state.appid)
+        .is_some_and(|w| w.appid != in_app.appid)
     {
         log::warn!(
             "bindPhone: user {} sent data stamped for another app",
@@ -102,15 +104,57 @@ async fn current_user(state: &AppState, user_id: i64) -> Result<WxUser, ApiError
         .ok_or(ApiError::Unlogin(UnloginReason::Disabled))
 }
 
-async fn by_code(state: &AppState, user: &WxUser, code: String) -> Result<PhoneInfo, ApiError> {
+/// The token's app, as bindPhone talks to it: the phone data is that app's, exchanged with its
+/// access token, for the user's openid there, or decrypted with the user's session_key there.
+pub(super) struct InApp {
+    user_id: i64,
+    appid: String,
+    pub(super) wechat: actix::Addr<WeChatClient>,
+    pub(super) openid: String,
+    newest_session_key: Option<SessionKey>,
+}
+
+pub(super) async fn token_app(
+    state: &AppState,
+    user: &WxUser,
+    jti: String,
+) -> Result<InApp, ApiError> {
+    let default_appid = state.apps.default_app().appid.clone();
+    let Some(found) = state.db.session_app(jti, default_appid.clone()).await? else {
+        return Err(ApiError::Unlogin(UnloginReason::Revoked));
+    };
+    // A session of an app no longer configured has nobody to ask at WeChat.
+    let Some(app) = state.apps.get(&found.appid) else {
+        log::info!(
+            "bindPhone: user {}'s session is of an app no longer configured",
+            user.id
+        );
+        return Err(ApiError::Unlogin(UnloginReason::Revoked));
+    };
+    let openid = match found.openid {
+        Some(openid) => openid,
+        // A user the previous release made, not yet adopted: its openid is the default app's.
+        None if found.appid == default_appid => user.weixin_openid.clone(),
+        None => return Err(ApiError::Unlogin(UnloginReason::Revoked)),
+    };
+    Ok(InApp {
+        user_id: user.id,
+        appid: found.appid,
+        wechat: app.wechat.clone(),
+        openid,
+        newest_session_key: found.newest_session_key,
+    })
+}
+
+async fn by_code(app: &InApp, code: String) -> Result<PhoneInfo, ApiError> {
     if code.len() > 128 || !code.chars().all(|c| c.is_ascii_graphic()) {
         return Err(ApiError::bad_value("code is not a getPhoneNumber code"));
     }
-    let reply = state
+    let reply = app
         .wechat
         .send(GetPhoneNumber {
             code,
-            openid: user.weixin_openid.clone(),
+            openid: app.openid.clone(),
             request_id: RequestId::current(),
         })
         .await?;
@@ -123,16 +167,11 @@ async fn by_code(state: &AppState, user: &WxUser, code: String) -> Result<PhoneI
     })
 }
 
-async fn by_open_data(
-    state: &AppState,
-    user: &WxUser,
-    data: &str,
-    iv: &str,
-) -> Result<PhoneInfo, ApiError> {
-    let Some(session_key) = state.db.newest_session_key(user.id).await? else {
+async fn by_open_data(app: &InApp, data: &str, iv: &str) -> Result<PhoneInfo, ApiError> {
+    let Some(session_key) = app.newest_session_key.clone() else {
         log::info!(
             "bindPhone: no session_key for user {}: asking for a new login",
-            user.id
+            app.user_id
         );
         return Err(ApiError::Unlogin(UnloginReason::SessionKey));
     };
@@ -156,10 +195,10 @@ async fn by_open_data(
     }
     // Corrupt data, or a key WeChat has replaced (the client called wx.login() without us)?
     // Only WeChat knows: ask it, without sending the key itself.
-    let still_valid = state
+    let still_valid = app
         .wechat
         .send(CheckSessionKey {
-            openid: user.weixin_openid.clone(),
+            openid: app.openid.clone(),
             session_key,
             request_id: RequestId::current(),
         })
@@ -171,7 +210,7 @@ async fn by_open_data(
     } else {
         log::info!(
             "bindPhone: user {}'s session_key is stale: asking for a new login",
-            user.id
+            app.user_id
         );
         Err(ApiError::Unlogin(UnloginReason::SessionKey))
     }

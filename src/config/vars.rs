@@ -217,6 +217,7 @@ pub const VARIABLES: &[&dyn Declared] = &[
     &CONTEXT_PATH,
     &WECHAT_APPID,
     &WECHAT_SECRET,
+    &WECHAT_APPS_FILE,
     &WECHAT_API_BASE,
     &WECOM_API_BASE,
     &WECHAT_TIMEOUT_MS,
@@ -365,6 +366,17 @@ pub(crate) const WECHAT_SECRET: Text = Text {
     default_note: "— (required with `WECHAT_APPID`)",
     expects: "the AppSecret",
     help: "the mini-program's AppSecret; never logged",
+};
+
+pub(crate) const WECHAT_APPS_FILE: Text = Text {
+    name: "WECHAT_APPS_FILE",
+    default: "",
+    default_note: "unset → the one app of `WECHAT_APPID`",
+    expects: "the path of a readable TOML file",
+    help: "several apps in one service: a TOML file of `[[miniprogram]]` (`appid`, `secret` or \
+           `secret_env`, `name`) and `[[wecom]]` (`corpid`, `corpsecret` or `corpsecret_env`, \
+           `appid`) entries; the first mini-program is the default app. Set it instead of \
+           `WECHAT_APPID`; it means production",
 };
 
 pub(crate) const WECHAT_API_BASE: Text = Text {

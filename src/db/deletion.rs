@@ -332,7 +332,8 @@ fn stand_in_publisher(conn: &mut PgConnection) -> Result<i64, DbError> {
 pub(crate) fn counts(conn: &mut PgConnection) -> Result<DeletionCounts, DbError> {
     Ok(diesel::sql_query(
         "SELECT count(*) FILTER (WHERE completed_at IS NULL) AS pending, \
-                count(*) FILTER (WHERE completed_at IS NOT NULL) AS completed \
+                count(*) FILTER (WHERE completed_at IS NOT NULL) AS completed, \
+                (SELECT count(*) FROM account_merge) AS merged \
          FROM account_deletion",
     )
     .get_result(conn)?)

@@ -4,7 +4,10 @@
 use diesel::prelude::*;
 
 use super::DbError;
-use super::schema::{login_log, meeting, meeting_member, meeting_reminder, user_session, wx_user};
+use super::schema::{
+    account_merge, login_log, meeting, meeting_member, meeting_reminder, user_identity,
+    user_session, wx_user,
+};
 use crate::domain::{LoginLogEntry, Meeting, PersonalData, WxUser};
 
 /// At most this many login_log rows and meetings each: what retention keeps is normally far less,
@@ -75,6 +78,26 @@ pub(crate) fn personal_data(
                 ))
                 .limit(MAX_ROWS)
                 .load(conn)?;
+            let identities = user_identity::table
+                .filter(user_identity::user_id.eq(user_id))
+                .order(user_identity::add_time)
+                .select((
+                    user_identity::kind,
+                    user_identity::app_id,
+                    user_identity::subject,
+                ))
+                .limit(MAX_ROWS)
+                .load(conn)?;
+            let merged = account_merge::table
+                .filter(account_merge::survivor_id.eq(user_id))
+                .order(account_merge::merged_at)
+                .select((
+                    account_merge::merged_id,
+                    account_merge::reason,
+                    account_merge::merged_at,
+                ))
+                .limit(MAX_ROWS)
+                .load(conn)?;
             Ok(Some(PersonalData {
                 user,
                 sessions,
@@ -82,6 +105,8 @@ pub(crate) fn personal_data(
                 published,
                 joined,
                 reminders,
+                identities,
+                merged,
             }))
         })
 }

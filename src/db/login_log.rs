@@ -7,7 +7,7 @@ use diesel::sql_types::{BigInt, Timestamptz};
 use super::DbError;
 use super::models::NewLoginLogEntry;
 use super::schema::{login_log, wx_user};
-use crate::domain::{ErrnoCount, LoginAttempt, LoginLogEntry, LoginSummary, MinuteCount};
+use crate::domain::{AppCount, ErrnoCount, LoginAttempt, LoginLogEntry, LoginSummary, MinuteCount};
 
 /// The chart's width: one bucket per minute of the last hour.
 pub(crate) const CHART_MINUTES: usize = 60;
@@ -48,6 +48,7 @@ pub(crate) fn insert_many(
             .iter()
             .map(|e| match e.user_id {
                 Some(id) if present.binary_search(&id).is_err() => NewLoginLogEntry {
+                    app_id: e.app_id.clone(),
                     user_id: None,
                     openid_masked: String::new(),
                     ip: String::new(),
@@ -56,6 +57,7 @@ pub(crate) fn insert_many(
                     add_time: e.at,
                 },
                 _ => NewLoginLogEntry {
+                    app_id: e.app_id.clone(),
                     user_id: e.user_id,
                     openid_masked: e.openid_masked.clone(),
                     ip: e.ip.chars().take(63).collect(),
@@ -114,6 +116,18 @@ pub(crate) fn summary(
     .bind::<Timestamptz, _>(now - TimeDelta::hours(1))
     .load(conn)?;
 
+    let by_app: Vec<AppCount> = diesel::sql_query(
+        "SELECT app_id,
+                count(*) FILTER (WHERE errno = 0) AS success,
+                count(*) FILTER (WHERE errno <> 0) AS failure
+           FROM login_log
+          WHERE add_time > $1
+          GROUP BY app_id
+          ORDER BY app_id",
+    )
+    .bind::<Timestamptz, _>(now - TimeDelta::hours(1))
+    .load(conn)?;
+
     let first_minute = start_of_minute(now) - TimeDelta::minutes(CHART_MINUTES as i64 - 1);
     let rows: Vec<MinuteRow> = diesel::sql_query(
         "SELECT date_trunc('minute', add_time) AS minute,
@@ -147,6 +161,7 @@ pub(crate) fn summary(
 
     Ok(LoginSummary {
         by_errno,
+        by_app,
         per_minute,
         recent,
     })

@@ -6,6 +6,7 @@ pub mod demo;
 pub(crate) mod export;
 pub mod login_log;
 pub(crate) mod meetings;
+pub(crate) mod merge;
 pub mod models;
 pub mod pool;
 pub(crate) mod reminders;
@@ -34,4 +35,7 @@ pub enum DbError {
     /// The user a write was for is disabled or deleted: nothing was written.
     #[error("the account is disabled or deleted")]
     AccountNotUsable,
+    /// A login met concurrent logins of the same person at every one of its attempts.
+    #[error("the login kept meeting concurrent logins of the same person")]
+    Contended,
 }

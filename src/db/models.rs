@@ -66,6 +66,7 @@ pub struct NewSwiperImage {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = login_log)]
 pub(crate) struct NewLoginLogEntry {
+    pub(crate) app_id: String,
     pub(crate) user_id: Option<i64>,
     pub(crate) openid_masked: String,
     pub(crate) ip: String,

@@ -108,6 +108,35 @@ diesel::table! {
         client_ip -> Varchar,
         #[max_length = 255]
         user_agent -> Varchar,
+        #[max_length = 64]
+        app_id -> Varchar,
+    }
+}
+
+diesel::table! {
+    account_merge (id) {
+        id -> Int8,
+        survivor_id -> Nullable<Int8>,
+        merged_id -> Int8,
+        #[max_length = 16]
+        reason -> Varchar,
+        merged_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    user_identity (id) {
+        id -> Int8,
+        user_id -> Int8,
+        kind -> Int2,
+        #[max_length = 64]
+        app_id -> Varchar,
+        #[max_length = 128]
+        subject -> Varchar,
+        #[max_length = 128]
+        unionid -> Nullable<Varchar>,
+        add_time -> Timestamptz,
+        last_login_time -> Nullable<Timestamptz>,
     }
 }
 
@@ -123,12 +152,16 @@ diesel::table! {
         user_agent -> Varchar,
         errno -> Int4,
         add_time -> Timestamptz,
+        #[max_length = 64]
+        app_id -> Varchar,
     }
 }
 
 diesel::joinable!(account_deletion -> wx_user (user_id));
 diesel::joinable!(login_log -> wx_user (user_id));
 diesel::joinable!(user_session -> wx_user (user_id));
+diesel::joinable!(user_identity -> wx_user (user_id));
+diesel::joinable!(account_merge -> wx_user (survivor_id));
 diesel::joinable!(meeting -> wx_user (publisher_id));
 diesel::joinable!(meeting_member -> meeting (meeting_id));
 diesel::joinable!(meeting_member -> wx_user (user_id));
@@ -137,11 +170,13 @@ diesel::joinable!(meeting_reminder -> wx_user (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     account_deletion,
+    account_merge,
     login_log,
     meeting,
     meeting_member,
     meeting_reminder,
     swiper_image,
+    user_identity,
     user_session,
     wx_user,
 );

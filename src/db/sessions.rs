@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
 
 use super::DbError;
 use super::models::NewWxUser;
@@ -87,24 +87,56 @@ pub fn insert(
     Ok(stored == 1)
 }
 
-/// The whole database part of a login in one statement, hence one commit: the user upsert (a
-/// new openid creates the user; concurrent first logins meet at the unique constraint and end
-/// in one row; an existing user's profile is left alone, since it is edited through its own
-/// endpoint, but a unionid WeChat newly reports is kept) and the session insert, which happens
-/// only for a usable user (status 0, not deleted).
-/// Either both are committed or neither is: a dropped connection cannot leave a user without
-/// the session of its login, or a session without its user.
+/// How often a login's statement runs at most. It runs again only when it met a concurrent
+/// login at a unique constraint (the same person's first login in two apps at once, say): the
+/// second run sees the row the other committed.
+const LOGIN_ATTEMPTS: usize = 3;
+
+/// The whole database part of a login in one statement, hence one commit: the identity leads to
+/// its user; a new identity whose unionid is a user's joins that user; otherwise a new user is
+/// created with it. The user's login time is updated (its profile is left alone: it is edited
+/// through its own endpoint; a unionid WeChat newly reports is kept, unless another user has it),
+/// and the session is inserted only for a usable user (status 0, not deleted).
+/// Either all of it is committed or none: a dropped connection cannot leave a user without the
+/// identity or the session of its login.
+/// Concurrent first logins (of one identity, or of one person in two apps) meet at a unique
+/// constraint (`weixin_openid`, `unionid`, or the identity's): the one that waited does nothing
+/// and runs again, finding what the other made, so one person ends with one user.
 pub(crate) fn login(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
     login: &SignIn,
 ) -> Result<LoginRecord, DbError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match login_once(conn, cipher, login) {
+            Ok(Some(record)) if record.identity_user_id == Some(record.user.id) => {
+                return Ok(record);
+            }
+            Ok(_) if attempt < LOGIN_ATTEMPTS => {}
+            Err(DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _,
+            ))) if attempt < LOGIN_ATTEMPTS => {}
+            Ok(_) => return Err(DbError::Contended),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One run of the login statement; `None` when it met a concurrent login's uncommitted row.
+fn login_once(
+    conn: &mut PgConnection,
+    cipher: &SessionKeyCipher,
+    login: &SignIn,
+) -> Result<Option<LoginRecord>, DbError> {
     let user = NewWxUser {
         username: format!("wx_{}", crate::random::token_hex(8)),
         nickname: login.profile.nickname.clone(),
         avatar: login.profile.avatar.clone(),
         gender: login.profile.gender,
-        weixin_openid: login.openid.clone(),
+        weixin_openid: login.identity.user_key(),
         unionid: login.unionid.clone(),
         last_login_time: Some(login.at),
         last_login_ip: clip(&login.client_ip, 63).to_string(),
@@ -112,22 +144,61 @@ pub(crate) fn login(
         update_time: login.at,
     };
     let record = diesel::sql_query(
-        "WITH u AS (
+        "WITH known AS (
+             SELECT user_id FROM user_identity WHERE app_id = $11 AND subject = $12
+         ), legacy AS (
+             SELECT w.id AS user_id FROM wx_user w
+             WHERE $14 AND w.weixin_openid = $12
+               AND NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.user_id = w.id)
+         ), by_unionid AS (
+             SELECT w.id AS user_id FROM wx_user w WHERE w.unionid = $6
+         ), existing AS (
+             SELECT user_id FROM (
+                 SELECT user_id, 1 AS rank FROM known
+                 UNION ALL SELECT user_id, 2 FROM legacy
+                 UNION ALL SELECT user_id, 3 FROM by_unionid
+             ) found ORDER BY rank LIMIT 1
+         ), created AS (
              INSERT INTO wx_user (username, nickname, avatar, gender, weixin_openid, unionid,
                                   last_login_time, last_login_ip, add_time, update_time)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-             ON CONFLICT (weixin_openid) DO UPDATE
-                SET last_login_time = EXCLUDED.last_login_time,
-                    last_login_ip = EXCLUDED.last_login_ip,
-                    update_time = EXCLUDED.update_time,
-                    unionid = coalesce(EXCLUDED.unionid, wx_user.unionid)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
+             WHERE NOT EXISTS (SELECT 1 FROM existing)
+             ON CONFLICT DO NOTHING
              RETURNING *
+         ), touched AS (
+             UPDATE wx_user w
+                SET last_login_time = $7,
+                    last_login_ip = $8,
+                    update_time = $10,
+                    unionid = CASE
+                        WHEN w.unionid IS NULL
+                             AND NOT EXISTS (SELECT 1 FROM wx_user o WHERE o.unionid = $6)
+                        THEN $6 ELSE w.unionid END
+              WHERE w.id = (SELECT user_id FROM existing)
+             RETURNING w.*
+         ), u AS (
+             SELECT * FROM created UNION ALL SELECT * FROM touched
+         ), identity AS (
+             INSERT INTO user_identity (user_id, kind, app_id, subject, unionid, add_time,
+                                        last_login_time)
+             SELECT u.id, $13, $11, $12, $6, $7, $7 FROM u
+             ON CONFLICT (app_id, subject) DO UPDATE
+                SET last_login_time = EXCLUDED.last_login_time,
+                    unionid = coalesce(EXCLUDED.unionid, user_identity.unionid)
+             RETURNING user_id
          ), s AS (
-             INSERT INTO user_session (id, user_id, session_key_enc, expires_at, client_ip, user_agent)
-             SELECT $11, u.id, $12, $13, $14, $15 FROM u WHERE u.status = 0 AND NOT u.deleted
+             INSERT INTO user_session (id, user_id, app_id, session_key_enc, expires_at,
+                                       client_ip, user_agent)
+             SELECT $15, u.id, $11, $16, $17, $18, $19
+             FROM u JOIN identity i ON i.user_id = u.id
+             WHERE u.status = 0 AND NOT u.deleted
              RETURNING id
          )
-         SELECT u.*, EXISTS (SELECT 1 FROM s) AS session_stored FROM u",
+         SELECT u.*, EXISTS (SELECT 1 FROM s) AS session_stored,
+                (SELECT user_id FROM identity) AS identity_user_id,
+                (SELECT o.id FROM wx_user o
+                  WHERE o.unionid = $6 AND o.id <> u.id AND u.unionid IS NULL) AS unionid_user_id
+         FROM u",
     )
     .bind::<Text, _>(&user.username)
     .bind::<Text, _>(&user.nickname)
@@ -139,13 +210,40 @@ pub(crate) fn login(
     .bind::<Text, _>(&user.last_login_ip)
     .bind::<Timestamptz, _>(user.add_time)
     .bind::<Timestamptz, _>(user.update_time)
+    .bind::<Text, _>(&login.identity.app_id)
+    .bind::<Text, _>(&login.identity.subject)
+    .bind::<SmallInt, _>(login.identity.kind as i16)
+    .bind::<Bool, _>(login.default_app)
     .bind::<Text, _>(&login.session_id)
     .bind::<Bytea, _>(cipher.seal(&login.session_id, &login.session_key))
     .bind::<Timestamptz, _>(login.expires_at)
     .bind::<Text, _>(clip(&login.client_ip, 63))
     .bind::<Text, _>(clip(&login.user_agent, 255))
-    .get_result(conn)?;
+    .get_result(conn)
+    .optional()?;
     Ok(record)
+}
+
+/// Gives every user without an identity (made before identities existed, or by the previous
+/// release while both ran) one in the default app: its `weixin_openid` is that app's openid.
+/// Run at start; idempotent, and safe with several instances starting at once. Answers how many
+/// identities it made.
+pub fn adopt_users_without_identity(
+    conn: &mut PgConnection,
+    default_appid: &str,
+) -> Result<usize, DbError> {
+    Ok(diesel::sql_query(
+        "INSERT INTO user_identity (user_id, kind, app_id, subject, unionid, add_time,
+                                    last_login_time)
+         SELECT w.id, 1, $1, w.weixin_openid, w.unionid, w.add_time, w.last_login_time
+         FROM wx_user w
+         WHERE w.weixin_openid <> $2
+           AND NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.user_id = w.id)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind::<Text, _>(default_appid)
+    .bind::<Text, _>(super::deletion::STAND_IN_OPENID)
+    .execute(conn)?)
 }
 
 /// When a session dies: at its expiry, and at the latest `max_lifetime` after its login
@@ -299,7 +397,7 @@ pub(crate) fn refresh(
         // The user before the session, in the order a disable (whose trigger revokes the
         // sessions) takes them: the two wait for each other instead of deadlocking.
         super::users::lock_usable(conn, new.user_id)?;
-        let old: Option<(i64, Vec<u8>, DateTime<Utc>)> = user_session::table
+        let old: Option<(i64, Vec<u8>, DateTime<Utc>, String)> = user_session::table
             .find(old_id)
             .filter(user_session::revoked_at.is_null())
             .filter(user_session::expires_at.gt(diesel::dsl::now))
@@ -308,11 +406,13 @@ pub(crate) fn refresh(
                 user_session::user_id,
                 user_session::session_key_enc,
                 user_session::created_at,
+                user_session::app_id,
             ))
             .for_update()
             .first(conn)
             .optional()?;
-        let Some((user_id, sealed, created_at)) = old.filter(|(uid, _, _)| *uid == new.user_id)
+        let Some((user_id, sealed, created_at, app_id)) =
+            old.filter(|(uid, _, _, _)| *uid == new.user_id)
         else {
             return Ok(None);
         };
@@ -339,30 +439,79 @@ pub(crate) fn refresh(
             .execute(conn)?;
         // The new row is the same login: it keeps the login's time, so its end stays where it
         // was, and the user's newest login (the one WeChat's session_key belongs to) stays newest.
+        // And it is the same app's.
         diesel::update(user_session::table.find(&new.id))
-            .set(user_session::created_at.eq(created_at))
+            .set((
+                user_session::created_at.eq(created_at),
+                user_session::app_id.eq(app_id),
+            ))
             .execute(conn)?;
         notify(conn, &Revoked::Session(old_id.to_string()))?;
         Ok(Some(expires_at))
     })
 }
 
-/// The session_key of the user's newest login: WeChat keeps only that one valid.
-pub(crate) fn newest_session_key(
+/// What `bindPhone` needs of a token's app, read with one query from the token's session.
+pub(crate) struct SessionApp {
+    /// The app the session was opened in (the default app for the previous release's sessions).
+    pub(crate) appid: String,
+    /// The user's openid in that app; `None` when the user has no identity there.
+    pub(crate) openid: Option<String>,
+    /// The session_key of the user's newest login in that app: WeChat keeps only that one valid
+    /// per app.
+    pub(crate) newest_session_key: Option<SessionKey>,
+}
+
+#[derive(QueryableByName)]
+struct SessionAppRow {
+    #[diesel(sql_type = Text)]
+    appid: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    openid: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    newest_id: Option<String>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    newest_key: Option<Vec<u8>>,
+}
+
+/// The app of session `id`, the user's openid there and the newest session_key there. `None`
+/// when there is no such session.
+pub(crate) fn session_app(
     conn: &mut PgConnection,
     cipher: &SessionKeyCipher,
-    user_id: i64,
-) -> Result<Option<SessionKey>, DbError> {
-    let newest: Option<(String, Vec<u8>)> = user_session::table
-        .filter(user_session::user_id.eq(user_id))
-        .order(user_session::created_at.desc())
-        .select((user_session::id, user_session::session_key_enc))
-        .first(conn)
-        .optional()?;
-    match newest {
-        None => Ok(None),
-        Some((id, sealed)) => cipher.open(&id, &sealed).map(Some).ok_or(DbError::Sealed),
-    }
+    id: &str,
+    default_appid: &str,
+) -> Result<Option<SessionApp>, DbError> {
+    let row: Option<SessionAppRow> = diesel::sql_query(
+        "SELECT a.appid,
+                (SELECT i.subject FROM user_identity i
+                  WHERE i.user_id = s.user_id AND i.app_id = a.appid) AS openid,
+                n.id AS newest_id, n.session_key_enc AS newest_key
+         FROM user_session s
+         CROSS JOIN LATERAL (SELECT coalesce(nullif(s.app_id, ''), $2) AS appid) a
+         LEFT JOIN LATERAL (
+             SELECT n.id, n.session_key_enc FROM user_session n
+             WHERE n.user_id = s.user_id AND coalesce(nullif(n.app_id, ''), $2) = a.appid
+             ORDER BY n.created_at DESC LIMIT 1
+         ) n ON true
+         WHERE s.id = $1",
+    )
+    .bind::<Text, _>(id)
+    .bind::<Text, _>(default_appid)
+    .get_result(conn)
+    .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let newest_session_key = match (row.newest_id, row.newest_key) {
+        (Some(id), Some(sealed)) => Some(cipher.open(&id, &sealed).ok_or(DbError::Sealed)?),
+        _ => None,
+    };
+    Ok(Some(SessionApp {
+        appid: row.appid,
+        openid: row.openid,
+        newest_session_key,
+    }))
 }
 
 /// Records that these sessions were used (batched by the SessionActor, not per request).

@@ -31,10 +31,6 @@ const FLUSH_LIMIT: Duration = Duration::from_secs(5);
 pub(crate) const DEV_FAKE_PATH: &str = "/__wechat";
 /// Where the benchmark comparison routes live when `BENCH_ENDPOINTS=1`.
 const BENCH_PATH: &str = "/bench";
-/// The appid the built-in fake plays.
-const DEV_APPID: &str = "wxdevfake00000000";
-/// The corp the built-in fake plays, its self-built app linked to `DEV_APPID`.
-const DEV_CORPID: &str = "wwdevfake0000000";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -49,6 +45,8 @@ pub enum StartupError {
     Server(#[from] std::io::Error),
     #[error("cannot load the demo data: {0}")]
     Demo(String),
+    #[error("cannot give the existing users their identities: {0}")]
+    Identities(String),
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
 }

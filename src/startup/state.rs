@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use actix::Actor;
 
-use super::{DEV_APPID, DEV_CORPID, DEV_FAKE_PATH, StartupError};
+use super::{DEV_FAKE_PATH, StartupError};
 use crate::actors::deletion::DeletionSweeper;
 use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
 use crate::actors::reminder::ReminderSender;
@@ -16,71 +16,81 @@ use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
-use crate::config::{Config, Secret, WeChatMode};
+use crate::apps::ServedApp;
+use crate::config::{Apps, Config, WeChatMode};
 use crate::db::PgPool;
 use crate::db::sealed::SessionKeyCipher;
 use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 use crate::token::TokenIssuer;
-use crate::wechat::wecom::WeComApp;
 
-/// Where the WeChatClient sends its calls, as whom.
+/// Where the WeChatClients send their calls, as which apps.
 pub(super) struct WeChatUpstream {
     api_base: String,
-    appid: String,
-    secret: Secret,
+    apps: Apps,
     wecom_api_base: String,
-    wecom_apps: Vec<WeComApp>,
 }
 
 impl WeChatUpstream {
     /// The configured upstream, or in dev mode the built-in fake (returned too, for mounting)
-    /// reached through this process's own listener at `local`; it plays WeCom too, with a
-    /// demo corp linked to the demo mini-program.
+    /// reached through this process's own listener at `local`, knowing the demo apps.
     pub(super) fn for_mode(
         config: &Config,
         local: SocketAddr,
     ) -> (WeChatUpstream, Option<Arc<FakeWeChat>>) {
+        let apps = &config.apps;
         match &config.wechat {
-            WeChatMode::Upstream {
-                appid,
-                secret,
-                api_base,
-            } => (
+            WeChatMode::Upstream { api_base } => (
                 WeChatUpstream {
                     api_base: api_base.clone(),
-                    appid: appid.clone(),
-                    secret: secret.clone(),
+                    apps: apps.clone(),
                     wecom_api_base: config.wecom_api_base.clone(),
-                    wecom_apps: Vec::new(),
                 },
                 None,
             ),
             WeChatMode::Dev => {
-                let secret = Secret::new(crate::random::token_hex(16));
-                let fake = FakeWeChat::new(DEV_APPID, secret.expose());
-                let corpsecret = Secret::new(crate::random::token_hex(16));
-                fake.wecom()
-                    .add_corp(DEV_CORPID, corpsecret.expose(), DEV_APPID);
+                let default = apps.default_app();
+                let fake = FakeWeChat::new(&default.appid, default.secret.expose());
+                for app in &apps.miniprograms[1..] {
+                    fake.add_app(&app.appid, app.secret.expose());
+                }
+                // The demo apps are one company's: a person has one unionid across them.
+                for app in &apps.miniprograms {
+                    fake.bind_open_platform(&app.appid);
+                }
+                for corp in &apps.wecom {
+                    fake.wecom()
+                        .add_corp(&corp.corpid, corp.corpsecret.expose(), &corp.appid);
+                }
                 let api_base = format!("http://{}{DEV_FAKE_PATH}", loopback_for(local));
                 (
                     WeChatUpstream {
                         wecom_api_base: api_base.clone(),
                         api_base,
-                        appid: DEV_APPID.to_string(),
-                        secret,
-                        wecom_apps: vec![WeComApp {
-                            corpid: DEV_CORPID.to_string(),
-                            corpsecret,
-                            appid: DEV_APPID.to_string(),
-                        }],
+                        apps: apps.clone(),
                     },
                     Some(fake),
                 )
             }
         }
     }
+}
+
+/// Users made before identities existed (or by the previous release, still running beside this
+/// one during an upgrade) become the default app's: the migration cannot know its appid.
+fn adopt_users_without_identity(pool: &PgPool, default_appid: &str) -> Result<(), StartupError> {
+    let mut conn = pool
+        .get()
+        .map_err(|e| StartupError::Identities(e.to_string()))?;
+    let adopted = crate::db::sessions::adopt_users_without_identity(&mut conn, default_appid)
+        .map_err(|e| StartupError::Identities(e.to_string()))?;
+    if adopted > 0 {
+        log::info!(
+            "{adopted} users without an identity became users of the default app {default_appid}"
+        );
+    }
+    Ok(())
 }
 
 /// The address a client on this machine uses to reach a listener bound to `addr`.
@@ -119,6 +129,7 @@ pub(super) async fn build(
             log::info!("dev mode: loaded demo data into an empty app: {report}");
         }
     }
+    adopt_users_without_identity(&pool, &config.apps.default_app().appid)?;
     let sessions = SessionActor::new(
         db.clone(),
         config.session_cache_capacity,
@@ -135,21 +146,40 @@ pub(super) async fn build(
     )?;
     let WeChatUpstream {
         api_base,
-        appid,
-        secret,
+        apps,
         wecom_api_base,
-        wecom_apps,
     } = upstream;
-    let wechat = WeChatClient::new(
-        api_base,
-        appid.clone(),
-        secret,
-        config.wechat_timeout,
-        config.access_token_mode,
-        metrics.clone(),
-    )
-    .with_wecom(wecom_api_base, wecom_apps)
-    .start();
+    // One client per app: each keeps its own access token, and a slow or refused app does not
+    // hold up another's calls. A WeCom corp is served by the client of the mini-program its
+    // staff open.
+    let served = crate::apps::ServedApps::new(
+        apps.miniprograms
+            .iter()
+            .map(|app| ServedApp {
+                appid: app.appid.clone(),
+                name: app.name.clone(),
+                wechat: WeChatClient::new(
+                    api_base.clone(),
+                    app.appid.clone(),
+                    app.secret.clone(),
+                    config.wechat_timeout,
+                    config.access_token_mode,
+                    metrics.clone(),
+                )
+                .with_wecom(
+                    wecom_api_base.clone(),
+                    apps.wecom
+                        .iter()
+                        .filter(|corp| corp.appid == app.appid)
+                        .cloned()
+                        .collect(),
+                )
+                .start(),
+                latency: Default::default(),
+            })
+            .collect(),
+    );
+    let wechat = served.default_app().wechat.clone();
     LoginLogPruner::new(&db, config.login_log_retention).start();
     DeletionSweeper::new(&db).start();
     if let Some(sender) =
@@ -187,14 +217,13 @@ pub(super) async fn build(
         session_cache,
         listener: session_listener,
         wechat,
-        wechat_latency: Default::default(),
+        apps: Arc::new(served),
         // A login's token never outlives its session's maximum lifetime.
         tokens: Arc::new(TokenIssuer::new(
             config.jwt_secret.expose().as_bytes(),
             config.token_ttl.min(config.session_max_lifetime),
         )),
         limits,
-        appid,
         content_check: crate::api::content_check::ContentCheck {
             enabled: config.content_check,
             on_error: config.content_check_on_error,

@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer};
 use diesel::prelude::*;
 use serde_json::Value;
 use wxauth::api::AppState;
-use wxauth::config::{Config, Secret, WeChatMode};
+use wxauth::config::{Config, MiniProgram, Secret, WeChatMode};
 use wxauth::db::schema::wx_user;
 use wxauth::dev::fake_wechat::{self as fake, FakeWeChat, MintedCode};
 use wxauth::domain::WxUser;
@@ -17,7 +17,10 @@ use wxauth::startup::Application;
 
 use crate::database::{DropDb, pg_url};
 
-pub const TEST_APPID: &str = "wxtest0123456789ab";
+// Letters only: tests look for numbers (errcodes, ids) in /metrics, where appids are labels.
+pub const TEST_APPID: &str = "wxtestoaappidabcde";
+/// The second mini-program of `TestAppBuilder::two_apps`.
+pub const TEST_APPID2: &str = "wxtestshopappidxyz";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
 
@@ -99,6 +102,7 @@ type Change = Box<dyn FnOnce(&mut Config)>;
 pub struct TestAppBuilder {
     changes: Vec<Change>,
     dev_mode: bool,
+    two_apps: bool,
 }
 
 impl TestAppBuilder {
@@ -136,9 +140,16 @@ impl TestAppBuilder {
     /// Another AppSecret than the one the fake knows.
     pub fn wechat_secret(self, wrong: &'static str) -> Self {
         self.config(move |c| match &mut c.wechat {
-            WeChatMode::Upstream { secret, .. } => *secret = Secret::new(wrong),
+            WeChatMode::Upstream { .. } => c.apps.miniprograms[0].secret = Secret::new(wrong),
             WeChatMode::Dev => panic!("WECHAT_SECRET for a dev-mode app"),
         })
+    }
+
+    /// Two mini-programs of one company (`TEST_APPID`, the default, and `TEST_APPID2`), both
+    /// bound to its open platform: a named test user has one unionid in both.
+    pub fn two_apps(mut self) -> Self {
+        self.two_apps = true;
+        self
     }
 
     /// No WECHAT_APPID: the app serves its own fake, as `cargo run` does.
@@ -181,6 +192,17 @@ impl TestAppBuilder {
             Some(fake)
         };
         let mut config = Config::from_vars(&vars).expect("test config is valid");
+        if let Some(fake) = upstream_fake.as_ref().filter(|_| self.two_apps) {
+            let secret = format!("appsecret2-{}", uuid::Uuid::new_v4().simple());
+            fake.add_app(TEST_APPID2, &secret);
+            fake.bind_open_platform(TEST_APPID);
+            fake.bind_open_platform(TEST_APPID2);
+            config.apps.miniprograms.push(MiniProgram {
+                appid: TEST_APPID2.to_string(),
+                secret: Secret::new(secret),
+                name: "商城".to_string(),
+            });
+        }
         for change in self.changes {
             change(&mut config);
         }
@@ -313,6 +335,7 @@ impl TestApp {
         TestAppBuilder {
             changes: Vec::new(),
             dev_mode: false,
+            two_apps: false,
         }
     }
 
@@ -430,6 +453,17 @@ impl TestApp {
         self.post(
             "auth/login_by_weixin",
             &serde_json::json!({ "code": code }),
+            None,
+        )
+        .await
+    }
+
+    /// wx.login() in app `appid`, then auth/login_by_weixin naming the app in the body.
+    pub async fn login_in(&self, appid: &str, user: &str) -> Reply {
+        let code = self.fake.mint_code_in(appid, user).code;
+        self.post(
+            "auth/login_by_weixin",
+            &serde_json::json!({ "code": code, "appid": appid }),
             None,
         )
         .await

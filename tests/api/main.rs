@@ -2,6 +2,7 @@
 //! WeChat fake as WeChat. Each module is one part of the client's story.
 
 mod admin;
+mod apps;
 mod bench;
 mod binary;
 mod content;

@@ -439,3 +439,45 @@ fn production_refuses_a_missing_or_short_jwt_secret() {
         );
     }
 }
+
+#[test]
+fn a_bad_apps_file_stops_the_binary_naming_the_entry_and_the_key() {
+    let dir = std::env::temp_dir().join(format!("wxauth-apps-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("apps.toml");
+    std::fs::write(
+        &path,
+        "[[miniprogram]]\nappid = \"wx1111111111111111\"\nsecret = \"first-app-secret-value\"\n\n\
+         [[miniprogram]]\nappid = \"wx2222222222222222\"\nsecret_env = \"SHOP_SECRET\"\n",
+    )
+    .expect("write");
+    let path = path.to_string_lossy().to_string();
+    let out = run_with_only(&[
+        ("WECHAT_APPS_FILE", path.as_str()),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WECHAT_APPS_FILE"), "{stderr}");
+    assert!(
+        stderr.contains("[[miniprogram]] 2: secret_env: the variable SHOP_SECRET is not set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("first-app-secret-value"), "{stderr}");
+
+    // With the variable set, the configuration is good: the start gets as far as the database
+    // (not there: exit 1).
+    let out = run_with_only(&[
+        ("WECHAT_APPS_FILE", path.as_str()),
+        ("SHOP_SECRET", "shop-secret-value"),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for secret in ["first-app-secret-value", "shop-secret-value"] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -25,7 +25,9 @@ use chrono::{DateTime, Utc};
 
 pub(crate) use self::cache::SessionCache;
 use crate::actors::db_executor::{DbHandle, DbResult};
-use crate::domain::{LiveSession, NewSessionMeta, Revoked, SessionEnd};
+use crate::domain::{
+    LiveSession, LoginRecord, NewSessionMeta, Restore, Revoked, SessionEnd, SignIn, user_status,
+};
 
 /// How often `last_seen_at` is written for the sessions used since the last write.
 const TOUCH_EVERY: Duration = Duration::from_secs(30);
@@ -82,6 +84,125 @@ impl Actor for SessionActor {
                 }
             });
         });
+    }
+}
+
+/// A login's way in, as refresh and logout are the ways on and out: identity → user → session
+/// in the login's one statement, the account's pending deletion settled, and the new session
+/// cached. The login has been admitted already (its code is spent), so its statements are never
+/// refused for want of a place.
+#[derive(Message)]
+#[rtype(result = "DbResult<Opened>")]
+pub(crate) struct OpenSession {
+    pub(crate) login: SignIn,
+    /// When the login request arrived: a deletion requested after it wins over it.
+    pub(crate) began: DateTime<Utc>,
+}
+
+/// What opening a login's session came to.
+pub(crate) struct Opened {
+    pub(crate) record: LoginRecord,
+    /// The login cancelled the account's pending deletion.
+    pub(crate) restored: bool,
+    /// The login revealed that the account was one person with this one, now merged into it.
+    pub(crate) merged_id: Option<i64>,
+    /// The round trip of the login's statements through the DbExecutor (queue included): the
+    /// shared resource whose congestion sizes the login admission.
+    pub(crate) database_time: Duration,
+}
+
+impl Handler<OpenSession> for SessionActor {
+    type Result = ResponseActFuture<Self, DbResult<Opened>>;
+
+    fn handle(&mut self, msg: OpenSession, _: &mut Self::Context) -> Self::Result {
+        let epoch = self.cache.epoch();
+        let db = self.db.admitted();
+        let id = msg.login.session_id.clone();
+        let expires_at = msg.login.expires_at.timestamp();
+        Box::pin(
+            async move {
+                let started = std::time::Instant::now();
+                let mut record = db.login(msg.login.clone()).await?;
+                let mut restored = false;
+                if record.user.status == user_status::DELETION_PENDING {
+                    // Rare (a login within an account's grace period): its own statements,
+                    // then the login statement once more for the restored or the new account.
+                    if let Some(cancelled) =
+                        settle_pending_deletion(&db, record.user.id, msg.began).await?
+                    {
+                        restored = cancelled;
+                        record = db.login(msg.login.clone()).await?;
+                    }
+                }
+                let mut merged_id = None;
+                if let (true, Some(other), Some(unionid)) = (
+                    record.session_stored,
+                    record.unionid_user_id,
+                    msg.login.unionid.clone(),
+                ) {
+                    // Rare: the login revealed that two accounts are one person.
+                    let merged = db
+                        .merge_by_unionid(record.user.id, other, unionid, msg.login.session_id)
+                        .await?;
+                    if let Some(merged) = merged {
+                        merged_id = Some(merged.merged_id);
+                        record.user = merged.survivor;
+                    }
+                }
+                Ok((record, restored, merged_id, started.elapsed()))
+            }
+            .into_actor(self)
+            .map(
+                move |res: DbResult<(LoginRecord, bool, Option<i64>, Duration)>, act, _| {
+                    let (record, restored, merged_id, database_time) = res?;
+                    if let Some(merged) = merged_id {
+                        // Its sessions went with its row; the NOTIFY tells every instance, this
+                        // one's cache is told at once.
+                        act.cache.invalidate(&Revoked::User(merged));
+                    }
+                    if record.session_stored {
+                        let live = LiveSession {
+                            user_id: record.user.id,
+                            expires_at,
+                        };
+                        act.cache.remember(id, live, epoch);
+                    }
+                    Ok(Opened {
+                        record,
+                        restored,
+                        merged_id,
+                        database_time,
+                    })
+                },
+            ),
+        )
+    }
+}
+
+/// A login of an account whose deletion is pending: within the grace period it cancels the
+/// deletion (answers `restored`), unless the request came after this login began (the two raced:
+/// the deletion wins) or the account was disabled. After the grace period the account is erased
+/// now, if the sweeper has not yet, and the login continues with a new, empty account.
+/// `Some(restored)` when the login statement must run again; `None` when the deletion stands.
+async fn settle_pending_deletion(
+    db: &DbHandle,
+    user_id: i64,
+    began: DateTime<Utc>,
+) -> DbResult<Option<bool>> {
+    match db.restore_on_login(user_id, began).await? {
+        Restore::Restored => {
+            log::info!("login: user {user_id} restored their account");
+            Ok(Some(true))
+        }
+        Restore::NothingPending => Ok(Some(false)),
+        Restore::Kept => Ok(None),
+        Restore::Expired | Restore::Gone => {
+            db.erase_user(user_id).await?;
+            log::info!(
+                "login: user {user_id}'s grace period was over; erased, a new account follows"
+            );
+            Ok(Some(false))
+        }
     }
 }
 

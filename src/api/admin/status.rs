@@ -57,6 +57,9 @@ struct StatusView {
     pending_review: Option<Vec<PendingMeeting>>,
     /// Meeting reminders by subscribe message.
     reminders: RemindersView,
+    /// Accounts merged into an older one because a login showed they were one person; `None`
+    /// when the database could not be asked.
+    accounts_merged: Option<i64>,
     /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
     errnos: ErrnoLabels,
 }
@@ -169,10 +172,44 @@ struct SessionsView {
 struct LoginsView {
     last_minute: LoginWindow,
     last_hour: LoginWindow,
+    /// The last hour by configured app, the default app first.
+    by_app: Vec<AppLogins>,
     /// One entry per minute of the last hour, oldest first.
     per_minute: Vec<MinuteView>,
     /// Newest first.
     recent: Vec<RecentLogin>,
+}
+
+#[derive(Debug, Serialize)]
+struct AppLogins {
+    appid: String,
+    /// The name `WECHAT_APPS_FILE` gives it; empty when none.
+    name: String,
+    success: i64,
+    failure: i64,
+}
+
+impl AppLogins {
+    /// Every configured app, with its counts; rows of apps no longer configured are left out.
+    fn of(apps: &crate::apps::ServedApps, counts: &[crate::domain::AppCount]) -> Vec<AppLogins> {
+        let default = &apps.default_app().appid;
+        apps.all()
+            .iter()
+            .map(|app| {
+                let mine = counts.iter().filter(|c| {
+                    c.app_id == app.appid || (c.app_id.is_empty() && app.appid == *default)
+                });
+                let (success, failure) =
+                    mine.fold((0, 0), |(s, f), c| (s + c.success, f + c.failure));
+                AppLogins {
+                    appid: app.appid.clone(),
+                    name: app.name.clone(),
+                    success,
+                    failure,
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -201,8 +238,9 @@ struct RecentLogin {
     errno: i32,
 }
 
-impl From<LoginSummary> for LoginsView {
-    fn from(s: LoginSummary) -> Self {
+impl LoginsView {
+    fn new(s: LoginSummary, apps: &crate::apps::ServedApps) -> Self {
+        let by_app = AppLogins::of(apps, &s.by_app);
         let mut last_minute = LoginWindow::default();
         let mut last_hour = LoginWindow::default();
         for row in &s.by_errno {
@@ -227,6 +265,7 @@ impl From<LoginSummary> for LoginsView {
         LoginsView {
             last_minute,
             last_hour,
+            by_app,
             per_minute: s
                 .per_minute
                 .into_iter()
@@ -395,10 +434,15 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
     }
 
     let logins = match logins {
-        Ok(Ok(summary)) => Some(LoginsView::from(summary)),
+        Ok(Ok(summary)) => Some(LoginsView::new(summary, &state.apps)),
         _ => None,
     };
 
+    let accounts_merged = deletions
+        .as_ref()
+        .ok()
+        .and_then(|d| d.as_ref().ok())
+        .map(|c| c.merged);
     let deletions = match deletions {
         Ok(Ok(counts)) => Some(DeletionsView {
             pending: counts.pending,
@@ -443,6 +487,7 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
             enabled: state.reminder_template.is_some(),
             counts: reminder_counts.ok().and_then(Result::ok),
         },
+        accounts_merged,
         errnos: ErrnoLabels,
         admission: AdmissionView {
             logins: state.login_admission.stats(),

@@ -16,17 +16,40 @@ use crate::wechat::crypto;
 pub struct MintedCode {
     pub code: String,
     pub openid: String,
+    /// What WeChat will report as the unionid, when the code carries one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unionid: Option<String>,
 }
 
 impl FakeWeChat {
-    /// What `wx.login()` would hand the named user's phone.
+    /// What `wx.login()` would hand the named user's phone in the first app.
     pub fn mint_code(&self, user: &str) -> MintedCode {
-        let openid = self.openid_for(user);
-        self.mint_code_for(&openid, None, Duration::ZERO)
+        let appid = self.appid.clone();
+        self.mint_code_in(&appid, user)
     }
 
-    /// A code for an exact openid (and unionid), issued `age` ago.
+    /// What `wx.login()` in app `appid` would hand the named user's phone: with the user's
+    /// unionid when the app is bound to the open platform.
+    pub fn mint_code_in(&self, appid: &str, user: &str) -> MintedCode {
+        let openid = self.openid_in(appid, user);
+        let unionid = self.is_bound(appid).then(|| self.unionid_for(user));
+        self.mint_app_code(appid, &openid, unionid.as_deref(), Duration::ZERO)
+    }
+
+    /// A first-app code for an exact openid (and unionid), issued `age` ago.
     pub fn mint_code_for(&self, openid: &str, unionid: Option<&str>, age: Duration) -> MintedCode {
+        let appid = self.appid.clone();
+        self.mint_app_code(&appid, openid, unionid, age)
+    }
+
+    /// An app's code for an exact openid (and unionid), issued `age` ago.
+    pub fn mint_app_code(
+        &self,
+        appid: &str,
+        openid: &str,
+        unionid: Option<&str>,
+        age: Duration,
+    ) -> MintedCode {
         let code = format!("0{}", crate::random::token_hex(15));
         let issued_at = SystemTime::now()
             .checked_sub(age)
@@ -38,6 +61,7 @@ impl FakeWeChat {
         st.codes.insert(
             code.clone(),
             IssuedCode {
+                appid: appid.to_string(),
                 openid: openid.to_string(),
                 unionid: unionid.map(str::to_string),
                 session_key,
@@ -48,6 +72,7 @@ impl FakeWeChat {
         MintedCode {
             code,
             openid: openid.to_string(),
+            unionid: unionid.map(str::to_string),
         }
     }
 
@@ -55,6 +80,7 @@ impl FakeWeChat {
     /// `{prefix}{i % users}`, so `users` below `count` makes returning users.
     pub(crate) fn mint_codes(&self, prefix: &str, count: usize, users: usize) -> Vec<String> {
         let users = users.max(1);
+        let appid = self.appid.clone();
         let now = SystemTime::now();
         let mut st = self.state();
         st.codes.reserve(count);
@@ -67,6 +93,7 @@ impl FakeWeChat {
                 st.codes.insert(
                     code.clone(),
                     IssuedCode {
+                        appid: appid.clone(),
                         openid,
                         unionid: None,
                         session_key,
@@ -79,12 +106,20 @@ impl FakeWeChat {
             .collect()
     }
 
-    /// A code from the `getPhoneNumber` button of the user with this openid.
+    /// A code from the first app's `getPhoneNumber` button of the user with this openid.
     pub fn mint_phone_code(&self, openid: &str, phone: &str) -> String {
+        let appid = self.appid.clone();
+        self.mint_phone_code_in(&appid, openid, phone)
+    }
+
+    /// A code from app `appid`'s `getPhoneNumber` button: only that app's access token
+    /// exchanges it.
+    pub fn mint_phone_code_in(&self, appid: &str, openid: &str, phone: &str) -> String {
         let code = format!("p{}", crate::random::token_hex(15));
         self.state().phone_codes.insert(
             code.clone(),
             PhoneCode {
+                appid: appid.to_string(),
                 openid: openid.to_string(),
                 phone: phone.to_string(),
                 issued_at: SystemTime::now(),

@@ -53,7 +53,7 @@ impl FakeWeChat {
         token: Option<&str>,
         req: &SecCheckRequest,
     ) -> serde_json::Value {
-        if let Some(err) = self.check_access_token(token) {
+        if let Err(err) = self.check_access_token(token) {
             return err;
         }
         if req.version != Some(2) {
@@ -100,7 +100,7 @@ impl FakeWeChat {
         token: Option<&str>,
         body: &serde_json::Value,
     ) -> serde_json::Value {
-        if let Some(err) = self.check_access_token(token) {
+        if let Err(err) = self.check_access_token(token) {
             return err;
         }
         let text = |key: &str| body.get(key).and_then(serde_json::Value::as_str);

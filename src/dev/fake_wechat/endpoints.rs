@@ -42,28 +42,34 @@ pub(super) struct SessionQuery {
 }
 
 impl FakeWeChat {
+    /// The app these credentials are, or WeChat's error for them.
     fn check_credentials(
         &self,
         appid: Option<&str>,
         secret: Option<&str>,
-    ) -> Option<serde_json::Value> {
-        match (appid, secret) {
-            (None, _) => Some(wx_error(errcode::MISSING_APPID, "appid missing")),
-            (_, None) => Some(wx_error(errcode::MISSING_SECRET, "appsecret missing")),
-            (Some(a), _) if a != self.appid => {
-                Some(wx_error(errcode::INVALID_APPID, "invalid appid"))
-            }
-            (_, Some(s)) if s != self.secret => {
-                Some(wx_error(errcode::INVALID_SECRET, "invalid appsecret"))
-            }
-            _ => None,
+    ) -> Result<String, serde_json::Value> {
+        let (Some(appid), Some(secret)) = (appid, secret) else {
+            return Err(match appid {
+                None => wx_error(errcode::MISSING_APPID, "appid missing"),
+                Some(_) => wx_error(errcode::MISSING_SECRET, "appsecret missing"),
+            });
+        };
+        let st = self.state();
+        let Some(app) = st.apps.iter().find(|app| app.appid == appid) else {
+            return Err(wx_error(errcode::INVALID_APPID, "invalid appid"));
+        };
+        if app.secret != secret {
+            return Err(wx_error(errcode::INVALID_SECRET, "invalid appsecret"));
         }
+        Ok(app.appid.clone())
     }
 
-    fn new_access_token(st: &mut State) -> String {
+    fn new_access_token(st: &mut State, appid: &str) -> String {
         let token = format!("ACCESS_{}", crate::random::token_hex(24));
-        st.access_tokens
-            .insert(token.clone(), SystemTime::now() + ACCESS_TOKEN_TTL);
+        st.access_tokens.insert(
+            token.clone(),
+            (appid.to_string(), SystemTime::now() + ACCESS_TOKEN_TTL),
+        );
         token
     }
 
@@ -71,48 +77,51 @@ impl FakeWeChat {
         let left = st
             .access_tokens
             .get(token)
-            .and_then(|until| until.duration_since(SystemTime::now()).ok())
+            .and_then(|(_, until)| until.duration_since(SystemTime::now()).ok())
             .unwrap_or_default();
         serde_json::json!({ "access_token": token, "expires_in": left.as_secs() })
     }
 
-    /// `cgi-bin/token`: a new token each time; the previous ones keep working five minutes.
+    /// `cgi-bin/token`: a new token each time; the app's previous ones keep working five
+    /// minutes.
     pub(super) fn plain_token(
         &self,
         appid: Option<&str>,
         secret: Option<&str>,
     ) -> serde_json::Value {
-        if let Some(err) = self.check_credentials(appid, secret) {
-            return err;
-        }
+        let appid = match self.check_credentials(appid, secret) {
+            Ok(appid) => appid,
+            Err(err) => return err,
+        };
         let mut st = self.state();
         let soon = SystemTime::now() + TOKEN_OVERLAP;
-        for until in st.access_tokens.values_mut() {
+        for (_, until) in st.access_tokens.values_mut().filter(|(a, _)| *a == appid) {
             *until = (*until).min(soon);
         }
-        let token = Self::new_access_token(&mut st);
+        let token = Self::new_access_token(&mut st, &appid);
         Self::token_reply(&st, &token)
     }
 
     /// `cgi-bin/stable_token`: the same token until five minutes before it expires.
     pub(super) fn stable_token(&self, req: &StableTokenRequest) -> serde_json::Value {
-        if let Some(err) = self.check_credentials(req.appid.as_deref(), req.secret.as_deref()) {
-            return err;
-        }
+        let appid = match self.check_credentials(req.appid.as_deref(), req.secret.as_deref()) {
+            Ok(appid) => appid,
+            Err(err) => return err,
+        };
         let mut st = self.state();
-        let current = st.stable_token.clone().filter(|t| {
+        let current = st.stable_tokens.get(&appid).cloned().filter(|t| {
             st.access_tokens
                 .get(t)
-                .is_some_and(|until| *until > SystemTime::now() + TOKEN_OVERLAP)
+                .is_some_and(|(_, until)| *until > SystemTime::now() + TOKEN_OVERLAP)
         });
         let token = match current {
             Some(t) if !req.force_refresh.unwrap_or(false) => t,
             _ => {
-                if let Some(old) = st.stable_token.take() {
+                if let Some(old) = st.stable_tokens.remove(&appid) {
                     st.access_tokens.remove(&old);
                 }
-                let t = Self::new_access_token(&mut st);
-                st.stable_token = Some(t.clone());
+                let t = Self::new_access_token(&mut st, &appid);
+                st.stable_tokens.insert(appid, t.clone());
                 t
             }
         };
@@ -123,27 +132,30 @@ impl FakeWeChat {
     pub fn invalidate_access_tokens(&self) {
         let mut st = self.state();
         st.access_tokens.clear();
-        st.stable_token = None;
+        st.stable_tokens.clear();
     }
 
-    /// `None` when the token is good, else WeChat's error for it.
-    pub(super) fn check_access_token(&self, token: Option<&str>) -> Option<serde_json::Value> {
+    /// The app whose token it is, else WeChat's error for it.
+    pub(super) fn check_access_token(
+        &self,
+        token: Option<&str>,
+    ) -> Result<String, serde_json::Value> {
         let Some(token) = token.filter(|t| !t.is_empty()) else {
-            return Some(wx_error(
+            return Err(wx_error(
                 errcode::ACCESS_TOKEN_MISSING,
                 "access_token missing",
             ));
         };
         match self.state().access_tokens.get(token) {
-            None => Some(wx_error(
+            None => Err(wx_error(
                 errcode::INVALID_CREDENTIAL,
                 "invalid credential, access_token is invalid or not latest",
             )),
-            Some(until) if *until <= SystemTime::now() => Some(wx_error(
+            Some((_, until)) if *until <= SystemTime::now() => Err(wx_error(
                 errcode::ACCESS_TOKEN_EXPIRED,
                 "access_token expired",
             )),
-            Some(_) => None,
+            Some((appid, _)) => Ok(appid.clone()),
         }
     }
 
@@ -153,11 +165,17 @@ impl FakeWeChat {
         token: Option<&str>,
         req: &PhoneRequest,
     ) -> serde_json::Value {
-        if let Some(err) = self.check_access_token(token) {
-            return err;
-        }
+        let appid = match self.check_access_token(token) {
+            Ok(appid) => appid,
+            Err(err) => return err,
+        };
         let mut st = self.state();
-        let Some(issued) = req.code.as_deref().and_then(|c| st.phone_codes.get_mut(c)) else {
+        let Some(issued) = req
+            .code
+            .as_deref()
+            .and_then(|c| st.phone_codes.get_mut(c))
+            .filter(|issued| issued.appid == appid)
+        else {
             return wx_error(errcode::INVALID_CODE, "invalid code");
         };
         let expired = SystemTime::now()
@@ -180,16 +198,14 @@ impl FakeWeChat {
                 "phoneNumber": phone,
                 "purePhoneNumber": phone,
                 "countryCode": "86",
-                "watermark": { "timestamp": unix_now(), "appid": self.appid },
+                "watermark": { "timestamp": unix_now(), "appid": appid },
             }
         })
     }
 
     /// Checks the login-state signature against the user's current key.
     pub(super) fn signature_ok(&self, q: &SessionQuery) -> Result<String, serde_json::Value> {
-        if let Some(err) = self.check_access_token(q.access_token.as_deref()) {
-            return Err(err);
-        }
+        self.check_access_token(q.access_token.as_deref())?;
         if q.sig_method.as_deref() != Some("hmac_sha256") {
             return Err(wx_error(87008, "invalid sig_method"));
         }
@@ -214,17 +230,20 @@ impl FakeWeChat {
             };
             return wx_error(code, "missing parameter");
         };
-        if appid != &self.appid {
-            return wx_error(errcode::INVALID_APPID, "invalid appid");
-        }
-        if secret != &self.secret {
-            return wx_error(errcode::INVALID_SECRET, "invalid appsecret");
-        }
+        let appid = match self.check_credentials(Some(appid), Some(secret)) {
+            Ok(appid) => appid,
+            Err(err) => return err,
+        };
         if q.grant_type.as_deref() != Some("authorization_code") {
             return wx_error(40002, "invalid grant_type");
         }
         let mut st = self.state();
-        let Some(issued) = st.codes.get_mut(js_code) else {
+        // Another app's code is as unknown to this app as a made-up one.
+        let Some(issued) = st
+            .codes
+            .get_mut(js_code)
+            .filter(|issued| issued.appid == appid)
+        else {
             return wx_error(errcode::INVALID_CODE, "invalid code");
         };
         if issued.used {
@@ -255,7 +274,7 @@ mod tests {
     fn query(fake: &FakeWeChat, code: &str) -> Code2SessionQuery {
         Code2SessionQuery {
             appid: Some(fake.appid.clone()),
-            secret: Some(fake.secret.clone()),
+            secret: Some("secret".into()),
             js_code: Some(code.to_string()),
             grant_type: Some("authorization_code".into()),
         }
@@ -322,10 +341,10 @@ mod tests {
         };
         let a = fake.stable_token(&req)["access_token"].clone();
         assert_eq!(fake.stable_token(&req)["access_token"], a);
-        assert!(fake.check_access_token(a.as_str()).is_none());
+        assert!(fake.check_access_token(a.as_str()).is_ok());
         fake.invalidate_access_tokens();
         assert_eq!(
-            fake.check_access_token(a.as_str()).expect("refused")["errcode"],
+            fake.check_access_token(a.as_str()).expect_err("refused")["errcode"],
             40001
         );
         assert_ne!(fake.stable_token(&req)["access_token"], a);
@@ -334,7 +353,7 @@ mod tests {
         let p2 = fake.plain_token(Some("wxapp"), Some("secret"))["access_token"].clone();
         assert_ne!(p1, p2);
         assert!(
-            fake.check_access_token(p1.as_str()).is_none(),
+            fake.check_access_token(p1.as_str()).is_ok(),
             "five minutes of overlap"
         );
         assert_eq!(
@@ -387,5 +406,49 @@ mod tests {
         assert_eq!(json["watermark"]["appid"], "wxapp");
         let new_key = fake.reset_session_key(&login.openid);
         assert_ne!(new_key, key);
+    }
+
+    #[test]
+    fn codes_and_phone_codes_belong_to_their_app() {
+        let fake = FakeWeChat::new("wxapp", "secret");
+        fake.add_app("wxshop", "shop-secret");
+        fake.bind_open_platform("wxshop");
+        let shop_code = fake.mint_code_in("wxshop", "alice");
+        assert_eq!(
+            shop_code.unionid.as_deref(),
+            Some(fake.unionid_for("alice").as_str())
+        );
+        assert_eq!(fake.mint_code("alice").unionid, None, "wxapp is not bound");
+
+        // The shop's code, exchanged with the first app's credentials: unknown there.
+        let reply = fake.code2session(&query(&fake, &shop_code.code));
+        assert_eq!(reply["errcode"], errcode::INVALID_CODE);
+        let mut shop = query(&fake, &shop_code.code);
+        shop.appid = Some("wxshop".into());
+        shop.secret = Some("secret".into());
+        assert_eq!(fake.code2session(&shop)["errcode"], errcode::INVALID_SECRET);
+        shop.secret = Some("shop-secret".into());
+        let reply = fake.code2session(&shop);
+        assert_eq!(reply["openid"], fake.openid_in("wxshop", "alice"));
+        assert_eq!(reply["unionid"], fake.unionid_for("alice"));
+
+        // A phone code works only with its app's access token.
+        let openid = fake.openid_in("wxshop", "alice");
+        let phone_code = fake.mint_phone_code_in("wxshop", &openid, "13800000000");
+        let app_token = fake.plain_token(Some("wxapp"), Some("secret"))["access_token"].clone();
+        let shop_token =
+            fake.plain_token(Some("wxshop"), Some("shop-secret"))["access_token"].clone();
+        let ask = |token: &serde_json::Value| {
+            fake.phone_number(
+                token.as_str(),
+                &PhoneRequest {
+                    code: Some(phone_code.clone()),
+                    openid: Some(openid.clone()),
+                },
+            )
+        };
+        assert_eq!(ask(&app_token)["errcode"], errcode::INVALID_CODE);
+        let reply = ask(&shop_token);
+        assert_eq!(reply["phone_info"]["watermark"]["appid"], "wxshop");
     }
 }

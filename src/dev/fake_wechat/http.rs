@@ -147,6 +147,8 @@ struct UserFaultQuery {
     endpoint: String,
     user: Option<String>,
     openid: Option<String>,
+    /// The app a named user is meant in; the default app when not given.
+    appid: Option<String>,
 }
 
 /// `POST fake/user_fault?endpoint=E&user=NAME` with a fault as the body: that endpoint misbehaves
@@ -156,7 +158,10 @@ async fn set_user_fault(
     q: web::Query<UserFaultQuery>,
     body: web::Json<Fault>,
 ) -> HttpResponse {
-    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
+    let Some(appid) = control_app(&fake, q.appid.as_deref()) else {
+        return unknown_app();
+    };
+    let Some(openid) = fake.test_user(&appid, q.openid.as_deref(), q.user.as_deref()) else {
         return HttpResponse::BadRequest()
             .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
     };
@@ -171,19 +176,49 @@ async fn subscribe_messages(fake: web::Data<Arc<FakeWeChat>>) -> HttpResponse {
 
 #[derive(Deserialize)]
 struct MintQuery {
+    /// The app whose `wx.login()` it is; the first app when absent.
+    appid: Option<String>,
     user: Option<String>,
     openid: Option<String>,
     unionid: Option<String>,
     age_secs: Option<u64>,
 }
 
+/// The app a control request is for: `appid` when given, else the first app; `None` when this
+/// WeChat does not know it.
+fn control_app(fake: &FakeWeChat, appid: Option<&str>) -> Option<String> {
+    match appid.filter(|a| !a.is_empty()) {
+        None => Some(fake.appid.clone()),
+        Some(appid) => fake.knows(appid).then(|| appid.to_string()),
+    }
+}
+
+fn unknown_app() -> HttpResponse {
+    HttpResponse::BadRequest().json(serde_json::json!({"error": "this WeChat knows no such appid"}))
+}
+
 async fn mint(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<MintQuery>) -> HttpResponse {
-    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
-        return HttpResponse::BadRequest()
-            .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
+    let Some(appid) = control_app(&fake, q.appid.as_deref()) else {
+        return unknown_app();
     };
     let age = Duration::from_secs(q.age_secs.unwrap_or(0));
-    HttpResponse::Ok().json(fake.mint_code_for(&openid, q.unionid.as_deref(), age))
+    match (
+        q.openid.as_deref().filter(|o| !o.is_empty()),
+        q.user.as_deref().filter(|u| !u.is_empty()),
+    ) {
+        // A named user in a bound app also gets their unionid.
+        (None, Some(user)) if q.unionid.is_none() && age.is_zero() => {
+            HttpResponse::Ok().json(fake.mint_code_in(&appid, user))
+        }
+        _ => {
+            let Some(openid) = fake.test_user(&appid, q.openid.as_deref(), q.user.as_deref())
+            else {
+                return HttpResponse::BadRequest()
+                    .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
+            };
+            HttpResponse::Ok().json(fake.mint_app_code(&appid, &openid, q.unionid.as_deref(), age))
+        }
+    }
 }
 
 /// The most codes one `fake/codes` call mints.
@@ -219,6 +254,7 @@ async fn mint_bulk(fake: web::Data<Arc<FakeWeChat>>, q: web::Query<BulkMintQuery
 
 #[derive(Deserialize)]
 struct PhoneMintQuery {
+    appid: Option<String>,
     user: Option<String>,
     openid: Option<String>,
     phone: String,
@@ -228,11 +264,15 @@ async fn mint_phone(
     fake: web::Data<Arc<FakeWeChat>>,
     q: web::Query<PhoneMintQuery>,
 ) -> HttpResponse {
-    let Some(openid) = fake.test_user(q.openid.as_deref(), q.user.as_deref()) else {
+    let Some(appid) = control_app(&fake, q.appid.as_deref()) else {
+        return unknown_app();
+    };
+    let Some(openid) = fake.test_user(&appid, q.openid.as_deref(), q.user.as_deref()) else {
         return HttpResponse::BadRequest()
             .json(serde_json::json!({"error": "give ?user=NAME or ?openid=ID"}));
     };
-    HttpResponse::Ok().json(serde_json::json!({ "code": fake.mint_phone_code(&openid, &q.phone) }))
+    HttpResponse::Ok()
+        .json(serde_json::json!({ "code": fake.mint_phone_code_in(&appid, &openid, &q.phone) }))
 }
 
 async fn set_fault(fake: web::Data<Arc<FakeWeChat>>, body: web::Json<Fault>) -> HttpResponse {

@@ -38,6 +38,8 @@ pub const CODE_TTL: Duration = Duration::from_secs(300);
 pub(crate) const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(7200);
 
 struct IssuedCode {
+    /// The app whose `wx.login()` made it: another app's credentials cannot exchange it.
+    appid: String,
     openid: String,
     unionid: Option<String>,
     /// WeChat renews the session_key when the phone calls wx.login(); the code carries it.
@@ -47,10 +49,19 @@ struct IssuedCode {
 }
 
 struct PhoneCode {
+    appid: String,
     openid: String,
     phone: String,
     issued_at: SystemTime,
     used: bool,
+}
+
+struct FakeApp {
+    appid: String,
+    secret: String,
+    /// Bound to an open-platform account: its logins of named test users carry their unionid,
+    /// the same in every bound app.
+    bound: bool,
 }
 
 #[derive(Default)]
@@ -59,10 +70,12 @@ struct State {
     /// Each user's current session_key: a new login replaces it.
     session_keys: HashMap<String, String>,
     phone_codes: HashMap<String, PhoneCode>,
-    /// Every access token handed out, with the moment it stops working.
-    access_tokens: HashMap<String, SystemTime>,
-    /// The token `stable_token` keeps handing out until it nears expiry.
-    stable_token: Option<String>,
+    /// The apps this WeChat knows, the first one `new`'s.
+    apps: Vec<FakeApp>,
+    /// Every access token handed out: its app, and the moment it stops working.
+    access_tokens: HashMap<String, (String, SystemTime)>,
+    /// Per app, the token `stable_token` keeps handing out until it nears expiry.
+    stable_tokens: HashMap<String, String>,
     /// Faults by endpoint name; `*` applies to every endpoint.
     faults: HashMap<String, Fault>,
     /// Faults for one user on one endpoint: (endpoint, openid).
@@ -73,18 +86,28 @@ struct State {
 }
 
 pub struct FakeWeChat {
+    /// The first app's: the one control requests and the plain `mint_*` methods mean.
     appid: String,
-    secret: String,
     state: Mutex<State>,
     wecom: FakeWeCom,
 }
 
 impl FakeWeChat {
+    /// A WeChat that knows one mini-program (more with `add_app`), not bound to an open
+    /// platform.
     pub fn new(appid: impl Into<String>, secret: impl Into<String>) -> Arc<FakeWeChat> {
+        let (appid, secret) = (appid.into(), secret.into());
+        let state = State {
+            apps: vec![FakeApp {
+                appid: appid.clone(),
+                secret,
+                bound: false,
+            }],
+            ..State::default()
+        };
         Arc::new(FakeWeChat {
-            appid: appid.into(),
-            secret: secret.into(),
-            state: Mutex::new(State::default()),
+            appid,
+            state: Mutex::new(state),
             wecom: FakeWeCom::default(),
         })
     }
@@ -94,6 +117,53 @@ impl FakeWeChat {
         &self.wecom
     }
 
+    /// Another mini-program this WeChat knows.
+    pub fn add_app(&self, appid: &str, secret: &str) {
+        let mut st = self.state();
+        st.apps.retain(|app| app.appid != appid);
+        st.apps.push(FakeApp {
+            appid: appid.to_string(),
+            secret: secret.to_string(),
+            bound: false,
+        });
+    }
+
+    /// Binds the app to the company's open-platform account: from now on its logins of named
+    /// test users carry their unionid.
+    pub fn bind_open_platform(&self, appid: &str) {
+        for app in self.state().apps.iter_mut().filter(|a| a.appid == appid) {
+            app.bound = true;
+        }
+    }
+
+    /// The unionid WeChat gives the named test user in every bound app.
+    pub fn unionid_for(&self, user: &str) -> String {
+        let digest = Sha256::digest(format!("unionid:{user}").as_bytes());
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+        format!("u{}", &b64[..27])
+    }
+
+    fn is_bound(&self, appid: &str) -> bool {
+        self.state()
+            .apps
+            .iter()
+            .any(|app| app.appid == appid && app.bound)
+    }
+
+    /// The AppSecret this WeChat knows app `appid` by (tests look for it in logs).
+    pub fn secret_of(&self, appid: &str) -> Option<String> {
+        self.state()
+            .apps
+            .iter()
+            .find(|app| app.appid == appid)
+            .map(|app| app.secret.clone())
+    }
+
+    /// Is this one of the apps this WeChat knows?
+    pub(crate) fn knows(&self, appid: &str) -> bool {
+        self.state().apps.iter().any(|app| app.appid == appid)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves plain maps behind; they are still usable.
         self.state
@@ -101,21 +171,27 @@ impl FakeWeChat {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The openid this app's WeChat gives the named test user: stable across runs.
+    /// The openid the first app's WeChat gives the named test user: stable across runs.
     pub fn openid_for(&self, user: &str) -> String {
-        let digest = Sha256::digest(format!("{}:{user}", self.appid).as_bytes());
+        self.openid_in(&self.appid, user)
+    }
+
+    /// The openid app `appid` gives the named test user: each app its own, as WeChat does.
+    pub fn openid_in(&self, appid: &str, user: &str) -> String {
+        let digest = Sha256::digest(format!("{appid}:{user}").as_bytes());
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
         format!("o{}", &b64[..27])
     }
 
-    /// The openid a control request means: given outright, or the named test user's.
-    fn test_user(&self, openid: Option<&str>, user: Option<&str>) -> Option<String> {
+    /// The openid a control request means in app `appid`: given outright, or the named test
+    /// user's.
+    fn test_user(&self, appid: &str, openid: Option<&str>, user: Option<&str>) -> Option<String> {
         match (
             openid.filter(|o| !o.is_empty()),
             user.filter(|u| !u.is_empty()),
         ) {
             (Some(o), _) => Some(o.to_string()),
-            (None, Some(u)) => Some(self.openid_for(u)),
+            (None, Some(u)) => Some(self.openid_in(appid, u)),
             (None, None) => None,
         }
     }
@@ -154,5 +230,6 @@ mod tests {
         assert_eq!(fake.openid_for("alice"), fake.openid_for("alice"));
         assert_ne!(fake.openid_for("alice"), fake.openid_for("bob"));
         assert_eq!(fake.openid_for("alice").len(), 28);
+        assert_ne!(fake.openid_in("wxother", "alice"), fake.openid_for("alice"));
     }
 }
