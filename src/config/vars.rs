@@ -384,7 +384,7 @@ pub(crate) const WECHAT_API_BASE: Text = Text {
     default: "https://api.weixin.qq.com",
     default_note: "",
     expects: "an http(s):// URL; in production http:// only to this machine (127.0.0.1, [::1], localhost)",
-    help: "WeChat's API, or any compatible server. With `WECHAT_APPID` set, plain http:// to \
+    help: "WeChat's API, or any compatible server. In production (`WECHAT_APPID` or `WECHAT_APPS_FILE` set), plain http:// to \
            another machine stops the start (exit 2): the AppSecret would travel in clear text",
 };
 
@@ -394,7 +394,7 @@ pub(crate) const WECOM_API_BASE: Text = Text {
     default_note: "",
     expects: "an http(s):// URL; in production http:// only to this machine (127.0.0.1, [::1], localhost)",
     help: "WeCom's API (staff login inside WeCom), or any compatible server; in dev mode the \
-           built-in fake serves it. With `WECHAT_APPID` set, plain http:// to another machine \
+           built-in fake serves it. In production (`WECHAT_APPID` or `WECHAT_APPS_FILE` set), plain http:// to another machine \
            stops the start (exit 2): the corpsecret would travel in clear text",
 };
 

@@ -281,7 +281,7 @@ async fn dev_mode_fake_plays_wecom_for_its_demo_corp() {
 
     let (status, minted) = post(format!("{fake}/fake/wecom/code?userid=zhangsan")).await;
     assert_eq!(status, 200, "{minted}");
-    assert_eq!(minted["corpid"], "wwdevfake0000000");
+    assert_eq!(minted["corpid"], "wwdevfake00000000");
     assert_eq!(minted["userid"], "zhangsan");
     let code = minted["code"].as_str().expect("code");
     assert_eq!(post(format!("{fake}/fake/wecom/code")).await.0, 400);
@@ -295,7 +295,7 @@ async fn dev_mode_fake_plays_wecom_for_its_demo_corp() {
     // WeCom's endpoints, as WeCom answers them: HTTP 200, an errcode in the body.
     let wrong_secret = app
         .get_with(
-            &format!("{fake}/cgi-bin/gettoken?corpid=wwdevfake0000000&corpsecret=guess"),
+            &format!("{fake}/cgi-bin/gettoken?corpid=wwdevfake00000000&corpsecret=guess"),
             &[],
         )
         .await;
