@@ -124,11 +124,7 @@ pub(crate) async fn login_by_weixin(
     if let Ok(addr) = ip.parse() {
         state.limits.login_from(addr)?;
     }
-    let raw_code = body
-        .code
-        .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
-    let code = JsCode::parse(&raw_code).map_err(ApiError::bad_value)?;
+    let code = login_code(body.code)?;
     let app = state
         .apps
         .for_login(body.appid.as_deref(), &req)
@@ -329,11 +325,7 @@ pub(crate) async fn link_weixin(
     user: AuthUser,
     JsonBody(body): JsonBody<LinkWeixinRequest>,
 ) -> ApiResult {
-    let raw_code = body
-        .code
-        .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
-    let code = JsCode::parse(&raw_code).map_err(ApiError::bad_value)?;
+    let code = login_code(body.code)?;
     let appid = body
         .appid
         .filter(|a| !a.trim().is_empty())
@@ -375,6 +367,14 @@ pub(crate) async fn link_weixin(
 pub(crate) struct LinkAnswer {
     /// The caller's account, as it is after the link (and merge).
     pub(crate) user_info: UserInfoView,
+}
+
+/// The body's `code` from `wx.login()`: present, not blank, and shaped like a code.
+fn login_code(raw: Option<String>) -> Result<JsCode, ApiError> {
+    let raw = raw
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
+    JsCode::parse(&raw).map_err(ApiError::bad_value)
 }
 
 /// Exchanges a login code at `app`'s WeChat within `wechat_time`, if that covers WeChat's round

@@ -189,6 +189,30 @@ impl WeChatClient {
     }
 }
 
+impl WeChatClient {
+    /// `POST path?access_token=…` with a JSON body, on the mini-program's token (refreshed once
+    /// if refused), the answer read by `parse`: the shape of every token-authenticated WeChat
+    /// call that sends a body.
+    pub(super) fn post_with_token<T: 'static>(
+        &self,
+        ctx: &mut Context<Self>,
+        path: &'static str,
+        body: serde_json::Value,
+        request_id: Option<RequestId>,
+        parse: fn(&[u8]) -> Reply<T>,
+    ) -> LocalBoxFuture<'static, Reply<T>> {
+        let upstream = self.upstream.clone();
+        Self::with_access_token(ctx, TokenOwner::MiniProgram, request_id, move |token| {
+            let upstream = upstream.clone();
+            let body = body.clone();
+            Box::pin(async move {
+                let request = upstream.post(path, &[("access_token", token.as_str())])?;
+                upstream.call(request, Some(body), parse).await
+            })
+        })
+    }
+}
+
 /// A usable access token of `owner`. `refused` names a token the upstream just refused, so it
 /// is not handed out again; a token refreshed meanwhile by another caller is used as is.
 #[derive(Message)]

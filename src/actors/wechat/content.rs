@@ -10,7 +10,6 @@ use std::time::Instant;
 
 use actix::prelude::*;
 
-use super::access_token::TokenOwner;
 use super::{Reply, WeChatClient};
 use crate::logging::RequestId;
 use crate::wechat::{Suggest, WeChatError, parse_sec_check, parse_subscribe_send};
@@ -79,7 +78,6 @@ impl Handler<MsgSecCheck> for WeChatClient {
         if !self.content_checks.take(Instant::now()) {
             return Box::pin(async { Err(WeChatError::Overloaded) });
         }
-        let upstream = self.upstream.clone();
         let mut body = serde_json::json!({
             "version": 2,
             "openid": msg.openid,
@@ -89,19 +87,12 @@ impl Handler<MsgSecCheck> for WeChatClient {
         if msg.scene == Scene::Profile {
             body["nickname"] = body["content"].clone();
         }
-        Self::with_access_token(
+        self.post_with_token(
             ctx,
-            TokenOwner::MiniProgram,
+            "/wxa/msg_sec_check",
+            body,
             RequestId::current(),
-            move |token| {
-                let upstream = upstream.clone();
-                let body = body.clone();
-                Box::pin(async move {
-                    let request =
-                        upstream.post("/wxa/msg_sec_check", &[("access_token", token.as_str())])?;
-                    upstream.call(request, Some(body), parse_sec_check).await
-                })
-            },
+            parse_sec_check,
         )
     }
 }
@@ -118,25 +109,12 @@ impl Handler<SendSubscribeMessage> for WeChatClient {
     type Result = ResponseFuture<Reply<()>>;
 
     fn handle(&mut self, msg: SendSubscribeMessage, ctx: &mut Self::Context) -> Self::Result {
-        let upstream = self.upstream.clone();
-        let body = msg.body;
-        Self::with_access_token(
+        self.post_with_token(
             ctx,
-            TokenOwner::MiniProgram,
+            "/cgi-bin/message/subscribe/send",
+            msg.body,
             RequestId::current(),
-            move |token| {
-                let upstream = upstream.clone();
-                let body = body.clone();
-                Box::pin(async move {
-                    let request = upstream.post(
-                        "/cgi-bin/message/subscribe/send",
-                        &[("access_token", token.as_str())],
-                    )?;
-                    upstream
-                        .call(request, Some(body), parse_subscribe_send)
-                        .await
-                })
-            },
+            parse_subscribe_send,
         )
     }
 }

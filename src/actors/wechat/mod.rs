@@ -174,19 +174,14 @@ impl Handler<GetPhoneNumber> for WeChatClient {
     type Result = ResponseFuture<Reply<PhoneInfo>>;
 
     fn handle(&mut self, msg: GetPhoneNumber, ctx: &mut Self::Context) -> Self::Result {
-        let upstream = self.upstream.clone();
         let body = serde_json::json!({ "code": msg.code, "openid": msg.openid });
-        Self::with_access_token(ctx, TokenOwner::MiniProgram, msg.request_id, move |token| {
-            let upstream = upstream.clone();
-            let body = body.clone();
-            Box::pin(async move {
-                let request = upstream.post(
-                    "/wxa/business/getuserphonenumber",
-                    &[("access_token", token.as_str())],
-                )?;
-                upstream.call(request, Some(body), parse_phone_reply).await
-            })
-        })
+        self.post_with_token(
+            ctx,
+            "/wxa/business/getuserphonenumber",
+            body,
+            msg.request_id,
+            parse_phone_reply,
+        )
     }
 }
 
