@@ -216,7 +216,6 @@ pub(super) async fn build(
         sessions,
         session_cache,
         listener: session_listener,
-        wechat,
         apps: Arc::new(served),
         // A login's token never outlives its session's maximum lifetime.
         tokens: Arc::new(TokenIssuer::new(

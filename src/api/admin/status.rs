@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::actors::listener::{ListenerReport, ListenerState};
 use crate::actors::session::CountSessions;
-use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
+use crate::actors::wechat::{GetUpstreamStats, UpstreamStats, UpstreamWindow};
 use crate::admission::AdmissionStats;
 use crate::api::AppState;
 use crate::domain::LoginSummary;
@@ -41,8 +41,9 @@ struct StatusView {
     uptime_secs: u64,
     generated_at: String,
     database: DatabaseView,
-    /// `None` when the WeChatClient did not answer in time.
-    wechat: Option<WeChatView>,
+    /// Every configured app's round trips together, and each app's in `by_app`; `None` when no
+    /// app's WeChatClient answered in time.
+    wechat: Option<WeChatTotals>,
     sessions: SessionsView,
     /// The NOTIFY listener, as `/readyz` shows it.
     listener: ListenerReport,
@@ -81,13 +82,7 @@ struct WeChatView {
 
 impl WeChatView {
     fn new(stats: UpstreamStats) -> WeChatView {
-        let faults: u64 = stats
-            .last_hour
-            .errors_by_errcode
-            .iter()
-            .filter(|(label, _)| is_upstream_fault(label))
-            .map(|(_, n)| n)
-            .sum();
+        let faults = last_hour_faults(&stats);
         let calls = stats.last_hour.calls;
         WeChatView {
             last_hour_faults: faults,
@@ -95,6 +90,116 @@ impl WeChatView {
             last_hour_fault_rate: (calls > 0).then(|| faults as f64 / calls as f64),
             stats,
         }
+    }
+}
+
+fn last_hour_faults(stats: &UpstreamStats) -> u64 {
+    stats
+        .last_hour
+        .errors_by_errcode
+        .iter()
+        .filter(|(label, _)| is_upstream_fault(label))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// WeChat for the whole service: the configured apps' round trips summed, the newest call's
+/// outcome over all apps, and the default app's access token (the one field that cannot be
+/// summed), as before there were several apps; then each app's own.
+#[derive(Debug, Serialize)]
+struct WeChatTotals {
+    #[serde(flatten)]
+    all: WeChatView,
+    /// Every configured app, the default app first.
+    by_app: Vec<AppWeChat>,
+}
+
+#[derive(Debug, Serialize)]
+struct AppWeChat {
+    appid: String,
+    /// The name `WECHAT_APPS_FILE` gives it; empty when none.
+    name: String,
+    /// `false` when this app's WeChatClient did not answer in time: then no numbers follow, and
+    /// the totals leave the app out.
+    answered: bool,
+    #[serde(flatten)]
+    view: Option<WeChatView>,
+}
+
+impl WeChatTotals {
+    /// `answers` holds each configured app's stats in `apps`' order, `None` where it did not
+    /// answer; `None` when none answered.
+    fn new(
+        apps: &crate::apps::ServedApps,
+        answers: Vec<Option<UpstreamStats>>,
+    ) -> Option<WeChatTotals> {
+        let answered: Vec<&UpstreamStats> = answers.iter().flatten().collect();
+        if answered.is_empty() {
+            return None;
+        }
+        let mut total = UpstreamStats {
+            calls_total: 0,
+            errors_total: 0,
+            errors_by_errcode: BTreeMap::new(),
+            last_hour: UpstreamWindow {
+                calls: 0,
+                errors: 0,
+                error_rate: None,
+                errors_by_errcode: BTreeMap::new(),
+            },
+            last_latency_ms: None,
+            last_call_at: None,
+            last_outcome: None,
+            access_token_age_secs: answers
+                .first()
+                .and_then(Option::as_ref)
+                .and_then(|default| default.access_token_age_secs),
+        };
+        for stats in &answered {
+            total.calls_total += stats.calls_total;
+            total.errors_total += stats.errors_total;
+            add_counts(&mut total.errors_by_errcode, &stats.errors_by_errcode);
+            total.last_hour.calls += stats.last_hour.calls;
+            total.last_hour.errors += stats.last_hour.errors;
+            add_counts(
+                &mut total.last_hour.errors_by_errcode,
+                &stats.last_hour.errors_by_errcode,
+            );
+        }
+        let calls = total.last_hour.calls;
+        total.last_hour.error_rate =
+            (calls > 0).then(|| total.last_hour.errors as f64 / calls as f64);
+        // RFC 3339 UTC times of one format order as text do.
+        if let Some(newest) = answered
+            .iter()
+            .filter(|s| s.last_call_at.is_some())
+            .max_by(|a, b| a.last_call_at.cmp(&b.last_call_at))
+        {
+            total.last_latency_ms = newest.last_latency_ms;
+            total.last_call_at = newest.last_call_at.clone();
+            total.last_outcome = newest.last_outcome.clone();
+        }
+        let by_app = apps
+            .all()
+            .iter()
+            .zip(answers)
+            .map(|(app, stats)| AppWeChat {
+                appid: app.appid.clone(),
+                name: app.name.clone(),
+                answered: stats.is_some(),
+                view: stats.map(WeChatView::new),
+            })
+            .collect();
+        Some(WeChatTotals {
+            all: WeChatView::new(total),
+            by_app,
+        })
+    }
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (label, n) in from {
+        *into.entry(label.clone()).or_default() += n;
     }
 }
 
@@ -318,7 +423,9 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
             futures_util::future::join5(
                 tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
                 tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
-                tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
+                futures_util::future::join_all(state.apps.all().iter().map(|app| {
+                    tokio::time::timeout(PART_TIMEOUT, app.wechat.send(GetUpstreamStats))
+                })),
                 tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
                 tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
             ),
@@ -389,25 +496,40 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         ));
     }
 
-    let wechat = match wechat {
-        Ok(Ok(stats)) => Some(WeChatView::new(stats)),
-        _ => {
-            problems.push("WeChat client did not answer".into());
-            None
-        }
-    };
-    if let Some(w) = &wechat
-        && let Some(last) = w
-            .stats
+    let wechat: Vec<Option<UpstreamStats>> = wechat
+        .into_iter()
+        .map(|answer| answer.ok().and_then(Result::ok))
+        .collect();
+    // With one app the problems read as they did before there were several.
+    let several = state.apps.all().len() > 1;
+    for (app, stats) in state.apps.all().iter().zip(&wechat) {
+        let whose = |prefix: &str| {
+            if !several {
+                String::new()
+            } else if app.name.is_empty() {
+                format!("{prefix}{}", app.appid)
+            } else {
+                format!("{prefix}{} ({})", app.name, app.appid)
+            }
+        };
+        let Some(stats) = stats else {
+            problems.push(format!("WeChat client{} did not answer", whose(" of ")));
+            continue;
+        };
+        if let Some(last) = stats
             .last_outcome
             .as_deref()
             .filter(|l| is_upstream_fault(l))
-    {
-        problems.push(format!(
-            "WeChat: newest call failed ({last}); {} of {} calls failed in the last hour",
-            w.last_hour_faults, w.stats.last_hour.calls
-        ));
+        {
+            problems.push(format!(
+                "WeChat{}: newest call failed ({last}); {} of {} calls failed in the last hour",
+                whose(" for "),
+                last_hour_faults(stats),
+                stats.last_hour.calls
+            ));
+        }
     }
+    let wechat = WeChatTotals::new(&state.apps, wechat);
 
     let live = match sessions {
         Ok(Ok(n)) => Some(n),
