@@ -127,13 +127,10 @@ struct AppWeChat {
 }
 
 impl WeChatTotals {
-    /// `answers` holds each configured app's stats in `apps`' order, `None` where it did not
-    /// answer; `None` when none answered.
-    fn new(
-        apps: &crate::apps::ServedApps,
-        answers: Vec<Option<UpstreamStats>>,
-    ) -> Option<WeChatTotals> {
-        let answered: Vec<&UpstreamStats> = answers.iter().flatten().collect();
+    /// `answers` holds each configured app's (appid, name) and stats, the default app first,
+    /// with `None` where its client did not answer; `None` when none answered.
+    fn new(answers: Vec<(&str, &str, Option<UpstreamStats>)>) -> Option<WeChatTotals> {
+        let answered: Vec<&UpstreamStats> = answers.iter().filter_map(|a| a.2.as_ref()).collect();
         if answered.is_empty() {
             return None;
         }
@@ -152,7 +149,7 @@ impl WeChatTotals {
             last_outcome: None,
             access_token_age_secs: answers
                 .first()
-                .and_then(Option::as_ref)
+                .and_then(|(_, _, default)| default.as_ref())
                 .and_then(|default| default.access_token_age_secs),
         };
         for stats in &answered {
@@ -179,13 +176,11 @@ impl WeChatTotals {
             total.last_call_at = newest.last_call_at.clone();
             total.last_outcome = newest.last_outcome.clone();
         }
-        let by_app = apps
-            .all()
-            .iter()
-            .zip(answers)
-            .map(|(app, stats)| AppWeChat {
-                appid: app.appid.clone(),
-                name: app.name.clone(),
+        let by_app = answers
+            .into_iter()
+            .map(|(appid, name, stats)| AppWeChat {
+                appid: appid.to_string(),
+                name: name.to_string(),
                 answered: stats.is_some(),
                 view: stats.map(WeChatView::new),
             })
@@ -529,7 +524,15 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
             ));
         }
     }
-    let wechat = WeChatTotals::new(&state.apps, wechat);
+    let wechat = WeChatTotals::new(
+        state
+            .apps
+            .all()
+            .iter()
+            .zip(wechat)
+            .map(|(app, stats)| (app.appid.as_str(), app.name.as_str(), stats))
+            .collect(),
+    );
 
     let live = match sessions {
         Ok(Ok(n)) => Some(n),
@@ -626,6 +629,75 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stats(
+        calls: u64,
+        errors: &[(&str, u64)],
+        last_call_at: &str,
+        outcome: &str,
+    ) -> UpstreamStats {
+        let errors: BTreeMap<String, u64> =
+            errors.iter().map(|(l, n)| (l.to_string(), *n)).collect();
+        let failed = errors.values().sum();
+        UpstreamStats {
+            calls_total: calls,
+            errors_total: failed,
+            errors_by_errcode: errors.clone(),
+            last_hour: UpstreamWindow {
+                calls,
+                errors: failed,
+                error_rate: Some(failed as f64 / calls as f64),
+                errors_by_errcode: errors,
+            },
+            last_latency_ms: Some(calls),
+            last_call_at: Some(last_call_at.to_string()),
+            last_outcome: Some(outcome.to_string()),
+            access_token_age_secs: Some(calls * 10),
+        }
+    }
+
+    #[test]
+    fn wechat_totals_sum_the_apps_that_answered_and_mark_the_others() {
+        let oa = stats(
+            4,
+            &[("40029", 1), ("timeout", 1)],
+            "2026-12-06T05:00:01Z",
+            "ok",
+        );
+        let shop = stats(2, &[("40029", 1)], "2026-12-06T05:00:09Z", "40029");
+        let json = |answers| serde_json::to_value(WeChatTotals::new(answers)).expect("json");
+
+        let both = json(vec![
+            ("wx1", "OA", Some(oa.clone())),
+            ("wx2", "", Some(shop.clone())),
+            ("wx3", "", None),
+        ]);
+        assert_eq!(both["calls_total"], 6);
+        assert_eq!(
+            both["errors_by_errcode"],
+            serde_json::json!({ "40029": 2, "timeout": 1 })
+        );
+        assert_eq!(both["last_hour"]["error_rate"], 0.5);
+        assert_eq!(both["last_hour_faults"], 1);
+        assert_eq!(both["last_hour_user_errors"], 2);
+        assert_eq!(both["last_outcome"], "40029", "the newest call of any app");
+        assert_eq!(both["last_latency_ms"], 2);
+        assert_eq!(both["access_token_age_secs"], 40, "the default app's");
+        assert_eq!(both["by_app"][0]["name"], "OA");
+        assert_eq!(both["by_app"][1]["calls_total"], 2);
+        assert_eq!(
+            both["by_app"][2],
+            serde_json::json!({ "appid": "wx3", "name": "", "answered": false }),
+            "no numbers for an app that did not answer"
+        );
+
+        // The default app silent: no access token age, the others still summed.
+        let without_default = json(vec![("wx1", "OA", None), ("wx2", "", Some(shop))]);
+        assert_eq!(without_default["calls_total"], 2);
+        assert!(without_default["access_token_age_secs"].is_null());
+
+        assert!(WeChatTotals::new(vec![("wx1", "OA", None)]).is_none());
+    }
 
     #[test]
     fn user_side_errcodes_are_not_upstream_faults() {
