@@ -226,6 +226,33 @@ async fn used_expired_unknown_and_missing_wecom_codes_are_refused() {
 }
 
 #[actix_web::test]
+async fn an_answer_for_a_corp_this_service_does_not_serve_is_refused() {
+    let app = TestApp::builder().wecom().spawn().await;
+    // Another corp's app is linked to the same mini-program in WeCom, but not configured here:
+    // WeCom answers its employee's code with that corp, whoever's token exchanged it.
+    app.fake
+        .wecom()
+        .add_corp("wwstrangercorpxyzw", "stranger-secret", TEST_APPID);
+    let code = app
+        .fake
+        .wecom()
+        .mint_code("wwstrangercorpxyzw", "spy")
+        .expect("known to the fake")
+        .code;
+    let reply = app
+        .post("auth/login_by_wecom", &json!({ "code": code }), None)
+        .await;
+    assert_eq!(reply.errno(), 710, "{}", reply.raw);
+    assert_eq!(
+        app.fake.calls("wecom_jscode2session"),
+        1,
+        "WeCom did answer"
+    );
+    assert_eq!(app.count_users(), 0);
+    assert!(identities(&app).is_empty());
+}
+
+#[actix_web::test]
 async fn a_busy_or_slow_wecom_is_714_or_715_and_the_next_login_works() {
     let app = TestApp::builder()
         .wecom()
