@@ -6,7 +6,7 @@ use std::time::Duration;
 use diesel::prelude::*;
 use serde_json::json;
 use wxauth::config::CheckFailure;
-use wxauth::db::schema::{login_log, user_identity, user_session, wx_user};
+use wxauth::db::schema::{login_log, user_identity, user_session};
 use wxauth::dev::fake_wechat::{CODE_TTL, Fault};
 use wxauth::wechat::mask_openid;
 
