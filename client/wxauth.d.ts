@@ -81,6 +81,10 @@ export interface UserInfo {
   status: number;
   userLevel: number;
   userLevelDesc: string;
+  /** Inside WeCom (a WeCom login or link): the corp the person is staff of. */
+  corpId?: string;
+  /** With `corpId`: the person's WeCom userid there (not the account's `userId`). */
+  corpUserId?: string;
 }
 
 export interface LoginAnswer {

@@ -17,6 +17,20 @@ pub(crate) struct ServedApp {
     /// How long a code exchange at this app's WeChat takes now: a login is sent only with that
     /// much time left.
     pub(crate) latency: std::sync::Arc<crate::actors::wechat::latency::WeChatLatency>,
+    /// The WeCom corps whose staff open this mini-program; `None` when there are none.
+    pub(crate) wecom: Option<ServedCorps>,
+}
+
+/// The WeCom side of a mini-program: its staff log in through `wechat` too.
+pub(crate) struct ServedCorps {
+    /// The corp a staff login is exchanged as (`corp_for_app`): WeCom answers with the
+    /// employee's own corp, which may be any of `linked`.
+    pub(crate) corpid: String,
+    /// Every configured corp linked to the mini-program.
+    pub(crate) linked: Vec<String>,
+    /// WeCom's round trip (a corp token fetch included, now and then), apart from WeChat's:
+    /// another upstream, another estimate.
+    pub(crate) latency: std::sync::Arc<crate::actors::wechat::latency::WeChatLatency>,
 }
 
 /// Every configured mini-program; the first is the default app.
@@ -54,6 +68,15 @@ impl ServedApps {
 
     pub(crate) fn get(&self, appid: &str) -> Option<&ServedApp> {
         self.apps.iter().find(|app| app.appid == appid)
+    }
+
+    /// The mini-program a configured corp is linked to.
+    pub(crate) fn of_corp(&self, corpid: &str) -> Option<&ServedApp> {
+        self.apps.iter().find(|app| {
+            app.wecom
+                .as_ref()
+                .is_some_and(|corps| corps.linked.iter().any(|c| c == corpid))
+        })
     }
 
     /// The app a login is for: the body's `appid` when given, else the one in the `Referer`

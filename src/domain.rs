@@ -87,8 +87,6 @@ pub(crate) enum IdentityKind {
     /// (appid, openid)
     MiniProgram = 1,
     /// (corpid, userid)
-    // Made by the WeCom login; the model holds it already so that both kinds share one table.
-    #[allow(dead_code)]
     WeCom = 2,
 }
 
@@ -109,6 +107,14 @@ impl Identity {
             kind: IdentityKind::MiniProgram,
             app_id: appid.to_string(),
             subject: openid.to_string(),
+        }
+    }
+
+    pub(crate) fn wecom(corpid: &str, userid: &str) -> Self {
+        Identity {
+            kind: IdentityKind::WeCom,
+            app_id: corpid.to_string(),
+            subject: userid.to_string(),
         }
     }
 

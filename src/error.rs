@@ -98,7 +98,8 @@ pub(crate) const WX_CODE_INVALID: ErrnoSpec = ErrnoSpec {
     errno: 710,
     errmsg: "登录凭证无效或已过期，请重新登录",
     label: "WeChat: invalid code",
-    when: "WeChat 40029: invalid or expired code; call `wx.login()` again",
+    when: "WeChat (or WeCom) 40029: invalid or expired code; call `wx.login()` (inside WeCom \
+           `wx.qy.login()`) again",
 };
 pub(crate) const WX_CODE_USED: ErrnoSpec = ErrnoSpec {
     errno: 711,
@@ -122,7 +123,7 @@ pub(crate) const WX_BUSY: ErrnoSpec = ErrnoSpec {
     errno: 714,
     errmsg: "微信服务繁忙，请稍后再试",
     label: "WeChat: busy",
-    when: "WeChat -1 (busy) or unreachable",
+    when: "WeChat -1 (busy) or unreachable; WeCom -1 or 45009 (the corp's call quota)",
 };
 pub(crate) const WX_TIMEOUT: ErrnoSpec = ErrnoSpec {
     errno: 715,

@@ -1,14 +1,14 @@
 'use strict';
 // wxauth.js with several apps: the appid it sends on login, logging in inside WeCom, and linking
-// another identity to the account. The server's answers to auth/login_by_wecom, auth/link_weixin
-// and auth/link_wecom are played by the shim (with real tokens from the server), so these tests
-// hold the client's side of the contract: what it sends, and what it keeps.
+// another identity to the account. Logging in inside WeCom and linkWeCom run against the server;
+// linkWeixin's answers are played by a shim (with real tokens from the server), to hold what the
+// client keeps of answers the dev server never gives.
 
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { createClient } = require('../wxauth.js');
-const { startServer, fakeWx, startShim, fetchJson, DEV_APPID } = require('./harness.js');
+const { startServer, fakeWx, startShim, fetchJson, DEV_APPID, DEV_CORPID } = require('./harness.js');
 
 let server;
 
@@ -31,14 +31,6 @@ async function rejection(promise) {
     return e;
   }
   assert.fail('expected the promise to reject');
-}
-
-/** A real login answer (an envelope) for `user`, from the server itself. */
-async function realLoginAnswer(user) {
-  const minted = await fetchJson(`${server.base}/__wechat/fake/code?user=${encodeURIComponent(user)}`, { method: 'POST' });
-  const r = await fetchJson(`${server.api}/auth/login_by_weixin`, { method: 'POST', body: { code: minted.body.code } });
-  assert.equal(r.body.errno, 0, r.raw);
-  return r.body;
 }
 
 /** A client behind a shim whose `answer` plays the endpoints this build does not have. */
@@ -75,58 +67,61 @@ test('login sends the appid getAccountInfoSync reports, and works without it', a
   assert.ok(oldApi.token());
 });
 
-test('inside WeCom: wx.qy.login and auth/login_by_wecom, its answer kept like a WeChat login', async () => {
-  const answer = await realLoginAnswer('wecom-staff');
-  const { shim, wx, api } = await behindShim(
-    'zhangsan',
-    ({ path }) => (path.endsWith('/auth/login_by_wecom') ? answer : null),
-    { environment: 'wxwork' }
+test('inside WeCom: wx.qy.login and auth/login_by_wecom, kept like a WeChat login, re-login included', async () => {
+  const wx = fakeWx({ server, user: 'zhangsan', environment: 'wxwork' });
+  const api = createClient({ apiRoot: server.api, wx });
+  const data = await api.request('user/index');
+  assert.deepEqual(data, { metting_pubs: 0, metting_joins: 0 }, 'the token works on the server');
+  assert.equal(wx.qyLogins, 1);
+  assert.equal(wx.logins, 0, 'no wx.login inside WeCom');
+  assert.equal(sentTo(wx, '/auth/login_by_weixin').length, 0);
+  const [login] = sentTo(wx, '/auth/login_by_wecom');
+  assert.match(login.data.code, /^q/, "a code from the fake's WeCom");
+  assert.equal(login.data.appid, DEV_APPID);
+  assert.equal(login.token, null);
+  const user = wx.getStorageSync('userInfo');
+  assert.equal(user.corpId, DEV_CORPID);
+  assert.equal(user.corpUserId, 'zhangsan');
+  assert.equal(typeof user.userId, 'number');
+  assert.ok(wx.getStorageSync('tokenExpire'));
+  assert.equal(
+    server.sql(`SELECT user_id FROM user_identity WHERE kind = 2 AND app_id = '${DEV_CORPID}' AND subject = 'zhangsan'`),
+    String(user.userId)
   );
-  try {
-    const data = await api.request('user/index');
-    assert.deepEqual(data, { metting_pubs: 0, metting_joins: 0 }, 'the token works on the server');
-    assert.equal(wx.qyLogins, 1);
-    assert.equal(wx.logins, 0, 'no wx.login inside WeCom');
-    assert.equal(sentTo(wx, '/auth/login_by_weixin').length, 0);
-    const [login] = sentTo(wx, '/auth/login_by_wecom');
-    assert.match(login.data.code, /^q/, "a code from the fake's WeCom");
-    assert.equal(login.data.appid, DEV_APPID);
-    assert.equal(login.token, null);
-    assert.equal(api.token(), answer.data.token);
-    assert.deepEqual(wx.getStorageSync('userInfo'), answer.data.userInfo);
-    assert.ok(wx.getStorageSync('tokenExpire'));
-  } finally {
-    await shim.stop();
-  }
+
+  // The session ended on the server: one silent re-login, through WeCom again, the same account.
+  const before = api.token();
+  const ended = await fetchJson(`${server.api}/auth/logout_all`, { method: 'POST', headers: { 'X-OA-Token': before } });
+  assert.equal(ended.body.errno, 0, ended.raw);
+  assert.deepEqual(await api.request('user/index'), { metting_pubs: 0, metting_joins: 0 });
+  assert.equal(wx.qyLogins, 2);
+  assert.equal(wx.logins, 0);
+  assert.notEqual(api.token(), before);
+  assert.equal(wx.getStorageSync('userInfo').userId, user.userId);
 });
 
 test('inside WeCom: a refused login rejects with its errno; no wx.qy.login rejects with -2', async () => {
-  const { shim, wx, api } = await behindShim(
-    'lisi',
-    ({ path }) => (path.endsWith('/auth/login_by_wecom') ? { errno: 710, errmsg: 'code 无效', data: null } : null),
-    { environment: 'wxwork' }
-  );
-  try {
-    const refused = await rejection(api.request('user/index'));
-    assert.equal(refused.errno, 710);
-    assert.equal(api.token(), null);
-    assert.equal(wx.count('/user/index'), 0);
+  // WeCom refuses every code (40029): the server answers 710.
+  await server.fault({ mode: 'errcode', errcode: 40029 });
+  const wx = fakeWx({ server, user: 'lisi', environment: 'wxwork' });
+  const api = createClient({ apiRoot: server.api, wx });
+  const refused = await rejection(api.request('user/index'));
+  assert.equal(refused.errno, 710);
+  assert.equal(api.token(), null);
+  assert.equal(wx.count('/user/index'), 0);
 
-    wx.loginFails = true;
-    const failed = await rejection(api.login());
-    assert.equal(failed.errno, -2);
-    assert.match(failed.errmsg, /qy\.login:fail/);
-    assert.equal(sentTo(wx, '/auth/login_by_wecom').length, 1, 'nothing sent without a code');
+  wx.loginFails = true;
+  const failed = await rejection(api.login());
+  assert.equal(failed.errno, -2);
+  assert.match(failed.errmsg, /qy\.login:fail/);
+  assert.equal(sentTo(wx, '/auth/login_by_wecom').length, 1, 'nothing sent without a code');
 
-    const noQy = fakeWx({ server, user: 'x', environment: 'wxwork' });
-    delete noQy.qy;
-    const noQyApi = createClient({ apiRoot: `${shim.base}/oapro/wx`, wx: noQy });
-    const missing = await rejection(noQyApi.login());
-    assert.equal(missing.errno, -2);
-    assert.match(missing.errmsg, /wx\.qy\.login is not available/);
-  } finally {
-    await shim.stop();
-  }
+  const noQy = fakeWx({ server, user: 'x', environment: 'wxwork' });
+  delete noQy.qy;
+  const noQyApi = createClient({ apiRoot: server.api, wx: noQy });
+  const missing = await rejection(noQyApi.login());
+  assert.equal(missing.errno, -2);
+  assert.match(missing.errmsg, /wx\.qy\.login is not available/);
 });
 
 test('linkWeixin posts a fresh wx.login code with the appid, with the token; keeps the answer', async () => {
@@ -157,32 +152,41 @@ test('linkWeixin posts a fresh wx.login code with the appid, with the token; kee
   }
 });
 
-test('linkWeCom posts a wx.qy.login code; a new token in the answer replaces the stored one', async () => {
-  const merged = await realLoginAnswer('survivor');
-  const { shim, wx, api } = await behindShim('staff-linker', ({ path }) =>
-    path.endsWith('/auth/link_wecom') ? merged : null
-  );
-  try {
-    await api.login();
-    const before = api.token();
-    const data = await api.linkWeCom();
-    assert.equal(data.token, merged.data.token);
-    assert.equal(wx.qyLogins, 1);
-    const [link] = sentTo(wx, '/auth/link_wecom');
-    assert.equal(link.token, before);
-    assert.deepEqual(Object.keys(link.data), ['code']);
-    assert.match(link.data.code, /^q/);
-    assert.equal(api.token(), merged.data.token, 'the session the server handed over');
-    assert.deepEqual(wx.getStorageSync('userInfo'), merged.data.userInfo);
-    assert.deepEqual(await api.request('user/index'), { metting_pubs: 0, metting_joins: 0 });
-    const deadline = Date.now() + 5000;
-    while ((await errnoWith(before)) !== 501) {
-      assert.ok(Date.now() < deadline, 'the replaced session is ended on the server');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } finally {
-    await shim.stop();
-  }
+test('linkWeCom: the staff account of the same person is merged into the WeChat one, whose client lands there', async () => {
+  // Inside WeCom first: an account of its own (WeCom gives no unionid).
+  const staffWx = fakeWx({ server, user: 'wanglei', environment: 'wxwork' });
+  const staff = createClient({ apiRoot: server.api, wx: staffWx });
+  await staff.login();
+  const staffToken = staff.token();
+  const staffId = staffWx.getStorageSync('userInfo').userId;
+  // Then in WeChat: another account, which links the WeCom identity.
+  const wx = fakeWx({ server, user: 'wanglei' });
+  const api = createClient({ apiRoot: server.api, wx });
+  await api.login();
+  const token = api.token();
+  const userId = wx.getStorageSync('userInfo').userId;
+  assert.notEqual(userId, staffId);
+
+  const data = await api.linkWeCom();
+  assert.equal(data.userInfo.userId, userId, "the caller's account survives");
+  assert.equal(data.userInfo.corpId, DEV_CORPID);
+  assert.equal(data.userInfo.corpUserId, 'wanglei');
+  assert.equal(wx.qyLogins, 1, 'a wx.qy.login code');
+  const [link] = sentTo(wx, '/auth/link_wecom');
+  assert.equal(link.method, 'POST');
+  assert.equal(link.token, token, 'sent with the session');
+  assert.deepEqual(Object.keys(link.data), ['code']);
+  assert.match(link.data.code, /^q/);
+  assert.equal(api.token(), token, 'the session stays');
+  assert.deepEqual(wx.getStorageSync('userInfo'), data.userInfo);
+  assert.equal(server.sql(`SELECT count(*) FROM wx_user WHERE id = ${staffId}`), '0', 'merged');
+
+  // The staff account's session ended with it: its client logs in again, through WeCom, and
+  // lands on the account that survived.
+  assert.equal(await errnoWith(staffToken), 501);
+  assert.deepEqual(await staff.request('user/index'), { metting_pubs: 0, metting_joins: 0 });
+  assert.equal(staffWx.qyLogins, 2);
+  assert.equal(staffWx.getStorageSync('userInfo').userId, userId);
 });
 
 test('a refused link rejects with its errno and keeps the session and user as they were', async () => {
@@ -200,11 +204,13 @@ test('a refused link rejects with its errno and keeps the session and user as th
     assert.equal(api.token(), token);
     assert.deepEqual(wx.getStorageSync('userInfo'), user);
 
-    // Without the server's endpoints (this build), the link is an API error, never a hang.
-    const bare = createClient({ apiRoot: server.api, wx: fakeWx({ server, user: 'bare' }) });
-    const missing = await rejection(bare.linkWeCom({ code: 'qsomething' }));
-    assert.equal(typeof missing.errno, 'number');
-    assert.ok(missing.errno > 0, `an errno from the server: ${missing.errno}`);
+    // The server's own refusal of a code WeCom never issued, the session kept.
+    const bareWx = fakeWx({ server, user: 'bare' });
+    const bare = createClient({ apiRoot: server.api, wx: bareWx });
+    const refused = await rejection(bare.linkWeCom({ code: 'qsomething' }));
+    assert.equal(refused.errno, 710);
+    assert.equal(bareWx.qyLogins, 0, 'the code given is sent');
+    assert.deepEqual(await bare.request('user/index'), { metting_pubs: 0, metting_joins: 0 });
   } finally {
     await shim.stop();
   }

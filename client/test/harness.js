@@ -157,6 +157,8 @@ async function startServer(extraEnv = {}) {
 
 /** The appid dev mode's WeChat fake plays (src/startup/mod.rs). */
 const DEV_APPID = 'wxdevfake00000000';
+/** Dev mode's demo WeCom corp, linked to `DEV_APPID` (src/config.rs). */
+const DEV_CORPID = 'wwdevfake00000000';
 
 /**
  * The mini-program runtime as far as the client uses it. `requests` records every wx.request
@@ -314,4 +316,4 @@ async function startShim(target, answer) {
   };
 }
 
-module.exports = { startServer, fakeWx, startShim, fetchJson, freePort, DEV_APPID };
+module.exports = { startServer, fakeWx, startShim, fetchJson, freePort, DEV_APPID, DEV_CORPID };

@@ -289,13 +289,14 @@ impl DbHandle {
             .await
     }
 
-    /// Attaches an identity to the caller's account, merging the account that had it.
+    /// Attaches an identity to the caller's account, merging the accounts that had it or its
+    /// unionid.
     pub(crate) async fn link_identity(
         &self,
         caller: i64,
         identity: crate::domain::Identity,
         unionid: Option<String>,
-    ) -> DbResult<Option<(WxUser, Option<i64>)>> {
+    ) -> DbResult<Option<(WxUser, Vec<i64>)>> {
         self.run(move |c, _| crate::db::merge::link(c, caller, &identity, unionid.as_deref()))
             .await
     }

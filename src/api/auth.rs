@@ -10,17 +10,26 @@ use super::profile::{
     DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
 };
 use super::{ApiResult, AppState, ok, ok_empty};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::actors::session::{EndSession, EndUserSessions, OpenSession, RefreshSession};
+use crate::actors::WeChatClient;
+use crate::actors::session::{
+    EndSession, EndUserSessions, Invalidate, OpenSession, RefreshSession,
+};
 use crate::actors::wechat::Code2Session;
-use crate::apps::{ServedApp, UnknownApp};
-use crate::domain::{Identity, LoginAttempt, NewSessionMeta, Profile, SignIn};
+use crate::actors::wechat::latency::WeChatLatency;
+use crate::actors::wechat::wecom::WeComLogin;
+use crate::apps::{ServedApp, ServedCorps, UnknownApp};
+use crate::domain::{
+    Identity, IdentityKind, LoginAttempt, NewSessionMeta, Profile, Revoked, SignIn, WxUser,
+};
 use crate::error::{ApiError, UnloginReason};
 use crate::logging::RequestId;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
-use crate::wechat::{JsCode, mask_openid};
+use crate::wechat::wecom::WeComSession;
+use crate::wechat::{JsCode, SessionKey, WeChatError, mask_openid};
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -124,18 +133,8 @@ pub(crate) async fn login_by_weixin(
     if let Ok(addr) = ip.parse() {
         state.limits.login_from(addr)?;
     }
-    let code = login_code(body.code)?;
-    let app = state
-        .apps
-        .for_login(body.appid.as_deref(), &req)
-        .map_err(|unknown| {
-            ApiError::bad_value(match unknown {
-                UnknownApp::InBody => "appid is not one of this service's mini-programs",
-                UnknownApp::InReferer => {
-                    "the Referer's appid is not one of this service's mini-programs"
-                }
-            })
-        })?;
+    let code = login_code(body.code, "wx.login()")?;
+    let app = login_app(&state, body.appid.as_deref(), &req)?;
     // Checked before the exchange, so a bad profile does not burn the user's code.
     let signed = match (body.raw_data, body.signature) {
         (Some(raw), Some(sig)) => Some((raw, sig)),
@@ -153,10 +152,96 @@ pub(crate) async fn login_by_weixin(
         None => body.user_info.unwrap_or_default(),
     }
     .validate()?;
+    let attempt = LoginAttemptIn {
+        app,
+        credential: Credential::MiniProgram { code, signed },
+        profile,
+        began,
+    };
+    log_in(&state, &req, attempt, ip).await
+}
 
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WeComCodeRequest {
+    /// The mini-program opened inside WeCom, as `login_by_weixin`'s `appid`: absent, the appid
+    /// in the `Referer`, else the default app. Its WeCom corp exchanges the code; a mini-program
+    /// without one is refused (402).
+    #[schema(max_length = 64)]
+    appid: Option<String>,
+    /// From `wx.qy.login()`.
+    #[schema(
+        required = true,
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^\s*[!-~]+\s*$"
+    )]
+    code: Option<String>,
+}
+
+/// `POST auth/login_by_wecom` `{code}`: staff who opened the mini-program inside WeCom log in as
+/// (corpid, userid), through the corp configured for that mini-program. The same login as
+/// `login_by_weixin` from the exchange on, with the same answer.
+pub(crate) async fn login_by_wecom(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    JsonBody(body): JsonBody<WeComCodeRequest>,
+) -> ApiResult {
+    let began = Utc::now();
+    let ip = client_ip(&req);
+    if let Ok(addr) = ip.parse() {
+        state.limits.login_from(addr)?;
+    }
+    let code = login_code(body.code, "wx.qy.login()")?;
+    let app = login_app(&state, body.appid.as_deref(), &req)?;
+    corps_of(app)?;
+    let attempt = LoginAttemptIn {
+        app,
+        credential: Credential::WeCom { code },
+        // A new account starts as any other; WeCom's login gives no profile.
+        profile: LoginProfile::default().validate()?,
+        began,
+    };
+    log_in(&state, &req, attempt, ip).await
+}
+
+/// The app a login (or a WeCom link) is for: see `ServedApps::for_login`.
+fn login_app<'a>(
+    state: &'a AppState,
+    body_appid: Option<&str>,
+    req: &HttpRequest,
+) -> Result<&'a ServedApp, ApiError> {
+    state.apps.for_login(body_appid, req).map_err(|unknown| {
+        ApiError::bad_value(match unknown {
+            UnknownApp::InBody => "appid is not one of this service's mini-programs",
+            UnknownApp::InReferer => {
+                "the Referer's appid is not one of this service's mini-programs"
+            }
+        })
+    })
+}
+
+/// The WeCom corps of `app`: refused (402, WeCom not asked) when none is configured for it.
+fn corps_of(app: &ServedApp) -> Result<&ServedCorps, ApiError> {
+    app.wecom.as_ref().ok_or_else(|| {
+        ApiError::bad_value(
+            "no WeCom corp is configured for this mini-program: WeCom login is not available in it",
+        )
+    })
+}
+
+/// The login from admission on, whichever upstream vouches for the person: counted, written to
+/// `login_log` (with the mini-program it was for), and answered.
+async fn log_in(
+    state: &AppState,
+    req: &HttpRequest,
+    attempt: LoginAttemptIn<'_>,
+    ip: String,
+) -> ApiResult {
+    let app = attempt.app;
     // The time budget, once: what is left of the request's deadline after the answer's margin
     // and the database's reserve is for the admission queue and WeChat together.
-    let budget = DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    let budget = DeadlineStart::left(req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
     let wechat_deadline = Instant::now() + budget;
 
     // Admission before anything is spent: a login is let in only if this instance can finish
@@ -165,15 +250,7 @@ pub(crate) async fn login_by_weixin(
 
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
-    let attempt = LoginAttemptIn {
-        app,
-        code,
-        profile,
-        signed,
-        wechat_deadline,
-        began,
-    };
-    let result = sign_in(&state, &req, attempt, &ip, &mut who).await;
+    let result = sign_in(state, req, attempt, wechat_deadline, &ip, &mut who).await;
     if let Err(busy @ ApiError::Busy { .. }) = result {
         // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
         state.metrics.refused.with_label_values(&["wechat"]).inc();
@@ -192,7 +269,7 @@ pub(crate) async fn login_by_weixin(
         user_id: who.user_id,
         openid_masked: who.openid_masked,
         ip,
-        user_agent: user_agent(&req),
+        user_agent: user_agent(req),
         errno,
         at: Utc::now(),
     });
@@ -203,61 +280,110 @@ pub(crate) async fn login_by_weixin(
 #[derive(Default)]
 struct Who {
     user_id: Option<i64>,
+    /// The openid, or inside WeCom the userid, masked.
     openid_masked: String,
+}
+
+/// What a login exchanges upstream for the person's identity.
+enum Credential {
+    /// A `wx.login()` code, with `wx.getUserInfo`'s signed profile when sent.
+    MiniProgram {
+        code: JsCode,
+        signed: Option<(String, String)>,
+    },
+    /// A `wx.qy.login()` code, exchanged as the app's WeCom corp.
+    WeCom { code: JsCode },
 }
 
 /// What a login attempt brings to `sign_in`, checked.
 struct LoginAttemptIn<'a> {
     app: &'a ServedApp,
-    code: JsCode,
+    credential: Credential,
     profile: Profile,
-    signed: Option<(String, String)>,
-    /// The end of the time the budget leaves WeChat (admission's wait came out of it).
-    wechat_deadline: Instant,
     began: DateTime<Utc>,
 }
 
-/// The login proper: code → WeChat session → (through the SessionActor, the sessions' one
-/// owner) identity → user → session → token.
+/// Who WeChat (or WeCom) says the person is, and what the session keeps.
+struct Vouched {
+    identity: Identity,
+    unionid: Option<String>,
+    session_key: SessionKey,
+}
+
+/// Exchanges the credential within `wechat_time` and checks what came back.
+async fn vouch(
+    state: &AppState,
+    app: &ServedApp,
+    credential: Credential,
+    wechat_time: Duration,
+    who: &mut Who,
+) -> Result<Vouched, ApiError> {
+    match credential {
+        Credential::MiniProgram { code, signed } => {
+            let session = exchange_code(app, code, wechat_time).await?;
+            who.openid_masked = mask_openid(&session.openid);
+            state.limits.login_of(&app.appid, &session.openid)?;
+            if let Some((raw, sig)) = &signed
+                && !raw_data_signature_matches(raw, session.session_key.expose(), sig)
+            {
+                log::warn!(
+                    "login refused: rawData signature mismatch for {}",
+                    who.openid_masked
+                );
+                return Err(ApiError::SignatureMismatch);
+            }
+            Ok(Vouched {
+                identity: Identity::mini_program(&app.appid, &session.openid),
+                unionid: session.unionid,
+                session_key: session.session_key,
+            })
+        }
+        Credential::WeCom { code } => {
+            let session = exchange_wecom_code(app, code, wechat_time).await?;
+            who.openid_masked = mask_openid(&session.userid);
+            state.limits.login_of(&session.corpid, &session.userid)?;
+            // WeCom's login gives no unionid: staff join a WeChat account by link only.
+            Ok(Vouched {
+                identity: Identity::wecom(&session.corpid, &session.userid),
+                unionid: None,
+                session_key: session.session_key,
+            })
+        }
+    }
+}
+
+/// The login proper: code → WeChat (or WeCom) session → (through the SessionActor, the
+/// sessions' one owner) identity → user → session → token.
 async fn sign_in(
     state: &AppState,
     req: &HttpRequest,
     attempt: LoginAttemptIn<'_>,
+    wechat_deadline: Instant,
     ip: &str,
     who: &mut Who,
 ) -> Result<SignedIn, ApiError> {
     let LoginAttemptIn {
         app,
-        code,
+        credential,
         profile,
-        signed,
-        wechat_deadline,
         began,
     } = attempt;
     let wechat_time = wechat_deadline.saturating_duration_since(Instant::now());
-    let session = exchange_code(app, code, wechat_time).await?;
-    who.openid_masked = mask_openid(&session.openid);
-    state.limits.login_of(&app.appid, &session.openid)?;
-    if let Some((raw, sig)) = &signed
-        && !raw_data_signature_matches(raw, session.session_key.expose(), sig)
-    {
-        log::warn!(
-            "login refused: rawData signature mismatch for {}",
-            who.openid_masked
-        );
-        return Err(ApiError::SignatureMismatch);
-    }
+    let vouched = vouch(state, app, credential, wechat_time, who).await?;
+    let identity = vouched.identity;
 
     let now = Utc::now();
     let jti = new_jti();
     let expires_at = state.tokens.expires_at(now.timestamp());
     let login = SignIn {
-        identity: Identity::mini_program(&app.appid, &session.openid),
-        default_app: app.appid == state.apps.default_app().appid,
-        unionid: session.unionid.clone(),
+        identity: identity.clone(),
+        // Only the default mini-program's users can predate identities.
+        default_app: identity.kind == IdentityKind::MiniProgram
+            && app.appid == state.apps.default_app().appid,
+        unionid: vouched.unionid,
         profile,
         session_id: jti.clone(),
-        session_key: session.session_key,
+        session_key: vouched.session_key,
         expires_at: DateTime::<Utc>::from_timestamp(expires_at, 0).unwrap_or(now),
         client_ip: ip.to_string(),
         user_agent: user_agent(req),
@@ -283,21 +409,38 @@ async fn sign_in(
         .issue_for(user.id, jti, now.timestamp(), expires_at)
         .map_err(|e| ApiError::internal("cannot sign token", e))?;
     log::info!(
-        "login ok: user {} openid {} in {} from {ip}",
+        "login ok: user {} {} in {}",
         user.id,
         who.openid_masked,
-        app.appid
+        place(&identity, app)
     );
 
     Ok(SignedIn {
         answer: LoginAnswer {
             token: issued.token,
             token_expire: token_expire(issued.expires_at),
-            user_info: UserInfoView::from(&user),
+            user_info: user_view(&user, &identity),
             restored: opened.restored,
         },
         database_time: opened.database_time,
     })
+}
+
+/// The account as an answer shows it; a WeCom identity's corp and userid with it.
+fn user_view(user: &WxUser, identity: &Identity) -> UserInfoView {
+    let view = UserInfoView::from(user);
+    match identity.kind {
+        IdentityKind::WeCom => view.in_corp(&identity.app_id, &identity.subject),
+        IdentityKind::MiniProgram => view,
+    }
+}
+
+/// Where an identity is, for the log: the app, or the corp and the app it opened.
+fn place(identity: &Identity, app: &ServedApp) -> String {
+    match identity.kind {
+        IdentityKind::WeCom => format!("WeCom corp {} ({})", identity.app_id, app.appid),
+        IdentityKind::MiniProgram => app.appid.clone(),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -325,7 +468,7 @@ pub(crate) async fn link_weixin(
     user: AuthUser,
     JsonBody(body): JsonBody<LinkWeixinRequest>,
 ) -> ApiResult {
-    let code = login_code(body.code)?;
+    let code = login_code(body.code, "wx.login()")?;
     let appid = body
         .appid
         .filter(|a| !a.trim().is_empty())
@@ -337,28 +480,66 @@ pub(crate) async fn link_weixin(
     let wechat_time = DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
     let session = exchange_code(app, code, wechat_time).await?;
     let identity = Identity::mini_program(&app.appid, &session.openid);
+    let masked = mask_openid(&session.openid);
+    link(&state, &user, identity, session.unionid, app, &masked).await
+}
+
+/// `POST auth/link_wecom` `{code}`: the person's WeCom identity (a `wx.qy.login()` code, exchanged
+/// as the corp of the mini-program the request is for, chosen as a login's is) joins the
+/// caller's account. When another account had it, that account is merged into the caller's.
+pub(crate) async fn link_wecom(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    user: AuthUser,
+    JsonBody(body): JsonBody<WeComCodeRequest>,
+) -> ApiResult {
+    let code = login_code(body.code, "wx.qy.login()")?;
+    let app = login_app(&state, body.appid.as_deref(), &req)?;
+    corps_of(app)?;
+    let wechat_time = DeadlineStart::left(&req).saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE);
+    let session = exchange_wecom_code(app, code, wechat_time).await?;
+    let identity = Identity::wecom(&session.corpid, &session.userid);
+    let masked = mask_openid(&session.userid);
+    link(&state, &user, identity, None, app, &masked).await
+}
+
+/// Attaches `identity` to the caller's account, merging the account that had it (or its
+/// `unionid`), and answers the account as it is after.
+async fn link(
+    state: &AppState,
+    user: &AuthUser,
+    identity: Identity,
+    unionid: Option<String>,
+    app: &ServedApp,
+    masked: &str,
+) -> ApiResult {
     let linked = state
         .db
-        .link_identity(user.user_id, identity, session.unionid)
+        .link_identity(user.user_id, identity.clone(), unionid)
         .await?;
     let Some((account, merged)) = linked else {
         return Err(ApiError::Unlogin(UnloginReason::Disabled));
     };
-    if let Some(merged) = merged {
+    for merged in merged {
+        // Its sessions went with its row and the trigger tells every instance; this one
+        // forgets them before it answers, so the client's next call with one is already 501.
+        state
+            .sessions
+            .send(Invalidate(Revoked::User(merged)))
+            .await?;
         state.metrics.account_merges.inc();
         log::info!(
-            "link_weixin: user {merged} was the same person as user {}: merged into it",
+            "link: user {merged} was the same person as user {}: merged into it",
             account.id
         );
     }
     log::info!(
-        "link_weixin: user {} linked {} in {}",
+        "link: user {} linked {masked} in {}",
         account.id,
-        mask_openid(&session.openid),
-        app.appid
+        place(&identity, app)
     );
     ok(LinkAnswer {
-        user_info: UserInfoView::from(&account),
+        user_info: user_view(&account, &identity),
     })
 }
 
@@ -369,27 +550,63 @@ pub(crate) struct LinkAnswer {
     pub(crate) user_info: UserInfoView,
 }
 
-/// The body's `code` from `wx.login()`: present, not blank, and shaped like a code.
-fn login_code(raw: Option<String>) -> Result<JsCode, ApiError> {
-    let raw = raw
-        .filter(|c| !c.trim().is_empty())
-        .ok_or_else(|| ApiError::bad_argument("code is required: pass the code from wx.login()"))?;
+/// The body's `code` from `source` (`wx.login()`, `wx.qy.login()`): present, not blank, and
+/// shaped like a code.
+fn login_code(raw: Option<String>, source: &str) -> Result<JsCode, ApiError> {
+    let raw = raw.filter(|c| !c.trim().is_empty()).ok_or_else(|| {
+        ApiError::bad_argument(format!("code is required: pass the code from {source}"))
+    })?;
     JsCode::parse(&raw).map_err(ApiError::bad_value)
 }
 
-/// Exchanges a login code at `app`'s WeChat within `wechat_time`, if that covers WeChat's round
-/// trip as it is now. A login that waited in the admission queue may have less time left than
-/// WeChat takes: its code is then not sent at all (721, the code still good for the retry)
-/// rather than sent and abandoned at the deadline with no session. WECHAT_TIMEOUT_MS still
-/// bounds the call; this bounds it by the deadline too.
+/// Exchanges a login code at `app`'s WeChat within `wechat_time`: see `exchange`.
 async fn exchange_code(
     app: &ServedApp,
     code: JsCode,
     wechat_time: Duration,
 ) -> Result<crate::wechat::WxSession, ApiError> {
+    let message = Code2Session {
+        code,
+        request_id: RequestId::current(),
+    };
+    exchange(&app.latency, &app.wechat, message, wechat_time).await
+}
+
+/// Exchanges a `wx.qy.login()` code as `app`'s WeCom corp within `wechat_time`: see `exchange`.
+/// The caller has checked that the app has a corp.
+async fn exchange_wecom_code(
+    app: &ServedApp,
+    code: JsCode,
+    wechat_time: Duration,
+) -> Result<WeComSession, ApiError> {
+    let corps = corps_of(app)?;
+    let message = WeComLogin {
+        corpid: corps.corpid.clone(),
+        code,
+        request_id: RequestId::current(),
+    };
+    exchange(&corps.latency, &app.wechat, message, wechat_time).await
+}
+
+/// Sends a code exchange to `wechat` within `wechat_time`, if that covers the upstream's round
+/// trip (`latency`) as it is now. A login that waited in the admission queue may have less time
+/// left than WeChat takes: its code is then not sent at all (721, the code still good for the
+/// retry) rather than sent and abandoned at the deadline with no session. WECHAT_TIMEOUT_MS still
+/// bounds the call; this bounds it by the deadline too.
+async fn exchange<M, T>(
+    latency: &Arc<WeChatLatency>,
+    wechat: &actix::Addr<WeChatClient>,
+    message: M,
+    wechat_time: Duration,
+) -> Result<T, ApiError>
+where
+    M: actix::Message<Result = Result<T, WeChatError>> + Send + 'static,
+    T: Send + 'static,
+    WeChatClient: actix::Handler<M>,
+{
     // Capped below what a login that did not queue has: an estimate above that would refuse every
     // login, and with no code sent no round trip would ever bring it down again.
-    let needed = app.latency.expected().min(
+    let needed = latency.expected().min(
         REQUEST_DEADLINE
             .saturating_sub(ANSWER_MARGIN + DATABASE_RESERVE)
             .mul_f64(0.9),
@@ -400,15 +617,8 @@ async fn exchange_code(
             retry_after_ms: needed.as_millis().clamp(200, 5000) as u64,
         });
     }
-    let in_flight = app.latency.start();
-    let exchange = tokio::time::timeout(
-        wechat_time,
-        app.wechat.send(Code2Session {
-            code,
-            request_id: RequestId::current(),
-        }),
-    )
-    .await;
+    let in_flight = latency.start();
+    let exchange = tokio::time::timeout(wechat_time, wechat.send(message)).await;
     in_flight.ended();
     Ok(exchange.map_err(|_| ApiError::WxTimeout)???)
 }

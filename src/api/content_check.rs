@@ -14,6 +14,7 @@ use actix_web::HttpRequest;
 use super::AppState;
 use super::extract::AuthUser;
 use super::middleware::DeadlineStart;
+use super::phone::TokenApp;
 use crate::actors::wechat::{MsgSecCheck, Scene};
 use crate::config::CheckFailure;
 use crate::error::{ApiError, UnloginReason};
@@ -47,17 +48,23 @@ pub(crate) struct ActingAs {
     pub(crate) openid: String,
 }
 
-/// Which app and openid the request of `user` acts for.
-pub(crate) async fn acting_for(state: &AppState, user: &AuthUser) -> Result<ActingAs, ApiError> {
+/// Which app and openid the request of `user` acts for; `None` for a WeCom staff login, which
+/// has no openid at WeChat.
+pub(crate) async fn acting_for(
+    state: &AppState,
+    user: &AuthUser,
+) -> Result<Option<ActingAs>, ApiError> {
     let found = state.db.user(user.user_id).await?;
     let account = found
         .filter(crate::domain::WxUser::is_usable)
         .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
-    let in_app = super::phone::token_app(state, &account, user.jti.clone()).await?;
-    Ok(ActingAs {
-        wechat: in_app.wechat,
-        openid: in_app.openid,
-    })
+    match super::phone::token_app(state, &account, user.jti.clone()).await? {
+        TokenApp::MiniProgram(in_app) => Ok(Some(ActingAs {
+            wechat: in_app.wechat,
+            openid: in_app.openid,
+        })),
+        TokenApp::WeCom => Ok(None),
+    }
 }
 
 /// One text to check, under the name the request gave it (`data.field` when refused).
@@ -80,7 +87,16 @@ pub(crate) async fn check(
     if !state.content_check.enabled || texts.is_empty() {
         return Ok(Verdict::Pass);
     }
-    let author = acting_for(state, user).await?;
+    let Some(author) = acting_for(state, user).await? else {
+        // WeChat checks text as an openid's; a WeCom login has none, so its text cannot be
+        // checked: a check that could not be made, which is never a pass.
+        if review_allowed && state.content_check.on_error == CheckFailure::Review {
+            return Ok(Verdict::Review);
+        }
+        return Err(ApiError::bad_value(
+            "WeChat's content check needs a login with wx.login(): text from a WeCom login cannot be checked",
+        ));
+    };
     let budget = DeadlineStart::left(req).saturating_sub(RESERVE_AFTER_CHECK);
     let calls = texts.iter().map(|text| {
         author.wechat.send(MsgSecCheck {

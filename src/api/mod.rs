@@ -116,6 +116,11 @@ pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
             Method::POST,
             web::route().to(auth::login_by_weixin),
         ),
+        (
+            "/auth/login_by_wecom",
+            Method::POST,
+            web::route().to(auth::login_by_wecom),
+        ),
         ("/auth/logout", Method::POST, web::route().to(auth::logout)),
         (
             "/auth/logout_all",
@@ -126,6 +131,11 @@ pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
             "/auth/link_weixin",
             Method::POST,
             web::route().to(auth::link_weixin),
+        ),
+        (
+            "/auth/link_wecom",
+            Method::POST,
+            web::route().to(auth::link_wecom),
         ),
         (
             "/auth/refresh",

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::account::{DeactivateAnswer, ExportView};
-use super::auth::{LinkAnswer, LinkWeixinRequest, LoginAnswer, LoginRequest, RefreshAnswer};
+use super::auth::{
+    LinkAnswer, LinkWeixinRequest, LoginAnswer, LoginRequest, RefreshAnswer, WeComCodeRequest,
+};
 use super::home::{HomeIndex, SwiperImageView};
 use super::meeting::{
     MAX_LIMIT, MAX_PAGE, MeetingIdRequest, MeetingView, Membership, Page, PublishRequest,
@@ -87,6 +89,9 @@ const BIND_PHONE_ERRNOS: &[i32] = &[
 const LINK_ERRNOS: &[i32] = &[
     401, 402, 501, 710, 711, 712, 713, 714, 715, 716, 719, BUSY_ERRNO, 502,
 ];
+/// WeCom's refusals reach fewer errnos than WeChat's: see `wechat::wecom::wecom_error`.
+const WECOM_LOGIN_ERRNOS: &[i32] = &[401, 402, 700, 710, 714, 715, 716, 720, BUSY_ERRNO, 502];
+const WECOM_LINK_ERRNOS: &[i32] = &[401, 402, 501, 710, 714, 715, 716, BUSY_ERRNO, 502];
 /// A call with a token and a JSON body.
 const AUTH_BODY_ERRNOS: &[i32] = &[401, 402, 501, BUSY_ERRNO, 502];
 /// A call with a token and a JSON body whose text goes through WeChat's content check: refused
@@ -124,6 +129,17 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
                 LOGIN_ERRNOS,
             )
         },
+        Operation {
+            body: Some(s.of::<WeComCodeRequest>()),
+            data: Some(s.of::<LoginAnswer>()),
+            ..op(
+                "/auth/login_by_wecom",
+                Method::POST,
+                "Inside WeCom: log in as staff with the code from wx.qy.login(); answers as login_by_weixin",
+                false,
+                WECOM_LOGIN_ERRNOS,
+            )
+        },
         op(
             "/auth/logout",
             Method::POST,
@@ -147,6 +163,17 @@ fn operations(s: &mut Schemas) -> Vec<Operation> {
                 "Attach the person's identity in another mini-program to this account (merging the account that had it)",
                 true,
                 LINK_ERRNOS,
+            )
+        },
+        Operation {
+            body: Some(s.of::<WeComCodeRequest>()),
+            data: Some(s.of::<LinkAnswer>()),
+            ..op(
+                "/auth/link_wecom",
+                Method::POST,
+                "Attach the person's WeCom identity (code from wx.qy.login()) to this account (merging the account that had it)",
+                true,
+                WECOM_LINK_ERRNOS,
             )
         },
         Operation {

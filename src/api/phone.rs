@@ -46,7 +46,11 @@ pub(crate) async fn bind_phone(
 ) -> ApiResult {
     state.limits.bind_phone_by(user.user_id)?;
     let account = current_user(&state, user.user_id).await?;
-    let in_app = token_app(&state, &account, user.jti).await?;
+    let TokenApp::MiniProgram(in_app) = token_app(&state, &account, user.jti).await? else {
+        return Err(ApiError::bad_value(
+            "a WeCom login has no phone number at WeChat: bindPhone needs a login with wx.login()",
+        ));
+    };
     let phone = match (
         present(body.code),
         present(body.encrypted_data),
@@ -114,15 +118,25 @@ pub(super) struct InApp {
     newest_session_key: Option<SessionKey>,
 }
 
+/// What a token's session is of.
+pub(super) enum TokenApp {
+    MiniProgram(InApp),
+    /// A WeCom staff login: an employee of a configured corp, with no openid at WeChat to act as.
+    WeCom,
+}
+
 pub(super) async fn token_app(
     state: &AppState,
     user: &WxUser,
     jti: String,
-) -> Result<InApp, ApiError> {
+) -> Result<TokenApp, ApiError> {
     let default_appid = state.apps.default_app().appid.clone();
     let Some(found) = state.db.session_app(jti, default_appid.clone()).await? else {
         return Err(ApiError::Unlogin(UnloginReason::Revoked));
     };
+    if state.apps.get(&found.appid).is_none() && state.apps.of_corp(&found.appid).is_some() {
+        return Ok(TokenApp::WeCom);
+    }
     // A session of an app no longer configured has nobody to ask at WeChat.
     let Some(app) = state.apps.get(&found.appid) else {
         log::info!(
@@ -137,13 +151,13 @@ pub(super) async fn token_app(
         None if found.appid == default_appid => user.weixin_openid.clone(),
         None => return Err(ApiError::Unlogin(UnloginReason::Revoked)),
     };
-    Ok(InApp {
+    Ok(TokenApp::MiniProgram(InApp {
         user_id: user.id,
         appid: found.appid,
         wechat: app.wechat.clone(),
         openid,
         newest_session_key: found.newest_session_key,
-    })
+    }))
 }
 
 async fn by_code(app: &InApp, code: String) -> Result<PhoneInfo, ApiError> {

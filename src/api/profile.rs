@@ -114,6 +114,23 @@ pub(crate) struct UserInfoView {
     pub(crate) status: i16,
     pub(crate) user_level: i16,
     pub(crate) user_level_desc: &'static str,
+    /// Only on `auth/login_by_wecom` and `auth/link_wecom`: the WeCom corp (corpid) the person
+    /// is staff of, as WeCom answered the `wx.qy.login()` code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) corp_id: Option<String>,
+    /// With `corpId`: the person's userid in that corp (WeCom's 成员 UserID). Not the account's
+    /// `userId`, which stays the same in every app.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) corp_user_id: Option<String>,
+}
+
+impl UserInfoView {
+    /// The view of a WeCom login or link: which corp, which employee.
+    pub(crate) fn in_corp(mut self, corpid: &str, userid: &str) -> Self {
+        self.corp_id = Some(corpid.to_string());
+        self.corp_user_id = Some(userid.to_string());
+        self
+    }
 }
 
 impl From<&WxUser> for UserInfoView {
@@ -132,6 +149,8 @@ impl From<&WxUser> for UserInfoView {
                 2 => "高级VIP用户",
                 _ => "普通用户",
             },
+            corp_id: None,
+            corp_user_id: None,
         }
     }
 }

@@ -157,16 +157,17 @@ fn merge_into(
     Ok(survivor)
 }
 
-/// `auth/link_weixin`: attaches `identity` (with the `unionid` WeChat reported with it) to user
-/// `caller`. When it, or the unionid, belongs to another account, that account is merged into
-/// the caller's: the person chose this account. `None` when the caller may not act (disabled,
-/// deleted); otherwise the caller's row and the id of the account merged into it, if one was.
+/// `auth/link_weixin` and `auth/link_wecom`: attaches `identity` (with the `unionid` WeChat
+/// reported with it) to user `caller`. Every other account that had it, or has the unionid (two
+/// accounts when they are not the same one), is merged into the caller's: the person chose this
+/// account. `None` when the caller may not act (disabled, deleted); otherwise the caller's row
+/// and the ids of the accounts merged into it.
 pub(crate) fn link(
     conn: &mut PgConnection,
     caller: i64,
     identity: &Identity,
     unionid: Option<&str>,
-) -> Result<Option<(WxUser, Option<i64>)>, DbError> {
+) -> Result<Option<(WxUser, Vec<i64>)>, DbError> {
     conn.transaction(|conn| {
         let owner: Option<i64> = user_identity::table
             .filter(user_identity::app_id.eq(&identity.app_id))
@@ -182,10 +183,16 @@ pub(crate) fn link(
                 .optional()?,
             None => None,
         };
-        let other = owner
-            .filter(|o| *o != caller)
-            .or(unionid_owner.filter(|o| *o != caller));
-        let ids: Vec<i64> = std::iter::once(caller).chain(other).collect();
+        // The unionid's holder first: merging it frees the unionid before the caller takes it.
+        let mut others: Vec<i64> = Vec::new();
+        for other in [unionid_owner, owner].into_iter().flatten() {
+            if other != caller && !others.contains(&other) {
+                others.push(other);
+            }
+        }
+        let ids: Vec<i64> = std::iter::once(caller)
+            .chain(others.iter().copied())
+            .collect();
         let locked: Vec<WxUser> = wx_user::table
             .filter(wx_user::id.eq_any(&ids))
             .order(wx_user::id)
@@ -200,10 +207,14 @@ pub(crate) fn link(
             return Ok(None);
         };
         let mut me = me.clone();
-        let mut merged_id = None;
-        if let Some(other) = locked.iter().find(|u| u.id != caller) {
+        let mut merged = Vec::new();
+        for id in others {
+            // Gone meanwhile (merged by another login): nothing of it is left to take in.
+            let Some(other) = locked.iter().find(|u| u.id == id) else {
+                continue;
+            };
             me = merge_into(conn, &me, other, unionid, MergeReason::Link, None)?;
-            merged_id = Some(other.id);
+            merged.push(id);
         }
         diesel::sql_query(
             "INSERT INTO user_identity (user_id, kind, app_id, subject, unionid, last_login_time)
@@ -222,6 +233,6 @@ pub(crate) fn link(
                 .returning(WxUser::as_returning())
                 .get_result(conn)?;
         }
-        Ok(Some((me, merged_id)))
+        Ok(Some((me, merged)))
     })
 }

@@ -16,14 +16,15 @@ use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
-use crate::apps::ServedApp;
-use crate::config::{Apps, Config, WeChatMode};
+use crate::apps::{ServedApp, ServedCorps};
+use crate::config::{Apps, Config, WeChatMode, WeComApp};
 use crate::db::PgPool;
 use crate::db::sealed::SessionKeyCipher;
 use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
 use crate::shutdown::Drain;
 use crate::token::TokenIssuer;
+use crate::wechat::wecom::corp_for_app;
 
 /// Where the WeChatClients send their calls, as which apps.
 pub(super) struct WeChatUpstream {
@@ -155,27 +156,34 @@ pub(super) async fn build(
     let served = crate::apps::ServedApps::new(
         apps.miniprograms
             .iter()
-            .map(|app| ServedApp {
-                appid: app.appid.clone(),
-                name: app.name.clone(),
-                wechat: WeChatClient::new(
-                    api_base.clone(),
-                    app.appid.clone(),
-                    app.secret.clone(),
-                    config.wechat_timeout,
-                    config.access_token_mode,
-                    metrics.clone(),
-                )
-                .with_wecom(
-                    wecom_api_base.clone(),
-                    apps.wecom
-                        .iter()
-                        .filter(|corp| corp.appid == app.appid)
-                        .cloned()
-                        .collect(),
-                )
-                .start(),
-                latency: Default::default(),
+            .map(|app| {
+                let corps: Vec<WeComApp> = apps
+                    .wecom
+                    .iter()
+                    .filter(|corp| corp.appid == app.appid)
+                    .cloned()
+                    .collect();
+                let wecom = corp_for_app(&corps, &app.appid).map(|corp| ServedCorps {
+                    corpid: corp.corpid.clone(),
+                    linked: corps.iter().map(|c| c.corpid.clone()).collect(),
+                    latency: Default::default(),
+                });
+                ServedApp {
+                    appid: app.appid.clone(),
+                    name: app.name.clone(),
+                    wechat: WeChatClient::new(
+                        api_base.clone(),
+                        app.appid.clone(),
+                        app.secret.clone(),
+                        config.wechat_timeout,
+                        config.access_token_mode,
+                        metrics.clone(),
+                    )
+                    .with_wecom(wecom_api_base.clone(), corps)
+                    .start(),
+                    latency: Default::default(),
+                    wecom,
+                }
             })
             .collect(),
     );

@@ -957,3 +957,99 @@ async fn status_and_metrics_name_the_app_whose_wechat_calls_fail() {
     assert_eq!(s["wechat"]["last_hour_fault_rate"], 0.5);
     assert!(!status.raw.contains("not-the-secret") && !metrics.contains("not-the-secret"));
 }
+
+#[actix_web::test]
+async fn link_weixin_merges_both_accounts_when_the_identity_and_the_unionid_are_two_others() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    // The shop's identity belongs to one account, made before the shop was bound (no
+    // unionid); the person's unionid to another, made by the OA (bound).
+    let shop_openid = app.fake.openid_in(TEST_APPID2, "dora");
+    let unbound = app
+        .fake
+        .mint_app_code(TEST_APPID2, &shop_openid, None, std::time::Duration::ZERO)
+        .code;
+    let reply = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": unbound, "appid": TEST_APPID2 }),
+            None,
+        )
+        .await;
+    let by_identity = user_id_of(&reply);
+    let by_identity_token = reply.token();
+    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
+    let meeting = app
+        .post(
+            "meeting/publish",
+            &json!({
+                "title": "店铺盘点",
+                "content": "清点库存。",
+                "location": "仓库",
+                "startTime": start.to_rfc3339(),
+                "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
+            }),
+            Some(&by_identity_token),
+        )
+        .await;
+    assert_eq!(meeting.errno(), 0, "{}", meeting.raw);
+    let reply = app.login_in(TEST_APPID, "dora").await;
+    let by_unionid = user_id_of(&reply);
+    let by_unionid_token = reply.token();
+    assert_ne!(by_identity, by_unionid);
+    // A third account, the one the person is using, links the shop (now bound: the code
+    // brings the unionid).
+    let caller_openid = app.fake.openid_in(TEST_APPID, "dora-elsewhere");
+    let code = app
+        .fake
+        .mint_app_code(TEST_APPID, &caller_openid, None, std::time::Duration::ZERO)
+        .code;
+    let reply = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": code, "appid": TEST_APPID }),
+            None,
+        )
+        .await;
+    let caller = user_id_of(&reply);
+    let caller_token = reply.token();
+    let code = app.fake.mint_code_in(TEST_APPID2, "dora").code;
+    let linked = app
+        .post(
+            "auth/link_weixin",
+            &json!({ "code": code, "appid": TEST_APPID2 }),
+            Some(&caller_token),
+        )
+        .await;
+    assert_eq!(user_id_of(&linked), caller, "{}", linked.raw);
+    assert_eq!(app.count_users(), 1, "both others merged");
+    for token in [&by_identity_token, &by_unionid_token] {
+        assert_eq!(app.get("user/index", Some(token)).await.errno(), 501);
+    }
+    let unionid: Option<String> = wx_user::table
+        .find(caller)
+        .select(wx_user::unionid)
+        .first(&mut app.db())
+        .expect("caller");
+    assert_eq!(unionid, Some(app.fake.unionid_for("dora")));
+    let owners: Vec<i64> = identities(&app).into_iter().map(|(_, _, u)| u).collect();
+    assert_eq!(owners, [caller, caller, caller]);
+    let index = app.get("user/index", Some(&caller_token)).await;
+    assert_eq!(index.body["data"]["metting_pubs"], 1, "{}", index.raw);
+    let export = app.get("auth/export", Some(&caller_token)).await;
+    let mut merged: Vec<i64> = export.body["data"]["mergedAccounts"]
+        .as_array()
+        .expect("merged")
+        .iter()
+        .filter_map(|m| m["userId"].as_i64())
+        .collect();
+    merged.sort();
+    let mut expected = vec![by_identity, by_unionid];
+    expected.sort();
+    assert_eq!(merged, expected);
+    let metrics = app.get_with(&format!("{}/metrics", app.base), &[]).await;
+    assert!(
+        metrics.raw.contains("wxauth_account_merges_total 2"),
+        "{}",
+        metrics.raw
+    );
+}

@@ -9,7 +9,7 @@ use actix_web::{App, HttpServer};
 use diesel::prelude::*;
 use serde_json::Value;
 use wxauth::api::AppState;
-use wxauth::config::{Config, MiniProgram, Secret, WeChatMode};
+use wxauth::config::{Config, MiniProgram, Secret, WeChatMode, WeComApp};
 use wxauth::db::schema::wx_user;
 use wxauth::dev::fake_wechat::{self as fake, FakeWeChat, MintedCode};
 use wxauth::domain::WxUser;
@@ -21,6 +21,8 @@ use crate::database::{DropDb, pg_url};
 pub const TEST_APPID: &str = "wxtestoaappidabcde";
 /// The second mini-program of `TestAppBuilder::two_apps`.
 pub const TEST_APPID2: &str = "wxtestshopappidxyz";
+/// The WeCom corp of `TestAppBuilder::wecom`, whose staff open the default app `TEST_APPID`.
+pub const TEST_CORPID: &str = "wwtestcorpabcdefgh";
 
 // ---- log capture: every log line of every test, to look for leaked secrets ----
 
@@ -103,6 +105,7 @@ pub struct TestAppBuilder {
     changes: Vec<Change>,
     dev_mode: bool,
     two_apps: bool,
+    wecom: bool,
 }
 
 impl TestAppBuilder {
@@ -149,6 +152,13 @@ impl TestAppBuilder {
     /// bound to its open platform: a named test user has one unionid in both.
     pub fn two_apps(mut self) -> Self {
         self.two_apps = true;
+        self
+    }
+
+    /// A WeCom corp (`TEST_CORPID`) whose staff open the default app inside WeCom, known to
+    /// the fake with its corpsecret.
+    pub fn wecom(mut self) -> Self {
+        self.wecom = true;
         self
     }
 
@@ -203,11 +213,25 @@ impl TestAppBuilder {
                 name: "商城".to_string(),
             });
         }
+        if let Some(fake) = upstream_fake.as_ref().filter(|_| self.wecom) {
+            let corpsecret = corpsecret_for(&wechat_secret);
+            fake.wecom().add_corp(TEST_CORPID, &corpsecret, TEST_APPID);
+            config.apps.wecom.push(WeComApp {
+                corpid: TEST_CORPID.to_string(),
+                corpsecret: Secret::new(corpsecret),
+                appid: TEST_APPID.to_string(),
+            });
+        }
         for change in self.changes {
             change(&mut config);
         }
         TestApp::start(config, database, upstream_fake, jwt_secret, wechat_secret).await
     }
+}
+
+/// The test corp's secret: its own, and known from the app's AppSecret.
+fn corpsecret_for(wechat_secret: &str) -> String {
+    wechat_secret.replace("appsecret-", "corpsecret-")
 }
 
 /// Serves a fake WeChat on its own port, as the real one would be: another host.
@@ -336,6 +360,7 @@ impl TestApp {
             changes: Vec::new(),
             dev_mode: false,
             two_apps: false,
+            wecom: false,
         }
     }
 
@@ -467,6 +492,32 @@ impl TestApp {
             None,
         )
         .await
+    }
+
+    /// Inside WeCom: `wx.qy.login()` as employee `userid` of `TEST_CORPID`, then
+    /// auth/login_by_wecom with the code alone.
+    pub async fn login_wecom(&self, userid: &str) -> Reply {
+        let code = self.wecom_code(userid);
+        self.post(
+            "auth/login_by_wecom",
+            &serde_json::json!({ "code": code }),
+            None,
+        )
+        .await
+    }
+
+    /// What `wx.qy.login()` gives employee `userid` of `TEST_CORPID`.
+    pub fn wecom_code(&self, userid: &str) -> String {
+        self.fake
+            .wecom()
+            .mint_code(TEST_CORPID, userid)
+            .expect("the fake knows the test corp")
+            .code
+    }
+
+    /// The corpsecret of `TestAppBuilder::wecom`'s corp.
+    pub fn corpsecret(&self) -> String {
+        corpsecret_for(&self.wechat_secret)
     }
 
     pub async fn login_ok(&self, user: &str) -> String {

@@ -29,3 +29,4 @@ mod sessions;
 mod startup;
 mod tokens;
 mod wechat_faults;
+mod wecom;

@@ -230,12 +230,22 @@ fn an_empty_context_path_is_refused_and_a_slash_serves_the_api_at_wx() {
 
 #[actix_web::test]
 async fn no_secret_reaches_a_response_or_a_log_line() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::builder().wecom().spawn().await;
     let login = app.login("alice").await;
     let token = login.token();
     let index = app.get("user/index", Some(&token)).await;
     let bad = app
         .post("auth/login_by_weixin", &json!({ "code": "0unknown" }), None)
+        .await;
+    // Inside WeCom too: the corp's token fetched with the corpsecret, a staff session_key.
+    let staff = app.login_wecom("alice-at-the-office").await;
+    let staff_token = staff.token();
+    let code = app.wecom_code("alice-at-the-office");
+    let link = app
+        .post("auth/link_wecom", &json!({ "code": code }), Some(&token))
+        .await;
+    let bad_staff = app
+        .post("auth/login_by_wecom", &json!({ "code": "qunknown" }), None)
         .await;
     let logout = app.post("auth/logout", &json!({}), Some(&token)).await;
     let dead = app.get("user/index", Some(&token)).await;
@@ -244,12 +254,23 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         .fake
         .session_key_of(&app.fake.openid_for("alice"))
         .expect("WeChat issued a session_key");
+    let staff_key = app
+        .fake
+        .wecom()
+        .session_key_of(crate::helpers::TEST_CORPID, "alice-at-the-office")
+        .expect("WeCom issued a session_key");
+    let corpsecret = app.corpsecret();
     let secrets = [
         session_key.as_str(),
+        staff_key.as_str(),
+        corpsecret.as_str(),
         app.wechat_secret.as_str(),
         app.jwt_secret.as_str(),
     ];
-    for reply in [&login, &index, &bad, &logout, &dead] {
+    assert_eq!(link.errno(), 0, "{}", link.raw);
+    for reply in [
+        &login, &index, &bad, &staff, &link, &bad_staff, &logout, &dead,
+    ] {
         for secret in secrets {
             assert!(!reply.raw.contains(secret), "a response holds a secret");
         }
@@ -261,7 +282,14 @@ async fn no_secret_reaches_a_response_or_a_log_line() {
         "logging was captured, as JSON too"
     );
     for line in &logs {
-        for secret in secrets.iter().chain([&token.as_str()]) {
+        assert!(
+            !line.contains("alice-at-the-office"),
+            "a userid unmasked: {line:.60}"
+        );
+        for secret in secrets
+            .iter()
+            .chain([&token.as_str(), &staff_token.as_str()])
+        {
             assert!(
                 !line.contains(secret),
                 "a log line holds a secret: {line:.60}"

@@ -3,8 +3,10 @@ one, so a call that ends the session (logout, logout_all, refresh, deactivate) d
 calls after it testing only the "not logged in" answer.
 
 The token comes from a real login: a code minted by the dev-mode WeChat fake, exchanged at
-auth/login_by_weixin. Reads WXAUTH_BASE (http://host:port) from the environment; the API root
-and the token header's name come from the served document, as a client would read them.
+auth/login_by_weixin. The logins and links (auth/login_by_weixin, auth/login_by_wecom,
+auth/link_weixin, auth/link_wecom) get a code the fake really issued half the time, so their
+success answers are checked too. Reads WXAUTH_BASE (http://host:port) from the environment; the
+API root and the token header's name come from the served document, as a client would read them.
 """
 
 import os
@@ -19,10 +21,18 @@ _DOCUMENT = requests.get(BASE + "/openapi.json", timeout=10).json()
 API_ROOT = _DOCUMENT["servers"][0]["url"].rstrip("/")
 TOKEN_HEADER = _DOCUMENT["components"]["securitySchemes"]["token"]["name"]
 FAKE = BASE + "/__wechat"
+# Dev mode's default mini-program, the one its demo WeCom corp is linked to.
+DEV_APPID = os.environ.get("WXAUTH_DEV_APPID", "wxdevfake00000000")
 
 
 def mint_code(user):
     minted = requests.post(FAKE + "/fake/code", params={"user": user}, timeout=10)
+    minted.raise_for_status()
+    return minted.json()["code"]
+
+
+def mint_wecom_code(userid):
+    minted = requests.post(FAKE + "/fake/wecom/code", params={"userid": userid}, timeout=10)
     minted.raise_for_status()
     return minted.json()["code"]
 
@@ -53,6 +63,17 @@ class FreshToken:
         # A generated code is never one WeChat issued, so without this only the login's error
         # answers would be checked: every other login gets a real code, keeping the rest of the
         # generated body (a profile, rawData) as it was.
-        if case.operation.path == "/auth/login_by_weixin" and isinstance(case.body, dict):
-            if random.random() < 0.5:
-                case.body["code"] = mint_code("fuzz-login-%d" % random.randrange(8))
+        path = case.operation.path
+        if not isinstance(case.body, dict) or random.random() >= 0.5:
+            return
+        person = random.randrange(8)
+        if path == "/auth/login_by_weixin":
+            case.body["code"] = mint_code("fuzz-login-%d" % person)
+        elif path == "/auth/link_weixin":
+            # A code is an app's: it is linked in the app it came from.
+            case.body["code"] = mint_code("fuzz-link-%d" % person)
+            case.body["appid"] = DEV_APPID
+        elif path in ("/auth/login_by_wecom", "/auth/link_wecom"):
+            # The demo corp is the default app's: a generated appid would only be refused.
+            case.body["code"] = mint_wecom_code("fuzz-staff-%d" % person)
+            case.body.pop("appid", None)
