@@ -17,6 +17,9 @@ pub(crate) struct ServedApp {
     /// How long a code exchange at this app's WeChat takes now: a login is sent only with that
     /// much time left.
     pub(crate) latency: std::sync::Arc<crate::actors::wechat::latency::WeChatLatency>,
+    /// The template of this app's meeting reminders: the one `meeting/subscribe` with a token of
+    /// this app accepts, and the reminders it records are sent with. `None`: none in this app.
+    pub(crate) reminder_template: Option<String>,
 }
 
 /// Every configured mini-program; the first is the default app.
@@ -54,6 +57,11 @@ impl ServedApps {
 
     pub(crate) fn get(&self, appid: &str) -> Option<&ServedApp> {
         self.apps.iter().find(|app| app.appid == appid)
+    }
+
+    /// Whether any app has meeting reminders.
+    pub(crate) fn reminders_on(&self) -> bool {
+        self.apps.iter().any(|app| app.reminder_template.is_some())
     }
 
     /// The app a login is for: the body's `appid` when given, else the one in the `Referer`

@@ -201,6 +201,7 @@ impl TestAppBuilder {
                 appid: TEST_APPID2.to_string(),
                 secret: Secret::new(secret),
                 name: "商城".to_string(),
+                reminder_template: None,
             });
         }
         for change in self.changes {
