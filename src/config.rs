@@ -704,9 +704,9 @@ fn default_app_reminder_template(src: &Source, apps: &mut Apps) -> Result<(), Co
         return Err(invalid(
             REMINDER_TEMPLATE_ID.name,
             format!(
-                "is the one-app form and WECHAT_APPS_FILE is set: give each app its template \
-                 in its [[miniprogram]] entry (reminder_template = \"{template}\" in the entry \
-                 of appid {default} for the default app), and unset REMINDER_TEMPLATE_ID"
+                "refused beside WECHAT_APPS_FILE, where each app's template goes in its \
+                 [[miniprogram]] entry: write reminder_template = \"{template}\" in the entry of \
+                 appid {default} (the default app), and unset REMINDER_TEMPLATE_ID"
             ),
         ));
     }
