@@ -48,7 +48,7 @@ pub struct AppState {
     pub(crate) listener: Arc<ListenerHealth>,
     /// The default app's WeChatClient.
     pub(crate) wechat: Addr<WeChatClient>,
-    /// Every configured mini-program with its own WeChatClient (and reminder template).
+    /// Every configured mini-program with its own WeChatClient.
     pub(crate) apps: Arc<crate::apps::ServedApps>,
     pub(crate) tokens: Arc<TokenIssuer>,
     pub(crate) limits: Arc<limits::RateLimits>,
