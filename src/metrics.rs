@@ -5,7 +5,9 @@
 //!
 //! Label values are bounded on purpose: a route is the matched pattern, never the raw path; a
 //! method is one of the standard ones or `other`; an errno comes from a fixed list, an errcode
-//! from WeChat's known codes or `other` (see `WeChatError::errcode_label`).
+//! from WeChat's known codes or `other` (see `WeChatError::errcode_label`); an app is the appid
+//! of a configured mini-program (the WeChat families take it from a `WeChatMetrics` made for
+//! each configured app at start, so no request can add one).
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -55,12 +57,14 @@ pub(crate) struct Metrics {
     pub(crate) refused: IntCounterVec,
     /// `wxauth_login_log_dropped_total`: login_log rows not written because too many were queued.
     pub(crate) login_log_dropped: IntCounter,
-    /// `wxauth_wechat_request_duration_seconds`: one observation per real upstream round trip.
-    pub(crate) wechat_duration: Histogram,
-    /// `wxauth_wechat_requests_total`
-    pub(crate) wechat_requests: IntCounter,
-    /// `wxauth_wechat_errors_total{errcode}`: WeChat's errcode, or `timeout`/`unreachable`/`bad_response`.
-    pub(crate) wechat_errors: IntCounterVec,
+    /// `wxauth_wechat_request_duration_seconds{app}`: one observation per real upstream round
+    /// trip. These three families are written through `WeChatMetrics` only.
+    wechat_duration: HistogramVec,
+    /// `wxauth_wechat_requests_total{app}`
+    wechat_requests: IntCounterVec,
+    /// `wxauth_wechat_errors_total{app, errcode}`: WeChat's errcode, or
+    /// `timeout`/`unreachable`/`bad_response`.
+    wechat_errors: IntCounterVec,
     /// `wxauth_db_pool_connections{state}`: `idle` and `in_use`, read at scrape time.
     pub(crate) db_pool_connections: IntGaugeVec,
     /// `wxauth_db_pool_max_connections`
@@ -136,21 +140,27 @@ impl Metrics {
             "Login attempts not written to login_log because the database fell behind",
         )?;
         // Covers the client's 3 s budget: anything above 3 s is already a failed login.
-        let wechat_duration = Histogram::with_opts(
+        let wechat_duration = HistogramVec::new(
             HistogramOpts::new(
                 "wechat_request_duration_seconds",
-                "WeChat jscode2session round trips",
+                "WeChat (and WeCom) round trips by configured app (appid)",
             )
             .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0]),
+            &["app"],
         )?;
-        let wechat_requests =
-            IntCounter::new("wechat_requests_total", "WeChat jscode2session round trips")?;
+        let wechat_requests = IntCounterVec::new(
+            Opts::new(
+                "wechat_requests_total",
+                "WeChat (and WeCom) round trips by configured app (appid)",
+            ),
+            &["app"],
+        )?;
         let wechat_errors = IntCounterVec::new(
             Opts::new(
                 "wechat_errors_total",
-                "Failed WeChat round trips by errcode (or timeout, unreachable, bad_response)",
+                "Failed WeChat round trips by configured app (appid) and errcode (or timeout, unreachable, bad_response)",
             ),
-            &["errcode"],
+            &["app", "errcode"],
         )?;
         let db_pool_connections = IntGaugeVec::new(
             Opts::new(
@@ -270,12 +280,16 @@ impl Metrics {
         self.app_logins.with_label_values(&[appid, &errno]).inc();
     }
 
-    /// One upstream round trip; `error` is the errcode label when it failed.
-    pub(crate) fn observe_wechat(&self, seconds: f64, error: Option<&str>) {
-        self.wechat_requests.inc();
-        self.wechat_duration.observe(seconds);
-        if let Some(errcode) = error {
-            self.wechat_errors.with_label_values(&[errcode]).inc();
+    /// Where the WeChatClient of the configured app `appid` counts its round trips. Made once
+    /// per configured app at start: the `app` label of the WeChat families is never anything a
+    /// request sent. Its series start at zero, so every configured app is listed before its
+    /// first call.
+    pub(crate) fn wechat_for(&self, appid: &str) -> WeChatMetrics {
+        WeChatMetrics {
+            requests: self.wechat_requests.with_label_values(&[appid]),
+            duration: self.wechat_duration.with_label_values(&[appid]),
+            errors: self.wechat_errors.clone(),
+            appid: appid.to_string(),
         }
     }
 
@@ -312,6 +326,26 @@ impl Metrics {
     }
 }
 
+/// One configured app's share of the WeChat families (`Metrics::wechat_for`).
+#[derive(Clone)]
+pub(crate) struct WeChatMetrics {
+    requests: IntCounter,
+    duration: Histogram,
+    errors: IntCounterVec,
+    appid: String,
+}
+
+impl WeChatMetrics {
+    /// One upstream round trip; `error` is the errcode label when it failed.
+    pub(crate) fn observe(&self, seconds: f64, error: Option<&str>) {
+        self.requests.inc();
+        self.duration.observe(seconds);
+        if let Some(errcode) = error {
+            self.errors.with_label_values(&[&self.appid, errcode]).inc();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,7 +355,9 @@ mod tests {
         let m = Metrics::new().expect("metrics");
         m.observe_request("/oapro/wx/auth/login_by_weixin", "POST", 200, Some(0), 0.01);
         m.observe_login("wx1111111111111111", 712);
-        m.observe_wechat(0.2, Some("45011"));
+        m.wechat_for("wx1111111111111111")
+            .observe(0.2, Some("45011"));
+        m.wechat_for("wx2222222222222222");
         let text = m.render().expect("render");
         assert!(text.contains(
             r#"wxauth_http_requests_total{errno="0",method="POST",route="/oapro/wx/auth/login_by_weixin",status="200"} 1"#
@@ -330,8 +366,17 @@ mod tests {
         assert!(
             text.contains(r#"wxauth_app_logins_total{app="wx1111111111111111",errno="712"} 1"#)
         );
-        assert!(text.contains(r#"wxauth_wechat_errors_total{errcode="45011"} 1"#));
-        assert!(text.contains("wxauth_wechat_request_duration_seconds_bucket"));
+        assert!(
+            text.contains(
+                r#"wxauth_wechat_errors_total{app="wx1111111111111111",errcode="45011"} 1"#
+            )
+        );
+        assert!(text.contains(r#"wxauth_wechat_requests_total{app="wx1111111111111111"} 1"#));
+        assert!(text.contains(
+            r#"wxauth_wechat_request_duration_seconds_count{app="wx1111111111111111"} 1"#
+        ));
+        // An app without calls yet is listed at zero.
+        assert!(text.contains(r#"wxauth_wechat_requests_total{app="wx2222222222222222"} 0"#));
         assert!(text.contains(r#"wxauth_build_info{version=""#));
     }
 

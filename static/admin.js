@@ -213,6 +213,42 @@
     }
   }
 
+  // An app's row header: the name WECHAT_APPS_FILE gives it, with the appid under it, or the
+  // appid alone. Through textContent, like every value from the server.
+  function appHeader(app) {
+    const th = document.createElement('th');
+    th.scope = 'row';
+    const id = document.createElement('span');
+    id.className = app.name ? 'appid mono' : 'mono';
+    id.textContent = app.appid;
+    if (app.name) {
+      const name = document.createElement('span');
+      name.textContent = app.name;
+      th.append(name);
+    }
+    th.append(id);
+    return th;
+  }
+
+  // One row per configured app: its header, then `cellsOf(app)`; or one row saying why none.
+  function fillApps(table, apps, cellsOf, emptyText) {
+    const tbody = table.querySelector('tbody');
+    if (!Array.isArray(apps) || apps.length === 0) {
+      const td = cell(emptyText, 'none');
+      td.colSpan = table.querySelectorAll('thead th').length;
+      const tr = document.createElement('tr');
+      tr.append(td);
+      tbody.replaceChildren(tr);
+      return;
+    }
+    tbody.replaceChildren(...apps.map((app) => {
+      const tr = document.createElement('tr');
+      tr.dataset.appid = app.appid;
+      tr.append(appHeader(app), ...cellsOf(app));
+      return tr;
+    }));
+  }
+
   // ---- rendering ----
 
   function render(d) {
@@ -254,6 +290,9 @@
     renderWeChat(d.wechat);
     $('sessions-live').textContent = num(d.sessions.live);
     renderLogins(d.logins, d.errnos || {});
+    // Older servers do not send it; a failed count is null.
+    setField('accounts-merged', d.accounts_merged === undefined || d.accounts_merged === null
+      ? 'unknown' : String(d.accounts_merged));
     // Older servers do not send `deletions`; a failed count is null.
     const del = d.deletions;
     setField('deletions-pending', del ? num(del.pending) : 'unknown');
@@ -360,8 +399,22 @@
     if (!w) {
       for (const f of ['wx-last', 'wx-outcome', 'wx-latency', 'wx-hour', 'wx-rate', 'wx-token-age']) setField(f, 'unknown');
       fillPairs($('wx-errors'), [], 'no answer from the WeChat client');
+      fillApps($('wx-apps'), [], null, 'no answer from the WeChat client');
       return;
     }
+    // Older servers send one app's numbers and no split.
+    fillApps($('wx-apps'), w.by_app, (a) => {
+      if (!a.answered) {
+        const td = cell('no answer', 'warn');
+        td.colSpan = 3;
+        return [td];
+      }
+      return [
+        cell(String(a.last_hour.calls)),
+        cell(String(a.last_hour_faults), a.last_hour_faults > 0 ? 'bad' : ''),
+        cell(String(a.last_hour_user_errors)),
+      ];
+    }, 'not reported by this server');
     if (w.last_call_at) {
       const ok = w.last_outcome === 'ok';
       const outcome = ok ? 'ok' : w.last_outcome + (ERRCODE_TEXT[w.last_outcome] ? ' ' + ERRCODE_TEXT[w.last_outcome] : '');
@@ -396,6 +449,7 @@
     const ids = ['logins-minute-ok', 'logins-minute-fail', 'logins-hour-ok', 'logins-hour-fail'];
     if (!l) {
       for (const id of ids) $(id).textContent = '–';
+      fillApps($('login-apps'), [], null, 'database unavailable');
       fillPairs($('login-errnos'), [], 'database unavailable');
       $('recent').querySelector('tbody').replaceChildren();
       $('recent-empty').hidden = false;
@@ -407,6 +461,10 @@
     $('logins-minute-fail').textContent = l.last_minute.failure;
     $('logins-hour-ok').textContent = l.last_hour.success;
     $('logins-hour-fail').textContent = l.last_hour.failure;
+    fillApps($('login-apps'), l.by_app, (a) => [
+      cell(String(a.success), 'good'),
+      cell(String(a.failure), a.failure > 0 ? 'bad' : ''),
+    ], 'not reported by this server');
     const pairs = Object.entries(l.last_hour.failure_by_errno).map(([errno, n]) => [
       errno + (errnos[errno] ? ' ' + errnos[errno] : ''), String(n),
     ]);

@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use crate::actors::listener::ListenerHealth;
 use crate::actors::login_log::LoginLogWriter;
 use crate::actors::session::SessionCache;
-use crate::actors::{DbHandle, SessionActor, WeChatClient};
+use crate::actors::{DbHandle, SessionActor};
 use crate::error::{ApiError, Envelope, Errno, SUCCESS};
 use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
@@ -46,8 +46,6 @@ pub struct AppState {
     pub(crate) session_cache: Arc<SessionCache>,
     /// Whether the NOTIFY listener is proven alive, for the probes and the status page.
     pub(crate) listener: Arc<ListenerHealth>,
-    /// The default app's WeChatClient.
-    pub(crate) wechat: Addr<WeChatClient>,
     /// Every configured mini-program with its own WeChatClient.
     pub(crate) apps: Arc<crate::apps::ServedApps>,
     pub(crate) tokens: Arc<TokenIssuer>,

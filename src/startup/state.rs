@@ -180,7 +180,6 @@ pub(super) async fn build(
             })
             .collect(),
     );
-    let wechat = served.default_app().wechat.clone();
     LoginLogPruner::new(&db, config.login_log_retention).start();
     DeletionSweeper::new(&db).start();
     if let Some(sender) = ReminderSender::new(&db, &served, &config.reminders, metrics.clone()) {
@@ -215,7 +214,6 @@ pub(super) async fn build(
         sessions,
         session_cache,
         listener: session_listener,
-        wechat,
         apps: Arc::new(served),
         // A login's token never outlives its session's maximum lifetime.
         tokens: Arc::new(TokenIssuer::new(

@@ -14,7 +14,7 @@ use wxauth::db::schema::{login_log as login_log_table, wx_user};
 use wxauth::domain::LoginLogEntry;
 use wxauth::wechat::mask_openid;
 
-use crate::helpers::{TestApp, captured_logs_in_every_format};
+use crate::helpers::{TEST_APPID, TestApp, captured_logs_in_every_format};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
@@ -188,10 +188,31 @@ async fn status_shows_sessions_logins_wechat_and_database_without_secrets() {
         wx.get("access_token_age_secs").is_some_and(Value::is_null),
         "present, and null until an access token exists"
     );
+    // One app: its own numbers are the totals.
+    let apps = wx["by_app"].as_array().expect("by_app");
+    assert_eq!(apps.len(), 1, "{wx}");
+    assert_eq!(apps[0]["appid"], TEST_APPID);
+    assert_eq!(apps[0]["name"], "");
+    assert_eq!(apps[0]["answered"], true);
+    for field in [
+        "calls_total",
+        "errors_by_errcode",
+        "last_hour",
+        "last_outcome",
+        "last_hour_user_errors",
+        "last_hour_faults",
+    ] {
+        assert_eq!(apps[0][field], wx[field], "{field}");
+    }
+    assert_eq!(s["accounts_merged"], 0);
 
     assert_eq!(s["sessions"]["live"], 1);
 
     let logins = &s["logins"];
+    assert_eq!(
+        logins["by_app"],
+        json!([{ "appid": TEST_APPID, "name": "", "success": 1, "failure": 1 }])
+    );
     for window in ["last_minute", "last_hour"] {
         assert_eq!(logins[window]["success"], 1, "{window}");
         assert_eq!(logins[window]["failure"], 1, "{window}");
@@ -451,13 +472,20 @@ async fn metrics_parse_as_prometheus_text_and_count_a_login() {
         Some(1.0)
     );
     assert_eq!(after.get("wxauth_sessions_live").copied(), Some(1.0));
+    // The one app's round trip, under its appid.
     assert_eq!(
-        after.get("wxauth_wechat_requests_total").copied(),
+        after
+            .get(&format!(
+                r#"wxauth_wechat_requests_total{{app="{TEST_APPID}"}}"#
+            ))
+            .copied(),
         Some(1.0)
     );
     assert_eq!(
         after
-            .get("wxauth_wechat_request_duration_seconds_count")
+            .get(&format!(
+                r#"wxauth_wechat_request_duration_seconds_count{{app="{TEST_APPID}"}}"#
+            ))
             .copied(),
         Some(1.0)
     );
@@ -483,7 +511,9 @@ async fn metrics_count_wechat_errors_by_errcode() {
     let samples = scrape(&app, &app.base).await;
     assert_eq!(
         samples
-            .get(r#"wxauth_wechat_errors_total{errcode="45011"}"#)
+            .get(&format!(
+                r#"wxauth_wechat_errors_total{{app="{TEST_APPID}",errcode="45011"}}"#
+            ))
             .copied(),
         Some(1.0)
     );

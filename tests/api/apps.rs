@@ -1,7 +1,7 @@
 //! Several mini-programs in one service: which app a login is for, one person across apps.
 
 use diesel::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
 use wxauth::db::schema::{user_identity, user_session, wx_user};
 
 use crate::helpers::{TEST_APPID, TEST_APPID2, TestApp};
@@ -740,4 +740,220 @@ async fn link_weixin_refuses_bad_arguments_and_foreign_codes() {
         .await;
     assert_eq!(reply.errno(), 710, "{}", reply.raw);
     assert_eq!(identities(&app).len(), 1);
+}
+
+/// The lines of one metric family whose labels start with `app`, in the order rendered.
+fn family_lines<'a>(metrics: &'a str, name: &str) -> Vec<&'a str> {
+    let prefix = format!("{name}{{app=");
+    metrics
+        .lines()
+        .filter(|line| line.starts_with(&prefix))
+        .collect()
+}
+
+async fn status_of(app: &TestApp, admin_token: &str) -> crate::helpers::Reply {
+    let reply = app
+        .get_with(
+            &format!("{}/admin/api/status", app.base),
+            &[("authorization", &format!("Bearer {admin_token}"))],
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.raw);
+    reply
+}
+
+#[actix_web::test]
+async fn wechat_metrics_and_status_are_split_by_configured_app_and_never_a_made_up_one() {
+    let admin_token = "admin-token-for-wechat-by-app";
+    let app = TestApp::builder()
+        .two_apps()
+        .admin_token(admin_token)
+        // Many attempts from the test's one address.
+        .config(|c| c.rate_login_per_ip = 0)
+        .spawn()
+        .await;
+    // Before any call, each configured app is listed, at zero.
+    let metrics = app.get_abs("/metrics").await.raw;
+    assert_eq!(
+        family_lines(&metrics, "wxauth_wechat_requests_total"),
+        [
+            format!(r#"wxauth_wechat_requests_total{{app="{TEST_APPID}"}} 0"#),
+            format!(r#"wxauth_wechat_requests_total{{app="{TEST_APPID2}"}} 0"#),
+        ]
+    );
+
+    // Dave in both apps, Erin in the shop, and a code WeChat never issued in the shop.
+    let token = app.login_in(TEST_APPID, "dave").await.token();
+    app.login_in(TEST_APPID2, "dave").await.token();
+    app.login_in(TEST_APPID2, "erin").await.token();
+    let bad = app
+        .post(
+            "auth/login_by_weixin",
+            &json!({ "code": "0never-issued", "appid": TEST_APPID2 }),
+            None,
+        )
+        .await;
+    assert_eq!(bad.errno(), 710, "{}", bad.raw);
+    // Made-up appids in a login's body, in its Referer and in a link: refused before WeChat.
+    let calls = app.fake.calls("jscode2session");
+    for i in 0..50 {
+        let made_up = format!("wxmadeup{i:08}");
+        let body = json!({ "code": "0123456789abcdef", "appid": made_up });
+        assert_eq!(
+            app.post("auth/login_by_weixin", &body, None).await.errno(),
+            402
+        );
+        assert_eq!(
+            app.post("auth/link_weixin", &body, Some(&token))
+                .await
+                .errno(),
+            402
+        );
+        let reply = app
+            .post_with(
+                "auth/login_by_weixin",
+                &json!({ "code": "0123456789abcdef" }),
+                &[("Referer", &referer(&made_up))],
+            )
+            .await;
+        assert_eq!(reply.errno(), 402);
+    }
+    assert_eq!(app.fake.calls("jscode2session"), calls);
+
+    let metrics = app.get_abs("/metrics").await.raw;
+    assert!(
+        !metrics.contains("wxmadeup"),
+        "an unknown appid became a label"
+    );
+    assert_eq!(
+        family_lines(&metrics, "wxauth_wechat_requests_total"),
+        [
+            format!(r#"wxauth_wechat_requests_total{{app="{TEST_APPID}"}} 1"#),
+            format!(r#"wxauth_wechat_requests_total{{app="{TEST_APPID2}"}} 3"#),
+        ]
+    );
+    assert_eq!(
+        family_lines(&metrics, "wxauth_wechat_request_duration_seconds_count"),
+        [
+            format!(r#"wxauth_wechat_request_duration_seconds_count{{app="{TEST_APPID}"}} 1"#),
+            format!(r#"wxauth_wechat_request_duration_seconds_count{{app="{TEST_APPID2}"}} 3"#),
+        ]
+    );
+    assert_eq!(
+        family_lines(&metrics, "wxauth_wechat_errors_total"),
+        [format!(
+            r#"wxauth_wechat_errors_total{{app="{TEST_APPID2}",errcode="40029"}} 1"#
+        )]
+    );
+    // No WeChat series without its app, and no app but the configured ones.
+    for line in metrics.lines().filter(|l| l.starts_with("wxauth_wechat_")) {
+        assert!(
+            line.contains(&format!(r#"app="{TEST_APPID}""#))
+                || line.contains(&format!(r#"app="{TEST_APPID2}""#)),
+            "{line}"
+        );
+    }
+
+    // The status page: the totals as before, then each app's own.
+    let mut status = status_of(&app, admin_token).await;
+    // login_log rows land a moment after the answers.
+    for _ in 0..100 {
+        let by_app = status.body["logins"]["by_app"].as_array().cloned();
+        let counted: i64 = by_app
+            .iter()
+            .flatten()
+            .map(|a| a["success"].as_i64().unwrap_or(0) + a["failure"].as_i64().unwrap_or(0))
+            .sum();
+        if counted >= 4 {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        status = status_of(&app, admin_token).await;
+    }
+    let s = &status.body;
+    assert!(!status.raw.contains("wxmadeup"), "{}", status.raw);
+    assert_eq!(s["status"], "ok", "{}", status.raw);
+    assert_eq!(
+        s["logins"]["by_app"],
+        json!([
+            { "appid": TEST_APPID, "name": "", "success": 1, "failure": 0 },
+            { "appid": TEST_APPID2, "name": "商城", "success": 2, "failure": 1 },
+        ]),
+        "{}",
+        status.raw
+    );
+    let wx = &s["wechat"];
+    assert_eq!(wx["calls_total"], 4, "{wx}");
+    assert_eq!(wx["errors_by_errcode"], json!({ "40029": 1 }));
+    assert_eq!(wx["last_hour"]["calls"], 4);
+    assert_eq!(wx["last_hour"]["error_rate"], 0.25);
+    assert_eq!(wx["last_hour_user_errors"], 1);
+    assert_eq!(wx["last_hour_faults"], 0);
+    assert_eq!(wx["last_outcome"], "40029", "the newest call of any app");
+    let apps = wx["by_app"].as_array().expect("by_app");
+    let summary: Vec<Value> = apps
+        .iter()
+        .map(|a| {
+            json!([
+                a["appid"],
+                a["name"],
+                a["answered"],
+                a["calls_total"],
+                a["last_hour"]["calls"],
+                a["errors_by_errcode"],
+                a["last_hour_user_errors"],
+                a["last_hour_faults"],
+                a["last_outcome"],
+            ])
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            json!([TEST_APPID, "", true, 1, 1, {}, 0, 0, "ok"]),
+            json!([TEST_APPID2, "商城", true, 3, 3, { "40029": 1 }, 1, 0, "40029"]),
+        ]
+    );
+}
+
+#[actix_web::test]
+async fn status_and_metrics_name_the_app_whose_wechat_calls_fail() {
+    let admin_token = "admin-token-for-failing-app";
+    let app = TestApp::builder()
+        .two_apps()
+        .admin_token(admin_token)
+        // The shop's AppSecret is not the one WeChat knows: its calls are refused (40125).
+        .config(|c| c.apps.miniprograms[1].secret = wxauth::config::Secret::new("not-the-secret"))
+        .spawn()
+        .await;
+    assert_eq!(app.login_in(TEST_APPID, "kate").await.errno(), 0);
+    let refused = app.login_in(TEST_APPID2, "kate").await;
+    assert_ne!(refused.errno(), 0, "{}", refused.raw);
+
+    let metrics = app.get_abs("/metrics").await.raw;
+    assert_eq!(
+        family_lines(&metrics, "wxauth_wechat_errors_total"),
+        [format!(
+            r#"wxauth_wechat_errors_total{{app="{TEST_APPID2}",errcode="40125"}} 1"#
+        )]
+    );
+
+    let status = status_of(&app, admin_token).await;
+    let s = &status.body;
+    assert_eq!(s["status"], "degraded", "{}", status.raw);
+    assert_eq!(
+        s["problems"],
+        json!([format!(
+            "WeChat for 商城 ({TEST_APPID2}): newest call failed (40125); 1 of 1 calls failed in the last hour"
+        )]),
+        "the problem names the app, and counts its calls only"
+    );
+    let apps = &s["wechat"]["by_app"];
+    assert_eq!(apps[0]["last_hour_faults"], 0, "{apps}");
+    assert_eq!(apps[0]["last_outcome"], "ok");
+    assert_eq!(apps[1]["last_hour_faults"], 1, "{apps}");
+    assert_eq!(apps[1]["last_hour_fault_rate"], 1.0);
+    assert_eq!(s["wechat"]["last_hour_faults"], 1);
+    assert_eq!(s["wechat"]["last_hour_fault_rate"], 0.5);
+    assert!(!status.raw.contains("not-the-secret") && !metrics.contains("not-the-secret"));
 }

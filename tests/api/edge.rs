@@ -530,7 +530,10 @@ async fn errcodes_wechat_does_not_document_are_one_other_label() {
     }
     let metrics = app.get_abs("/metrics").await.raw;
     assert!(
-        metrics.contains(r#"wxauth_wechat_errors_total{errcode="other"} 3"#),
+        metrics.contains(&format!(
+            r#"wxauth_wechat_errors_total{{app="{}",errcode="other"}} 3"#,
+            crate::helpers::TEST_APPID
+        )),
         "{metrics}"
     );
     for errcode in ["61234567", "99999991", "12345"] {

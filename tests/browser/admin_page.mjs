@@ -30,15 +30,21 @@ function check(condition, message) {
   console.log(`ok - ${message}`);
 }
 
-/** wx.login() for a test user through the dev fake, then the mini-program's login call. */
-async function logIn(user) {
-  const minted = await fetch(`${BASE_URL}/__wechat/fake/code?user=${user}`, { method: 'POST' });
+/** wx.login() for a test user through the dev fake, in the default app or `appid`. */
+async function mintCode(user, appid) {
+  const app = appid ? `&appid=${encodeURIComponent(appid)}` : '';
+  const minted = await fetch(`${BASE_URL}/__wechat/fake/code?user=${user}${app}`, { method: 'POST' });
   if (!minted.ok) throw new Error(`minting a code failed: HTTP ${minted.status}`);
-  const { code, openid } = await minted.json();
+  return minted.json();
+}
+
+/** wx.login() for a test user, then the mini-program's login call (naming `appid` when given). */
+async function logIn(user, appid) {
+  const { code, openid } = await mintCode(user, appid);
   const res = await fetch(`${BASE_URL}/oapro/wx/auth/login_by_weixin`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', 'user-agent': 'wxauth-browser-test' },
-    body: JSON.stringify({ code }),
+    body: JSON.stringify(appid ? { code, appid } : { code }),
   });
   const body = await res.json();
   if (body.errno !== 0) throw new Error(`login failed: ${JSON.stringify(body)}`);
@@ -131,6 +137,70 @@ async function fragmentLogin() {
     await page.reload();
     await page.locator('#dashboard').waitFor({ state: 'visible', timeout: WAIT_MS });
     check(page.url() === `${BASE_URL}/admin/`, 'a reload stays signed in (sessionStorage) without the token in the URL');
+  } finally {
+    await context.close();
+  }
+}
+
+/** Each app row of a per-app table: its appid, then the text of each cell. */
+function appRows(page, table) {
+  return page.evaluate((id) => [...document.querySelectorAll(`#${id} tbody tr`)].map((tr) => ({
+    appid: tr.dataset.appid,
+    cells: [...tr.children].map((c) => c.textContent),
+  })), table);
+}
+
+/**
+ * The status JSON once the logins of the per-app step are written (login_log rows are written
+ * in batches) and the merge is counted.
+ */
+async function settledStatus() {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const s = await statusJson();
+    const shop = s.logins && s.logins.by_app[1];
+    if (shop && shop.success >= 1 && s.accounts_merged === 1 && s.database.login_log_pending_writes === 0) {
+      return s;
+    }
+    if (Date.now() > deadline) throw new Error(`the per-app logins never showed: ${JSON.stringify(s.logins && s.logins.by_app)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/**
+ * App names come from the server's configuration, but the page treats them like everything the
+ * server sends: as text. The status answer is rewritten on its way to the page with markup in
+ * every app's name and one app's WeChat client not answering.
+ */
+async function appNamesAreText() {
+  const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+  try {
+    await context.addInitScript((t) => sessionStorage.setItem('wxauth.adminToken', t), ADMIN_TOKEN);
+    const page = await context.newPage();
+    const problems = [];
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    const hostile = '<img src=x onerror="window.__injected=1"><b class="injected">OA</b>';
+    await page.route('**/admin/api/status', async (route) => {
+      const response = await route.fetch();
+      const body = await response.json();
+      for (const app of [...body.logins.by_app, ...body.wechat.by_app]) app.name = hostile;
+      body.wechat.by_app[1] = { appid: body.wechat.by_app[1].appid, name: hostile, answered: false };
+      await route.fulfill({ response, json: body });
+    });
+    await page.goto(`${BASE_URL}/admin/`);
+    await page.locator('#wx-apps tbody tr[data-appid]').nth(1).waitFor({ timeout: WAIT_MS });
+    const shown = await page.evaluate(() => ({
+      injected: document.querySelectorAll('.injected, #login-apps img, #wx-apps img').length,
+      ran: window.__injected === 1,
+      names: [...document.querySelectorAll('#login-apps tbody th, #wx-apps tbody th')].map((th) => th.textContent),
+    }));
+    check(shown.injected === 0 && !shown.ran && shown.names.length === 4 &&
+      shown.names.every((n) => n.startsWith(hostile)),
+    'markup in an app\'s name is shown as text, never made into elements');
+    const wxRows = await appRows(page, 'wx-apps');
+    check(wxRows[1].cells[1] === 'no answer' && /^\d+$/.test(wxRows[0].cells[1]),
+      `an app whose WeChat client did not answer says so in its row: ${JSON.stringify(wxRows.map((r) => r.cells.slice(1)))}`);
+    check(problems.length === 0, `no script errors${problems.length ? ':\n  ' + problems.join('\n  ') : ''}`);
   } finally {
     await context.close();
   }
@@ -263,13 +333,78 @@ try {
     'approving it from the page shows it in meeting/list');
   check((await statusJson()).pending_review.length === 0, 'nothing is pending any more');
 
+  // Per app. Dev mode serves two demo mini-programs, the default first. Bob logs in to the
+  // second (an account of his own), then Alice links Bob's identity there to her account by
+  // hand, which merges his account into hers: one merge.
+  const apps = (await statusJson()).logins.by_app;
+  check(apps.length === 2 && apps.every((a) => a.name && a.appid),
+    `the status lists both demo apps with their names: ${apps.map((a) => a.name + ' ' + a.appid).join(', ')}`);
+  const bob = await logIn('bob', apps[1].appid);
+  check(bob.userId !== alice.userId, `Bob has an account of his own (${bob.userId}) in ${apps[1].name}`);
+  const linked = await (await fetch(`${BASE_URL}/oapro/wx/auth/link_weixin`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'X-OA-Token': alice.token },
+    body: JSON.stringify({ code: (await mintCode('bob', apps[1].appid)).code, appid: apps[1].appid }),
+  })).json();
+  check(linked.errno === 0 && linked.data.userInfo.userId === alice.userId,
+    `the link merges Bob's account into Alice's: ${JSON.stringify(linked).slice(0, 120)}`);
+  const settled = await settledStatus();
+  await page.waitForFunction(() => document.querySelector('[data-field="accounts-merged"]').textContent === '1',
+    null, { timeout: WAIT_MS });
+  check(true, 'the merged count shows 1 without a reload');
+  // The page refreshes every 5 s: wait until it draws what the status says now.
+  const expectLogins = settled.logins.by_app.map((a) => [String(a.success), String(a.failure)]);
+  const expectWeChat = settled.wechat.by_app.map((a) => [
+    String(a.last_hour.calls), String(a.last_hour_faults), String(a.last_hour_user_errors)]);
+  await page.waitForFunction(([logins, wechat]) => {
+    const rows = (id) => [...document.querySelectorAll(`#${id} tbody tr`)]
+      .map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
+    return JSON.stringify(rows('login-apps')) === JSON.stringify(logins) &&
+      JSON.stringify(rows('wx-apps')) === JSON.stringify(wechat);
+  }, [expectLogins, expectWeChat], { timeout: WAIT_MS });
+  const loginRows = await appRows(page, 'login-apps');
+  const wxRows = await appRows(page, 'wx-apps');
+  for (const [i, app] of settled.logins.by_app.entries()) {
+    for (const [rows, what] of [[loginRows, 'logins'], [wxRows, 'WeChat calls']]) {
+      const row = rows[i];
+      check(row.appid === app.appid && row.cells[0] === app.name + app.appid,
+        `${what}: the row of ${app.appid} is named ${app.name}: ${row.cells.join(' | ')}`);
+    }
+  }
+  check(settled.logins.by_app[0].success >= 1 && settled.logins.by_app[0].failure === 1 &&
+    settled.logins.by_app[1].success >= 1,
+  `Alice's login and the bad code count in the first app, Bob's in the second: ${loginRows.map((r) => r.cells.join(' ')).join('; ')}`);
+  check(settled.wechat.by_app[1].last_hour.calls === 2 && settled.wechat.by_app[0].last_hour_user_errors === 1,
+    `the WeChat calls are split by app: ${wxRows.map((r) => r.cells.join(' ')).join('; ')}`);
+
   await page.screenshot({ path: SCREENSHOT, fullPage: true });
   console.log(`screenshot: ${SCREENSHOT}`);
 
-  await page.setViewportSize({ width: 375, height: 812 });
-  await page.waitForTimeout(300);
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-  check(overflow <= 0, `nothing sticks out sideways at 375 px (overflow ${overflow} px)`);
+  for (const width of [390, 375]) {
+    await page.setViewportSize({ width, height: 844 });
+    await page.waitForTimeout(300);
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(overflow <= 0, `nothing sticks out sideways at ${width} px (overflow ${overflow} px)`);
+    // The per-app tables stay inside their cards, every row on screen and no name cut off.
+    const fit = await page.evaluate(() => ['login-apps', 'wx-apps'].map((id) => {
+      const table = document.getElementById(id);
+      const card = table.closest('.card').getBoundingClientRect();
+      const box = table.getBoundingClientRect();
+      const rows = [...table.querySelectorAll('tbody tr')];
+      return {
+        id,
+        inside: box.left >= card.left && box.right <= card.right + 0.5,
+        rows: rows.length,
+        visible: rows.every((tr) => tr.getBoundingClientRect().height > 0),
+        clipped: [...table.querySelectorAll('tbody th')].some((th) => th.scrollWidth > th.clientWidth + 1),
+      };
+    }));
+    check(fit.every((t) => t.inside && t.rows === 2 && t.visible && !t.clipped),
+      `at ${width} px the per-app rows fit their cards: ${JSON.stringify(fit)}`);
+    if (width === 390) {
+      await page.screenshot({ path: SCREENSHOT.replace(/\.png$/, '') + '-390.png', fullPage: true });
+    }
+  }
   await page.screenshot({ path: PHONE_SCREENSHOT, fullPage: true });
   console.log(`screenshot: ${PHONE_SCREENSHOT}`);
 
@@ -277,6 +412,7 @@ try {
 
   await fragmentLogin();
   await firstLoadFails();
+  await appNamesAreText();
 } catch (e) {
   failed = true;
   console.error(`FAILED: ${e.message}`);

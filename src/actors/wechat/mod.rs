@@ -28,7 +28,7 @@ use self::access_token::{TokenCache, TokenOwner};
 use self::content::CheckBudget;
 pub(crate) use self::content::{CHECKS_PER_MINUTE, MsgSecCheck, Scene, SendSubscribeMessage};
 use self::single_flight::SingleFlight;
-pub(crate) use self::stats::UpstreamStats;
+pub(crate) use self::stats::{UpstreamStats, UpstreamWindow};
 pub(crate) use self::transport::MAX_IN_FLIGHT;
 use self::transport::Upstream;
 use crate::config::{AccessTokenMode, Secret};
@@ -70,7 +70,9 @@ impl WeChatClient {
         token_mode: AccessTokenMode,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let upstream = Upstream::new(api_base, timeout, metrics);
+        // Counted under its own appid, which comes from the configuration: the metrics' `app`
+        // label is never one a request named.
+        let upstream = Upstream::new(api_base, timeout, metrics.wechat_for(&appid));
         WeChatClient {
             wecom: upstream.with_base(crate::config::WECOM_API_BASE.default.to_string()),
             upstream,

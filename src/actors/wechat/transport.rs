@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::Reply;
 use super::stats::{Tally, UpstreamStats};
-use crate::metrics::Metrics;
+use crate::metrics::WeChatMetrics;
 use crate::wechat::WeChatError;
 
 /// Bodies larger than this are not a WeChat answer.
@@ -35,14 +35,14 @@ pub(super) struct Upstream {
     api_base: String,
     timeout: Duration,
     permits: Arc<Semaphore>,
-    /// Every real round trip is counted here and in the metrics (the futures run on the
-    /// actor's thread, so a `RefCell` is enough).
+    /// Every real round trip is counted here and in the metrics, under the client's app (the
+    /// futures run on the actor's thread, so a `RefCell` is enough).
     tally: Rc<RefCell<Tally>>,
-    metrics: Arc<Metrics>,
+    metrics: WeChatMetrics,
 }
 
 impl Upstream {
-    pub(super) fn new(api_base: String, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn new(api_base: String, timeout: Duration, metrics: WeChatMetrics) -> Self {
         let http = awc::Client::builder()
             .connector(awc::Connector::new().limit(MAX_CONNECTIONS))
             .timeout(timeout)
@@ -88,7 +88,7 @@ impl Upstream {
         let latency = started.elapsed();
         let error = result.as_ref().err().map(WeChatError::errcode_label);
         self.metrics
-            .observe_wechat(latency.as_secs_f64(), error.as_deref());
+            .observe(latency.as_secs_f64(), error.as_deref());
         self.tally.borrow_mut().record(latency, error);
         result
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::actors::listener::{ListenerReport, ListenerState};
 use crate::actors::session::CountSessions;
-use crate::actors::wechat::{GetUpstreamStats, UpstreamStats};
+use crate::actors::wechat::{GetUpstreamStats, UpstreamStats, UpstreamWindow};
 use crate::admission::AdmissionStats;
 use crate::api::AppState;
 use crate::domain::LoginSummary;
@@ -41,8 +41,9 @@ struct StatusView {
     uptime_secs: u64,
     generated_at: String,
     database: DatabaseView,
-    /// `None` when the WeChatClient did not answer in time.
-    wechat: Option<WeChatView>,
+    /// Every configured app's round trips together, and each app's in `by_app`; `None` when no
+    /// app's WeChatClient answered in time.
+    wechat: Option<WeChatTotals>,
     sessions: SessionsView,
     /// The NOTIFY listener, as `/readyz` shows it.
     listener: ListenerReport,
@@ -81,13 +82,7 @@ struct WeChatView {
 
 impl WeChatView {
     fn new(stats: UpstreamStats) -> WeChatView {
-        let faults: u64 = stats
-            .last_hour
-            .errors_by_errcode
-            .iter()
-            .filter(|(label, _)| is_upstream_fault(label))
-            .map(|(_, n)| n)
-            .sum();
+        let faults = last_hour_faults(&stats);
         let calls = stats.last_hour.calls;
         WeChatView {
             last_hour_faults: faults,
@@ -95,6 +90,111 @@ impl WeChatView {
             last_hour_fault_rate: (calls > 0).then(|| faults as f64 / calls as f64),
             stats,
         }
+    }
+}
+
+fn last_hour_faults(stats: &UpstreamStats) -> u64 {
+    stats
+        .last_hour
+        .errors_by_errcode
+        .iter()
+        .filter(|(label, _)| is_upstream_fault(label))
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// WeChat for the whole service: the configured apps' round trips summed, the newest call's
+/// outcome over all apps, and the default app's access token (the one field that cannot be
+/// summed), as before there were several apps; then each app's own.
+#[derive(Debug, Serialize)]
+struct WeChatTotals {
+    #[serde(flatten)]
+    all: WeChatView,
+    /// Every configured app, the default app first.
+    by_app: Vec<AppWeChat>,
+}
+
+#[derive(Debug, Serialize)]
+struct AppWeChat {
+    appid: String,
+    /// The name `WECHAT_APPS_FILE` gives it; empty when none.
+    name: String,
+    /// `false` when this app's WeChatClient did not answer in time: then no numbers follow, and
+    /// the totals leave the app out.
+    answered: bool,
+    #[serde(flatten)]
+    view: Option<WeChatView>,
+}
+
+impl WeChatTotals {
+    /// `answers` holds each configured app's (appid, name) and stats, the default app first,
+    /// with `None` where its client did not answer; `None` when none answered.
+    fn new(answers: Vec<(&str, &str, Option<UpstreamStats>)>) -> Option<WeChatTotals> {
+        let answered: Vec<&UpstreamStats> = answers.iter().filter_map(|a| a.2.as_ref()).collect();
+        if answered.is_empty() {
+            return None;
+        }
+        let mut total = UpstreamStats {
+            calls_total: 0,
+            errors_total: 0,
+            errors_by_errcode: BTreeMap::new(),
+            last_hour: UpstreamWindow {
+                calls: 0,
+                errors: 0,
+                error_rate: None,
+                errors_by_errcode: BTreeMap::new(),
+            },
+            last_latency_ms: None,
+            last_call_at: None,
+            last_outcome: None,
+            access_token_age_secs: answers
+                .first()
+                .and_then(|(_, _, default)| default.as_ref())
+                .and_then(|default| default.access_token_age_secs),
+        };
+        for stats in &answered {
+            total.calls_total += stats.calls_total;
+            total.errors_total += stats.errors_total;
+            add_counts(&mut total.errors_by_errcode, &stats.errors_by_errcode);
+            total.last_hour.calls += stats.last_hour.calls;
+            total.last_hour.errors += stats.last_hour.errors;
+            add_counts(
+                &mut total.last_hour.errors_by_errcode,
+                &stats.last_hour.errors_by_errcode,
+            );
+        }
+        let calls = total.last_hour.calls;
+        total.last_hour.error_rate =
+            (calls > 0).then(|| total.last_hour.errors as f64 / calls as f64);
+        // RFC 3339 UTC times of one format order as text do.
+        if let Some(newest) = answered
+            .iter()
+            .filter(|s| s.last_call_at.is_some())
+            .max_by(|a, b| a.last_call_at.cmp(&b.last_call_at))
+        {
+            total.last_latency_ms = newest.last_latency_ms;
+            total.last_call_at = newest.last_call_at.clone();
+            total.last_outcome = newest.last_outcome.clone();
+        }
+        let by_app = answers
+            .into_iter()
+            .map(|(appid, name, stats)| AppWeChat {
+                appid: appid.to_string(),
+                name: name.to_string(),
+                answered: stats.is_some(),
+                view: stats.map(WeChatView::new),
+            })
+            .collect();
+        Some(WeChatTotals {
+            all: WeChatView::new(total),
+            by_app,
+        })
+    }
+}
+
+fn add_counts(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (label, n) in from {
+        *into.entry(label.clone()).or_default() += n;
     }
 }
 
@@ -319,7 +419,9 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
             futures_util::future::join5(
                 tokio::time::timeout(PART_TIMEOUT, state.db.pending_migrations()),
                 tokio::time::timeout(PART_TIMEOUT, state.db.login_summary(now, RECENT_LOGINS)),
-                tokio::time::timeout(PART_TIMEOUT, state.wechat.send(GetUpstreamStats)),
+                futures_util::future::join_all(state.apps.all().iter().map(|app| {
+                    tokio::time::timeout(PART_TIMEOUT, app.wechat.send(GetUpstreamStats))
+                })),
                 tokio::time::timeout(PART_TIMEOUT, state.sessions.send(CountSessions)),
                 tokio::time::timeout(PART_TIMEOUT, state.db.deletion_counts()),
             ),
@@ -390,25 +492,48 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         ));
     }
 
-    let wechat = match wechat {
-        Ok(Ok(stats)) => Some(WeChatView::new(stats)),
-        _ => {
-            problems.push("WeChat client did not answer".into());
-            None
-        }
-    };
-    if let Some(w) = &wechat
-        && let Some(last) = w
-            .stats
+    let wechat: Vec<Option<UpstreamStats>> = wechat
+        .into_iter()
+        .map(|answer| answer.ok().and_then(Result::ok))
+        .collect();
+    // With one app the problems read as they did before there were several.
+    let several = state.apps.all().len() > 1;
+    for (app, stats) in state.apps.all().iter().zip(&wechat) {
+        let whose = |prefix: &str| {
+            if !several {
+                String::new()
+            } else if app.name.is_empty() {
+                format!("{prefix}{}", app.appid)
+            } else {
+                format!("{prefix}{} ({})", app.name, app.appid)
+            }
+        };
+        let Some(stats) = stats else {
+            problems.push(format!("WeChat client{} did not answer", whose(" of ")));
+            continue;
+        };
+        if let Some(last) = stats
             .last_outcome
             .as_deref()
             .filter(|l| is_upstream_fault(l))
-    {
-        problems.push(format!(
-            "WeChat: newest call failed ({last}); {} of {} calls failed in the last hour",
-            w.last_hour_faults, w.stats.last_hour.calls
-        ));
+        {
+            problems.push(format!(
+                "WeChat{}: newest call failed ({last}); {} of {} calls failed in the last hour",
+                whose(" for "),
+                last_hour_faults(stats),
+                stats.last_hour.calls
+            ));
+        }
     }
+    let wechat = WeChatTotals::new(
+        state
+            .apps
+            .all()
+            .iter()
+            .zip(wechat)
+            .map(|(app, stats)| (app.appid.as_str(), app.name.as_str(), stats))
+            .collect(),
+    );
 
     let live = match sessions {
         Ok(Ok(n)) => Some(n),
@@ -505,6 +630,75 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn stats(
+        calls: u64,
+        errors: &[(&str, u64)],
+        last_call_at: &str,
+        outcome: &str,
+    ) -> UpstreamStats {
+        let errors: BTreeMap<String, u64> =
+            errors.iter().map(|(l, n)| (l.to_string(), *n)).collect();
+        let failed = errors.values().sum();
+        UpstreamStats {
+            calls_total: calls,
+            errors_total: failed,
+            errors_by_errcode: errors.clone(),
+            last_hour: UpstreamWindow {
+                calls,
+                errors: failed,
+                error_rate: Some(failed as f64 / calls as f64),
+                errors_by_errcode: errors,
+            },
+            last_latency_ms: Some(calls),
+            last_call_at: Some(last_call_at.to_string()),
+            last_outcome: Some(outcome.to_string()),
+            access_token_age_secs: Some(calls * 10),
+        }
+    }
+
+    #[test]
+    fn wechat_totals_sum_the_apps_that_answered_and_mark_the_others() {
+        let oa = stats(
+            4,
+            &[("40029", 1), ("timeout", 1)],
+            "2026-12-06T05:00:01Z",
+            "ok",
+        );
+        let shop = stats(2, &[("40029", 1)], "2026-12-06T05:00:09Z", "40029");
+        let json = |answers| serde_json::to_value(WeChatTotals::new(answers)).expect("json");
+
+        let both = json(vec![
+            ("wx1", "OA", Some(oa.clone())),
+            ("wx2", "", Some(shop.clone())),
+            ("wx3", "", None),
+        ]);
+        assert_eq!(both["calls_total"], 6);
+        assert_eq!(
+            both["errors_by_errcode"],
+            serde_json::json!({ "40029": 2, "timeout": 1 })
+        );
+        assert_eq!(both["last_hour"]["error_rate"], 0.5);
+        assert_eq!(both["last_hour_faults"], 1);
+        assert_eq!(both["last_hour_user_errors"], 2);
+        assert_eq!(both["last_outcome"], "40029", "the newest call of any app");
+        assert_eq!(both["last_latency_ms"], 2);
+        assert_eq!(both["access_token_age_secs"], 40, "the default app's");
+        assert_eq!(both["by_app"][0]["name"], "OA");
+        assert_eq!(both["by_app"][1]["calls_total"], 2);
+        assert_eq!(
+            both["by_app"][2],
+            serde_json::json!({ "appid": "wx3", "name": "", "answered": false }),
+            "no numbers for an app that did not answer"
+        );
+
+        // The default app silent: no access token age, the others still summed.
+        let without_default = json(vec![("wx1", "OA", None), ("wx2", "", Some(shop))]);
+        assert_eq!(without_default["calls_total"], 2);
+        assert!(without_default["access_token_age_secs"].is_null());
+
+        assert!(WeChatTotals::new(vec![("wx1", "OA", None)]).is_none());
+    }
 
     #[test]
     fn user_side_errcodes_are_not_upstream_faults() {
