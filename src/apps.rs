@@ -19,6 +19,9 @@ pub(crate) struct ServedApp {
     pub(crate) latency: std::sync::Arc<crate::actors::wechat::latency::WeChatLatency>,
     /// The WeCom corps whose staff open this mini-program; `None` when there are none.
     pub(crate) wecom: Option<ServedCorps>,
+    /// The template of this app's meeting reminders: the one `meeting/subscribe` with a token of
+    /// this app accepts, and the reminders it records are sent with. `None`: none in this app.
+    pub(crate) reminder_template: Option<String>,
 }
 
 /// The WeCom side of a mini-program: its staff log in through `wechat` too.
@@ -77,6 +80,11 @@ impl ServedApps {
                 .as_ref()
                 .is_some_and(|corps| corps.linked.iter().any(|c| c == corpid))
         })
+    }
+
+    /// Whether any app has meeting reminders.
+    pub(crate) fn reminders_on(&self) -> bool {
+        self.apps.iter().any(|app| app.reminder_template.is_some())
     }
 
     /// The app a login is for: the body's `appid` when given, else the one in the `Referer`

@@ -120,11 +120,10 @@ impl MeetingField {
     }
 }
 
-/// Meeting reminders by subscribe message (`REMINDER_*`).
+/// Meeting reminders by subscribe message (`REMINDER_*`). Which template each app's reminders
+/// use is the app's (`MiniProgram::reminder_template`): a template id is one mini-program's.
 #[derive(Debug, Clone)]
 pub struct Reminders {
-    /// `None`: reminders are off.
-    pub template_id: Option<String>,
     /// Template keys and the meeting value each shows, in order.
     pub fields: Vec<(String, MeetingField)>,
     /// The page a reminder opens; `{id}` stands for the meeting id.
@@ -187,6 +186,10 @@ pub struct MiniProgram {
     pub secret: Secret,
     /// For people: the status page shows it. Empty when not given.
     pub name: String,
+    /// The subscribe message template of this app's meeting reminders; `None`: this app's
+    /// reminders are off. `REMINDER_TEMPLATE_ID` in the one-app form, `reminder_template` in
+    /// the apps file.
+    pub reminder_template: Option<String>,
 }
 
 /// A WeCom (企业微信) corp whose staff open the mini-program `appid` inside WeCom.
@@ -226,6 +229,7 @@ fn dev_apps() -> Apps {
                 appid: appid.to_string(),
                 secret: Secret::new(crate::random::token_hex(16)),
                 name: name.to_string(),
+                reminder_template: None,
             })
             .collect(),
         wecom: vec![WeComApp {
@@ -458,7 +462,8 @@ impl Config {
             ));
         }
         let context_path = CONTEXT_PATH.parse(src, normalise_context_path)?;
-        let (wechat, apps) = wechat_mode(src)?;
+        let (wechat, mut apps) = wechat_mode(src)?;
+        default_app_reminder_template(src, &mut apps)?;
         let production = matches!(wechat, WeChatMode::Upstream { .. });
         let wecom_api_base = WECOM_API_BASE.parse(src, http_base)?;
         if let WeChatMode::Upstream { api_base, .. } = &wechat {
@@ -473,7 +478,6 @@ impl Config {
         let content_check = CONTENT_CHECK.read(src)?;
         let content_check_on_error = CONTENT_CHECK_ON_ERROR.read(src)?;
         let reminders = Reminders {
-            template_id: REMINDER_TEMPLATE_ID.parse_set(src, parse_template_id)?,
             fields: REMINDER_FIELDS.parse(src, parse_reminder_fields)?,
             page: REMINDER_PAGE.parse(src, parse_reminder_page)?,
             lead: Duration::from_secs(60 * REMINDER_LEAD_MINS.read::<u64>(src)?),
@@ -667,6 +671,7 @@ fn wechat_mode(src: &Source) -> Result<(WeChatMode, Apps), ConfigError> {
                     appid,
                     secret: Secret::new(secret),
                     name: String::new(),
+                    reminder_template: None,
                 }],
                 wecom: Vec::new(),
             }
@@ -685,6 +690,30 @@ fn wechat_mode(src: &Source) -> Result<(WeChatMode, Apps), ConfigError> {
     Ok((WeChatMode::Upstream { api_base }, apps))
 }
 
+/// `REMINDER_TEMPLATE_ID` is the one-app form: the template of `WECHAT_APPID`'s app, or in dev
+/// mode of the default demo app. With `WECHAT_APPS_FILE` it is refused rather than given to the
+/// default app: a template id is valid in one mini-program only, the file's entries would then
+/// hold every app's settings but this one, and reordering the entries (the first is the default)
+/// would quietly move it to another app, whose every reminder WeChat would refuse.
+fn default_app_reminder_template(src: &Source, apps: &mut Apps) -> Result<(), ConfigError> {
+    let Some(template) = REMINDER_TEMPLATE_ID.parse_set(src, parse_template_id)? else {
+        return Ok(());
+    };
+    if WECHAT_APPS_FILE.raw(src).is_some() {
+        let default = &apps.default_app().appid;
+        return Err(invalid(
+            REMINDER_TEMPLATE_ID.name,
+            format!(
+                "refused beside WECHAT_APPS_FILE, where each app's template goes in its \
+                 [[miniprogram]] entry: write reminder_template = \"{template}\" in the entry of \
+                 appid {default} (the default app), and unset REMINDER_TEMPLATE_ID"
+            ),
+        ));
+    }
+    apps.miniprograms[0].reminder_template = Some(template);
+    Ok(())
+}
+
 /// Appids and corpids go into URLs, metric labels and a `VARCHAR(64)` column.
 fn valid_appid(appid: &str) -> bool {
     (1..=64).contains(&appid.len())
@@ -698,7 +727,7 @@ fn valid_appid(appid: &str) -> bool {
 mod apps_file {
     use serde::Deserialize;
 
-    use super::{Apps, MiniProgram, Secret, WeComApp, valid_appid};
+    use super::{Apps, MiniProgram, Secret, WeComApp, parse_template_id, valid_appid};
 
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -716,6 +745,7 @@ mod apps_file {
         secret: Option<String>,
         secret_env: Option<String>,
         name: Option<String>,
+        reminder_template: Option<String>,
     }
 
     #[derive(Deserialize)]
@@ -758,10 +788,15 @@ mod apps_file {
             if name.chars().count() > MAX_NAME_CHARS {
                 return Err(at("name", &format!("at most {MAX_NAME_CHARS} characters")));
             }
+            let reminder_template = entry
+                .reminder_template
+                .map(|t| reminder_template(&t, &at))
+                .transpose()?;
             miniprograms.push(MiniProgram {
                 appid,
                 secret,
                 name,
+                reminder_template,
             });
         }
         let mut wecom: Vec<WeComApp> = Vec::new();
@@ -810,6 +845,22 @@ mod apps_file {
             return Err(at(key, "expected 1 to 64 letters, digits, '_' or '-'"));
         }
         Ok(value)
+    }
+
+    /// A template id as `REMINDER_TEMPLATE_ID` takes it. An empty one is refused rather than
+    /// read as "off": leaving the key out says that, and an empty value is more often a
+    /// template id that a deployment tool failed to fill in.
+    fn reminder_template(value: &str, at: &dyn Fn(&str, &str) -> String) -> Result<String, String> {
+        const KEY: &str = "reminder_template";
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(at(
+                KEY,
+                "empty: give the template id, or leave the key out for no reminders in this app",
+            ));
+        }
+        parse_template_id(value)
+            .ok_or_else(|| at(KEY, "expected at most 128 visible ASCII characters"))
     }
 
     /// The secret given outright, or read from the variable `{key}_env` names.
@@ -1535,7 +1586,12 @@ mod tests {
         let refused = Config::from_vars(&vars(&[("REMINDER_LEAD_MINS", "0")]));
         assert_eq!(refused.map_err(|e| e.var).err(), Some("REMINDER_LEAD_MINS"));
         let off = Config::from_vars(&vars(&[])).expect("defaults");
-        assert_eq!(off.reminders.template_id, None);
+        assert!(
+            off.apps
+                .miniprograms
+                .iter()
+                .all(|app| app.reminder_template.is_none())
+        );
         assert_eq!(off.reminders.lead, Duration::from_secs(900));
         assert_eq!(off.reminders.page, "pages/meeting/detail?id={id}");
     }
@@ -1562,6 +1618,7 @@ mod tests {
         [[miniprogram]]
         appid = "wx2222222222222222"
         secret_env = "SHOP_SECRET"
+        reminder_template = " tmpl-shop-reminder "
 
         [[wecom]]
         corpid = "ww3333333333333333"
@@ -1584,6 +1641,15 @@ mod tests {
         let shop = apps.miniprogram("wx2222222222222222").expect("second app");
         assert_eq!(shop.secret.expose(), "shop-secret-value");
         assert_eq!(shop.name, "");
+        assert_eq!(
+            shop.reminder_template.as_deref(),
+            Some("tmpl-shop-reminder")
+        );
+        assert_eq!(
+            apps.default_app().reminder_template,
+            None,
+            "reminders off in the OA"
+        );
         assert_eq!(
             apps.wecom,
             vec![WeComApp {
@@ -1646,6 +1712,22 @@ mod tests {
                 one(&format!("name = \"{}\"", "长".repeat(65))),
                 "[[miniprogram]] 1: name",
             ),
+            (
+                format!(
+                    "{}\n[[miniprogram]]\nappid = \"wx2\"\nsecret = \"x\"\nreminder_template = \" \"",
+                    one("")
+                ),
+                "[[miniprogram]] 2: reminder_template: empty",
+            ),
+            (
+                one("reminder_template = \"tmpl reminder\""),
+                "[[miniprogram]] 1: reminder_template: expected at most 128 visible ASCII",
+            ),
+            (
+                one(&format!("reminder_template = \"{}\"", "t".repeat(129))),
+                "[[miniprogram]] 1: reminder_template",
+            ),
+            (one("reminder_template = 7"), "line 4"),
             (
                 format!(
                     "{}\n[[wecom]]\ncorpid = \"ww1\"\ncorpsecret_env = \"CORP_SECRET\"\nappid = \"wx9\"",
@@ -1721,6 +1803,61 @@ mod tests {
         let err = Config::from_vars(&vars(&missing)).expect_err("no file");
         assert_eq!(err.var, "WECHAT_APPS_FILE");
         assert!(err.to_string().contains("/nonexistent/apps.toml"), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn reminder_template_id_is_the_one_app_form_and_refused_beside_an_apps_file() {
+        let template = |c: &Config| -> Vec<Option<String>> {
+            c.apps
+                .miniprograms
+                .iter()
+                .map(|app| app.reminder_template.clone())
+                .collect()
+        };
+        let one_app = Config::from_vars(&vars(&[
+            ("WECHAT_APPID", "wx123"),
+            ("WECHAT_SECRET", "s"),
+            ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
+            ("REMINDER_TEMPLATE_ID", "tmpl-oa"),
+        ]))
+        .expect("valid");
+        assert_eq!(template(&one_app), vec![Some("tmpl-oa".to_string())]);
+        // Dev mode: the default demo app's; the other demo app has none.
+        let dev = Config::from_vars(&vars(&[("REMINDER_TEMPLATE_ID", "tmpl-oa")])).expect("dev");
+        assert_eq!(template(&dev), vec![Some("tmpl-oa".to_string()), None]);
+        let err =
+            Config::from_vars(&vars(&[("REMINDER_TEMPLATE_ID", "tmpl oa")])).expect_err("a space");
+        assert_eq!(err.var, "REMINDER_TEMPLATE_ID");
+
+        let dir = std::env::temp_dir().join(format!("wxauth-apps-{}", crate::random::token_hex(8)));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let path = dir.join("apps.toml");
+        std::fs::write(&path, TWO_APPS).expect("write");
+        let path = path.to_string_lossy().to_string();
+        let mut file = vec![
+            ("WECHAT_APPS_FILE", path.as_str()),
+            ("SHOP_SECRET", "s"),
+            ("CORP_SECRET", "c"),
+            ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
+        ];
+        let from_file = Config::from_vars(&vars(&file)).expect("valid");
+        assert_eq!(
+            template(&from_file),
+            vec![None, Some("tmpl-shop-reminder".to_string())]
+        );
+        file.push(("REMINDER_TEMPLATE_ID", "tmpl-oa"));
+        let err = Config::from_vars(&vars(&file)).expect_err("both forms");
+        assert_eq!(err.var, "REMINDER_TEMPLATE_ID");
+        let why = err.to_string();
+        for says in [
+            "WECHAT_APPS_FILE",
+            "[[miniprogram]]",
+            "reminder_template = \"tmpl-oa\"",
+            "wx1111111111111111",
+        ] {
+            assert!(why.contains(says), "{says}: {why}");
+        }
         let _ = std::fs::remove_dir_all(dir);
     }
 

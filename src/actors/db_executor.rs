@@ -311,6 +311,16 @@ impl DbHandle {
             .await
     }
 
+    /// The app a session was opened in; `None`: no such session.
+    pub(crate) async fn session_appid(
+        &self,
+        session_id: String,
+        default_appid: String,
+    ) -> DbResult<Option<String>> {
+        self.run(move |c, _| sessions::app_of(c, &session_id, &default_appid))
+            .await
+    }
+
     pub(crate) async fn touch_sessions(&self, ids: Vec<String>) -> DbResult<usize> {
         self.run(move |c, _| sessions::touch(c, &ids)).await
     }
@@ -442,30 +452,25 @@ impl DbHandle {
             .await
     }
 
-    /// A member's answer to the reminder template for a meeting.
+    /// A member's answer to an app's reminder template for a meeting.
     pub(crate) async fn subscribe_reminder(
         &self,
-        meeting_id: i64,
-        user_id: i64,
-        template_id: String,
-        consent: bool,
-        now: DateTime<Utc>,
+        consent: reminders::Consent,
     ) -> DbResult<reminders::SubscribeOutcome> {
-        self.run(move |c, _| {
-            reminders::subscribe(c, meeting_id, user_id, &template_id, consent, now)
-        })
-        .await
+        self.run(move |c, _| reminders::subscribe(c, &consent))
+            .await
     }
 
-    /// Claims reminders due within `lead` (the sender, on the upkeep lane).
+    /// Claims the `sending` apps' reminders due within `lead` (the sender, on the upkeep lane).
     pub(crate) async fn claim_reminders(
         &self,
-        template_id: String,
+        sending: Arc<[reminders::SendingApp]>,
+        default_appid: Arc<str>,
         now: DateTime<Utc>,
         lead: TimeDelta,
         limit: i64,
     ) -> DbResult<Vec<reminders::DueReminder>> {
-        self.run(move |c, _| reminders::claim_due(c, &template_id, now, lead, limit))
+        self.run(move |c, _| reminders::claim_due(c, &sending, &default_appid, now, lead, limit))
             .await
     }
 

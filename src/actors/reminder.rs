@@ -1,13 +1,16 @@
 //! The reminder sender: every `REMINDER_TICK_SECS` it claims the reminders whose meeting starts
-//! within `REMINDER_LEAD_MINS` and sends each as a subscribe message. Every instance runs one;
-//! the claim (`db::reminders::claim_due`, committed before any send) shares the work, so each
-//! reminder goes out once. It runs on the database's upkeep lane, never on the lanes of logins
-//! and reads, and a tick still running when the next is due is not doubled.
+//! within `REMINDER_LEAD_MINS` and sends each as a subscribe message, through the app the member
+//! consented in: that app's WeChatClient (its access token), its template, the member's openid
+//! there. Apps without a template send nothing. Every instance runs one; the claim
+//! (`db::reminders::claim_due`, committed before any send) shares the work, so each reminder goes
+//! out once. It runs on the database's upkeep lane, never on the lanes of logins and reads, and a
+//! tick still running when the next is due is not doubled.
 //!
 //! WeChat's answer decides what becomes of a reminder: sent; 43101 (the member withdrew consent)
 //! dropped; busy or slow (-1, 45009, a timeout) waiting again for the next tick, until the
 //! meeting starts; anything else given up, counted and logged once per kind.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -17,8 +20,9 @@ use futures_util::StreamExt;
 use super::DbHandle;
 use super::wechat::{SendSubscribeMessage, WeChatClient};
 use crate::api::profile::china_time;
+use crate::apps::ServedApps;
 use crate::config::{MeetingField, Reminders};
-use crate::db::reminders::{DueReminder, Outcome};
+use crate::db::reminders::{DueReminder, Outcome, SendingApp};
 use crate::log_throttle::ERRORS;
 use crate::metrics::Metrics;
 use crate::wechat::{WeChatError, errcode};
@@ -34,29 +38,69 @@ const MAX_PHRASE_CHARS: usize = 5;
 /// The most characters of any other value.
 const MAX_OTHER_CHARS: usize = 32;
 
+/// The apps that send reminders: what the claim looks for, and what each reminder goes out with.
+struct Senders {
+    /// Every app with a template, and its template.
+    sending: Arc<[SendingApp]>,
+    /// The same apps by appid: the client their reminders go out through, and the template.
+    clients: HashMap<String, (Addr<WeChatClient>, String)>,
+    /// A reminder recorded without its app (by the release before) is this one's.
+    default_appid: Arc<str>,
+}
+
 pub(crate) struct ReminderSender {
     db: DbHandle,
-    wechat: Addr<WeChatClient>,
+    senders: Arc<Senders>,
+    /// The apps without a template, for the start's log line.
+    silent: Vec<String>,
     settings: Arc<Reminders>,
-    template_id: String,
     metrics: Arc<Metrics>,
     running: bool,
 }
 
 impl ReminderSender {
-    /// `None` when reminders are off (no template configured).
+    /// `None` when reminders are off (no app has a template).
     pub(crate) fn new(
         db: &DbHandle,
-        wechat: Addr<WeChatClient>,
+        apps: &ServedApps,
         settings: &Reminders,
         metrics: Arc<Metrics>,
     ) -> Option<Self> {
-        let template_id = settings.template_id.clone()?;
+        let with_template: Vec<_> = apps
+            .all()
+            .iter()
+            .filter_map(|app| Some((app, app.reminder_template.clone()?)))
+            .collect();
+        if with_template.is_empty() {
+            return None;
+        }
+        let senders = Senders {
+            sending: with_template
+                .iter()
+                .map(|(app, template_id)| SendingApp {
+                    app_id: app.appid.clone(),
+                    template_id: template_id.clone(),
+                })
+                .collect(),
+            clients: with_template
+                .iter()
+                .map(|(app, template_id)| {
+                    (app.appid.clone(), (app.wechat.clone(), template_id.clone()))
+                })
+                .collect(),
+            default_appid: apps.default_app().appid.as_str().into(),
+        };
+        let silent = apps
+            .all()
+            .iter()
+            .filter(|app| app.reminder_template.is_none())
+            .map(|app| app.appid.clone())
+            .collect();
         Some(ReminderSender {
             db: db.background(),
-            wechat,
+            senders: Arc::new(senders),
+            silent,
             settings: Arc::new(settings.clone()),
-            template_id,
             metrics,
             running: false,
         })
@@ -69,9 +113,8 @@ impl ReminderSender {
         self.running = true;
         let round = send_due(
             self.db.clone(),
-            self.wechat.clone(),
+            self.senders.clone(),
             self.settings.clone(),
-            self.template_id.clone(),
             self.metrics.clone(),
         );
         ctx.spawn(round.into_actor(self).map(|_, act, _| act.running = false));
@@ -82,9 +125,19 @@ impl Actor for ReminderSender {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        let on: Vec<String> = self
+            .senders
+            .sending
+            .iter()
+            .map(|app| format!("{} (template {})", app.app_id, app.template_id))
+            .collect();
+        let off = match self.silent.as_slice() {
+            [] => String::new(),
+            silent => format!("; none in {} (no template)", silent.join(", ")),
+        };
         log::info!(
-            "meeting reminders on: template {}, {} min ahead, every {:?}",
-            self.template_id,
+            "meeting reminders on in {}{off}: {} min ahead, every {:?}",
+            on.join(", "),
             self.settings.lead.as_secs() / 60,
             self.settings.tick
         );
@@ -96,16 +149,21 @@ impl Actor for ReminderSender {
 /// One tick: claim, send, record; again while batches come back full.
 async fn send_due(
     db: DbHandle,
-    wechat: Addr<WeChatClient>,
+    senders: Arc<Senders>,
     settings: Arc<Reminders>,
-    template_id: String,
     metrics: Arc<Metrics>,
 ) {
     let lead = TimeDelta::from_std(settings.lead).unwrap_or(TimeDelta::minutes(15));
     loop {
         let now = Utc::now();
         let claimed = match db
-            .claim_reminders(template_id.clone(), now, lead, CLAIM_BATCH)
+            .claim_reminders(
+                senders.sending.clone(),
+                senders.default_appid.clone(),
+                now,
+                lead,
+                CLAIM_BATCH,
+            )
             .await
         {
             Ok(claimed) => claimed,
@@ -124,11 +182,16 @@ async fn send_due(
         }
         let outcomes: Vec<(i64, i64, Outcome)> = futures_util::stream::iter(claimed)
             .map(|due| {
-                let wechat = wechat.clone();
+                let senders = senders.clone();
                 let settings = settings.clone();
-                let template_id = template_id.clone();
                 async move {
-                    let outcome = send_one(&wechat, &settings, &template_id, &due).await;
+                    let outcome = match senders.clients.get(&due.app_id) {
+                        Some((wechat, template_id)) => {
+                            send_one(wechat, &settings, template_id, &due).await
+                        }
+                        // The claim takes only the reminders of these apps.
+                        None => Outcome::Failed,
+                    };
                     (due.meeting_id, due.user_id, outcome)
                 }
             })
@@ -169,7 +232,17 @@ async fn send_one(
     if due.start_time <= Utc::now() {
         return Outcome::Failed;
     }
-    let body = message(settings, template_id, due);
+    // WeChat's consent is one openid's in one app: without the member's identity there (moved
+    // away since), there is nobody the message may go to.
+    let Some(openid) = due.openid.as_deref() else {
+        ERRORS.log(
+            log::Level::Warn,
+            "reminders: a member has no openid in the app they consented in any more; given up",
+            None,
+        );
+        return Outcome::Failed;
+    };
+    let body = message(settings, template_id, openid, due);
     let answer = match wechat.send(SendSubscribeMessage { body }).await {
         Ok(answer) => answer,
         Err(e) => Err(WeChatError::Transport(e.to_string())),
@@ -207,6 +280,7 @@ async fn send_one(
 pub(crate) fn message(
     settings: &Reminders,
     template_id: &str,
+    openid: &str,
     due: &DueReminder,
 ) -> serde_json::Value {
     let mut data = serde_json::Map::new();
@@ -225,7 +299,7 @@ pub(crate) fn message(
         );
     }
     serde_json::json!({
-        "touser": due.openid,
+        "touser": openid,
         "template_id": template_id,
         "page": settings.page.replace("{id}", &due.meeting_id.to_string()),
         "miniprogram_state": settings.miniprogram_state.as_str(),
@@ -285,7 +359,8 @@ mod tests {
         let due = DueReminder {
             meeting_id: 42,
             user_id: 7,
-            openid: "o-member".into(),
+            app_id: "wxa".into(),
+            openid: Some("o-member".into()),
             title: "周会".into(),
             content: "第一行\n第二行".into(),
             location: "305".into(),
@@ -294,7 +369,6 @@ mod tests {
             publisher: "张三".into(),
         };
         let settings = Reminders {
-            template_id: Some("t".into()),
             fields: vec![
                 ("thing4".into(), MeetingField::Content),
                 ("date5".into(), MeetingField::End),
@@ -306,7 +380,7 @@ mod tests {
             miniprogram_state: crate::config::MiniprogramState::Trial,
         };
         assert_eq!(
-            message(&settings, "t", &due),
+            message(&settings, "t", "o-member", &due),
             serde_json::json!({
                 "touser": "o-member",
                 "template_id": "t",

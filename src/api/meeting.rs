@@ -15,9 +15,9 @@ use super::extract::{AuthUser, JsonBody, QueryParams};
 use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
 use crate::actors::wechat::Scene;
-use crate::db::reminders::SubscribeOutcome;
+use crate::db::reminders::{Consent, SubscribeOutcome};
 use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state, review_state};
-use crate::error::ApiError;
+use crate::error::{ApiError, UnloginReason};
 
 pub(crate) const DEFAULT_LIMIT: i64 = 10;
 pub(crate) const MAX_LIMIT: i64 = 100;
@@ -398,7 +398,7 @@ pub(crate) struct SubscribeRequest {
     /// The meeting, which the user has joined.
     #[schema(required = true, minimum = 1)]
     id: Option<i64>,
-    /// The reminder template id the client asked the user about (the server's own).
+    /// The reminder template id the client asked the user about: the token's app's.
     #[schema(required = true, max_length = 128)]
     template_id: Option<String>,
     /// The user's answer for that template: `accept`, `acceptWithAlert` or `acceptWithAudio`
@@ -418,8 +418,8 @@ pub(crate) struct Subscription {
 }
 
 /// `POST meeting/subscribe` `{id, templateId, result}`: the user's answer to the reminder
-/// template, for a meeting the user has joined. A consent gives one reminder, sent
-/// `REMINDER_LEAD_MINS` before the start.
+/// template of the token's app, for a meeting the user has joined. A consent gives one reminder,
+/// sent `REMINDER_LEAD_MINS` before the start, in that app.
 pub(crate) async fn subscribe(
     state: web::Data<AppState>,
     user: AuthUser,
@@ -437,9 +437,16 @@ pub(crate) async fn subscribe(
             "result must be accept, acceptWithAlert, acceptWithAudio, reject, ban or filter",
         ));
     };
-    let Some(configured) = state.reminder_template.as_deref() else {
+    if !state.apps.reminders_on() {
         return Err(ApiError::bad_value(
             "meeting reminders are off on this server",
+        ));
+    }
+    // A consent is given in one mini-program, for its template: the token's.
+    let app = token_app(&state, &user).await?;
+    let Some(configured) = app.reminder_template.as_deref() else {
+        return Err(ApiError::bad_value(
+            "meeting reminders are off in this mini-program",
         ));
     };
     if template_id != configured {
@@ -449,7 +456,14 @@ pub(crate) async fn subscribe(
     }
     let outcome = state
         .db
-        .subscribe_reminder(id, user.user_id, template_id.clone(), consent, Utc::now())
+        .subscribe_reminder(Consent {
+            meeting_id: id,
+            user_id: user.user_id,
+            app_id: app.appid.clone(),
+            template_id: template_id.clone(),
+            given: consent,
+            at: Utc::now(),
+        })
         .await?;
     match outcome {
         SubscribeOutcome::Done { subscribed } => ok(Subscription {
@@ -466,6 +480,24 @@ pub(crate) async fn subscribe(
         }
         SubscribeOutcome::Started => Err(ApiError::bad_value(format!("meeting {id} has started"))),
     }
+}
+
+/// The app of the request's token. A session of an app no longer configured is refused, as
+/// bindPhone refuses it: there is no WeChat to send its reminders through.
+async fn token_app<'a>(
+    state: &'a AppState,
+    user: &AuthUser,
+) -> Result<&'a crate::apps::ServedApp, ApiError> {
+    let default_appid = state.apps.default_app().appid.clone();
+    let appid = state
+        .db
+        .session_appid(user.jti.clone(), default_appid)
+        .await?
+        .ok_or(ApiError::Unlogin(UnloginReason::Revoked))?;
+    state
+        .apps
+        .get(&appid)
+        .ok_or(ApiError::Unlogin(UnloginReason::Revoked))
 }
 
 #[cfg(test)]

@@ -52,8 +52,6 @@ pub struct AppState {
     pub(crate) limits: Arc<limits::RateLimits>,
     /// Whether and how user text is checked by WeChat before others see it.
     pub(crate) content_check: content_check::ContentCheck,
-    /// `REMINDER_TEMPLATE_ID`: the template `meeting/subscribe` accepts; `None`: reminders off.
-    pub(crate) reminder_template: Option<String>,
     pub(crate) metrics: Arc<Metrics>,
     pub login_log: LoginLogWriter,
     /// Logins in progress, and the queue in front of them (before any WeChat call).

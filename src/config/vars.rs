@@ -374,7 +374,7 @@ pub(crate) const WECHAT_APPS_FILE: Text = Text {
     default_note: "unset → the one app of `WECHAT_APPID`",
     expects: "the path of a readable TOML file",
     help: "several apps in one service: a TOML file of `[[miniprogram]]` (`appid`, `secret` or \
-           `secret_env`, `name`) and `[[wecom]]` (`corpid`, `corpsecret` or `corpsecret_env`, \
+           `secret_env`, `name`, `reminder_template`) and `[[wecom]]` (`corpid`, `corpsecret` or `corpsecret_env`, \
            `appid`) entries; the first mini-program is the default app. Set it instead of \
            `WECHAT_APPID`; it means production",
 };
@@ -448,8 +448,11 @@ pub(crate) const REMINDER_TEMPLATE_ID: Text = Text {
     default: "",
     default_note: "unset → reminders off",
     expects: "a subscribe message template id (at most 128 visible ASCII characters)",
-    help: "the subscribe message template of meeting reminders (see [Meeting \
-           reminders](#meeting-reminders)); `meeting/subscribe` accepts only this one",
+    help: "the subscribe message template of meeting reminders in the one-app form: \
+           `WECHAT_APPID`'s app, or in dev mode the default demo app (see [Meeting \
+           reminders](#meeting-reminders)); `meeting/subscribe` accepts only this one. With \
+           `WECHAT_APPS_FILE` each `[[miniprogram]]` has its own `reminder_template` instead, and \
+           this variable stops the start (exit 2)",
 };
 
 pub(crate) const REMINDER_FIELDS: Text = Text {

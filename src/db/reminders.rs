@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Int2, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Int2, Nullable, Text, Timestamptz};
 
 use super::schema::{meeting, meeting_member, meeting_reminder};
 use super::{DbError, users};
@@ -43,17 +43,34 @@ pub(crate) enum SubscribeOutcome {
     Started,
 }
 
+/// A member's answer to an app's reminder template, given in that app.
+#[derive(Debug, Clone)]
+pub(crate) struct Consent {
+    pub(crate) meeting_id: i64,
+    pub(crate) user_id: i64,
+    /// The mini-program it was given in (the token's): the reminder goes out through it.
+    pub(crate) app_id: String,
+    pub(crate) template_id: String,
+    /// `accept` and the like; false for `reject`, `ban`, `filter`.
+    pub(crate) given: bool,
+    pub(crate) at: DateTime<Utc>,
+}
+
 /// Records a member's answer to the reminder template: a consent gives one reminder for the
 /// meeting (a reminder already sent stays the one); a decline changes nothing (an earlier
 /// consent is still WeChat's to honour).
 pub(crate) fn subscribe(
     conn: &mut PgConnection,
-    meeting_id: i64,
-    user_id: i64,
-    template_id: &str,
-    consent: bool,
-    now: DateTime<Utc>,
+    consent: &Consent,
 ) -> Result<SubscribeOutcome, DbError> {
+    let Consent {
+        meeting_id,
+        user_id,
+        ref app_id,
+        ref template_id,
+        given,
+        at: now,
+    } = *consent;
     conn.transaction(|conn| {
         users::lock_usable(conn, user_id)?;
         let found = meeting::table
@@ -91,13 +108,14 @@ pub(crate) fn subscribe(
             .for_update()
             .first::<i16>(conn)
             .optional()?;
-        if consent {
+        if given {
             match existing {
                 None => {
                     diesel::insert_into(meeting_reminder::table)
                         .values((
                             meeting_reminder::meeting_id.eq(meeting_id),
                             meeting_reminder::user_id.eq(user_id),
+                            meeting_reminder::app_id.eq(app_id),
                             meeting_reminder::template_id.eq(template_id),
                             meeting_reminder::status.eq(WAITING),
                             meeting_reminder::consented_at.eq(now),
@@ -107,11 +125,13 @@ pub(crate) fn subscribe(
                         .execute(conn)?;
                 }
                 // A new consent revives a reminder WeChat refused or that failed, and renews
-                // one still waiting (perhaps for another template); one being sent or sent is
-                // left as it is: one reminder per meeting.
+                // one still waiting (perhaps given in another app, for its template): the
+                // newest consent is the one WeChat honours. One being sent or sent is left as
+                // it is: one reminder per meeting.
                 Some(WAITING | REFUSED | FAILED) => {
                     diesel::update(meeting_reminder::table.find((meeting_id, user_id)))
                         .set((
+                            meeting_reminder::app_id.eq(app_id),
                             meeting_reminder::template_id.eq(template_id),
                             meeting_reminder::status.eq(WAITING),
                             meeting_reminder::consented_at.eq(now),
@@ -141,9 +161,13 @@ pub(crate) struct DueReminder {
     pub(crate) meeting_id: i64,
     #[diesel(sql_type = BigInt)]
     pub(crate) user_id: i64,
-    /// The member's openid for the app that sends (the one place it is looked up).
+    /// The app the consent was given in, which sends it.
     #[diesel(sql_type = Text)]
-    pub(crate) openid: String,
+    pub(crate) app_id: String,
+    /// The member's openid in that app (the one place it is looked up); `None` when the member
+    /// has no identity there any more.
+    #[diesel(sql_type = Nullable<Text>)]
+    pub(crate) openid: Option<String>,
     #[diesel(sql_type = Text)]
     pub(crate) title: String,
     #[diesel(sql_type = Text)]
@@ -158,36 +182,64 @@ pub(crate) struct DueReminder {
     pub(crate) publisher: String,
 }
 
-/// Claims up to `limit` waiting reminders for `template_id` whose meeting starts after `now` and
-/// at most `lead` later: published, visible, the member still a member and usable. Rows another
-/// instance is claiming are skipped, and the claim is committed before anything is sent.
+/// An app whose reminders are sent, with its template: only reminders given in it for that
+/// template are claimed.
+#[derive(Debug, Clone)]
+pub(crate) struct SendingApp {
+    pub(crate) app_id: String,
+    pub(crate) template_id: String,
+}
+
+/// Claims up to `limit` waiting reminders of the `sending` apps (each for its template) whose
+/// meeting starts after `now` and at most `lead` later: published, visible, the member still a
+/// member and usable. A row's app `''` (written by the release before apps were recorded) is the
+/// default app's. Rows another instance is claiming are skipped, and the claim is committed
+/// before anything is sent.
+///
+/// The member's openid is the one of their identity in the reminder's app; a member made before
+/// identities existed, not yet adopted, has only `wx_user.weixin_openid`, the default app's.
 pub(crate) fn claim_due(
     conn: &mut PgConnection,
-    template_id: &str,
+    sending: &[SendingApp],
+    default_appid: &str,
     now: DateTime<Utc>,
     lead: chrono::TimeDelta,
     limit: i64,
 ) -> Result<Vec<DueReminder>, DbError> {
+    let apps: Vec<&str> = sending.iter().map(|a| a.app_id.as_str()).collect();
+    let templates: Vec<&str> = sending.iter().map(|a| a.template_id.as_str()).collect();
     let rows = diesel::sql_query(
-        "WITH due AS ( \
+        "WITH sending AS ( \
+             SELECT * FROM unnest($1::text[], $2::text[]) AS s(app_id, template_id) \
+         ), due AS ( \
              SELECT r.meeting_id, r.user_id \
              FROM meeting_reminder r \
+             JOIN sending s ON s.app_id = coalesce(nullif(r.app_id, ''), $3) \
+                           AND s.template_id = r.template_id \
              JOIN meeting m ON m.id = r.meeting_id \
              JOIN meeting_member mm ON mm.meeting_id = r.meeting_id AND mm.user_id = r.user_id \
              JOIN wx_user u ON u.id = r.user_id \
-             WHERE r.status = 0 AND r.template_id = $1 \
-               AND m.state = $2 AND m.review_state = $3 \
-               AND m.start_time > $4 AND m.start_time <= $5 \
+             WHERE r.status = 0 \
+               AND m.state = $4 AND m.review_state = $5 \
+               AND m.start_time > $6 AND m.start_time <= $7 \
                AND u.status = 0 AND NOT u.deleted \
              ORDER BY m.start_time, r.meeting_id, r.user_id \
-             LIMIT $6 \
+             LIMIT $8 \
              FOR UPDATE OF r SKIP LOCKED \
          ), claimed AS ( \
-             UPDATE meeting_reminder r SET status = 1, claimed_at = $4 \
+             UPDATE meeting_reminder r SET status = 1, claimed_at = $6 \
              FROM due WHERE r.meeting_id = due.meeting_id AND r.user_id = due.user_id \
-             RETURNING r.meeting_id, r.user_id \
+             RETURNING r.meeting_id, r.user_id, coalesce(nullif(r.app_id, ''), $3) AS app_id \
          ) \
-         SELECT c.meeting_id, c.user_id, u.weixin_openid::text AS openid, \
+         SELECT c.meeting_id, c.user_id, c.app_id::text AS app_id, \
+                coalesce( \
+                    (SELECT i.subject::text FROM user_identity i \
+                      WHERE i.user_id = c.user_id AND i.kind = 1 AND i.app_id = c.app_id \
+                      ORDER BY i.last_login_time DESC NULLS LAST, i.id DESC LIMIT 1), \
+                    CASE WHEN c.app_id = $3 AND NOT EXISTS \
+                             (SELECT 1 FROM user_identity i WHERE i.user_id = c.user_id) \
+                         THEN u.weixin_openid::text END \
+                ) AS openid, \
                 m.title::text AS title, m.content, m.location::text AS location, \
                 m.start_time, m.end_time, p.nickname::text AS publisher \
          FROM claimed c \
@@ -196,7 +248,9 @@ pub(crate) fn claim_due(
          JOIN wx_user p ON p.id = m.publisher_id \
          ORDER BY m.start_time, c.meeting_id, c.user_id",
     )
-    .bind::<Text, _>(template_id)
+    .bind::<Array<Text>, _>(apps)
+    .bind::<Array<Text>, _>(templates)
+    .bind::<Text, _>(default_appid)
     .bind::<Int2, _>(meeting_state::PUBLISHED)
     .bind::<Int2, _>(review_state::VISIBLE)
     .bind::<Timestamptz, _>(now)

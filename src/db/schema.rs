@@ -49,6 +49,8 @@ diesel::table! {
         consented_at -> Timestamptz,
         claimed_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        #[max_length = 64]
+        app_id -> Varchar,
     }
 }
 

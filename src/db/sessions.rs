@@ -514,6 +514,24 @@ pub(crate) fn session_app(
     }))
 }
 
+/// The app session `id` was opened in: `''` (a session of the release before apps were recorded)
+/// is the default app's. `None`: no such session.
+pub(crate) fn app_of(
+    conn: &mut PgConnection,
+    id: &str,
+    default_appid: &str,
+) -> Result<Option<String>, DbError> {
+    let app_id: Option<String> = user_session::table
+        .find(id)
+        .select(user_session::app_id)
+        .first(conn)
+        .optional()?;
+    Ok(app_id.map(|a| match a.as_str() {
+        "" => default_appid.to_string(),
+        _ => a,
+    }))
+}
+
 /// Records that these sessions were used (batched by the SessionActor, not per request).
 pub(crate) fn touch(conn: &mut PgConnection, ids: &[String]) -> Result<usize, DbError> {
     Ok(

@@ -183,16 +183,14 @@ pub(super) async fn build(
                     .start(),
                     latency: Default::default(),
                     wecom,
+                    reminder_template: app.reminder_template.clone(),
                 }
             })
             .collect(),
     );
-    let wechat = served.default_app().wechat.clone();
     LoginLogPruner::new(&db, config.login_log_retention).start();
     DeletionSweeper::new(&db).start();
-    if let Some(sender) =
-        ReminderSender::new(&db, wechat.clone(), &config.reminders, metrics.clone())
-    {
+    if let Some(sender) = ReminderSender::new(&db, &served, &config.reminders, metrics.clone()) {
         sender.start();
     }
     let admin = config
@@ -235,7 +233,6 @@ pub(super) async fn build(
             enabled: config.content_check,
             on_error: config.content_check_on_error,
         },
-        reminder_template: config.reminders.template_id.clone(),
         metrics,
         admin,
         started: Started::now(),

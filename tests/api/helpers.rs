@@ -211,6 +211,7 @@ impl TestAppBuilder {
                 appid: TEST_APPID2.to_string(),
                 secret: Secret::new(secret),
                 name: "商城".to_string(),
+                reminder_template: None,
             });
         }
         if let Some(fake) = upstream_fake.as_ref().filter(|_| self.wecom) {

@@ -509,3 +509,60 @@ fn a_bad_apps_file_stops_the_binary_naming_the_entry_and_the_key() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn reminder_templates_in_the_apps_file_are_checked_and_the_one_app_variable_is_refused_beside_it() {
+    let dir = std::env::temp_dir().join(format!("wxauth-apps-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let path = dir.join("apps.toml");
+    let file = |shop_template: &str| {
+        format!(
+            "[[miniprogram]]\nappid = \"wx1111111111111111\"\nsecret = \"first-app-secret-value\"\n\
+             reminder_template = \"tmpl-oa\"\n\n\
+             [[miniprogram]]\nappid = \"wx2222222222222222\"\nsecret = \"shop-secret-value\"\n\
+             reminder_template = \"{shop_template}\"\n"
+        )
+    };
+    let path_text = path.to_string_lossy().to_string();
+    let production = [
+        ("WECHAT_APPS_FILE", path_text.as_str()),
+        ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("BIND_ADDR", "127.0.0.1:0"),
+    ];
+
+    std::fs::write(&path, file("")).expect("write");
+    let out = run_with_only(&production);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("WECHAT_APPS_FILE"), "{stderr}");
+    assert!(
+        stderr.contains("[[miniprogram]] 2: reminder_template: empty"),
+        "{stderr}"
+    );
+    for secret in ["first-app-secret-value", "shop-secret-value"] {
+        assert!(!stderr.contains(secret), "{stderr}");
+    }
+
+    // A good file with the one-app variable beside it: which app it was meant for is not
+    // guessed.
+    std::fs::write(&path, file("tmpl-shop")).expect("write");
+    let mut both = production.to_vec();
+    both.push(("REMINDER_TEMPLATE_ID", "tmpl-oa"));
+    let out = run_with_only(&both);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for says in [
+        "REMINDER_TEMPLATE_ID",
+        "WECHAT_APPS_FILE",
+        "reminder_template",
+        "wx1111111111111111",
+    ] {
+        assert!(stderr.contains(says), "{says}: {stderr}");
+    }
+
+    // Without it, the configuration is good: the start gets as far as the database (not there:
+    // exit 1).
+    let out = run_with_only(&production);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -211,7 +211,8 @@ struct AdmissionView {
 
 #[derive(Debug, Serialize)]
 struct RemindersView {
-    /// A template is configured (`REMINDER_TEMPLATE_ID`).
+    /// Some app has a reminder template (`REMINDER_TEMPLATE_ID`, or `reminder_template` in the
+    /// apps file).
     enabled: bool,
     /// Reminders by state over every instance: `waiting`, `sending`, `sent`, `refused` (43101),
     /// `failed`; `None` when the database could not be asked.
@@ -609,7 +610,7 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         deletions,
         pending_review,
         reminders: RemindersView {
-            enabled: state.reminder_template.is_some(),
+            enabled: state.apps.reminders_on(),
             counts: reminder_counts.ok().and_then(Result::ok),
         },
         accounts_merged,

@@ -142,11 +142,31 @@ impl FakeWeChat {
 
     /// Every subscribe message received so far, in order, as its JSON body.
     pub fn subscribe_messages(&self) -> Vec<serde_json::Value> {
-        self.state().subscribe_messages.clone()
+        let st = self.state();
+        st.subscribe_messages
+            .iter()
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 
-    pub(super) fn record_subscribe_message(&self, body: &serde_json::Value) {
-        self.state().subscribe_messages.push(body.clone());
+    /// The subscribe messages received with an access token of app `appid`, in order.
+    pub fn subscribe_messages_in(&self, appid: &str) -> Vec<serde_json::Value> {
+        let st = self.state();
+        st.subscribe_messages
+            .iter()
+            .filter(|(app, _)| app.as_deref() == Some(appid))
+            .map(|(_, m)| m.clone())
+            .collect()
+    }
+
+    /// Keeps a message as received, with the app whose access token came with it (`None`: no
+    /// token this WeChat handed out).
+    pub(super) fn record_subscribe_message(&self, token: Option<&str>, body: &serde_json::Value) {
+        let mut st = self.state();
+        let app = token
+            .and_then(|t| st.access_tokens.get(t))
+            .map(|(appid, _)| appid.clone());
+        st.subscribe_messages.push((app, body.clone()));
     }
 
     /// Makes `endpoint` misbehave for one user only (`Fault::None` heals): e.g.

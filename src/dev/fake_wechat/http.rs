@@ -133,7 +133,7 @@ async fn subscribe_send(
     let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
         return wechat_reply(&wx_error(47001, "data format error"));
     };
-    fake.record_subscribe_message(&json);
+    fake.record_subscribe_message(q.access_token.as_deref(), &json);
     let touser = serde_json::from_value::<SubscribeRequest>(json.clone()).ok();
     let fault = fake.user_fault("subscribe_send", touser.as_ref().and_then(|r| r.touser()));
     if let Some(reply) = apply_fault(fault).await {

@@ -81,8 +81,8 @@ struct State {
     /// Faults for one user on one endpoint: (endpoint, openid).
     user_faults: HashMap<(String, String), Fault>,
     calls: HashMap<&'static str, u64>,
-    /// Every subscribe message body received, in order.
-    subscribe_messages: Vec<serde_json::Value>,
+    /// Every subscribe message body received, in order, with the app of its access token.
+    subscribe_messages: Vec<(Option<String>, serde_json::Value)>,
 }
 
 pub struct FakeWeChat {

@@ -1,0 +1,1 @@
+ALTER TABLE meeting_reminder DROP COLUMN app_id;
