@@ -21,10 +21,6 @@ use tokio::sync::oneshot;
 
 use crate::log_throttle::OVERLOAD;
 
-/// Logins in progress never exceed this: it stays under the WeChatClient's own cap on calls in
-/// flight, so an admitted login is never refused there, and leaves room for bindPhone's calls.
-pub(crate) const MAX_LOGINS_IN_FLIGHT: usize = crate::actors::wechat::MAX_IN_FLIGHT - 64;
-
 /// Where the login limit starts: enough for WeChat's usual latency at a calm day's rate, which
 /// the gradient then raises or lowers with what it measures.
 pub(crate) const INITIAL_LOGINS_IN_FLIGHT: usize = 256;
@@ -38,18 +34,28 @@ pub(crate) const INITIAL_LOGIN_SERVICE: Duration = Duration::from_millis(300);
 /// deadline.
 pub(crate) const DB_MESSAGES_PER_CONNECTION: usize = 4;
 
-/// The two admissions of an instance with `pool_size` database connections: logins (adaptive,
-/// at least one per connection) and other database work (fixed).
+/// What an instance's admissions are sized by, given at start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Capacity {
+    /// Database connections in the pool.
+    pub(crate) db_connections: usize,
+    /// Logins in progress never exceed this, however well they go.
+    pub(crate) max_logins: usize,
+}
+
+/// The two admissions of an instance: logins (adaptive, at least one per database connection)
+/// and other database work (fixed).
 pub(crate) fn for_instance(
-    pool_size: usize,
+    capacity: Capacity,
     metrics: &crate::metrics::Metrics,
 ) -> (Arc<Admission>, Arc<Admission>) {
+    let pool_size = capacity.db_connections;
     let logins = Admission::new(
         "login",
         Limit::Adaptive {
             initial: INITIAL_LOGINS_IN_FLIGHT,
             min: pool_size.max(1),
-            max: MAX_LOGINS_IN_FLIGHT,
+            max: capacity.max_logins,
         },
         INITIAL_LOGIN_SERVICE,
         metrics.refused.with_label_values(&["login"]),
@@ -181,8 +187,6 @@ struct Waiter {
 /// What the status page shows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdmissionStats {
-    #[serde(skip)]
-    pub(crate) kind: &'static str,
     pub limit: usize,
     pub in_flight: usize,
     pub(crate) queued: usize,
@@ -408,10 +412,23 @@ impl Admission {
             .clamp(min.max(1) as f64, max.max(1) as f64);
     }
 
+    /// Sets `gauges{kind, what}` to this admission's limit, requests in progress and queued.
+    pub(crate) fn report(&self, gauges: &prometheus::IntGaugeVec) {
+        let stats = self.stats();
+        for (what, value) in [
+            ("limit", stats.limit),
+            ("in_flight", stats.in_flight),
+            ("queued", stats.queued),
+        ] {
+            gauges
+                .with_label_values(&[self.kind, what])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+
     pub fn stats(&self) -> AdmissionStats {
         let st = self.lock();
         AdmissionStats {
-            kind: self.kind,
             limit: st.limit.floor() as usize,
             in_flight: st.in_flight,
             queued: st.queue.len(),
