@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::extract::AuthUser;
-use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
 use crate::actors::session::Invalidate;
+use crate::china_time::china_time;
 use crate::db::reminders::reminder_status;
 use crate::domain::{PersonalData, Revoked};
 use crate::error::{ApiError, UnloginReason};
