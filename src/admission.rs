@@ -8,9 +8,11 @@
 //! logins): a gradient limit in the style of Netflix's concurrency-limits `Gradient2`, fed with
 //! the round trip of each login's statement through the DbExecutor, *not* WeChat's round trip.
 //! A slow WeChat is not our overload (the time a login waits for WeChat costs no CPU and no
-//! connection), so it must not shrink the limit; a database that queues up is, and it does. The `congestion-limiter` crate (0.1.0) implements the same algorithms, but measures the
-//! whole job (WeChat included), has no deadline-aware queue (a waiter cannot learn how long the
-//! queue ahead of it will take, only time out) and no way to exempt part of a job from the
+//! connection), so it must not shrink the limit; a database that queues up is, and it does.
+//!
+//! The `congestion-limiter` crate implements the same algorithms, but measures the whole job
+//! (WeChat included), has no deadline-aware queue (a waiter cannot learn how long the queue
+//! ahead of it will take, only time out) and no way to exempt part of a job from the
 //! measurement; what is needed here is about two hundred lines, so it is written out.
 
 use std::collections::VecDeque;
@@ -135,7 +137,7 @@ const DEVIATION_ALPHA: f64 = 0.1;
 /// mean, and a login that runs out of time after its code was exchanged has spent that code.
 const DEVIATIONS_RESERVED: f64 = 4.0;
 /// Own latency below this is never congestion, whatever its trend: a login's statement that
-/// takes a few milliseconds more because both cores are busy is noise against WeChat's hundreds
+/// takes a few milliseconds more because the CPUs are busy is noise against WeChat's hundreds
 /// of milliseconds and the 3 s deadline, and shrinking the limit for it cuts the logins that
 /// wait on WeChat, which cost no CPU at all.
 const CONGESTION_FLOOR: f64 = 0.010;
@@ -645,7 +647,7 @@ mod tests {
         let a = adaptive(300);
         let mut clock = Instant::now();
         feed(&a, &mut clock, 50, 0.2, 0.001, false);
-        // Both cores busy: the statement's round trip quadruples, still far from congestion.
+        // The CPUs busy: the statement's round trip quadruples, still far from congestion.
         feed(&a, &mut clock, 50, 0.2, 0.004, false);
         assert_eq!(a.stats().limit, 300);
     }
