@@ -23,7 +23,6 @@ pub struct WxUser {
     pub last_login_time: Option<DateTime<Utc>>,
     pub last_login_ip: String,
     pub(crate) add_time: DateTime<Utc>,
-    pub update_time: DateTime<Utc>,
     pub deleted: bool,
 }
 

@@ -45,7 +45,6 @@ impl From<WxUserRow> for WxUser {
             last_login_time: r.last_login_time,
             last_login_ip: r.last_login_ip,
             add_time: r.add_time,
-            update_time: r.update_time,
             deleted: r.deleted,
         }
     }
