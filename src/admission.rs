@@ -8,9 +8,11 @@
 //! logins): a gradient limit in the style of Netflix's concurrency-limits `Gradient2`, fed with
 //! the round trip of each login's statement through the DbExecutor, *not* WeChat's round trip.
 //! A slow WeChat is not our overload (the time a login waits for WeChat costs no CPU and no
-//! connection), so it must not shrink the limit; a database that queues up is, and it does. The `congestion-limiter` crate (0.1.0) implements the same algorithms, but measures the
-//! whole job (WeChat included), has no deadline-aware queue (a waiter cannot learn how long the
-//! queue ahead of it will take, only time out) and no way to exempt part of a job from the
+//! connection), so it must not shrink the limit; a database that queues up is, and it does.
+//!
+//! The `congestion-limiter` crate implements the same algorithms, but measures the whole job
+//! (WeChat included), has no deadline-aware queue (a waiter cannot learn how long the queue
+//! ahead of it will take, only time out) and no way to exempt part of a job from the
 //! measurement; what is needed here is about two hundred lines, so it is written out.
 
 use std::collections::VecDeque;
@@ -20,10 +22,6 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use crate::log_throttle::OVERLOAD;
-
-/// Logins in progress never exceed this: it stays under the WeChatClient's own cap on calls in
-/// flight, so an admitted login is never refused there, and leaves room for bindPhone's calls.
-pub(crate) const MAX_LOGINS_IN_FLIGHT: usize = crate::actors::wechat::MAX_IN_FLIGHT - 64;
 
 /// Where the login limit starts: enough for WeChat's usual latency at a calm day's rate, which
 /// the gradient then raises or lowers with what it measures.
@@ -38,18 +36,28 @@ pub(crate) const INITIAL_LOGIN_SERVICE: Duration = Duration::from_millis(300);
 /// deadline.
 pub(crate) const DB_MESSAGES_PER_CONNECTION: usize = 4;
 
-/// The two admissions of an instance with `pool_size` database connections: logins (adaptive,
-/// at least one per connection) and other database work (fixed).
+/// What an instance's admissions are sized by, given at start.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Capacity {
+    /// Database connections in the pool.
+    pub(crate) db_connections: usize,
+    /// Logins in progress never exceed this, however well they go.
+    pub(crate) max_logins: usize,
+}
+
+/// The two admissions of an instance: logins (adaptive, at least one per database connection)
+/// and other database work (fixed).
 pub(crate) fn for_instance(
-    pool_size: usize,
+    capacity: Capacity,
     metrics: &crate::metrics::Metrics,
 ) -> (Arc<Admission>, Arc<Admission>) {
+    let pool_size = capacity.db_connections;
     let logins = Admission::new(
         "login",
         Limit::Adaptive {
             initial: INITIAL_LOGINS_IN_FLIGHT,
             min: pool_size.max(1),
-            max: MAX_LOGINS_IN_FLIGHT,
+            max: capacity.max_logins,
         },
         INITIAL_LOGIN_SERVICE,
         metrics.refused.with_label_values(&["login"]),
@@ -129,7 +137,7 @@ const DEVIATION_ALPHA: f64 = 0.1;
 /// mean, and a login that runs out of time after its code was exchanged has spent that code.
 const DEVIATIONS_RESERVED: f64 = 4.0;
 /// Own latency below this is never congestion, whatever its trend: a login's statement that
-/// takes a few milliseconds more because both cores are busy is noise against WeChat's hundreds
+/// takes a few milliseconds more because the CPUs are busy is noise against WeChat's hundreds
 /// of milliseconds and the 3 s deadline, and shrinking the limit for it cuts the logins that
 /// wait on WeChat, which cost no CPU at all.
 const CONGESTION_FLOOR: f64 = 0.010;
@@ -181,8 +189,6 @@ struct Waiter {
 /// What the status page shows.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AdmissionStats {
-    #[serde(skip)]
-    pub(crate) kind: &'static str,
     pub limit: usize,
     pub in_flight: usize,
     pub(crate) queued: usize,
@@ -408,10 +414,23 @@ impl Admission {
             .clamp(min.max(1) as f64, max.max(1) as f64);
     }
 
+    /// Sets `gauges{kind, what}` to this admission's limit, requests in progress and queued.
+    pub(crate) fn report(&self, gauges: &prometheus::IntGaugeVec) {
+        let stats = self.stats();
+        for (what, value) in [
+            ("limit", stats.limit),
+            ("in_flight", stats.in_flight),
+            ("queued", stats.queued),
+        ] {
+            gauges
+                .with_label_values(&[self.kind, what])
+                .set(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+
     pub fn stats(&self) -> AdmissionStats {
         let st = self.lock();
         AdmissionStats {
-            kind: self.kind,
             limit: st.limit.floor() as usize,
             in_flight: st.in_flight,
             queued: st.queue.len(),
@@ -628,7 +647,7 @@ mod tests {
         let a = adaptive(300);
         let mut clock = Instant::now();
         feed(&a, &mut clock, 50, 0.2, 0.001, false);
-        // Both cores busy: the statement's round trip quadruples, still far from congestion.
+        // The CPUs busy: the statement's round trip quadruples, still far from congestion.
         feed(&a, &mut clock, 50, 0.2, 0.004, false);
         assert_eq!(a.stats().limit, 300);
     }

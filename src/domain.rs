@@ -1,20 +1,14 @@
 //! The values the HTTP layer and the database layer exchange: what a handler asks the database
-//! for, and what it gets back. The rows the database writes (`db::models`), its queries and its
-//! schema stay in `db`; a handler sees only these. Some are loaded straight from a query, hence
-//! their Diesel derives.
+//! for, and what it gets back. The rows the database reads and writes (`db::models`), its
+//! queries and its schema stay in `db`; a handler sees only these, which know nothing of Diesel.
 
 use chrono::{DateTime, Utc};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Integer};
 
-use crate::db::schema::{login_log, meeting, swiper_image, wx_user};
 use crate::wechat::SessionKey;
 
 // ---- users ----
 
-#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Identifiable)]
-#[diesel(table_name = wx_user)]
-#[diesel(check_for_backend(diesel::pg::Pg))]
+#[derive(Debug, Clone)]
 pub struct WxUser {
     pub id: i64,
     pub username: String,
@@ -29,7 +23,6 @@ pub struct WxUser {
     pub last_login_time: Option<DateTime<Utc>>,
     pub last_login_ip: String,
     pub(crate) add_time: DateTime<Utc>,
-    pub update_time: DateTime<Utc>,
     pub deleted: bool,
 }
 
@@ -156,20 +149,15 @@ pub(crate) struct SignIn {
 }
 
 /// What a login stored: the user (created or updated), and whether the session went in with it.
-#[derive(QueryableByName)]
 pub(crate) struct LoginRecord {
-    #[diesel(embed)]
     pub(crate) user: WxUser,
     /// `false` when the user may not log in (disabled or deleted): no session was stored.
-    #[diesel(sql_type = Bool)]
     pub(crate) session_stored: bool,
     /// The user the identity belongs to. Another than `user` only when a concurrent login
     /// gave the identity to another user first: the login is then run again.
-    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
     pub(crate) identity_user_id: Option<i64>,
     /// Another user holding the unionid this login reported, which its own user lacks: the two
     /// are one person, to be merged.
-    #[diesel(sql_type = diesel::sql_types::Nullable<BigInt>)]
     pub(crate) unionid_user_id: Option<i64>,
 }
 
@@ -245,9 +233,7 @@ pub(crate) mod review_state {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = meeting)]
-#[diesel(check_for_backend(diesel::pg::Pg))]
+#[derive(Debug, Clone)]
 pub(crate) struct Meeting {
     pub(crate) id: i64,
     pub(crate) title: String,
@@ -324,9 +310,7 @@ pub(crate) struct UserMeetingCounts {
     pub(crate) joined: i64,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = swiper_image)]
-#[diesel(check_for_backend(diesel::pg::Pg))]
+#[derive(Debug, Clone)]
 pub(crate) struct SwiperImage {
     pub(crate) id: i64,
     pub(crate) url: String,
@@ -356,39 +340,30 @@ pub(crate) struct LoginAttempt {
 }
 
 /// One login attempt, as `login_log` keeps it.
-#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
-#[diesel(table_name = login_log)]
-#[diesel(check_for_backend(diesel::pg::Pg))]
-pub struct LoginLogEntry {
-    pub(crate) id: i64,
-    pub user_id: Option<i64>,
-    pub openid_masked: String,
-    pub ip: String,
-    pub user_agent: String,
-    pub errno: i32,
-    pub add_time: DateTime<Utc>,
+#[derive(Debug, Clone)]
+pub(crate) struct LoginLogEntry {
+    pub(crate) user_id: Option<i64>,
+    pub(crate) openid_masked: String,
+    pub(crate) ip: String,
+    pub(crate) user_agent: String,
+    pub(crate) errno: i32,
+    pub(crate) add_time: DateTime<Utc>,
 }
 
 /// Attempts with one errno in the last minute and the last hour.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ErrnoCount {
-    #[diesel(sql_type = Integer)]
     pub(crate) errno: i32,
-    #[diesel(sql_type = BigInt)]
     pub(crate) last_minute: i64,
-    #[diesel(sql_type = BigInt)]
     pub(crate) last_hour: i64,
 }
 
 /// An app's attempts in the last hour. `app_id` is as stored: '' for the previous release's
 /// rows (the default app's).
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct AppCount {
-    #[diesel(sql_type = diesel::sql_types::Text)]
     pub(crate) app_id: String,
-    #[diesel(sql_type = BigInt)]
     pub(crate) success: i64,
-    #[diesel(sql_type = BigInt)]
     pub(crate) failure: i64,
 }
 
@@ -442,21 +417,18 @@ pub(crate) enum Restore {
 }
 
 /// Deletions for the admin page.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, QueryableByName)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct DeletionCounts {
     /// Requested, grace period not over or not yet swept.
-    #[diesel(sql_type = BigInt)]
     pub(crate) pending: i64,
-    #[diesel(sql_type = BigInt)]
     pub(crate) completed: i64,
     /// Accounts merged into an older one of the same person (not deletions: counted here because
     /// the status page reads both in one query).
-    #[diesel(sql_type = BigInt)]
     pub(crate) merged: i64,
 }
 
 /// A live session, without what makes it usable (its id and sealed session_key).
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub(crate) struct SessionRecord {
     pub(crate) id: String,
     pub(crate) created_at: DateTime<Utc>,
@@ -484,7 +456,7 @@ pub(crate) struct PersonalData {
 }
 
 /// A meeting reminder the user consented to, as `auth/export` shows it.
-#[derive(Debug, Clone, Queryable)]
+#[derive(Debug, Clone)]
 pub(crate) struct ReminderRecord {
     pub(crate) meeting_id: i64,
     pub(crate) title: String,

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod announce;
 pub mod api;
 pub(crate) mod apps;
+pub mod china_time;
 pub mod config;
 pub mod db;
 pub mod dev;

@@ -305,19 +305,6 @@ impl Metrics {
         self.db_pool_max.set(i64::from(max));
     }
 
-    pub(crate) fn set_admission(&self, stats: &crate::admission::AdmissionStats) {
-        let kind = stats.kind;
-        for (what, value) in [
-            ("limit", stats.limit),
-            ("in_flight", stats.in_flight),
-            ("queued", stats.queued),
-        ] {
-            self.admission
-                .with_label_values(&[kind, what])
-                .set(i64::try_from(value).unwrap_or(i64::MAX));
-        }
-    }
-
     /// Everything, in the Prometheus text exposition format.
     pub(crate) fn render(&self) -> Result<String, prometheus::Error> {
         let mut out = Vec::new();

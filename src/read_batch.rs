@@ -1,10 +1,10 @@
 //! Concurrent reads of one kind answered by one statement.
 //!
 //! Under load a short read costs far less in PostgreSQL's executor than in the round trip around
-//! it: a DbExecutor thread woken, a backend woken, the HTTP worker woken again, each on two cores
-//! shared by all of them. So while `max_in_flight` batches are at the database, the requests that
-//! arrive meanwhile wait for the next batch, and one statement answers them all. When nothing is
-//! in flight a request goes at once, alone: an idle server adds no latency.
+//! it: a DbExecutor thread woken, a backend woken, the HTTP worker woken again, each taking its
+//! turn on CPUs they all share. So while `max_in_flight` batches are at the database, the
+//! requests that arrive meanwhile wait for the next batch, and one statement answers them all.
+//! When nothing is in flight a request goes at once, alone: an idle server adds no latency.
 //!
 //! A batch is sent after every request in it arrived, so no request reads state older than its
 //! own arrival: the answers are as exact as one statement per request would give.

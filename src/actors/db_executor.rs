@@ -592,7 +592,7 @@ impl Shared {
 /// `user/index` batches at the database at once. One: a statement for a few hundred users takes
 /// a few milliseconds, more reads per second than an instance's HTTP workers can ask for, and
 /// every further batch in flight only splits the reads into smaller statements, each a wake-up
-/// of an executor thread, a backend and a worker, on the same cores (BENCHMARKS.md, figure 1c).
+/// of an executor thread, a backend and a worker, all taking turns on the same CPUs.
 /// The other reads and the logins keep the executor's remaining threads.
 const COUNT_BATCHES_IN_FLIGHT: usize = 1;
 

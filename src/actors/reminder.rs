@@ -19,8 +19,8 @@ use futures_util::StreamExt;
 
 use super::DbHandle;
 use super::wechat::{SendSubscribeMessage, WeChatClient};
-use crate::api::profile::china_time;
 use crate::apps::ServedApps;
+use crate::china_time::china_time;
 use crate::config::{MeetingField, Reminders};
 use crate::db::reminders::{DueReminder, Outcome, SendingApp};
 use crate::log_throttle::ERRORS;

@@ -6,18 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::extract::AuthUser;
-use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
 use crate::actors::session::Invalidate;
+use crate::china_time::{china_clock_text, china_time};
 use crate::db::reminders::reminder_status;
 use crate::domain::{PersonalData, Revoked};
 use crate::error::{ApiError, UnloginReason};
 use crate::wechat::mask_openid;
-
-/// `yyyy-MM-dd HH:mm:ss` China Standard Time, as the rest of the API shows times.
-fn shown(at: DateTime<Utc>) -> String {
-    china_time(at).format("%Y-%m-%d %H:%M:%S").to_string()
-}
 
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -64,7 +59,7 @@ pub(crate) async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> Ap
         }
     }
     ok(DeactivateAnswer {
-        delete_at: shown(pending.due_at),
+        delete_at: china_clock_text(pending.due_at),
         deleted,
     })
 }
@@ -198,7 +193,7 @@ impl ExportView {
     fn new(data: PersonalData, current_jti: &str, now: DateTime<Utc>) -> Self {
         let u = data.user;
         ExportView {
-            exported_at: shown(now),
+            exported_at: china_clock_text(now),
             profile: ProfileExport {
                 user_id: u.id,
                 username: u.username,
@@ -213,17 +208,17 @@ impl ExportView {
                 openid_masked: mask_openid(&u.weixin_openid),
                 has_unionid: u.unionid.is_some(),
             },
-            registered_at: shown(u.add_time),
-            last_login_at: u.last_login_time.map(shown),
+            registered_at: china_clock_text(u.add_time),
+            last_login_at: u.last_login_time.map(china_clock_text),
             last_login_ip: u.last_login_ip,
             sessions: data
                 .sessions
                 .into_iter()
                 .map(|s| SessionExport {
                     current: s.id == current_jti,
-                    created_at: shown(s.created_at),
-                    last_seen_at: shown(s.last_seen_at),
-                    expires_at: shown(s.expires_at),
+                    created_at: china_clock_text(s.created_at),
+                    last_seen_at: china_clock_text(s.last_seen_at),
+                    expires_at: china_clock_text(s.expires_at),
                     ip: s.client_ip,
                     user_agent: s.user_agent,
                 })
@@ -232,7 +227,7 @@ impl ExportView {
                 .logins
                 .into_iter()
                 .map(|l| LoginExport {
-                    time: shown(l.add_time),
+                    time: china_clock_text(l.add_time),
                     ip: l.ip,
                     user_agent: l.user_agent,
                     errno: l.errno,
@@ -246,11 +241,11 @@ impl ExportView {
                     title: m.title,
                     content: m.content,
                     location: m.location,
-                    start_time: shown(m.start_time),
-                    end_time: shown(m.end_time),
+                    start_time: china_clock_text(m.start_time),
+                    end_time: china_clock_text(m.end_time),
                     state: m.state,
                     cover: m.cover,
-                    add_time: shown(m.add_time),
+                    add_time: china_clock_text(m.add_time),
                 })
                 .collect(),
             meetings_joined: data
@@ -260,9 +255,9 @@ impl ExportView {
                     id: m.id,
                     title: m.title,
                     location: m.location,
-                    start_time: shown(m.start_time),
-                    end_time: shown(m.end_time),
-                    joined_at: shown(joined_at),
+                    start_time: china_clock_text(m.start_time),
+                    end_time: china_clock_text(m.end_time),
+                    joined_at: china_clock_text(joined_at),
                 })
                 .collect(),
             meeting_reminders: data
@@ -272,8 +267,8 @@ impl ExportView {
                     id: r.meeting_id,
                     title: r.title,
                     status: reminder_status::word(r.status),
-                    consented_at: shown(r.consented_at),
-                    finished_at: r.finished_at.map(shown),
+                    consented_at: china_clock_text(r.consented_at),
+                    finished_at: r.finished_at.map(china_clock_text),
                 })
                 .collect(),
             identities: data
@@ -291,7 +286,7 @@ impl ExportView {
                 .map(|(user_id, reason, at)| MergedExport {
                     user_id,
                     reason,
-                    merged_at: shown(at),
+                    merged_at: china_clock_text(at),
                 })
                 .collect(),
         }

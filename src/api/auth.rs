@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{AuthUser, JsonBody, client_ip, user_agent};
 use super::middleware::{DeadlineStart, REQUEST_DEADLINE};
 use super::profile::{
-    DEFAULT_NICKNAME, UserInfoView, china_time, validate_avatar, validate_gender, validate_nickname,
+    DEFAULT_NICKNAME, UserInfoView, validate_avatar, validate_gender, validate_nickname,
 };
 use super::{ApiResult, AppState, ok, ok_empty};
 use std::sync::Arc;
@@ -21,6 +21,7 @@ use crate::actors::wechat::Code2Session;
 use crate::actors::wechat::latency::WeChatLatency;
 use crate::actors::wechat::wecom::WeComLogin;
 use crate::apps::{ServedApp, ServedCorps, UnknownApp};
+use crate::china_time::china_clock_text;
 use crate::domain::{
     Identity, IdentityKind, LoginAttempt, NewSessionMeta, Profile, Revoked, SignIn, WxUser,
 };
@@ -692,5 +693,5 @@ pub(crate) async fn refresh(
 /// `yyyy-MM-dd HH:mm:ss` China Standard Time, as litemall-style clients show it.
 fn token_expire(expires_at: i64) -> String {
     let at = DateTime::<Utc>::from_timestamp(expires_at, 0).unwrap_or_else(Utc::now);
-    china_time(at).format("%Y-%m-%d %H:%M:%S").to_string()
+    china_clock_text(at)
 }

@@ -7,14 +7,14 @@
 //! read as China Standard Time: that is what the mini-program's date and time pickers produce.
 
 use actix_web::{HttpRequest, web};
-use chrono::{DateTime, Datelike, FixedOffset, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::content_check::{self, Text, Verdict};
 use super::extract::{AuthUser, JsonBody, QueryParams};
-use super::profile::china_time;
 use super::{ApiResult, AppState, ok};
 use crate::actors::wechat::Scene;
+use crate::china_time::{china_time, from_china_clock};
 use crate::db::reminders::{Consent, SubscribeOutcome};
 use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state, review_state};
 use crate::error::{ApiError, UnloginReason};
@@ -96,11 +96,7 @@ pub(crate) fn parse_client_time(raw: &str) -> Option<DateTime<Utc>> {
     let naive = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M"))
         .ok()?;
-    let cst = FixedOffset::east_opt(8 * 3600)?;
-    naive
-        .and_local_timezone(cst)
-        .single()
-        .map(|t| t.with_timezone(&Utc))
+    from_china_clock(naive)
 }
 
 /// `GET meeting/list?page=1&limit=10&state=`: newest start time first; `state` empty means all.
@@ -260,7 +256,7 @@ fn time_value(name: &str, raw: String) -> Result<DateTime<Utc>, ApiError> {
              (without an offset it is China Standard Time)"
         ))
     })?;
-    let year = super::profile::china_time(time).year();
+    let year = china_time(time).year();
     if !MEETING_YEARS.contains(&year) {
         return Err(ApiError::bad_value(format!(
             "{name} must be in the years {} to {} (got {year})",

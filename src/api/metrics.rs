@@ -49,8 +49,8 @@ pub(crate) async fn record_request(
 pub(crate) async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.db.pool();
     state.metrics.set_pool(&pool.state(), pool.max_size());
-    state.metrics.set_admission(&state.login_admission.stats());
-    state.metrics.set_admission(&state.db.admission().stats());
+    state.login_admission.report(&state.metrics.admission);
+    state.db.admission().report(&state.metrics.admission);
     match tokio::time::timeout(SESSION_COUNT_TIMEOUT, state.sessions.send(CountSessions)).await {
         Ok(Ok(live)) => state.metrics.sessions_live.set(live as i64),
         _ => ERRORS.log(

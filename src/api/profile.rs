@@ -2,13 +2,13 @@
 //! current flow: the client picks avatar and nickname after login and sends them separately).
 
 use actix_web::{HttpRequest, web};
-use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::content_check::{self, Text};
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
 use crate::actors::wechat::Scene;
+use crate::china_time::china_time;
 use crate::domain::{ProfileEdit, WxUser};
 use crate::error::{ApiError, UnloginReason};
 
@@ -16,14 +16,6 @@ use crate::error::{ApiError, UnloginReason};
 pub(crate) const DEFAULT_NICKNAME: &str = "微信用户";
 pub(crate) const MAX_NICKNAME_CHARS: usize = 64;
 pub(crate) const MAX_AVATAR_LEN: usize = 512;
-
-/// Dates shown to the client are China Standard Time, as the mini-program's users read them.
-pub fn china_time(t: DateTime<Utc>) -> DateTime<FixedOffset> {
-    match FixedOffset::east_opt(8 * 3600) {
-        Some(cst) => t.with_timezone(&cst),
-        None => t.fixed_offset(),
-    }
-}
 
 pub(crate) fn validate_nickname(raw: &str) -> Result<String, ApiError> {
     let nickname = raw.trim();

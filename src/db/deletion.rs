@@ -11,6 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
 
 use super::DbError;
+use super::models::WxUserRow;
 use super::schema::{account_deletion, login_log, meeting, meeting_member, wx_user};
 use crate::domain::{DeletionCounts, Pending, Restore, WxUser, user_status};
 use crate::wechat::mask_openid;
@@ -211,15 +212,15 @@ fn sweep_one(conn: &mut PgConnection, passed_over: &[i64]) -> Result<SweepOne, D
         };
         let user = match user_id {
             Some(user_id) => {
-                let locked: Option<WxUser> = wx_user::table
+                let locked = wx_user::table
                     .find(user_id)
-                    .select(WxUser::as_select())
+                    .select(WxUserRow::as_select())
                     .for_update()
                     .skip_locked()
-                    .first(conn)
+                    .first::<WxUserRow>(conn)
                     .optional()?;
                 match locked {
-                    Some(user) => Some(user),
+                    Some(user) => Some(WxUser::from(user)),
                     None if user_exists(conn, user_id)? => return Ok(SweepOne::Busy(request_id)),
                     None => None,
                 }
@@ -247,10 +248,11 @@ fn lock_user(conn: &mut PgConnection, user_id: i64) -> Result<Option<WxUser>, Db
     Ok(wx_user::table
         .find(user_id)
         .filter(wx_user::weixin_openid.ne(STAND_IN_OPENID))
-        .select(WxUser::as_select())
+        .select(WxUserRow::as_select())
         .for_update()
-        .first(conn)
-        .optional()?)
+        .first::<WxUserRow>(conn)
+        .optional()?
+        .map(WxUser::from))
 }
 
 fn close_request(conn: &mut PgConnection, request_id: i64) -> Result<(), DbError> {
@@ -330,11 +332,25 @@ fn stand_in_publisher(conn: &mut PgConnection) -> Result<i64, DbError> {
 }
 
 pub(crate) fn counts(conn: &mut PgConnection) -> Result<DeletionCounts, DbError> {
-    Ok(diesel::sql_query(
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        pending: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        completed: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        merged: i64,
+    }
+    let row: Row = diesel::sql_query(
         "SELECT count(*) FILTER (WHERE completed_at IS NULL) AS pending, \
                 count(*) FILTER (WHERE completed_at IS NOT NULL) AS completed, \
                 (SELECT count(*) FROM account_merge) AS merged \
          FROM account_deletion",
     )
-    .get_result(conn)?)
+    .get_result(conn)?;
+    Ok(DeletionCounts {
+        pending: row.pending,
+        completed: row.completed,
+        merged: row.merged,
+    })
 }

@@ -5,7 +5,7 @@
 //! both empty. Never by a production start. Loading is idempotent: demo meetings are recognised
 //! by their publisher (openid `demo-publisher`), swiper images are only added to an empty table.
 
-use chrono::{DateTime, NaiveTime, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::dsl::exists;
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
@@ -13,6 +13,7 @@ use diesel::sql_types::BigInt;
 use super::models::{NewMeeting, NewMeetingMember, NewSwiperImage, NewWxUser};
 use super::schema::{meeting, meeting_member, swiper_image, wx_user};
 use super::{DbError, setup};
+use crate::china_time::china_midnight;
 use crate::config::Config;
 use crate::domain::meeting_state;
 
@@ -241,12 +242,6 @@ fn lock(conn: &mut PgConnection) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Midnight of `now`'s day in China Standard Time, where the demo office is.
-fn cst_midnight(now: DateTime<Utc>) -> DateTime<Utc> {
-    let cst = TimeDelta::hours(8);
-    (now + cst).date_naive().and_time(NaiveTime::MIN).and_utc() - cst
-}
-
 fn seed_locked(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<SeedReport, DbError> {
     let mut report = SeedReport::default();
 
@@ -281,7 +276,7 @@ fn seed_locked(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<SeedReport
         ))
         .get_result(conn)?;
         if !published {
-            let midnight = cst_midnight(now);
+            let midnight = china_midnight(now);
             for (n, demo) in DEMO_MEETINGS.iter().enumerate() {
                 let start = midnight + TimeDelta::days(demo.day) + TimeDelta::minutes(demo.start);
                 let meeting_id: i64 = diesel::insert_into(meeting::table)
@@ -346,22 +341,6 @@ fn seed_locked(conn: &mut PgConnection, now: DateTime<Utc>) -> Result<SeedReport
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn days_start_at_midnight_in_china() {
-        // 2026-12-01 17:00 UTC is already 2026-12-02 01:00 in Beijing.
-        let now = Utc.with_ymd_and_hms(2026, 12, 1, 17, 0, 0).unwrap();
-        assert_eq!(
-            cst_midnight(now),
-            Utc.with_ymd_and_hms(2026, 12, 1, 16, 0, 0).unwrap()
-        );
-        let morning = Utc.with_ymd_and_hms(2026, 12, 1, 3, 0, 0).unwrap();
-        assert_eq!(
-            cst_midnight(morning),
-            Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap()
-        );
-    }
 
     #[test]
     fn demo_meetings_fit_the_schema_and_the_story() {

@@ -4,11 +4,12 @@
 use diesel::prelude::*;
 
 use super::DbError;
+use super::models::{LoginLogRow, MeetingRow, WxUserRow};
 use super::schema::{
     account_merge, login_log, meeting, meeting_member, meeting_reminder, user_identity,
     user_session, wx_user,
 };
-use crate::domain::{LoginLogEntry, Meeting, PersonalData, WxUser};
+use crate::domain::{PersonalData, ReminderRecord, SessionRecord};
 
 /// At most this many login_log rows and meetings each: what retention keeps is normally far less,
 /// and the answer must stay bounded whatever the table holds.
@@ -25,13 +26,13 @@ pub(crate) fn personal_data(
         .run(|conn| {
             let Some(user) = wx_user::table
                 .find(user_id)
-                .select(WxUser::as_select())
-                .first(conn)
+                .select(WxUserRow::as_select())
+                .first::<WxUserRow>(conn)
                 .optional()?
             else {
                 return Ok(None);
             };
-            let sessions = user_session::table
+            let sessions: Vec<SessionRecord> = user_session::table
                 .filter(user_session::user_id.eq(user_id))
                 .filter(user_session::revoked_at.is_null())
                 .filter(user_session::expires_at.gt(diesel::dsl::now))
@@ -45,27 +46,41 @@ pub(crate) fn personal_data(
                     user_session::user_agent,
                 ))
                 .limit(MAX_ROWS)
-                .load(conn)?;
+                .load(conn)?
+                .into_iter()
+                .map(
+                    |(id, created_at, last_seen_at, expires_at, client_ip, user_agent)| {
+                        SessionRecord {
+                            id,
+                            created_at,
+                            last_seen_at,
+                            expires_at,
+                            client_ip,
+                            user_agent,
+                        }
+                    },
+                )
+                .collect();
             let logins = login_log::table
                 .filter(login_log::user_id.eq(user_id))
                 .order((login_log::add_time.desc(), login_log::id.desc()))
-                .select(LoginLogEntry::as_select())
+                .select(LoginLogRow::as_select())
                 .limit(MAX_ROWS)
-                .load(conn)?;
+                .load::<LoginLogRow>(conn)?;
             let published = meeting::table
                 .filter(meeting::publisher_id.eq(user_id))
                 .order((meeting::start_time.desc(), meeting::id.desc()))
-                .select(Meeting::as_select())
+                .select(MeetingRow::as_select())
                 .limit(MAX_ROWS)
-                .load(conn)?;
+                .load::<MeetingRow>(conn)?;
             let joined = meeting_member::table
                 .inner_join(meeting::table)
                 .filter(meeting_member::user_id.eq(user_id))
                 .order((meeting_member::join_time.desc(), meeting::id.desc()))
-                .select((Meeting::as_select(), meeting_member::join_time))
+                .select((MeetingRow::as_select(), meeting_member::join_time))
                 .limit(MAX_ROWS)
-                .load(conn)?;
-            let reminders = meeting_reminder::table
+                .load::<(MeetingRow, _)>(conn)?;
+            let reminders: Vec<ReminderRecord> = meeting_reminder::table
                 .inner_join(meeting::table)
                 .filter(meeting_reminder::user_id.eq(user_id))
                 .order((meeting_reminder::consented_at.desc(), meeting::id.desc()))
@@ -77,7 +92,18 @@ pub(crate) fn personal_data(
                     meeting_reminder::finished_at,
                 ))
                 .limit(MAX_ROWS)
-                .load(conn)?;
+                .load(conn)?
+                .into_iter()
+                .map(
+                    |(meeting_id, title, status, consented_at, finished_at)| ReminderRecord {
+                        meeting_id,
+                        title,
+                        status,
+                        consented_at,
+                        finished_at,
+                    },
+                )
+                .collect();
             let identities = user_identity::table
                 .filter(user_identity::user_id.eq(user_id))
                 .order(user_identity::add_time)
@@ -99,11 +125,11 @@ pub(crate) fn personal_data(
                 .limit(MAX_ROWS)
                 .load(conn)?;
             Ok(Some(PersonalData {
-                user,
+                user: user.into(),
                 sessions,
-                logins,
-                published,
-                joined,
+                logins: logins.into_iter().map(Into::into).collect(),
+                published: published.into_iter().map(Into::into).collect(),
+                joined: joined.into_iter().map(|(m, at)| (m.into(), at)).collect(),
                 reminders,
                 identities,
                 merged,

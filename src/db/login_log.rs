@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::sql_types::{BigInt, Integer, Text, Timestamptz};
 
 use super::DbError;
-use super::models::NewLoginLogEntry;
+use super::models::{LoginLogRow, NewLoginLogEntry};
 use super::schema::{login_log, wx_user};
 use crate::domain::{AppCount, ErrnoCount, LoginAttempt, LoginLogEntry, LoginSummary, MinuteCount};
 
@@ -103,7 +103,16 @@ pub(crate) fn summary(
     now: DateTime<Utc>,
     recent: i64,
 ) -> Result<LoginSummary, DbError> {
-    let by_errno: Vec<ErrnoCount> = diesel::sql_query(
+    #[derive(QueryableByName)]
+    struct ErrnoRow {
+        #[diesel(sql_type = Integer)]
+        errno: i32,
+        #[diesel(sql_type = BigInt)]
+        last_minute: i64,
+        #[diesel(sql_type = BigInt)]
+        last_hour: i64,
+    }
+    let by_errno = diesel::sql_query(
         "SELECT errno,
                 count(*) FILTER (WHERE add_time > $1) AS last_minute,
                 count(*) AS last_hour
@@ -114,9 +123,25 @@ pub(crate) fn summary(
     )
     .bind::<Timestamptz, _>(now - TimeDelta::minutes(1))
     .bind::<Timestamptz, _>(now - TimeDelta::hours(1))
-    .load(conn)?;
+    .load::<ErrnoRow>(conn)?
+    .into_iter()
+    .map(|r| ErrnoCount {
+        errno: r.errno,
+        last_minute: r.last_minute,
+        last_hour: r.last_hour,
+    })
+    .collect();
 
-    let by_app: Vec<AppCount> = diesel::sql_query(
+    #[derive(QueryableByName)]
+    struct AppRow {
+        #[diesel(sql_type = Text)]
+        app_id: String,
+        #[diesel(sql_type = BigInt)]
+        success: i64,
+        #[diesel(sql_type = BigInt)]
+        failure: i64,
+    }
+    let by_app = diesel::sql_query(
         "SELECT app_id,
                 count(*) FILTER (WHERE errno = 0) AS success,
                 count(*) FILTER (WHERE errno <> 0) AS failure
@@ -126,7 +151,14 @@ pub(crate) fn summary(
           ORDER BY app_id",
     )
     .bind::<Timestamptz, _>(now - TimeDelta::hours(1))
-    .load(conn)?;
+    .load::<AppRow>(conn)?
+    .into_iter()
+    .map(|r| AppCount {
+        app_id: r.app_id,
+        success: r.success,
+        failure: r.failure,
+    })
+    .collect();
 
     let first_minute = start_of_minute(now) - TimeDelta::minutes(CHART_MINUTES as i64 - 1);
     let rows: Vec<MinuteRow> = diesel::sql_query(
@@ -156,8 +188,11 @@ pub(crate) fn summary(
     let recent = login_log::table
         .order((login_log::add_time.desc(), login_log::id.desc()))
         .limit(recent)
-        .select(LoginLogEntry::as_select())
-        .load(conn)?;
+        .select(LoginLogRow::as_select())
+        .load::<LoginLogRow>(conn)?
+        .into_iter()
+        .map(LoginLogEntry::from)
+        .collect();
 
     Ok(LoginSummary {
         by_errno,

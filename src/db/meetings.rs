@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::{count_star, exists};
 use diesel::prelude::*;
 
-use super::models::{NewMeeting, NewMeetingMember};
+use super::models::{MeetingRow, NewMeeting, NewMeetingMember};
 use super::schema::{meeting, meeting_member, wx_user};
 use super::{DbError, users};
 use crate::domain::{
@@ -29,7 +29,7 @@ pub(crate) fn list(
     let mut page = meeting::table
         .inner_join(wx_user::table)
         .filter(meeting::review_state.eq(review_state::VISIBLE))
-        .select((Meeting::as_select(), wx_user::nickname))
+        .select((MeetingRow::as_select(), wx_user::nickname))
         .into_boxed();
     if let Some(state) = state {
         count = count.filter(meeting::state.eq(state));
@@ -40,7 +40,7 @@ pub(crate) fn list(
         .order((meeting::start_time.desc(), meeting::id.desc()))
         .offset(offset)
         .limit(limit)
-        .load::<(Meeting, String)>(conn)?;
+        .load::<(MeetingRow, String)>(conn)?;
     Ok(MeetingPage {
         items: with_member_counts(conn, rows)?,
         total,
@@ -60,8 +60,8 @@ pub(crate) fn upcoming(
         .filter(meeting::start_time.gt(now))
         .order((meeting::start_time.asc(), meeting::id.asc()))
         .limit(limit)
-        .select((Meeting::as_select(), wx_user::nickname))
-        .load::<(Meeting, String)>(conn)?;
+        .select((MeetingRow::as_select(), wx_user::nickname))
+        .load::<(MeetingRow, String)>(conn)?;
     with_member_counts(conn, rows)
 }
 
@@ -69,8 +69,8 @@ pub(crate) fn find(conn: &mut PgConnection, id: i64) -> Result<Option<MeetingInf
     let row = meeting::table
         .inner_join(wx_user::table)
         .filter(meeting::id.eq(id))
-        .select((Meeting::as_select(), wx_user::nickname))
-        .first::<(Meeting, String)>(conn)
+        .select((MeetingRow::as_select(), wx_user::nickname))
+        .first::<(MeetingRow, String)>(conn)
         .optional()?;
     match row {
         Some(row) => Ok(with_member_counts(conn, vec![row])?.pop()),
@@ -104,10 +104,11 @@ pub(crate) fn publish(
     };
     conn.transaction(|conn| {
         users::lock_usable(conn, publisher_id)?;
-        let meeting = diesel::insert_into(meeting::table)
+        let meeting: Meeting = diesel::insert_into(meeting::table)
             .values(&new)
-            .returning(Meeting::as_returning())
-            .get_result(conn)?;
+            .returning(MeetingRow::as_returning())
+            .get_result::<MeetingRow>(conn)?
+            .into();
         let publisher_nickname = wx_user::table
             .find(meeting.publisher_id)
             .select(wx_user::nickname)
@@ -254,8 +255,8 @@ pub(crate) fn pending_review(
         .filter(meeting::review_state.eq(review_state::PENDING))
         .order((meeting::add_time.asc(), meeting::id.asc()))
         .limit(limit)
-        .select((Meeting::as_select(), wx_user::nickname))
-        .load::<(Meeting, String)>(conn)?;
+        .select((MeetingRow::as_select(), wx_user::nickname))
+        .load::<(MeetingRow, String)>(conn)?;
     with_member_counts(conn, rows)
 }
 
@@ -312,8 +313,9 @@ fn member_count(conn: &mut PgConnection, meeting_id: i64) -> Result<i64, DbError
 /// Adds the member counts of a page of meetings in one grouped query rather than one per row.
 fn with_member_counts(
     conn: &mut PgConnection,
-    rows: Vec<(Meeting, String)>,
+    rows: Vec<(MeetingRow, String)>,
 ) -> Result<Vec<MeetingInfo>, DbError> {
+    let rows: Vec<(Meeting, String)> = rows.into_iter().map(|(m, n)| (m.into(), n)).collect();
     let ids: Vec<i64> = rows.iter().map(|(m, _)| m.id).collect();
     let counts: HashMap<i64, i64> = if ids.is_empty() {
         HashMap::new()

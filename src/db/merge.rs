@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 
 use super::DbError;
+use super::models::WxUserRow;
 use super::schema::{account_merge, user_identity, wx_user};
 use crate::domain::{Identity, WxUser};
 
@@ -47,12 +48,7 @@ pub(crate) fn merge_by_unionid(
     session_id: &str,
 ) -> Result<Option<Merged>, DbError> {
     conn.transaction(|conn| {
-        let mut locked: Vec<WxUser> = wx_user::table
-            .filter(wx_user::id.eq_any([a, b]))
-            .order(wx_user::id)
-            .for_update()
-            .select(WxUser::as_select())
-            .load(conn)?;
+        let mut locked = lock_users(conn, &[a, b])?;
         if locked.len() != 2 {
             return Ok(None);
         }
@@ -138,13 +134,13 @@ fn merge_into(
         .clone()
         .or_else(|| unionid.map(str::to_string))
         .or_else(|| merged.unionid.clone());
-    let survivor: WxUser = diesel::update(wx_user::table.find(survivor.id))
+    let survivor: WxUserRow = diesel::update(wx_user::table.find(survivor.id))
         .set((
             wx_user::mobile.eq(mobile),
             wx_user::unionid.eq(unionid),
             wx_user::update_time.eq(diesel::dsl::now),
         ))
-        .returning(WxUser::as_returning())
+        .returning(WxUserRow::as_returning())
         .get_result(conn)?;
     diesel::insert_into(account_merge::table)
         .values((
@@ -154,7 +150,7 @@ fn merge_into(
         ))
         .execute(conn)?;
     diesel::delete(wx_user::table.find(merged.id)).execute(conn)?;
-    Ok(survivor)
+    Ok(survivor.into())
 }
 
 /// `auth/link_weixin` and `auth/link_wecom`: attaches `identity` (with the `unionid` WeChat
@@ -193,12 +189,7 @@ pub(crate) fn link(
         let ids: Vec<i64> = std::iter::once(caller)
             .chain(others.iter().copied())
             .collect();
-        let locked: Vec<WxUser> = wx_user::table
-            .filter(wx_user::id.eq_any(&ids))
-            .order(wx_user::id)
-            .for_update()
-            .select(WxUser::as_select())
-            .load(conn)?;
+        let locked = lock_users(conn, &ids)?;
         let Some(me) = locked
             .iter()
             .find(|u| u.id == caller)
@@ -230,9 +221,23 @@ pub(crate) fn link(
         if let (None, Some(u)) = (&me.unionid, unionid) {
             me = diesel::update(wx_user::table.find(caller))
                 .set(wx_user::unionid.eq(u))
-                .returning(WxUser::as_returning())
-                .get_result(conn)?;
+                .returning(WxUserRow::as_returning())
+                .get_result::<WxUserRow>(conn)?
+                .into();
         }
         Ok(Some((me, merged)))
     })
+}
+
+/// The users among `ids`, locked for update in id order.
+fn lock_users(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<WxUser>, DbError> {
+    Ok(wx_user::table
+        .filter(wx_user::id.eq_any(ids))
+        .order(wx_user::id)
+        .for_update()
+        .select(WxUserRow::as_select())
+        .load::<WxUserRow>(conn)?
+        .into_iter()
+        .map(WxUser::from)
+        .collect())
 }

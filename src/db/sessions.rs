@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
 
 use super::DbError;
-use super::models::NewWxUser;
+use super::models::{NewWxUser, WxUserRow};
 use super::schema::{user_session, wx_user};
 use super::sealed::SessionKeyCipher;
 use crate::domain::{
@@ -143,7 +143,18 @@ fn login_once(
         add_time: login.at,
         update_time: login.at,
     };
-    let record = diesel::sql_query(
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(embed)]
+        user: WxUserRow,
+        #[diesel(sql_type = Bool)]
+        session_stored: bool,
+        #[diesel(sql_type = Nullable<BigInt>)]
+        identity_user_id: Option<i64>,
+        #[diesel(sql_type = Nullable<BigInt>)]
+        unionid_user_id: Option<i64>,
+    }
+    let row: Option<Row> = diesel::sql_query(
         "WITH known AS (
              SELECT user_id FROM user_identity WHERE app_id = $11 AND subject = $12
          ), legacy AS (
@@ -221,7 +232,12 @@ fn login_once(
     .bind::<Text, _>(clip(&login.user_agent, 255))
     .get_result(conn)
     .optional()?;
-    Ok(record)
+    Ok(row.map(|r| LoginRecord {
+        user: r.user.into(),
+        session_stored: r.session_stored,
+        identity_user_id: r.identity_user_id,
+        unionid_user_id: r.unionid_user_id,
+    }))
 }
 
 /// Gives every user without an identity (made before identities existed, or by the previous

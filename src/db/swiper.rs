@@ -3,6 +3,7 @@
 use diesel::prelude::*;
 
 use super::DbError;
+use super::models::SwiperImageRow;
 use super::schema::swiper_image;
 use crate::domain::SwiperImage;
 
@@ -13,6 +14,9 @@ pub(crate) fn enabled(conn: &mut PgConnection) -> Result<Vec<SwiperImage>, DbErr
     Ok(swiper_image::table
         .filter(swiper_image::enabled)
         .order((swiper_image::sort_order.asc(), swiper_image::id.asc()))
-        .select(SwiperImage::as_select())
-        .load(conn)?)
+        .select(SwiperImageRow::as_select())
+        .load::<SwiperImageRow>(conn)?
+        .into_iter()
+        .map(SwiperImage::from)
+        .collect())
 }

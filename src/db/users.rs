@@ -3,16 +3,17 @@
 use diesel::prelude::*;
 
 use super::DbError;
-use super::models::ProfileChange;
+use super::models::{ProfileChange, WxUserRow};
 use super::schema::{account_deletion, wx_user};
 use crate::domain::{MobileBinding, ProfileEdit, WxUser, user_status};
 
 pub(crate) fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, DbError> {
     Ok(wx_user::table
         .find(id)
-        .select(WxUser::as_select())
-        .first(conn)
-        .optional()?)
+        .select(WxUserRow::as_select())
+        .first::<WxUserRow>(conn)
+        .optional()?
+        .map(WxUser::from))
 }
 
 /// Makes sure the user may act, for a write on their behalf: in the write's transaction, before
@@ -80,9 +81,10 @@ pub(crate) fn update_profile(
             .filter(wx_user::deleted.eq(false)),
     )
     .set((&change, wx_user::update_time.eq(diesel::dsl::now)))
-    .returning(WxUser::as_returning())
-    .get_result(conn)
-    .optional()?)
+    .returning(WxUserRow::as_returning())
+    .get_result::<WxUserRow>(conn)
+    .optional()?
+    .map(WxUser::from))
 }
 
 /// Sets the account status (0 usable, 1 disabled). The trigger `wx_user_revoke_sessions` revokes
@@ -97,10 +99,11 @@ pub(crate) fn set_status(
     conn.transaction(|conn| {
         let Some(user) = wx_user::table
             .find(user_id)
-            .select(WxUser::as_select())
+            .select(WxUserRow::as_select())
             .for_update()
-            .first(conn)
+            .first::<WxUserRow>(conn)
             .optional()?
+            .map(WxUser::from)
         else {
             return Ok(None);
         };
@@ -121,8 +124,9 @@ pub(crate) fn set_status(
                 wx_user::status.eq(status),
                 wx_user::update_time.eq(diesel::dsl::now),
             ))
-            .returning(WxUser::as_returning())
-            .get_result(conn)
-            .optional()?)
+            .returning(WxUserRow::as_returning())
+            .get_result::<WxUserRow>(conn)
+            .optional()?
+            .map(WxUser::from))
     })
 }

@@ -117,7 +117,13 @@ pub(super) async fn build(
         Some(key) => SessionKeyCipher::new(&key),
         None => SessionKeyCipher::derived_from(config.jwt_secret.expose()),
     };
-    let (login_admission, db_admission) = admission::for_instance(db_threads, &metrics);
+    let capacity = admission::Capacity {
+        db_connections: db_threads,
+        // Under the WeChat clients' own cap on calls in flight, so that an admitted login is never
+        // refused there, with room left for bindPhone's calls.
+        max_logins: crate::actors::wechat::MAX_IN_FLIGHT - 64,
+    };
+    let (login_admission, db_admission) = admission::for_instance(capacity, &metrics);
     let db = DbHandle::start(pool.clone(), cipher, db_threads, db_admission);
     // Only dev mode: a production database must never receive demo rows by accident.
     if config.is_dev_mode() {

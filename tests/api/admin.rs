@@ -10,8 +10,8 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 use wxauth::actors::login_log::LoginLogPruner;
 use wxauth::db::login_log;
+use wxauth::db::models::LoginLogRow;
 use wxauth::db::schema::{login_log as login_log_table, wx_user};
-use wxauth::domain::LoginLogEntry;
 use wxauth::wechat::mask_openid;
 
 use crate::helpers::{TEST_APPID, TestApp, captured_logs_in_every_format};
@@ -36,12 +36,12 @@ fn bearer(token: &str) -> String {
 
 /// `login_log` rows, oldest attempt first, once at least `n` are there: the handler does not wait
 /// for its row, so it lands a moment after the answer (and rows may land out of order).
-async fn login_log_rows(app: &TestApp, n: usize) -> Vec<LoginLogEntry> {
+async fn login_log_rows(app: &TestApp, n: usize) -> Vec<LoginLogRow> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let rows: Vec<LoginLogEntry> = login_log_table::table
+        let rows: Vec<LoginLogRow> = login_log_table::table
             .order(login_log_table::add_time.asc())
-            .select(LoginLogEntry::as_select())
+            .select(LoginLogRow::as_select())
             .load(&mut app.db())
             .expect("query");
         if rows.len() >= n || Instant::now() > deadline {

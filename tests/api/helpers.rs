@@ -10,9 +10,9 @@ use diesel::prelude::*;
 use serde_json::Value;
 use wxauth::api::AppState;
 use wxauth::config::{Config, MiniProgram, Secret, WeChatMode, WeComApp};
+use wxauth::db::models::WxUserRow;
 use wxauth::db::schema::wx_user;
 use wxauth::dev::fake_wechat::{self as fake, FakeWeChat, MintedCode};
-use wxauth::domain::WxUser;
 use wxauth::startup::Application;
 
 use crate::database::{DropDb, pg_url};
@@ -561,10 +561,10 @@ impl TestApp {
         PgConnection::establish(&self.db_url).expect("test db connection")
     }
 
-    pub fn user_by_openid(&self, openid: &str) -> Option<WxUser> {
+    pub fn user_by_openid(&self, openid: &str) -> Option<WxUserRow> {
         wx_user::table
             .filter(wx_user::weixin_openid.eq(openid))
-            .select(WxUser::as_select())
+            .select(WxUserRow::as_select())
             .first(&mut self.db())
             .optional()
             .expect("query")

@@ -43,7 +43,7 @@ async fn first_login_creates_the_user_and_answers_token_and_user_info() {
     assert_eq!(info["userLevel"], 0);
     assert_eq!(info["userLevelDesc"], "普通用户");
     assert!(info.get("phone").is_none(), "no phone before one is bound");
-    let today = wxauth::api::profile::china_time(Utc::now())
+    let today = wxauth::china_time::china_time(Utc::now())
         .format("%Y-%m-%d")
         .to_string();
     assert_eq!(info["registerDate"], today);

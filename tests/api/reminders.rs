@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Timelike, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::api::profile::china_time;
+use wxauth::china_time::china_time;
 use wxauth::config::Config;
 use wxauth::db::schema::{meeting, meeting_reminder, wx_user};
 use wxauth::dev::fake_wechat::Fault;

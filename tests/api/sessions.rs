@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use serde_json::json;
 use wxauth::actors::listener::APPLICATION_NAME;
 use wxauth::actors::session::CachedSessions;
-use wxauth::api::profile::china_time;
+use wxauth::china_time::china_time;
 use wxauth::db::schema::{user_session, wx_user};
 
 use crate::helpers::TestApp;
