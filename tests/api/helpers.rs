@@ -16,6 +16,7 @@ use wxauth::domain::WxUser;
 use wxauth::startup::Application;
 
 use crate::database::{DropDb, pg_url};
+pub use crate::reply::Reply;
 
 // Letters only: tests look for numbers (errcodes, ids) in /metrics, where appids are labels.
 pub const TEST_APPID: &str = "wxtestoaappidabcde";
@@ -160,10 +161,7 @@ impl TestAppBuilder {
 
     pub async fn spawn(self) -> TestApp {
         init_logging();
-        let database = Arc::new(DropDb(format!(
-            "wxauth_t_{}",
-            uuid::Uuid::new_v4().simple()
-        )));
+        let database = Arc::new(DropDb::fresh());
         let db_url = pg_url(&database.0);
         let jwt_secret = format!("jwt-{}", uuid::Uuid::new_v4().simple());
         let wechat_secret = format!("appsecret-{}", uuid::Uuid::new_v4().simple());
@@ -221,35 +219,6 @@ pub fn spawn_fake(fake: Arc<FakeWeChat>) -> String {
         .run();
     actix_web::rt::spawn(server);
     format!("http://127.0.0.1:{port}")
-}
-
-/// A response: HTTP status and the JSON body (Null when the body is not JSON).
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    pub raw: String,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn errno(&self) -> i64 {
-        self.body["errno"].as_i64().unwrap_or(i64::MIN)
-    }
-
-    pub fn token(&self) -> String {
-        self.body["data"]["token"]
-            .as_str()
-            .expect("a token in the answer")
-            .to_string()
-    }
 }
 
 impl TestApp {
@@ -343,31 +312,12 @@ impl TestApp {
         Self::builder().spawn().await
     }
 
-    async fn finish<S>(mut response: awc::ClientResponse<S>) -> Reply
+    async fn finish<S>(response: awc::ClientResponse<S>) -> Reply
     where
         S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
             + Unpin,
     {
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).to_string(),
-                )
-            })
-            .collect();
-        let bytes = response.body().limit(1 << 20).await.expect("body");
-        let raw = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            body,
-            raw,
-            headers,
-        }
+        Reply::read(response).await.expect("body")
     }
 
     /// POST a raw body (so tests can send broken JSON) to a path under the API root.

@@ -3,16 +3,17 @@
 //! the demo data a developer sees in dev mode.
 
 use std::collections::HashSet;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::config::{VARIABLES, WeChatMode};
+use wxauth::config::WeChatMode;
 use wxauth::db::demo::{self, DEMO_PUBLISHER_OPENID};
 use wxauth::db::models::NewSwiperImage;
 use wxauth::db::schema::{meeting, meeting_member, swiper_image};
 
+use crate::binary::BinaryApp;
 use crate::helpers::{Reply, TEST_APPID, TestApp};
 
 // ---- the story's props ----
@@ -806,15 +807,11 @@ async fn publish_join_leave_and_user_index_need_a_token_the_rest_is_public() {
 /// Runs the wxauth binary against the test's database, with nothing of the developer's
 /// environment leaking in.
 fn wxauth(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
-    for var in VARIABLES {
-        cmd.env_remove(var.name());
-    }
-    cmd.args(args)
+    BinaryApp::builder()
+        .args(args)
         .env("DATABASE_URL", &app.db_url)
-        .envs(env.iter().copied())
-        .output()
-        .expect("the binary runs")
+        .envs(env)
+        .run()
 }
 
 #[derive(Debug, PartialEq, Eq)]
