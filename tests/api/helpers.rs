@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use diesel::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wxauth::api::AppState;
 use wxauth::config::{Config, MiniProgram, Secret, WeChatMode};
 use wxauth::db::schema::wx_user;
@@ -221,6 +222,34 @@ pub fn spawn_fake(fake: Arc<FakeWeChat>) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+// ---- the meeting app's props ----
+
+/// As a client with a UTC clock sends a time.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// A valid publish body for a one-hour meeting.
+pub fn meeting_body_at(title: &str, start: DateTime<Utc>) -> Value {
+    json!({
+        "title": title,
+        "content": "议程：1. 上周工作回顾；2. 本周计划。",
+        "location": "3号楼305会议室",
+        "startTime": iso(start),
+        "endTime": iso(start + TimeDelta::hours(1)),
+    })
+}
+
+/// A valid publish body for a one-hour meeting starting `hours` from now.
+pub fn meeting_body(title: &str, hours: i64) -> Value {
+    meeting_body_at(title, Utc::now() + TimeDelta::hours(hours))
+}
+
+/// The id of a meeting as the API shows it.
+pub fn id_of(meeting: &Value) -> i64 {
+    meeting["id"].as_i64().expect("a meeting id")
+}
+
 impl TestApp {
     /// Polls until `user/index` with this token answers `errno`, or the deadline passes; how
     /// long that took.
@@ -312,6 +341,13 @@ impl TestApp {
         Self::builder().spawn().await
     }
 
+    /// The harness's app with the named test user logged in; the app and the user's token.
+    pub async fn with_user(user: &str) -> (TestApp, String) {
+        let app = Self::spawn().await;
+        let token = app.login_ok(user).await;
+        (app, token)
+    }
+
     async fn finish<S>(response: awc::ClientResponse<S>) -> Reply
     where
         S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
@@ -393,6 +429,15 @@ impl TestApp {
         Self::finish(req.send().await.expect("request")).await
     }
 
+    /// POST, without a body, to `/admin/{path}` with this bearer token (none: no header).
+    pub async fn admin_post(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.http.post(format!("{}/admin/{path}", self.base));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        Self::finish(req.send().await.expect("admin request")).await
+    }
+
     pub fn code_for(&self, user: &str) -> MintedCode {
         self.fake.mint_code(user)
     }
@@ -423,6 +468,13 @@ impl TestApp {
         let reply = self.login(user).await;
         assert_eq!(reply.errno(), 0, "login of {user} failed: {}", reply.raw);
         reply.token()
+    }
+
+    /// Publishes a meeting; the meeting as the answer shows it.
+    pub async fn publish(&self, token: &str, body: &Value) -> Value {
+        let reply = self.post("meeting/publish", body, Some(token)).await;
+        assert_eq!(reply.errno(), 0, "publish {body}: {}", reply.raw);
+        reply.body["data"].clone()
     }
 
     /// A current client's getPhoneNumber: the button's code, sent to `auth/bindPhone`.
