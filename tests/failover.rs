@@ -11,20 +11,30 @@
 //! to the new primary), a logout on one is refused by the other within 1 s, and both stop
 //! cleanly.
 
+// Shared with the api tests, which use all of them; this binary uses a part.
+#[allow(dead_code)]
 #[path = "api/binary.rs"]
 mod binary;
+#[allow(dead_code)]
+#[path = "api/database.rs"]
+mod database;
+#[allow(dead_code)]
+#[path = "api/reply.rs"]
+mod reply;
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use awc::http::Method;
 use base64::Engine;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use binary::{Binary, free_port};
+use binary::BinaryApp;
+use database::Count;
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 const CLIENTS_PER_INSTANCE: usize = 3;
@@ -69,30 +79,17 @@ impl Driver {
     async fn call(
         &self,
         instance: usize,
-        method: &str,
+        method: Method,
         path: &str,
         body: Option<Value>,
         token: Option<&str>,
     ) -> (Option<Value>, Duration) {
         let url = format!("{}{path}", self.bases[instance]);
-        let mut req = if method == "POST" {
-            self.http.post(url)
-        } else {
-            self.http.get(url)
-        };
-        if let Some(t) = token {
-            req = req.insert_header(("X-OA-Token", t));
-        }
+        let headers: Vec<(&str, &str)> = token.map(|t| ("X-OA-Token", t)).into_iter().collect();
         let started = Instant::now();
-        let sent = match body {
-            Some(b) => req.send_json(&b).await,
-            None => req.send().await,
-        };
+        let sent = binary::send(&self.http, method, &url, &headers, body.as_ref()).await;
         let value = match sent {
-            Ok(mut resp) => {
-                let body = resp.body().limit(1 << 16).await;
-                body.ok().and_then(|b| serde_json::from_slice(&b).ok())
-            }
+            Ok(reply) => Some(reply.body).filter(|b| !b.is_null()),
             Err(e) => {
                 eprintln!("instance {instance} {path}: {e}");
                 None
@@ -124,7 +121,7 @@ impl Driver {
         let (minted, _) = self
             .call(
                 instance,
-                "POST",
+                Method::POST,
                 &format!("/__wechat/fake/code?user={user}"),
                 None,
                 None,
@@ -136,7 +133,7 @@ impl Driver {
         let (answer, latency) = self
             .call(
                 instance,
-                "POST",
+                Method::POST,
                 "/oapro/wx/auth/login_by_weixin",
                 Some(json!({ "code": code })),
                 None,
@@ -156,7 +153,13 @@ impl Driver {
 
     async fn errno(&self, instance: usize, token: &str) -> Option<i64> {
         let (answer, _) = self
-            .call(instance, "GET", "/oapro/wx/user/index", None, Some(token))
+            .call(
+                instance,
+                Method::GET,
+                "/oapro/wx/user/index",
+                None,
+                Some(token),
+            )
             .await;
         answer.and_then(|a| a["errno"].as_i64())
     }
@@ -171,7 +174,13 @@ impl Driver {
             match self.login(phase, instance, &user).await {
                 Some(token) => {
                     let (read, latency) = self
-                        .call(instance, "GET", "/oapro/wx/user/index", None, Some(&token))
+                        .call(
+                            instance,
+                            Method::GET,
+                            "/oapro/wx/user/index",
+                            None,
+                            Some(&token),
+                        )
                         .await;
                     self.note(phase, instance, "read", &read, latency);
                 }
@@ -209,7 +218,9 @@ impl Driver {
     async fn ready_with_listener(&self, instance: usize, limit: Duration) -> Duration {
         let started = Instant::now();
         loop {
-            let (ready, _) = self.call(instance, "GET", "/readyz", None, None).await;
+            let (ready, _) = self
+                .call(instance, Method::GET, "/readyz", None, None)
+                .await;
             let ready = ready.unwrap_or(Value::Null);
             if ready["status"] == "ready" && ready["listener"]["state"] == "ok" {
                 return started.elapsed();
@@ -232,12 +243,6 @@ fn jti_of(token: &str) -> String {
     claims["jti"].as_str().expect("jti").to_string()
 }
 
-#[derive(QueryableByName)]
-struct N {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
 #[actix_web::test]
 #[ignore = "needs a primary and a synchronous standby: run with scripts/failover-test"]
 async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
@@ -248,22 +253,14 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
         "postgres://postgres@127.0.0.1:{primary_port},127.0.0.1:{standby_port}/{DATABASE}\
          ?target_session_attrs=read-write&connect_timeout=2&sslmode=disable"
     );
-    let env = || -> HashMap<String, String> {
-        [
-            ("DATABASE_URL", database_url.clone()),
-            ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
-            ("JWT_SECRET", JWT_SECRET.to_string()),
-            ("DB_POOL_SIZE", "4".to_string()),
-            ("RATE_LOGIN_PER_IP", "0".to_string()),
-            ("RATE_LOGIN_PER_OPENID", "0".to_string()),
-            ("SHUTDOWN_DRAIN_SECS", "0".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    };
-    let exe = env!("CARGO_BIN_EXE_wxauth");
-    let mut instances = [Binary::start(exe, &env()), Binary::start(exe, &env())];
+    let instance = BinaryApp::builder()
+        .env("DATABASE_URL", database_url.clone())
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("DB_POOL_SIZE", "4")
+        .env("RATE_LOGIN_PER_IP", "0")
+        .env("RATE_LOGIN_PER_OPENID", "0")
+        .env("SHUTDOWN_DRAIN_SECS", "0");
+    let mut instances = [instance.clone().start().await, instance.start().await];
     // The script kills them if this process is killed before it can.
     if let Ok(path) = std::env::var("FAILOVER_PIDS_FILE") {
         let mut file = std::fs::File::create(path).expect("pids file");
@@ -304,7 +301,7 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
         let (answer, _) = driver
             .call(
                 i % 2,
-                "POST",
+                Method::POST,
                 "/oapro/wx/auth/logout",
                 Some(json!({})),
                 Some(token),
@@ -343,7 +340,9 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
         let without_primary: Vec<Value> = futures_util::future::join_all((0..2).map(|instance| {
             let driver = &driver;
             async move {
-                let (ready, _) = driver.call(instance, "GET", "/readyz", None, None).await;
+                let (ready, _) = driver
+                    .call(instance, Method::GET, "/readyz", None, None)
+                    .await;
                 ready.unwrap_or(Value::Null)["status"].clone()
             }
         }))
@@ -459,7 +458,7 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
     let during = logins.len() - before.len();
     let mut conn = PgConnection::establish(&new_primary).expect("connect to the new primary");
     for login in &logins {
-        let live: N = diesel::sql_query(
+        let live: Count = diesel::sql_query(
             "SELECT count(*) AS n FROM user_session WHERE id = $1 AND revoked_at IS NULL",
         )
         .bind::<diesel::sql_types::Text, _>(jti_of(&login.token))
@@ -487,7 +486,7 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
             );
         }
     }
-    let dupes: N =
+    let dupes: Count =
         diesel::sql_query("SELECT count(*) - count(DISTINCT weixin_openid) AS n FROM wx_user")
             .get_result(&mut conn)
             .expect("query");
@@ -510,7 +509,7 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
         let (answer, _) = driver
             .call(
                 from,
-                "POST",
+                Method::POST,
                 "/oapro/wx/auth/logout",
                 Some(json!({})),
                 Some(&token),
@@ -532,7 +531,7 @@ async fn acknowledged_logins_survive_a_failover_to_the_synchronous_standby() {
     for (instance, bin) in instances.iter_mut().enumerate() {
         bin.signal("TERM");
         assert_eq!(
-            bin.wait_exit(Duration::from_secs(20)),
+            bin.wait_exit(Duration::from_secs(20)).await,
             Some(0),
             "instance {instance} stops cleanly; log:\n{}",
             bin.log_text()

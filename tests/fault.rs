@@ -12,29 +12,36 @@
 //!    listener's connection (no data, no close). Asserts: a logout on the other instance is
 //!    refused there within 5 s; a user disabled in SQL cannot write there; the listener recovers.
 
+// Shared with the api tests, which use all of them; this binary uses a part.
+#[allow(dead_code)]
 #[path = "api/binary.rs"]
 mod binary;
+#[allow(dead_code)]
 #[path = "api/database.rs"]
 mod database;
 #[path = "api/db_proxy.rs"]
 mod db_proxy;
+#[allow(dead_code)]
+#[path = "api/reply.rs"]
+mod reply;
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use awc::http::Method;
 use base64::Engine;
 use diesel::prelude::*;
 use serde_json::{Value, json};
 
-use binary::{Binary, free_port};
-use database::{DropDb, PG_SERVER};
+use binary::{BinaryApp, free_port};
+use database::{Count, count};
 use db_proxy::DbProxy;
 use wxauth::dev::fake_wechat::{FakeWeChat, Fault};
 
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 const CLIENTS: usize = 6;
+const JWT_SECRET: &str = "fault-test-jwt-secret-0123456789abcdef";
 
 #[derive(Debug, Clone)]
 struct Outcome {
@@ -61,36 +68,20 @@ struct Driver {
 impl Driver {
     async fn call(
         &self,
-        method: &str,
+        method: Method,
         path: &str,
         body: Option<Value>,
         token: Option<&str>,
     ) -> (Option<Value>, Duration) {
         let url = format!("{}{path}", self.base);
-        let mut req = if method == "POST" {
-            self.http.post(url)
-        } else {
-            self.http.get(url)
-        };
-        if let Some(t) = token {
-            req = req.insert_header(("X-OA-Token", t));
-        }
+        let headers: Vec<(&str, &str)> = token.map(|t| ("X-OA-Token", t)).into_iter().collect();
         let started = Instant::now();
-        let sent = match body {
-            Some(b) => req.send_json(&b).await,
-            None => req.send().await,
-        };
+        let sent = binary::send(&self.http, method, &url, &headers, body.as_ref()).await;
         let value = match sent {
-            Ok(mut resp) => {
-                let status = resp.status();
-                let body = resp.body().limit(1 << 16).await;
-                match body.ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-                    Some(v) => Some(v),
-                    None => {
-                        eprintln!("{path}: HTTP {status}, body not JSON");
-                        None
-                    }
-                }
+            Ok(reply) if !reply.body.is_null() => Some(reply.body),
+            Ok(reply) => {
+                eprintln!("{path}: HTTP {}, body not JSON", reply.status);
+                None
             }
             Err(e) => {
                 eprintln!("{path}: {e}");
@@ -125,7 +116,7 @@ impl Driver {
             n += 1;
             let (minted, _) = self
                 .call(
-                    "POST",
+                    Method::POST,
                     &format!("/__wechat/fake/code?user={user}"),
                     None,
                     None,
@@ -146,7 +137,7 @@ impl Driver {
                 .to_string();
             let (answer, latency) = self
                 .call(
-                    "POST",
+                    Method::POST,
                     "/oapro/wx/auth/login_by_weixin",
                     Some(json!({ "code": code })),
                     None,
@@ -163,7 +154,7 @@ impl Driver {
                     .logins
                     .push((openid, token.clone()));
                 let (read, latency) = self
-                    .call("GET", "/oapro/wx/user/index", None, Some(&token))
+                    .call(Method::GET, "/oapro/wx/user/index", None, Some(&token))
                     .await;
                 self.note(phase, "read", &read, latency);
             }
@@ -189,7 +180,7 @@ impl Driver {
 
     async fn set_fault(&self, fault: Value) {
         let (answer, _) = self
-            .call("POST", "/__wechat/fake/fault", Some(fault), None)
+            .call(Method::POST, "/__wechat/fake/fault", Some(fault), None)
             .await;
         assert!(answer.is_some(), "the fake takes the fault");
     }
@@ -207,29 +198,19 @@ fn jti_of(token: &str) -> String {
 #[actix_web::test]
 #[ignore = "half a minute against the release binary: run with scripts/fault-test"]
 async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
-    let db = format!("wxauth_fault_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = DropDb(db.clone());
-    let db_url = format!("{PG_SERVER}/{db}");
     let proxy = DbProxy::start();
-    let env: HashMap<String, String> = [
-        (
-            "DATABASE_URL",
-            format!("postgres://postgres@127.0.0.1:{}/{db}", proxy.port),
-        ),
-        ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
-        (
-            "JWT_SECRET",
-            "fault-test-jwt-secret-0123456789abcdef".to_string(),
-        ),
-        ("DB_POOL_SIZE", "4".to_string()),
-        ("RATE_LOGIN_PER_IP", "0".to_string()),
-        ("RATE_LOGIN_PER_OPENID", "0".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let exe = env!("CARGO_BIN_EXE_wxauth");
-    let mut bin = Binary::start(exe, &env);
+    let deployment = BinaryApp::builder()
+        // A fixed address: the same deployment starts again there after the kill.
+        .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("DB_POOL_SIZE", "4")
+        .env("RATE_LOGIN_PER_IP", "0")
+        .env("RATE_LOGIN_PER_OPENID", "0");
+    let db_url = deployment.db_url();
+    let mut bin = deployment
+        .env("DATABASE_URL", proxy.url_for(&db_url))
+        .start()
+        .await;
     let driver = Driver {
         base: bin.base.clone(),
         http: awc::Client::builder()
@@ -255,16 +236,16 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
     };
     futures_util::future::join(killing, kill).await;
     assert_eq!(
-        bin.wait_exit(Duration::from_secs(5)),
+        bin.wait_exit(Duration::from_secs(5)).await,
         None,
         "killed, no exit code"
     );
     let restarted_at = Instant::now();
-    let _restarted = Binary::start(exe, &env);
+    let _restarted = bin.again().start().await;
     println!("restart to ready: {:?}", restarted_at.elapsed());
     for token in before_kill.iter().rev().take(20) {
         let (answer, _) = driver
-            .call("GET", "/oapro/wx/user/index", None, Some(token))
+            .call(Method::GET, "/oapro/wx/user/index", None, Some(token))
             .await;
         let answer = answer.expect("an envelope");
         // A token whose user logged in again since is still its own session: still valid.
@@ -277,7 +258,7 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
         proxy.cut();
         actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
-        let (ready, _) = driver.call("GET", "/readyz", None, None).await;
+        let (ready, _) = driver.call(Method::GET, "/readyz", None, None).await;
         actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
         proxy.restore();
         ready
@@ -291,7 +272,7 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
         "/readyz reflects the outage"
     );
     driver.load("database-back", Duration::from_secs(3)).await;
-    let (ready_after, _) = driver.call("GET", "/readyz", None, None).await;
+    let (ready_after, _) = driver.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(
         ready_after.expect("/readyz")["status"],
         "ready",
@@ -355,171 +336,87 @@ async fn wxauth_survives_kills_database_cuts_and_a_misbehaving_wechat() {
 
     // Every login that said errno 0 left its rows; no user twice.
     let mut conn = PgConnection::establish(&db_url).expect("db");
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
     for (openid, token) in &record.logins {
-        let users: N =
+        let users: Count =
             diesel::sql_query("SELECT count(*) AS n FROM wx_user WHERE weixin_openid = $1")
                 .bind::<diesel::sql_types::Text, _>(openid)
                 .get_result(&mut conn)
                 .expect("query");
         assert_eq!(users.n, 1, "user row for {openid}");
-        let sessions: N = diesel::sql_query("SELECT count(*) AS n FROM user_session WHERE id = $1")
-            .bind::<diesel::sql_types::Text, _>(jti_of(token))
-            .get_result(&mut conn)
-            .expect("query");
+        let sessions: Count =
+            diesel::sql_query("SELECT count(*) AS n FROM user_session WHERE id = $1")
+                .bind::<diesel::sql_types::Text, _>(jti_of(token))
+                .get_result(&mut conn)
+                .expect("query");
         assert_eq!(sessions.n, 1, "session row for a login that answered 0");
     }
-    let dupes: N =
-        diesel::sql_query("SELECT count(*) - count(DISTINCT weixin_openid) AS n FROM wx_user")
-            .get_result(&mut conn)
-            .expect("query");
-    assert_eq!(dupes.n, 0);
+    let dupes = count(
+        &db_url,
+        "SELECT count(*) - count(DISTINCT weixin_openid) AS n FROM wx_user",
+    );
+    assert_eq!(dupes, 0);
 }
 
-/// A minimal client for the frozen-listener test.
-struct Client {
-    http: awc::Client,
+/// The named test user logs in on `app`; the token and the user's id.
+async fn login(app: &BinaryApp, user: &str) -> (String, i64) {
+    let answer = app.login(user).await;
+    assert_eq!(answer.errno(), 0, "login: {}", answer.raw);
+    let id = answer.body["data"]["userInfo"]["userId"]
+        .as_i64()
+        .expect("a userId");
+    (answer.token(), id)
 }
 
-impl Client {
-    async fn call(
-        &self,
-        base: &str,
-        method: &str,
-        path: &str,
-        body: Value,
-        token: Option<&str>,
-    ) -> Value {
-        let url = format!("{base}{path}");
-        let mut req = if method == "POST" {
-            self.http.post(url)
-        } else {
-            self.http.get(url)
-        };
-        if let Some(t) = token {
-            req = req.insert_header(("X-OA-Token", t));
-        }
-        let mut resp = if method == "POST" {
-            req.send_json(&body).await
-        } else {
-            req.send().await
-        }
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-        let bytes = resp.body().limit(1 << 16).await.expect("body");
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
-    }
+async fn errno(app: &BinaryApp, token: &str) -> i64 {
+    app.get("/oapro/wx/user/index", &[("X-OA-Token", token)])
+        .await
+        .errno()
+}
 
-    /// Logs the named test user in; the token and the user's openid.
-    async fn login(&self, base: &str, user: &str) -> (String, String) {
-        let minted = self
-            .call(
-                base,
-                "POST",
-                &format!("/__wechat/fake/code?user={user}"),
-                Value::Null,
-                None,
-            )
-            .await;
-        let code = minted["code"].as_str().expect("a code");
-        let openid = minted["openid"].as_str().expect("an openid").to_string();
-        let answer = self
-            .call(
-                base,
-                "POST",
-                "/oapro/wx/auth/login_by_weixin",
-                json!({ "code": code }),
-                None,
-            )
-            .await;
-        assert_eq!(answer["errno"], 0, "login: {answer}");
-        let token = answer["data"]["token"].as_str().expect("token").to_string();
-        (token, openid)
-    }
-
-    async fn errno(&self, base: &str, token: &str) -> i64 {
-        self.call(
-            base,
-            "GET",
-            "/oapro/wx/user/index",
-            Value::Null,
-            Some(token),
-        )
-        .await["errno"]
-            .as_i64()
-            .unwrap_or(i64::MIN)
-    }
-
-    /// `/readyz`'s listener state, once it is (or is not) `ok`, within `limit`.
-    async fn listener_ok(&self, base: &str, want: bool, limit: Duration) -> Value {
-        let started = Instant::now();
-        loop {
-            let ready = self.call(base, "GET", "/readyz", Value::Null, None).await;
-            assert_eq!(ready["status"], "ready", "{ready}");
-            if (ready["listener"]["state"] == "ok") == want {
-                return ready;
-            }
-            assert!(started.elapsed() < limit, "listener: {ready}");
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+/// `/readyz`, once its listener state is (or is not) `ok`, within `limit`.
+async fn listener_ok(app: &BinaryApp, want: bool, limit: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let ready = app.get("/readyz", &[]).await.body;
+        assert_eq!(ready["status"], "ready", "{ready}");
+        if (ready["listener"]["state"] == "ok") == want {
+            return ready;
         }
+        assert!(started.elapsed() < limit, "listener: {ready}");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 #[actix_web::test]
 #[ignore = "against the release binary: run with scripts/fault-test"]
 async fn a_frozen_listener_does_not_keep_revoked_tokens_or_disabled_users_alive() {
-    let db = format!("wxauth_fault_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = DropDb(db.clone());
     let proxy = DbProxy::start();
-    let direct = format!("{PG_SERVER}/{db}");
-    let env = |database_url: String| -> HashMap<String, String> {
-        [
-            ("DATABASE_URL", database_url),
-            ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
-            (
-                "JWT_SECRET",
-                "fault-test-jwt-secret-0123456789abcdef".to_string(),
-            ),
-            ("DB_POOL_SIZE", "2".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-    };
-    let exe = env!("CARGO_BIN_EXE_wxauth");
-    let b = Binary::start(exe, &env(direct.clone()));
-    let d = Binary::start(exe, &env(proxy.url_for(&direct)));
-    let client = Client {
-        http: awc::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .finish(),
-    };
-    let (b_url, d_url) = (b.base.as_str(), d.base.as_str());
+    let instance = BinaryApp::builder()
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("DB_POOL_SIZE", "2");
+    let behind_proxy = instance
+        .clone()
+        .env("DATABASE_URL", proxy.url_for(&instance.db_url()));
+    let b = instance.start().await;
+    let d = behind_proxy.start().await;
 
     // A token logged out on B stops working on D within 5 s, though D's listener hears nothing.
-    let (token, _) = client.login(b_url, "frozen-1").await;
-    client
-        .listener_ok(d_url, true, Duration::from_secs(10))
-        .await;
-    assert_eq!(client.errno(d_url, &token).await, 0);
+    let (token, _) = login(&b, "frozen-1").await;
+    listener_ok(&d, true, Duration::from_secs(10)).await;
+    assert_eq!(errno(&d, &token).await, 0);
     assert_eq!(proxy.freeze_listeners(), 1, "D's listener connection");
-    let logout = client
-        .call(
-            b_url,
-            "POST",
+    let logout = b
+        .post(
             "/oapro/wx/auth/logout",
-            json!({}),
-            Some(&token),
+            &json!({}),
+            &[("X-OA-Token", &token)],
         )
         .await;
-    assert_eq!(logout["errno"], 0);
+    assert_eq!(logout.errno(), 0, "{}", logout.raw);
     let started = Instant::now();
     let mut answers = Vec::new();
     loop {
-        let errno = client.errno(d_url, &token).await;
+        let errno = errno(&d, &token).await;
         answers.push(errno);
         if errno == 501 {
             break;
@@ -532,48 +429,37 @@ async fn a_frozen_listener_does_not_keep_revoked_tokens_or_disabled_users_alive(
     }
     println!("logout on B refused on D after {:?}", started.elapsed());
     // D replaced the frozen connection by itself.
-    let ready = client
-        .listener_ok(d_url, true, Duration::from_secs(10))
-        .await;
+    let ready = listener_ok(&d, true, Duration::from_secs(10)).await;
     assert_eq!(ready["listener"]["replacements"], 1, "{ready}");
 
     // A user disabled in SQL (the trigger revokes the sessions and notifies, D does not hear)
     // cannot write on D, not even before D notices its listener is deaf.
-    let (token, openid) = client.login(b_url, "frozen-2").await;
-    assert_eq!(client.errno(d_url, &token).await, 0);
+    let (token, user_id) = login(&b, "frozen-2").await;
+    assert_eq!(errno(&d, &token).await, 0);
     assert_eq!(proxy.freeze_listeners(), 1, "D's new listener connection");
-    let mut conn = PgConnection::establish(&direct).expect("db");
-    let disabled = diesel::sql_query("UPDATE wx_user SET status = 1 WHERE weixin_openid = $1")
-        .bind::<diesel::sql_types::Text, _>(&openid)
+    let mut conn = PgConnection::establish(&b.db_url).expect("db");
+    let disabled = diesel::sql_query("UPDATE wx_user SET status = 1 WHERE id = $1")
+        .bind::<diesel::sql_types::BigInt, _>(user_id)
         .execute(&mut conn)
         .expect("disable");
     assert_eq!(disabled, 1);
-    let profile = client
-        .call(
-            d_url,
-            "POST",
+    let profile = d
+        .post(
             "/oapro/wx/auth/profile",
-            json!({ "nickname": "changed" }),
-            Some(&token),
+            &json!({ "nickname": "changed" }),
+            &[("X-OA-Token", &token)],
         )
         .await;
-    assert_eq!(profile["errno"], 501, "{profile}");
-    #[derive(QueryableByName)]
-    struct Changed {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    let changed: Changed =
-        diesel::sql_query("SELECT count(*) AS n FROM wx_user WHERE nickname = 'changed'")
-            .get_result(&mut conn)
-            .expect("query");
-    assert_eq!(changed.n, 0, "the profile is unchanged");
+    assert_eq!(profile.errno(), 501, "{}", profile.raw);
+    let changed = count(
+        &b.db_url,
+        "SELECT count(*) AS n FROM wx_user WHERE nickname = 'changed'",
+    );
+    assert_eq!(changed, 0, "the profile is unchanged");
     // The second frozen connection is replaced too.
     let started = Instant::now();
     loop {
-        let ready = client
-            .listener_ok(d_url, true, Duration::from_secs(10))
-            .await;
+        let ready = listener_ok(&d, true, Duration::from_secs(10)).await;
         if ready["listener"]["replacements"] == 2 {
             break;
         }
@@ -606,18 +492,7 @@ async fn login_burst(
                 .code
         })
         .collect();
-    let sessions = || {
-        #[derive(QueryableByName)]
-        struct N {
-            #[diesel(sql_type = diesel::sql_types::BigInt)]
-            n: i64,
-        }
-        let mut conn = PgConnection::establish(db_url).expect("db");
-        diesel::sql_query("SELECT count(*) AS n FROM user_session")
-            .get_result::<N>(&mut conn)
-            .expect("count")
-            .n
-    };
+    let sessions = || count(db_url, "SELECT count(*) AS n FROM user_session");
     let (sent_before, sessions_before) = (fake.calls("jscode2session"), sessions());
     let url = format!("{base}/oapro/wx/auth/login_by_weixin");
     let answered = futures_util::future::join_all(codes.iter().map(|code| {
@@ -677,30 +552,19 @@ async fn a_slow_wechat_burns_no_codes_in_a_burst_cold_or_warm() {
         let fake_handle = fake_server.handle();
         actix_web::rt::spawn(fake_server);
 
-        let db = format!("wxauth_burst_{}", uuid::Uuid::new_v4().simple());
-        let _cleanup = DropDb(db.clone());
-        let db_url = format!("{PG_SERVER}/{db}");
-        let env: HashMap<String, String> = [
-            ("DATABASE_URL", db_url.clone()),
-            ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
-            ("WECHAT_APPID", APPID.to_string()),
-            ("WECHAT_SECRET", secret.clone()),
-            ("WECHAT_API_BASE", fake_base),
-            (
-                "JWT_SECRET",
-                "burst-test-jwt-secret-0123456789abcdef".to_string(),
-            ),
+        let bin = BinaryApp::builder()
+            .env("WECHAT_APPID", APPID)
+            .env("WECHAT_SECRET", secret.clone())
+            .env("WECHAT_API_BASE", fake_base)
+            .env("JWT_SECRET", JWT_SECRET)
             // The burst comes from one address, and is no abuse.
-            ("RATE_LOGIN_PER_IP", "0".to_string()),
-            ("RUST_LOG", "warn".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
+            .env("RATE_LOGIN_PER_IP", "0")
+            .env("RUST_LOG", "warn")
+            .start()
+            .await;
         for round in ["cold", "warm"] {
             let prefix = format!("burst-{delay_ms}-{round}-");
-            let (sent, made) = login_burst(&bin.base, &fake, &db_url, &prefix, 2500).await;
+            let (sent, made) = login_burst(&bin.base, &fake, &bin.db_url, &prefix, 2500).await;
             let wasted = sent as i64 - made;
             assert!(sent > 0, "{round}: some codes reached WeChat");
             assert!(

@@ -2,31 +2,24 @@
 //! lists) before others see it; risky text is refused with nothing stored, text WeChat wants
 //! reviewed waits for an admin, and a check that cannot be made is never a pass.
 
-use chrono::{SecondsFormat, TimeDelta, Utc};
 use diesel::prelude::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use wxauth::config::CheckFailure;
 use wxauth::db::schema::{meeting, wx_user};
 use wxauth::dev::fake_wechat::{Fault, REVIEW_WORDS, RISKY_WORDS};
 
-use crate::helpers::{Reply, TestApp};
+use crate::helpers::{Reply, TestApp, meeting_body};
 
 const ADMIN_TOKEN: &str = "admin-token-for-content-tests-0123";
 
-fn body_with(field: &str, text: &str) -> Value {
-    let start = Utc::now() + TimeDelta::hours(3);
-    let iso = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let mut body = json!({
-        "title": "周例会",
-        "content": "议程：上周回顾，本周计划。",
-        "location": "3号楼305会议室",
-        "startTime": iso(start),
-        "endTime": iso(start + TimeDelta::hours(1)),
-    });
+/// Publishes a valid meeting with `text` in `field` (none when `field` is empty); the answer,
+/// whatever it is.
+async fn publish(app: &TestApp, token: &str, field: &str, text: &str) -> Reply {
+    let mut body = meeting_body("周例会", 3);
     if !field.is_empty() {
         body[field] = json!(text);
     }
-    body
+    app.post("meeting/publish", &body, Some(token)).await
 }
 
 fn meetings_stored(app: &TestApp) -> Vec<(i64, String, i16)> {
@@ -35,22 +28,6 @@ fn meetings_stored(app: &TestApp) -> Vec<(i64, String, i16)> {
         .order(meeting::id)
         .load(&mut app.db())
         .expect("meetings")
-}
-
-async fn admin(app: &TestApp, path: &str, token: Option<&str>) -> Reply {
-    let mut req = app.http.post(format!("{}/admin/{path}", app.base));
-    if let Some(t) = token {
-        req = req.insert_header(("authorization", format!("Bearer {t}")));
-    }
-    let mut res = req.send().await.expect("admin request");
-    let status = res.status().as_u16();
-    let bytes = res.body().await.expect("body");
-    Reply {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        raw: String::from_utf8_lossy(&bytes).into_owned(),
-        headers: Vec::new(),
-    }
 }
 
 fn listed_ids(reply: &Reply, list: &str) -> Vec<i64> {
@@ -69,13 +46,10 @@ fn listed_ids(reply: &Reply, list: &str) -> Vec<i64> {
 
 #[actix_web::test]
 async fn risky_text_in_any_field_is_refused_with_nothing_stored() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
+    let (app, token) = TestApp::with_user("alice").await;
     for field in ["title", "content", "location"] {
         let text = format!("这里有{}的内容", RISKY_WORDS[0]);
-        let reply = app
-            .post("meeting/publish", &body_with(field, &text), Some(&token))
-            .await;
+        let reply = publish(&app, &token, field, &text).await;
         assert_eq!(reply.errno(), 730, "{field}: {}", reply.raw);
         assert_eq!(reply.body["errmsg"], "内容含有违规信息，请修改后再试");
         assert_eq!(reply.body["data"]["field"], field, "{}", reply.raw);
@@ -88,9 +62,7 @@ async fn risky_text_in_any_field_is_refused_with_nothing_stored() {
     );
 
     // Clean text passes and is shown as before.
-    let reply = app
-        .post("meeting/publish", &body_with("", ""), Some(&token))
-        .await;
+    let reply = publish(&app, &token, "", "").await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     assert_eq!(reply.body["data"]["review"], "visible");
     assert_eq!(meetings_stored(&app).len(), 1);
@@ -98,20 +70,11 @@ async fn risky_text_in_any_field_is_refused_with_nothing_stored() {
 
 #[actix_web::test]
 async fn a_stale_access_token_is_refreshed_once_for_the_check() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
-    let first = app
-        .post("meeting/publish", &body_with("", ""), Some(&token))
-        .await;
+    let (app, token) = TestApp::with_user("alice").await;
+    let first = publish(&app, &token, "", "").await;
     assert_eq!(first.errno(), 0, "{}", first.raw);
     app.fake.invalidate_access_tokens();
-    let second = app
-        .post(
-            "meeting/publish",
-            &body_with("title", "第二次会议"),
-            Some(&token),
-        )
-        .await;
+    let second = publish(&app, &token, "title", "第二次会议").await;
     assert_eq!(second.errno(), 0, "{}", second.raw);
     assert_eq!(app.fake.calls("stable_token"), 2, "one fetch, one refresh");
 }
@@ -123,13 +86,7 @@ async fn text_for_review_is_hidden_until_approved_and_gone_when_rejected() {
     let bob = app.login_ok("bob").await;
     let review_text = format!("内容{}", REVIEW_WORDS[0]);
 
-    let pending = app
-        .post(
-            "meeting/publish",
-            &body_with("content", &review_text),
-            Some(&alice),
-        )
-        .await;
+    let pending = publish(&app, &alice, "content", &review_text).await;
     assert_eq!(pending.errno(), 0, "{}", pending.raw);
     assert_eq!(pending.body["data"]["review"], "pending");
     let id = pending.body["data"]["id"].as_i64().expect("id");
@@ -171,14 +128,13 @@ async fn text_for_review_is_hidden_until_approved_and_gone_when_rejected() {
 
     // Approve: everyone sees it.
     assert_eq!(
-        admin(&app, &format!("meetings/{id}/approve"), None)
+        app.admin_post(&format!("meetings/{id}/approve"), None)
             .await
             .status,
         401
     );
     assert_eq!(
-        admin(
-            &app,
+        app.admin_post(
             &format!("meetings/{id}/approve"),
             Some("wrong-token-0123456789")
         )
@@ -186,7 +142,9 @@ async fn text_for_review_is_hidden_until_approved_and_gone_when_rejected() {
         .status,
         403
     );
-    let approved = admin(&app, &format!("meetings/{id}/approve"), Some(ADMIN_TOKEN)).await;
+    let approved = app
+        .admin_post(&format!("meetings/{id}/approve"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(approved.status, 200, "{}", approved.raw);
     assert_eq!(approved.body, json!({ "id": id, "review": "visible" }));
     let list = app.get("meeting/list", Some(&bob)).await;
@@ -202,7 +160,9 @@ async fn text_for_review_is_hidden_until_approved_and_gone_when_rejected() {
 
     // Reject (here: a takedown of the approved one): gone from every list, its publisher can
     // still open it, and it cannot be approved again.
-    let rejected = admin(&app, &format!("meetings/{id}/reject"), Some(ADMIN_TOKEN)).await;
+    let rejected = app
+        .admin_post(&format!("meetings/{id}/reject"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(rejected.status, 200, "{}", rejected.raw);
     assert_eq!(rejected.body["review"], "rejected");
     assert_eq!(meetings_stored(&app)[0].2, 2);
@@ -218,24 +178,26 @@ async fn text_for_review_is_hidden_until_approved_and_gone_when_rejected() {
         .get(&format!("meeting/detail?id={id}"), Some(&alice))
         .await;
     assert_eq!(own.body["data"]["review"], "rejected", "{}", own.raw);
-    let again = admin(&app, &format!("meetings/{id}/approve"), Some(ADMIN_TOKEN)).await;
+    let again = app
+        .admin_post(&format!("meetings/{id}/approve"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(again.status, 409, "{}", again.raw);
     assert_eq!(meetings_stored(&app)[0].2, 2, "still rejected");
 
     assert_eq!(
-        admin(&app, "meetings/999999/approve", Some(ADMIN_TOKEN))
+        app.admin_post("meetings/999999/approve", Some(ADMIN_TOKEN))
             .await
             .status,
         404
     );
     assert_eq!(
-        admin(&app, "meetings/abc/reject", Some(ADMIN_TOKEN))
+        app.admin_post("meetings/abc/reject", Some(ADMIN_TOKEN))
             .await
             .status,
         400
     );
     assert_eq!(
-        admin(&app, "meetings/0/reject", Some(ADMIN_TOKEN))
+        app.admin_post("meetings/0/reject", Some(ADMIN_TOKEN))
             .await
             .status,
         400
@@ -252,8 +214,7 @@ fn nickname_of(app: &TestApp, user: &str) -> String {
 
 #[actix_web::test]
 async fn nicknames_are_checked_and_a_doubtful_one_is_refused() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
+    let (app, token) = TestApp::with_user("alice").await;
     let before = nickname_of(&app, "alice");
     for word in [RISKY_WORDS[1], REVIEW_WORDS[1]] {
         let reply = app
@@ -298,9 +259,7 @@ async fn a_check_that_cannot_be_made_refuses_by_default() {
     ];
     for (fault, errno) in cases {
         app.fake.set_fault_on("msg_sec_check", fault.clone());
-        let reply = app
-            .post("meeting/publish", &body_with("", ""), Some(&token))
-            .await;
+        let reply = publish(&app, &token, "", "").await;
         assert_eq!(reply.errno(), errno, "{fault:?}: {}", reply.raw);
         let reply = app
             .post("auth/profile", &json!({ "nickName": "小红" }), Some(&token))
@@ -312,17 +271,13 @@ async fn a_check_that_cannot_be_made_refuses_by_default() {
     let openid = app.fake.openid_for("alice");
     app.fake
         .set_user_fault("msg_sec_check", &openid, Fault::Errcode { errcode: 61010 });
-    let reply = app
-        .post("meeting/publish", &body_with("", ""), Some(&token))
-        .await;
+    let reply = publish(&app, &token, "", "").await;
     assert_eq!(reply.errno(), 716, "{}", reply.raw);
     assert!(meetings_stored(&app).is_empty(), "nothing stored");
     assert_ne!(nickname_of(&app, "alice"), "小红");
     // Another user is checked as usual.
     let bob = app.login_ok("bob").await;
-    let reply = app
-        .post("meeting/publish", &body_with("", ""), Some(&bob))
-        .await;
+    let reply = publish(&app, &bob, "", "").await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
 }
 
@@ -334,9 +289,7 @@ async fn a_check_that_cannot_be_made_is_a_review_when_so_configured() {
         .await;
     let token = app.login_ok("alice").await;
     app.fake.set_fault_on("msg_sec_check", Fault::Busy);
-    let reply = app
-        .post("meeting/publish", &body_with("", ""), Some(&token))
-        .await;
+    let reply = publish(&app, &token, "", "").await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     assert_eq!(reply.body["data"]["review"], "pending");
     let stored = meetings_stored(&app);
@@ -353,13 +306,7 @@ async fn a_check_that_cannot_be_made_is_a_review_when_so_configured() {
     let openid = app.fake.openid_for("alice");
     app.fake
         .set_user_fault("msg_sec_check", &openid, Fault::None);
-    let reply = app
-        .post(
-            "meeting/publish",
-            &body_with("title", RISKY_WORDS[0]),
-            Some(&token),
-        )
-        .await;
+    let reply = publish(&app, &token, "title", RISKY_WORDS[0]).await;
     assert_eq!(reply.errno(), 730, "{}", reply.raw);
     assert_eq!(meetings_stored(&app).len(), 1);
 }
@@ -371,13 +318,7 @@ async fn content_check_off_calls_nothing() {
         .spawn()
         .await;
     let token = app.login_ok("alice").await;
-    let reply = app
-        .post(
-            "meeting/publish",
-            &body_with("title", RISKY_WORDS[0]),
-            Some(&token),
-        )
-        .await;
+    let reply = publish(&app, &token, "title", RISKY_WORDS[0]).await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     assert_eq!(reply.body["data"]["review"], "visible");
     let reply = app
@@ -403,9 +344,7 @@ async fn a_slow_check_is_cut_to_the_request_s_deadline() {
     app.fake
         .set_fault_on("msg_sec_check", Fault::Slow { delay_ms: 5000 });
     let started = std::time::Instant::now();
-    let reply = app
-        .post("meeting/publish", &body_with("", ""), Some(&token))
-        .await;
+    let reply = publish(&app, &token, "", "").await;
     let took = started.elapsed();
     assert_eq!(reply.errno(), 715, "{}", reply.raw);
     assert!(took < std::time::Duration::from_millis(2800), "{took:?}");
@@ -426,18 +365,10 @@ async fn the_dev_fake_s_controls_work_over_http() {
         .await
         .expect("control");
     assert_eq!(set.status().as_u16(), 200);
-    let reply = app
-        .post("meeting/publish", &body_with("", ""), Some(&token))
-        .await;
+    let reply = publish(&app, &token, "", "").await;
     assert_eq!(reply.errno(), 716, "61010 for alice: {}", reply.raw);
     let bob = app.login_ok("bob").await;
-    let reply = app
-        .post(
-            "meeting/publish",
-            &body_with("content", REVIEW_WORDS[1]),
-            Some(&bob),
-        )
-        .await;
+    let reply = publish(&app, &bob, "content", REVIEW_WORDS[1]).await;
     assert_eq!(reply.body["data"]["review"], "pending", "{}", reply.raw);
     let sent = app.get_abs("/__wechat/fake/subscribe_messages").await;
     assert_eq!(sent.status, 200);

@@ -1,4 +1,5 @@
-//! The test PostgreSQL server, and the guard that drops a test's database when the test ends.
+//! The test PostgreSQL server, the guard that drops a test's database when the test ends, and
+//! the counts tests check rows with.
 
 use diesel::prelude::*;
 
@@ -16,6 +17,13 @@ pub fn pg_url(database: &str) -> String {
 /// failed. Connections still open to it are closed by the server.
 pub struct DropDb(pub String);
 
+impl DropDb {
+    /// A name no other test uses; the server creates the database when it first starts on it.
+    pub fn fresh() -> DropDb {
+        DropDb(format!("wxauth_t_{}", uuid::Uuid::new_v4().simple()))
+    }
+}
+
 impl Drop for DropDb {
     fn drop(&mut self) {
         if let Ok(mut conn) = PgConnection::establish(&pg_url("postgres")) {
@@ -26,4 +34,20 @@ impl Drop for DropDb {
             .execute(&mut conn);
         }
     }
+}
+
+/// The row of a `SELECT count(*) AS n ...`.
+#[derive(QueryableByName)]
+pub struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub n: i64,
+}
+
+/// `sql`'s count (a `SELECT count(*) AS n ...`) in the database at `url`.
+pub fn count(url: &str, sql: &str) -> i64 {
+    let mut conn = PgConnection::establish(url).expect("connect to the test database");
+    diesel::sql_query(sql)
+        .get_result::<Count>(&mut conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .n
 }

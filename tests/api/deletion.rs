@@ -14,7 +14,7 @@ use wxauth::db::schema::{
 use wxauth::dev::fake_wechat::Fault;
 use wxauth::wechat::mask_openid;
 
-use crate::helpers::{Reply, TestApp};
+use crate::helpers::{Reply, TestApp, id_of, meeting_body};
 
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 
@@ -119,22 +119,7 @@ async fn full_user(app: &TestApp, p: &Person) -> (String, i64) {
 }
 
 async fn publish(app: &TestApp, token: &str, title: &str) -> i64 {
-    let start = Utc::now() + TimeDelta::hours(24);
-    let reply = app
-        .post(
-            "meeting/publish",
-            &json!({
-                "title": title,
-                "content": "议程：本周计划。",
-                "location": "3号楼305会议室",
-                "startTime": start.to_rfc3339(),
-                "endTime": (start + TimeDelta::hours(1)).to_rfc3339(),
-            }),
-            Some(token),
-        )
-        .await;
-    assert_eq!(reply.errno(), 0, "{}", reply.raw);
-    reply.body["data"]["id"].as_i64().expect("meeting id")
+    id_of(&app.publish(token, &meeting_body(title, 24)).await)
 }
 
 async fn join(app: &TestApp, token: &str, id: i64) {
@@ -594,7 +579,9 @@ async fn a_disabled_account_can_be_deleted_but_not_restored() {
 
     // The admin disables it during the grace period: it stays pending, and a login neither
     // restores it nor gets in.
-    let disabled = admin_post(&app, &format!("/admin/users/{id}/disable")).await;
+    let disabled = app
+        .admin_post(&format!("users/{id}/disable"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(disabled.status, 200, "{}", disabled.raw);
     assert_eq!(disabled.body["status"], json!(2));
     let refused = login_as(&app, &alice).await;
@@ -604,7 +591,7 @@ async fn a_disabled_account_can_be_deleted_but_not_restored() {
 
     // Enabled again, the user can restore it.
     assert_eq!(
-        admin_post(&app, &format!("/admin/users/{id}/enable"))
+        app.admin_post(&format!("users/{id}/enable"), Some(ADMIN_TOKEN))
             .await
             .status,
         200
@@ -615,13 +602,15 @@ async fn a_disabled_account_can_be_deleted_but_not_restored() {
 
     // A disabled account (never pending) is deleted by the admin.
     assert_eq!(
-        admin_post(&app, &format!("/admin/users/{id}/disable"))
+        app.admin_post(&format!("users/{id}/disable"), Some(ADMIN_TOKEN))
             .await
             .status,
         200
     );
     assert_eq!(status_of(&app, id), Some(1));
-    let deleted = admin_post(&app, &format!("/admin/users/{id}/delete")).await;
+    let deleted = app
+        .admin_post(&format!("users/{id}/delete"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(deleted.status, 200, "{}", deleted.raw);
     assert_eq!(status_of(&app, id), None);
 }
@@ -734,23 +723,6 @@ async fn a_login_after_the_grace_period_gets_a_new_account() {
 
 // ---- admin ----
 
-async fn admin_post(app: &TestApp, path: &str) -> Reply {
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish();
-    let mut req = client.post(format!("{}{path}", app.base));
-    req = req.insert_header(("authorization", format!("Bearer {ADMIN_TOKEN}")));
-    let mut res = req.send().await.expect("request");
-    let status = res.status().as_u16();
-    let bytes = res.body().await.expect("body");
-    Reply {
-        status,
-        body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        raw: String::from_utf8_lossy(&bytes).to_string(),
-        headers: Vec::new(),
-    }
-}
-
 async fn deletion_counts(app: &TestApp) -> Value {
     let status = app
         .get_with(
@@ -782,7 +754,9 @@ async fn the_admin_deletes_at_once_and_the_status_page_counts_deletions() {
         json!({"pending": 1, "completed": 0})
     );
 
-    let deleted = admin_post(&app, &format!("/admin/users/{bob_id}/delete")).await;
+    let deleted = app
+        .admin_post(&format!("users/{bob_id}/delete"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(deleted.status, 200, "{}", deleted.raw);
     assert_eq!(deleted.body, json!({"id": bob_id, "deleted": true}));
     assert_eq!(app.get("user/index", Some(&bob_token)).await.errno(), 501);
@@ -795,25 +769,27 @@ async fn the_admin_deletes_at_once_and_the_status_page_counts_deletions() {
         json!({"pending": 1, "completed": 1})
     );
 
-    let again = admin_post(&app, &format!("/admin/users/{bob_id}/delete")).await;
+    let again = app
+        .admin_post(&format!("users/{bob_id}/delete"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(again.status, 404, "{}", again.raw);
     for bad in ["abc", "0", "-3", "99999999999999999999"] {
-        let reply = admin_post(&app, &format!("/admin/users/{bad}/delete")).await;
+        let reply = app
+            .admin_post(&format!("users/{bad}/delete"), Some(ADMIN_TOKEN))
+            .await;
         assert_eq!(reply.status, 400, "{bad}: {}", reply.raw);
     }
-    let anonymous = awc::Client::new()
-        .post(format!("{}/admin/users/{bob_id}/delete", app.base))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(anonymous.status().as_u16(), 401);
+    let anonymous = app
+        .admin_post(&format!("users/{bob_id}/delete"), None)
+        .await;
+    assert_eq!(anonymous.status, 401);
 
     // The stand-in publisher is nobody's account.
     let p = Person::new(&app, "carol", "203.0.113.15");
     let (carol, carol_id) = login_ok_as(&app, &p).await;
     publish(&app, &carol, "会议").await;
     assert_eq!(
-        admin_post(&app, &format!("/admin/users/{carol_id}/delete"))
+        app.admin_post(&format!("users/{carol_id}/delete"), Some(ADMIN_TOKEN))
             .await
             .status,
         200
@@ -824,7 +800,7 @@ async fn the_admin_deletes_at_once_and_the_status_page_counts_deletions() {
         .first(&mut app.db())
         .expect("stand-in");
     assert_eq!(
-        admin_post(&app, &format!("/admin/users/{stand_in}/delete"))
+        app.admin_post(&format!("users/{stand_in}/delete"), Some(ADMIN_TOKEN))
             .await
             .status,
         404
@@ -903,7 +879,9 @@ async fn failed_logins_before_the_openid_was_known_outlive_the_erasure_only_unti
     assert_ne!(refused.errno(), 0, "{}", refused.raw);
     let (_, id) = login_ok_as(&app, &p).await;
     login_log_settled(&app).await;
-    let erased = admin_post(&app, &format!("/admin/users/{id}/delete")).await;
+    let erased = app
+        .admin_post(&format!("users/{id}/delete"), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(erased.status, 200, "{}", erased.raw);
 
     // What survives: the anonymous attempt, with its IP and user agent and nothing that names

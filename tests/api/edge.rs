@@ -39,18 +39,11 @@ async fn login_forwarded(app: &TestApp, user: &str, forwarded_for: &[&str]) -> R
     for line in forwarded_for {
         req = req.append_header(("x-forwarded-for", *line));
     }
-    let mut res = req
+    let res = req
         .send_body(json!({ "code": code }).to_string())
         .await
         .expect("request");
-    let body = res.body().await.expect("body");
-    let body: Value = serde_json::from_slice(&body).expect("an envelope");
-    Reply {
-        status: res.status().as_u16(),
-        raw: body.to_string(),
-        body,
-        headers: Vec::new(),
-    }
+    Reply::read(res).await.expect("body")
 }
 
 /// Sends raw bytes and reads one answer (head, then as many body bytes as it declares) without

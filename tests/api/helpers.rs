@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use actix_web::{App, HttpServer};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use diesel::prelude::*;
-use serde_json::Value;
+use serde_json::{Value, json};
 use wxauth::api::AppState;
 use wxauth::config::{Config, MiniProgram, Secret, WeChatMode, WeComApp};
 use wxauth::db::models::WxUserRow;
@@ -16,6 +17,7 @@ use wxauth::dev::fake_wechat::{self as fake, FakeWeChat, MintedCode};
 use wxauth::startup::Application;
 
 use crate::database::{DropDb, pg_url};
+pub use crate::reply::Reply;
 
 // Letters only: tests look for numbers (errcodes, ids) in /metrics, where appids are labels.
 pub const TEST_APPID: &str = "wxtestoaappidabcde";
@@ -170,10 +172,7 @@ impl TestAppBuilder {
 
     pub async fn spawn(self) -> TestApp {
         init_logging();
-        let database = Arc::new(DropDb(format!(
-            "wxauth_t_{}",
-            uuid::Uuid::new_v4().simple()
-        )));
+        let database = Arc::new(DropDb::fresh());
         let db_url = pg_url(&database.0);
         let jwt_secret = format!("jwt-{}", uuid::Uuid::new_v4().simple());
         let wechat_secret = format!("appsecret-{}", uuid::Uuid::new_v4().simple());
@@ -248,33 +247,32 @@ pub fn spawn_fake(fake: Arc<FakeWeChat>) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// A response: HTTP status and the JSON body (Null when the body is not JSON).
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    pub raw: String,
-    /// Lower-case names.
-    pub headers: Vec<(String, String)>,
+// ---- the meeting app's props ----
+
+/// As a client with a UTC clock sends a time.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
+/// A valid publish body for a one-hour meeting.
+pub fn meeting_body_at(title: &str, start: DateTime<Utc>) -> Value {
+    json!({
+        "title": title,
+        "content": "议程：1. 上周工作回顾；2. 本周计划。",
+        "location": "3号楼305会议室",
+        "startTime": iso(start),
+        "endTime": iso(start + TimeDelta::hours(1)),
+    })
+}
 
-    pub fn errno(&self) -> i64 {
-        self.body["errno"].as_i64().unwrap_or(i64::MIN)
-    }
+/// A valid publish body for a one-hour meeting starting `hours` from now.
+pub fn meeting_body(title: &str, hours: i64) -> Value {
+    meeting_body_at(title, Utc::now() + TimeDelta::hours(hours))
+}
 
-    pub fn token(&self) -> String {
-        self.body["data"]["token"]
-            .as_str()
-            .expect("a token in the answer")
-            .to_string()
-    }
+/// The id of a meeting as the API shows it.
+pub fn id_of(meeting: &Value) -> i64 {
+    meeting["id"].as_i64().expect("a meeting id")
 }
 
 impl TestApp {
@@ -369,31 +367,19 @@ impl TestApp {
         Self::builder().spawn().await
     }
 
-    async fn finish<S>(mut response: awc::ClientResponse<S>) -> Reply
+    /// The harness's app with the named test user logged in; the app and the user's token.
+    pub async fn with_user(user: &str) -> (TestApp, String) {
+        let app = Self::spawn().await;
+        let token = app.login_ok(user).await;
+        (app, token)
+    }
+
+    async fn finish<S>(response: awc::ClientResponse<S>) -> Reply
     where
         S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
             + Unpin,
     {
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).to_string(),
-                )
-            })
-            .collect();
-        let bytes = response.body().limit(1 << 20).await.expect("body");
-        let raw = String::from_utf8_lossy(&bytes).to_string();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Reply {
-            status,
-            body,
-            raw,
-            headers,
-        }
+        Reply::read(response).await.expect("body")
     }
 
     /// POST a raw body (so tests can send broken JSON) to a path under the API root.
@@ -469,6 +455,15 @@ impl TestApp {
         Self::finish(req.send().await.expect("request")).await
     }
 
+    /// POST, without a body, to `/admin/{path}` with this bearer token (none: no header).
+    pub async fn admin_post(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut req = self.http.post(format!("{}/admin/{path}", self.base));
+        if let Some(t) = token {
+            req = req.insert_header(("authorization", format!("Bearer {t}")));
+        }
+        Self::finish(req.send().await.expect("admin request")).await
+    }
+
     pub fn code_for(&self, user: &str) -> MintedCode {
         self.fake.mint_code(user)
     }
@@ -525,6 +520,13 @@ impl TestApp {
         let reply = self.login(user).await;
         assert_eq!(reply.errno(), 0, "login of {user} failed: {}", reply.raw);
         reply.token()
+    }
+
+    /// Publishes a meeting; the meeting as the answer shows it.
+    pub async fn publish(&self, token: &str, body: &Value) -> Value {
+        let reply = self.post("meeting/publish", body, Some(token)).await;
+        assert_eq!(reply.errno(), 0, "publish {body}: {}", reply.raw);
+        reply.body["data"].clone()
     }
 
     /// A current client's getPhoneNumber: the button's code, sent to `auth/bindPhone`.

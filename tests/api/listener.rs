@@ -10,7 +10,7 @@ use wxauth::actors::session::CachedSessions;
 use wxauth::config::{Config, Secret};
 
 use crate::db_proxy::DbProxy;
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, id_of, meeting_body};
 
 /// B (direct) and D (through the proxy) on one database.
 async fn two_instances() -> (TestApp, TestApp, DbProxy) {
@@ -321,23 +321,12 @@ fn snapshot(app: &TestApp, user_id: i64) -> String {
         .join("\n")
 }
 
-fn meeting_body(title: &str) -> Value {
-    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
-    json!({
-        "title": title,
-        "content": "议程",
-        "location": "305",
-        "startTime": start.to_rfc3339(),
-        "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
-    })
-}
-
 /// Every write on the user's behalf, each of which must answer 501 for a user who may not act.
 async fn every_write_is_refused(app: &TestApp, token: &str, openid: &str, joined: i64, other: i64) {
     let phone_code = app.fake.mint_phone_code(openid, "13800138000");
     let writes = [
         ("auth/profile", json!({ "nickname": "改了" })),
-        ("meeting/publish", meeting_body("不该发布")),
+        ("meeting/publish", meeting_body("不该发布", 24)),
         ("meeting/join", json!({ "id": other })),
         ("meeting/leave", json!({ "id": joined })),
         ("auth/bindPhone", json!({ "code": phone_code })),
@@ -353,18 +342,8 @@ async fn every_write_is_refused(app: &TestApp, token: &str, openid: &str, joined
 async fn writes_refuse_a_user_disabled_or_deleted_behind_the_caches_back() {
     let app = TestApp::spawn().await;
     let publisher = app.login_ok("publisher").await;
-    let joined = app
-        .post("meeting/publish", &meeting_body("已加入"), Some(&publisher))
-        .await
-        .body["data"]["id"]
-        .as_i64()
-        .expect("a meeting");
-    let other = app
-        .post("meeting/publish", &meeting_body("未加入"), Some(&publisher))
-        .await
-        .body["data"]["id"]
-        .as_i64()
-        .expect("a meeting");
+    let joined = id_of(&app.publish(&publisher, &meeting_body("已加入", 24)).await);
+    let other = id_of(&app.publish(&publisher, &meeting_body("未加入", 24)).await);
 
     for (who, change) in [
         ("quietly-disabled", "status = 1"),
@@ -408,18 +387,8 @@ async fn writes_refuse_a_user_disabled_or_deleted_behind_the_caches_back() {
 async fn a_user_disabled_in_sql_while_the_listener_is_frozen_cannot_write_there() {
     let (b, d, proxy) = two_instances().await;
     let publisher = b.login_ok("publisher").await;
-    let joined = b
-        .post("meeting/publish", &meeting_body("已加入"), Some(&publisher))
-        .await
-        .body["data"]["id"]
-        .as_i64()
-        .expect("a meeting");
-    let other = b
-        .post("meeting/publish", &meeting_body("未加入"), Some(&publisher))
-        .await
-        .body["data"]["id"]
-        .as_i64()
-        .expect("a meeting");
+    let joined = id_of(&b.publish(&publisher, &meeting_body("已加入", 24)).await);
+    let other = id_of(&b.publish(&publisher, &meeting_body("未加入", 24)).await);
     let token = b.login_ok("disabled-in-sql").await;
     let openid = b.fake.openid_for("disabled-in-sql");
     let user_id = b.user_by_openid(&openid).expect("row").id;

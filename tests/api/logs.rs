@@ -1,43 +1,15 @@
 //! `LOG_FORMAT=json`: the binary's stderr is one JSON object per line, and every line a request
 //! caused, in its handler or in an actor, carries the id the answer's `X-Request-Id` names.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::binary::{Binary, free_port};
-use crate::database::{DropDb, PG_SERVER};
+use crate::binary::BinaryApp;
+use crate::database::pg_url;
 
 const JWT_SECRET: &str = "jwt-secret-of-the-json-log-test-0123456789";
 const ADMIN_TOKEN: &str = "admin-token-of-the-json-log-test";
-
-/// `curl -i`: the answer's `X-Request-Id` and its JSON body.
-fn exchange(args: &[&str]) -> (String, Value) {
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-i", "--max-time", "5"])
-        .args(args)
-        .output()
-        .expect("curl");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let id = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("x-request-id"))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_else(|| panic!("no X-Request-Id in {head}"));
-    (id, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn post(url: &str, body: &str, headers: &[&str]) -> (String, Value) {
-    let mut args = vec!["-X", "POST", "-H", "content-type: application/json"];
-    for h in headers {
-        args.extend(["-H", h]);
-    }
-    args.extend(["-d", body, url]);
-    exchange(&args)
-}
 
 /// Checks one stderr line; its fields.
 fn parse_line(line: &str) -> serde_json::Map<String, Value> {
@@ -81,69 +53,64 @@ fn parse_line(line: &str) -> serde_json::Map<String, Value> {
     fields
 }
 
-#[test]
-fn json_logs_are_one_object_per_line_and_carry_the_request_id_into_actor_work() {
-    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = DropDb(db.clone());
-    let env: HashMap<String, String> = [
-        ("DATABASE_URL", format!("{PG_SERVER}/{db}")),
-        ("BIND_ADDR", format!("127.0.0.1:{}", free_port())),
-        ("DB_POOL_SIZE", "2".to_string()),
-        ("SHUTDOWN_DRAIN_SECS", "0".to_string()),
-        ("LOG_FORMAT", "json".to_string()),
+#[actix_web::test]
+async fn json_logs_are_one_object_per_line_and_carry_the_request_id_into_actor_work() {
+    let mut app = BinaryApp::builder()
+        .env("DB_POOL_SIZE", "2")
+        .env("SHUTDOWN_DRAIN_SECS", "0")
+        .env("LOG_FORMAT", "json")
         // The WeChat actor's exchange is logged at debug.
-        ("RUST_LOG", "info,wxauth=debug".to_string()),
-        ("JWT_SECRET", JWT_SECRET.to_string()),
-        ("ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    let mut bin = Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
-    let base = bin.base.clone();
-    let api = format!("{base}/oapro/wx");
+        .env("RUST_LOG", "info,wxauth=debug")
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("ADMIN_TOKEN", ADMIN_TOKEN)
+        .start()
+        .await;
+    let id_of = |reply: &crate::reply::Reply| {
+        reply
+            .header("x-request-id")
+            .unwrap_or_else(|| panic!("no X-Request-Id: {:?}", reply.headers))
+            .to_string()
+    };
 
-    let (_, minted) = exchange(&[
-        "-X",
-        "POST",
-        &format!("{base}/__wechat/fake/code?user=alice"),
-    ]);
-    let code = minted["code"].as_str().expect("code").to_string();
-    let (login_id, login) = post(
-        &format!("{api}/auth/login_by_weixin"),
-        &json!({ "code": code }).to_string(),
-        &[],
-    );
-    assert_eq!(login["errno"], 0, "{login}");
-    let token = login["data"]["token"].as_str().expect("token").to_string();
-    let user_id = login["data"]["userInfo"]["userId"].clone();
-    let token_header = format!("X-OA-Token: {token}");
+    let login = app.login("alice").await;
+    let login_id = id_of(&login);
+    assert_eq!(login.errno(), 0, "{}", login.raw);
+    let token = login.token();
+    let user_id = login.body["data"]["userInfo"]["userId"].clone();
+    let with_token = ("X-OA-Token", token.as_str());
 
-    let (index_id, index) = exchange(&[
-        "-H",
-        &token_header,
-        "-H",
-        "X-Request-Id: json-log-index-1",
-        &format!("{api}/user/index"),
-    ]);
+    let index = app
+        .get(
+            "/oapro/wx/user/index",
+            &[with_token, ("X-Request-Id", "json-log-index-1")],
+        )
+        .await;
+    let index_id = id_of(&index);
     assert_eq!(index_id, "json-log-index-1");
-    assert_eq!(index["errno"], 0, "{index}");
-    let (logout_id, logout) = post(
-        &format!("{api}/auth/logout"),
-        "{}",
-        &[&token_header, "X-Request-Id: json-log-logout-1"],
-    );
+    assert_eq!(index.errno(), 0, "{}", index.raw);
+    let logout = app
+        .post(
+            "/oapro/wx/auth/logout",
+            &json!({}),
+            &[with_token, ("X-Request-Id", "json-log-logout-1")],
+        )
+        .await;
+    let logout_id = id_of(&logout);
     assert_eq!(logout_id, "json-log-logout-1");
-    assert_eq!(logout["errno"], 0, "{logout}");
+    assert_eq!(logout.errno(), 0, "{}", logout.raw);
     // A bad request: the code of the wrong type.
-    let (bad_id, bad) = post(&format!("{api}/auth/login_by_weixin"), r#"{"code":5}"#, &[]);
-    assert_eq!(bad["errno"], 402, "{bad}");
-    let (dead_id, dead) = exchange(&["-H", &token_header, &format!("{api}/user/index")]);
-    assert_eq!(dead["errno"], 501, "{dead}");
+    let bad = app
+        .post("/oapro/wx/auth/login_by_weixin", &json!({ "code": 5 }), &[])
+        .await;
+    let bad_id = id_of(&bad);
+    assert_eq!(bad.errno(), 402, "{}", bad.raw);
+    let dead = app.get("/oapro/wx/user/index", &[with_token]).await;
+    let dead_id = id_of(&dead);
+    assert_eq!(dead.errno(), 501, "{}", dead.raw);
 
-    bin.signal("TERM");
-    assert_eq!(bin.wait_exit(Duration::from_secs(20)), Some(0));
-    let stderr: Vec<String> = bin.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    app.signal("TERM");
+    assert_eq!(app.wait_exit(Duration::from_secs(20)).await, Some(0));
+    let stderr: Vec<String> = app.log_text().lines().map(str::to_string).collect();
     assert!(stderr.len() > 10, "{stderr:?}");
     let lines: Vec<_> = stderr.iter().map(|l| parse_line(l)).collect();
 
@@ -229,11 +196,10 @@ fn json_logs_are_one_object_per_line_and_carry_the_request_id_into_actor_work() 
 
 #[test]
 fn an_unknown_log_format_stops_the_start_naming_the_variable() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxauth"))
+    let out = BinaryApp::builder()
         .env("LOG_FORMAT", "xml")
-        .env("DATABASE_URL", format!("{PG_SERVER}/wxauth_never_created"))
-        .output()
-        .expect("binary runs");
+        .env("DATABASE_URL", pg_url("wxauth_never_created"))
+        .run();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -244,12 +210,11 @@ fn an_unknown_log_format_stops_the_start_naming_the_variable() {
 
 #[test]
 fn in_json_a_start_error_is_a_json_line_too() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wxauth"))
+    let out = BinaryApp::builder()
         .env("LOG_FORMAT", "json")
         .env("BIND_ADDR", "nowhere")
-        .env("DATABASE_URL", format!("{PG_SERVER}/wxauth_never_created"))
-        .output()
-        .expect("binary runs");
+        .env("DATABASE_URL", pg_url("wxauth_never_created"))
+        .run();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<_> = stderr.lines().map(parse_line).collect();

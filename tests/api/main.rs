@@ -25,6 +25,7 @@ mod pool;
 mod process;
 mod profile;
 mod reminders;
+mod reply;
 mod sessions;
 mod startup;
 mod tokens;

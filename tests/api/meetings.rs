@@ -3,54 +3,24 @@
 //! the demo data a developer sees in dev mode.
 
 use std::collections::HashSet;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use chrono::{DateTime, SecondsFormat, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::config::{VARIABLES, WeChatMode};
+use wxauth::config::WeChatMode;
 use wxauth::db::demo::{self, DEMO_PUBLISHER_OPENID};
 use wxauth::db::models::NewSwiperImage;
 use wxauth::db::schema::{meeting, meeting_member, swiper_image};
 
-use crate::helpers::{Reply, TEST_APPID, TestApp};
+use crate::binary::BinaryApp;
+use crate::helpers::{Reply, TEST_APPID, TestApp, id_of, iso, meeting_body, meeting_body_at};
 
 // ---- the story's props ----
-
-/// As a client with a UTC clock sends a time.
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
 
 /// `hours` from now.
 fn at(hours: i64) -> String {
     iso(Utc::now() + TimeDelta::hours(hours))
-}
-
-/// A valid publish body for a one-hour meeting.
-fn meeting_body_at(title: &str, start: DateTime<Utc>) -> Value {
-    json!({
-        "title": title,
-        "content": "议程：1. 上周工作回顾；2. 本周计划。",
-        "location": "3号楼305会议室",
-        "startTime": iso(start),
-        "endTime": iso(start + TimeDelta::hours(1)),
-    })
-}
-
-/// A valid publish body for a one-hour meeting starting `hours` from now.
-fn meeting_body(title: &str, hours: i64) -> Value {
-    meeting_body_at(title, Utc::now() + TimeDelta::hours(hours))
-}
-
-async fn publish(app: &TestApp, token: &str, body: &Value) -> Value {
-    let reply = app.post("meeting/publish", body, Some(token)).await;
-    assert_eq!(reply.errno(), 0, "publish {body}: {}", reply.raw);
-    reply.body["data"].clone()
-}
-
-fn id_of(meeting: &Value) -> i64 {
-    meeting["id"].as_i64().expect("a meeting id")
 }
 
 async fn join(app: &TestApp, token: &str, id: i64) -> Reply {
@@ -172,18 +142,13 @@ async fn an_empty_app_answers_empty_lists_and_gets_no_demo_data_in_production_mo
 
 #[actix_web::test]
 async fn twenty_five_meetings_page_newest_start_first_without_repeats() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
+    let (app, token) = TestApp::with_user("alice").await;
     // Pairs share a start time, so only the id can keep the pages apart.
     let base = Utc::now();
     for n in 0..25 {
         let start = base + TimeDelta::hours(1 + n / 2);
-        publish(
-            &app,
-            &token,
-            &meeting_body_at(&format!("部门例会 {n:02}"), start),
-        )
-        .await;
+        app.publish(&token, &meeting_body_at(&format!("部门例会 {n:02}"), start))
+            .await;
     }
 
     let mut seen = Vec::new();
@@ -273,10 +238,11 @@ async fn page_limit_and_state_out_of_range_are_402() {
 
 #[actix_web::test]
 async fn the_list_filters_by_state() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
-    let kept = publish(&app, &token, &meeting_body("项目周例会", 24)).await;
-    let dropped = publish(&app, &token, &meeting_body("客户需求沟通会", 48)).await;
+    let (app, token) = TestApp::with_user("alice").await;
+    let kept = app.publish(&token, &meeting_body("项目周例会", 24)).await;
+    let dropped = app
+        .publish(&token, &meeting_body("客户需求沟通会", 48))
+        .await;
     cancel(&app, id_of(&dropped));
 
     let cancelled = app.get("meeting/list?state=2", None).await;
@@ -297,8 +263,7 @@ async fn the_list_filters_by_state() {
 
 #[actix_web::test]
 async fn publish_refuses_missing_and_bad_fields_and_stores_nothing() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
+    let (app, token) = TestApp::with_user("alice").await;
     let valid = meeting_body("项目周例会", 24);
     let with = |field: &str, value: Value| {
         let mut body = valid.clone();
@@ -366,7 +331,7 @@ async fn publish_refuses_missing_and_bad_fields_and_stores_nothing() {
 
     // The limits are inclusive: exactly 100 characters is a title.
     let longest = "会".repeat(100);
-    let published = publish(&app, &token, &with("title", json!(longest))).await;
+    let published = app.publish(&token, &with("title", json!(longest))).await;
     let stored: String = meeting::table
         .find(id_of(&published))
         .select(meeting::title)
@@ -382,19 +347,19 @@ async fn a_published_meeting_shows_in_the_list_the_detail_and_the_home_page() {
 
     // No offset: the picker's local time, China Standard Time.
     let cover = "https://img.example.com/covers/weekly.png";
-    let published = publish(
-        &app,
-        &token,
-        &json!({
-            "title": "  第四季度经营分析会  ",
-            "content": "财务部汇报季度经营数据。\n请各部门负责人准时参加。",
-            "location": "总部大会议室",
-            "startTime": "2030-01-02T09:00:00",
-            "endTime": "2030-01-02T10:30",
-            "cover": cover,
-        }),
-    )
-    .await;
+    let published = app
+        .publish(
+            &token,
+            &json!({
+                "title": "  第四季度经营分析会  ",
+                "content": "财务部汇报季度经营数据。\n请各部门负责人准时参加。",
+                "location": "总部大会议室",
+                "startTime": "2030-01-02T09:00:00",
+                "endTime": "2030-01-02T10:30",
+                "cover": cover,
+            }),
+        )
+        .await;
 
     let id = id_of(&published);
     assert_eq!(published["title"], "第四季度经营分析会", "trimmed");
@@ -431,18 +396,18 @@ async fn a_published_meeting_shows_in_the_list_the_detail_and_the_home_page() {
     assert_eq!((publisher, state), (alice, 1));
 
     // With Z: stored as given, shown in China Standard Time.
-    let utc_clock = publish(
-        &app,
-        &token,
-        &json!({
-            "title": "产品需求评审会",
-            "content": "评审二期需求。",
-            "location": "线上",
-            "startTime": "2030-01-01T01:00:00Z",
-            "endTime": "2030-01-01T02:00:00Z",
-        }),
-    )
-    .await;
+    let utc_clock = app
+        .publish(
+            &token,
+            &json!({
+                "title": "产品需求评审会",
+                "content": "评审二期需求。",
+                "location": "线上",
+                "startTime": "2030-01-01T01:00:00Z",
+                "endTime": "2030-01-01T02:00:00Z",
+            }),
+        )
+        .await;
     assert_eq!(utc_clock["startTime"], "2030-01-01T09:00:00+08:00");
     assert_eq!(utc_clock["cover"], "");
 
@@ -486,16 +451,11 @@ async fn home_shows_enabled_swiper_images_in_order_and_the_next_five_upcoming_me
     let token = app.login_ok("alice").await;
     // Published out of order, plus a past, an ongoing and a cancelled one that must not show.
     for hours in [7, 3, 1, 6, 2, 5, 4] {
-        publish(
-            &app,
-            &token,
-            &meeting_body(&format!("{hours}小时后的会"), hours),
-        )
-        .await;
+        app.publish(&token, &meeting_body(&format!("{hours}小时后的会"), hours))
+            .await;
     }
-    publish(&app, &token, &meeting_body("已经开过的会", -5)).await;
-    publish(
-        &app,
+    app.publish(&token, &meeting_body("已经开过的会", -5)).await;
+    app.publish(
         &token,
         &json!({
             "title": "正在开的会", "content": "进行中", "location": "会议室",
@@ -503,7 +463,7 @@ async fn home_shows_enabled_swiper_images_in_order_and_the_next_five_upcoming_me
         }),
     )
     .await;
-    let called_off = publish(&app, &token, &meeting_body("取消的会", 1)).await;
+    let called_off = app.publish(&token, &meeting_body("取消的会", 1)).await;
     cancel(&app, id_of(&called_off));
 
     let swiper = app.get("swiperImgs", None).await;
@@ -549,11 +509,13 @@ async fn home_shows_enabled_swiper_images_in_order_and_the_next_five_upcoming_me
 
 #[actix_web::test]
 async fn joining_twice_counts_once_and_leaving_twice_is_no_error() {
-    let app = TestApp::spawn().await;
-    let alice = app.login_ok("alice").await;
+    let (app, alice) = TestApp::with_user("alice").await;
     let (bob, bob_id) = login_as(&app, "bob", "小明").await;
     let (carol, carol_id) = login_as(&app, "carol", "小红").await;
-    let id = id_of(&publish(&app, &alice, &meeting_body("新员工入职培训", 24)).await);
+    let id = id_of(
+        &app.publish(&alice, &meeting_body("新员工入职培训", 24))
+            .await,
+    );
 
     let first = join(&app, &bob, id).await;
     assert_eq!(first.errno(), 0, "{}", first.raw);
@@ -586,10 +548,12 @@ async fn joining_twice_counts_once_and_leaving_twice_is_no_error() {
 
 #[actix_web::test]
 async fn twenty_concurrent_joins_of_one_user_make_one_row() {
-    let app = TestApp::spawn().await;
-    let alice = app.login_ok("alice").await;
+    let (app, alice) = TestApp::with_user("alice").await;
     let (bob, bob_id) = login_as(&app, "bob", "小明").await;
-    let id = id_of(&publish(&app, &alice, &meeting_body("年度技术分享大会", 48)).await);
+    let id = id_of(
+        &app.publish(&alice, &meeting_body("年度技术分享大会", 48))
+            .await,
+    );
 
     let replies = futures_util::future::join_all((0..20).map(|_| join(&app, &bob, id))).await;
 
@@ -603,13 +567,21 @@ async fn twenty_concurrent_joins_of_one_user_make_one_row() {
 
 #[actix_web::test]
 async fn cancelled_and_finished_meetings_cannot_be_joined_but_members_stay_members() {
-    let app = TestApp::spawn().await;
-    let alice = app.login_ok("alice").await;
+    let (app, alice) = TestApp::with_user("alice").await;
     let bob = app.login_ok("bob").await;
     let carol = app.login_ok("carol").await;
-    let over = id_of(&publish(&app, &alice, &meeting_body("部门团建活动筹备会", -3)).await);
-    let called_off = id_of(&publish(&app, &alice, &meeting_body("客户需求沟通会", 24)).await);
-    let soon = id_of(&publish(&app, &alice, &meeting_body("安全生产专题会议", 48)).await);
+    let over = id_of(
+        &app.publish(&alice, &meeting_body("部门团建活动筹备会", -3))
+            .await,
+    );
+    let called_off = id_of(
+        &app.publish(&alice, &meeting_body("客户需求沟通会", 24))
+            .await,
+    );
+    let soon = id_of(
+        &app.publish(&alice, &meeting_body("安全生产专题会议", 48))
+            .await,
+    );
     cancel(&app, called_off);
 
     let late = join(&app, &bob, over).await;
@@ -640,9 +612,8 @@ async fn cancelled_and_finished_meetings_cannot_be_joined_but_members_stay_membe
 
 #[actix_web::test]
 async fn unknown_and_missing_meeting_ids() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
-    let real = id_of(&publish(&app, &token, &meeting_body("项目周例会", 24)).await);
+    let (app, token) = TestApp::with_user("alice").await;
+    let real = id_of(&app.publish(&token, &meeting_body("项目周例会", 24)).await);
     let unknown = real + 1000;
 
     let missing = app.get("meeting/detail", None).await;
@@ -687,14 +658,16 @@ async fn unknown_and_missing_meeting_ids() {
 
 #[actix_web::test]
 async fn user_index_counts_follow_publish_join_and_leave() {
-    let app = TestApp::spawn().await;
-    let alice = app.login_ok("alice").await;
+    let (app, alice) = TestApp::with_user("alice").await;
     let bob = app.login_ok("bob").await;
     let zero = json!({ "metting_pubs": 0, "metting_joins": 0 });
     assert_eq!(user_index(&app, &alice).await, zero);
 
-    let weekly = id_of(&publish(&app, &alice, &meeting_body("项目周例会", 24)).await);
-    let review = id_of(&publish(&app, &alice, &meeting_body("产品需求评审会", 48)).await);
+    let weekly = id_of(&app.publish(&alice, &meeting_body("项目周例会", 24)).await);
+    let review = id_of(
+        &app.publish(&alice, &meeting_body("产品需求评审会", 48))
+            .await,
+    );
     assert_eq!(
         user_index(&app, &alice).await,
         json!({ "metting_pubs": 2, "metting_joins": 0 })
@@ -728,12 +701,14 @@ async fn concurrent_user_index_reads_of_many_users_each_get_their_own_counts() {
     // one that arrives after a join sees it.
     // The default pool: under a loaded machine a late listener heartbeat can send every token
     // check to the database, and sixty of those at once must still fit the reads lane.
-    let app = TestApp::spawn().await;
-    let alice = app.login_ok("alice").await;
+    let (app, alice) = TestApp::with_user("alice").await;
     let bob = app.login_ok("bob").await;
     let carol = app.login_ok("carol").await;
-    let weekly = id_of(&publish(&app, &alice, &meeting_body("项目周例会", 24)).await);
-    id_of(&publish(&app, &alice, &meeting_body("产品需求评审会", 48)).await);
+    let weekly = id_of(&app.publish(&alice, &meeting_body("项目周例会", 24)).await);
+    id_of(
+        &app.publish(&alice, &meeting_body("产品需求评审会", 48))
+            .await,
+    );
     assert_eq!(join(&app, &bob, weekly).await.errno(), 0);
     // Carol opens her page once: her session is then checked from the cache.
     assert_eq!(user_index(&app, &carol).await["metting_pubs"], 0);
@@ -761,9 +736,8 @@ async fn concurrent_user_index_reads_of_many_users_each_get_their_own_counts() {
 
 #[actix_web::test]
 async fn publish_join_leave_and_user_index_need_a_token_the_rest_is_public() {
-    let app = TestApp::spawn().await;
-    let alice = app.login_ok("alice").await;
-    let id = id_of(&publish(&app, &alice, &meeting_body("项目周例会", 24)).await);
+    let (app, alice) = TestApp::with_user("alice").await;
+    let id = id_of(&app.publish(&alice, &meeting_body("项目周例会", 24)).await);
     let logged_out = app.login_ok("bob").await;
     assert_eq!(
         app.post("auth/logout", &json!({}), Some(&logged_out))
@@ -806,15 +780,11 @@ async fn publish_join_leave_and_user_index_need_a_token_the_rest_is_public() {
 /// Runs the wxauth binary against the test's database, with nothing of the developer's
 /// environment leaking in.
 fn wxauth(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
-    for var in VARIABLES {
-        cmd.env_remove(var.name());
-    }
-    cmd.args(args)
+    BinaryApp::builder()
+        .args(args)
         .env("DATABASE_URL", &app.db_url)
-        .envs(env.iter().copied())
-        .output()
-        .expect("the binary runs")
+        .envs(env)
+        .run()
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -905,9 +875,8 @@ async fn dev_mode_loads_the_demo_data_once() {
 #[actix_web::test]
 async fn demo_data_never_lands_in_production_or_next_to_real_meetings_by_itself() {
     // A production app: WECHAT_APPID set. Its start loaded nothing (see the empty-app test).
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
-    publish(&app, &token, &meeting_body("真实的会议", 24)).await;
+    let (app, token) = TestApp::with_user("alice").await;
+    app.publish(&token, &meeting_body("真实的会议", 24)).await;
     let real = rows(&app);
 
     // A dev start on a database that already has meetings leaves it alone.
@@ -945,8 +914,7 @@ async fn demo_data_never_lands_in_production_or_next_to_real_meetings_by_itself(
 
 #[actix_web::test]
 async fn hostile_cover_urls_are_refused_with_the_reason_and_store_nothing() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
+    let (app, token) = TestApp::with_user("alice").await;
     for (url, reason) in crate::profile::HOSTILE_URLS {
         let mut body = meeting_body("封面测试", 24);
         body["cover"] = json!(url);
@@ -963,7 +931,7 @@ async fn hostile_cover_urls_are_refused_with_the_reason_and_store_nothing() {
 
     let mut body = meeting_body("封面测试", 24);
     body["cover"] = json!("https://IMG.example.com/covers/1.png?size=large#top");
-    let published = publish(&app, &token, &body).await;
+    let published = app.publish(&token, &body).await;
     assert_eq!(
         published["cover"],
         "https://img.example.com/covers/1.png?size=large#top"
@@ -972,8 +940,7 @@ async fn hostile_cover_urls_are_refused_with_the_reason_and_store_nothing() {
 
 #[actix_web::test]
 async fn meeting_times_outside_the_years_2000_to_2100_are_402_naming_the_field() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
+    let (app, token) = TestApp::with_user("alice").await;
     let valid = meeting_body("项目周例会", 24);
     let with = |field: &str, value: &str| {
         let mut body = valid.clone();
@@ -1017,14 +984,13 @@ async fn meeting_times_outside_the_years_2000_to_2100_are_402_naming_the_field()
     let mut edges = valid.clone();
     edges["startTime"] = json!("2000-01-01T00:00:00+08:00");
     edges["endTime"] = json!("2100-12-31T23:59:59+08:00");
-    publish(&app, &token, &edges).await;
+    app.publish(&token, &edges).await;
     assert_eq!(count_meetings(&app), 1);
 }
 
 #[actix_web::test]
 async fn invisible_or_reordering_text_in_a_meeting_is_402_and_stores_nothing() {
-    let app = TestApp::spawn().await;
-    let token = app.login_ok("alice").await;
+    let (app, token) = TestApp::with_user("alice").await;
     let valid = meeting_body("项目周例会", 24);
     let with = |field: &str, value: &str| {
         let mut body = valid.clone();
@@ -1054,7 +1020,7 @@ async fn invisible_or_reordering_text_in_a_meeting_is_402_and_stores_nothing() {
     assert_eq!(count_meetings(&app), 0, "nothing refused was stored");
 
     let family = "家庭聚会 👨\u{200D}👩\u{200D}👧";
-    let published = publish(&app, &token, &with("title", family)).await;
+    let published = app.publish(&token, &with("title", family)).await;
     assert_eq!(
         published["title"], family,
         "an emoji sequence keeps its joiners"

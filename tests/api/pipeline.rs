@@ -10,15 +10,7 @@ use serde_json::json;
 use crate::helpers::{TestApp, captured_logs};
 
 fn count(app: &TestApp, sql: &str) -> i64 {
-    #[derive(QueryableByName)]
-    struct N {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
-    }
-    diesel::sql_query(sql)
-        .get_result::<N>(&mut app.db())
-        .expect("count")
-        .n
+    crate::database::count(&app.db_url, sql)
 }
 
 /// Takes every place the login admission has, as a spike of logins waiting on WeChat would.

@@ -2,13 +2,11 @@
 //! instances start at once; bad configuration stops the binary with the variable's name; and
 //! no secret ever reaches a response or a log line.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
 use diesel::prelude::*;
 use serde_json::json;
 use wxauth::db::setup;
 
+use crate::binary::{BinaryApp, free_port};
 use crate::database::{DropDb, pg_url};
 use crate::helpers::{TestApp, captured_logs, captured_logs_in_every_format};
 
@@ -57,11 +55,10 @@ fn invalid_configuration_stops_the_binary_naming_the_variable() {
         ("DB_POOL_SIZE", "0"),
         ("TOKEN_HEADER", "X OA Token"),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_wxauth"))
+        let out = BinaryApp::builder()
             .env(var, value)
             .env("DATABASE_URL", pg_url("wxauth_never_created"))
-            .output()
-            .expect("binary runs");
+            .run();
         assert_eq!(out.status.code(), Some(2), "{var}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(var), "{var}: {stderr}");
@@ -70,26 +67,21 @@ fn invalid_configuration_stops_the_binary_naming_the_variable() {
 
 /// The binary's exit code and stderr for this environment (production unless `dev`).
 fn start_with(pairs: &[(&str, &str)], production: bool) -> (Option<i32>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wxauth"));
-    // Nothing listens there: a start that gets past the configuration ends at the database.
-    cmd.env(
-        "DATABASE_URL",
-        "postgres://postgres@127.0.0.1:1/wxauth?connect_timeout=2",
-    )
-    .env(
-        "BIND_ADDR",
-        format!("127.0.0.1:{}", crate::binary::free_port()),
-    )
-    .stdin(Stdio::null());
+    let mut binary = BinaryApp::builder()
+        // Nothing listens there: a start that gets past the configuration ends at the database.
+        .env(
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:1/wxauth?connect_timeout=2",
+        )
+        .env("BIND_ADDR", format!("127.0.0.1:{}", free_port()));
     if production {
-        cmd.env("WECHAT_APPID", "wx1234567890abcdef")
-            .env("WECHAT_SECRET", "app-secret-of-the-test")
-            .env("JWT_SECRET", "jwt-secret-of-the-test-0123456789abcdef");
+        binary = binary.envs(&[
+            ("WECHAT_APPID", "wx1234567890abcdef"),
+            ("WECHAT_SECRET", "app-secret-of-the-test"),
+            ("JWT_SECRET", "jwt-secret-of-the-test-0123456789abcdef"),
+        ]);
     }
-    for (var, value) in pairs {
-        cmd.env(var, value);
-    }
-    let out = cmd.output().expect("binary runs");
+    let out = binary.envs(pairs).run();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -188,14 +180,13 @@ fn placeholder_secrets_are_warned_about_once_at_start_without_their_value() {
 
 /// `CONTEXT_PATH=` (empty) would silently mean the default `/oapro` to a reader expecting the
 /// root: it stops the start, saying what to write instead; `CONTEXT_PATH=/` is litemall's root.
-#[test]
-fn an_empty_context_path_is_refused_and_a_slash_serves_the_api_at_wx() {
+#[actix_web::test]
+async fn an_empty_context_path_is_refused_and_a_slash_serves_the_api_at_wx() {
     for empty in ["", " "] {
-        let out = Command::new(env!("CARGO_BIN_EXE_wxauth"))
+        let out = BinaryApp::builder()
             .env("CONTEXT_PATH", empty)
             .env("DATABASE_URL", pg_url("wxauth_never_created"))
-            .output()
-            .expect("binary runs");
+            .run();
         assert_eq!(out.status.code(), Some(2), "{empty:?}: {out:?}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
@@ -204,28 +195,18 @@ fn an_empty_context_path_is_refused_and_a_slash_serves_the_api_at_wx() {
         );
     }
 
-    let db = format!("wxauth_t_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = DropDb(db.clone());
-    let env = crate::process::env_of(&[
-        ("DATABASE_URL", pg_url(&db)),
-        (
-            "BIND_ADDR",
-            format!("127.0.0.1:{}", crate::binary::free_port()),
-        ),
-        ("DB_POOL_SIZE", "2".to_string()),
-        ("CONTEXT_PATH", "/".to_string()),
-    ]);
-    let bin = crate::binary::Binary::start(env!("CARGO_BIN_EXE_wxauth"), &env);
-    let get = |path: &str| {
-        let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-            .arg(format!("{}{path}", bin.base))
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    assert_eq!(get("/wx/home/index"), "200", "the API at /wx/");
-    assert_eq!(get("/oapro/wx/home/index"), "404", "and not under /oapro");
+    let app = BinaryApp::builder()
+        .env("DB_POOL_SIZE", "2")
+        .env("CONTEXT_PATH", "/")
+        .start()
+        .await;
+    let at_wx = app.get("/wx/home/index", &[]).await;
+    assert_eq!(at_wx.status, 200, "the API at /wx/");
+    assert_eq!(
+        app.get("/oapro/wx/home/index", &[]).await.status,
+        404,
+        "and not under /oapro"
+    );
 }
 
 #[actix_web::test]
@@ -369,26 +350,15 @@ fn run_with_dotenv(env: &[(&str, &str)], dotenv: Option<&str>) -> std::process::
     if let Some(text) = dotenv {
         std::fs::write(empty.join(".env"), text).expect("write .env");
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wxauth"))
+    let out = BinaryApp::builder()
         .current_dir(&empty)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         // Nothing listens there: a start that gets past the configuration fails with exit 1.
         .env(
             "DATABASE_URL",
             "postgres://postgres@127.0.0.1:1/wxauth_never_created",
         )
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    let started = Instant::now();
-    while child.try_wait().expect("wait").is_none() && started.elapsed() < Duration::from_secs(20) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().expect("output");
+        .envs(env)
+        .run();
     let _ = std::fs::remove_dir_all(&empty);
     out
 }
