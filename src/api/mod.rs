@@ -32,7 +32,12 @@ use crate::actors::listener::ListenerHealth;
 use crate::actors::login_log::LoginLogWriter;
 use crate::actors::session::SessionCache;
 use crate::actors::{DbHandle, SessionActor};
-use crate::error::{ApiError, Envelope, Errno, SUCCESS};
+use crate::error::{
+    ACCOUNT_DISABLED, ApiError, BAD_ARGUMENT, BAD_ARGUMENT_VALUE, BUSY, CONTENT_REFUSED, Envelope,
+    Errno, ErrnoSpec, FOREIGN_WATERMARK, MOBILE_TAKEN, PHONE_CODE_INVALID, RATE_LIMITED, SERIOUS,
+    SIGNATURE_MISMATCH, SUCCESS, UNLOGIN, WX_BAD_RESPONSE, WX_BUSY, WX_CODE_INVALID, WX_CODE_USED,
+    WX_RATE_LIMITED, WX_RISKY_USER, WX_TIMEOUT,
+};
 use crate::metrics::Metrics;
 use crate::token::TokenIssuer;
 
@@ -105,106 +110,415 @@ fn with_errno_zero(mut response: HttpResponse) -> HttpResponse {
     response
 }
 
-/// The mini-program routes, relative to `{CONTEXT_PATH}/wx`, with their methods. One table for the
-/// router and for the test that holds /openapi.json to it.
-pub fn wx_routes() -> Vec<(&'static str, Method, Route)> {
+/// One operation of the mini-program API, declared once: the router mounts `route` at `path` for
+/// `method`, and `/openapi.json` describes it from the same entry.
+pub struct Operation {
+    /// Relative to `{CONTEXT_PATH}/wx`.
+    pub path: &'static str,
+    pub method: Method,
+    pub(crate) summary: &'static str,
+    /// Needs the token header.
+    pub auth: bool,
+    /// The errnos it can answer besides 0.
+    pub(crate) errnos: &'static [ErrnoSpec],
+    pub(crate) query: fn() -> Vec<openapi::QueryParam>,
+    /// The JSON body's schema.
+    pub(crate) body: Option<openapi::SchemaOf>,
+    /// The success `data`'s schema; `None` for `data: null`.
+    pub(crate) data: Option<openapi::SchemaOf>,
+    /// The handler (a capture-less closure).
+    route: fn() -> Route,
+}
+
+impl Operation {
+    /// An operation that needs the token, takes no query or body and answers `data: null`.
+    fn new(
+        method: Method,
+        path: &'static str,
+        route: fn() -> Route,
+        summary: &'static str,
+        errnos: &'static [ErrnoSpec],
+    ) -> Self {
+        Operation {
+            path,
+            method,
+            summary,
+            auth: true,
+            errnos,
+            query: Vec::new,
+            body: None,
+            data: None,
+            route,
+        }
+    }
+
+    /// Without the token.
+    fn public(self) -> Self {
+        Operation {
+            auth: false,
+            ..self
+        }
+    }
+
+    fn query(self, query: fn() -> Vec<openapi::QueryParam>) -> Self {
+        Operation { query, ..self }
+    }
+
+    fn body(self, body: openapi::SchemaOf) -> Self {
+        Operation {
+            body: Some(body),
+            ..self
+        }
+    }
+
+    fn data(self, data: openapi::SchemaOf) -> Self {
+        Operation {
+            data: Some(data),
+            ..self
+        }
+    }
+}
+
+const LOGIN_ERRNOS: &[ErrnoSpec] = &[
+    BAD_ARGUMENT,
+    BAD_ARGUMENT_VALUE,
+    ACCOUNT_DISABLED,
+    WX_CODE_INVALID,
+    WX_CODE_USED,
+    WX_RATE_LIMITED,
+    WX_RISKY_USER,
+    WX_BUSY,
+    WX_TIMEOUT,
+    WX_BAD_RESPONSE,
+    SIGNATURE_MISMATCH,
+    RATE_LIMITED,
+    BUSY,
+    SERIOUS,
+];
+const BIND_PHONE_ERRNOS: &[ErrnoSpec] = &[
+    BAD_ARGUMENT,
+    BAD_ARGUMENT_VALUE,
+    UNLOGIN,
+    MOBILE_TAKEN,
+    WX_RATE_LIMITED,
+    WX_RISKY_USER,
+    WX_BUSY,
+    WX_TIMEOUT,
+    WX_BAD_RESPONSE,
+    FOREIGN_WATERMARK,
+    PHONE_CODE_INVALID,
+    RATE_LIMITED,
+    BUSY,
+    SERIOUS,
+];
+const LINK_ERRNOS: &[ErrnoSpec] = &[
+    BAD_ARGUMENT,
+    BAD_ARGUMENT_VALUE,
+    UNLOGIN,
+    WX_CODE_INVALID,
+    WX_CODE_USED,
+    WX_RATE_LIMITED,
+    WX_RISKY_USER,
+    WX_BUSY,
+    WX_TIMEOUT,
+    WX_BAD_RESPONSE,
+    SIGNATURE_MISMATCH,
+    BUSY,
+    SERIOUS,
+];
+/// WeCom's refusals reach fewer errnos than WeChat's: see `wechat::wecom::wecom_error`.
+const WECOM_LOGIN_ERRNOS: &[ErrnoSpec] = &[
+    BAD_ARGUMENT,
+    BAD_ARGUMENT_VALUE,
+    ACCOUNT_DISABLED,
+    WX_CODE_INVALID,
+    WX_BUSY,
+    WX_TIMEOUT,
+    WX_BAD_RESPONSE,
+    RATE_LIMITED,
+    BUSY,
+    SERIOUS,
+];
+const WECOM_LINK_ERRNOS: &[ErrnoSpec] = &[
+    BAD_ARGUMENT,
+    BAD_ARGUMENT_VALUE,
+    UNLOGIN,
+    WX_CODE_INVALID,
+    WX_BUSY,
+    WX_TIMEOUT,
+    WX_BAD_RESPONSE,
+    BUSY,
+    SERIOUS,
+];
+/// A call with a token and a JSON body.
+const AUTH_BODY_ERRNOS: &[ErrnoSpec] = &[BAD_ARGUMENT, BAD_ARGUMENT_VALUE, UNLOGIN, BUSY, SERIOUS];
+/// A call with a token and a JSON body whose text goes through WeChat's content check: refused
+/// as risky (730), or the check could not be made (714/715/716).
+const CHECKED_BODY_ERRNOS: &[ErrnoSpec] = &[
+    BAD_ARGUMENT,
+    BAD_ARGUMENT_VALUE,
+    UNLOGIN,
+    WX_BUSY,
+    WX_TIMEOUT,
+    WX_BAD_RESPONSE,
+    CONTENT_REFUSED,
+    BUSY,
+    SERIOUS,
+];
+/// A call with a token and nothing else to check.
+const AUTH_ERRNOS: &[ErrnoSpec] = &[UNLOGIN, BUSY, SERIOUS];
+/// A call with arguments but no token.
+const ARGS_ERRNOS: &[ErrnoSpec] = &[BAD_ARGUMENT, BAD_ARGUMENT_VALUE, BUSY, SERIOUS];
+/// A call whose arguments are all optional: only a bad value is refused.
+const OPTIONAL_ARGS_ERRNOS: &[ErrnoSpec] = &[BAD_ARGUMENT_VALUE, BUSY, SERIOUS];
+/// A call without arguments or token.
+const PLAIN_ERRNOS: &[ErrnoSpec] = &[BUSY, SERIOUS];
+
+/// The mini-program API: what the router mounts under `{CONTEXT_PATH}/wx` and what
+/// `/openapi.json` describes.
+pub fn operations() -> Vec<Operation> {
+    use Method as M;
+    use openapi::Schemas;
     vec![
-        (
+        Operation::new(
+            M::POST,
             "/auth/login_by_weixin",
-            Method::POST,
-            web::route().to(auth::login_by_weixin),
-        ),
-        (
+            || web::to(auth::login_by_weixin),
+            "Log in with the code from wx.login(); answers the token",
+            LOGIN_ERRNOS,
+        )
+        .public()
+        .body(Schemas::of::<auth::LoginRequest>)
+        .data(Schemas::of::<auth::LoginAnswer>),
+        Operation::new(
+            M::POST,
             "/auth/login_by_wecom",
-            Method::POST,
-            web::route().to(auth::login_by_wecom),
+            || web::to(auth::login_by_wecom),
+            "Inside WeCom: log in as staff with the code from wx.qy.login(); answers as login_by_weixin",
+            WECOM_LOGIN_ERRNOS,
+        )
+        .public()
+        .body(Schemas::of::<auth::WeComCodeRequest>)
+        .data(Schemas::of::<auth::LoginAnswer>),
+        Operation::new(
+            M::POST,
+            "/auth/logout",
+            || web::to(auth::logout),
+            "End this token's session",
+            AUTH_ERRNOS,
         ),
-        ("/auth/logout", Method::POST, web::route().to(auth::logout)),
-        (
+        Operation::new(
+            M::POST,
             "/auth/logout_all",
-            Method::POST,
-            web::route().to(auth::logout_all),
+            || web::to(auth::logout_all),
+            "End every session of the user",
+            AUTH_ERRNOS,
         ),
-        (
+        Operation::new(
+            M::POST,
             "/auth/link_weixin",
-            Method::POST,
-            web::route().to(auth::link_weixin),
-        ),
-        (
+            || web::to(auth::link_weixin),
+            "Attach the person's identity in another mini-program to this account (merging the account that had it)",
+            LINK_ERRNOS,
+        )
+        .body(Schemas::of::<auth::LinkWeixinRequest>)
+        .data(Schemas::of::<auth::LinkAnswer>),
+        Operation::new(
+            M::POST,
             "/auth/link_wecom",
-            Method::POST,
-            web::route().to(auth::link_wecom),
-        ),
-        (
+            || web::to(auth::link_wecom),
+            "Attach the person's WeCom identity (code from wx.qy.login()) to this account (merging the account that had it)",
+            WECOM_LINK_ERRNOS,
+        )
+        .body(Schemas::of::<auth::WeComCodeRequest>)
+        .data(Schemas::of::<auth::LinkAnswer>),
+        Operation::new(
+            M::POST,
             "/auth/refresh",
-            Method::POST,
-            web::route().to(auth::refresh),
-        ),
-        (
+            || web::to(auth::refresh),
+            "A new token for the same session; the old one stops working",
+            AUTH_ERRNOS,
+        )
+        .data(Schemas::of::<auth::RefreshAnswer>),
+        Operation::new(
+            M::POST,
             "/auth/deactivate",
-            Method::POST,
-            web::route().to(account::deactivate),
-        ),
-        (
+            || web::to(account::deactivate),
+            "Delete the account after the grace period; ends every session",
+            AUTH_ERRNOS,
+        )
+        .data(Schemas::of::<account::DeactivateAnswer>),
+        Operation::new(
+            M::GET,
             "/auth/export",
-            Method::GET,
-            web::route().to(account::export),
-        ),
-        (
+            || web::to(account::export),
+            "Everything stored about the user",
+            AUTH_ERRNOS,
+        )
+        .data(Schemas::of::<account::ExportView>),
+        Operation::new(
+            M::POST,
             "/auth/bindPhone",
-            Method::POST,
-            web::route().to(phone::bind_phone),
-        ),
-        (
+            || web::to(phone::bind_phone),
+            "Bind the phone number from the getPhoneNumber button",
+            BIND_PHONE_ERRNOS,
+        )
+        .body(Schemas::of::<phone::BindPhoneRequest>)
+        .data(Schemas::of::<phone::BoundPhone>),
+        Operation::new(
+            M::POST,
             "/auth/profile",
-            Method::POST,
-            web::route().to(profile::update),
-        ),
-        ("/auth/info", Method::GET, web::route().to(profile::info)),
-        ("/user/index", Method::GET, web::route().to(user::index)),
-        ("/home/index", Method::GET, web::route().to(home::index)),
-        (
+            || web::to(profile::update),
+            "Change nickname, avatar or gender (at least one); a new nickname goes through \
+             WeChat's content check",
+            CHECKED_BODY_ERRNOS,
+        )
+        .body(Schemas::of::<profile::ProfileRequest>)
+        .data(Schemas::of::<profile::UserInfoView>),
+        Operation::new(
+            M::GET,
+            "/auth/info",
+            || web::to(profile::info),
+            "The user's profile",
+            AUTH_ERRNOS,
+        )
+        .data(Schemas::of::<profile::InfoView>),
+        Operation::new(
+            M::GET,
+            "/user/index",
+            || web::to(user::index),
+            "How many meetings the user published and joined",
+            AUTH_ERRNOS,
+        )
+        .data(Schemas::of::<user::UserIndex>),
+        Operation::new(
+            M::GET,
+            "/home/index",
+            || web::to(home::index),
+            "Home page: swiper images and upcoming meetings",
+            PLAIN_ERRNOS,
+        )
+        .public()
+        .data(Schemas::of::<home::HomeIndex>),
+        Operation::new(
+            M::GET,
             "/swiperImgs",
-            Method::GET,
-            web::route().to(home::swiper_imgs),
-        ),
-        ("/meeting/list", Method::GET, web::route().to(meeting::list)),
-        (
+            || web::to(home::swiper_imgs),
+            "Swiper images",
+            PLAIN_ERRNOS,
+        )
+        .public()
+        .data(Schemas::array_of::<home::SwiperImageView>),
+        Operation::new(
+            M::GET,
+            "/meeting/list",
+            || web::to(meeting::list),
+            "Meetings, newest first, a page at a time",
+            OPTIONAL_ARGS_ERRNOS,
+        )
+        .public()
+        .query(meeting_list_query)
+        .data(Schemas::inline::<meeting::Page<meeting::MeetingView>>),
+        Operation::new(
+            M::GET,
             "/meeting/detail",
-            Method::GET,
-            web::route().to(meeting::detail),
-        ),
-        (
+            || web::to(meeting::detail),
+            "One meeting (one pending review or rejected only for its publisher, with the token)",
+            ARGS_ERRNOS,
+        )
+        .public()
+        .query(meeting_detail_query)
+        .data(Schemas::of::<meeting::MeetingView>),
+        Operation::new(
+            M::POST,
             "/meeting/publish",
-            Method::POST,
-            web::route().to(meeting::publish),
-        ),
-        (
+            || web::to(meeting::publish),
+            "Publish a meeting; title, content and location go through WeChat's content \
+             check (a text WeChat wants reviewed is stored pending an admin's review)",
+            CHECKED_BODY_ERRNOS,
+        )
+        .body(Schemas::of::<meeting::PublishRequest>)
+        .data(Schemas::of::<meeting::MeetingView>),
+        Operation::new(
+            M::POST,
             "/meeting/join",
-            Method::POST,
-            web::route().to(meeting::join),
-        ),
-        (
+            || web::to(meeting::join),
+            "Join a meeting that has not ended",
+            AUTH_BODY_ERRNOS,
+        )
+        .body(Schemas::of::<meeting::MeetingIdRequest>)
+        .data(Schemas::of::<meeting::Membership>),
+        Operation::new(
+            M::POST,
             "/meeting/leave",
-            Method::POST,
-            web::route().to(meeting::leave),
-        ),
-        (
+            || web::to(meeting::leave),
+            "Leave a meeting",
+            AUTH_BODY_ERRNOS,
+        )
+        .body(Schemas::of::<meeting::MeetingIdRequest>)
+        .data(Schemas::of::<meeting::Membership>),
+        Operation::new(
+            M::POST,
             "/meeting/subscribe",
-            Method::POST,
-            web::route().to(meeting::subscribe),
-        ),
+            || web::to(meeting::subscribe),
+            "Report wx.requestSubscribeMessage's answer for the reminder template, for a \
+             joined meeting: a consent gives one reminder before the start (402 with \
+             data.reason when the meeting is not joined)",
+            AUTH_BODY_ERRNOS,
+        )
+        .body(Schemas::of::<meeting::SubscribeRequest>)
+        .data(Schemas::of::<meeting::Subscription>),
     ]
 }
 
-/// Mounts `wx_routes()`.
+fn meeting_list_query() -> Vec<openapi::QueryParam> {
+    use serde_json::json;
+    vec![
+        openapi::QueryParam {
+            name: "page",
+            required: false,
+            schema: json!({ "type": "integer", "minimum": 1, "maximum": meeting::MAX_PAGE, "default": 1 }),
+            description: "Page number, from 1",
+        },
+        openapi::QueryParam {
+            name: "limit",
+            required: false,
+            schema: json!({ "type": "integer", "minimum": 1, "maximum": meeting::MAX_LIMIT,
+                            "default": meeting::DEFAULT_LIMIT }),
+            description: "Meetings per page",
+        },
+        openapi::QueryParam {
+            name: "state",
+            required: false,
+            schema: json!({ "type": "integer", "enum": [1, 2] }),
+            description: "1 published, 2 cancelled; absent or empty: any",
+        },
+    ]
+}
+
+fn meeting_detail_query() -> Vec<openapi::QueryParam> {
+    vec![openapi::QueryParam {
+        name: "id",
+        required: true,
+        schema: serde_json::json!({ "type": "integer", "format": "int64", "minimum": 1 }),
+        description: "The meeting's id",
+    }]
+}
+
+/// Mounts `operations()`.
 pub(crate) fn configure_wx(cfg: &mut web::ServiceConfig) {
-    for (path, method, route) in wx_routes() {
+    for Operation {
+        path,
+        method,
+        route,
+        ..
+    } in operations()
+    {
         // The deadline wraps each resource, after routing: see `middleware::deadline`.
         cfg.service(
             web::resource(path)
                 .wrap(actix_web::middleware::from_fn(middleware::deadline))
-                .route(route.method(method.clone()))
+                .route(route().method(method.clone()))
                 // A wrong method answers the envelope too, not an empty 405.
                 .default_service(web::to(move || {
                     let allow = method.clone();
@@ -217,4 +531,41 @@ pub(crate) fn configure_wx(cfg: &mut web::ServiceConfig) {
 /// Unknown paths and methods: an envelope, not an empty 404 page.
 pub(crate) async fn not_found() -> ApiResult {
     Err(ApiError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::{TestRequest, call_service, init_service};
+
+    /// Each operation's path answers its method with its handler: not the 404 of an unknown
+    /// path, not the 405 of another method (the handlers fail here, without the app's state).
+    #[actix_web::test]
+    async fn every_operation_is_routed_for_its_method() {
+        let app = init_service(
+            actix_web::App::new()
+                .service(web::scope("/wx").configure(configure_wx))
+                .default_service(web::to(not_found)),
+        )
+        .await;
+        let status = |method: Method, path: &str| {
+            let request = TestRequest::default()
+                .method(method)
+                .uri(&format!("/wx{path}"))
+                .to_request();
+            let app = &app;
+            async move { call_service(app, request).await.status().as_u16() }
+        };
+        for op in operations() {
+            let answered = status(op.method.clone(), op.path).await;
+            assert!(
+                ![404, 405].contains(&answered),
+                "{} {} answered {answered}",
+                op.method,
+                op.path
+            );
+        }
+        assert_eq!(status(Method::GET, "/no/such/api").await, 404);
+        assert_eq!(status(Method::DELETE, "/auth/logout").await, 405);
+    }
 }

@@ -1,62 +1,44 @@
 //! `GET /openapi.json` and the page at `/docs` that renders it.
 //!
 //! The schemas come from the request and response structs themselves (`utoipa::ToSchema`), so a
-//! field added to an answer is in the document with it; the operations come from the table below,
-//! which a test holds equal to the router's (`super::wx_routes`). The errnos of each operation are
-//! listed there too; their messages come from `error::CATALOGUE`.
+//! field added to an answer is in the document with it; the operations, with their errnos, come
+//! from the router's own table (`super::operations`), the errnos' messages from `error::CATALOGUE`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use actix_web::http::Method;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::account::{DeactivateAnswer, ExportView};
-use super::auth::{
-    LinkAnswer, LinkWeixinRequest, LoginAnswer, LoginRequest, RefreshAnswer, WeComCodeRequest,
-};
-use super::home::{HomeIndex, SwiperImageView};
-use super::meeting::{
-    MAX_LIMIT, MAX_PAGE, MeetingIdRequest, MeetingView, Membership, Page, PublishRequest,
-    SubscribeRequest, Subscription,
-};
-use super::phone::{BindPhoneRequest, BoundPhone};
-use super::profile::{InfoView, ProfileRequest, UserInfoView};
-use super::user::UserIndex;
+use super::Operation;
 use crate::error::{
-    BUSY_ERRNO, BusyData, CATALOGUE, CONTENT_REFUSED, Reason, RefusedField, UNLOGIN, UnloginReason,
+    BAD_ARGUMENT, BAD_ARGUMENT_VALUE, BUSY, BusyData, CONTENT_REFUSED, ErrnoSpec, Reason,
+    RefusedField, UNLOGIN, UnloginReason,
 };
 
 /// The name of the token's security scheme in the document.
 const TOKEN_SCHEME: &str = "token";
 
-/// A query parameter: name, required, schema, description.
-type Query = (&'static str, bool, Value, &'static str);
-
-/// One operation of the mini-program API.
-struct Operation {
-    path: &'static str,
-    method: Method,
-    summary: &'static str,
-    /// Needs the token header.
-    auth: bool,
-    query: Vec<Query>,
-    body: Option<Value>,
-    /// The success `data`; `None` for `data: null`.
-    data: Option<Value>,
-    errnos: &'static [i32],
+/// A query parameter of an operation.
+pub(crate) struct QueryParam {
+    pub(crate) name: &'static str,
+    pub(crate) required: bool,
+    pub(crate) schema: Value,
+    pub(crate) description: &'static str,
 }
+
+/// Registers a schema and answers how an operation refers to it (`Schemas::of::<T>`).
+pub(crate) type SchemaOf = fn(&mut Schemas) -> Value;
 
 /// Collects the component schemas the operations refer to.
 #[derive(Default)]
-struct Schemas(BTreeMap<String, Value>);
+pub(crate) struct Schemas(BTreeMap<String, Value>);
 
 impl Schemas {
     /// A `$ref` to `T`'s schema, registering it and the schemas it refers to.
-    fn of<T: ToSchema>(&mut self) -> Value {
+    pub(crate) fn of<T: ToSchema>(&mut self) -> Value {
         let name = T::name().into_owned();
         let schema = serde_json::to_value(T::schema()).unwrap_or(Value::Null);
         self.0.insert(name.clone(), schema);
@@ -64,8 +46,13 @@ impl Schemas {
         json!({ "$ref": format!("#/components/schemas/{name}") })
     }
 
+    /// An array of `T`.
+    pub(crate) fn array_of<T: ToSchema>(&mut self) -> Value {
+        json!({ "type": "array", "items": self.of::<T>() })
+    }
+
     /// `T`'s schema written out in place (for generic wrappers such as `Page<T>`).
-    fn inline<T: ToSchema>(&mut self) -> Value {
+    pub(crate) fn inline<T: ToSchema>(&mut self) -> Value {
         self.deps::<T>();
         serde_json::to_value(T::schema()).unwrap_or(Value::Null)
     }
@@ -80,311 +67,17 @@ impl Schemas {
     }
 }
 
-const LOGIN_ERRNOS: &[i32] = &[
-    401, 402, 700, 710, 711, 712, 713, 714, 715, 716, 719, 720, BUSY_ERRNO, 502,
-];
-const BIND_PHONE_ERRNOS: &[i32] = &[
-    401, 402, 501, 705, 712, 713, 714, 715, 716, 717, 718, 720, BUSY_ERRNO, 502,
-];
-const LINK_ERRNOS: &[i32] = &[
-    401, 402, 501, 710, 711, 712, 713, 714, 715, 716, 719, BUSY_ERRNO, 502,
-];
-/// WeCom's refusals reach fewer errnos than WeChat's: see `wechat::wecom::wecom_error`.
-const WECOM_LOGIN_ERRNOS: &[i32] = &[401, 402, 700, 710, 714, 715, 716, 720, BUSY_ERRNO, 502];
-const WECOM_LINK_ERRNOS: &[i32] = &[401, 402, 501, 710, 714, 715, 716, BUSY_ERRNO, 502];
-/// A call with a token and a JSON body.
-const AUTH_BODY_ERRNOS: &[i32] = &[401, 402, 501, BUSY_ERRNO, 502];
-/// A call with a token and a JSON body whose text goes through WeChat's content check: refused
-/// as risky (730), or the check could not be made (714/715/716).
-const CHECKED_BODY_ERRNOS: &[i32] = &[401, 402, 501, 714, 715, 716, 730, BUSY_ERRNO, 502];
-/// A call with a token and nothing else to check.
-const AUTH_ERRNOS: &[i32] = &[501, BUSY_ERRNO, 502];
-/// A call with arguments but no token.
-const ARGS_ERRNOS: &[i32] = &[401, 402, BUSY_ERRNO, 502];
-/// A call whose arguments are all optional: only a bad value is refused.
-const OPTIONAL_ARGS_ERRNOS: &[i32] = &[402, BUSY_ERRNO, 502];
-/// A call without arguments or token.
-const PLAIN_ERRNOS: &[i32] = &[BUSY_ERRNO, 502];
-
-fn operations(s: &mut Schemas) -> Vec<Operation> {
-    let op = |path, method, summary, auth, errnos| Operation {
-        path,
-        method,
-        summary,
-        auth,
-        query: Vec::new(),
-        body: None,
-        data: None,
-        errnos,
-    };
-    vec![
-        Operation {
-            body: Some(s.of::<LoginRequest>()),
-            data: Some(s.of::<LoginAnswer>()),
-            ..op(
-                "/auth/login_by_weixin",
-                Method::POST,
-                "Log in with the code from wx.login(); answers the token",
-                false,
-                LOGIN_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<WeComCodeRequest>()),
-            data: Some(s.of::<LoginAnswer>()),
-            ..op(
-                "/auth/login_by_wecom",
-                Method::POST,
-                "Inside WeCom: log in as staff with the code from wx.qy.login(); answers as login_by_weixin",
-                false,
-                WECOM_LOGIN_ERRNOS,
-            )
-        },
-        op(
-            "/auth/logout",
-            Method::POST,
-            "End this token's session",
-            true,
-            AUTH_ERRNOS,
-        ),
-        op(
-            "/auth/logout_all",
-            Method::POST,
-            "End every session of the user",
-            true,
-            AUTH_ERRNOS,
-        ),
-        Operation {
-            body: Some(s.of::<LinkWeixinRequest>()),
-            data: Some(s.of::<LinkAnswer>()),
-            ..op(
-                "/auth/link_weixin",
-                Method::POST,
-                "Attach the person's identity in another mini-program to this account (merging the account that had it)",
-                true,
-                LINK_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<WeComCodeRequest>()),
-            data: Some(s.of::<LinkAnswer>()),
-            ..op(
-                "/auth/link_wecom",
-                Method::POST,
-                "Attach the person's WeCom identity (code from wx.qy.login()) to this account (merging the account that had it)",
-                true,
-                WECOM_LINK_ERRNOS,
-            )
-        },
-        Operation {
-            data: Some(s.of::<RefreshAnswer>()),
-            ..op(
-                "/auth/refresh",
-                Method::POST,
-                "A new token for the same session; the old one stops working",
-                true,
-                AUTH_ERRNOS,
-            )
-        },
-        Operation {
-            data: Some(s.of::<DeactivateAnswer>()),
-            ..op(
-                "/auth/deactivate",
-                Method::POST,
-                "Delete the account after the grace period; ends every session",
-                true,
-                AUTH_ERRNOS,
-            )
-        },
-        Operation {
-            data: Some(s.of::<ExportView>()),
-            ..op(
-                "/auth/export",
-                Method::GET,
-                "Everything stored about the user",
-                true,
-                AUTH_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<BindPhoneRequest>()),
-            data: Some(s.of::<BoundPhone>()),
-            ..op(
-                "/auth/bindPhone",
-                Method::POST,
-                "Bind the phone number from the getPhoneNumber button",
-                true,
-                BIND_PHONE_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<ProfileRequest>()),
-            data: Some(s.of::<UserInfoView>()),
-            ..op(
-                "/auth/profile",
-                Method::POST,
-                "Change nickname, avatar or gender (at least one); a new nickname goes through \
-                 WeChat's content check",
-                true,
-                CHECKED_BODY_ERRNOS,
-            )
-        },
-        Operation {
-            data: Some(s.of::<InfoView>()),
-            ..op(
-                "/auth/info",
-                Method::GET,
-                "The user's profile",
-                true,
-                AUTH_ERRNOS,
-            )
-        },
-        Operation {
-            data: Some(s.of::<UserIndex>()),
-            ..op(
-                "/user/index",
-                Method::GET,
-                "How many meetings the user published and joined",
-                true,
-                AUTH_ERRNOS,
-            )
-        },
-        Operation {
-            data: Some(s.of::<HomeIndex>()),
-            ..op(
-                "/home/index",
-                Method::GET,
-                "Home page: swiper images and upcoming meetings",
-                false,
-                PLAIN_ERRNOS,
-            )
-        },
-        Operation {
-            data: Some(json!({ "type": "array", "items": s.of::<SwiperImageView>() })),
-            ..op(
-                "/swiperImgs",
-                Method::GET,
-                "Swiper images",
-                false,
-                PLAIN_ERRNOS,
-            )
-        },
-        Operation {
-            query: vec![
-                (
-                    "page",
-                    false,
-                    json!({ "type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1 }),
-                    "Page number, from 1",
-                ),
-                (
-                    "limit",
-                    false,
-                    json!({ "type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
-                            "default": super::meeting::DEFAULT_LIMIT }),
-                    "Meetings per page",
-                ),
-                (
-                    "state",
-                    false,
-                    json!({ "type": "integer", "enum": [1, 2] }),
-                    "1 published, 2 cancelled; absent or empty: any",
-                ),
-            ],
-            data: Some(s.inline::<Page<MeetingView>>()),
-            ..op(
-                "/meeting/list",
-                Method::GET,
-                "Meetings, newest first, a page at a time",
-                false,
-                OPTIONAL_ARGS_ERRNOS,
-            )
-        },
-        Operation {
-            query: vec![(
-                "id",
-                true,
-                json!({ "type": "integer", "format": "int64", "minimum": 1 }),
-                "The meeting's id",
-            )],
-            data: Some(s.of::<MeetingView>()),
-            ..op(
-                "/meeting/detail",
-                Method::GET,
-                "One meeting (one pending review or rejected only for its publisher, with the token)",
-                false,
-                ARGS_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<PublishRequest>()),
-            data: Some(s.of::<MeetingView>()),
-            ..op(
-                "/meeting/publish",
-                Method::POST,
-                "Publish a meeting; title, content and location go through WeChat's content \
-                 check (a text WeChat wants reviewed is stored pending an admin's review)",
-                true,
-                CHECKED_BODY_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<MeetingIdRequest>()),
-            data: Some(s.of::<Membership>()),
-            ..op(
-                "/meeting/join",
-                Method::POST,
-                "Join a meeting that has not ended",
-                true,
-                AUTH_BODY_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<MeetingIdRequest>()),
-            data: Some(s.of::<Membership>()),
-            ..op(
-                "/meeting/leave",
-                Method::POST,
-                "Leave a meeting",
-                true,
-                AUTH_BODY_ERRNOS,
-            )
-        },
-        Operation {
-            body: Some(s.of::<SubscribeRequest>()),
-            data: Some(s.of::<Subscription>()),
-            ..op(
-                "/meeting/subscribe",
-                Method::POST,
-                "Report wx.requestSubscribeMessage's answer for the reminder template, for a \
-                 joined meeting: a consent gives one reminder before the start (402 with \
-                 data.reason when the meeting is not joined)",
-                true,
-                AUTH_BODY_ERRNOS,
-            )
-        },
-    ]
-}
-
-/// What an errno means, for the document: its `errmsg`.
-fn errno_meaning(errno: i32) -> &'static str {
-    CATALOGUE
-        .iter()
-        .find(|spec| spec.errno == errno)
-        .map_or("", |spec| spec.errmsg)
-}
-
-fn errno_schema(errnos: &[i32]) -> Value {
+fn errno_schema(errnos: &[ErrnoSpec]) -> Value {
+    let numbers: Vec<i32> = errnos.iter().map(|spec| spec.errno).collect();
     let meanings: Vec<String> = errnos
         .iter()
-        .map(|n| format!("{n} {}", errno_meaning(*n)))
+        .map(|spec| format!("{} {}", spec.errno, spec.errmsg))
         .collect();
-    json!({ "type": "integer", "enum": errnos, "description": meanings.join("\n") })
+    json!({ "type": "integer", "enum": numbers, "description": meanings.join("\n") })
 }
-
 /// The answer's envelope: errno 0 with the success `data`, or one of the operation's errnos with
 /// its error `data` (`reason` for 401/402, `retryAfterMs` for busy, otherwise null).
-fn envelope(op: &Operation) -> Value {
+fn envelope(op: &Operation, data: Option<Value>) -> Value {
     let success = json!({
         "title": "success",
         "type": "object",
@@ -392,11 +85,11 @@ fn envelope(op: &Operation) -> Value {
         "properties": {
             "errno": { "type": "integer", "enum": [0] },
             "errmsg": { "type": "string" },
-            "data": op.data.clone().unwrap_or(json!({ "type": "null" })),
+            "data": data.unwrap_or(json!({ "type": "null" })),
         },
     });
     let mut variants = vec![success];
-    let error = |title: &str, errnos: &[i32], data: Value| {
+    let error = |title: &str, errnos: &[ErrnoSpec], data: Value| {
         json!({
             "title": title,
             "type": "object",
@@ -408,11 +101,11 @@ fn envelope(op: &Operation) -> Value {
             },
         })
     };
-    let bad_argument: Vec<i32> = op
+    let bad_argument: Vec<ErrnoSpec> = op
         .errnos
         .iter()
         .copied()
-        .filter(|n| matches!(n, 401 | 402))
+        .filter(|spec| [BAD_ARGUMENT, BAD_ARGUMENT_VALUE].contains(spec))
         .collect();
     if !bad_argument.is_empty() {
         variants.push(error(
@@ -421,36 +114,39 @@ fn envelope(op: &Operation) -> Value {
             json!({ "$ref": "#/components/schemas/Reason" }),
         ));
     }
-    if op.errnos.contains(&BUSY_ERRNO) {
+    if op.errnos.contains(&BUSY) {
         variants.push(error(
             "busy",
-            &[BUSY_ERRNO],
+            &[BUSY],
             json!({ "$ref": "#/components/schemas/BusyData" }),
         ));
     }
-    if op.errnos.contains(&CONTENT_REFUSED.errno) {
+    if op.errnos.contains(&CONTENT_REFUSED) {
         variants.push(error(
             "content refused",
-            &[CONTENT_REFUSED.errno],
+            &[CONTENT_REFUSED],
             json!({ "$ref": "#/components/schemas/RefusedField" }),
         ));
     }
-    if op.errnos.contains(&UNLOGIN.errno) {
+    if op.errnos.contains(&UNLOGIN) {
         variants.push(error(
             "log in again",
-            &[UNLOGIN.errno],
+            &[UNLOGIN],
             json!({ "$ref": "#/components/schemas/UnloginData" }),
         ));
     }
-    let plain: Vec<i32> = op
+    let with_data = [
+        BAD_ARGUMENT,
+        BAD_ARGUMENT_VALUE,
+        BUSY,
+        CONTENT_REFUSED,
+        UNLOGIN,
+    ];
+    let plain: Vec<ErrnoSpec> = op
         .errnos
         .iter()
         .copied()
-        .filter(|n| {
-            !matches!(*n, 401 | 402 | BUSY_ERRNO)
-                && *n != CONTENT_REFUSED.errno
-                && *n != UNLOGIN.errno
-        })
+        .filter(|spec| !with_data.contains(spec))
         .collect();
     if !plain.is_empty() {
         variants.push(error("error", &plain, json!({ "type": "null" })));
@@ -458,7 +154,8 @@ fn envelope(op: &Operation) -> Value {
     json!({ "oneOf": variants })
 }
 
-fn operation_json(op: &Operation) -> Value {
+fn operation_json(op: &Operation, schemas: &mut Schemas) -> Value {
+    let data = op.data.map(|of| of(schemas));
     let mut o = json!({
         "operationId": op.path.trim_start_matches('/').replace('/', "_"),
         "summary": op.summary,
@@ -466,7 +163,7 @@ fn operation_json(op: &Operation) -> Value {
         "responses": {
             "200": {
                 "description": "The envelope, always HTTP 200: errno 0 and the data, or an errno",
-                "content": { "application/json": { "schema": envelope(op) } },
+                "content": { "application/json": { "schema": envelope(op, data) } },
             },
         },
     });
@@ -475,22 +172,22 @@ fn operation_json(op: &Operation) -> Value {
     } else {
         o["security"] = json!([]);
     }
-    if !op.query.is_empty() {
-        o["parameters"] = op
-            .query
-            .iter()
-            .map(|(name, required, schema, description)| {
+    let query = (op.query)();
+    if !query.is_empty() {
+        o["parameters"] = query
+            .into_iter()
+            .map(|param| {
                 json!({
-                    "name": name,
+                    "name": param.name,
                     "in": "query",
-                    "required": required,
-                    "schema": schema,
-                    "description": description,
+                    "required": param.required,
+                    "schema": param.schema,
+                    "description": param.description,
                 })
             })
             .collect();
     }
-    if let Some(body) = &op.body {
+    if let Some(body) = op.body.map(|of| of(schemas)) {
         o["requestBody"] = json!({
             "required": true,
             "content": { "application/json": { "schema": body } },
@@ -503,7 +200,13 @@ fn operation_json(op: &Operation) -> Value {
 /// `token_header`.
 pub fn document(api_root: &str, token_header: &str) -> Value {
     let mut schemas = Schemas::default();
-    let ops = operations(&mut schemas);
+    let mut paths = serde_json::Map::new();
+    for op in super::operations() {
+        let item = paths
+            .entry(op.path.to_string())
+            .or_insert_with(|| json!({}));
+        item[op.method.as_str().to_ascii_lowercase()] = operation_json(&op, &mut schemas);
+    }
     schemas.of::<Reason>();
     schemas.of::<BusyData>();
     schemas.of::<RefusedField>();
@@ -522,13 +225,6 @@ pub fn document(api_root: &str, token_header: &str) -> Value {
             },
         }),
     );
-    let mut paths = serde_json::Map::new();
-    for op in &ops {
-        let item = paths
-            .entry(op.path.to_string())
-            .or_insert_with(|| json!({}));
-        item[op.method.as_str().to_ascii_lowercase()] = operation_json(op);
-    }
     let server = if api_root.is_empty() { "/" } else { api_root };
     json!({
         "openapi": "3.1.0",
@@ -604,10 +300,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, document_json: Arc<str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CATALOGUE;
     use std::collections::BTreeSet;
 
     #[test]
-    fn the_document_describes_exactly_the_routes() {
+    fn the_document_describes_every_operation_once() {
         let doc = document("/wx", "X-OA-Token");
         let documented: BTreeSet<(String, String)> = doc["paths"]
             .as_object()
@@ -620,11 +317,17 @@ mod tests {
                     .map(move |method| (path.clone(), method.to_ascii_uppercase()))
             })
             .collect();
-        let routed: BTreeSet<(String, String)> = super::super::wx_routes()
-            .into_iter()
-            .map(|(path, method, _)| (path.to_string(), method.to_string()))
+        let operations = super::super::operations();
+        let declared: BTreeSet<(String, String)> = operations
+            .iter()
+            .map(|op| (op.path.to_string(), op.method.to_string()))
             .collect();
-        assert_eq!(documented, routed);
+        assert_eq!(
+            declared.len(),
+            operations.len(),
+            "an operation declared twice"
+        );
+        assert_eq!(documented, declared);
     }
 
     #[test]
@@ -683,14 +386,13 @@ mod tests {
 
     #[test]
     fn every_listed_errno_is_catalogued_and_described_by_its_errmsg() {
-        let mut schemas = Schemas::default();
-        for op in operations(&mut schemas) {
-            for errno in op.errnos {
-                let spec = CATALOGUE.iter().find(|s| s.errno == *errno);
+        for op in super::super::operations() {
+            for spec in op.errnos {
                 assert!(
-                    spec.is_some(),
-                    "{}: errno {errno} is not catalogued",
-                    op.path
+                    CATALOGUE.contains(spec),
+                    "{}: errno {} is not catalogued",
+                    op.path,
+                    spec.errno
                 );
             }
         }

@@ -261,7 +261,7 @@ async fn unknown_paths_and_methods_answer_an_envelope() {
     assert_eq!(app.count_users(), 0, "nothing was done");
 
     // Every route of the table, with each method it does not take.
-    for (path, method, _) in wxauth::api::wx_routes() {
+    for wxauth::api::Operation { path, method, .. } in wxauth::api::operations() {
         for other in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
             if other == method.as_str() {
                 continue;
