@@ -15,8 +15,9 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::panic::Location;
 
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -344,134 +345,154 @@ pub(crate) struct UnloginData {
 /// What went wrong inside, for the log: an error with its `source()` chain.
 pub(crate) type Cause = Box<dyn StdError + Send + Sync + 'static>;
 
-/// Each variant answers one errno of `CATALOGUE` (see `ApiError::spec`).
+/// An error a client can see: an entry of `CATALOGUE` and what its envelope's `data` says; for
+/// the log only, what caused it and where it was raised.
 #[derive(Debug)]
-pub(crate) enum ApiError {
-    /// 401: a required argument is missing, or the body is not JSON.
-    BadArgument(String),
-    /// 402: an argument is present but its value or type is wrong.
-    BadArgumentValue(String),
-    /// 501: no live session; the client drops its token and opens the login page.
+pub(crate) struct ApiError {
+    spec: ErrnoSpec,
+    detail: Detail,
+    cause: Option<Cause>,
+    location: &'static Location<'static>,
+}
+
+/// What an error tells the client besides its errno and errmsg.
+#[derive(Debug)]
+enum Detail {
+    None,
+    /// 401, 402: `data.reason`.
+    Reason(String),
+    /// 501: `data.reason`, one of a closed set of words.
     Unlogin(UnloginReason),
-    /// 502: our fault (database down, misconfiguration). The cause is logged, not shown.
-    Serious(Cause),
-    /// 404: no such API.
-    NotFound,
-    /// 405: the API exists, with this method (the `Allow` header) and no other.
-    WrongMethod(actix_web::http::Method),
-    /// 700: the account is disabled or deleted.
-    AccountDisabled,
-    /// 705: the phone number is bound to another account (litemall's errno).
-    MobileTaken,
-    /// 717: encrypted data carries another app's watermark.
-    ForeignWatermark,
-    /// 718: the phone button's code is invalid, expired, used or not this user's.
-    PhoneCodeInvalid,
-    /// 719: `rawData` does not match its `signature`.
-    SignatureMismatch,
-    /// 720: this client, user or openid is over its rate limit.
-    RateLimited,
-    /// 721: this instance is at capacity; nothing was done (a login's code was not spent).
-    /// The client retries after `retry_after_ms`.
+    /// 721: why, and when to retry.
     Busy {
         reason: &'static str,
         retry_after_ms: u64,
     },
-    /// 730: WeChat's content check found this field's text risky; nothing was stored.
-    ContentRefused { field: &'static str },
-    /// 710: WeChat says the login code is invalid or expired (40029).
-    WxCodeInvalid,
-    /// 711: WeChat says the login code was already used (40163).
-    WxCodeUsed,
-    /// 712: WeChat rate-limits this user's logins (45011).
-    WxRateLimited,
-    /// 713: WeChat blocks this user as high-risk (40226).
-    WxRiskyUser,
-    /// 714: WeChat is busy (-1) or refused the call for a transient reason.
-    WxBusy,
-    /// 715: WeChat did not answer within WECHAT_TIMEOUT_MS.
-    WxTimeout,
-    /// 716: WeChat answered something that is not a valid reply.
-    WxBadResponse(String),
+    /// 730: `data.field`.
+    Field(&'static str),
+    /// 405: the method the API takes, in the `Allow` header (`data` is null).
+    Allow(Method),
 }
 
 impl ApiError {
-    /// The errno this error answers, with its message.
-    pub(crate) fn spec(&self) -> &'static ErrnoSpec {
-        match self {
-            ApiError::BadArgument(_) => &BAD_ARGUMENT,
-            ApiError::BadArgumentValue(_) => &BAD_ARGUMENT_VALUE,
-            ApiError::Unlogin(_) => &UNLOGIN,
-            ApiError::Serious(_) => &SERIOUS,
-            ApiError::NotFound => &NOT_FOUND,
-            ApiError::WrongMethod(_) => &WRONG_METHOD,
-            ApiError::AccountDisabled => &ACCOUNT_DISABLED,
-            ApiError::MobileTaken => &MOBILE_TAKEN,
-            ApiError::ForeignWatermark => &FOREIGN_WATERMARK,
-            ApiError::PhoneCodeInvalid => &PHONE_CODE_INVALID,
-            ApiError::SignatureMismatch => &SIGNATURE_MISMATCH,
-            ApiError::RateLimited => &RATE_LIMITED,
-            ApiError::Busy { .. } => &BUSY,
-            ApiError::ContentRefused { .. } => &CONTENT_REFUSED,
-            ApiError::WxCodeInvalid => &WX_CODE_INVALID,
-            ApiError::WxCodeUsed => &WX_CODE_USED,
-            ApiError::WxRateLimited => &WX_RATE_LIMITED,
-            ApiError::WxRiskyUser => &WX_RISKY_USER,
-            ApiError::WxBusy => &WX_BUSY,
-            ApiError::WxTimeout => &WX_TIMEOUT,
-            ApiError::WxBadResponse(_) => &WX_BAD_RESPONSE,
+    /// `spec`'s errno with `data: null`.
+    #[track_caller]
+    pub(crate) fn new(spec: ErrnoSpec) -> Self {
+        ApiError::with_detail(spec, Detail::None)
+    }
+
+    #[track_caller]
+    fn with_detail(spec: ErrnoSpec, detail: Detail) -> Self {
+        ApiError {
+            spec,
+            detail,
+            cause: None,
+            location: Location::caller(),
+        }
+    }
+
+    /// The same error, with what caused it (for the log, never the client).
+    pub(crate) fn because(self, cause: impl Into<Cause>) -> Self {
+        ApiError {
+            cause: Some(cause.into()),
+            ..self
         }
     }
 
     pub(crate) fn errno(&self) -> i32 {
-        self.spec().errno
+        self.spec.errno
     }
 
+    /// Whether this error answers `spec`'s errno.
+    pub(crate) fn is(&self, spec: ErrnoSpec) -> bool {
+        self.spec == spec
+    }
+
+    /// 401: a required argument is missing, or the body is not JSON.
+    #[track_caller]
     pub(crate) fn bad_argument(reason: impl Into<String>) -> Self {
-        ApiError::BadArgument(reason.into())
+        ApiError::with_detail(BAD_ARGUMENT, Detail::Reason(reason.into()))
     }
 
+    /// 402: an argument is present but its value or type is wrong.
+    #[track_caller]
     pub(crate) fn bad_value(reason: impl Into<String>) -> Self {
-        ApiError::BadArgumentValue(reason.into())
+        ApiError::with_detail(BAD_ARGUMENT_VALUE, Detail::Reason(reason.into()))
+    }
+
+    /// 501: no live session; the client drops its token and opens the login page.
+    #[track_caller]
+    pub(crate) fn unlogin(reason: UnloginReason) -> Self {
+        ApiError::with_detail(UNLOGIN, Detail::Unlogin(reason))
+    }
+
+    /// 721: this instance is at capacity and did nothing (a login's code was not spent); the
+    /// client retries after `retry_after_ms`.
+    #[track_caller]
+    pub(crate) fn busy(reason: &'static str, retry_after_ms: u64) -> Self {
+        ApiError::with_detail(
+            BUSY,
+            Detail::Busy {
+                reason,
+                retry_after_ms,
+            },
+        )
+    }
+
+    /// 730: WeChat's content check found this field's text risky; nothing was stored.
+    #[track_caller]
+    pub(crate) fn content_refused(field: &'static str) -> Self {
+        ApiError::with_detail(CONTENT_REFUSED, Detail::Field(field))
+    }
+
+    /// 405: the API exists, with `allow` and no other method.
+    #[track_caller]
+    pub(crate) fn wrong_method(allow: Method) -> Self {
+        ApiError::with_detail(WRONG_METHOD, Detail::Allow(allow))
+    }
+
+    /// 716: WeChat answered something that is not a valid reply; `cause` says what, for the log.
+    #[track_caller]
+    pub(crate) fn wx_bad_response(cause: impl Into<Cause>) -> Self {
+        ApiError::new(WX_BAD_RESPONSE).because(cause)
     }
 
     /// A 502 whose cause says what went wrong: a message or an error (its chain is kept).
+    #[track_caller]
     pub(crate) fn serious(cause: impl Into<Cause>) -> Self {
-        ApiError::Serious(cause.into())
+        ApiError::new(SERIOUS).because(cause)
     }
 
     /// A 502 because `cause` failed while doing `what` (`cannot sign token`).
+    #[track_caller]
     pub(crate) fn internal(what: &'static str, cause: impl Into<Cause>) -> Self {
-        ApiError::Serious(Box::new(Context {
+        ApiError::serious(Context {
             what,
             source: cause.into(),
-        }))
+        })
     }
 }
 
-/// The operator's words: the label, and what the client was told in `data.reason`, or what
-/// WeChat sent. A 502's cause is its `source()`.
+/// The operator's words: the label, and what the client was told in `data`. The cause is its
+/// `source()`.
 impl fmt::Display for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.spec().label)?;
-        match self {
-            ApiError::BadArgument(detail)
-            | ApiError::BadArgumentValue(detail)
-            | ApiError::WxBadResponse(detail) => write!(f, ": {detail}"),
-            ApiError::Busy { reason, .. } => write!(f, ": {reason}"),
-            ApiError::ContentRefused { field } => write!(f, ": {field}"),
-            ApiError::Unlogin(reason) => write!(f, ": {}", reason.as_str()),
-            _ => Ok(()),
+        f.write_str(self.spec.label)?;
+        match &self.detail {
+            Detail::Reason(detail) => write!(f, ": {detail}"),
+            Detail::Busy { reason, .. } => write!(f, ": {reason}"),
+            Detail::Field(field) => write!(f, ": {field}"),
+            Detail::Unlogin(reason) => write!(f, ": {}", reason.as_str()),
+            Detail::None | Detail::Allow(_) => Ok(()),
         }
     }
 }
 
 impl StdError for ApiError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        match self {
-            ApiError::Serious(cause) => Some(&**cause),
-            _ => None,
-        }
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn StdError + 'static))
     }
 }
 
@@ -512,111 +533,123 @@ fn chain_text(error: &(dyn StdError + 'static)) -> String {
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
-            _ => StatusCode::OK,
+        if self.spec == NOT_FOUND {
+            StatusCode::NOT_FOUND
+        } else if self.spec == WRONG_METHOD {
+            StatusCode::METHOD_NOT_ALLOWED
+        } else {
+            StatusCode::OK
         }
     }
 
     fn error_response(&self) -> HttpResponse {
         // A client can repeat these as fast as it likes (a slow body misses the deadline every
         // time): one line per cause per interval, with a count.
-        match self {
-            ApiError::Serious(cause) => {
-                log_cause(log::Level::Error, self.errno(), &chain_text(&**cause))
+        let errno = self.spec.errno;
+        match &self.cause {
+            Some(cause) => {
+                let level = if self.spec == SERIOUS {
+                    log::Level::Error
+                } else {
+                    log::Level::Warn
+                };
+                log_cause(level, errno, &chain_text(&**cause), self.location);
             }
-            ApiError::WxBadResponse(cause) => log_cause(log::Level::Warn, self.errno(), cause),
             // Counted and summarised once a second where the refusal is decided.
-            ApiError::Busy { .. } => {}
-            other => log::debug!("errno {}: {other}", other.errno()),
+            None if self.spec == BUSY => {}
+            None => log::debug!("errno {errno}: {self} (at {})", self.location),
         }
-        let spec = self.spec();
         let mut builder = HttpResponse::build(self.status_code());
-        if let ApiError::WrongMethod(allow) = self {
+        if let Detail::Allow(allow) = &self.detail {
             builder.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
-        let mut response = match self {
-            ApiError::BadArgument(r) | ApiError::BadArgumentValue(r) => builder.json(Envelope {
-                errno: spec.errno,
-                errmsg: spec.errmsg,
-                data: Some(Reason { reason: r.clone() }),
-            }),
-            ApiError::Unlogin(reason) => builder.json(Envelope {
-                errno: spec.errno,
-                errmsg: spec.errmsg,
-                data: Some(UnloginData {
+        let envelope = |data| Envelope {
+            errno,
+            errmsg: self.spec.errmsg,
+            data,
+        };
+        let mut response = match &self.detail {
+            Detail::Reason(reason) => builder.json(envelope(Some(ErrorData::Reason(Reason {
+                reason: reason.clone(),
+            })))),
+            Detail::Unlogin(reason) => {
+                builder.json(envelope(Some(ErrorData::Unlogin(UnloginData {
                     reason: reason.as_str(),
-                }),
-            }),
-            ApiError::Busy {
+                }))))
+            }
+            Detail::Busy {
                 reason,
                 retry_after_ms,
-            } => builder.json(Envelope {
-                errno: spec.errno,
-                errmsg: spec.errmsg,
-                data: Some(BusyData {
-                    reason,
-                    retry_after_ms: *retry_after_ms,
-                }),
-            }),
-            ApiError::ContentRefused { field } => builder.json(Envelope {
-                errno: spec.errno,
-                errmsg: spec.errmsg,
-                data: Some(RefusedField { field }),
-            }),
-            _ => builder.json(Envelope::<()> {
-                errno: spec.errno,
-                errmsg: spec.errmsg,
-                data: None,
-            }),
+            } => builder.json(envelope(Some(ErrorData::Busy(BusyData {
+                reason,
+                retry_after_ms: *retry_after_ms,
+            })))),
+            Detail::Field(field) => {
+                builder.json(envelope(Some(ErrorData::Field(RefusedField { field }))))
+            }
+            Detail::None | Detail::Allow(_) => builder.json(envelope(None)),
         };
-        response.extensions_mut().insert(Errno(spec.errno));
+        response.extensions_mut().insert(Errno(errno));
         response
     }
 }
 
+/// An error's `data` on the wire.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ErrorData {
+    Reason(Reason),
+    Unlogin(UnloginData),
+    Busy(BusyData),
+    Field(RefusedField),
+}
+
 /// A cause reads `what went wrong: details`; the head is the kind the throttle counts, the
-/// details (a driver's message, WeChat's errmsg with its request id) vary from one event to the
-/// next and are shown for the first of each interval.
-fn log_cause(level: log::Level, errno: i32, cause: &str) {
+/// details (a driver's message, WeChat's errmsg with its request id) and where the error was
+/// raised vary from one event to the next and are shown for the first of each interval.
+fn log_cause(level: log::Level, errno: i32, cause: &str, location: &Location<'_>) {
     match cause.split_once(": ") {
-        Some((head, details)) => {
-            ERRORS.log(level, &format!("errno {errno}: {head}"), Some(&details))
-        }
-        None => ERRORS.log(level, &format!("errno {errno}: {cause}"), None),
+        Some((head, details)) => ERRORS.log(
+            level,
+            &format!("errno {errno}: {head}"),
+            Some(&format_args!("{details}; at {location}")),
+        ),
+        None => ERRORS.log(
+            level,
+            &format!("errno {errno}: {cause}"),
+            Some(&format_args!("at {location}")),
+        ),
     }
 }
 
 impl From<DbError> for ApiError {
+    #[track_caller]
     fn from(e: DbError) -> Self {
         match e {
             // As for any token of such a user: its sessions are revoked, the client logs in again
             // (and is then refused with 700).
-            DbError::AccountNotUsable => ApiError::Unlogin(UnloginReason::Disabled),
+            DbError::AccountNotUsable => ApiError::unlogin(UnloginReason::Disabled),
             // Only the same person logging in from several apps at the very same moment, again
             // and again: a retry a moment later finds the account.
-            DbError::Contended => ApiError::Busy {
-                reason: "concurrent logins of the same person",
-                retry_after_ms: 200,
-            },
+            DbError::Contended => ApiError::busy("concurrent logins of the same person", 200),
             other => ApiError::serious(other),
         }
     }
 }
 
 impl From<crate::actors::db_executor::DbFailure> for ApiError {
+    #[track_caller]
     fn from(e: crate::actors::db_executor::DbFailure) -> Self {
         use crate::actors::db_executor::DbFailure;
         match e {
-            DbFailure::Busy(busy) => busy.into(),
-            DbFailure::Query(e) => e.into(),
+            DbFailure::Busy(busy) => ApiError::from(busy),
+            DbFailure::Query(e) => ApiError::from(e),
             stopped @ DbFailure::Stopped(_) => ApiError::serious(stopped),
             // A read batch's failure, as each request in the batch sees it.
             DbFailure::Shared(shared) => match &*shared {
-                DbFailure::Busy(busy) => busy.clone().into(),
+                DbFailure::Busy(busy) => ApiError::from(busy.clone()),
                 DbFailure::Query(DbError::AccountNotUsable) => {
-                    ApiError::Unlogin(UnloginReason::Disabled)
+                    ApiError::unlogin(UnloginReason::Disabled)
                 }
                 _ => ApiError::serious(shared),
             },
@@ -625,29 +658,32 @@ impl From<crate::actors::db_executor::DbFailure> for ApiError {
 }
 
 impl From<crate::admission::Busy> for ApiError {
+    #[track_caller]
     fn from(busy: crate::admission::Busy) -> Self {
-        ApiError::Busy {
-            reason: busy.reason,
-            retry_after_ms: busy.retry_after.as_millis().try_into().unwrap_or(u64::MAX),
-        }
+        ApiError::busy(
+            busy.reason,
+            busy.retry_after.as_millis().try_into().unwrap_or(u64::MAX),
+        )
     }
 }
 
 impl From<actix::MailboxError> for ApiError {
+    #[track_caller]
     fn from(e: actix::MailboxError) -> Self {
         ApiError::internal("actor mailbox", e)
     }
 }
 
 impl From<WeChatError> for ApiError {
+    #[track_caller]
     fn from(e: WeChatError) -> Self {
         match e {
             WeChatError::Api { errcode, errmsg } => match errcode {
-                errcode::INVALID_CODE => ApiError::WxCodeInvalid,
-                errcode::CODE_BEEN_USED => ApiError::WxCodeUsed,
-                errcode::RATE_LIMITED => ApiError::WxRateLimited,
-                errcode::HIGH_RISK_USER => ApiError::WxRiskyUser,
-                errcode::SYSTEM_BUSY => ApiError::WxBusy,
+                errcode::INVALID_CODE => ApiError::new(WX_CODE_INVALID),
+                errcode::CODE_BEEN_USED => ApiError::new(WX_CODE_USED),
+                errcode::RATE_LIMITED => ApiError::new(WX_RATE_LIMITED),
+                errcode::HIGH_RISK_USER => ApiError::new(WX_RISKY_USER),
+                errcode::SYSTEM_BUSY => ApiError::new(WX_BUSY),
                 code if errcode::is_configuration_error(code) => {
                     ERRORS.log(
                         log::Level::Error,
@@ -658,20 +694,39 @@ impl From<WeChatError> for ApiError {
                     );
                     ApiError::serious(format!("wechat configuration error {code}"))
                 }
-                code => ApiError::WxBadResponse(format!("unexpected errcode {code}: {errmsg}")),
+                code => ApiError::wx_bad_response(format!("unexpected errcode {code}: {errmsg}")),
             },
-            WeChatError::Timeout => ApiError::WxTimeout,
+            WeChatError::Timeout => ApiError::new(WX_TIMEOUT),
             WeChatError::Transport(cause) => {
                 ERRORS.log(log::Level::Warn, "WeChat unreachable", Some(&cause));
-                ApiError::WxBusy
+                ApiError::new(WX_BUSY)
             }
-            WeChatError::BadResponse(cause) => ApiError::WxBadResponse(cause),
-            WeChatError::HttpStatus(status) => ApiError::WxBadResponse(format!("HTTP {status}")),
+            WeChatError::BadResponse(cause) => ApiError::wx_bad_response(cause),
+            WeChatError::HttpStatus(status) => ApiError::wx_bad_response(format!("HTTP {status}")),
             // Refused before anything was sent: the code is not spent, so a retry can use it.
-            WeChatError::Overloaded => ApiError::Busy {
-                reason: "too many WeChat calls in progress",
-                retry_after_ms: 1000,
-            },
+            WeChatError::Overloaded => ApiError::busy("too many WeChat calls in progress", 1000),
+        }
+    }
+}
+
+impl ApiError {
+    /// A content check (`msgSecCheck`) that could not be made: WeChat's busy, timeout or
+    /// bad-answer errno.
+    #[track_caller]
+    pub(crate) fn unchecked(e: WeChatError) -> Self {
+        match e {
+            WeChatError::Timeout => ApiError::new(WX_TIMEOUT),
+            WeChatError::Api {
+                errcode: errcode::SYSTEM_BUSY | errcode::CONTENT_CHECK_RATE,
+                ..
+            }
+            | WeChatError::Overloaded
+            | WeChatError::Transport(_) => ApiError::new(WX_BUSY),
+            WeChatError::Api { errcode, errmsg } => {
+                ApiError::wx_bad_response(format!("msg_sec_check errcode {errcode}: {errmsg}"))
+            }
+            WeChatError::BadResponse(cause) => ApiError::wx_bad_response(cause),
+            WeChatError::HttpStatus(status) => ApiError::wx_bad_response(format!("HTTP {status}")),
         }
     }
 }
@@ -679,36 +734,6 @@ impl From<WeChatError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// One of each variant.
-    fn every_variant() -> Vec<ApiError> {
-        vec![
-            ApiError::BadArgument(String::new()),
-            ApiError::BadArgumentValue(String::new()),
-            ApiError::Unlogin(UnloginReason::Missing),
-            ApiError::serious("x"),
-            ApiError::NotFound,
-            ApiError::WrongMethod(actix_web::http::Method::GET),
-            ApiError::AccountDisabled,
-            ApiError::MobileTaken,
-            ApiError::ForeignWatermark,
-            ApiError::PhoneCodeInvalid,
-            ApiError::SignatureMismatch,
-            ApiError::RateLimited,
-            ApiError::Busy {
-                reason: "",
-                retry_after_ms: 0,
-            },
-            ApiError::WxCodeInvalid,
-            ApiError::WxCodeUsed,
-            ApiError::WxRateLimited,
-            ApiError::WxRiskyUser,
-            ApiError::WxBusy,
-            ApiError::WxTimeout,
-            ApiError::WxBadResponse(String::new()),
-            ApiError::ContentRefused { field: "title" },
-        ]
-    }
 
     #[test]
     fn the_catalogue_is_ascending_without_duplicates() {
@@ -722,23 +747,78 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_error_answers_a_catalogued_errno_and_every_errno_has_its_error() {
-        let answered: Vec<&ErrnoSpec> = every_variant().iter().map(ApiError::spec).collect();
-        for spec in &answered {
-            assert!(
-                CATALOGUE.contains(spec),
-                "{} is not in CATALOGUE",
-                spec.errno
-            );
-        }
+    #[actix_web::test]
+    async fn every_entry_answers_its_errno_and_errmsg() {
         for spec in CATALOGUE.iter().filter(|s| s.errno != SUCCESS.errno) {
-            assert!(
-                answered.contains(&spec),
-                "no ApiError answers errno {}",
-                spec.errno
+            let response = ApiError::new(*spec).error_response();
+            let status = match spec.errno {
+                404 => StatusCode::NOT_FOUND,
+                405 => StatusCode::METHOD_NOT_ALLOWED,
+                _ => StatusCode::OK,
+            };
+            assert_eq!(response.status(), status, "errno {}", spec.errno);
+            assert_eq!(
+                response.extensions().get::<Errno>().copied(),
+                Some(Errno(spec.errno))
+            );
+            let body = actix_web::body::to_bytes(response.into_body())
+                .await
+                .expect("body");
+            let body: serde_json::Value = serde_json::from_slice(&body).expect("json");
+            assert_eq!(
+                body,
+                serde_json::json!({ "errno": spec.errno, "errmsg": spec.errmsg, "data": null })
             );
         }
+    }
+
+    #[actix_web::test]
+    async fn the_detail_is_the_data_and_the_cause_stays_out() {
+        let answer = |error: ApiError| async move {
+            let body = actix_web::body::to_bytes(error.error_response().into_body())
+                .await
+                .expect("body");
+            serde_json::from_slice::<serde_json::Value>(&body).expect("json")["data"].clone()
+        };
+        use serde_json::json;
+        assert_eq!(
+            answer(ApiError::bad_value("id must be positive")).await,
+            json!({ "reason": "id must be positive" })
+        );
+        assert_eq!(
+            answer(ApiError::busy("queue full", 300)).await,
+            json!({ "reason": "queue full", "retryAfterMs": 300 })
+        );
+        assert_eq!(
+            answer(ApiError::content_refused("title")).await,
+            json!({ "field": "title" })
+        );
+        assert_eq!(
+            answer(ApiError::unlogin(UnloginReason::Merged)).await,
+            json!({ "reason": "merged" })
+        );
+        assert_eq!(
+            answer(ApiError::wx_bad_response("errcode 1: secret-ish")).await,
+            json!(null)
+        );
+        let wrong = ApiError::wrong_method(actix_web::http::Method::POST).error_response();
+        assert_eq!(
+            wrong.headers().get(actix_web::http::header::ALLOW),
+            Some(&actix_web::http::header::HeaderValue::from_static("POST"))
+        );
+    }
+
+    #[test]
+    fn an_error_knows_where_it_was_raised() {
+        let line = line!() + 1;
+        let err = ApiError::new(MOBILE_TAKEN);
+        assert_eq!((err.location.file(), err.location.line()), (file!(), line));
+        fn query() -> Result<(), ApiError> {
+            Err(DbError::Contended)?
+        }
+        let err = query().expect_err("refused");
+        assert_eq!(err.errno(), BUSY.errno);
+        assert_eq!(err.location.line(), line + 3, "where `?` converted it");
     }
 
     /// README's `### errno` table, row by row: errno, errmsg, when.
@@ -818,7 +898,7 @@ mod tests {
         let code: Vec<&str> = UnloginReason::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(listed, code);
         let answer = |reason| {
-            let response = ApiError::Unlogin(reason).error_response();
+            let response = ApiError::unlogin(reason).error_response();
             assert_eq!(response.status(), StatusCode::OK);
             response.extensions().get::<Errno>().copied()
         };

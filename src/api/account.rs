@@ -31,7 +31,7 @@ pub(crate) async fn deactivate(state: web::Data<AppState>, user: AuthUser) -> Ap
         .db
         .request_deletion(user.user_id, state.deletion_grace)
         .await?
-        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
+        .ok_or(ApiError::unlogin(UnloginReason::Disabled))?;
     // The request's transaction already revoked the sessions in the database and notified every
     // instance; this drops them from this instance's memory before the answer goes out. Only
     // the memory: the deletion is committed, so nothing here may be refused for want of a place
@@ -300,7 +300,7 @@ pub(crate) async fn export(state: web::Data<AppState>, user: AuthUser) -> ApiRes
         .db
         .personal_data(user.user_id)
         .await?
-        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
+        .ok_or(ApiError::unlogin(UnloginReason::Disabled))?;
     let now = Utc::now();
     let filename = format!(
         "wxauth-personal-data-{}-{}.json",

@@ -25,7 +25,7 @@ use crate::china_time::china_clock_text;
 use crate::domain::{
     Identity, IdentityKind, LoginAttempt, NewSessionMeta, Profile, Revoked, SignIn, WxUser,
 };
-use crate::error::{ApiError, UnloginReason};
+use crate::error::{self, ApiError, UnloginReason};
 use crate::logging::RequestId;
 use crate::token::new_jti;
 use crate::wechat::crypto::raw_data_signature_matches;
@@ -251,13 +251,15 @@ async fn log_in(
 
     // From here on every outcome is a login attempt: counted and written to login_log.
     let mut who = Who::default();
-    let result = sign_in(state, req, attempt, wechat_deadline, &ip, &mut who).await;
-    if let Err(busy @ ApiError::Busy { .. }) = result {
-        // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
-        state.metrics.refused.with_label_values(&["wechat"]).inc();
-        crate::admission::log_refusal("wechat");
-        return Err(busy);
-    }
+    let result = match sign_in(state, req, attempt, wechat_deadline, &ip, &mut who).await {
+        Err(busy) if busy.is(error::BUSY) => {
+            // Refused before WeChat was asked (its calls are at their cap): not an attempt either.
+            state.metrics.refused.with_label_values(&["wechat"]).inc();
+            crate::admission::log_refusal("wechat");
+            return Err(busy);
+        }
+        result => result,
+    };
     if let Ok(signed_in) = &result {
         permit.succeeded(signed_in.database_time);
     }
@@ -331,7 +333,7 @@ async fn vouch(
                     "login refused: rawData signature mismatch for {}",
                     who.openid_masked
                 );
-                return Err(ApiError::SignatureMismatch);
+                return Err(ApiError::new(error::SIGNATURE_MISMATCH));
             }
             Ok(Vouched {
                 identity: Identity::mini_program(&app.appid, &session.openid),
@@ -402,7 +404,7 @@ async fn sign_in(
     }
     if !opened.record.session_stored {
         log::info!("login refused: user {} is disabled", user.id);
-        return Err(ApiError::AccountDisabled);
+        return Err(ApiError::new(error::ACCOUNT_DISABLED));
     }
 
     let issued = state
@@ -519,7 +521,7 @@ async fn link(
         .link_identity(user.user_id, identity.clone(), unionid)
         .await?;
     let Some((account, merged)) = linked else {
-        return Err(ApiError::Unlogin(UnloginReason::Disabled));
+        return Err(ApiError::unlogin(UnloginReason::Disabled));
     };
     for merged in merged {
         // Its sessions went with its row and the trigger tells every instance; this one
@@ -613,15 +615,15 @@ where
             .mul_f64(0.9),
     );
     if wechat_time < needed {
-        return Err(ApiError::Busy {
-            reason: "no time left for WeChat within the deadline",
-            retry_after_ms: needed.as_millis().clamp(200, 5000) as u64,
-        });
+        return Err(ApiError::busy(
+            "no time left for WeChat within the deadline",
+            needed.as_millis().clamp(200, 5000) as u64,
+        ));
     }
     let in_flight = latency.start();
     let exchange = tokio::time::timeout(wechat_time, wechat.send(message)).await;
     in_flight.ended();
-    Ok(exchange.map_err(|_| ApiError::WxTimeout)???)
+    Ok(exchange.map_err(|_| ApiError::new(error::WX_TIMEOUT))???)
 }
 
 /// `POST auth/logout`: the token is dead from this moment on.
@@ -679,7 +681,7 @@ pub(crate) async fn refresh(
         .await??;
     // None: revoked between the check and the rotation (a concurrent refresh or logout), or
     // past its maximum lifetime.
-    let expires_at = refreshed.ok_or(ApiError::Unlogin(UnloginReason::Revoked))?;
+    let expires_at = refreshed.ok_or(ApiError::unlogin(UnloginReason::Revoked))?;
     let issued = state
         .tokens
         .issue_for(user.user_id, jti, now.timestamp(), expires_at.timestamp())

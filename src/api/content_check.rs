@@ -19,7 +19,7 @@ use crate::actors::wechat::{MsgSecCheck, Scene};
 use crate::config::CheckFailure;
 use crate::error::{ApiError, UnloginReason};
 use crate::log_throttle::ERRORS;
-use crate::wechat::{Suggest, WeChatError, errcode};
+use crate::wechat::{Suggest, WeChatError};
 
 /// What the request keeps of its deadline for the database and the answer after the checks.
 const RESERVE_AFTER_CHECK: Duration = Duration::from_millis(700);
@@ -57,7 +57,7 @@ pub(crate) async fn acting_for(
     let found = state.db.user(user.user_id).await?;
     let account = found
         .filter(crate::domain::WxUser::is_usable)
-        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
+        .ok_or(ApiError::unlogin(UnloginReason::Disabled))?;
     match super::phone::token_app(state, &account, user.jti.clone()).await? {
         TokenApp::MiniProgram(in_app) => Ok(Some(ActingAs {
             wechat: in_app.wechat,
@@ -116,7 +116,7 @@ pub(crate) async fn check(
     let mut review = None;
     for (text, answer) in texts.iter().zip(answers) {
         match answer {
-            Ok(Suggest::Risky) => return Err(ApiError::ContentRefused { field: text.field }),
+            Ok(Suggest::Risky) => return Err(ApiError::content_refused(text.field)),
             Ok(Suggest::Review) => review = review.or(Some(text.field)),
             Ok(Suggest::Pass) => {}
             Err(e) => failure = failure.or(Some(e)),
@@ -129,7 +129,7 @@ pub(crate) async fn check(
             Some(&e.errcode_label()),
         );
         if !review_allowed || state.content_check.on_error == CheckFailure::Refuse {
-            return Err(unchecked(e));
+            return Err(ApiError::unchecked(e));
         }
         return Ok(Verdict::Review);
     }
@@ -137,24 +137,6 @@ pub(crate) async fn check(
         (None, _) => Ok(Verdict::Pass),
         (Some(_), true) => Ok(Verdict::Review),
         // Nothing to keep pending (a nickname): what WeChat would not pass is refused.
-        (Some(field), false) => Err(ApiError::ContentRefused { field }),
-    }
-}
-
-/// The answer for a check that could not be made: WeChat's busy, timeout or bad-answer errno.
-fn unchecked(e: WeChatError) -> ApiError {
-    match e {
-        WeChatError::Timeout => ApiError::WxTimeout,
-        WeChatError::Api {
-            errcode: errcode::SYSTEM_BUSY | errcode::CONTENT_CHECK_RATE,
-            ..
-        }
-        | WeChatError::Overloaded
-        | WeChatError::Transport(_) => ApiError::WxBusy,
-        WeChatError::Api { errcode, errmsg } => {
-            ApiError::WxBadResponse(format!("msg_sec_check errcode {errcode}: {errmsg}"))
-        }
-        WeChatError::BadResponse(cause) => ApiError::WxBadResponse(cause),
-        WeChatError::HttpStatus(status) => ApiError::WxBadResponse(format!("HTTP {status}")),
+        (Some(field), false) => Err(ApiError::content_refused(field)),
     }
 }

@@ -212,7 +212,7 @@ impl FromRequest for AuthUser {
                 "AppState missing from the app",
             ))));
         };
-        let refused = |reason| Either::Left(ready(Err(ApiError::Unlogin(reason))));
+        let refused = |reason| Either::Left(ready(Err(ApiError::unlogin(reason))));
         let Some(token) = req
             .headers()
             .get(&state.token_header)
@@ -238,7 +238,7 @@ impl FromRequest for AuthUser {
         match state.session_cache.verdict(&user.jti, user.user_id, now) {
             Some(verdict) => Either::Left(ready(match verdict {
                 Ok(()) => Ok(user),
-                Err(end) => Err(ApiError::Unlogin(end.into())),
+                Err(end) => Err(ApiError::unlogin(end.into())),
             })),
             None => {
                 let sessions = state.sessions.clone();
@@ -251,7 +251,7 @@ impl FromRequest for AuthUser {
                         .await??;
                     match verdict {
                         Ok(()) => Ok(user),
-                        Err(end) => Err(ApiError::Unlogin(end.into())),
+                        Err(end) => Err(ApiError::unlogin(end.into())),
                     }
                 }))
             }

@@ -12,7 +12,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
     NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)))
@@ -153,7 +153,7 @@ fn check<K: std::hash::Hash + Eq + Clone>(
     key: &K,
 ) -> Result<(), ApiError> {
     match limiter {
-        Some(l) if l.check_key(key).is_err() => Err(ApiError::RateLimited),
+        Some(l) if l.check_key(key).is_err() => Err(ApiError::new(error::RATE_LIMITED)),
         _ => Ok(()),
     }
 }
@@ -326,7 +326,7 @@ mod tests {
         }
         assert!(matches!(
             l.login_from(ip("1.1.1.1")),
-            Err(ApiError::RateLimited)
+            Err(e) if e.is(error::RATE_LIMITED)
         ));
         assert!(l.login_from(ip("2.2.2.2")).is_ok(), "another IP is served");
         for _ in 0..100 {
@@ -351,7 +351,7 @@ mod tests {
         assert!(
             matches!(
                 l.login_from(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")),
-                Err(ApiError::RateLimited)
+                Err(e) if e.is(error::RATE_LIMITED)
             ),
             "another address in the same /64 shares the budget"
         );

@@ -489,11 +489,11 @@ async fn token_app<'a>(
         .db
         .session_appid(user.jti.clone(), default_appid)
         .await?
-        .ok_or(ApiError::Unlogin(UnloginReason::Revoked))?;
+        .ok_or(ApiError::unlogin(UnloginReason::Revoked))?;
     state
         .apps
         .get(&appid)
-        .ok_or(ApiError::Unlogin(UnloginReason::Revoked))
+        .ok_or(ApiError::unlogin(UnloginReason::Revoked))
 }
 
 #[cfg(test)]

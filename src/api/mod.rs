@@ -522,7 +522,7 @@ pub(crate) fn configure_wx(cfg: &mut web::ServiceConfig) {
                 // A wrong method answers the envelope too, not an empty 405.
                 .default_service(web::to(move || {
                     let allow = method.clone();
-                    async move { Err::<HttpResponse, _>(ApiError::WrongMethod(allow)) }
+                    async move { Err::<HttpResponse, _>(ApiError::wrong_method(allow)) }
                 })),
         );
     }
@@ -530,7 +530,7 @@ pub(crate) fn configure_wx(cfg: &mut web::ServiceConfig) {
 
 /// Unknown paths and methods: an envelope, not an empty 404 page.
 pub(crate) async fn not_found() -> ApiResult {
-    Err(ApiError::NotFound)
+    Err(ApiError::new(crate::error::NOT_FOUND))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::{ApiResult, AppState, ok};
 use crate::actors::WeChatClient;
 use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
 use crate::domain::{MobileBinding, WxUser};
-use crate::error::{ApiError, UnloginReason};
+use crate::error::{self, ApiError, UnloginReason};
 use crate::logging::RequestId;
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
 use crate::wechat::{PhoneInfo, SessionKey, WeChatError, errcode};
@@ -78,7 +78,7 @@ pub(crate) async fn bind_phone(
             "bindPhone: user {} sent data stamped for another app",
             account.id
         );
-        return Err(ApiError::ForeignWatermark);
+        return Err(ApiError::new(error::FOREIGN_WATERMARK));
     }
     let mobile = phone
         .mobile()
@@ -93,9 +93,9 @@ pub(crate) async fn bind_phone(
                 "bindPhone: user {} asked for a phone bound to another account",
                 account.id
             );
-            Err(ApiError::MobileTaken)
+            Err(ApiError::new(error::MOBILE_TAKEN))
         }
-        MobileBinding::NoSuchUser => Err(ApiError::Unlogin(UnloginReason::Disabled)),
+        MobileBinding::NoSuchUser => Err(ApiError::unlogin(UnloginReason::Disabled)),
     }
 }
 
@@ -105,7 +105,7 @@ async fn current_user(state: &AppState, user_id: i64) -> Result<WxUser, ApiError
         .user(user_id)
         .await?
         .filter(WxUser::is_usable)
-        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))
+        .ok_or(ApiError::unlogin(UnloginReason::Disabled))
 }
 
 /// The token's app, as bindPhone talks to it: the phone data is that app's, exchanged with its
@@ -132,7 +132,7 @@ pub(super) async fn token_app(
 ) -> Result<TokenApp, ApiError> {
     let default_appid = state.apps.default_app().appid.clone();
     let Some(found) = state.db.session_app(jti, default_appid.clone()).await? else {
-        return Err(ApiError::Unlogin(UnloginReason::Revoked));
+        return Err(ApiError::unlogin(UnloginReason::Revoked));
     };
     if state.apps.get(&found.appid).is_none() && state.apps.of_corp(&found.appid).is_some() {
         return Ok(TokenApp::WeCom);
@@ -143,13 +143,13 @@ pub(super) async fn token_app(
             "bindPhone: user {}'s session is of an app no longer configured",
             user.id
         );
-        return Err(ApiError::Unlogin(UnloginReason::Revoked));
+        return Err(ApiError::unlogin(UnloginReason::Revoked));
     };
     let openid = match found.openid {
         Some(openid) => openid,
         // A user the previous release made, not yet adopted: its openid is the default app's.
         None if found.appid == default_appid => user.weixin_openid.clone(),
-        None => return Err(ApiError::Unlogin(UnloginReason::Revoked)),
+        None => return Err(ApiError::unlogin(UnloginReason::Revoked)),
     };
     Ok(TokenApp::MiniProgram(InApp {
         user_id: user.id,
@@ -176,7 +176,7 @@ async fn by_code(app: &InApp, code: String) -> Result<PhoneInfo, ApiError> {
         WeChatError::Api {
             errcode: errcode::INVALID_CODE | errcode::CODE_BEEN_USED,
             ..
-        } => ApiError::PhoneCodeInvalid,
+        } => ApiError::new(error::PHONE_CODE_INVALID),
         other => ApiError::from(other),
     })
 }
@@ -187,7 +187,7 @@ async fn by_open_data(app: &InApp, data: &str, iv: &str) -> Result<PhoneInfo, Ap
             "bindPhone: no session_key for user {}: asking for a new login",
             app.user_id
         );
-        return Err(ApiError::Unlogin(UnloginReason::SessionKey));
+        return Err(ApiError::unlogin(UnloginReason::SessionKey));
     };
     let decrypted = decrypt_open_data(session_key.expose(), iv, data);
     let parsed = match decrypted {
@@ -203,7 +203,7 @@ async fn by_open_data(app: &InApp, data: &str, iv: &str) -> Result<PhoneInfo, Ap
     };
     if let Some(info) = parsed {
         if info.watermark.is_none() {
-            return Err(ApiError::ForeignWatermark);
+            return Err(ApiError::new(error::FOREIGN_WATERMARK));
         }
         return Ok(info);
     }
@@ -226,6 +226,6 @@ async fn by_open_data(app: &InApp, data: &str, iv: &str) -> Result<PhoneInfo, Ap
             "bindPhone: user {}'s session_key is stale: asking for a new login",
             app.user_id
         );
-        Err(ApiError::Unlogin(UnloginReason::SessionKey))
+        Err(ApiError::unlogin(UnloginReason::SessionKey))
     }
 }

@@ -203,7 +203,7 @@ pub(crate) async fn update(
         .db
         .update_profile(user.user_id, edit)
         .await?
-        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
+        .ok_or(ApiError::unlogin(UnloginReason::Disabled))?;
     ok(UserInfoView::from(&updated))
 }
 
@@ -221,7 +221,7 @@ pub(crate) async fn info(state: web::Data<AppState>, user: AuthUser) -> ApiResul
     let found = state.db.user(user.user_id).await?;
     let u = found
         .filter(WxUser::is_usable)
-        .ok_or(ApiError::Unlogin(UnloginReason::Disabled))?;
+        .ok_or(ApiError::unlogin(UnloginReason::Disabled))?;
     ok(InfoView {
         nick_name: u.nickname,
         avatar: u.avatar,
