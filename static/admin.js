@@ -9,12 +9,6 @@
   const REFRESH_MS = 5000;
   const FETCH_TIMEOUT_MS = 8000;
 
-  const ERRCODE_TEXT = {
-    '-1': 'busy', 40029: 'invalid code', 40163: 'code used', 45011: 'rate limited',
-    40226: 'risky user', 40013: 'bad appid', 40125: 'bad secret', 40001: 'bad credential',
-    timeout: 'no answer in time', unreachable: 'cannot connect', bad_response: 'not a valid reply',
-  };
-
   // Errcodes about the user or the code, not WeChat's health (the server's `is_upstream_fault`
   // says the same): counted apart, never red.
   const USER_SIDE = new Set(['40029', '40163', '45011', '40226']);
@@ -287,7 +281,7 @@
     renderListener(d.listener);
 
     renderAdmission(d.admission);
-    renderWeChat(d.wechat);
+    renderWeChat(d.wechat, d.errcodes || {});
     $('sessions-live').textContent = num(d.sessions.live);
     renderLogins(d.logins, d.errnos || {});
     // Older servers do not send it; a failed count is null.
@@ -395,7 +389,8 @@
       refused > 0 ? 'warn' : '');
   }
 
-  function renderWeChat(w) {
+  // `errcodes`: what each errcode label means, from the server (older servers send none).
+  function renderWeChat(w, errcodes) {
     if (!w) {
       for (const f of ['wx-last', 'wx-outcome', 'wx-latency', 'wx-hour', 'wx-rate', 'wx-token-age']) setField(f, 'unknown');
       fillPairs($('wx-errors'), [], 'no answer from the WeChat client');
@@ -417,7 +412,7 @@
     }, 'not reported by this server');
     if (w.last_call_at) {
       const ok = w.last_outcome === 'ok';
-      const outcome = ok ? 'ok' : w.last_outcome + (ERRCODE_TEXT[w.last_outcome] ? ' ' + ERRCODE_TEXT[w.last_outcome] : '');
+      const outcome = ok ? 'ok' : w.last_outcome + (errcodes[w.last_outcome] ? ' ' + errcodes[w.last_outcome] : '');
       setField('wx-last', ago(w.last_call_at));
       // A user's bad or used code is WeChat answering correctly: not red.
       setField('wx-outcome', outcome, ok ? 'good' : USER_SIDE.has(w.last_outcome) ? '' : 'bad');
@@ -438,7 +433,7 @@
 
     const codes = new Set([...Object.keys(w.last_hour.errors_by_errcode), ...Object.keys(w.errors_by_errcode)]);
     const pairs = [...codes].sort().map((code) => [
-      code + (ERRCODE_TEXT[code] ? ' ' + ERRCODE_TEXT[code] : '') + (USER_SIDE.has(code) ? ' (user)' : ''),
+      code + (errcodes[code] ? ' ' + errcodes[code] : '') + (USER_SIDE.has(code) ? ' (user)' : ''),
       (w.last_hour.errors_by_errcode[code] || 0) + ' / ' + (w.errors_by_errcode[code] || 0),
     ]);
     fillPairs($('wx-errors'), pairs, 'no errors');

@@ -118,6 +118,50 @@ impl WeChatError {
     }
 }
 
+/// What the labels of `WeChatError::errcode_label` mean, for the status page; a label not here
+/// is shown as it is.
+pub(crate) const LABEL_NAMES: [(LabelOf, &str); 11] = [
+    (LabelOf::Errcode(errcode::SYSTEM_BUSY), "busy"),
+    (LabelOf::Errcode(errcode::INVALID_CODE), "invalid code"),
+    (LabelOf::Errcode(errcode::CODE_BEEN_USED), "code used"),
+    (LabelOf::Errcode(errcode::RATE_LIMITED), "rate limited"),
+    (LabelOf::Errcode(errcode::HIGH_RISK_USER), "risky user"),
+    (LabelOf::Errcode(errcode::INVALID_APPID), "bad appid"),
+    (LabelOf::Errcode(errcode::INVALID_SECRET), "bad secret"),
+    (
+        LabelOf::Errcode(errcode::INVALID_CREDENTIAL),
+        "bad credential",
+    ),
+    (LabelOf::Word("timeout"), "no answer in time"),
+    (LabelOf::Word("unreachable"), "cannot connect"),
+    (LabelOf::Word("bad_response"), "not a valid reply"),
+];
+
+/// An errcode label: WeChat's errcode, or a word for what went wrong on the way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LabelOf {
+    Errcode(i64),
+    Word(&'static str),
+}
+
+/// Serialises as `{"40029": "invalid code", "timeout": "no answer in time", …}`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LabelNames;
+
+impl serde::Serialize for LabelNames {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(LABEL_NAMES.len()))?;
+        for (label, name) in LABEL_NAMES {
+            match label {
+                LabelOf::Errcode(code) => map.serialize_entry(&code.to_string(), name)?,
+                LabelOf::Word(word) => map.serialize_entry(word, name)?,
+            }
+        }
+        map.end()
+    }
+}
+
 macro_rules! opaque_debug {
     ($name:ident) => {
         impl fmt::Debug for $name {
@@ -378,6 +422,37 @@ mod tests {
             assert_eq!(api(unknown).errcode_label(), "other", "{unknown}");
         }
         assert_eq!(WeChatError::Timeout.errcode_label(), "timeout");
+    }
+
+    #[test]
+    fn every_named_label_is_one_a_wechat_error_can_have() {
+        let labels: Vec<String> = errcode::KNOWN
+            .into_iter()
+            .map(|errcode| {
+                WeChatError::Api {
+                    errcode,
+                    errmsg: String::new(),
+                }
+                .errcode_label()
+            })
+            .chain(
+                [
+                    WeChatError::Timeout,
+                    WeChatError::Transport(String::new()),
+                    WeChatError::BadResponse(String::new()),
+                    WeChatError::Overloaded,
+                ]
+                .iter()
+                .map(WeChatError::errcode_label),
+            )
+            .collect();
+        let names = serde_json::to_value(LabelNames).expect("json");
+        let names = names.as_object().expect("a map");
+        assert_eq!(names.len(), LABEL_NAMES.len(), "a label named twice");
+        for label in names.keys() {
+            assert!(labels.contains(label), "{label} is no errcode label");
+        }
+        assert_eq!(names["40029"], "invalid code");
     }
 
     #[test]

@@ -246,6 +246,9 @@ async fn status_shows_sessions_logins_wechat_and_database_without_secrets() {
             spec.errno
         );
     }
+    // And WeChat's outcomes with the server's names for its errcodes.
+    assert_eq!(s["errcodes"]["40029"], "invalid code");
+    assert_eq!(s["errcodes"]["timeout"], "no answer in time");
 
     let session_key = app.fake.session_key_of(&openid).expect("a session_key");
     for secret in [

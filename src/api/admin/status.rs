@@ -63,6 +63,8 @@ struct StatusView {
     accounts_merged: Option<i64>,
     /// What each errno means (`{"710": "WeChat: invalid code", …}`), for the logins' outcomes.
     errnos: ErrnoLabels,
+    /// What WeChat's errcodes (and the other labels of `wechat.errors_by_errcode`) mean.
+    errcodes: crate::wechat::LabelNames,
 }
 
 /// WeChat's round trips, with the last hour's errors split by whose they are: a user's bad or
@@ -615,6 +617,7 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         },
         accounts_merged,
         errnos: ErrnoLabels,
+        errcodes: crate::wechat::LabelNames,
         admission: AdmissionView {
             logins: state.login_admission.stats(),
             reads: state.db.admission().stats(),
