@@ -11,7 +11,10 @@
 //!
 //! Every errno is declared once, in `CATALOGUE`: its `errmsg` on the wire, a label for operators
 //! and when a client gets it. The envelope, `/openapi.json`, the status page and README's errno
-//! table (a test holds it equal) all read it from there.
+//! table (a test holds it equal) all read it from there. An `ApiError` is one of these entries
+//! (`ApiError::new(MOBILE_TAKEN)`) with the `data` some of them carry (`bad_value(reason)`,
+//! `busy(reason, retry_after_ms)`, ...) and, for the log only, its cause and the place that
+//! raised it: a new errno is its `ErrnoSpec` const and its line in `CATALOGUE`, nothing else.
 
 use std::error::Error as StdError;
 use std::fmt;
