@@ -9,10 +9,6 @@
   const REFRESH_MS = 5000;
   const FETCH_TIMEOUT_MS = 8000;
 
-  // Errcodes about the user or the code, not WeChat's health (the server's `is_upstream_fault`
-  // says the same): counted apart, never red.
-  const USER_SIDE = new Set(['40029', '40163', '45011', '40226']);
-
   const $ = (id) => document.getElementById(id);
   let timer = null;
   let busy = false;
@@ -281,7 +277,7 @@
     renderListener(d.listener);
 
     renderAdmission(d.admission);
-    renderWeChat(d.wechat, d.errcodes || {});
+    renderWeChat(d.wechat, d.errcodes || {}, new Set(d.user_side_errcodes || []));
     $('sessions-live').textContent = num(d.sessions.live);
     renderLogins(d.logins, d.errnos || {});
     // Older servers do not send it; a failed count is null.
@@ -389,8 +385,9 @@
       refused > 0 ? 'warn' : '');
   }
 
-  // `errcodes`: what each errcode label means, from the server (older servers send none).
-  function renderWeChat(w, errcodes) {
+  // From the server (older servers send neither): `errcodes`, what each errcode label means;
+  // `userSide`, those about the user or the code, not WeChat's health: shown apart, never red.
+  function renderWeChat(w, errcodes, userSide) {
     if (!w) {
       for (const f of ['wx-last', 'wx-outcome', 'wx-latency', 'wx-hour', 'wx-rate', 'wx-token-age']) setField(f, 'unknown');
       fillPairs($('wx-errors'), [], 'no answer from the WeChat client');
@@ -415,7 +412,7 @@
       const outcome = ok ? 'ok' : w.last_outcome + (errcodes[w.last_outcome] ? ' ' + errcodes[w.last_outcome] : '');
       setField('wx-last', ago(w.last_call_at));
       // A user's bad or used code is WeChat answering correctly: not red.
-      setField('wx-outcome', outcome, ok ? 'good' : USER_SIDE.has(w.last_outcome) ? '' : 'bad');
+      setField('wx-outcome', outcome, ok ? 'good' : userSide.has(w.last_outcome) ? '' : 'bad');
     } else {
       setField('wx-last', 'no calls yet');
       setField('wx-outcome', '–');
@@ -433,7 +430,7 @@
 
     const codes = new Set([...Object.keys(w.last_hour.errors_by_errcode), ...Object.keys(w.errors_by_errcode)]);
     const pairs = [...codes].sort().map((code) => [
-      code + (errcodes[code] ? ' ' + errcodes[code] : '') + (USER_SIDE.has(code) ? ' (user)' : ''),
+      code + (errcodes[code] ? ' ' + errcodes[code] : '') + (userSide.has(code) ? ' (user)' : ''),
       (w.last_hour.errors_by_errcode[code] || 0) + ' / ' + (w.errors_by_errcode[code] || 0),
     ]);
     fillPairs($('wx-errors'), pairs, 'no errors');

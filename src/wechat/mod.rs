@@ -144,6 +144,16 @@ pub(crate) enum LabelOf {
     Word(&'static str),
 }
 
+impl LabelOf {
+    /// The label as `errcode_label` writes it.
+    pub(crate) fn label(self) -> String {
+        match self {
+            LabelOf::Errcode(code) => code.to_string(),
+            LabelOf::Word(word) => word.to_string(),
+        }
+    }
+}
+
 /// Serialises as `{"40029": "invalid code", "timeout": "no answer in time", …}`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LabelNames;
@@ -153,10 +163,7 @@ impl serde::Serialize for LabelNames {
         use serde::ser::SerializeMap;
         let mut map = serializer.serialize_map(Some(LABEL_NAMES.len()))?;
         for (label, name) in LABEL_NAMES {
-            match label {
-                LabelOf::Errcode(code) => map.serialize_entry(&code.to_string(), name)?,
-                LabelOf::Word(word) => map.serialize_entry(word, name)?,
-            }
+            map.serialize_entry(&label.label(), name)?;
         }
         map.end()
     }

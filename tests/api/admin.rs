@@ -249,6 +249,10 @@ async fn status_shows_sessions_logins_wechat_and_database_without_secrets() {
     // And WeChat's outcomes with the server's names for its errcodes.
     assert_eq!(s["errcodes"]["40029"], "invalid code");
     assert_eq!(s["errcodes"]["timeout"], "no answer in time");
+    assert_eq!(
+        s["user_side_errcodes"],
+        serde_json::json!(["40029", "40163", "45011", "40226"])
+    );
 
     let session_key = app.fake.session_key_of(&openid).expect("a session_key");
     for secret in [

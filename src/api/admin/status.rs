@@ -65,6 +65,9 @@ struct StatusView {
     errnos: ErrnoLabels,
     /// What WeChat's errcodes (and the other labels of `wechat.errors_by_errcode`) mean.
     errcodes: crate::wechat::LabelNames,
+    /// Those of `errcodes` that are about the user or the code, not WeChat's health
+    /// (`is_upstream_fault`): the page shows them apart and never red.
+    user_side_errcodes: Vec<String>,
 }
 
 /// WeChat's round trips, with the last hour's errors split by whose they are: a user's bad or
@@ -618,6 +621,11 @@ pub(super) async fn status(state: web::Data<AppState>) -> HttpResponse {
         accounts_merged,
         errnos: ErrnoLabels,
         errcodes: crate::wechat::LabelNames,
+        user_side_errcodes: crate::wechat::LABEL_NAMES
+            .iter()
+            .map(|(label, _)| label.label())
+            .filter(|label| !is_upstream_fault(label))
+            .collect(),
         admission: AdmissionView {
             logins: state.login_admission.stats(),
             reads: state.db.admission().stats(),
