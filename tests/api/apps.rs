@@ -1053,3 +1053,25 @@ async fn link_weixin_merges_both_accounts_when_the_identity_and_the_unionid_are_
         metrics.raw
     );
 }
+
+#[actix_web::test]
+async fn logins_revealing_the_same_pair_at_once_all_land_on_the_survivor() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    // The shop, bound, made the older account; the OA, not yet bound, a newer one.
+    let older = user_id_of(&app.login_in(TEST_APPID2, "hana").await);
+    let newer = user_id_of(&bare_login(&app, TEST_APPID, "hana").await);
+    assert_ne!(older, newer);
+
+    // The OA is bound now, and the person's phone sends several logins at once: each reveals
+    // the pair, one merges it, and every answer is the survivor with a live session.
+    let logins = (0..8).map(|_| app.login_in(TEST_APPID, "hana"));
+    let replies = futures_util::future::join_all(logins).await;
+    for reply in &replies {
+        assert_eq!(user_id_of(reply), older, "{}", reply.raw);
+        let index = app.get("user/index", Some(&reply.token())).await;
+        assert_eq!(index.errno(), 0, "{}", index.raw);
+    }
+    assert_eq!(app.count_users(), 1);
+    let owners: Vec<i64> = identities(&app).into_iter().map(|(_, _, u)| u).collect();
+    assert_eq!(owners, [older, older]);
+}

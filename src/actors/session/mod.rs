@@ -142,11 +142,26 @@ impl Handler<OpenSession> for SessionActor {
                 ) {
                     // Rare: the login revealed that two accounts are one person.
                     let merged = db
-                        .merge_by_unionid(record.user.id, other, unionid, msg.login.session_id)
+                        .merge_by_unionid(
+                            record.user.id,
+                            other,
+                            unionid,
+                            msg.login.session_id.clone(),
+                        )
                         .await?;
-                    if let Some(merged) = merged {
-                        merged_id = Some(merged.merged_id);
-                        record.user = merged.survivor;
+                    match merged {
+                        Some(merged) => {
+                            merged_id = Some(merged.merged_id);
+                            record.user = merged.survivor;
+                        }
+                        // Another login of this person merged the pair first. When it merged
+                        // this login's account away, this login's session went with the row:
+                        // the same statement again finds the identity on the survivor and
+                        // stores the session there.
+                        None if db.user(record.user.id).await?.is_none() => {
+                            record = db.login(msg.login.clone()).await?;
+                        }
+                        None => {}
                     }
                 }
                 Ok((record, restored, merged_id, started.elapsed()))
