@@ -204,6 +204,11 @@ impl DbHandle {
         self.run(move |c, _| users::find_by_id(c, id)).await
     }
 
+    pub(crate) async fn openid_in(&self, user_id: i64, appid: String) -> DbResult<Option<String>> {
+        self.run(move |c, _| users::openid_in(c, user_id, &appid))
+            .await
+    }
+
     pub(crate) async fn bind_mobile(
         &self,
         user_id: i64,

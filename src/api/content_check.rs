@@ -48,8 +48,8 @@ pub(crate) struct ActingAs {
     pub(crate) openid: String,
 }
 
-/// Which app and openid the request of `user` acts for; `None` for a WeCom staff login, which
-/// has no openid at WeChat.
+/// Which app and openid the request of `user` acts for; `None` for a WeCom staff login without
+/// a WeChat identity in the corp's mini-program: nobody WeChat could check the text as.
 pub(crate) async fn acting_for(
     state: &AppState,
     user: &AuthUser,
@@ -63,7 +63,18 @@ pub(crate) async fn acting_for(
             wechat: in_app.wechat,
             openid: in_app.openid,
         })),
-        TokenApp::WeCom => Ok(None),
+        // Staff who also linked their WeChat in the corp's mini-program are checked as that
+        // openid; WeChat knows no one else to check them as.
+        TokenApp::WeCom { corpid } => {
+            let Some(app) = state.apps.of_corp(&corpid) else {
+                return Ok(None);
+            };
+            let openid = state.db.openid_in(account.id, app.appid.clone()).await?;
+            Ok(openid.map(|openid| ActingAs {
+                wechat: app.wechat.clone(),
+                openid,
+            }))
+        }
     }
 }
 

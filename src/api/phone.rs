@@ -121,8 +121,10 @@ pub(super) struct InApp {
 /// What a token's session is of.
 pub(super) enum TokenApp {
     MiniProgram(InApp),
-    /// A WeCom staff login: an employee of a configured corp, with no openid at WeChat to act as.
-    WeCom,
+    /// A WeCom staff login: an employee of the corp `corpid`, with no openid at WeChat to act as.
+    WeCom {
+        corpid: String,
+    },
 }
 
 pub(super) async fn token_app(
@@ -135,7 +137,9 @@ pub(super) async fn token_app(
         return Err(ApiError::Unlogin(UnloginReason::Revoked));
     };
     if state.apps.get(&found.appid).is_none() && state.apps.of_corp(&found.appid).is_some() {
-        return Ok(TokenApp::WeCom);
+        return Ok(TokenApp::WeCom {
+            corpid: found.appid,
+        });
     }
     // A session of an app no longer configured has nobody to ask at WeChat.
     let Some(app) = state.apps.get(&found.appid) else {

@@ -539,3 +539,31 @@ async fn a_wecom_staffs_text_is_never_passed_unchecked() {
         .await;
     assert_eq!(reply.errno(), 402, "{}", reply.raw);
 }
+
+#[actix_web::test]
+async fn staff_who_linked_their_wechat_are_checked_as_that_openid() {
+    let app = TestApp::builder().wecom().spawn().await;
+    let alice = app.login("alice").await.token();
+    let code = app.wecom_code("alice-at-work");
+    let linked = app
+        .post("auth/link_wecom", &json!({ "code": code }), Some(&alice))
+        .await;
+    assert_eq!(linked.errno(), 0, "{}", linked.raw);
+    let staff = app.login_wecom("alice-at-work").await.token();
+
+    // Inside WeCom, her text is checked as her openid in the mini-program, and passes.
+    let reply = app
+        .post("meeting/publish", &meeting_body(), Some(&staff))
+        .await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    assert_ne!(reply.body["data"]["review"], "pending", "{}", reply.raw);
+    assert!(app.fake.calls("msg_sec_check") > 0);
+
+    // It is that openid WeChat is asked about: when its checks fail, the staff's do too.
+    app.fake
+        .set_user_fault("msg_sec_check", &app.fake.openid_for("alice"), Fault::Busy);
+    let reply = app
+        .post("meeting/publish", &meeting_body(), Some(&staff))
+        .await;
+    assert_eq!(reply.errno(), 714, "{}", reply.raw);
+}
