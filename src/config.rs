@@ -1123,8 +1123,7 @@ mod tests {
             };
             Config::read(&Source(&lookup)).expect("valid");
         }
-        let declared: std::collections::BTreeSet<String> = VARIABLES
-            .iter()
+        let declared: std::collections::BTreeSet<String> = variables()
             .map(|v| v.name().to_string())
             // The logger reads it, in `main`.
             .filter(|name| name != RUST_LOG.name)
