@@ -152,7 +152,7 @@ impl Text {
     not(test),
     allow(
         dead_code,
-        reason = "besides the name, read by the tests that hold the README and .env.example to the declarations"
+        reason = "besides the name, read by the tests that make the README's table and .env.example"
     )
 )]
 pub struct Doc {
@@ -164,6 +164,7 @@ pub struct Doc {
     /// The README's accepts column (Markdown).
     pub(crate) accepts: String,
     pub(crate) help: &'static str,
+    /// `.env.example`'s comment above the variable.
     pub(crate) comment: &'static str,
     /// `.env.example`'s `NAME=example`, set; `None`: `#NAME=default`, commented out.
     pub(crate) example: Option<&'static str>,
@@ -262,101 +263,6 @@ pub const DATABASE: Section = Section {
     vars: &[&DATABASE_URL, &DATABASE_LISTEN_URL, &DB_POOL_SIZE],
 };
 
-pub const HTTP: Section = Section {
-    title: "HTTP",
-    comment: "",
-    vars: &[
-        &BIND_ADDR,
-        &CONTEXT_PATH,
-        &HTTP_WORKERS,
-        &TOKEN_HEADER,
-        &METRICS_BIND_ADDR,
-        &ALLOW_DEV_MODE_ON_NETWORK,
-        &BENCH_ENDPOINTS,
-        &SHUTDOWN_DRAIN_SECS,
-    ],
-};
-
-pub const WECHAT: Section = Section {
-    title: "WeChat",
-    comment: "Production needs WECHAT_APPID and WECHAT_SECRET, or WECHAT_APPS_FILE.",
-    vars: &[
-        &WECHAT_APPID,
-        &WECHAT_SECRET,
-        &WECHAT_APPS_FILE,
-        &WECHAT_API_BASE,
-        &WECOM_API_BASE,
-        &WECHAT_TIMEOUT_MS,
-        &WECHAT_TOKEN_MODE,
-    ],
-};
-
-pub const CONTENT: Section = Section {
-    title: "Content security",
-    comment: "",
-    vars: &[&CONTENT_CHECK, &CONTENT_CHECK_ON_ERROR],
-};
-
-pub const REMINDERS: Section = Section {
-    title: "Meeting reminders (subscribe messages)",
-    comment: "",
-    vars: &[
-        &REMINDER_TEMPLATE_ID,
-        &REMINDER_FIELDS,
-        &REMINDER_PAGE,
-        &REMINDER_LEAD_MINS,
-        &REMINDER_TICK_SECS,
-        &REMINDER_MINIPROGRAM_STATE,
-    ],
-};
-
-pub const SESSIONS: Section = Section {
-    title: "Tokens and sessions",
-    comment: "Production needs JWT_SECRET, and should have SESSION_ENCRYPTION_KEY.",
-    vars: &[
-        &JWT_SECRET,
-        &SESSION_ENCRYPTION_KEY,
-        &TOKEN_TTL_SECS,
-        &SESSION_MAX_LIFETIME_SECS,
-        &SESSION_CACHE_CAPACITY,
-    ],
-};
-
-pub const LIMITS: Section = Section {
-    title: "Rate limits",
-    comment: "Per instance, per minute; 0: off.",
-    vars: &[
-        &RATE_LOGIN_PER_IP,
-        &RATE_LOGIN_PER_OPENID,
-        &RATE_BINDPHONE_PER_USER,
-        &TRUSTED_PROXIES,
-    ],
-};
-
-pub const ADMIN: Section = Section {
-    title: "Status page",
-    comment: "",
-    vars: &[&ADMIN_TOKEN, &ADMIN_STATIC_DIR],
-};
-
-pub const RETENTION: Section = Section {
-    title: "Data kept",
-    comment: "",
-    vars: &[
-        &LOGIN_LOG_RETENTION_DAYS,
-        &LOGIN_LOG_FLUSH_MS,
-        &ACCOUNT_DELETION_GRACE_DAYS,
-    ],
-};
-
-pub const LOGGING: Section = Section {
-    title: "Logging",
-    comment: "",
-    vars: &[&LOG_FORMAT, &RUST_LOG],
-};
-
-// ---- database ----
-
 pub(crate) const DATABASE_URL: Text = Text {
     name: "DATABASE_URL",
     default: "postgres://postgres@127.0.0.1:5432/wxauth",
@@ -364,7 +270,8 @@ pub(crate) const DATABASE_URL: Text = Text {
     expects: "postgres://user@host:port/dbname",
     help: "PostgreSQL, directly or through PgBouncer in transaction mode; the database is created \
            if missing (directly only) and migrated on start",
-    comment: "Through PgBouncer in transaction mode if you use one (deploy/pgbouncer/pgbouncer.ini).",
+    comment: "Through PgBouncer in transaction mode if you use one \
+              (deploy/pgbouncer/pgbouncer.ini).",
     example: None,
 };
 
@@ -376,7 +283,8 @@ pub(crate) const DATABASE_LISTEN_URL: Text = Text {
               pooler)",
     help: "the NOTIFY listener's own connection; must reach PostgreSQL directly (set it when \
            `DATABASE_URL` goes through a transaction pooler: LISTEN needs a session)",
-    comment: "The NOTIFY listener's own connection: must reach PostgreSQL directly, never a transaction pool.\n\
+    comment: "The NOTIFY listener's own connection: must reach PostgreSQL directly, never a \
+              transaction pool.\n\
               Default: DATABASE_URL.",
     example: None,
 };
@@ -391,7 +299,20 @@ pub(crate) const DB_POOL_SIZE: Number = Number {
     comment: "Connections per instance, and DbExecutor threads (1-200).",
 };
 
-// ---- HTTP ----
+pub const HTTP: Section = Section {
+    title: "HTTP",
+    comment: "",
+    vars: &[
+        &BIND_ADDR,
+        &CONTEXT_PATH,
+        &HTTP_WORKERS,
+        &TOKEN_HEADER,
+        &METRICS_BIND_ADDR,
+        &ALLOW_DEV_MODE_ON_NETWORK,
+        &BENCH_ENDPOINTS,
+        &SHUTDOWN_DRAIN_SECS,
+    ],
+};
 
 pub(crate) const BIND_ADDR: Text = Text {
     name: "BIND_ADDR",
@@ -478,11 +399,24 @@ pub(crate) const SHUTDOWN_DRAIN_SECS: Number = Number {
     unit: "seconds",
     help: "after SIGTERM/SIGINT, keep serving this long while `/readyz` answers 503 and every \
            answer closes its connection, then stop (see [Deploying](#deploying))",
-    comment: "After SIGTERM: keep serving this long while /readyz answers 503 and every answer closes its\n\
+    comment: "After SIGTERM: keep serving this long while /readyz answers 503 and every answer \
+              closes its\n\
               connection (0-60). Longer than the proxy's upstream keepalive_timeout.",
 };
 
-// ---- WeChat ----
+pub const WECHAT: Section = Section {
+    title: "WeChat",
+    comment: "Production needs WECHAT_APPID and WECHAT_SECRET, or WECHAT_APPS_FILE.",
+    vars: &[
+        &WECHAT_APPID,
+        &WECHAT_SECRET,
+        &WECHAT_APPS_FILE,
+        &WECHAT_API_BASE,
+        &WECOM_API_BASE,
+        &WECHAT_TIMEOUT_MS,
+        &WECHAT_TOKEN_MODE,
+    ],
+};
 
 pub(crate) const WECHAT_APPID: Text = Text {
     name: "WECHAT_APPID",
@@ -490,7 +424,8 @@ pub(crate) const WECHAT_APPID: Text = Text {
     default_note: "unset → dev mode",
     expects: "an appid such as wx1234567890abcdef",
     help: "the mini-program's appid; unset means the built-in WeChat fake is used",
-    comment: "Without WECHAT_APPID wxauth runs in DEV MODE with a fake WeChat: never in production.",
+    comment: "Without WECHAT_APPID wxauth runs in DEV MODE with a fake WeChat: never in \
+              production.",
     example: Some("wx0123456789abcdef"),
 };
 
@@ -513,7 +448,8 @@ pub(crate) const WECHAT_APPS_FILE: Text = Text {
            `secret_env`, `name`, `reminder_template`) and `[[wecom]]` (`corpid`, `corpsecret` or `corpsecret_env`, \
            `appid`) entries; the first mini-program is the default app. Set it instead of \
            `WECHAT_APPID`; it means production",
-    comment: "Several mini-programs (and WeCom corps) instead: a TOML file; then leave WECHAT_APPID unset.",
+    comment: "Several mini-programs (and WeCom corps) instead: a TOML file; then leave \
+              WECHAT_APPID unset.",
     example: None,
 };
 
@@ -564,7 +500,11 @@ pub(crate) const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
     comment: "stable (POST /cgi-bin/stable_token, safe with several instances) or plain.",
 };
 
-// ---- content security ----
+pub const CONTENT: Section = Section {
+    title: "Content security",
+    comment: "",
+    vars: &[&CONTENT_CHECK, &CONTENT_CHECK_ON_ERROR],
+};
 
 pub(crate) const CONTENT_CHECK: Choice<bool> = Choice {
     name: "CONTENT_CHECK",
@@ -572,7 +512,8 @@ pub(crate) const CONTENT_CHECK: Choice<bool> = Choice {
     help: "`on`: every text other users will see (meeting `title`, `content`, `location`; \
            `nickName`) goes through WeChat's `msgSecCheck` (version 2) before it is stored; \
            `off`: nothing is checked (see [Content security](#content-security))",
-    comment: "on: meeting title/content/location and nicknames go through WeChat's msgSecCheck; or off.",
+    comment: "on: meeting title/content/location and nicknames go through WeChat's msgSecCheck; \
+              or off.",
 };
 
 pub(crate) const CONTENT_CHECK_ON_ERROR: Choice<CheckFailure> = Choice {
@@ -584,10 +525,22 @@ pub(crate) const CONTENT_CHECK_ON_ERROR: Choice<CheckFailure> = Choice {
     help: "when the check cannot be made (WeChat busy, slow, garbage, 61010, over 4000 checks a \
            minute): `refuse` answers errno 714/715/716 and stores nothing; `review` stores the \
            meeting pending an admin's review (a nickname is refused either way)",
-    comment: "When the check cannot be made: refuse (errno 714/715/716) or review (stored pending review).",
+    comment: "When the check cannot be made: refuse (errno 714/715/716) or review (stored \
+              pending review).",
 };
 
-// ---- meeting reminders ----
+pub const REMINDERS: Section = Section {
+    title: "Meeting reminders (subscribe messages)",
+    comment: "",
+    vars: &[
+        &REMINDER_TEMPLATE_ID,
+        &REMINDER_FIELDS,
+        &REMINDER_PAGE,
+        &REMINDER_LEAD_MINS,
+        &REMINDER_TICK_SECS,
+        &REMINDER_MINIPROGRAM_STATE,
+    ],
+};
 
 pub(crate) const REMINDER_TEMPLATE_ID: Text = Text {
     name: "REMINDER_TEMPLATE_ID",
@@ -599,7 +552,8 @@ pub(crate) const REMINDER_TEMPLATE_ID: Text = Text {
            reminders](#meeting-reminders)); `meeting/subscribe` accepts only this one. With \
            `WECHAT_APPS_FILE` each `[[miniprogram]]` has its own `reminder_template` instead, and \
            this variable stops the start (exit 2)",
-    comment: "The subscribe message template of reminders (one app; with WECHAT_APPS_FILE, each entry's\n\
+    comment: "The subscribe message template of reminders (one app; with WECHAT_APPS_FILE, each \
+              entry's\n\
               reminder_template instead); unset: reminders off.",
     example: None,
 };
@@ -613,7 +567,8 @@ pub(crate) const REMINDER_FIELDS: Text = Text {
     help: "which meeting value each template key shows; values are fitted to the key's rule \
            (`thing` at most 20 characters, cut with `…`; `time` as `2026年12月6日 09:30`, China \
            time)",
-    comment: "Template keys and the meeting value each shows (title, content, location, start, end, publisher).",
+    comment: "Template keys and the meeting value each shows (title, content, location, start, \
+              end, publisher).",
     example: None,
 };
 
@@ -661,7 +616,17 @@ pub(crate) const REMINDER_MINIPROGRAM_STATE: Choice<MiniprogramState> = Choice {
     comment: "formal, trial or developer: which version of the mini-program a reminder opens.",
 };
 
-// ---- tokens and sessions ----
+pub const SESSIONS: Section = Section {
+    title: "Tokens and sessions",
+    comment: "Production needs JWT_SECRET, and should have SESSION_ENCRYPTION_KEY.",
+    vars: &[
+        &JWT_SECRET,
+        &SESSION_ENCRYPTION_KEY,
+        &TOKEN_TTL_SECS,
+        &SESSION_MAX_LIFETIME_SECS,
+        &SESSION_CACHE_CAPACITY,
+    ],
+};
 
 pub(crate) const JWT_SECRET: Text = Text {
     name: "JWT_SECRET",
@@ -670,7 +635,8 @@ pub(crate) const JWT_SECRET: Text = Text {
     expects: "in production at least 32 bytes (openssl rand -hex 32)",
     help: "HS256 key for tokens, the same on every instance; a missing or shorter one in \
            production stops the start (exit 2)",
-    comment: "HS256 key for tokens, the same on every instance, at least 32 bytes: openssl rand -hex 32",
+    comment: "HS256 key for tokens, the same on every instance, at least 32 bytes: openssl rand \
+              -hex 32",
     example: Some(""),
 };
 
@@ -684,7 +650,8 @@ pub(crate) const SESSION_ENCRYPTION_KEY: Text = Text {
            the session_keys stored under the old key unreadable: `bindPhone` with \
            `encryptedData` then needs a new login",
     comment: "AES-256 key for session_keys at rest, 64 hex characters: openssl rand -hex 32\n\
-              (default: derived from JWT_SECRET; set it so rotating JWT_SECRET keeps stored keys readable)",
+              (default: derived from JWT_SECRET; set it so rotating JWT_SECRET keeps stored keys \
+              readable)",
     example: Some(""),
 };
 
@@ -707,7 +674,8 @@ pub(crate) const SESSION_MAX_LIFETIME_SECS: Number = Number {
     max: 365 * 24 * 3600,
     unit: "seconds (a day to a year)",
     help: "absolute session lifetime from the login, whatever refreshes did (30 days unless set)",
-    comment: "No session lives longer than this after its login, however often it is refreshed; 30 days\n\
+    comment: "No session lives longer than this after its login, however often it is refreshed; \
+              30 days\n\
               (86400-31536000).",
 };
 
@@ -721,7 +689,16 @@ pub(crate) const SESSION_CACHE_CAPACITY: Number = Number {
     comment: "",
 };
 
-// ---- rate limits ----
+pub const LIMITS: Section = Section {
+    title: "Rate limits",
+    comment: "Per instance, per minute; 0: off.",
+    vars: &[
+        &RATE_LOGIN_PER_IP,
+        &RATE_LOGIN_PER_OPENID,
+        &RATE_BINDPHONE_PER_USER,
+        &TRUSTED_PROXIES,
+    ],
+};
 
 pub(crate) const RATE_LOGIN_PER_IP: Number = Number {
     name: "RATE_LOGIN_PER_IP",
@@ -761,11 +738,16 @@ pub(crate) const TRUSTED_PROXIES: Text = Text {
     help: "peers whose `X-Forwarded-For` is believed: all its lines are read as one list, and \
            the rightmost hop that is not itself a trusted proxy is the client. A range that \
            holds every address (`0.0.0.0/0`, `::/0`) stops the start (exit 2)",
-    comment: "The proxy in front (nginx): its address, so X-Forwarded-For is believed from it. Default: none.",
+    comment: "The proxy in front (nginx): its address, so X-Forwarded-For is believed from it. \
+              Default: none.",
     example: Some("127.0.0.1"),
 };
 
-// ---- status page ----
+pub const ADMIN: Section = Section {
+    title: "Status page",
+    comment: "",
+    vars: &[&ADMIN_TOKEN, &ADMIN_STATIC_DIR],
+};
 
 pub(crate) const ADMIN_TOKEN: Text = Text {
     name: "ADMIN_TOKEN",
@@ -775,7 +757,8 @@ pub(crate) const ADMIN_TOKEN: Text = Text {
     expects: "at least 16 visible ASCII characters without spaces (e.g. openssl rand -hex 24)",
     help: "bearer token for the status page and `/admin/api/*`; after 10 wrong tokens from one \
            client IP in a minute, that client gets 429 until the minute is over",
-    comment: "The status page and /admin/api/*: off unless set (at least 16 characters): openssl rand -hex 24",
+    comment: "The status page and /admin/api/*: off unless set (at least 16 characters): openssl \
+              rand -hex 24",
     example: None,
 };
 
@@ -790,7 +773,15 @@ pub(crate) const ADMIN_STATIC_DIR: Text = Text {
     example: None,
 };
 
-// ---- data kept ----
+pub const RETENTION: Section = Section {
+    title: "Data kept",
+    comment: "",
+    vars: &[
+        &LOGIN_LOG_RETENTION_DAYS,
+        &LOGIN_LOG_FLUSH_MS,
+        &ACCOUNT_DELETION_GRACE_DAYS,
+    ],
+};
 
 pub(crate) const LOGIN_LOG_RETENTION_DAYS: Number = Number {
     name: "LOGIN_LOG_RETENTION_DAYS",
@@ -810,7 +801,8 @@ pub(crate) const LOGIN_LOG_FLUSH_MS: Number = Number {
     unit: "milliseconds",
     help: "how often the gathered `login_log` rows are written, one multi-row insert per batch; \
            a graceful shutdown writes the rest",
-    comment: "How often the gathered login_log rows are written, one insert per batch (10-60000 ms).",
+    comment: "How often the gathered login_log rows are written, one insert per batch (10-60000 \
+              ms).",
 };
 
 pub(crate) const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
@@ -823,10 +815,15 @@ pub(crate) const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
     unit: "days",
     help: "days between `auth/deactivate` and the erasure of the account's data; a login within \
            them restores the account (0 erases at once)",
-    comment: "Days between auth/deactivate and the erasure of the account's data (0-30; 0 erases at once).",
+    comment: "Days between auth/deactivate and the erasure of the account's data (0-30; 0 erases \
+              at once).",
 };
 
-// ---- logging ----
+pub const LOGGING: Section = Section {
+    title: "Logging",
+    comment: "",
+    vars: &[&LOG_FORMAT, &RUST_LOG],
+};
 
 /// Read by the logger in `main` (leniently: an invalid value logs as `text` until `Config`
 /// refuses it with exit code 2).
@@ -836,7 +833,8 @@ pub(crate) const LOG_FORMAT: Choice<LogFormat> = Choice {
     help: "how log lines look on stderr: `text` (env_logger's lines, for people) or `json` (one \
            object per line: `time`, `level`, `target`, `message`, and `request_id` on every line \
            a request caused, for log pipelines)",
-    comment: "text (for people) or json (one object per line, with the request id, for log pipelines).",
+    comment: "text (for people) or json (one object per line, with the request id, for log \
+              pipelines).",
 };
 
 /// Read by the logger in `main`, not by `Config`.
