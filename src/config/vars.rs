@@ -864,7 +864,6 @@ mod tests {
 # A commented line shows the default; uncomment a line to change it. Empty counts as unset.
 # A line that is not commented out is one production sets.
 # The README's Configuration table says what each one means and which values are allowed.
-# Made from src/config/vars.rs: WXAUTH_REGENERATE=1 cargo test --lib config::vars
 ";
 
     fn repository_path(name: &str) -> std::path::PathBuf {
@@ -897,6 +896,7 @@ mod tests {
     /// `.env.example` as the declarations make it.
     fn env_example() -> String {
         let mut out = ENV_EXAMPLE_HEAD.to_string();
+        out.push_str(&format!("# Made from src/config/vars.rs: {REGENERATE}\n"));
         for section in SECTIONS {
             let heading = format!("# --- {} ", section.title);
             out.push_str(&format!("\n{heading:-<92}\n"));
