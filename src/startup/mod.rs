@@ -79,8 +79,8 @@ impl Application {
         let _ = rustls::crypto::ring::default_provider().install_default();
 
         let metrics = Arc::new(Metrics::new()?);
-        let pool = setup::prepare(&config.database_url, config.db_pool_size)?;
-        let listeners = Listeners::bind(&config)?;
+        let pool = setup::prepare(&config.database.url, config.database.pool_size)?;
+        let listeners = Listeners::bind(&config.http)?;
         let (upstream, dev_fake) = WeChatUpstream::for_mode(&config, listeners.local);
         let state = state::build(&config, pool, metrics, upstream).await?;
         let servers = server::start(&config, &state, listeners, dev_fake.clone())?;
@@ -90,7 +90,7 @@ impl Application {
             metrics_server: servers.metrics,
             dev_fake,
             state,
-            shutdown_drain: config.shutdown_drain,
+            shutdown_drain: config.http.shutdown_drain,
         })
     }
 

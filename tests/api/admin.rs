@@ -333,7 +333,7 @@ async fn a_directory_without_index_is_404_not_a_listing() {
         .admin_token(ADMIN_TOKEN)
         .config({
             let dir = dir.clone();
-            |c| c.admin_static_dir = dir
+            |c| c.admin.static_dir = dir
         })
         .spawn()
         .await;
@@ -353,7 +353,7 @@ async fn without_its_directory_the_page_is_404_and_the_admin_api_still_works() {
         std::env::temp_dir().join(format!("wxauth-none-{}", uuid::Uuid::new_v4().simple()));
     let app = TestApp::builder()
         .admin_token(ADMIN_TOKEN)
-        .config(move |c| c.admin_static_dir = missing)
+        .config(move |c| c.admin.static_dir = missing)
         .spawn()
         .await;
     let page = app.get_with(&format!("{}/admin/", app.base), &[]).await;
@@ -526,7 +526,7 @@ async fn metrics_count_wechat_errors_by_errcode() {
 #[actix_web::test]
 async fn metrics_bind_addr_moves_metrics_off_the_main_listener() {
     let app = TestApp::builder()
-        .config(|c| c.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
+        .config(|c| c.http.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
         .spawn()
         .await;
     let metrics_base = app.metrics_base.clone().expect("a metrics listener");

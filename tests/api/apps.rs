@@ -404,7 +404,7 @@ async fn login_log_status_and_metrics_count_by_configured_app_only() {
         .two_apps()
         .admin_token("admin-token-for-apps-test")
         // Many attempts from the test's one address.
-        .config(|c| c.rate_login_per_ip = 0)
+        .config(|c| c.limits.login_per_ip = 0)
         .spawn()
         .await;
     app.login_in(TEST_APPID, "dave").await.token();
@@ -769,7 +769,7 @@ async fn wechat_metrics_and_status_are_split_by_configured_app_and_never_a_made_
         .two_apps()
         .admin_token(admin_token)
         // Many attempts from the test's one address.
-        .config(|c| c.rate_login_per_ip = 0)
+        .config(|c| c.limits.login_per_ip = 0)
         .spawn()
         .await;
     // Before any call, each configured app is listed, at zero.
@@ -923,7 +923,9 @@ async fn status_and_metrics_name_the_app_whose_wechat_calls_fail() {
         .two_apps()
         .admin_token(admin_token)
         // The shop's AppSecret is not the one WeChat knows: its calls are refused (40125).
-        .config(|c| c.apps.miniprograms[1].secret = wxauth::config::Secret::new("not-the-secret"))
+        .config(|c| {
+            c.wechat.apps.miniprograms[1].secret = wxauth::config::Secret::new("not-the-secret")
+        })
         .spawn()
         .await;
     assert_eq!(app.login_in(TEST_APPID, "kate").await.errno(), 0);
