@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use super::DbHandle;
+use crate::db::DbHandle;
 
 /// How often due deletions are looked for. Grace periods are counted in days; a few minutes
 /// late is well inside what the user was told.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::Utc;
 
-use super::DbHandle;
+use crate::db::DbHandle;
 use crate::db::login_log::MAX_BATCH_ROWS;
 use crate::domain::LoginAttempt;
 use crate::log_throttle::OVERLOAD;

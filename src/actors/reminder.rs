@@ -17,11 +17,11 @@ use actix::prelude::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 
-use super::DbHandle;
 use super::wechat::{SendSubscribeMessage, WeChatClient};
 use crate::apps::ServedApps;
 use crate::china_time::china_time;
 use crate::config::{MeetingField, Reminders};
+use crate::db::DbHandle;
 use crate::db::reminders::{DueReminder, Outcome, SendingApp};
 use crate::log_throttle::ERRORS;
 use crate::metrics::Metrics;

@@ -28,10 +28,11 @@ use actix_web::http::Method;
 use actix_web::{HttpResponse, Route, web};
 use chrono::{DateTime, Utc};
 
+use crate::actors::SessionActor;
 use crate::actors::listener::ListenerHealth;
 use crate::actors::login_log::LoginLogWriter;
 use crate::actors::session::SessionCache;
-use crate::actors::{DbHandle, SessionActor};
+use crate::db::DbHandle;
 use crate::error::{ApiError, Envelope, Errno, SUCCESS};
 use crate::metrics::Metrics;
 use crate::token::TokenIssuer;

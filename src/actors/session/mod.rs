@@ -24,7 +24,7 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 pub(crate) use self::cache::SessionCache;
-use crate::actors::db_executor::{DbHandle, DbResult};
+use crate::db::{DbHandle, DbResult};
 use crate::domain::{
     LiveSession, LoginRecord, NewSessionMeta, Restore, Revoked, SessionEnd, SignIn, user_status,
 };
