@@ -14,12 +14,12 @@ use actix_web::dev::Server;
 
 use self::server::Listeners;
 use self::state::WeChatUpstream;
-use crate::actors::session::FlushLastSeen;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::db::setup::{self, SetupError};
 use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
+use crate::sessions::FlushLastSeen;
 use crate::shutdown;
 
 /// How long requests in flight get to finish once the listener is closed (after the drain).

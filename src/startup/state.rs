@@ -8,23 +8,24 @@ use std::time::Duration;
 use actix::Actor;
 
 use super::{DEV_FAKE_PATH, StartupError};
-use crate::actors::deletion::DeletionSweeper;
-use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
-use crate::actors::reminder::ReminderSender;
-use crate::actors::{SessionActor, WeChatClient, listener};
 use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
 use crate::apps::{ServedApp, ServedCorps};
+use crate::background::deletion::DeletionSweeper;
+use crate::background::login_log::{LoginLogPruner, LoginLogWriter};
+use crate::background::reminder::ReminderSender;
 use crate::config::{Apps, Config, WeChatMode, WeComApp};
 use crate::db::DbHandle;
 use crate::db::PgPool;
 use crate::db::sealed::SessionKeyCipher;
 use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
+use crate::sessions::{SessionActor, listener};
 use crate::shutdown::Drain;
 use crate::token::TokenIssuer;
+use crate::wechat::client::WeChatClient;
 use crate::wechat::wecom::corp_for_app;
 
 /// Where the WeChatClients send their calls, as which apps.
@@ -122,7 +123,7 @@ pub(super) async fn build(
         db_connections: db_threads,
         // Under the WeChat clients' own cap on calls in flight, so that an admitted login is never
         // refused there, with room left for bindPhone's calls.
-        max_logins: crate::actors::wechat::MAX_IN_FLIGHT - 64,
+        max_logins: crate::wechat::client::MAX_IN_FLIGHT - 64,
     };
     let (login_admission, db_admission) = admission::for_instance(capacity, &metrics);
     let db = DbHandle::start(pool.clone(), cipher, db_threads, db_admission);

@@ -8,7 +8,7 @@ use actix::Actor;
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::actors::login_log::LoginLogPruner;
+use wxauth::background::login_log::LoginLogPruner;
 use wxauth::db::login_log;
 use wxauth::db::models::LoginLogRow;
 use wxauth::db::schema::{login_log as login_log_table, wx_user};

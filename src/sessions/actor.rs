@@ -1,21 +1,4 @@
-//! `SessionActor`: the live sessions. PostgreSQL's `user_session` is the truth; in front of it is
-//! a bounded LRU cache (`cache.rs`), so the hot path — a request with a live cached token —
-//! touches no database, and memory stays flat however many sessions exist.
-//!
-//! The cache is shared: the token check on the HTTP workers reads it on their own threads, and
-//! only a miss becomes a message to this actor, which reads the database and fills the cache. A
-//! message per request would cost a cross-thread wake-up each way, about as much as the rest of
-//! the token check together. Every change to the cache is made under its lock, by the actor, so
-//! reads and invalidations stay in one order.
-//!
-//! The cache is only trusted while the NOTIFY listener is proven alive (it heard its own
-//! heartbeat recently; see `listener.rs`): revocations made by other instances arrive through it.
-//! Otherwise the cache is emptied and bypassed, and every check goes to PostgreSQL, until the
-//! listener is healthy again (notifications sent meanwhile may be lost), so a revoked token is
-//! never served from a memory nobody keeps current. Those checks go through the database
-//! handle's reads lane like any read: bounded, and refused with errno 721 beyond the bound.
-
-mod cache;
+//! `SessionActor`: the one writer of the live sessions, in the cache and in `user_session`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +6,7 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-pub(crate) use self::cache::SessionCache;
+use super::cache::SessionCache;
 use crate::db::{DbHandle, DbResult};
 use crate::domain::{
     LiveSession, LoginRecord, NewSessionMeta, Restore, Revoked, SessionEnd, SignIn, user_status,
@@ -232,7 +215,7 @@ impl Handler<CheckSession> for SessionActor {
                     Ok(s) if s.expires_at > now => {
                         act.cache.mark_seen(&jti);
                         act.cache.remember(jti, s, epoch);
-                        Ok(cache::owned_by(s.user_id, msg.user_id))
+                        Ok(super::cache::owned_by(s.user_id, msg.user_id))
                     }
                     Ok(_) => Ok(Err(SessionEnd::Expired)),
                     Err(end) => Ok(Err(end)),

@@ -17,7 +17,6 @@ use actix::prelude::*;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 
-use super::wechat::{SendSubscribeMessage, WeChatClient};
 use crate::apps::ServedApps;
 use crate::china_time::china_time;
 use crate::config::{MeetingField, Reminders};
@@ -25,6 +24,7 @@ use crate::db::DbHandle;
 use crate::db::reminders::{DueReminder, Outcome, SendingApp};
 use crate::log_throttle::ERRORS;
 use crate::metrics::Metrics;
+use crate::wechat::client::{SendSubscribeMessage, WeChatClient};
 use crate::wechat::{WeChatError, errcode};
 
 /// Reminders claimed per statement; a full batch is followed by another at once.
