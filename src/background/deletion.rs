@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use actix::prelude::*;
-
 use crate::db::DbHandle;
 
 /// How often due deletions are looked for. Grace periods are counted in days; a few minutes
@@ -14,53 +12,30 @@ pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(300);
 /// from holding a DbExecutor thread for long while logins wait.
 pub(crate) const SWEEP_BATCH: usize = 50;
 
-/// Erases due accounts: once at start, then every `SWEEP_EVERY`. Every instance runs one; they
-/// share the work through row locks (`db::deletion::sweep_due`), so each account is erased once.
-pub(crate) struct DeletionSweeper {
-    db: DbHandle,
-}
-
-impl DeletionSweeper {
-    /// Sweeps through `db`'s background lane.
-    pub(crate) fn new(db: &DbHandle) -> Self {
-        DeletionSweeper {
-            db: db.background(),
-        }
-    }
-
-    fn sweep(&self) {
-        let db = self.db.clone();
-        actix::spawn(async move {
-            loop {
-                match db.sweep_deletions(SWEEP_BATCH).await {
-                    Ok(swept) => {
-                        if swept.erased > 0 {
-                            log::info!(
-                                "account deletion: erased {} accounts whose grace period is over",
-                                swept.erased
-                            );
-                        }
-                        // A full batch of erasures may mean more are due; skipped ones are
-                        // another instance's, or the next sweep's.
-                        if swept.erased < SWEEP_BATCH {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        log::warn!("account deletion: sweep failed: {e}");
-                        break;
-                    }
+/// Erases the accounts due now, in batches while batches come back full. A background job runs
+/// it once at start, then every `SWEEP_EVERY`, on every instance; they share the work through row
+/// locks (`db::deletion::sweep_due`), so each account is erased once.
+pub(crate) async fn sweep(db: &DbHandle) {
+    let db = db.background();
+    loop {
+        match db.sweep_deletions(SWEEP_BATCH).await {
+            Ok(swept) => {
+                if swept.erased > 0 {
+                    log::info!(
+                        "account deletion: erased {} accounts whose grace period is over",
+                        swept.erased
+                    );
+                }
+                // A full batch of erasures may mean more are due; skipped ones are another
+                // instance's, or the next sweep's.
+                if swept.erased < SWEEP_BATCH {
+                    break;
                 }
             }
-        });
-    }
-}
-
-impl Actor for DeletionSweeper {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.sweep();
-        ctx.run_interval(SWEEP_EVERY, |act, _| act.sweep());
+            Err(e) => {
+                log::warn!("account deletion: sweep failed: {e}");
+                break;
+            }
+        }
     }
 }

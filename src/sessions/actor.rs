@@ -13,9 +13,9 @@ use crate::domain::{
 };
 
 /// How often `last_seen_at` is written for the sessions used since the last write.
-const TOUCH_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(30);
 /// How often long-expired sessions are deleted.
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 pub struct SessionActor {
     db: DbHandle,
@@ -45,28 +45,22 @@ impl SessionActor {
 
 impl Actor for SessionActor {
     type Context = Context<Self>;
+}
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(TOUCH_EVERY, |act, _| {
-            let ids = act.cache.take_seen();
-            if ids.is_empty() {
-                return;
-            }
-            let db = act.db.background();
-            actix::spawn(async move {
-                if let Err(e) = db.touch_sessions(ids).await {
-                    log::warn!("last_seen_at not written: {e}");
-                }
-            });
-        });
-        ctx.run_interval(SWEEP_EVERY, |act, _| {
-            let db = act.db.background();
-            actix::spawn(async move {
-                if let Err(e) = db.sweep_sessions().await {
-                    log::warn!("expired sessions not swept: {e}");
-                }
-            });
-        });
+/// Writes `last_seen_at` for the sessions used since the last write (taken by the actor, which
+/// alone changes the cache). A background job, every `TOUCH_EVERY`.
+pub(crate) async fn write_last_seen(sessions: &Addr<SessionActor>) {
+    match sessions.send(FlushLastSeen).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => log::warn!("last_seen_at not written: {e}"),
+        Err(e) => log::warn!("last_seen_at not written: {e}"),
+    }
+}
+
+/// Deletes long-expired sessions. A background job, every `SWEEP_EVERY`.
+pub(crate) async fn sweep_expired(db: &DbHandle) {
+    if let Err(e) = db.background().sweep_sessions().await {
+        log::warn!("expired sessions not swept: {e}");
     }
 }
 

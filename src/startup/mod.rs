@@ -15,6 +15,7 @@ use actix_web::dev::Server;
 use self::server::Listeners;
 use self::state::WeChatUpstream;
 use crate::api::AppState;
+use crate::background;
 use crate::config::Config;
 use crate::db::setup::{self, SetupError};
 use crate::dev::fake_wechat::FakeWeChat;
@@ -68,6 +69,8 @@ pub struct Application {
     /// The built-in WeChat fake (dev mode only).
     dev_fake: Option<Arc<FakeWeChat>>,
     state: AppState,
+    /// The background work, stopped once the server has stopped.
+    background: background::Jobs,
     shutdown_drain: Duration,
 }
 
@@ -83,6 +86,7 @@ impl Application {
         let listeners = Listeners::bind(&config)?;
         let (upstream, dev_fake) = WeChatUpstream::for_mode(&config, listeners.local);
         let state = state::build(&config, pool, metrics, upstream).await?;
+        let background = background::start(&config, &state);
         let servers = server::start(&config, &state, listeners, dev_fake.clone())?;
         Ok(Application {
             port: servers.port,
@@ -90,6 +94,7 @@ impl Application {
             metrics_server: servers.metrics,
             dev_fake,
             state,
+            background,
             shutdown_drain: config.shutdown_drain,
         })
     }
@@ -132,6 +137,7 @@ impl Application {
                 main
             }
         };
+        self.background.stop();
         flush(&state).await;
         result
     }

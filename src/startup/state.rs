@@ -1,9 +1,8 @@
-//! The `AppState` every handler reaches, and what fills it: the actors on the prepared pool, and
-//! the background tasks that keep them (pruning, sweeping, flushing).
+//! The `AppState` every handler reaches, and what fills it: the database handle on the prepared
+//! pool, the sessions and the WeChat clients. Their upkeep is started by `crate::background`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Actor;
 
@@ -13,9 +12,7 @@ use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
 use crate::apps::{ServedApp, ServedCorps};
-use crate::background::deletion::DeletionSweeper;
-use crate::background::login_log::{LoginLogPruner, LoginLogWriter};
-use crate::background::reminder::ReminderSender;
+use crate::background::login_log::LoginLogWriter;
 use crate::config::{Apps, Config, WeChatMode, WeComApp};
 use crate::db::DbHandle;
 use crate::db::PgPool;
@@ -106,7 +103,7 @@ fn loopback_for(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
-/// Starts the actors and their background tasks on the prepared `pool` (in dev mode after
+/// Starts the actors on the prepared `pool` (in dev mode after
 /// loading the demo data into an empty database) and gathers them into the `AppState`.
 pub(super) async fn build(
     config: &Config,
@@ -196,11 +193,6 @@ pub(super) async fn build(
             })
             .collect(),
     );
-    LoginLogPruner::new(&db, config.login_log_retention).start();
-    DeletionSweeper::new(&db).start();
-    if let Some(sender) = ReminderSender::new(&db, &served, &config.reminders, metrics.clone()) {
-        sender.start();
-    }
     let admin = config
         .admin_token
         .as_ref()
@@ -211,18 +203,8 @@ pub(super) async fn build(
             config.admin_static_dir.display()
         );
     }
-    crate::log_throttle::spawn_flusher(&crate::log_throttle::ERRORS);
-    crate::log_throttle::spawn_flusher(&crate::log_throttle::OVERLOAD);
     let limits = Arc::new(RateLimits::new(config));
-    let pruned = limits.clone();
-    actix_web::rt::spawn(async move {
-        loop {
-            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
-            pruned.prune();
-        }
-    });
     let login_log = LoginLogWriter::new(&db, metrics.clone());
-    login_log.run_flusher(config.login_log_flush);
     Ok(AppState {
         login_log,
         db,
