@@ -1,8 +1,10 @@
 //! Builds the running service from a `Config` and runs it: `state` starts the actors behind the
-//! `AppState`, `server` binds the listeners and sets up the HTTP servers with their routes;
-//! `Application` puts them together, serves until a signal and drains. `main` and the tests use
-//! the same builder, so the tests run what production runs.
+//! `AppState`, `background` the upkeep beside the requests, `server` binds the listeners and sets
+//! up the HTTP servers with their routes; `Application` puts them together, serves until a signal,
+//! drains, and stops the upkeep before the last writes. `main` and the tests use the same
+//! builder, so the tests run what production runs.
 
+mod background;
 mod server;
 mod state;
 
@@ -15,7 +17,6 @@ use actix_web::dev::Server;
 use self::server::Listeners;
 use self::state::WeChatUpstream;
 use crate::api::AppState;
-use crate::background;
 use crate::config::Config;
 use crate::db::setup::{self, SetupError};
 use crate::dev::fake_wechat::FakeWeChat;
@@ -70,7 +71,7 @@ pub struct Application {
     dev_fake: Option<Arc<FakeWeChat>>,
     state: AppState,
     /// The background work, stopped once the server has stopped.
-    background: background::Jobs,
+    background: crate::background::Jobs,
     shutdown_drain: Duration,
 }
 
