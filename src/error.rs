@@ -605,9 +605,9 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<crate::actors::db_executor::DbFailure> for ApiError {
-    fn from(e: crate::actors::db_executor::DbFailure) -> Self {
-        use crate::actors::db_executor::DbFailure;
+impl From<crate::db::DbFailure> for ApiError {
+    fn from(e: crate::db::DbFailure) -> Self {
+        use crate::db::DbFailure;
         match e {
             DbFailure::Busy(busy) => busy.into(),
             DbFailure::Query(e) => e.into(),

@@ -15,10 +15,10 @@ use super::AppState;
 use super::extract::AuthUser;
 use super::middleware::DeadlineStart;
 use super::phone::TokenApp;
-use crate::actors::wechat::{MsgSecCheck, Scene};
 use crate::config::CheckFailure;
 use crate::error::{ApiError, UnloginReason};
 use crate::log_throttle::ERRORS;
+use crate::wechat::client::{MsgSecCheck, Scene};
 use crate::wechat::{Suggest, WeChatError, errcode};
 
 /// What the request keeps of its deadline for the database and the answer after the checks.
@@ -44,7 +44,7 @@ pub(crate) enum Verdict {
 /// there. Every content check asks this one function.
 pub(crate) struct ActingAs {
     /// That app's WeChatClient: its access token, its allowance.
-    pub(crate) wechat: actix::Addr<crate::actors::WeChatClient>,
+    pub(crate) wechat: actix::Addr<crate::wechat::client::WeChatClient>,
     pub(crate) openid: String,
 }
 

@@ -28,12 +28,13 @@ use actix_web::http::Method;
 use actix_web::{HttpResponse, Route, web};
 use chrono::{DateTime, Utc};
 
-use crate::actors::listener::ListenerHealth;
-use crate::actors::login_log::LoginLogWriter;
-use crate::actors::session::SessionCache;
-use crate::actors::{DbHandle, SessionActor};
+use crate::background::login_log::LoginLogWriter;
+use crate::db::DbHandle;
 use crate::error::{ApiError, Envelope, Errno, SUCCESS};
 use crate::metrics::Metrics;
+use crate::sessions::SessionActor;
+use crate::sessions::SessionCache;
+use crate::sessions::listener::ListenerHealth;
 use crate::token::TokenIssuer;
 
 /// What every handler can reach: the three actors, the token issuer, and what the operator's

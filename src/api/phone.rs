@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
-use crate::actors::WeChatClient;
-use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
 use crate::domain::{MobileBinding, WxUser};
 use crate::error::{ApiError, UnloginReason};
 use crate::logging::RequestId;
+use crate::wechat::client::WeChatClient;
+use crate::wechat::client::{CheckSessionKey, GetPhoneNumber};
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
 use crate::wechat::{PhoneInfo, SessionKey, WeChatError, errcode};
 

@@ -1,29 +1,28 @@
-//! The `AppState` every handler reaches, and what fills it: the actors on the prepared pool, and
-//! the background tasks that keep them (pruning, sweeping, flushing).
+//! The `AppState` every handler reaches, and what fills it: the database handle on the prepared
+//! pool, the sessions and the WeChat clients. Their upkeep is started by `crate::background`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Actor;
 
 use super::{DEV_FAKE_PATH, StartupError};
-use crate::actors::deletion::DeletionSweeper;
-use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
-use crate::actors::reminder::ReminderSender;
-use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
 use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
 use crate::apps::{ServedApp, ServedCorps};
+use crate::background::login_log::LoginLogWriter;
 use crate::config::{Apps, Config, WeChatMode, WeComApp};
+use crate::db::DbHandle;
 use crate::db::PgPool;
 use crate::db::sealed::SessionKeyCipher;
 use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
+use crate::sessions::{SessionActor, listener};
 use crate::shutdown::Drain;
 use crate::token::TokenIssuer;
+use crate::wechat::client::WeChatClient;
 use crate::wechat::wecom::corp_for_app;
 
 /// Where the WeChatClients send their calls, as which apps.
@@ -104,7 +103,7 @@ fn loopback_for(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
-/// Starts the actors and their background tasks on the prepared `pool` (in dev mode after
+/// Starts the actors on the prepared `pool` (in dev mode after
 /// loading the demo data into an empty database) and gathers them into the `AppState`.
 pub(super) async fn build(
     config: &Config,
@@ -121,7 +120,7 @@ pub(super) async fn build(
         db_connections: db_threads,
         // Under the WeChat clients' own cap on calls in flight, so that an admitted login is never
         // refused there, with room left for bindPhone's calls.
-        max_logins: crate::actors::wechat::MAX_IN_FLIGHT - 64,
+        max_logins: crate::wechat::client::MAX_IN_FLIGHT - 64,
     };
     let (login_admission, db_admission) = admission::for_instance(capacity, &metrics);
     let db = DbHandle::start(pool.clone(), cipher, db_threads, db_admission);
@@ -194,11 +193,6 @@ pub(super) async fn build(
             })
             .collect(),
     );
-    LoginLogPruner::new(&db, config.retention.login_log).start();
-    DeletionSweeper::new(&db).start();
-    if let Some(sender) = ReminderSender::new(&db, &served, &config.reminders, metrics.clone()) {
-        sender.start();
-    }
     let admin = config
         .admin
         .token
@@ -210,18 +204,8 @@ pub(super) async fn build(
             config.admin.static_dir.display()
         );
     }
-    crate::log_throttle::spawn_flusher(&crate::log_throttle::ERRORS);
-    crate::log_throttle::spawn_flusher(&crate::log_throttle::OVERLOAD);
     let limits = Arc::new(RateLimits::new(&config.limits));
-    let pruned = limits.clone();
-    actix_web::rt::spawn(async move {
-        loop {
-            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
-            pruned.prune();
-        }
-    });
     let login_log = LoginLogWriter::new(&db, metrics.clone());
-    login_log.run_flusher(config.retention.login_log_flush);
     Ok(AppState {
         login_log,
         db,

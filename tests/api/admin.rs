@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use actix::Actor;
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::actors::login_log::LoginLogPruner;
 use wxauth::db::login_log;
 use wxauth::db::models::LoginLogRow;
 use wxauth::db::schema::{login_log as login_log_table, wx_user};
@@ -676,13 +674,9 @@ async fn pruning_deletes_rows_older_than_the_retention() {
         "nothing left to prune"
     );
 
-    // The pruner actor does the same at start with LOGIN_LOG_RETENTION_DAYS.
+    // The background job does the same with LOGIN_LOG_RETENTION_DAYS, at start and hourly.
     insert_log_row(&app, "3 days");
-    LoginLogPruner::new(&app.state.db, Duration::from_secs(2 * 24 * 3600)).start();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while log_row_count(&app) > 1 && Instant::now() < deadline {
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    wxauth::background::login_log::prune(&app.state.db, Duration::from_secs(2 * 24 * 3600)).await;
     assert_eq!(
         log_row_count(&app),
         1,

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::actors::session::CachedSessions;
 use wxauth::config::{Config, Secret};
+use wxauth::sessions::CachedSessions;
 
 use crate::db_proxy::DbProxy;
 use crate::helpers::{TestApp, id_of, meeting_body};

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
-use wxauth::actors::listener::APPLICATION_NAME;
-use wxauth::actors::session::CachedSessions;
 use wxauth::china_time::china_time;
 use wxauth::db::schema::{user_session, wx_user};
+use wxauth::sessions::CachedSessions;
+use wxauth::sessions::listener::APPLICATION_NAME;
 
 use crate::helpers::TestApp;
 
