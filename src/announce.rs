@@ -21,17 +21,17 @@ pub struct Announcement {
 impl Announcement {
     /// Also logs the warnings that do not wait for the server: settings filled in by wxauth.
     pub fn new(config: &Config) -> Announcement {
-        if config.bench_endpoints {
+        if config.http.bench_endpoints {
             log::warn!(
                 "BENCH_ENDPOINTS=1: serving benchmark comparison routes under /bench/; not for production"
             );
         }
-        if config.jwt_secret_generated {
+        if config.sessions.jwt_secret_generated {
             log::warn!(
                 "JWT_SECRET is not set: generated a random one for this process; tokens will not survive a restart"
             );
         }
-        if !config.is_dev_mode() && config.session_encryption_key.is_none() {
+        if !config.is_dev_mode() && config.sessions.encryption_key.is_none() {
             log::warn!(
                 "SESSION_ENCRYPTION_KEY is not set: the key that encrypts session_keys at rest is derived from JWT_SECRET, so one leaked secret exposes both; set SESSION_ENCRYPTION_KEY (openssl rand -hex 32) in production"
             );
@@ -41,23 +41,24 @@ impl Announcement {
                 "{var} is a placeholder (one repeated character, or an example value from the README or .env.example): anyone can guess it; set a random one (openssl rand -hex 32)"
             );
         }
-        if config.dev_mode_on_network {
+        if config.http.dev_mode_on_network {
             log::warn!(
                 "ALLOW_DEV_MODE_ON_NETWORK=1: dev mode listens on {}, and its fake WeChat lets anyone who reaches it log in as any user",
-                config.bind_addr
+                config.http.bind_addr
             );
         }
         Announcement {
             dev: config.is_dev_mode(),
-            api_root: config.api_root(),
-            bind: config.bind_addr,
+            api_root: config.http.api_root(),
+            bind: config.http.bind_addr,
             generated_admin_token: config
-                .admin_token
+                .admin
+                .token
                 .as_ref()
-                .filter(|_| config.admin_token_generated)
+                .filter(|_| config.admin.token_generated)
                 .map(|t| t.expose().to_string()),
-            admin_on: config.admin_token.is_some(),
-            metrics_addr: config.metrics_bind_addr,
+            admin_on: config.admin.token.is_some(),
+            metrics_addr: config.http.metrics_bind_addr,
         }
     }
 

@@ -6,7 +6,7 @@ use actix::Addr;
 use actix_web::HttpRequest;
 use actix_web::http::header::REFERER;
 
-use crate::actors::WeChatClient;
+use crate::wechat::client::WeChatClient;
 
 /// One configured mini-program.
 pub(crate) struct ServedApp {
@@ -16,7 +16,7 @@ pub(crate) struct ServedApp {
     pub(crate) wechat: Addr<WeChatClient>,
     /// How long a code exchange at this app's WeChat takes now: a login is sent only with that
     /// much time left.
-    pub(crate) latency: std::sync::Arc<crate::actors::wechat::latency::WeChatLatency>,
+    pub(crate) latency: std::sync::Arc<crate::wechat::latency::WeChatLatency>,
     /// The WeCom corps whose staff open this mini-program; `None` when there are none.
     pub(crate) wecom: Option<ServedCorps>,
     /// The template of this app's meeting reminders: the one `meeting/subscribe` with a token of
@@ -33,7 +33,7 @@ pub(crate) struct ServedCorps {
     pub(crate) linked: Vec<String>,
     /// WeCom's round trip (a corp token fetch included, now and then), apart from WeChat's:
     /// another upstream, another estimate.
-    pub(crate) latency: std::sync::Arc<crate::actors::wechat::latency::WeChatLatency>,
+    pub(crate) latency: std::sync::Arc<crate::wechat::latency::WeChatLatency>,
 }
 
 /// Every configured mini-program; the first is the default app.

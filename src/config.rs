@@ -1,7 +1,8 @@
 //! Configuration, read once at start from the environment (and an optional `.env`) into one typed
-//! struct that is passed down. Every variable is declared once, in `vars`; every invalid value
-//! stops the start with a message naming the variable, so a typo in a deployment fails loudly
-//! instead of running with a silent default.
+//! struct of sections, one per part of wxauth (database, HTTP, WeChat, sessions, limits ...), each
+//! handed to the part that reads it. Every variable is declared once, in `vars`, in the section
+//! whose reader reads it; every invalid value stops the start with a message naming the variable,
+//! so a typo in a deployment fails loudly instead of running with a silent default.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -240,78 +241,134 @@ fn dev_apps() -> Apps {
     }
 }
 
+/// Everything wxauth is configured with, section by section as `vars::SECTIONS` declares the
+/// variables: each part of wxauth is handed the section it reads.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub database_url: String,
+    pub database: DatabaseConfig,
+    pub http: HttpConfig,
+    pub wechat: WeChatConfig,
+    pub content: ContentConfig,
+    pub reminders: Reminders,
+    pub sessions: SessionConfig,
+    pub limits: LimitsConfig,
+    pub admin: AdminConfig,
+    pub retention: RetentionConfig,
+    pub logging: LoggingConfig,
+}
+
+/// `vars::DATABASE`.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub url: String,
     /// The NOTIFY listener's connection: `DATABASE_URL` unless `DATABASE_LISTEN_URL` is set. LISTEN
     /// needs a session of its own, which a transaction pooler in `DATABASE_URL` cannot give.
-    pub database_listen_url: String,
+    pub listen_url: String,
+    /// Connections, and DbExecutor threads.
+    pub pool_size: u32,
+}
+
+/// `vars::HTTP`.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
     pub(crate) bind_addr: SocketAddr,
     /// Normalised: empty, or a leading `/` without a trailing one (`/oapro`).
     pub context_path: String,
-    pub wechat: WeChatMode,
-    /// WeCom's API for staff login; in dev mode the built-in fake is used instead.
-    pub wecom_api_base: String,
-    pub apps: Apps,
-    pub wechat_timeout: Duration,
-    pub access_token_mode: AccessTokenMode,
-    /// `CONTENT_CHECK`: user text others will see goes through WeChat's msgSecCheck.
-    pub content_check: bool,
-    /// `CONTENT_CHECK_ON_ERROR`.
-    pub content_check_on_error: CheckFailure,
-    /// `REMINDER_*`.
-    pub reminders: Reminders,
-    pub(crate) jwt_secret: Secret,
-    /// True when no `JWT_SECRET` was configured and one was generated for this process.
-    pub(crate) jwt_secret_generated: bool,
-    pub token_ttl: Duration,
-    /// How long a session may live from its login, however often it is refreshed.
-    pub session_max_lifetime: Duration,
-    pub db_pool_size: u32,
-    /// How many sessions the SessionActor keeps in memory.
-    pub session_cache_capacity: usize,
-    /// AES-256 key for session_keys at rest; `None`: derived from the JWT secret.
-    pub(crate) session_encryption_key: Option<[u8; 32]>,
-    /// Login attempts per client IP per minute (0: off).
-    pub rate_login_per_ip: u32,
-    /// Login attempts per openid per minute (0: off).
-    pub rate_login_per_openid: u32,
-    /// bindPhone calls per user per minute (0: off).
-    pub rate_bindphone_per_user: u32,
-    /// Peers whose `X-Forwarded-For` is believed.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// HTTP worker threads; 0 means one per core (actix-web's default).
     pub workers: usize,
-    /// Bearer token for `/admin/api/*`; `None` switches the admin page and API off.
-    pub admin_token: Option<Secret>,
-    /// True when no `ADMIN_TOKEN` was configured and dev mode generated one for this process.
-    pub admin_token_generated: bool,
-    /// Where the admin page's files are (`index.html`, CSS, JS).
-    pub admin_static_dir: PathBuf,
-    /// `None`: `/metrics` is on the main listener. `Some`: only on this address.
-    pub metrics_bind_addr: Option<SocketAddr>,
-    /// `login_log` rows older than this are deleted.
-    pub(crate) login_log_retention: Duration,
-    /// How often the gathered login_log rows are written (one statement per batch).
-    pub login_log_flush: Duration,
-    /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
-    pub bench_endpoints: bool,
-    /// How the binary's log lines look (its logger is set up before `Config` is read: this
-    /// copy makes an invalid value stop the start like any other).
-    pub log_format: LogFormat,
-    /// How long after `auth/deactivate` the account's data is erased; a login before then restores
-    /// the account. Zero: erased at once.
-    pub account_deletion_grace: Duration,
-    /// Dev mode listening on a non-loopback address, allowed by `ALLOW_DEV_MODE_ON_NETWORK=1`.
-    pub(crate) dev_mode_on_network: bool,
     /// The request header that carries the mini-program's token.
     pub token_header: actix_web::http::header::HeaderName,
     /// `TOKEN_HEADER` as written (`X-OA-Token`): `HeaderName` keeps only the lower case, and
     /// the docs show the name as a developer will type it. See `token_header_shown`.
     pub token_header_written: String,
+    /// `None`: `/metrics` is on the main listener. `Some`: only on this address.
+    pub metrics_bind_addr: Option<SocketAddr>,
+    /// Dev mode listening on a non-loopback address, allowed by `ALLOW_DEV_MODE_ON_NETWORK=1`.
+    pub(crate) dev_mode_on_network: bool,
+    /// Serve the comparison routes under `/bench/` that `scripts/bench` measures against.
+    pub bench_endpoints: bool,
     /// After SIGTERM/SIGINT: how long to keep serving while `/readyz` answers 503 and every answer
     /// closes its connection, before the listener closes.
     pub(crate) shutdown_drain: Duration,
+}
+
+/// `vars::WECHAT`.
+#[derive(Debug, Clone)]
+pub struct WeChatConfig {
+    pub mode: WeChatMode,
+    pub apps: Apps,
+    /// WeCom's API for staff login; in dev mode the built-in fake is used instead.
+    pub wecom_api_base: String,
+    pub timeout: Duration,
+    pub access_token_mode: AccessTokenMode,
+}
+
+/// `vars::CONTENT`.
+#[derive(Debug, Clone)]
+pub struct ContentConfig {
+    /// `CONTENT_CHECK`: user text others will see goes through WeChat's msgSecCheck.
+    pub check: bool,
+    /// `CONTENT_CHECK_ON_ERROR`.
+    pub on_error: CheckFailure,
+}
+
+/// `vars::SESSIONS`.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub(crate) jwt_secret: Secret,
+    /// True when no `JWT_SECRET` was configured and one was generated for this process.
+    pub(crate) jwt_secret_generated: bool,
+    /// AES-256 key for session_keys at rest; `None`: derived from the JWT secret.
+    pub(crate) encryption_key: Option<[u8; 32]>,
+    pub token_ttl: Duration,
+    /// How long a session may live from its login, however often it is refreshed.
+    pub max_lifetime: Duration,
+    /// How many sessions the SessionActor keeps in memory.
+    pub cache_capacity: usize,
+}
+
+/// `vars::LIMITS`.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// Login attempts per client IP per minute (0: off).
+    pub login_per_ip: u32,
+    /// Login attempts per openid per minute (0: off).
+    pub login_per_openid: u32,
+    /// bindPhone calls per user per minute (0: off).
+    pub bindphone_per_user: u32,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// `vars::ADMIN`.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Bearer token for `/admin/api/*`; `None` switches the admin page and API off.
+    pub token: Option<Secret>,
+    /// True when no `ADMIN_TOKEN` was configured and dev mode generated one for this process.
+    pub token_generated: bool,
+    /// Where the admin page's files are (`index.html`, CSS, JS).
+    pub static_dir: PathBuf,
+}
+
+/// `vars::RETENTION`.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// `login_log` rows older than this are deleted.
+    pub(crate) login_log: Duration,
+    /// How often the gathered login_log rows are written (one statement per batch).
+    pub login_log_flush: Duration,
+    /// How long after `auth/deactivate` the account's data is erased; a login before then restores
+    /// the account. Zero: erased at once.
+    pub account_deletion_grace: Duration,
+}
+
+/// `vars::LOGGING`.
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    /// How the binary's log lines look (its logger is set up before `Config` is read: this
+    /// copy makes an invalid value stop the start like any other). `RUST_LOG` is the logger's.
+    pub format: LogFormat,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -447,12 +504,85 @@ impl Config {
         Config::read(&Source(&|name| vars.get(name).cloned()))
     }
 
-    /// Each value through its declaration in `vars`, then the rules that join several.
+    /// Each section through its declarations in `vars`, then the rules that join sections.
     fn read(src: &Source) -> Result<Config, ConfigError> {
-        let database_url = DATABASE_URL.parse(src, postgres_url)?;
-        let database_listen_url = DATABASE_LISTEN_URL
+        let database = DatabaseConfig::read(src)?;
+        let wechat = WeChatConfig::read(src)?;
+        let production = !wechat.is_dev_mode();
+        let http = HttpConfig::read(src, production)?;
+        Ok(Config {
+            database,
+            http,
+            wechat,
+            content: ContentConfig::read(src)?,
+            reminders: Reminders::read(src)?,
+            sessions: SessionConfig::read(src, production)?,
+            limits: LimitsConfig::read(src)?,
+            admin: AdminConfig::read(src, production)?,
+            retention: RetentionConfig::read(src)?,
+            logging: LoggingConfig::read(src)?,
+        })
+    }
+
+    /// The secret variables whose values are placeholders (`is_placeholder_secret`): worth a
+    /// warning at start, never the value itself.
+    pub(crate) fn placeholder_secrets(&self) -> Vec<&'static str> {
+        let mut weak = Vec::new();
+        if !self.is_dev_mode()
+            && self
+                .wechat
+                .apps
+                .miniprograms
+                .iter()
+                .any(|app| is_placeholder_secret(app.secret.expose().as_bytes()))
+        {
+            weak.push(WECHAT_SECRET.name);
+        }
+        let sessions = &self.sessions;
+        if !sessions.jwt_secret_generated
+            && is_placeholder_secret(sessions.jwt_secret.expose().as_bytes())
+        {
+            weak.push(JWT_SECRET.name);
+        }
+        if sessions
+            .encryption_key
+            .is_some_and(|key| is_placeholder_key(&key))
+        {
+            weak.push(SESSION_ENCRYPTION_KEY.name);
+        }
+        if let Some(token) = self
+            .admin
+            .token
+            .as_ref()
+            .filter(|_| !self.admin.token_generated)
+            && is_placeholder_secret(token.expose().as_bytes())
+        {
+            weak.push(ADMIN_TOKEN.name);
+        }
+        weak
+    }
+
+    pub(crate) fn is_dev_mode(&self) -> bool {
+        self.wechat.is_dev_mode()
+    }
+}
+
+impl DatabaseConfig {
+    fn read(src: &Source) -> Result<DatabaseConfig, ConfigError> {
+        let url = DATABASE_URL.parse(src, postgres_url)?;
+        let listen_url = DATABASE_LISTEN_URL
             .parse_set(src, postgres_url)?
-            .unwrap_or_else(|| database_url.clone());
+            .unwrap_or_else(|| url.clone());
+        Ok(DatabaseConfig {
+            url,
+            listen_url,
+            pool_size: DB_POOL_SIZE.read(src)?,
+        })
+    }
+}
+
+impl HttpConfig {
+    fn read(src: &Source, production: bool) -> Result<HttpConfig, ConfigError> {
         let bind_addr = socket_addr(&BIND_ADDR, &BIND_ADDR.value(src))?;
         // An empty value would read as unset (the default, /oapro) while looking like "no
         // prefix": the two readings put the API at different URLs, so neither is guessed.
@@ -462,47 +592,7 @@ impl Config {
             ));
         }
         let context_path = CONTEXT_PATH.parse(src, normalise_context_path)?;
-        let (wechat, mut apps) = wechat_mode(src)?;
-        default_app_reminder_template(src, &mut apps)?;
-        let production = matches!(wechat, WeChatMode::Upstream { .. });
-        let wecom_api_base = WECOM_API_BASE.parse(src, http_base)?;
-        if let WeChatMode::Upstream { api_base, .. } = &wechat {
-            // Only production sends real secrets upstream: dev mode's fakes are local.
-            refuse_clear_text_upstreams(&[
-                (WECHAT_API_BASE.name, api_base),
-                (WECOM_API_BASE.name, &wecom_api_base),
-            ])?;
-        }
-        let wechat_timeout = Duration::from_millis(WECHAT_TIMEOUT_MS.read(src)?);
-        let access_token_mode = WECHAT_TOKEN_MODE.read(src)?;
-        let content_check = CONTENT_CHECK.read(src)?;
-        let content_check_on_error = CONTENT_CHECK_ON_ERROR.read(src)?;
-        let reminders = Reminders {
-            fields: REMINDER_FIELDS.parse(src, parse_reminder_fields)?,
-            page: REMINDER_PAGE.parse(src, parse_reminder_page)?,
-            lead: Duration::from_secs(60 * REMINDER_LEAD_MINS.read::<u64>(src)?),
-            tick: Duration::from_secs(REMINDER_TICK_SECS.read(src)?),
-            miniprogram_state: REMINDER_MINIPROGRAM_STATE.read(src)?,
-        };
-        let (jwt_secret, jwt_secret_generated) = jwt_secret(src, production)?;
-        let token_ttl = Duration::from_secs(TOKEN_TTL_SECS.read(src)?);
-        let session_max_lifetime = Duration::from_secs(SESSION_MAX_LIFETIME_SECS.read(src)?);
-        let db_pool_size = DB_POOL_SIZE.read(src)?;
-        let session_cache_capacity = SESSION_CACHE_CAPACITY.read(src)?;
-        let session_encryption_key = SESSION_ENCRYPTION_KEY.parse_set(src, parse_hex_key)?;
-        let rate_login_per_ip = RATE_LOGIN_PER_IP.read(src)?;
-        let rate_login_per_openid = RATE_LOGIN_PER_OPENID.read(src)?;
-        let rate_bindphone_per_user = RATE_BINDPHONE_PER_USER.read(src)?;
-        let trusted_proxies = TRUSTED_PROXIES
-            .parse_set(src, parse_proxies)?
-            .unwrap_or_default();
-        refuse_trust_in_everyone(&trusted_proxies)?;
         let workers = HTTP_WORKERS.read(src)?;
-        let (admin_token, admin_token_generated) = admin_token(src, !production)?;
-        let admin_static_dir = ADMIN_STATIC_DIR
-            .raw(src)
-            .map(PathBuf::from)
-            .unwrap_or_else(default_admin_static_dir);
         let metrics_bind_addr = METRICS_BIND_ADDR
             .raw(src)
             .map(|v| socket_addr(&METRICS_BIND_ADDR, &v))
@@ -513,93 +603,22 @@ impl Config {
                 "must differ from BIND_ADDR (leave it unset to serve /metrics on BIND_ADDR)",
             ));
         }
-        let login_log_retention = days(LOGIN_LOG_RETENTION_DAYS.read(src)?);
-        let login_log_flush = Duration::from_millis(LOGIN_LOG_FLUSH_MS.read(src)?);
         let bench_endpoints = BENCH_ENDPOINTS.read(src)?;
-        let account_deletion_grace = days(ACCOUNT_DELETION_GRACE_DAYS.read(src)?);
         let dev_mode_on_network = dev_mode_on_network(src, !production, bind_addr)?;
         let token_header_written = TOKEN_HEADER.value(src).trim().to_string();
         let token_header = parse_token_header(&token_header_written)?;
         let shutdown_drain = Duration::from_secs(SHUTDOWN_DRAIN_SECS.read(src)?);
-        let log_format = LOG_FORMAT.read(src)?;
-
-        Ok(Config {
-            database_url,
-            database_listen_url,
+        Ok(HttpConfig {
             bind_addr,
             context_path,
-            wechat,
-            wecom_api_base,
-            apps,
-            wechat_timeout,
-            access_token_mode,
-            content_check,
-            content_check_on_error,
-            reminders,
-            jwt_secret,
-            jwt_secret_generated,
-            token_ttl,
-            session_max_lifetime,
-            db_pool_size,
-            session_cache_capacity,
-            session_encryption_key,
-            rate_login_per_ip,
-            rate_login_per_openid,
-            rate_bindphone_per_user,
-            trusted_proxies,
             workers,
-            admin_token,
-            admin_token_generated,
-            admin_static_dir,
-            metrics_bind_addr,
-            login_log_retention,
-            login_log_flush,
-            bench_endpoints,
-            account_deletion_grace,
-            dev_mode_on_network,
             token_header,
             token_header_written,
+            metrics_bind_addr,
+            dev_mode_on_network,
+            bench_endpoints,
             shutdown_drain,
-            log_format,
         })
-    }
-
-    /// The secret variables whose values are placeholders (`is_placeholder_secret`): worth a
-    /// warning at start, never the value itself.
-    pub(crate) fn placeholder_secrets(&self) -> Vec<&'static str> {
-        let mut weak = Vec::new();
-        if !self.is_dev_mode()
-            && self
-                .apps
-                .miniprograms
-                .iter()
-                .any(|app| is_placeholder_secret(app.secret.expose().as_bytes()))
-        {
-            weak.push(WECHAT_SECRET.name);
-        }
-        if !self.jwt_secret_generated && is_placeholder_secret(self.jwt_secret.expose().as_bytes())
-        {
-            weak.push(JWT_SECRET.name);
-        }
-        if self
-            .session_encryption_key
-            .is_some_and(|key| is_placeholder_key(&key))
-        {
-            weak.push(SESSION_ENCRYPTION_KEY.name);
-        }
-        if let Some(token) = self
-            .admin_token
-            .as_ref()
-            .filter(|_| !self.admin_token_generated)
-            && is_placeholder_secret(token.expose().as_bytes())
-        {
-            weak.push(ADMIN_TOKEN.name);
-        }
-        weak
-    }
-
-    pub(crate) fn is_dev_mode(&self) -> bool {
-        matches!(self.wechat, WeChatMode::Dev)
     }
 
     /// The token header's name for people: as written in `TOKEN_HEADER`, or, when `token_header`
@@ -627,6 +646,115 @@ impl Config {
     /// The mini-program API root path, e.g. `/oapro/wx`.
     pub fn api_root(&self) -> String {
         format!("{}/wx", self.context_path)
+    }
+}
+
+impl WeChatConfig {
+    fn read(src: &Source) -> Result<WeChatConfig, ConfigError> {
+        let (mode, mut apps) = wechat_mode(src)?;
+        default_app_reminder_template(src, &mut apps)?;
+        let wecom_api_base = WECOM_API_BASE.parse(src, http_base)?;
+        if let WeChatMode::Upstream { api_base, .. } = &mode {
+            // Only production sends real secrets upstream: dev mode's fakes are local.
+            refuse_clear_text_upstreams(&[
+                (WECHAT_API_BASE.name, api_base),
+                (WECOM_API_BASE.name, &wecom_api_base),
+            ])?;
+        }
+        Ok(WeChatConfig {
+            mode,
+            apps,
+            wecom_api_base,
+            timeout: Duration::from_millis(WECHAT_TIMEOUT_MS.read(src)?),
+            access_token_mode: WECHAT_TOKEN_MODE.read(src)?,
+        })
+    }
+
+    pub(crate) fn is_dev_mode(&self) -> bool {
+        matches!(self.mode, WeChatMode::Dev)
+    }
+}
+
+impl ContentConfig {
+    fn read(src: &Source) -> Result<ContentConfig, ConfigError> {
+        Ok(ContentConfig {
+            check: CONTENT_CHECK.read(src)?,
+            on_error: CONTENT_CHECK_ON_ERROR.read(src)?,
+        })
+    }
+}
+
+impl Reminders {
+    /// `REMINDER_TEMPLATE_ID` is the default app's, read with the apps (`WeChatConfig`).
+    fn read(src: &Source) -> Result<Reminders, ConfigError> {
+        Ok(Reminders {
+            fields: REMINDER_FIELDS.parse(src, parse_reminder_fields)?,
+            page: REMINDER_PAGE.parse(src, parse_reminder_page)?,
+            lead: Duration::from_secs(60 * REMINDER_LEAD_MINS.read::<u64>(src)?),
+            tick: Duration::from_secs(REMINDER_TICK_SECS.read(src)?),
+            miniprogram_state: REMINDER_MINIPROGRAM_STATE.read(src)?,
+        })
+    }
+}
+
+impl SessionConfig {
+    fn read(src: &Source, production: bool) -> Result<SessionConfig, ConfigError> {
+        let (jwt_secret, jwt_secret_generated) = jwt_secret(src, production)?;
+        Ok(SessionConfig {
+            jwt_secret,
+            jwt_secret_generated,
+            encryption_key: SESSION_ENCRYPTION_KEY.parse_set(src, parse_hex_key)?,
+            token_ttl: Duration::from_secs(TOKEN_TTL_SECS.read(src)?),
+            max_lifetime: Duration::from_secs(SESSION_MAX_LIFETIME_SECS.read(src)?),
+            cache_capacity: SESSION_CACHE_CAPACITY.read(src)?,
+        })
+    }
+}
+
+impl LimitsConfig {
+    fn read(src: &Source) -> Result<LimitsConfig, ConfigError> {
+        let trusted_proxies = TRUSTED_PROXIES
+            .parse_set(src, parse_proxies)?
+            .unwrap_or_default();
+        refuse_trust_in_everyone(&trusted_proxies)?;
+        Ok(LimitsConfig {
+            login_per_ip: RATE_LOGIN_PER_IP.read(src)?,
+            login_per_openid: RATE_LOGIN_PER_OPENID.read(src)?,
+            bindphone_per_user: RATE_BINDPHONE_PER_USER.read(src)?,
+            trusted_proxies,
+        })
+    }
+}
+
+impl AdminConfig {
+    fn read(src: &Source, production: bool) -> Result<AdminConfig, ConfigError> {
+        let (token, token_generated) = admin_token(src, !production)?;
+        Ok(AdminConfig {
+            token,
+            token_generated,
+            static_dir: ADMIN_STATIC_DIR
+                .raw(src)
+                .map(PathBuf::from)
+                .unwrap_or_else(default_admin_static_dir),
+        })
+    }
+}
+
+impl RetentionConfig {
+    fn read(src: &Source) -> Result<RetentionConfig, ConfigError> {
+        Ok(RetentionConfig {
+            login_log: days(LOGIN_LOG_RETENTION_DAYS.read(src)?),
+            login_log_flush: Duration::from_millis(LOGIN_LOG_FLUSH_MS.read(src)?),
+            account_deletion_grace: days(ACCOUNT_DELETION_GRACE_DAYS.read(src)?),
+        })
+    }
+}
+
+impl LoggingConfig {
+    fn read(src: &Source) -> Result<LoggingConfig, ConfigError> {
+        Ok(LoggingConfig {
+            format: LOG_FORMAT.read(src)?,
+        })
     }
 }
 
@@ -1086,22 +1214,22 @@ mod tests {
     fn defaults_give_dev_mode_on_the_documented_addresses() {
         let c = Config::from_vars(&vars(&[])).expect("defaults are valid");
         assert!(c.is_dev_mode());
-        assert_eq!(c.database_url, DATABASE_URL.default);
-        assert_eq!(c.bind_addr.to_string(), BIND_ADDR.default);
-        assert_eq!(c.api_root(), "/oapro/wx");
-        assert!(c.jwt_secret_generated);
-        assert_eq!(c.jwt_secret.expose().len(), 64);
-        assert!(c.wechat_timeout < Duration::from_millis(3000));
-        assert!(!c.bench_endpoints);
-        assert_eq!(c.token_header.as_str(), "x-oa-token");
+        assert_eq!(c.database.url, DATABASE_URL.default);
+        assert_eq!(c.http.bind_addr.to_string(), BIND_ADDR.default);
+        assert_eq!(c.http.api_root(), "/oapro/wx");
+        assert!(c.sessions.jwt_secret_generated);
+        assert_eq!(c.sessions.jwt_secret.expose().len(), 64);
+        assert!(c.wechat.timeout < Duration::from_millis(3000));
+        assert!(!c.http.bench_endpoints);
+        assert_eq!(c.http.token_header.as_str(), "x-oa-token");
         assert_eq!(
-            c.token_header_shown(),
+            c.http.token_header_shown(),
             "X-OA-Token",
             "as written, for the docs"
         );
-        assert_eq!(c.database_listen_url, DATABASE_URL.default);
+        assert_eq!(c.database.listen_url, DATABASE_URL.default);
         assert_eq!(
-            c.shutdown_drain,
+            c.http.shutdown_drain,
             Duration::from_secs(SHUTDOWN_DRAIN_SECS.default)
         );
     }
@@ -1123,8 +1251,7 @@ mod tests {
             };
             Config::read(&Source(&lookup)).expect("valid");
         }
-        let declared: std::collections::BTreeSet<String> = VARIABLES
-            .iter()
+        let declared: std::collections::BTreeSet<String> = variables()
             .map(|v| v.name().to_string())
             // The logger reads it, in `main`.
             .filter(|name| name != RUST_LOG.name)
@@ -1133,21 +1260,80 @@ mod tests {
     }
 
     #[test]
+    fn each_section_of_the_declarations_is_read_by_its_own_reader() {
+        // Each reader, told whether WeChat is the real one (production).
+        type Reader = fn(&Source, bool) -> Result<(), ConfigError>;
+        let readers: [(&Section, Reader); 10] = [
+            (&DATABASE, |s, _| DatabaseConfig::read(s).map(drop)),
+            (&HTTP, |s, production| {
+                HttpConfig::read(s, production).map(drop)
+            }),
+            (&WECHAT, |s, _| WeChatConfig::read(s).map(drop)),
+            (&CONTENT, |s, _| ContentConfig::read(s).map(drop)),
+            (&REMINDERS, |s, _| Reminders::read(s).map(drop)),
+            (&SESSIONS, |s, production| {
+                SessionConfig::read(s, production).map(drop)
+            }),
+            (&LIMITS, |s, _| LimitsConfig::read(s).map(drop)),
+            (&ADMIN, |s, production| {
+                AdminConfig::read(s, production).map(drop)
+            }),
+            (&RETENTION, |s, _| RetentionConfig::read(s).map(drop)),
+            (&LOGGING, |s, _| LoggingConfig::read(s).map(drop)),
+        ];
+        assert_eq!(readers.len(), SECTIONS.len(), "a section without a reader");
+        let production = vars(&[
+            ("WECHAT_APPID", "wx123"),
+            ("WECHAT_SECRET", "s"),
+            ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
+        ]);
+        for (section, read) in readers {
+            let asked = std::cell::RefCell::new(std::collections::BTreeSet::new());
+            for (set, is_production) in [(vars(&[]), false), (production.clone(), true)] {
+                let lookup = |name: &str| {
+                    asked.borrow_mut().insert(name.to_string());
+                    set.get(name).cloned()
+                };
+                read(&Source(&lookup), is_production).expect("valid");
+            }
+            let mut own: std::collections::BTreeSet<String> = section
+                .vars
+                .iter()
+                .map(|v| v.name().to_string())
+                // The logger reads it, in `main`.
+                .filter(|name| name != RUST_LOG.name)
+                .collect();
+            if section.title == WECHAT.title {
+                // The one-app form of an app's reminder template is read with the apps.
+                own.insert(REMINDER_TEMPLATE_ID.name.to_string());
+            }
+            if section.title == REMINDERS.title {
+                own.remove(REMINDER_TEMPLATE_ID.name);
+            }
+            assert_eq!(asked.into_inner(), own, "{}", section.title);
+        }
+    }
+
+    #[test]
     fn token_header_takes_any_header_name() {
         let c = Config::from_vars(&vars(&[("TOKEN_HEADER", " X-Litemall-Token ")])).expect("valid");
-        assert_eq!(c.token_header.as_str(), "x-litemall-token");
-        assert_eq!(c.token_header_shown(), "X-Litemall-Token");
+        assert_eq!(c.http.token_header.as_str(), "x-litemall-token");
+        assert_eq!(c.http.token_header_shown(), "X-Litemall-Token");
         let mut c =
             Config::from_vars(&vars(&[("TOKEN_HEADER", "x-LITEMALL-token")])).expect("valid");
-        assert_eq!(c.token_header_shown(), "x-LITEMALL-token", "as written");
-        c.token_header = actix_web::http::header::HeaderName::from_static("x-other-token");
         assert_eq!(
-            c.token_header_shown(),
+            c.http.token_header_shown(),
+            "x-LITEMALL-token",
+            "as written"
+        );
+        c.http.token_header = actix_web::http::header::HeaderName::from_static("x-other-token");
+        assert_eq!(
+            c.http.token_header_shown(),
             "X-Other-Token",
             "set in code: capitalised"
         );
         let c = Config::from_vars(&vars(&[("TOKEN_HEADER", "X-Token")])).expect("valid");
-        assert_eq!(c.token_header.as_str(), "x-token");
+        assert_eq!(c.http.token_header.as_str(), "x-token");
     }
 
     #[test]
@@ -1302,20 +1488,20 @@ mod tests {
             ("SHUTDOWN_DRAIN_SECS", "0"),
         ]))
         .expect("valid");
-        assert_eq!(c.database_url, "postgres://app@127.0.0.1:6432/wxauth");
+        assert_eq!(c.database.url, "postgres://app@127.0.0.1:6432/wxauth");
         assert_eq!(
-            c.database_listen_url,
+            c.database.listen_url,
             "postgres://app@127.0.0.1:5432/wxauth"
         );
-        assert_eq!(c.shutdown_drain, Duration::ZERO);
+        assert_eq!(c.http.shutdown_drain, Duration::ZERO);
     }
 
     #[test]
     fn bench_endpoints_are_off_unless_asked_for() {
         let on = Config::from_vars(&vars(&[("BENCH_ENDPOINTS", "1")])).expect("valid");
-        assert!(on.bench_endpoints);
+        assert!(on.http.bench_endpoints);
         let off = Config::from_vars(&vars(&[("BENCH_ENDPOINTS", "0")])).expect("valid");
-        assert!(!off.bench_endpoints);
+        assert!(!off.http.bench_endpoints);
     }
 
     #[test]
@@ -1376,18 +1562,19 @@ mod tests {
     #[test]
     fn admin_token_is_generated_in_dev_mode_only() {
         let dev = Config::from_vars(&vars(&[])).expect("valid");
-        assert!(dev.admin_token_generated);
+        assert!(dev.admin.token_generated);
         assert!(
-            dev.admin_token
+            dev.admin
+                .token
                 .as_ref()
                 .is_some_and(|t| t.expose().len() >= MIN_ADMIN_TOKEN_LEN)
         );
-        assert_eq!(dev.login_log_retention, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(dev.retention.login_log, Duration::from_secs(30 * 24 * 3600));
         assert_eq!(
-            dev.account_deletion_grace,
+            dev.retention.account_deletion_grace,
             Duration::from_secs(7 * 24 * 3600)
         );
-        assert_eq!(dev.metrics_bind_addr, None);
+        assert_eq!(dev.http.metrics_bind_addr, None);
 
         let production = [
             ("WECHAT_APPID", "wx123"),
@@ -1396,16 +1583,16 @@ mod tests {
         ];
         let off = Config::from_vars(&vars(&production)).expect("valid");
         assert!(
-            off.admin_token.is_none(),
+            off.admin.token.is_none(),
             "production without a token: admin off"
         );
-        assert!(!off.admin_token_generated);
+        assert!(!off.admin.token_generated);
 
         let mut with_token = production.to_vec();
         with_token.push(("ADMIN_TOKEN", "admin-token-value-0123"));
         let on = Config::from_vars(&vars(&with_token)).expect("valid");
         assert_eq!(
-            on.admin_token.as_ref().map(Secret::expose),
+            on.admin.token.as_ref().map(Secret::expose),
             Some("admin-token-value-0123")
         );
         assert!(!format!("{on:?}").contains("admin-token-value-0123"));
@@ -1420,7 +1607,7 @@ mod tests {
             "[::ffff:127.0.0.1]:80",
         ] {
             let c = Config::from_vars(&vars(&[("BIND_ADDR", loopback)])).expect(loopback);
-            assert!(c.is_dev_mode() && !c.dev_mode_on_network, "{loopback}");
+            assert!(c.is_dev_mode() && !c.http.dev_mode_on_network, "{loopback}");
         }
         for network in [
             "0.0.0.0:8080",
@@ -1440,7 +1627,7 @@ mod tests {
                 ("ALLOW_DEV_MODE_ON_NETWORK", "1"),
             ]))
             .expect("explicitly allowed");
-            assert!(allowed.dev_mode_on_network, "{network}");
+            assert!(allowed.http.dev_mode_on_network, "{network}");
             let refused = Config::from_vars(&vars(&[
                 ("BIND_ADDR", network),
                 ("ALLOW_DEV_MODE_ON_NETWORK", "0"),
@@ -1455,7 +1642,7 @@ mod tests {
                 ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
             ]))
             .expect("production on the network");
-            assert!(!production.dev_mode_on_network);
+            assert!(!production.http.dev_mode_on_network);
         }
     }
 
@@ -1482,12 +1669,13 @@ mod tests {
             }
         }
         let ok = production(Some(LONG_ENOUGH_JWT_SECRET)).expect("32 bytes");
-        assert!(!ok.jwt_secret_generated);
+        assert!(!ok.sessions.jwt_secret_generated);
 
         // Dev mode keeps working with no secret, or a short one, as a developer's laptop does.
         assert!(
             Config::from_vars(&vars(&[]))
                 .expect("dev")
+                .sessions
                 .jwt_secret_generated
         );
         assert!(Config::from_vars(&vars(&[("JWT_SECRET", "short")])).is_ok());
@@ -1496,11 +1684,11 @@ mod tests {
     #[test]
     fn session_max_lifetime_defaults_to_30_days_within_a_day_and_a_year() {
         let c = Config::from_vars(&vars(&[])).expect("valid");
-        assert_eq!(c.session_max_lifetime, Duration::from_secs(30 * 24 * 3600));
+        assert_eq!(c.sessions.max_lifetime, Duration::from_secs(30 * 24 * 3600));
         for (value, secs) in [("86400", 86_400), ("31536000", 31_536_000)] {
             let c = Config::from_vars(&vars(&[("SESSION_MAX_LIFETIME_SECS", value)]))
                 .expect("in range");
-            assert_eq!(c.session_max_lifetime, Duration::from_secs(secs));
+            assert_eq!(c.sessions.max_lifetime, Duration::from_secs(secs));
         }
     }
 
@@ -1519,26 +1707,26 @@ mod tests {
             ("JWT_SECRET", LONG_ENOUGH_JWT_SECRET),
         ]))
         .expect("valid");
-        match &c.wechat {
+        match &c.wechat.mode {
             WeChatMode::Upstream { api_base } => assert_eq!(api_base, "http://127.0.0.1:9"),
             WeChatMode::Dev => panic!("expected upstream mode"),
         }
-        assert_eq!(c.apps.miniprograms.len(), 1);
-        assert_eq!(c.apps.default_app().appid, "wx123");
-        assert!(c.apps.wecom.is_empty());
+        assert_eq!(c.wechat.apps.miniprograms.len(), 1);
+        assert_eq!(c.wechat.apps.default_app().appid, "wx123");
+        assert!(c.wechat.apps.wecom.is_empty());
         let shown = format!("{c:?}");
         assert!(!shown.contains("app-secret-value"));
         assert!(!shown.contains(LONG_ENOUGH_JWT_SECRET));
-        assert!(!c.jwt_secret_generated);
+        assert!(!c.sessions.jwt_secret_generated);
     }
 
     #[test]
     fn wecom_api_base_defaults_to_wecom_and_must_be_http() {
         let c = Config::from_vars(&vars(&[])).expect("valid");
-        assert_eq!(c.wecom_api_base, "https://qyapi.weixin.qq.com");
+        assert_eq!(c.wechat.wecom_api_base, "https://qyapi.weixin.qq.com");
         let c =
             Config::from_vars(&vars(&[("WECOM_API_BASE", "http://127.0.0.1:9/")])).expect("valid");
-        assert_eq!(c.wecom_api_base, "http://127.0.0.1:9");
+        assert_eq!(c.wechat.wecom_api_base, "http://127.0.0.1:9");
         let err = Config::from_vars(&vars(&[("WECOM_API_BASE", "qyapi.weixin.qq.com")]))
             .expect_err("no scheme");
         assert_eq!(err.var, "WECOM_API_BASE");
@@ -1548,13 +1736,14 @@ mod tests {
     fn proxies_are_ips_or_ranges() {
         let c = Config::from_vars(&vars(&[("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1")]))
             .expect("valid");
-        assert_eq!(c.trusted_proxies.len(), 3);
+        assert_eq!(c.limits.trusted_proxies.len(), 3);
         assert!(
-            c.trusted_proxies[0].contains(&"10.1.2.3".parse::<std::net::IpAddr>().expect("ip"))
+            c.limits.trusted_proxies[0]
+                .contains(&"10.1.2.3".parse::<std::net::IpAddr>().expect("ip"))
         );
-        assert_eq!(c.rate_login_per_ip, 120);
-        assert_eq!(c.rate_login_per_openid, 20);
-        assert_eq!(c.rate_bindphone_per_user, 10);
+        assert_eq!(c.limits.login_per_ip, 120);
+        assert_eq!(c.limits.login_per_openid, 20);
+        assert_eq!(c.limits.bindphone_per_user, 10);
     }
 
     #[test]
@@ -1587,7 +1776,8 @@ mod tests {
         assert_eq!(refused.map_err(|e| e.var).err(), Some("REMINDER_LEAD_MINS"));
         let off = Config::from_vars(&vars(&[])).expect("defaults");
         assert!(
-            off.apps
+            off.wechat
+                .apps
                 .miniprograms
                 .iter()
                 .all(|app| app.reminder_template.is_none())
@@ -1790,7 +1980,7 @@ mod tests {
         with_jwt.push(("JWT_SECRET", LONG_ENOUGH_JWT_SECRET));
         let c = Config::from_vars(&vars(&with_jwt)).expect("valid");
         assert!(!c.is_dev_mode());
-        assert_eq!(c.apps.miniprograms.len(), 2);
+        assert_eq!(c.wechat.apps.miniprograms.len(), 2);
 
         let mut both = with_jwt.clone();
         both.push(("WECHAT_APPID", "wx1"));
@@ -1809,7 +1999,8 @@ mod tests {
     #[test]
     fn reminder_template_id_is_the_one_app_form_and_refused_beside_an_apps_file() {
         let template = |c: &Config| -> Vec<Option<String>> {
-            c.apps
+            c.wechat
+                .apps
                 .miniprograms
                 .iter()
                 .map(|app| app.reminder_template.clone())
@@ -1865,14 +2056,15 @@ mod tests {
     fn dev_mode_has_two_demo_mini_programs_and_a_demo_corp() {
         let c = Config::from_vars(&vars(&[])).expect("valid");
         let appids: Vec<&str> = c
+            .wechat
             .apps
             .miniprograms
             .iter()
             .map(|a| a.appid.as_str())
             .collect();
         assert_eq!(appids, DEV_APPIDS);
-        assert_eq!(c.apps.wecom.len(), 1);
-        assert_eq!(c.apps.wecom[0].corpid, DEV_CORPID);
-        assert_eq!(c.apps.wecom[0].appid, DEV_APPIDS[0]);
+        assert_eq!(c.wechat.apps.wecom.len(), 1);
+        assert_eq!(c.wechat.apps.wecom[0].corpid, DEV_CORPID);
+        assert_eq!(c.wechat.apps.wecom[0].appid, DEV_APPIDS[0]);
     }
 }

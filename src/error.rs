@@ -640,10 +640,10 @@ impl From<DbError> for ApiError {
     }
 }
 
-impl From<crate::actors::db_executor::DbFailure> for ApiError {
+impl From<crate::db::DbFailure> for ApiError {
     #[track_caller]
-    fn from(e: crate::actors::db_executor::DbFailure) -> Self {
-        use crate::actors::db_executor::DbFailure;
+    fn from(e: crate::db::DbFailure) -> Self {
+        use crate::db::DbFailure;
         match e {
             DbFailure::Busy(busy) => ApiError::from(busy),
             DbFailure::Query(e) => ApiError::from(e),

@@ -162,18 +162,6 @@ pub(crate) static ERRORS: LogThrottle = LogThrottle::new(Duration::from_secs(10)
 /// busy refusals, login_log rows dropped. One line per second per kind, then the count.
 pub(crate) static OVERLOAD: LogThrottle = LogThrottle::new(Duration::from_secs(1), 16);
 
-/// Writes the due summaries of `throttle`, on the current actix system. It looks every second
-/// (or every interval, if shorter), so a summary comes at most that late.
-pub(crate) fn spawn_flusher(throttle: &'static LogThrottle) {
-    let tick = throttle.interval().min(Duration::from_secs(1));
-    actix_web::rt::spawn(async move {
-        loop {
-            actix_web::rt::time::sleep(tick).await;
-            throttle.flush();
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,7 +86,7 @@ fn seed(config: &Config, force: bool) -> ExitCode {
 
 async fn serve(config: Config) -> ExitCode {
     let announcement = Announcement::new(&config);
-    let log_format = config.log_format;
+    let log_format = config.logging.format;
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {

@@ -1,5 +1,5 @@
 //! The bounded per-thread memos of the token check: `token.rs` remembers verified tokens and
-//! `actors/session/cache.rs` the sessions it confirmed live, each in a thread-local
+//! `sessions/cache.rs` the sessions it confirmed live, each in a thread-local
 //! `BoundedMemo`, so a repeat request on a worker reads nothing another core writes. One process can hold several
 //! issuers and caches (the tests do), so entries carry their owner's `owner_id`.
 

@@ -7,11 +7,11 @@ use serde::Serialize;
 
 use super::extract::AuthUser;
 use super::{ApiResult, AppState, ok};
-use crate::actors::session::Invalidate;
 use crate::china_time::{china_clock_text, china_time};
 use crate::db::reminders::reminder_status;
 use crate::domain::{PersonalData, Revoked};
 use crate::error::{ApiError, UnloginReason};
+use crate::sessions::Invalidate;
 use crate::wechat::mask_openid;
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -13,13 +13,6 @@ use super::{ApiResult, AppState, ok, ok_empty};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::actors::WeChatClient;
-use crate::actors::session::{
-    EndSession, EndUserSessions, Invalidate, OpenSession, RefreshSession,
-};
-use crate::actors::wechat::Code2Session;
-use crate::actors::wechat::latency::WeChatLatency;
-use crate::actors::wechat::wecom::WeComLogin;
 use crate::apps::{ServedApp, ServedCorps, UnknownApp};
 use crate::china_time::china_clock_text;
 use crate::domain::{
@@ -27,8 +20,13 @@ use crate::domain::{
 };
 use crate::error::{self, ApiError, UnloginReason};
 use crate::logging::RequestId;
+use crate::sessions::{EndSession, EndUserSessions, Invalidate, OpenSession, RefreshSession};
 use crate::token::new_jti;
+use crate::wechat::client::Code2Session;
+use crate::wechat::client::WeChatClient;
+use crate::wechat::client::wecom::WeComLogin;
 use crate::wechat::crypto::raw_data_signature_matches;
+use crate::wechat::latency::WeChatLatency;
 use crate::wechat::wecom::WeComSession;
 use crate::wechat::{JsCode, SessionKey, WeChatError, mask_openid};
 

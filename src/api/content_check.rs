@@ -15,10 +15,10 @@ use super::AppState;
 use super::extract::AuthUser;
 use super::middleware::DeadlineStart;
 use super::phone::TokenApp;
-use crate::actors::wechat::{MsgSecCheck, Scene};
 use crate::config::CheckFailure;
 use crate::error::{ApiError, UnloginReason};
 use crate::log_throttle::ERRORS;
+use crate::wechat::client::{MsgSecCheck, Scene};
 use crate::wechat::{Suggest, WeChatError};
 
 /// What the request keeps of its deadline for the database and the answer after the checks.
@@ -44,12 +44,12 @@ pub(crate) enum Verdict {
 /// there. Every content check asks this one function.
 pub(crate) struct ActingAs {
     /// That app's WeChatClient: its access token, its allowance.
-    pub(crate) wechat: actix::Addr<crate::actors::WeChatClient>,
+    pub(crate) wechat: actix::Addr<crate::wechat::client::WeChatClient>,
     pub(crate) openid: String,
 }
 
-/// Which app and openid the request of `user` acts for; `None` for a WeCom staff login, which
-/// has no openid at WeChat.
+/// Which app and openid the request of `user` acts for; `None` for a WeCom staff login without
+/// a WeChat identity in the corp's mini-program: nobody WeChat could check the text as.
 pub(crate) async fn acting_for(
     state: &AppState,
     user: &AuthUser,
@@ -63,7 +63,18 @@ pub(crate) async fn acting_for(
             wechat: in_app.wechat,
             openid: in_app.openid,
         })),
-        TokenApp::WeCom => Ok(None),
+        // Staff who also linked their WeChat in the corp's mini-program are checked as that
+        // openid; WeChat knows no one else to check them as.
+        TokenApp::WeCom { corpid } => {
+            let Some(app) = state.apps.of_corp(&corpid) else {
+                return Ok(None);
+            };
+            let openid = state.db.openid_in(account.id, app.appid.clone()).await?;
+            Ok(openid.map(|openid| ActingAs {
+                wechat: app.wechat.clone(),
+                openid,
+            }))
+        }
     }
 }
 

@@ -15,8 +15,8 @@ use futures_util::future::{Either, LocalBoxFuture};
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::actors::session::CheckSession;
 use crate::error::{ApiError, UnloginReason};
+use crate::sessions::CheckSession;
 use crate::token::{MAX_TOKEN_LEN, TokenError};
 
 /// Request bodies above this are refused: no mini-program call needs more.

@@ -6,8 +6,8 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::AppState;
-use crate::actors::listener::ListenerReport;
 use crate::log_throttle::ERRORS;
+use crate::sessions::listener::ListenerReport;
 
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 

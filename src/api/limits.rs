@@ -11,7 +11,7 @@ use actix_web::HttpRequest;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
 
-use crate::config::Config;
+use crate::config::LimitsConfig;
 use crate::error::{self, ApiError};
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(per_minute: u32) -> Option<DefaultKeyedRateLimiter<K>> {
@@ -159,11 +159,11 @@ fn check<K: std::hash::Hash + Eq + Clone>(
 }
 
 impl RateLimits {
-    pub(crate) fn new(config: &Config) -> Self {
+    pub(crate) fn new(config: &LimitsConfig) -> Self {
         RateLimits {
-            login_per_ip: limiter(config.rate_login_per_ip),
-            login_per_openid: limiter(config.rate_login_per_openid),
-            bindphone_per_user: limiter(config.rate_bindphone_per_user),
+            login_per_ip: limiter(config.login_per_ip),
+            login_per_openid: limiter(config.login_per_openid),
+            bindphone_per_user: limiter(config.bindphone_per_user),
             trusted_proxies: config.trusted_proxies.clone(),
             admin_failures: AdminFailures::new(),
         }
@@ -263,7 +263,11 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        RateLimits::new(&Config::from_vars(&vars).expect("config"))
+        RateLimits::new(
+            &crate::config::Config::from_vars(&vars)
+                .expect("config")
+                .limits,
+        )
     }
 
     fn ip(s: &str) -> IpAddr {

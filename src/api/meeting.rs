@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use super::content_check::{self, Text, Verdict};
 use super::extract::{AuthUser, JsonBody, QueryParams};
 use super::{ApiResult, AppState, ok};
-use crate::actors::wechat::Scene;
 use crate::china_time::{china_time, from_china_clock};
 use crate::db::reminders::{Consent, SubscribeOutcome};
 use crate::domain::{JoinOutcome, MeetingDraft, MeetingInfo, meeting_state, review_state};
 use crate::error::{ApiError, UnloginReason};
+use crate::wechat::client::Scene;
 
 pub(crate) const DEFAULT_LIMIT: i64 = 10;
 pub(crate) const MAX_LIMIT: i64 = 100;

@@ -8,10 +8,10 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpResponse, web};
 
 use super::AppState;
-use crate::actors::session::CountSessions;
 use crate::error::Errno;
 use crate::log_throttle::ERRORS;
 use crate::metrics::{UNMATCHED_ROUTE, method_label};
+use crate::sessions::CountSessions;
 
 /// How long `/metrics` waits for the SessionActor before reporting the last known count.
 const SESSION_COUNT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);

@@ -163,8 +163,8 @@ impl DevHosts {
     /// `None` in production, which answers any `Host` (its proxy routes by name).
     pub(crate) fn of(config: &crate::config::Config) -> Option<DevHosts> {
         config.is_dev_mode().then(|| DevHosts {
-            bind_ip: config.bind_addr.ip(),
-            any_ip: config.dev_mode_on_network,
+            bind_ip: config.http.bind_addr.ip(),
+            any_ip: config.http.dev_mode_on_network,
         })
     }
 

@@ -28,10 +28,8 @@ use actix_web::http::Method;
 use actix_web::{HttpResponse, Route, web};
 use chrono::{DateTime, Utc};
 
-use crate::actors::listener::ListenerHealth;
-use crate::actors::login_log::LoginLogWriter;
-use crate::actors::session::SessionCache;
-use crate::actors::{DbHandle, SessionActor};
+use crate::background::login_log::LoginLogWriter;
+use crate::db::DbHandle;
 use crate::error::{
     ACCOUNT_DISABLED, ApiError, BAD_ARGUMENT, BAD_ARGUMENT_VALUE, BUSY, CONTENT_REFUSED, Envelope,
     Errno, ErrnoSpec, FOREIGN_WATERMARK, MOBILE_TAKEN, PHONE_CODE_INVALID, RATE_LIMITED, SERIOUS,
@@ -39,6 +37,9 @@ use crate::error::{
     WX_RATE_LIMITED, WX_RISKY_USER, WX_TIMEOUT,
 };
 use crate::metrics::Metrics;
+use crate::sessions::SessionActor;
+use crate::sessions::SessionCache;
+use crate::sessions::listener::ListenerHealth;
 use crate::token::TokenIssuer;
 
 /// What every handler can reach: the three actors, the token issuer, and what the operator's

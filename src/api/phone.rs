@@ -7,11 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
-use crate::actors::WeChatClient;
-use crate::actors::wechat::{CheckSessionKey, GetPhoneNumber};
 use crate::domain::{MobileBinding, WxUser};
 use crate::error::{self, ApiError, UnloginReason};
 use crate::logging::RequestId;
+use crate::wechat::client::WeChatClient;
+use crate::wechat::client::{CheckSessionKey, GetPhoneNumber};
 use crate::wechat::crypto::{CryptoError, decrypt_open_data};
 use crate::wechat::{PhoneInfo, SessionKey, WeChatError, errcode};
 
@@ -121,8 +121,10 @@ pub(super) struct InApp {
 /// What a token's session is of.
 pub(super) enum TokenApp {
     MiniProgram(InApp),
-    /// A WeCom staff login: an employee of a configured corp, with no openid at WeChat to act as.
-    WeCom,
+    /// A WeCom staff login: an employee of the corp `corpid`, with no openid at WeChat to act as.
+    WeCom {
+        corpid: String,
+    },
 }
 
 pub(super) async fn token_app(
@@ -135,7 +137,9 @@ pub(super) async fn token_app(
         return Err(ApiError::unlogin(UnloginReason::Revoked));
     };
     if state.apps.get(&found.appid).is_none() && state.apps.of_corp(&found.appid).is_some() {
-        return Ok(TokenApp::WeCom);
+        return Ok(TokenApp::WeCom {
+            corpid: found.appid,
+        });
     }
     // A session of an app no longer configured has nobody to ask at WeChat.
     let Some(app) = state.apps.get(&found.appid) else {

@@ -7,10 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::content_check::{self, Text};
 use super::extract::{AuthUser, JsonBody};
 use super::{ApiResult, AppState, ok};
-use crate::actors::wechat::Scene;
 use crate::china_time::china_time;
 use crate::domain::{ProfileEdit, WxUser};
 use crate::error::{ApiError, UnloginReason};
+use crate::wechat::client::Scene;
 
 /// The nickname WeChat itself shows for users who have not chosen one.
 pub(crate) const DEFAULT_NICKNAME: &str = "微信用户";

@@ -1,7 +1,7 @@
 //! Every variable wxauth reads, each declared once: its name, its default, the values it accepts
 //! and what it means. `Config` reads each value through its declaration, the error for a refused
-//! value says what the declaration accepts, and a test holds the README's table and
-//! `.env.example` to `VARIABLES`.
+//! value says what the declaration accepts, and the README's table and `.env.example` are made
+//! from `SECTIONS` (a test says when they are stale and how to make them again).
 
 use super::{AccessTokenMode, CheckFailure, ConfigError, LogFormat, MiniprogramState, invalid};
 
@@ -26,6 +26,8 @@ pub(crate) struct Number {
     /// What is counted; follows the range in the error message and the README.
     pub(crate) unit: &'static str,
     pub(crate) help: &'static str,
+    /// `.env.example`'s comment above the variable; empty: none.
+    pub(crate) comment: &'static str,
 }
 
 impl Number {
@@ -54,6 +56,8 @@ pub(crate) struct Choice<T: 'static> {
     pub(crate) name: &'static str,
     pub(crate) values: &'static [(&'static str, T)],
     pub(crate) help: &'static str,
+    /// `.env.example`'s comment above the variable; empty: none.
+    pub(crate) comment: &'static str,
 }
 
 /// `0` (the default) or `1`.
@@ -90,6 +94,10 @@ pub struct Text {
     /// What a value must look like: a refused one gets `expected {expects}`.
     pub(crate) expects: &'static str,
     pub(crate) help: &'static str,
+    /// `.env.example`'s comment above the variable; empty: none.
+    pub(crate) comment: &'static str,
+    /// A value `.env.example` sets (not commented out): one production has to set.
+    pub(crate) example: Option<&'static str>,
 }
 
 impl Text {
@@ -144,7 +152,7 @@ impl Text {
     not(test),
     allow(
         dead_code,
-        reason = "besides the name, read by the tests that hold the README and .env.example to the declarations"
+        reason = "besides the name, read by the tests that make the README's table and .env.example"
     )
 )]
 pub struct Doc {
@@ -156,6 +164,10 @@ pub struct Doc {
     /// The README's accepts column (Markdown).
     pub(crate) accepts: String,
     pub(crate) help: &'static str,
+    /// `.env.example`'s comment above the variable.
+    pub(crate) comment: &'static str,
+    /// `.env.example`'s `NAME=example`, set; `None`: `#NAME=default`, commented out.
+    pub(crate) example: Option<&'static str>,
 }
 
 /// A declared variable, whatever its kind.
@@ -175,6 +187,8 @@ impl Declared for Number {
             default_shown: format!("`{}`", self.default),
             accepts: format!("{}–{} {}", self.min, self.max, self.unit),
             help: self.help,
+            comment: self.comment,
+            example: None,
         }
     }
 }
@@ -188,6 +202,8 @@ impl<T: Copy> Declared for Choice<T> {
             default_shown: format!("`{first}`"),
             accepts: self.words("`"),
             help: self.help,
+            comment: self.comment,
+            example: None,
         }
     }
 }
@@ -205,57 +221,47 @@ impl Declared for Text {
             default_shown,
             accepts: self.expects.to_string(),
             help: self.help,
+            comment: self.comment,
+            example: self.example,
         }
     }
 }
 
-/// Every variable, in the README's order.
-pub const VARIABLES: &[&dyn Declared] = &[
-    &DATABASE_URL,
-    &DATABASE_LISTEN_URL,
-    &BIND_ADDR,
-    &CONTEXT_PATH,
-    &WECHAT_APPID,
-    &WECHAT_SECRET,
-    &WECHAT_APPS_FILE,
-    &WECHAT_API_BASE,
-    &WECOM_API_BASE,
-    &WECHAT_TIMEOUT_MS,
-    &WECHAT_TOKEN_MODE,
-    &CONTENT_CHECK,
-    &CONTENT_CHECK_ON_ERROR,
-    &REMINDER_TEMPLATE_ID,
-    &REMINDER_FIELDS,
-    &REMINDER_PAGE,
-    &REMINDER_LEAD_MINS,
-    &REMINDER_TICK_SECS,
-    &REMINDER_MINIPROGRAM_STATE,
-    &JWT_SECRET,
-    &TOKEN_TTL_SECS,
-    &SESSION_MAX_LIFETIME_SECS,
-    &DB_POOL_SIZE,
-    &HTTP_WORKERS,
-    &SESSION_CACHE_CAPACITY,
-    &SESSION_ENCRYPTION_KEY,
-    &RATE_LOGIN_PER_IP,
-    &RATE_LOGIN_PER_OPENID,
-    &RATE_BINDPHONE_PER_USER,
-    &TRUSTED_PROXIES,
-    &ADMIN_TOKEN,
-    &ADMIN_STATIC_DIR,
-    &METRICS_BIND_ADDR,
-    &LOGIN_LOG_RETENTION_DAYS,
-    &LOGIN_LOG_FLUSH_MS,
-    &ACCOUNT_DELETION_GRACE_DAYS,
-    &ALLOW_DEV_MODE_ON_NETWORK,
-    &TOKEN_HEADER,
-    &BENCH_ENDPOINTS,
-    &SHUTDOWN_DRAIN_SECS,
-    &LOG_FORMAT,
-    &RUST_LOG,
+/// The variables one part of wxauth reads: one heading of `.env.example`, one section of
+/// `Config`.
+pub struct Section {
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "read by the test that makes .env.example")
+    )]
+    pub(crate) title: &'static str,
+    /// `.env.example`'s comment under the heading; empty: none.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "read by the test that makes .env.example")
+    )]
+    pub(crate) comment: &'static str,
+    pub vars: &'static [&'static dyn Declared],
+}
+
+/// Every variable, section by section.
+pub fn variables() -> impl Iterator<Item = &'static dyn Declared> {
+    SECTIONS
+        .iter()
+        .flat_map(|section| section.vars.iter().copied())
+}
+
+/// Every variable, by the part of wxauth that reads it: the order of the README's table and
+/// of `.env.example`, one heading of `.env.example` each.
+pub const SECTIONS: &[Section] = &[
+    DATABASE, HTTP, WECHAT, CONTENT, REMINDERS, SESSIONS, LIMITS, ADMIN, RETENTION, LOGGING,
 ];
 
-// ---- the database ----
+pub const DATABASE: Section = Section {
+    title: "Database",
+    comment: "",
+    vars: &[&DATABASE_URL, &DATABASE_LISTEN_URL, &DB_POOL_SIZE],
+};
 
 pub(crate) const DATABASE_URL: Text = Text {
     name: "DATABASE_URL",
@@ -264,6 +270,9 @@ pub(crate) const DATABASE_URL: Text = Text {
     expects: "postgres://user@host:port/dbname",
     help: "PostgreSQL, directly or through PgBouncer in transaction mode; the database is created \
            if missing (directly only) and migrated on start",
+    comment: "Through PgBouncer in transaction mode if you use one \
+              (deploy/pgbouncer/pgbouncer.ini).",
+    example: None,
 };
 
 pub(crate) const DATABASE_LISTEN_URL: Text = Text {
@@ -274,6 +283,10 @@ pub(crate) const DATABASE_LISTEN_URL: Text = Text {
               pooler)",
     help: "the NOTIFY listener's own connection; must reach PostgreSQL directly (set it when \
            `DATABASE_URL` goes through a transaction pooler: LISTEN needs a session)",
+    comment: "The NOTIFY listener's own connection: must reach PostgreSQL directly, never a \
+              transaction pool.\n\
+              Default: DATABASE_URL.",
+    example: None,
 };
 
 pub(crate) const DB_POOL_SIZE: Number = Number {
@@ -283,9 +296,23 @@ pub(crate) const DB_POOL_SIZE: Number = Number {
     max: 200,
     unit: "connections",
     help: "PostgreSQL connections, and DbExecutor threads",
+    comment: "Connections per instance, and DbExecutor threads (1-200).",
 };
 
-// ---- HTTP ----
+pub const HTTP: Section = Section {
+    title: "HTTP",
+    comment: "",
+    vars: &[
+        &BIND_ADDR,
+        &CONTEXT_PATH,
+        &HTTP_WORKERS,
+        &TOKEN_HEADER,
+        &METRICS_BIND_ADDR,
+        &ALLOW_DEV_MODE_ON_NETWORK,
+        &BENCH_ENDPOINTS,
+        &SHUTDOWN_DRAIN_SECS,
+    ],
+};
 
 pub(crate) const BIND_ADDR: Text = Text {
     name: "BIND_ADDR",
@@ -294,6 +321,8 @@ pub(crate) const BIND_ADDR: Text = Text {
     expects: "host:port",
     help: "where to listen (`0.0.0.0:8080` for all interfaces; in dev mode only loopback, see \
            above)",
+    comment: "deploy/systemd sets this per instance; set it here only for a single instance.",
+    example: None,
 };
 
 pub(crate) const CONTEXT_PATH: Text = Text {
@@ -303,6 +332,8 @@ pub(crate) const CONTEXT_PATH: Text = Text {
     expects: "a path such as /oapro (letters, digits, - _ . / only)",
     help: "the API lives at `{CONTEXT_PATH}/wx/`; `/` keeps litemall's root `/wx/`; an empty value \
            stops the start (it would read as unset, the default)",
+    comment: "",
+    example: None,
 };
 
 pub(crate) const HTTP_WORKERS: Number = Number {
@@ -312,16 +343,7 @@ pub(crate) const HTTP_WORKERS: Number = Number {
     max: 256,
     unit: "(0 = one per core)",
     help: "actix-web worker threads",
-};
-
-pub(crate) const TRUSTED_PROXIES: Text = Text {
-    name: "TRUSTED_PROXIES",
-    default: "",
-    default_note: "none",
-    expects: "a comma-separated list of IPs or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1",
-    help: "peers whose `X-Forwarded-For` is believed: all its lines are read as one list, and \
-           the rightmost hop that is not itself a trusted proxy is the client. A range that \
-           holds every address (`0.0.0.0/0`, `::/0`) stops the start (exit 2)",
+    comment: "0: one worker per core.",
 };
 
 pub(crate) const TOKEN_HEADER: Text = Text {
@@ -335,6 +357,35 @@ pub(crate) const TOKEN_HEADER: Text = Text {
            only its API root. Any HTTP header name except those HTTP, proxies, browsers or \
            wxauth already use (`Host`, `Authorization`, `User-Agent`, `X-Forwarded-*`, …: the \
            list is below the table); one of those stops the start (exit 2)",
+    comment: "The header that carries the token.",
+    example: None,
+};
+
+pub(crate) const METRICS_BIND_ADDR: Text = Text {
+    name: "METRICS_BIND_ADDR",
+    default: "",
+    default_note: "unset → `/metrics` on `BIND_ADDR`",
+    expects: "host:port",
+    help: "set (e.g. `127.0.0.1:9100`, not `BIND_ADDR`) → `/metrics` is served only there, and \
+           no longer on `BIND_ADDR`",
+    comment: "Serve /metrics only here (e.g. 127.0.0.1:9100) instead of on BIND_ADDR.",
+    example: None,
+};
+
+pub(crate) const ALLOW_DEV_MODE_ON_NETWORK: Choice<bool> = Choice {
+    name: "ALLOW_DEV_MODE_ON_NETWORK",
+    values: OFF_ON,
+    help: "`1` lets dev mode (no `WECHAT_APPID`) listen on a non-loopback `BIND_ADDR`; anyone \
+           who reaches it can log in as any user",
+    comment: "Dev mode (no WECHAT_APPID) is refused on a non-loopback BIND_ADDR unless this is 1.",
+};
+
+pub(crate) const BENCH_ENDPOINTS: Choice<bool> = Choice {
+    name: "BENCH_ENDPOINTS",
+    values: OFF_ON,
+    help: "`1` serves `GET /bench/plain` and `GET /bench/auth` (same fixed body, the second \
+           behind the token check) for `scripts/bench`; logged as a warning; never in production",
+    comment: "Never in production.",
 };
 
 pub(crate) const SHUTDOWN_DRAIN_SECS: Number = Number {
@@ -348,9 +399,24 @@ pub(crate) const SHUTDOWN_DRAIN_SECS: Number = Number {
     unit: "seconds",
     help: "after SIGTERM/SIGINT, keep serving this long while `/readyz` answers 503 and every \
            answer closes its connection, then stop (see [Deploying](#deploying))",
+    comment: "After SIGTERM: keep serving this long while /readyz answers 503 and every answer \
+              closes its\n\
+              connection (0-60). Longer than the proxy's upstream keepalive_timeout.",
 };
 
-// ---- WeChat ----
+pub const WECHAT: Section = Section {
+    title: "WeChat",
+    comment: "Production needs WECHAT_APPID and WECHAT_SECRET, or WECHAT_APPS_FILE.",
+    vars: &[
+        &WECHAT_APPID,
+        &WECHAT_SECRET,
+        &WECHAT_APPS_FILE,
+        &WECHAT_API_BASE,
+        &WECOM_API_BASE,
+        &WECHAT_TIMEOUT_MS,
+        &WECHAT_TOKEN_MODE,
+    ],
+};
 
 pub(crate) const WECHAT_APPID: Text = Text {
     name: "WECHAT_APPID",
@@ -358,6 +424,9 @@ pub(crate) const WECHAT_APPID: Text = Text {
     default_note: "unset → dev mode",
     expects: "an appid such as wx1234567890abcdef",
     help: "the mini-program's appid; unset means the built-in WeChat fake is used",
+    comment: "Without WECHAT_APPID wxauth runs in DEV MODE with a fake WeChat: never in \
+              production.",
+    example: Some("wx0123456789abcdef"),
 };
 
 pub(crate) const WECHAT_SECRET: Text = Text {
@@ -366,6 +435,8 @@ pub(crate) const WECHAT_SECRET: Text = Text {
     default_note: "— (required with `WECHAT_APPID`)",
     expects: "the AppSecret",
     help: "the mini-program's AppSecret; never logged",
+    comment: "",
+    example: Some("the-appsecret-from-the-mini-program-admin-console"),
 };
 
 pub(crate) const WECHAT_APPS_FILE: Text = Text {
@@ -377,6 +448,9 @@ pub(crate) const WECHAT_APPS_FILE: Text = Text {
            `secret_env`, `name`, `reminder_template`) and `[[wecom]]` (`corpid`, `corpsecret` or `corpsecret_env`, \
            `appid`) entries; the first mini-program is the default app. Set it instead of \
            `WECHAT_APPID`; it means production",
+    comment: "Several mini-programs (and WeCom corps) instead: a TOML file; then leave \
+              WECHAT_APPID unset.",
+    example: None,
 };
 
 pub(crate) const WECHAT_API_BASE: Text = Text {
@@ -386,6 +460,8 @@ pub(crate) const WECHAT_API_BASE: Text = Text {
     expects: "an http(s):// URL; in production http:// only to this machine (127.0.0.1, [::1], localhost)",
     help: "WeChat's API, or any compatible server. In production (`WECHAT_APPID` or `WECHAT_APPS_FILE` set), plain http:// to \
            another machine stops the start (exit 2): the AppSecret would travel in clear text",
+    comment: "",
+    example: None,
 };
 
 pub(crate) const WECOM_API_BASE: Text = Text {
@@ -396,6 +472,8 @@ pub(crate) const WECOM_API_BASE: Text = Text {
     help: "WeCom's API (staff login inside WeCom), or any compatible server; in dev mode the \
            built-in fake serves it. In production (`WECHAT_APPID` or `WECHAT_APPS_FILE` set), plain http:// to another machine \
            stops the start (exit 2): the corpsecret would travel in clear text",
+    comment: "",
+    example: None,
 };
 
 pub(crate) const WECHAT_TIMEOUT_MS: Number = Number {
@@ -406,6 +484,7 @@ pub(crate) const WECHAT_TIMEOUT_MS: Number = Number {
     max: 60_000,
     unit: "milliseconds",
     help: "per WeChat call, whole round trip; below the client's 3000 ms",
+    comment: "",
 };
 
 pub(crate) const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
@@ -418,9 +497,14 @@ pub(crate) const WECHAT_TOKEN_MODE: Choice<AccessTokenMode> = Choice {
            several instances; a server without that endpoint, answering HTTP 404 or 405, is \
            switched to `GET /cgi-bin/token` with a warning) or `plain` (`GET /cgi-bin/token`, for \
            accounts that need it)",
+    comment: "stable (POST /cgi-bin/stable_token, safe with several instances) or plain.",
 };
 
-// ---- content security ----
+pub const CONTENT: Section = Section {
+    title: "Content security",
+    comment: "",
+    vars: &[&CONTENT_CHECK, &CONTENT_CHECK_ON_ERROR],
+};
 
 pub(crate) const CONTENT_CHECK: Choice<bool> = Choice {
     name: "CONTENT_CHECK",
@@ -428,6 +512,8 @@ pub(crate) const CONTENT_CHECK: Choice<bool> = Choice {
     help: "`on`: every text other users will see (meeting `title`, `content`, `location`; \
            `nickName`) goes through WeChat's `msgSecCheck` (version 2) before it is stored; \
            `off`: nothing is checked (see [Content security](#content-security))",
+    comment: "on: meeting title/content/location and nicknames go through WeChat's msgSecCheck; \
+              or off.",
 };
 
 pub(crate) const CONTENT_CHECK_ON_ERROR: Choice<CheckFailure> = Choice {
@@ -439,9 +525,22 @@ pub(crate) const CONTENT_CHECK_ON_ERROR: Choice<CheckFailure> = Choice {
     help: "when the check cannot be made (WeChat busy, slow, garbage, 61010, over 4000 checks a \
            minute): `refuse` answers errno 714/715/716 and stores nothing; `review` stores the \
            meeting pending an admin's review (a nickname is refused either way)",
+    comment: "When the check cannot be made: refuse (errno 714/715/716) or review (stored \
+              pending review).",
 };
 
-// ---- meeting reminders ----
+pub const REMINDERS: Section = Section {
+    title: "Meeting reminders (subscribe messages)",
+    comment: "",
+    vars: &[
+        &REMINDER_TEMPLATE_ID,
+        &REMINDER_FIELDS,
+        &REMINDER_PAGE,
+        &REMINDER_LEAD_MINS,
+        &REMINDER_TICK_SECS,
+        &REMINDER_MINIPROGRAM_STATE,
+    ],
+};
 
 pub(crate) const REMINDER_TEMPLATE_ID: Text = Text {
     name: "REMINDER_TEMPLATE_ID",
@@ -453,6 +552,10 @@ pub(crate) const REMINDER_TEMPLATE_ID: Text = Text {
            reminders](#meeting-reminders)); `meeting/subscribe` accepts only this one. With \
            `WECHAT_APPS_FILE` each `[[miniprogram]]` has its own `reminder_template` instead, and \
            this variable stops the start (exit 2)",
+    comment: "The subscribe message template of reminders (one app; with WECHAT_APPS_FILE, each \
+              entry's\n\
+              reminder_template instead); unset: reminders off.",
+    example: None,
 };
 
 pub(crate) const REMINDER_FIELDS: Text = Text {
@@ -464,6 +567,9 @@ pub(crate) const REMINDER_FIELDS: Text = Text {
     help: "which meeting value each template key shows; values are fitted to the key's rule \
            (`thing` at most 20 characters, cut with `…`; `time` as `2026年12月6日 09:30`, China \
            time)",
+    comment: "Template keys and the meeting value each shows (title, content, location, start, \
+              end, publisher).",
+    example: None,
 };
 
 pub(crate) const REMINDER_PAGE: Text = Text {
@@ -473,6 +579,8 @@ pub(crate) const REMINDER_PAGE: Text = Text {
     expects: "a mini-program page path without a leading / (at most 512 visible ASCII \
               characters); {id} is the meeting id",
     help: "the page a reminder opens",
+    comment: "The page a reminder opens; {id} is the meeting id.",
+    example: None,
 };
 
 pub(crate) const REMINDER_LEAD_MINS: Number = Number {
@@ -483,6 +591,7 @@ pub(crate) const REMINDER_LEAD_MINS: Number = Number {
     unit: "minutes",
     help: "a meeting's reminders go out once it starts within this many minutes (never after it \
            started)",
+    comment: "Reminders go out once the meeting starts within this many minutes (1-1440).",
 };
 
 pub(crate) const REMINDER_TICK_SECS: Number = Number {
@@ -493,6 +602,7 @@ pub(crate) const REMINDER_TICK_SECS: Number = Number {
     unit: "seconds",
     help: "how often each instance's sender looks for due reminders (and retries those WeChat \
            was too busy for)",
+    comment: "How often each instance looks for due reminders (1-600 s).",
 };
 
 pub(crate) const REMINDER_MINIPROGRAM_STATE: Choice<MiniprogramState> = Choice {
@@ -503,9 +613,20 @@ pub(crate) const REMINDER_MINIPROGRAM_STATE: Choice<MiniprogramState> = Choice {
         ("developer", MiniprogramState::Developer),
     ],
     help: "which version of the mini-program a reminder opens",
+    comment: "formal, trial or developer: which version of the mini-program a reminder opens.",
 };
 
-// ---- tokens and sessions ----
+pub const SESSIONS: Section = Section {
+    title: "Tokens and sessions",
+    comment: "Production needs JWT_SECRET, and should have SESSION_ENCRYPTION_KEY.",
+    vars: &[
+        &JWT_SECRET,
+        &SESSION_ENCRYPTION_KEY,
+        &TOKEN_TTL_SECS,
+        &SESSION_MAX_LIFETIME_SECS,
+        &SESSION_CACHE_CAPACITY,
+    ],
+};
 
 pub(crate) const JWT_SECRET: Text = Text {
     name: "JWT_SECRET",
@@ -514,35 +635,9 @@ pub(crate) const JWT_SECRET: Text = Text {
     expects: "in production at least 32 bytes (openssl rand -hex 32)",
     help: "HS256 key for tokens, the same on every instance; a missing or shorter one in \
            production stops the start (exit 2)",
-};
-
-pub(crate) const TOKEN_TTL_SECS: Number = Number {
-    name: "TOKEN_TTL_SECS",
-    default: 7 * 24 * 3600,
-    min: 60,
-    max: 90 * 24 * 3600,
-    unit: "seconds",
-    help: "token lifetime (7 days unless set); a login's or refresh's token never outlives \
-           `SESSION_MAX_LIFETIME_SECS`",
-};
-
-pub(crate) const SESSION_MAX_LIFETIME_SECS: Number = Number {
-    name: "SESSION_MAX_LIFETIME_SECS",
-    default: 30 * 24 * 3600,
-    // Shorter than a day would log mobile users out mid-use.
-    min: 24 * 3600,
-    max: 365 * 24 * 3600,
-    unit: "seconds (a day to a year)",
-    help: "absolute session lifetime from the login, whatever refreshes did (30 days unless set)",
-};
-
-pub(crate) const SESSION_CACHE_CAPACITY: Number = Number {
-    name: "SESSION_CACHE_CAPACITY",
-    default: 100_000,
-    min: 1,
-    max: 10_000_000,
-    unit: "sessions",
-    help: "sessions the SessionActor keeps in memory (an LRU in front of `user_session`)",
+    comment: "HS256 key for tokens, the same on every instance, at least 32 bytes: openssl rand \
+              -hex 32",
+    example: Some(""),
 };
 
 pub(crate) const SESSION_ENCRYPTION_KEY: Text = Text {
@@ -554,9 +649,56 @@ pub(crate) const SESSION_ENCRYPTION_KEY: Text = Text {
            production, so one leaked secret does not expose both. Setting or changing it leaves \
            the session_keys stored under the old key unreadable: `bindPhone` with \
            `encryptedData` then needs a new login",
+    comment: "AES-256 key for session_keys at rest, 64 hex characters: openssl rand -hex 32\n\
+              (default: derived from JWT_SECRET; set it so rotating JWT_SECRET keeps stored keys \
+              readable)",
+    example: Some(""),
 };
 
-// ---- rate limits ----
+pub(crate) const TOKEN_TTL_SECS: Number = Number {
+    name: "TOKEN_TTL_SECS",
+    default: 7 * 24 * 3600,
+    min: 60,
+    max: 90 * 24 * 3600,
+    unit: "seconds",
+    help: "token lifetime (7 days unless set); a login's or refresh's token never outlives \
+           `SESSION_MAX_LIFETIME_SECS`",
+    comment: "Token lifetime (60-7776000 s); 7 days.",
+};
+
+pub(crate) const SESSION_MAX_LIFETIME_SECS: Number = Number {
+    name: "SESSION_MAX_LIFETIME_SECS",
+    default: 30 * 24 * 3600,
+    // Shorter than a day would log mobile users out mid-use.
+    min: 24 * 3600,
+    max: 365 * 24 * 3600,
+    unit: "seconds (a day to a year)",
+    help: "absolute session lifetime from the login, whatever refreshes did (30 days unless set)",
+    comment: "No session lives longer than this after its login, however often it is refreshed; \
+              30 days\n\
+              (86400-31536000).",
+};
+
+pub(crate) const SESSION_CACHE_CAPACITY: Number = Number {
+    name: "SESSION_CACHE_CAPACITY",
+    default: 100_000,
+    min: 1,
+    max: 10_000_000,
+    unit: "sessions",
+    help: "sessions the SessionActor keeps in memory (an LRU in front of `user_session`)",
+    comment: "",
+};
+
+pub const LIMITS: Section = Section {
+    title: "Rate limits",
+    comment: "Per instance, per minute; 0: off.",
+    vars: &[
+        &RATE_LOGIN_PER_IP,
+        &RATE_LOGIN_PER_OPENID,
+        &RATE_BINDPHONE_PER_USER,
+        &TRUSTED_PROXIES,
+    ],
+};
 
 pub(crate) const RATE_LOGIN_PER_IP: Number = Number {
     name: "RATE_LOGIN_PER_IP",
@@ -565,6 +707,7 @@ pub(crate) const RATE_LOGIN_PER_IP: Number = Number {
     max: u32::MAX as u64,
     unit: "per minute",
     help: "login attempts per client IP per minute (0: off); an IPv6 client is keyed by its /64",
+    comment: "",
 };
 
 pub(crate) const RATE_LOGIN_PER_OPENID: Number = Number {
@@ -574,6 +717,7 @@ pub(crate) const RATE_LOGIN_PER_OPENID: Number = Number {
     max: u32::MAX as u64,
     unit: "per minute",
     help: "logins per openid per minute (0: off)",
+    comment: "",
 };
 
 pub(crate) const RATE_BINDPHONE_PER_USER: Number = Number {
@@ -583,9 +727,27 @@ pub(crate) const RATE_BINDPHONE_PER_USER: Number = Number {
     max: u32::MAX as u64,
     unit: "per minute",
     help: "bindPhone calls per user per minute (0: off)",
+    comment: "",
 };
 
-// ---- operating ----
+pub(crate) const TRUSTED_PROXIES: Text = Text {
+    name: "TRUSTED_PROXIES",
+    default: "",
+    default_note: "none",
+    expects: "a comma-separated list of IPs or CIDR ranges, e.g. 10.0.0.0/8,127.0.0.1",
+    help: "peers whose `X-Forwarded-For` is believed: all its lines are read as one list, and \
+           the rightmost hop that is not itself a trusted proxy is the client. A range that \
+           holds every address (`0.0.0.0/0`, `::/0`) stops the start (exit 2)",
+    comment: "The proxy in front (nginx): its address, so X-Forwarded-For is believed from it. \
+              Default: none.",
+    example: Some("127.0.0.1"),
+};
+
+pub const ADMIN: Section = Section {
+    title: "Status page",
+    comment: "",
+    vars: &[&ADMIN_TOKEN, &ADMIN_STATIC_DIR],
+};
 
 pub(crate) const ADMIN_TOKEN: Text = Text {
     name: "ADMIN_TOKEN",
@@ -595,6 +757,9 @@ pub(crate) const ADMIN_TOKEN: Text = Text {
     expects: "at least 16 visible ASCII characters without spaces (e.g. openssl rand -hex 24)",
     help: "bearer token for the status page and `/admin/api/*`; after 10 wrong tokens from one \
            client IP in a minute, that client gets 429 until the minute is over",
+    comment: "The status page and /admin/api/*: off unless set (at least 16 characters): openssl \
+              rand -hex 24",
+    example: None,
 };
 
 pub(crate) const ADMIN_STATIC_DIR: Text = Text {
@@ -604,15 +769,18 @@ pub(crate) const ADMIN_STATIC_DIR: Text = Text {
                    was built from",
     expects: "a directory",
     help: "where the status page's files are",
+    comment: "Where the status page's files are (deploy/systemd sets /opt/wxauth/static).",
+    example: None,
 };
 
-pub(crate) const METRICS_BIND_ADDR: Text = Text {
-    name: "METRICS_BIND_ADDR",
-    default: "",
-    default_note: "unset → `/metrics` on `BIND_ADDR`",
-    expects: "host:port",
-    help: "set (e.g. `127.0.0.1:9100`, not `BIND_ADDR`) → `/metrics` is served only there, and \
-           no longer on `BIND_ADDR`",
+pub const RETENTION: Section = Section {
+    title: "Data kept",
+    comment: "",
+    vars: &[
+        &LOGIN_LOG_RETENTION_DAYS,
+        &LOGIN_LOG_FLUSH_MS,
+        &ACCOUNT_DELETION_GRACE_DAYS,
+    ],
 };
 
 pub(crate) const LOGIN_LOG_RETENTION_DAYS: Number = Number {
@@ -622,6 +790,7 @@ pub(crate) const LOGIN_LOG_RETENTION_DAYS: Number = Number {
     max: 3650,
     unit: "days",
     help: "`login_log` rows older than this are deleted, at start and then hourly",
+    comment: "",
 };
 
 pub(crate) const LOGIN_LOG_FLUSH_MS: Number = Number {
@@ -632,6 +801,8 @@ pub(crate) const LOGIN_LOG_FLUSH_MS: Number = Number {
     unit: "milliseconds",
     help: "how often the gathered `login_log` rows are written, one multi-row insert per batch; \
            a graceful shutdown writes the rest",
+    comment: "How often the gathered login_log rows are written, one insert per batch (10-60000 \
+              ms).",
 };
 
 pub(crate) const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
@@ -644,20 +815,14 @@ pub(crate) const ACCOUNT_DELETION_GRACE_DAYS: Number = Number {
     unit: "days",
     help: "days between `auth/deactivate` and the erasure of the account's data; a login within \
            them restores the account (0 erases at once)",
+    comment: "Days between auth/deactivate and the erasure of the account's data (0-30; 0 erases \
+              at once).",
 };
 
-pub(crate) const ALLOW_DEV_MODE_ON_NETWORK: Choice<bool> = Choice {
-    name: "ALLOW_DEV_MODE_ON_NETWORK",
-    values: OFF_ON,
-    help: "`1` lets dev mode (no `WECHAT_APPID`) listen on a non-loopback `BIND_ADDR`; anyone \
-           who reaches it can log in as any user",
-};
-
-pub(crate) const BENCH_ENDPOINTS: Choice<bool> = Choice {
-    name: "BENCH_ENDPOINTS",
-    values: OFF_ON,
-    help: "`1` serves `GET /bench/plain` and `GET /bench/auth` (same fixed body, the second \
-           behind the token check) for `scripts/bench`; logged as a warning; never in production",
+pub const LOGGING: Section = Section {
+    title: "Logging",
+    comment: "",
+    vars: &[&LOG_FORMAT, &RUST_LOG],
 };
 
 /// Read by the logger in `main` (leniently: an invalid value logs as `text` until `Config`
@@ -668,6 +833,8 @@ pub(crate) const LOG_FORMAT: Choice<LogFormat> = Choice {
     help: "how log lines look on stderr: `text` (env_logger's lines, for people) or `json` (one \
            object per line: `time`, `level`, `target`, `message`, and `request_id` on every line \
            a request caused, for log pipelines)",
+    comment: "text (for people) or json (one object per line, with the request id, for log \
+              pipelines).",
 };
 
 /// Read by the logger in `main`, not by `Config`.
@@ -677,35 +844,88 @@ pub const RUST_LOG: Text = Text {
     default_note: "",
     expects: "an env_logger filter, e.g. wxauth=debug,info",
     help: "what is logged",
+    comment: "",
+    example: None,
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// How to make README.md's table and `.env.example` again from the declarations.
+    const REGENERATE: &str = "WXAUTH_REGENERATE=1 cargo test --lib config::vars";
+
+    const TABLE_START: &str = "<!-- config-table:start -->";
+    const TABLE_END: &str = "<!-- config-table:end -->";
+
+    const ENV_EXAMPLE_HEAD: &str = "\
+# wxauth's configuration: every variable it reads, with its default. Copy to /etc/wxauth/wxauth.env
+# (deploy/systemd) or to .env next to the binary; the process environment wins over the file.
+# A commented line shows the default; uncomment a line to change it. Empty counts as unset.
+# A line that is not commented out is one production sets.
+# The README's Configuration table says what each one means and which values are allowed.
+";
+
+    fn repository_path(name: &str) -> std::path::PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name)
+    }
+
     fn repository_file(name: &str) -> String {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(name);
+        let path = repository_path(name);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     }
 
     /// The README's configuration table as the declarations make it.
-    fn readme_table() -> Vec<String> {
-        let mut table = vec![
-            "| variable | default | accepts | meaning |".to_string(),
-            "|---|---|---|---|".to_string(),
-        ];
-        for var in VARIABLES {
-            let d = var.doc();
-            table.push(format!(
-                "| `{}` | {} | {} | {} |",
+    fn readme_table() -> String {
+        let mut table =
+            "| variable | default | accepts | meaning |\n|---|---|---|---|\n".to_string();
+        for d in variables().map(|var| var.doc()) {
+            table.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
                 d.name, d.default_shown, d.accepts, d.help
             ));
         }
         table
     }
 
+    /// `# text`, one line each.
+    fn comment_lines(text: &str) -> String {
+        text.lines().map(|line| format!("# {line}\n")).collect()
+    }
+
+    /// `.env.example` as the declarations make it.
+    fn env_example() -> String {
+        let mut out = ENV_EXAMPLE_HEAD.to_string();
+        out.push_str(&format!("# Made from src/config/vars.rs: {REGENERATE}\n"));
+        for section in SECTIONS {
+            let heading = format!("# --- {} ", section.title);
+            out.push_str(&format!("\n{heading:-<92}\n"));
+            out.push_str(&comment_lines(section.comment));
+            for d in section.vars.iter().map(|var| var.doc()) {
+                out.push_str(&comment_lines(d.comment));
+                match d.example {
+                    Some(value) => out.push_str(&format!("{}={value}\n", d.name)),
+                    None => out.push_str(&format!("#{}={}\n", d.name, d.default)),
+                }
+            }
+        }
+        out
+    }
+
+    /// README.md with its table replaced by `table`.
+    fn readme_with(table: &str) -> String {
+        let readme = repository_file("README.md");
+        let (before, rest) = readme
+            .split_once(&format!("{TABLE_START}\n"))
+            .unwrap_or_else(|| panic!("README.md has no line {TABLE_START}"));
+        let (_, after) = rest
+            .split_once(TABLE_END)
+            .unwrap_or_else(|| panic!("README.md has no {TABLE_END} after {TABLE_START}"));
+        format!("{before}{TABLE_START}\n{table}{TABLE_END}{after}")
+    }
+
     /// A line diff (`-` only in `old`, `+` only in `new`), from their longest common subsequence.
-    fn diff(old: &[String], new: &[String]) -> String {
+    fn diff(old: &[&str], new: &[&str]) -> String {
         let mut common = vec![vec![0usize; new.len() + 1]; old.len() + 1];
         for i in (0..old.len()).rev() {
             for j in (0..new.len()).rev() {
@@ -732,80 +952,65 @@ mod tests {
         out
     }
 
-    #[test]
-    fn the_readme_table_is_the_declarations() {
-        let readme = repository_file("README.md");
-        let documented: Vec<String> = readme
-            .lines()
-            .skip_while(|l| !l.starts_with("| variable |"))
-            .take_while(|l| l.starts_with('|'))
-            .map(str::to_string)
-            .collect();
-        let declared = readme_table();
-        assert!(
-            documented == declared,
-            "README.md's configuration table differs from config::VARIABLES \
-             (-: only in README.md, +: only in the declarations):\n{}\n\
-             The table as declared, to paste into README.md:\n{}\n",
-            diff(&documented, &declared),
-            declared.join("\n")
+    /// Fails when the file `name` is not `made`; with `WXAUTH_REGENERATE=1`, writes it instead.
+    fn holds_to_the_declarations(name: &str, made: &str) {
+        let written = repository_file(name);
+        if written == made {
+            return;
+        }
+        if std::env::var("WXAUTH_REGENERATE").is_ok_and(|v| v == "1") {
+            let path = repository_path(name);
+            std::fs::write(&path, made).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            return;
+        }
+        let (old, new): (Vec<&str>, Vec<&str>) =
+            (written.lines().collect(), made.lines().collect());
+        panic!(
+            "{name} is stale: it differs from the declarations in src/config/vars.rs \
+             (-: only in {name}, +: as declared):\n{}\nMake it again with: {REGENERATE}\n",
+            diff(&old, &new)
         );
     }
 
     #[test]
-    fn env_example_lists_every_variable_with_its_default() {
-        let example = repository_file(".env.example");
-        // `NAME=value`, or `#NAME=value` showing the default.
-        let assignments: Vec<(bool, &str, &str)> = example
-            .lines()
-            .filter_map(|line| {
-                let (commented, rest) = match line.strip_prefix('#') {
-                    Some(rest) => (true, rest),
-                    None => (false, line),
-                };
-                let (name, value) = rest.split_once('=')?;
-                let is_name = !name.is_empty()
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-                is_name.then_some((commented, name, value))
-            })
+    fn the_readme_table_is_made_from_the_declarations() {
+        holds_to_the_declarations("README.md", &readme_with(&readme_table()));
+    }
+
+    #[test]
+    fn env_example_is_made_from_the_declarations() {
+        holds_to_the_declarations(".env.example", &env_example());
+    }
+
+    #[test]
+    fn env_example_sets_only_what_production_needs() {
+        let set: Vec<&str> = variables()
+            .map(|var| var.doc())
+            .filter(|d| d.example.is_some())
+            .map(|d| d.name)
             .collect();
-        let mut problems = Vec::new();
-        for var in VARIABLES {
-            let d = var.doc();
-            let lines: Vec<_> = assignments.iter().filter(|a| a.1 == d.name).collect();
-            match lines.as_slice() {
-                [] => problems.push(format!(
-                    "{} is missing: add #{}={}",
-                    d.name, d.name, d.default
-                )),
-                [(true, _, shown)] if *shown != d.default => problems.push(format!(
-                    "#{}={shown} shows another default than the declared #{}={}",
-                    d.name, d.name, d.default
-                )),
-                [_] => {}
-                _ => problems.push(format!("{} is listed {} times", d.name, lines.len())),
-            }
-        }
-        for (_, name, _) in &assignments {
-            if !VARIABLES.iter().any(|v| v.name() == *name) {
-                problems.push(format!("{name} is not a variable wxauth reads"));
-            }
-        }
-        assert!(
-            problems.is_empty(),
-            ".env.example differs from config::VARIABLES:\n{}",
-            problems.join("\n")
+        assert_eq!(
+            set,
+            [
+                "WECHAT_APPID",
+                "WECHAT_SECRET",
+                "JWT_SECRET",
+                "SESSION_ENCRYPTION_KEY",
+                "TRUSTED_PROXIES"
+            ]
         );
     }
 
     #[test]
     fn names_are_unique_and_defaults_are_allowed() {
-        let mut names: Vec<&str> = VARIABLES.iter().map(|v| v.name()).collect();
+        let mut names: Vec<&str> = variables().map(|v| v.name()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), VARIABLES.len(), "a variable declared twice");
+        assert_eq!(
+            names.len(),
+            variables().count(),
+            "a variable declared twice"
+        );
         assert!(
             JWT_SECRET
                 .expects

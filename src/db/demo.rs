@@ -230,7 +230,7 @@ pub fn seed_command(config: &Config, force: bool) -> Result<SeedReport, SeedComm
     if !config.is_dev_mode() && !force {
         return Err(SeedCommandError::Production);
     }
-    let pool = setup::prepare(&config.database_url, 1)?;
+    let pool = setup::prepare(&config.database.url, 1)?;
     let mut conn = pool.get().map_err(DbError::from)?;
     Ok(seed(&mut conn, Utc::now())?)
 }

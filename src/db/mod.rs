@@ -1,9 +1,12 @@
-//! PostgreSQL: schema, models, queries (plain functions on `&mut PgConnection`), and start-up
+//! PostgreSQL: schema, models, queries (plain functions on `&mut PgConnection`), `DbHandle` (the
+//! way the rest of the service runs them, on the private executor's threads), and start-up
 //! (create the database, run the embedded migrations, build the pool).
 
 pub mod deletion;
 pub mod demo;
+mod executor;
 pub(crate) mod export;
+mod handle;
 pub mod login_log;
 pub(crate) mod meetings;
 pub(crate) mod merge;
@@ -16,6 +19,8 @@ pub mod sessions;
 pub mod setup;
 pub(crate) mod swiper;
 pub(crate) mod users;
+
+pub use handle::{DbFailure, DbHandle, DbResult};
 
 use diesel::r2d2::{Pool, PoolError};
 

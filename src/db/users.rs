@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::DbError;
 use super::models::{ProfileChange, WxUserRow};
-use super::schema::{account_deletion, wx_user};
+use super::schema::{account_deletion, user_identity, wx_user};
 use crate::domain::{MobileBinding, ProfileEdit, WxUser, user_status};
 
 pub(crate) fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUser>, DbError> {
@@ -14,6 +14,20 @@ pub(crate) fn find_by_id(conn: &mut PgConnection, id: i64) -> Result<Option<WxUs
         .first::<WxUserRow>(conn)
         .optional()?
         .map(WxUser::from))
+}
+
+/// The user's openid in mini-program `appid`, when they have an identity there.
+pub(crate) fn openid_in(
+    conn: &mut PgConnection,
+    user_id: i64,
+    appid: &str,
+) -> Result<Option<String>, DbError> {
+    Ok(user_identity::table
+        .filter(user_identity::user_id.eq(user_id))
+        .filter(user_identity::app_id.eq(appid))
+        .select(user_identity::subject)
+        .first(conn)
+        .optional()?)
 }
 
 /// Makes sure the user may act, for a write on their behalf: in the write's transaction, before

@@ -1,8 +1,10 @@
 //! Builds the running service from a `Config` and runs it: `state` starts the actors behind the
-//! `AppState`, `server` binds the listeners and sets up the HTTP servers with their routes;
-//! `Application` puts them together, serves until a signal and drains. `main` and the tests use
-//! the same builder, so the tests run what production runs.
+//! `AppState`, `background` the upkeep beside the requests, `server` binds the listeners and sets
+//! up the HTTP servers with their routes; `Application` puts them together, serves until a signal,
+//! drains, and stops the upkeep before the last writes. `main` and the tests use the same
+//! builder, so the tests run what production runs.
 
+mod background;
 mod server;
 mod state;
 
@@ -14,12 +16,12 @@ use actix_web::dev::Server;
 
 use self::server::Listeners;
 use self::state::WeChatUpstream;
-use crate::actors::session::FlushLastSeen;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::db::setup::{self, SetupError};
 use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
+use crate::sessions::FlushLastSeen;
 use crate::shutdown;
 
 /// How long requests in flight get to finish once the listener is closed (after the drain).
@@ -68,6 +70,8 @@ pub struct Application {
     /// The built-in WeChat fake (dev mode only).
     dev_fake: Option<Arc<FakeWeChat>>,
     state: AppState,
+    /// The background work, stopped once the server has stopped.
+    background: crate::background::Jobs,
     shutdown_drain: Duration,
 }
 
@@ -79,10 +83,11 @@ impl Application {
         let _ = rustls::crypto::ring::default_provider().install_default();
 
         let metrics = Arc::new(Metrics::new()?);
-        let pool = setup::prepare(&config.database_url, config.db_pool_size)?;
-        let listeners = Listeners::bind(&config)?;
+        let pool = setup::prepare(&config.database.url, config.database.pool_size)?;
+        let listeners = Listeners::bind(&config.http)?;
         let (upstream, dev_fake) = WeChatUpstream::for_mode(&config, listeners.local);
         let state = state::build(&config, pool, metrics, upstream).await?;
+        let background = background::start(&config, &state);
         let servers = server::start(&config, &state, listeners, dev_fake.clone())?;
         Ok(Application {
             port: servers.port,
@@ -90,7 +95,8 @@ impl Application {
             metrics_server: servers.metrics,
             dev_fake,
             state,
-            shutdown_drain: config.shutdown_drain,
+            background,
+            shutdown_drain: config.http.shutdown_drain,
         })
     }
 
@@ -132,6 +138,7 @@ impl Application {
                 main
             }
         };
+        self.background.stop();
         flush(&state).await;
         result
     }

@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer, web};
 
 use super::{BENCH_PATH, DEV_FAKE_PATH, SHUTDOWN_GRACE_SECS, StartupError};
 use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::config::{Config, HttpConfig};
 use crate::dev::fake_wechat::{self as fake, FakeWeChat};
 
 /// The bound listeners; nothing is accepted until the servers run.
@@ -25,7 +25,7 @@ pub(super) struct Listeners {
 }
 
 impl Listeners {
-    pub(super) fn bind(config: &Config) -> Result<Listeners, StartupError> {
+    pub(super) fn bind(config: &HttpConfig) -> Result<Listeners, StartupError> {
         let bind = |addr: SocketAddr| {
             TcpListener::bind(addr).map_err(|cause| StartupError::Bind { addr, cause })
         };
@@ -55,19 +55,19 @@ pub(super) fn start(
     listeners: Listeners,
     dev_fake: Option<Arc<FakeWeChat>>,
 ) -> Result<Servers, StartupError> {
-    let api_root = config.api_root();
+    let api_root = config.http.api_root();
     let routes = Routes {
         state: web::Data::new(state.clone()),
-        openapi_json: api::openapi::document(&api_root, &config.token_header_shown())
+        openapi_json: api::openapi::document(&api_root, &config.http.token_header_shown())
             .to_string()
             .into(),
         api_root,
         admin_static_dir: state
             .admin
             .is_some()
-            .then(|| config.admin_static_dir.clone()),
+            .then(|| config.admin.static_dir.clone()),
         metrics_on_main: listeners.metrics.is_none(),
-        bench_endpoints: config.bench_endpoints,
+        bench_endpoints: config.http.bench_endpoints,
         dev_fake,
         dev_hosts: api::middleware::DevHosts::of(config),
     };
@@ -77,8 +77,8 @@ pub(super) fn start(
         .disable_signals()
         // After the drain: stop accepting, let requests in flight finish (bounded).
         .shutdown_timeout(SHUTDOWN_GRACE_SECS);
-    if config.workers > 0 {
-        server = server.workers(config.workers);
+    if config.http.workers > 0 {
+        server = server.workers(config.http.workers);
     }
     let metrics = listeners
         .metrics

@@ -1,29 +1,28 @@
-//! The `AppState` every handler reaches, and what fills it: the actors on the prepared pool, and
-//! the background tasks that keep them (pruning, sweeping, flushing).
+//! The `AppState` every handler reaches, and what fills it: the database handle on the prepared
+//! pool, the sessions and the WeChat clients. Their upkeep is started by `crate::background`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Actor;
 
 use super::{DEV_FAKE_PATH, StartupError};
-use crate::actors::deletion::DeletionSweeper;
-use crate::actors::login_log::{LoginLogPruner, LoginLogWriter};
-use crate::actors::reminder::ReminderSender;
-use crate::actors::{DbHandle, SessionActor, WeChatClient, listener};
 use crate::admission;
 use crate::api::admin::AdminToken;
 use crate::api::limits::RateLimits;
 use crate::api::{AppState, Started};
 use crate::apps::{ServedApp, ServedCorps};
+use crate::background::login_log::LoginLogWriter;
 use crate::config::{Apps, Config, WeChatMode, WeComApp};
+use crate::db::DbHandle;
 use crate::db::PgPool;
 use crate::db::sealed::SessionKeyCipher;
 use crate::dev::fake_wechat::FakeWeChat;
 use crate::metrics::Metrics;
+use crate::sessions::{SessionActor, listener};
 use crate::shutdown::Drain;
 use crate::token::TokenIssuer;
+use crate::wechat::client::WeChatClient;
 use crate::wechat::wecom::corp_for_app;
 
 /// Where the WeChatClients send their calls, as which apps.
@@ -40,13 +39,13 @@ impl WeChatUpstream {
         config: &Config,
         local: SocketAddr,
     ) -> (WeChatUpstream, Option<Arc<FakeWeChat>>) {
-        let apps = &config.apps;
-        match &config.wechat {
+        let apps = &config.wechat.apps;
+        match &config.wechat.mode {
             WeChatMode::Upstream { api_base } => (
                 WeChatUpstream {
                     api_base: api_base.clone(),
                     apps: apps.clone(),
-                    wecom_api_base: config.wecom_api_base.clone(),
+                    wecom_api_base: config.wechat.wecom_api_base.clone(),
                 },
                 None,
             ),
@@ -104,7 +103,7 @@ fn loopback_for(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, addr.port())
 }
 
-/// Starts the actors and their background tasks on the prepared `pool` (in dev mode after
+/// Starts the actors on the prepared `pool` (in dev mode after
 /// loading the demo data into an empty database) and gathers them into the `AppState`.
 pub(super) async fn build(
     config: &Config,
@@ -112,16 +111,16 @@ pub(super) async fn build(
     metrics: Arc<Metrics>,
     upstream: WeChatUpstream,
 ) -> Result<AppState, StartupError> {
-    let db_threads = config.db_pool_size as usize;
-    let cipher = match config.session_encryption_key {
+    let db_threads = config.database.pool_size as usize;
+    let cipher = match config.sessions.encryption_key {
         Some(key) => SessionKeyCipher::new(&key),
-        None => SessionKeyCipher::derived_from(config.jwt_secret.expose()),
+        None => SessionKeyCipher::derived_from(config.sessions.jwt_secret.expose()),
     };
     let capacity = admission::Capacity {
         db_connections: db_threads,
         // Under the WeChat clients' own cap on calls in flight, so that an admitted login is never
         // refused there, with room left for bindPhone's calls.
-        max_logins: crate::actors::wechat::MAX_IN_FLIGHT - 64,
+        max_logins: crate::wechat::client::MAX_IN_FLIGHT - 64,
     };
     let (login_admission, db_admission) = admission::for_instance(capacity, &metrics);
     let db = DbHandle::start(pool.clone(), cipher, db_threads, db_admission);
@@ -136,16 +135,16 @@ pub(super) async fn build(
             log::info!("dev mode: loaded demo data into an empty app: {report}");
         }
     }
-    adopt_users_without_identity(&pool, &config.apps.default_app().appid)?;
+    adopt_users_without_identity(&pool, &config.wechat.apps.default_app().appid)?;
     let sessions = SessionActor::new(
         db.clone(),
-        config.session_cache_capacity,
-        config.session_max_lifetime,
+        config.sessions.cache_capacity,
+        config.sessions.max_lifetime,
     );
     let session_cache = sessions.cache();
     let sessions = sessions.start();
     let session_listener = listener::spawn(
-        &config.database_listen_url,
+        &config.database.listen_url,
         pool,
         sessions.clone(),
         session_cache.clone(),
@@ -181,8 +180,8 @@ pub(super) async fn build(
                         api_base.clone(),
                         app.appid.clone(),
                         app.secret.clone(),
-                        config.wechat_timeout,
-                        config.access_token_mode,
+                        config.wechat.timeout,
+                        config.wechat.access_token_mode,
                         metrics.clone(),
                     )
                     .with_wecom(wecom_api_base.clone(), corps)
@@ -194,33 +193,19 @@ pub(super) async fn build(
             })
             .collect(),
     );
-    LoginLogPruner::new(&db, config.login_log_retention).start();
-    DeletionSweeper::new(&db).start();
-    if let Some(sender) = ReminderSender::new(&db, &served, &config.reminders, metrics.clone()) {
-        sender.start();
-    }
     let admin = config
-        .admin_token
+        .admin
+        .token
         .as_ref()
         .map(|t| Arc::new(AdminToken::new(t)));
-    if admin.is_some() && !config.admin_static_dir.join("index.html").is_file() {
+    if admin.is_some() && !config.admin.static_dir.join("index.html").is_file() {
         log::warn!(
             "admin page: no index.html in {} (ADMIN_STATIC_DIR); /admin/ will answer 404, the admin API still works",
-            config.admin_static_dir.display()
+            config.admin.static_dir.display()
         );
     }
-    crate::log_throttle::spawn_flusher(&crate::log_throttle::ERRORS);
-    crate::log_throttle::spawn_flusher(&crate::log_throttle::OVERLOAD);
-    let limits = Arc::new(RateLimits::new(config));
-    let pruned = limits.clone();
-    actix_web::rt::spawn(async move {
-        loop {
-            actix_web::rt::time::sleep(Duration::from_secs(60)).await;
-            pruned.prune();
-        }
-    });
+    let limits = Arc::new(RateLimits::new(&config.limits));
     let login_log = LoginLogWriter::new(&db, metrics.clone());
-    login_log.run_flusher(config.login_log_flush);
     Ok(AppState {
         login_log,
         db,
@@ -231,21 +216,21 @@ pub(super) async fn build(
         apps: Arc::new(served),
         // A login's token never outlives its session's maximum lifetime.
         tokens: Arc::new(TokenIssuer::new(
-            config.jwt_secret.expose().as_bytes(),
-            config.token_ttl.min(config.session_max_lifetime),
+            config.sessions.jwt_secret.expose().as_bytes(),
+            config.sessions.token_ttl.min(config.sessions.max_lifetime),
         )),
         limits,
         content_check: crate::api::content_check::ContentCheck {
-            enabled: config.content_check,
-            on_error: config.content_check_on_error,
+            enabled: config.content.check,
+            on_error: config.content.on_error,
         },
         metrics,
         admin,
         started: Started::now(),
         dev_mode: config.is_dev_mode(),
-        deletion_grace: chrono::TimeDelta::from_std(config.account_deletion_grace)
+        deletion_grace: chrono::TimeDelta::from_std(config.retention.account_deletion_grace)
             .unwrap_or(chrono::TimeDelta::days(30)),
-        token_header: config.token_header.clone(),
+        token_header: config.http.token_header.clone(),
         drain: Drain::new(),
     })
 }

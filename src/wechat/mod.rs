@@ -1,7 +1,10 @@
-//! WeChat's server protocol: the values it hands us, its errcodes and its crypto. The actor that
-//! talks to it lives in `actors::wechat`, the fake that plays it in `dev::fake_wechat`.
+//! WeChat's server protocol: the values it hands us, its errcodes and its crypto; the client
+//! that talks to it (`client`, the `WeChatClient` actor and its parts) and the login's estimate of
+//! its latency (`latency`). The fake that plays it lives in `dev::fake_wechat`.
 
+pub(crate) mod client;
 pub(crate) mod crypto;
+pub(crate) mod latency;
 pub mod wecom;
 
 use std::fmt;

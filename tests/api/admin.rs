@@ -4,11 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use actix::Actor;
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::actors::login_log::LoginLogPruner;
 use wxauth::db::login_log;
 use wxauth::db::models::LoginLogRow;
 use wxauth::db::schema::{login_log as login_log_table, wx_user};
@@ -340,7 +338,7 @@ async fn a_directory_without_index_is_404_not_a_listing() {
         .admin_token(ADMIN_TOKEN)
         .config({
             let dir = dir.clone();
-            |c| c.admin_static_dir = dir
+            |c| c.admin.static_dir = dir
         })
         .spawn()
         .await;
@@ -360,7 +358,7 @@ async fn without_its_directory_the_page_is_404_and_the_admin_api_still_works() {
         std::env::temp_dir().join(format!("wxauth-none-{}", uuid::Uuid::new_v4().simple()));
     let app = TestApp::builder()
         .admin_token(ADMIN_TOKEN)
-        .config(move |c| c.admin_static_dir = missing)
+        .config(move |c| c.admin.static_dir = missing)
         .spawn()
         .await;
     let page = app.get_with(&format!("{}/admin/", app.base), &[]).await;
@@ -533,7 +531,7 @@ async fn metrics_count_wechat_errors_by_errcode() {
 #[actix_web::test]
 async fn metrics_bind_addr_moves_metrics_off_the_main_listener() {
     let app = TestApp::builder()
-        .config(|c| c.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
+        .config(|c| c.http.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
         .spawn()
         .await;
     let metrics_base = app.metrics_base.clone().expect("a metrics listener");
@@ -683,13 +681,9 @@ async fn pruning_deletes_rows_older_than_the_retention() {
         "nothing left to prune"
     );
 
-    // The pruner actor does the same at start with LOGIN_LOG_RETENTION_DAYS.
+    // The background job does the same with LOGIN_LOG_RETENTION_DAYS, at start and hourly.
     insert_log_row(&app, "3 days");
-    LoginLogPruner::new(&app.state.db, Duration::from_secs(2 * 24 * 3600)).start();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while log_row_count(&app) > 1 && Instant::now() < deadline {
-        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-    }
+    wxauth::background::login_log::prune(&app.state.db, Duration::from_secs(2 * 24 * 3600)).await;
     assert_eq!(
         log_row_count(&app),
         1,

@@ -404,7 +404,7 @@ async fn login_log_status_and_metrics_count_by_configured_app_only() {
         .two_apps()
         .admin_token("admin-token-for-apps-test")
         // Many attempts from the test's one address.
-        .config(|c| c.rate_login_per_ip = 0)
+        .config(|c| c.limits.login_per_ip = 0)
         .spawn()
         .await;
     app.login_in(TEST_APPID, "dave").await.token();
@@ -769,7 +769,7 @@ async fn wechat_metrics_and_status_are_split_by_configured_app_and_never_a_made_
         .two_apps()
         .admin_token(admin_token)
         // Many attempts from the test's one address.
-        .config(|c| c.rate_login_per_ip = 0)
+        .config(|c| c.limits.login_per_ip = 0)
         .spawn()
         .await;
     // Before any call, each configured app is listed, at zero.
@@ -923,7 +923,9 @@ async fn status_and_metrics_name_the_app_whose_wechat_calls_fail() {
         .two_apps()
         .admin_token(admin_token)
         // The shop's AppSecret is not the one WeChat knows: its calls are refused (40125).
-        .config(|c| c.apps.miniprograms[1].secret = wxauth::config::Secret::new("not-the-secret"))
+        .config(|c| {
+            c.wechat.apps.miniprograms[1].secret = wxauth::config::Secret::new("not-the-secret")
+        })
         .spawn()
         .await;
     assert_eq!(app.login_in(TEST_APPID, "kate").await.errno(), 0);
@@ -1052,4 +1054,26 @@ async fn link_weixin_merges_both_accounts_when_the_identity_and_the_unionid_are_
         "{}",
         metrics.raw
     );
+}
+
+#[actix_web::test]
+async fn logins_revealing_the_same_pair_at_once_all_land_on_the_survivor() {
+    let app = TestApp::builder().two_apps().spawn().await;
+    // The shop, bound, made the older account; the OA, not yet bound, a newer one.
+    let older = user_id_of(&app.login_in(TEST_APPID2, "hana").await);
+    let newer = user_id_of(&bare_login(&app, TEST_APPID, "hana").await);
+    assert_ne!(older, newer);
+
+    // The OA is bound now, and the person's phone sends several logins at once: each reveals
+    // the pair, one merges it, and every answer is the survivor with a live session.
+    let logins = (0..8).map(|_| app.login_in(TEST_APPID, "hana"));
+    let replies = futures_util::future::join_all(logins).await;
+    for reply in &replies {
+        assert_eq!(user_id_of(reply), older, "{}", reply.raw);
+        let index = app.get("user/index", Some(&reply.token())).await;
+        assert_eq!(index.errno(), 0, "{}", index.raw);
+    }
+    assert_eq!(app.count_users(), 1);
+    let owners: Vec<i64> = identities(&app).into_iter().map(|(_, _, u)| u).collect();
+    assert_eq!(owners, [older, older]);
 }

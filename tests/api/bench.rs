@@ -30,7 +30,7 @@ async fn bench_routes_are_not_served_by_default() {
 #[actix_web::test]
 async fn bench_routes_answer_like_user_index_when_enabled() {
     let app = TestApp::builder()
-        .config(|c| c.bench_endpoints = true)
+        .config(|c| c.http.bench_endpoints = true)
         .spawn()
         .await;
     let fixed =

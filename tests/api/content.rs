@@ -246,7 +246,7 @@ async fn nicknames_are_checked_and_a_doubtful_one_is_refused() {
 #[actix_web::test]
 async fn a_check_that_cannot_be_made_refuses_by_default() {
     let app = TestApp::builder()
-        .config(|c| c.wechat_timeout = std::time::Duration::from_millis(300))
+        .config(|c| c.wechat.timeout = std::time::Duration::from_millis(300))
         .spawn()
         .await;
     let token = app.login_ok("alice").await;
@@ -284,7 +284,7 @@ async fn a_check_that_cannot_be_made_refuses_by_default() {
 #[actix_web::test]
 async fn a_check_that_cannot_be_made_is_a_review_when_so_configured() {
     let app = TestApp::builder()
-        .config(|c| c.content_check_on_error = CheckFailure::Review)
+        .config(|c| c.content.on_error = CheckFailure::Review)
         .spawn()
         .await;
     let token = app.login_ok("alice").await;
@@ -314,7 +314,7 @@ async fn a_check_that_cannot_be_made_is_a_review_when_so_configured() {
 #[actix_web::test]
 async fn content_check_off_calls_nothing() {
     let app = TestApp::builder()
-        .config(|c| c.content_check = false)
+        .config(|c| c.content.check = false)
         .spawn()
         .await;
     let token = app.login_ok("alice").await;
@@ -337,7 +337,7 @@ async fn content_check_off_calls_nothing() {
 async fn a_slow_check_is_cut_to_the_request_s_deadline() {
     // WeChat's own timeout would allow more than the client waits: the request's deadline wins.
     let app = TestApp::builder()
-        .config(|c| c.wechat_timeout = std::time::Duration::from_secs(10))
+        .config(|c| c.wechat.timeout = std::time::Duration::from_secs(10))
         .spawn()
         .await;
     let token = app.login_ok("alice").await;

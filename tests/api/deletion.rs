@@ -66,8 +66,8 @@ async fn deletion_app() -> TestApp {
         .admin_token(ADMIN_TOKEN)
         // These tests log the same user in many times in a row.
         .config(|c| {
-            c.rate_login_per_openid = 0;
-            c.rate_login_per_ip = 0;
+            c.limits.login_per_openid = 0;
+            c.limits.login_per_ip = 0;
         })
         .spawn()
         .await
@@ -276,7 +276,7 @@ async fn deactivate_restore_erase_and_start_over() {
 
     // An instance configured without grace period erases at once.
     let c = a
-        .sibling_with(|c| c.account_deletion_grace = Duration::ZERO)
+        .sibling_with(|c| c.retention.account_deletion_grace = Duration::ZERO)
         .await;
     let token = again.token();
     let gone = deactivate(&c, &token).await;

@@ -140,7 +140,7 @@ async fn made_up_methods_are_one_other_label_and_do_not_grow_metrics_or_logs() {
 #[actix_web::test]
 async fn a_forged_forwarded_for_line_before_the_proxys_own_line_is_not_believed() {
     let app = TestApp::builder()
-        .config(|c| c.rate_login_per_ip = 5)
+        .config(|c| c.limits.login_per_ip = 5)
         .trust_forwarded_for()
         .spawn()
         .await;
@@ -174,7 +174,7 @@ async fn a_forged_forwarded_for_line_before_the_proxys_own_line_is_not_believed(
 #[actix_web::test]
 async fn ipv6_clients_share_one_budget_per_64_through_a_trusted_proxy() {
     let app = TestApp::builder()
-        .config(|c| c.rate_login_per_ip = 3)
+        .config(|c| c.limits.login_per_ip = 3)
         .trust_forwarded_for()
         .spawn()
         .await;
@@ -403,7 +403,7 @@ async fn a_declared_body_over_the_limit_is_refused_without_waiting_for_it() {
 #[actix_web::test]
 async fn every_answer_says_nosniff() {
     let app = TestApp::builder()
-        .config(|c| c.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
+        .config(|c| c.http.metrics_bind_addr = Some(([127, 0, 0, 1], 0).into()))
         .spawn()
         .await;
     let token = app.login_ok("sniff").await;

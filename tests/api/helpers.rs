@@ -100,7 +100,7 @@ pub struct TestApp {
     pub http: awc::Client,
 }
 
-/// A change to the configuration the harness made, typed: `|c| c.db_pool_size = 2`.
+/// A change to the configuration the harness made, typed: `|c| c.database.pool_size = 2`.
 type Change = Box<dyn FnOnce(&mut Config)>;
 
 pub struct TestAppBuilder {
@@ -120,15 +120,15 @@ impl TestAppBuilder {
     /// The admin page and API on, behind this token.
     pub fn admin_token(self, token: &'static str) -> Self {
         self.config(move |c| {
-            c.admin_token = Some(Secret::new(token));
-            c.admin_token_generated = false;
+            c.admin.token = Some(Secret::new(token));
+            c.admin.token_generated = false;
         })
     }
 
     /// The test client (127.0.0.1) is a trusted proxy: its `X-Forwarded-For` is believed.
     pub fn trust_forwarded_for(self) -> Self {
         self.config(|c| {
-            c.trusted_proxies = vec![ipnet::IpNet::from(std::net::IpAddr::from(
+            c.limits.trusted_proxies = vec![ipnet::IpNet::from(std::net::IpAddr::from(
                 std::net::Ipv4Addr::LOCALHOST,
             ))]
         })
@@ -136,7 +136,7 @@ impl TestAppBuilder {
 
     /// WeChat at another address than the harness's fake.
     pub fn wechat_api_base(self, base: &'static str) -> Self {
-        self.config(move |c| match &mut c.wechat {
+        self.config(move |c| match &mut c.wechat.mode {
             WeChatMode::Upstream { api_base, .. } => *api_base = base.to_string(),
             WeChatMode::Dev => panic!("WECHAT_API_BASE for a dev-mode app"),
         })
@@ -144,8 +144,10 @@ impl TestAppBuilder {
 
     /// Another AppSecret than the one the fake knows.
     pub fn wechat_secret(self, wrong: &'static str) -> Self {
-        self.config(move |c| match &mut c.wechat {
-            WeChatMode::Upstream { .. } => c.apps.miniprograms[0].secret = Secret::new(wrong),
+        self.config(move |c| match &mut c.wechat.mode {
+            WeChatMode::Upstream { .. } => {
+                c.wechat.apps.miniprograms[0].secret = Secret::new(wrong)
+            }
             WeChatMode::Dev => panic!("WECHAT_SECRET for a dev-mode app"),
         })
     }
@@ -206,7 +208,7 @@ impl TestAppBuilder {
             fake.add_app(TEST_APPID2, &secret);
             fake.bind_open_platform(TEST_APPID);
             fake.bind_open_platform(TEST_APPID2);
-            config.apps.miniprograms.push(MiniProgram {
+            config.wechat.apps.miniprograms.push(MiniProgram {
                 appid: TEST_APPID2.to_string(),
                 secret: Secret::new(secret),
                 name: "商城".to_string(),
@@ -216,7 +218,7 @@ impl TestAppBuilder {
         if let Some(fake) = upstream_fake.as_ref().filter(|_| self.wecom) {
             let corpsecret = corpsecret_for(&wechat_secret);
             fake.wecom().add_corp(TEST_CORPID, &corpsecret, TEST_APPID);
-            config.apps.wecom.push(WeComApp {
+            config.wechat.apps.wecom.push(WeComApp {
                 corpid: TEST_CORPID.to_string(),
                 corpsecret: Secret::new(corpsecret),
                 appid: TEST_APPID.to_string(),
@@ -323,7 +325,7 @@ impl TestApp {
         jwt_secret: String,
         wechat_secret: String,
     ) -> TestApp {
-        let api_root = config.api_root();
+        let api_root = config.http.api_root();
         let spawned = Application::build(config.clone())
             .await
             .expect("app starts")

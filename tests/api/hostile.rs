@@ -61,9 +61,9 @@ impl Background {
             actix_rt::System::new().block_on(async move {
                 let app = TestApp::builder()
                     .config(|c| {
-                        c.rate_login_per_ip = 0;
-                        c.rate_login_per_openid = 0;
-                        c.rate_bindphone_per_user = 0;
+                        c.limits.login_per_ip = 0;
+                        c.limits.login_per_openid = 0;
+                        c.limits.bindphone_per_user = 0;
                     })
                     .spawn()
                     .await;

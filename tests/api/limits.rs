@@ -8,7 +8,7 @@ use crate::helpers::TestApp;
 #[actix_web::test]
 async fn a_login_flood_from_one_ip_is_limited_while_another_ip_is_served() {
     let app = TestApp::builder()
-        .config(|c| c.rate_login_per_ip = 5)
+        .config(|c| c.limits.login_per_ip = 5)
         .trust_forwarded_for()
         .spawn()
         .await;
@@ -66,7 +66,7 @@ async fn a_login_flood_from_one_ip_is_limited_while_another_ip_is_served() {
 #[actix_web::test]
 async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
     let app = TestApp::builder()
-        .config(|c| c.rate_login_per_ip = 2)
+        .config(|c| c.limits.login_per_ip = 2)
         .spawn()
         .await;
     for (i, ip) in ["1.1.1.1", "2.2.2.2"].iter().enumerate() {
@@ -101,7 +101,7 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
 #[actix_web::test]
 async fn logins_of_one_openid_are_limited() {
     let app = TestApp::builder()
-        .config(|c| c.rate_login_per_openid = 3)
+        .config(|c| c.limits.login_per_openid = 3)
         .spawn()
         .await;
     for _ in 0..3 {
@@ -115,8 +115,8 @@ async fn logins_of_one_openid_are_limited() {
 async fn bind_phone_is_limited_per_user_and_zero_turns_a_limit_off() {
     let app = TestApp::builder()
         .config(|c| {
-            c.rate_bindphone_per_user = 2;
-            c.rate_login_per_ip = 0;
+            c.limits.bindphone_per_user = 2;
+            c.limits.login_per_ip = 0;
         })
         .spawn()
         .await;

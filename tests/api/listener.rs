@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use serde_json::{Value, json};
-use wxauth::actors::session::CachedSessions;
 use wxauth::config::{Config, Secret};
+use wxauth::sessions::CachedSessions;
 
 use crate::db_proxy::DbProxy;
 use crate::helpers::{TestApp, id_of, meeting_body};
@@ -24,8 +24,8 @@ async fn two_instances() -> (TestApp, TestApp, DbProxy) {
 
 /// Both connections through `url`: the pool's and the listener's, as `DATABASE_URL` alone sets.
 fn through(c: &mut Config, url: String) {
-    c.database_listen_url = url.clone();
-    c.database_url = url;
+    c.database.listen_url = url.clone();
+    c.database.url = url;
 }
 
 async fn cached_sessions(app: &TestApp) -> usize {
@@ -154,7 +154,7 @@ async fn while_the_listener_stays_frozen_every_check_goes_to_postgresql_and_the_
     let d = b
         .sibling_with(|c| {
             through(c, proxy.url_for(&b.db_url));
-            c.admin_token = Some(Secret::new(ADMIN_TOKEN));
+            c.admin.token = Some(Secret::new(ADMIN_TOKEN));
         })
         .await;
     let token = b.login_ok("stays-frozen").await;

@@ -140,7 +140,7 @@ async fn json_logs_are_one_object_per_line_and_carry_the_request_id_into_actor_w
         "the handler's line: {login_lines:?}"
     );
     assert!(
-        has(&login_lines, "wxauth::actors::wechat", "jscode2session ok"),
+        has(&login_lines, "wxauth::wechat::client", "jscode2session ok"),
         "the WeChat actor's line: {login_lines:?}"
     );
     let index_lines = of(&index_id);
@@ -249,7 +249,7 @@ async fn an_access_token_fetched_for_a_request_is_logged_with_its_id() {
         .collect();
     assert!(
         lines.iter().any(|l| {
-            l["target"] == "wxauth::actors::wechat::access_token"
+            l["target"] == "wxauth::wechat::client::access_token"
                 && l["message"]
                     .as_str()
                     .is_some_and(|m| m.starts_with("fetched a WeChat access token"))

@@ -808,9 +808,9 @@ fn rows(app: &TestApp) -> Rows {
 /// the harness's own app does.
 async fn start_dev_instance(app: &TestApp) {
     app.sibling_with(|c| {
-        c.wechat = WeChatMode::Dev;
-        c.db_pool_size = 1;
-        c.workers = 1;
+        c.wechat.mode = WeChatMode::Dev;
+        c.database.pool_size = 1;
+        c.http.workers = 1;
     })
     .await;
 }

@@ -9,8 +9,8 @@ use crate::helpers::TestApp;
 async fn the_document_follows_the_context_path_and_the_token_header() {
     let app = TestApp::builder()
         .config(|c| {
-            c.context_path = "/shop".into();
-            c.token_header = HeaderName::from_static("x-litemall-token");
+            c.http.context_path = "/shop".into();
+            c.http.token_header = HeaderName::from_static("x-litemall-token");
         })
         .spawn()
         .await;

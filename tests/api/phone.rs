@@ -330,7 +330,7 @@ async fn an_access_token_endpoint_answering_garbage_is_716_not_a_fallback() {
 #[actix_web::test]
 async fn plain_token_mode_uses_cgi_bin_token() {
     let app = TestApp::builder()
-        .config(|c| c.access_token_mode = AccessTokenMode::Plain)
+        .config(|c| c.wechat.access_token_mode = AccessTokenMode::Plain)
         .spawn()
         .await;
     let token = app.login_ok("nora").await;

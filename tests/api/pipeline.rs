@@ -262,7 +262,7 @@ async fn a_login_and_its_session_are_one_transaction() {
 #[actix_rt::test]
 async fn login_log_rows_are_gathered_and_written_in_one_batch() {
     let app = TestApp::builder()
-        .config(|c| c.login_log_flush = Duration::from_secs(60))
+        .config(|c| c.retention.login_log_flush = Duration::from_secs(60))
         .spawn()
         .await;
     for i in 0..5 {

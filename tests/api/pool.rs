@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use wxauth::actors::listener::APPLICATION_NAME;
 use wxauth::db::pool::FRESH_FOR;
+use wxauth::sessions::listener::APPLICATION_NAME;
 
 use crate::helpers::TestApp;
 

@@ -19,7 +19,7 @@ const ADMIN_TOKEN: &str = "admin-token-for-reminder-tests-01";
 
 /// The default app's template (`REMINDER_TEMPLATE_ID`), and a quick sender.
 fn reminders_on(c: &mut Config) {
-    c.apps.miniprograms[0].reminder_template = Some(TEMPLATE.into());
+    c.wechat.apps.miniprograms[0].reminder_template = Some(TEMPLATE.into());
     c.reminders.tick = Duration::from_millis(100);
 }
 
@@ -251,7 +251,7 @@ async fn two_instances_and_a_restart_send_each_reminder_once() {
 #[actix_web::test]
 async fn withdrawn_consent_is_dropped_and_a_busy_wechat_is_retried_until_it_answers() {
     let app = with_reminders()
-        .config(|c| c.wechat_timeout = Duration::from_millis(300))
+        .config(|c| c.wechat.timeout = Duration::from_millis(300))
         .spawn()
         .await;
     let alice = app.login_ok("alice").await;
@@ -485,8 +485,8 @@ const SHOP_TEMPLATE: &str = "tmpl-shop-meeting-reminder";
 /// (`None`: no reminders in that app), as an apps file gives them.
 fn two_apps_with(oa: Option<&'static str>, shop: Option<&'static str>) -> TestAppBuilder {
     TestApp::builder().two_apps().config(move |c| {
-        c.apps.miniprograms[0].reminder_template = oa.map(String::from);
-        c.apps.miniprograms[1].reminder_template = shop.map(String::from);
+        c.wechat.apps.miniprograms[0].reminder_template = oa.map(String::from);
+        c.wechat.apps.miniprograms[1].reminder_template = shop.map(String::from);
         c.reminders.tick = Duration::from_millis(100);
     })
 }
@@ -635,7 +635,9 @@ async fn an_app_without_a_template_answers_that_its_reminders_are_off() {
     assert!(app.fake.subscribe_messages_in(TEST_APPID2).is_empty());
 
     // A session of an app this instance no longer serves: log in again.
-    let without_shop = app.sibling_with(|c| c.apps.miniprograms.truncate(1)).await;
+    let without_shop = app
+        .sibling_with(|c| c.wechat.apps.miniprograms.truncate(1))
+        .await;
     let reply = subscribe_to(&without_shop, &bob_in_shop, id, OA_TEMPLATE).await;
     assert_eq!(reply.errno(), 501, "{}", reply.raw);
 }

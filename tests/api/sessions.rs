@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use serde_json::json;
-use wxauth::actors::listener::APPLICATION_NAME;
-use wxauth::actors::session::CachedSessions;
 use wxauth::china_time::china_time;
 use wxauth::db::schema::{user_session, wx_user};
+use wxauth::sessions::CachedSessions;
+use wxauth::sessions::listener::APPLICATION_NAME;
 
 use crate::helpers::TestApp;
 
@@ -227,7 +227,7 @@ async fn the_session_key_column_holds_no_plaintext_key() {
 #[actix_web::test]
 async fn more_sessions_than_cache_capacity_all_stay_valid_in_bounded_memory() {
     let app = TestApp::builder()
-        .config(|c| c.session_cache_capacity = 5)
+        .config(|c| c.sessions.cache_capacity = 5)
         .spawn()
         .await;
     let mut tokens = Vec::new();
@@ -495,7 +495,7 @@ async fn a_session_dies_at_its_maximum_lifetime_however_often_it_was_refreshed()
 #[actix_web::test]
 async fn refresh_never_extends_a_session_past_its_maximum_lifetime() {
     let app = TestApp::builder()
-        .config(|c| c.session_max_lifetime = Duration::from_secs(86_400))
+        .config(|c| c.sessions.max_lifetime = Duration::from_secs(86_400))
         .spawn()
         .await;
     let token = app.login_ok("trent").await;
@@ -541,8 +541,8 @@ async fn refresh_never_extends_a_session_past_its_maximum_lifetime() {
 async fn a_login_token_never_outlives_the_maximum_lifetime() {
     let app = TestApp::builder()
         .config(|c| {
-            c.token_ttl = Duration::from_secs(7_776_000);
-            c.session_max_lifetime = Duration::from_secs(86_400);
+            c.sessions.token_ttl = Duration::from_secs(7_776_000);
+            c.sessions.max_lifetime = Duration::from_secs(86_400);
         })
         .spawn()
         .await;

@@ -167,7 +167,7 @@ async fn expired_tokens_are_501() {
 #[actix_web::test]
 async fn a_short_ttl_expires_the_session_itself() {
     let app = TestApp::builder()
-        .config(|c| c.token_ttl = Duration::from_secs(60))
+        .config(|c| c.sessions.token_ttl = Duration::from_secs(60))
         .spawn()
         .await;
     let reply = app.login("carol").await;
@@ -244,7 +244,7 @@ async fn token_header_names_the_only_header_that_carries_the_token() {
     use wxauth::db::schema::user_session;
 
     let app = TestApp::builder()
-        .config(|c| c.token_header = HeaderName::from_static("x-litemall-token"))
+        .config(|c| c.http.token_header = HeaderName::from_static("x-litemall-token"))
         .spawn()
         .await;
     let token = app.login_ok("alice").await;
@@ -332,7 +332,7 @@ async fn a_token_under_another_known_header_is_wrong_header() {
 
     // A server that reads litemall's header: the default one is now the wrong one.
     let litemall = TestApp::builder()
-        .config(|c| c.token_header = HeaderName::from_static("x-litemall-token"))
+        .config(|c| c.http.token_header = HeaderName::from_static("x-litemall-token"))
         .spawn()
         .await;
     let token = litemall.login_ok("bob").await;
@@ -355,7 +355,7 @@ async fn a_session_that_ended_says_how() {
     use wxauth::db::schema::{user_session, wx_user};
 
     let a = TestApp::builder()
-        .config(|c| c.session_max_lifetime = Duration::from_secs(86_400))
+        .config(|c| c.sessions.max_lifetime = Duration::from_secs(86_400))
         .spawn()
         .await;
     let b = a.sibling().await;

@@ -113,7 +113,7 @@ async fn whatever_is_slow_the_client_gets_an_envelope_before_its_timeout() {
     // only as long as its deadline allows (keeping time for the database) and answers that
     // WeChat timed out, in time.
     let app = TestApp::builder()
-        .config(|c| c.wechat_timeout = Duration::from_secs(10))
+        .config(|c| c.wechat.timeout = Duration::from_secs(10))
         .spawn()
         .await;
     let (errno, took) = login_under(&app, Fault::Slow { delay_ms: 8000 }).await;

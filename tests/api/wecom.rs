@@ -256,7 +256,7 @@ async fn an_answer_for_a_corp_this_service_does_not_serve_is_refused() {
 async fn a_busy_or_slow_wecom_is_714_or_715_and_the_next_login_works() {
     let app = TestApp::builder()
         .wecom()
-        .config(|c| c.wechat_timeout = Duration::from_millis(300))
+        .config(|c| c.wechat.timeout = Duration::from_millis(300))
         .spawn()
         .await;
     app.fake.set_fault_on("wecom_jscode2session", Fault::Busy);
@@ -381,7 +381,7 @@ async fn link_wecom_merges_the_account_the_staff_identity_had_into_the_callers()
     // Staff text cannot be checked by WeChat (see below): the check is off here.
     let app = TestApp::builder()
         .wecom()
-        .config(|c| c.content_check = false)
+        .config(|c| c.content.check = false)
         .spawn()
         .await;
     // Inside WeCom first: an account with a meeting and a membership.
@@ -525,7 +525,7 @@ async fn a_wecom_staffs_text_is_never_passed_unchecked() {
     // refused.
     let app = TestApp::builder()
         .wecom()
-        .config(|c| c.content_check_on_error = CheckFailure::Review)
+        .config(|c| c.content.on_error = CheckFailure::Review)
         .spawn()
         .await;
     let token = app.login_wecom("wu-at-work").await.token();
@@ -538,4 +538,32 @@ async fn a_wecom_staffs_text_is_never_passed_unchecked() {
         .post("auth/profile", &json!({ "nickname": "小吴" }), Some(&token))
         .await;
     assert_eq!(reply.errno(), 402, "{}", reply.raw);
+}
+
+#[actix_web::test]
+async fn staff_who_linked_their_wechat_are_checked_as_that_openid() {
+    let app = TestApp::builder().wecom().spawn().await;
+    let alice = app.login("alice").await.token();
+    let code = app.wecom_code("alice-at-work");
+    let linked = app
+        .post("auth/link_wecom", &json!({ "code": code }), Some(&alice))
+        .await;
+    assert_eq!(linked.errno(), 0, "{}", linked.raw);
+    let staff = app.login_wecom("alice-at-work").await.token();
+
+    // Inside WeCom, her text is checked as her openid in the mini-program, and passes.
+    let reply = app
+        .post("meeting/publish", &meeting_body(), Some(&staff))
+        .await;
+    assert_eq!(reply.errno(), 0, "{}", reply.raw);
+    assert_ne!(reply.body["data"]["review"], "pending", "{}", reply.raw);
+    assert!(app.fake.calls("msg_sec_check") > 0);
+
+    // It is that openid WeChat is asked about: when its checks fail, the staff's do too.
+    app.fake
+        .set_user_fault("msg_sec_check", &app.fake.openid_for("alice"), Fault::Busy);
+    let reply = app
+        .post("meeting/publish", &meeting_body(), Some(&staff))
+        .await;
+    assert_eq!(reply.errno(), 714, "{}", reply.raw);
 }

@@ -8,13 +8,13 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::actors::listener::{ListenerReport, ListenerState};
-use crate::actors::session::CountSessions;
-use crate::actors::wechat::{GetUpstreamStats, UpstreamStats, UpstreamWindow};
 use crate::admission::AdmissionStats;
 use crate::api::AppState;
 use crate::domain::LoginSummary;
 use crate::error::ErrnoLabels;
+use crate::sessions::CountSessions;
+use crate::sessions::listener::{ListenerReport, ListenerState};
+use crate::wechat::client::{GetUpstreamStats, UpstreamStats, UpstreamWindow};
 use crate::wechat::errcode;
 
 /// How long the status waits for each part before reporting it unknown: the page must answer

@@ -9,9 +9,9 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use super::refuse;
-use crate::actors::session::Invalidate;
 use crate::api::AppState;
 use crate::domain::Revoked;
+use crate::sessions::Invalidate;
 
 #[derive(Serialize)]
 struct UserStatus {

@@ -3,8 +3,8 @@
 //! consented in: that app's WeChatClient (its access token), its template, the member's openid
 //! there. Apps without a template send nothing. Every instance runs one; the claim
 //! (`db::reminders::claim_due`, committed before any send) shares the work, so each reminder goes
-//! out once. It runs on the database's upkeep lane, never on the lanes of logins and reads, and a
-//! tick still running when the next is due is not doubled.
+//! out once. It runs on the database's upkeep lane, never on the lanes of logins and reads, as a
+//! background job (a tick still running when the next is due is not doubled).
 //!
 //! WeChat's answer decides what becomes of a reminder: sent; 43101 (the member withdrew consent)
 //! dropped; busy or slow (-1, 45009, a timeout) waiting again for the next tick, until the
@@ -13,18 +13,18 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix::prelude::*;
+use actix::Addr;
 use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 
-use super::DbHandle;
-use super::wechat::{SendSubscribeMessage, WeChatClient};
 use crate::apps::ServedApps;
 use crate::china_time::china_time;
 use crate::config::{MeetingField, Reminders};
+use crate::db::DbHandle;
 use crate::db::reminders::{DueReminder, Outcome, SendingApp};
 use crate::log_throttle::ERRORS;
 use crate::metrics::Metrics;
+use crate::wechat::client::{SendSubscribeMessage, WeChatClient};
 use crate::wechat::{WeChatError, errcode};
 
 /// Reminders claimed per statement; a full batch is followed by another at once.
@@ -55,7 +55,6 @@ pub(crate) struct ReminderSender {
     silent: Vec<String>,
     settings: Arc<Reminders>,
     metrics: Arc<Metrics>,
-    running: bool,
 }
 
 impl ReminderSender {
@@ -102,29 +101,11 @@ impl ReminderSender {
             silent,
             settings: Arc::new(settings.clone()),
             metrics,
-            running: false,
         })
     }
 
-    fn tick(&mut self, ctx: &mut Context<Self>) {
-        if self.running {
-            return;
-        }
-        self.running = true;
-        let round = send_due(
-            self.db.clone(),
-            self.senders.clone(),
-            self.settings.clone(),
-            self.metrics.clone(),
-        );
-        ctx.spawn(round.into_actor(self).map(|_, act, _| act.running = false));
-    }
-}
-
-impl Actor for ReminderSender {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
+    /// Says which apps send reminders, and how; once, at start.
+    pub(crate) fn announce(&self) {
         let on: Vec<String> = self
             .senders
             .sending
@@ -141,8 +122,22 @@ impl Actor for ReminderSender {
             self.settings.lead.as_secs() / 60,
             self.settings.tick
         );
-        self.tick(ctx);
-        ctx.run_interval(self.settings.tick, |act, ctx| act.tick(ctx));
+    }
+
+    /// How often `tick` is run.
+    pub(crate) fn every(&self) -> std::time::Duration {
+        self.settings.tick
+    }
+
+    /// One round: the reminders due now, sent.
+    pub(crate) async fn tick(&self) {
+        send_due(
+            self.db.clone(),
+            self.senders.clone(),
+            self.settings.clone(),
+            self.metrics.clone(),
+        )
+        .await
     }
 }
 

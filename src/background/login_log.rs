@@ -4,10 +4,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use actix::prelude::*;
 use chrono::Utc;
 
-use super::DbHandle;
+use crate::db::DbHandle;
 use crate::db::login_log::MAX_BATCH_ROWS;
 use crate::domain::LoginAttempt;
 use crate::log_throttle::OVERLOAD;
@@ -25,7 +24,7 @@ pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// login's own statement, and a lost log row (database down at that moment) costs less than a
 /// slower login. Rows are gathered here and written every `LOGIN_LOG_FLUSH_MS` (each batch
 /// is one statement and one commit, whatever the number of logins in it) with one multi-row
-/// insert per `MAX_BATCH_ROWS` (`run_flusher`); `flush` writes what is gathered now, and the
+/// insert per `MAX_BATCH_ROWS` (`flush_if_idle`, a background job); `flush` writes what is gathered now, and the
 /// graceful shutdown calls it after the last request has been answered, so no row is lost to a
 /// deploy.
 #[derive(Clone)]
@@ -86,8 +85,8 @@ impl LoginLogWriter {
         self.write_gathered().await
     }
 
-    /// The periodic flush: skipped while another one is still writing.
-    async fn flush_if_idle(&self) {
+    /// The periodic flush: skipped while another one (the final one) is still writing.
+    pub(crate) async fn flush_if_idle(&self) {
         if let Ok(_turn) = self.inner.flushing.try_lock() {
             self.write_gathered().await;
         }
@@ -114,58 +113,18 @@ impl LoginLogWriter {
     fn lost(&self, n: usize) {
         self.inner.metrics.login_log_dropped.inc_by(n as u64);
     }
-
-    /// Writes the gathered rows every `every`, on the current actix system, for as long as it
-    /// runs; also writes the summary lines of dropped rows.
-    pub(crate) fn run_flusher(&self, every: Duration) {
-        let writer = self.clone();
-        actix_web::rt::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                writer.flush_if_idle().await;
-            }
-        });
-    }
 }
 
-/// Deletes `login_log` rows older than the retention: once at start, then every `PRUNE_EVERY`.
-pub struct LoginLogPruner {
-    db: DbHandle,
-    retention: Duration,
-}
-
-impl LoginLogPruner {
-    /// Prunes through `db`'s background lane.
-    pub fn new(db: &DbHandle, retention: Duration) -> Self {
-        LoginLogPruner {
-            db: db.background(),
-            retention,
-        }
-    }
-
-    fn prune(&self) {
-        let Ok(retention) = chrono::TimeDelta::from_std(self.retention) else {
-            return;
-        };
-        let cutoff = Utc::now() - retention;
-        let db = self.db.clone();
-        actix::spawn(async move {
-            match db.prune_login_log(cutoff).await {
-                Ok(0) => {}
-                Ok(n) => log::info!("login_log: pruned {n} rows older than {cutoff}"),
-                Err(e) => log::warn!("login_log: prune failed: {e}"),
-            }
-        });
-    }
-}
-
-impl Actor for LoginLogPruner {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.prune();
-        ctx.run_interval(PRUNE_EVERY, |act, _| act.prune());
+/// Deletes `login_log` rows older than `retention`, through `db`'s background lane. A background
+/// job runs it once at start, then every `PRUNE_EVERY`.
+pub async fn prune(db: &DbHandle, retention: Duration) {
+    let Ok(retention) = chrono::TimeDelta::from_std(retention) else {
+        return;
+    };
+    let cutoff = Utc::now() - retention;
+    match db.background().prune_login_log(cutoff).await {
+        Ok(0) => {}
+        Ok(n) => log::info!("login_log: pruned {n} rows older than {cutoff}"),
+        Err(e) => log::warn!("login_log: prune failed: {e}"),
     }
 }

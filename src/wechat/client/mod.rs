@@ -13,7 +13,6 @@
 
 mod access_token;
 mod content;
-pub(crate) mod latency;
 mod single_flight;
 mod stats;
 mod transport;

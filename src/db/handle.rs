@@ -1,5 +1,5 @@
-//! `DbExecutor`: synchronous Diesel on an r2d2 pool, run on a `SyncArbiter` so blocking queries
-//! never stall the HTTP workers; and `DbHandle`, the only way to it.
+//! `DbHandle`, the API of the database: the only way to the executor (`executor.rs`, synchronous
+//! Diesel on a `SyncArbiter`, so blocking queries never stall the HTTP workers).
 //!
 //! The executor knows one message, `Run`: a query function of `crate::db`, run on a pooled
 //! connection with the executor's context (the cipher that seals stored session_keys). The
@@ -17,7 +17,8 @@ use diesel::PgConnection;
 use diesel::RunQueryDsl;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::admission::{Admission, Busy, Permit};
+use super::executor::{self, DbExecutor, Run};
+use crate::admission::{Admission, Busy};
 use crate::db::deletion::{self, Swept};
 use crate::db::demo::{self, SeedReport};
 use crate::db::sealed::SessionKeyCipher;
@@ -59,43 +60,6 @@ pub enum DbFailure {
     /// The failure of a read batch, answered to each request in it.
     #[error(transparent)]
     Shared(Arc<DbFailure>),
-}
-
-struct DbExecutor {
-    pool: PgPool,
-    cipher: Arc<SessionKeyCipher>,
-}
-
-impl Actor for DbExecutor {
-    type Context = SyncContext<Self>;
-}
-
-type Job<T> = Box<dyn FnOnce(&mut PgConnection, &SessionKeyCipher) -> Result<T, DbError> + Send>;
-
-/// A query run on a pooled connection.
-///
-/// Its place in a lane is freed when the executor is done with it, not when its caller stops
-/// waiting (a request past its deadline): the lanes bound the messages at the executor.
-struct Run<T> {
-    job: Job<T>,
-    read: Option<Permit>,
-    _upkeep: Option<OwnedSemaphorePermit>,
-}
-
-impl<T: 'static> Message for Run<T> {
-    type Result = Result<T, DbError>;
-}
-
-impl<T: Send + 'static> Handler<Run<T>> for DbExecutor {
-    type Result = Result<T, DbError>;
-
-    fn handle(&mut self, run: Run<T>, _: &mut Self::Context) -> Self::Result {
-        let answer = (run.job)(&mut *self.pool.get()?, &self.cipher);
-        if let (Ok(_), Some(mut permit)) = (&answer, run.read) {
-            permit.succeeded(Duration::ZERO);
-        }
-        answer
-    }
 }
 
 /// How a call is admitted to the executor.
@@ -142,12 +106,7 @@ impl DbHandle {
         threads: usize,
         reads: Arc<Admission>,
     ) -> DbHandle {
-        let cipher = Arc::new(cipher);
-        let executor_pool = pool.clone();
-        let addr = SyncArbiter::start(threads, move || DbExecutor {
-            pool: executor_pool.clone(),
-            cipher: cipher.clone(),
-        });
+        let addr = executor::start(pool.clone(), cipher, threads);
         let shared = Arc::new(Shared {
             addr,
             reads,
@@ -202,6 +161,11 @@ impl DbHandle {
 
     pub(crate) async fn user(&self, id: i64) -> DbResult<Option<WxUser>> {
         self.run(move |c, _| users::find_by_id(c, id)).await
+    }
+
+    pub(crate) async fn openid_in(&self, user_id: i64, appid: String) -> DbResult<Option<String>> {
+        self.run(move |c, _| users::openid_in(c, user_id, &appid))
+            .await
     }
 
     pub(crate) async fn bind_mobile(

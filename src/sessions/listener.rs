@@ -32,11 +32,11 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 use serde::Serialize;
 
-use crate::actors::session::{Invalidate, SessionActor, SessionCache};
 use crate::db::PgPool;
 use crate::db::sessions::NOTIFY_CHANNEL;
 use crate::domain::Revoked;
 use crate::metrics::Metrics;
+use crate::sessions::{Invalidate, SessionActor, SessionCache};
 
 /// The application_name of the listener's connection, to find it in `pg_stat_activity`.
 pub const APPLICATION_NAME: &str = "wxauth-listener";

@@ -1,21 +1,4 @@
-//! `SessionActor`: the live sessions. PostgreSQL's `user_session` is the truth; in front of it is
-//! a bounded LRU cache (`cache.rs`), so the hot path — a request with a live cached token —
-//! touches no database, and memory stays flat however many sessions exist.
-//!
-//! The cache is shared: the token check on the HTTP workers reads it on their own threads, and
-//! only a miss becomes a message to this actor, which reads the database and fills the cache. A
-//! message per request would cost a cross-thread wake-up each way, about as much as the rest of
-//! the token check together. Every change to the cache is made under its lock, by the actor, so
-//! reads and invalidations stay in one order.
-//!
-//! The cache is only trusted while the NOTIFY listener is proven alive (it heard its own
-//! heartbeat recently; see `listener.rs`): revocations made by other instances arrive through it.
-//! Otherwise the cache is emptied and bypassed, and every check goes to PostgreSQL, until the
-//! listener is healthy again (notifications sent meanwhile may be lost), so a revoked token is
-//! never served from a memory nobody keeps current. Those checks go through the database
-//! handle's reads lane like any read: bounded, and refused with errno 721 beyond the bound.
-
-mod cache;
+//! `SessionActor`: the one writer of the live sessions, in the cache and in `user_session`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,16 +6,16 @@ use std::time::Duration;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
-pub(crate) use self::cache::SessionCache;
-use crate::actors::db_executor::{DbHandle, DbResult};
+use super::cache::SessionCache;
+use crate::db::{DbHandle, DbResult};
 use crate::domain::{
     LiveSession, LoginRecord, NewSessionMeta, Restore, Revoked, SessionEnd, SignIn, user_status,
 };
 
 /// How often `last_seen_at` is written for the sessions used since the last write.
-const TOUCH_EVERY: Duration = Duration::from_secs(30);
+pub(crate) const TOUCH_EVERY: Duration = Duration::from_secs(30);
 /// How often long-expired sessions are deleted.
-const SWEEP_EVERY: Duration = Duration::from_secs(600);
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 pub struct SessionActor {
     db: DbHandle,
@@ -62,28 +45,22 @@ impl SessionActor {
 
 impl Actor for SessionActor {
     type Context = Context<Self>;
+}
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        ctx.run_interval(TOUCH_EVERY, |act, _| {
-            let ids = act.cache.take_seen();
-            if ids.is_empty() {
-                return;
-            }
-            let db = act.db.background();
-            actix::spawn(async move {
-                if let Err(e) = db.touch_sessions(ids).await {
-                    log::warn!("last_seen_at not written: {e}");
-                }
-            });
-        });
-        ctx.run_interval(SWEEP_EVERY, |act, _| {
-            let db = act.db.background();
-            actix::spawn(async move {
-                if let Err(e) = db.sweep_sessions().await {
-                    log::warn!("expired sessions not swept: {e}");
-                }
-            });
-        });
+/// Writes `last_seen_at` for the sessions used since the last write (taken by the actor, which
+/// alone changes the cache). A background job, every `TOUCH_EVERY`.
+pub(crate) async fn write_last_seen(sessions: &Addr<SessionActor>) {
+    match sessions.send(FlushLastSeen).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => log::warn!("last_seen_at not written: {e}"),
+        Err(e) => log::warn!("last_seen_at not written: {e}"),
+    }
+}
+
+/// Deletes long-expired sessions. A background job, every `SWEEP_EVERY`.
+pub(crate) async fn sweep_expired(db: &DbHandle) {
+    if let Err(e) = db.background().sweep_sessions().await {
+        log::warn!("expired sessions not swept: {e}");
     }
 }
 
@@ -142,11 +119,26 @@ impl Handler<OpenSession> for SessionActor {
                 ) {
                     // Rare: the login revealed that two accounts are one person.
                     let merged = db
-                        .merge_by_unionid(record.user.id, other, unionid, msg.login.session_id)
+                        .merge_by_unionid(
+                            record.user.id,
+                            other,
+                            unionid,
+                            msg.login.session_id.clone(),
+                        )
                         .await?;
-                    if let Some(merged) = merged {
-                        merged_id = Some(merged.merged_id);
-                        record.user = merged.survivor;
+                    match merged {
+                        Some(merged) => {
+                            merged_id = Some(merged.merged_id);
+                            record.user = merged.survivor;
+                        }
+                        // Another login of this person merged the pair first. When it merged
+                        // this login's account away, this login's session went with the row:
+                        // the same statement again finds the identity on the survivor and
+                        // stores the session there.
+                        None if db.user(record.user.id).await?.is_none() => {
+                            record = db.login(msg.login.clone()).await?;
+                        }
+                        None => {}
                     }
                 }
                 Ok((record, restored, merged_id, started.elapsed()))
@@ -232,7 +224,7 @@ impl Handler<CheckSession> for SessionActor {
                     Ok(s) if s.expires_at > now => {
                         act.cache.mark_seen(&jti);
                         act.cache.remember(jti, s, epoch);
-                        Ok(cache::owned_by(s.user_id, msg.user_id))
+                        Ok(super::cache::owned_by(s.user_id, msg.user_id))
                     }
                     Ok(_) => Ok(Err(SessionEnd::Expired)),
                     Err(end) => Ok(Err(end)),
