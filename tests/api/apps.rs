@@ -4,7 +4,7 @@ use diesel::prelude::*;
 use serde_json::{Value, json};
 use wxauth::db::schema::{user_identity, user_session, wx_user};
 
-use crate::helpers::{TEST_APPID, TEST_APPID2, TestApp};
+use crate::helpers::{TEST_APPID, TEST_APPID2, TestApp, id_of, meeting_body};
 
 fn referer(appid: &str) -> String {
     format!("https://servicewechat.com/{appid}/7/page-frame.html")
@@ -519,22 +519,10 @@ async fn a_login_revealing_one_person_in_two_accounts_merges_them_into_the_older
     let newer = user_id_of(&reply);
     assert_ne!(newer, older);
     let newer_token = reply.token();
-    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
     let meeting = app
-        .post(
-            "meeting/publish",
-            &json!({
-                "title": "店铺周会",
-                "content": "本周销售。",
-                "location": "门店",
-                "startTime": start.to_rfc3339(),
-                "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
-            }),
-            Some(&newer_token),
-        )
+        .publish(&newer_token, &meeting_body("店铺周会", 24))
         .await;
-    assert_eq!(meeting.errno(), 0, "{}", meeting.raw);
-    let meeting_id = meeting.body["data"]["id"].as_i64().expect("id");
+    let meeting_id = id_of(&meeting);
     let join = app
         .post(
             "meeting/join",
@@ -661,21 +649,8 @@ async fn link_weixin_merges_the_account_that_had_the_identity_into_the_callers()
     let other = user_id_of(&reply);
     let other_token = reply.token();
     assert_ne!(caller, other);
-    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
-    let meeting = app
-        .post(
-            "meeting/publish",
-            &json!({
-                "title": "活动筹备",
-                "content": "分工。",
-                "location": "二楼",
-                "startTime": start.to_rfc3339(),
-                "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
-            }),
-            Some(&other_token),
-        )
+    app.publish(&other_token, &meeting_body("活动筹备", 24))
         .await;
-    assert_eq!(meeting.errno(), 0, "{}", meeting.raw);
 
     let code = bare_code(&app, TEST_APPID2, "ivan");
     let linked = app
@@ -979,21 +954,8 @@ async fn link_weixin_merges_both_accounts_when_the_identity_and_the_unionid_are_
         .await;
     let by_identity = user_id_of(&reply);
     let by_identity_token = reply.token();
-    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
-    let meeting = app
-        .post(
-            "meeting/publish",
-            &json!({
-                "title": "店铺盘点",
-                "content": "清点库存。",
-                "location": "仓库",
-                "startTime": start.to_rfc3339(),
-                "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
-            }),
-            Some(&by_identity_token),
-        )
+    app.publish(&by_identity_token, &meeting_body("店铺盘点", 24))
         .await;
-    assert_eq!(meeting.errno(), 0, "{}", meeting.raw);
     let reply = app.login_in(TEST_APPID, "dora").await;
     let by_unionid = user_id_of(&reply);
     let by_unionid_token = reply.token();
