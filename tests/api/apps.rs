@@ -170,32 +170,8 @@ async fn one_person_is_one_user_in_every_app_bound_by_unionid() {
 async fn without_a_unionid_each_app_makes_its_own_user() {
     let app = TestApp::builder().two_apps().spawn().await;
     // Codes without the unionid: apps not (yet) bound to the open platform.
-    let carol_oa = app.fake.mint_app_code(
-        TEST_APPID,
-        &app.fake.openid_in(TEST_APPID, "carol"),
-        None,
-        std::time::Duration::ZERO,
-    );
-    let carol_shop = app.fake.mint_app_code(
-        TEST_APPID2,
-        &app.fake.openid_in(TEST_APPID2, "carol"),
-        None,
-        std::time::Duration::ZERO,
-    );
-    let a = app
-        .post(
-            "auth/login_by_weixin",
-            &json!({ "code": carol_oa.code, "appid": TEST_APPID }),
-            None,
-        )
-        .await;
-    let b = app
-        .post(
-            "auth/login_by_weixin",
-            &json!({ "code": carol_shop.code, "appid": TEST_APPID2 }),
-            None,
-        )
-        .await;
+    let a = bare_login(&app, TEST_APPID, "carol").await;
+    let b = bare_login(&app, TEST_APPID2, "carol").await;
     assert_ne!(user_id_of(&a), user_id_of(&b));
     assert_eq!(app.count_users(), 2);
     assert_eq!(identities(&app).len(), 2);
@@ -501,17 +477,7 @@ async fn a_login_revealing_one_person_in_two_accounts_merges_them_into_the_older
         .spawn()
         .await;
     // The OA was not yet bound to the open platform: its login gave no unionid.
-    let oa_openid = app.fake.openid_in(TEST_APPID, "grace");
-    let unbound = app
-        .fake
-        .mint_app_code(TEST_APPID, &oa_openid, None, std::time::Duration::ZERO);
-    let reply = app
-        .post(
-            "auth/login_by_weixin",
-            &json!({ "code": unbound.code, "appid": TEST_APPID }),
-            None,
-        )
-        .await;
+    let reply = bare_login(&app, TEST_APPID, "grace").await;
     let older = user_id_of(&reply);
     let older_token = reply.token();
     // The shop, bound, made a second account, with a meeting, a membership and a phone.
@@ -940,18 +906,7 @@ async fn link_weixin_merges_both_accounts_when_the_identity_and_the_unionid_are_
     let app = TestApp::builder().two_apps().spawn().await;
     // The shop's identity belongs to one account, made before the shop was bound (no
     // unionid); the person's unionid to another, made by the OA (bound).
-    let shop_openid = app.fake.openid_in(TEST_APPID2, "dora");
-    let unbound = app
-        .fake
-        .mint_app_code(TEST_APPID2, &shop_openid, None, std::time::Duration::ZERO)
-        .code;
-    let reply = app
-        .post(
-            "auth/login_by_weixin",
-            &json!({ "code": unbound, "appid": TEST_APPID2 }),
-            None,
-        )
-        .await;
+    let reply = bare_login(&app, TEST_APPID2, "dora").await;
     let by_identity = user_id_of(&reply);
     let by_identity_token = reply.token();
     app.publish(&by_identity_token, &meeting_body("店铺盘点", 24))
@@ -962,18 +917,7 @@ async fn link_weixin_merges_both_accounts_when_the_identity_and_the_unionid_are_
     assert_ne!(by_identity, by_unionid);
     // A third account, the one the person is using, links the shop (now bound: the code
     // brings the unionid).
-    let caller_openid = app.fake.openid_in(TEST_APPID, "dora-elsewhere");
-    let code = app
-        .fake
-        .mint_app_code(TEST_APPID, &caller_openid, None, std::time::Duration::ZERO)
-        .code;
-    let reply = app
-        .post(
-            "auth/login_by_weixin",
-            &json!({ "code": code, "appid": TEST_APPID }),
-            None,
-        )
-        .await;
+    let reply = bare_login(&app, TEST_APPID, "dora-elsewhere").await;
     let caller = user_id_of(&reply);
     let caller_token = reply.token();
     let code = app.fake.mint_code_in(TEST_APPID2, "dora").code;

@@ -10,7 +10,7 @@ use wxauth::db::schema::{login_log, user_identity, user_session};
 use wxauth::dev::fake_wechat::{CODE_TTL, Fault};
 use wxauth::wechat::mask_openid;
 
-use crate::helpers::{Reply, TEST_APPID, TEST_APPID2, TEST_CORPID, TestApp};
+use crate::helpers::{Reply, TEST_APPID, TEST_APPID2, TEST_CORPID, TestApp, id_of, meeting_body};
 
 fn user_id_of(reply: &Reply) -> i64 {
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
@@ -53,25 +53,6 @@ fn wecom_calls(app: &TestApp) -> (u64, u64) {
         app.fake.calls("gettoken"),
         app.fake.calls("wecom_jscode2session"),
     )
-}
-
-async fn publish(app: &TestApp, token: &str, title: &str) -> i64 {
-    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
-    let reply = app
-        .post(
-            "meeting/publish",
-            &json!({
-                "title": title,
-                "content": "议程待定。",
-                "location": "三楼",
-                "startTime": start.to_rfc3339(),
-                "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
-            }),
-            Some(token),
-        )
-        .await;
-    assert_eq!(reply.errno(), 0, "{}", reply.raw);
-    reply.body["data"]["id"].as_i64().expect("id")
 }
 
 #[actix_web::test]
@@ -388,7 +369,10 @@ async fn link_wecom_merges_the_account_the_staff_identity_had_into_the_callers()
     let reply = app.login_wecom("bob-at-work").await;
     let staff = user_id_of(&reply);
     let staff_token = reply.token();
-    let meeting = publish(&app, &staff_token, "部门例会").await;
+    let meeting = id_of(
+        &app.publish(&staff_token, &meeting_body("部门例会", 24))
+            .await,
+    );
     let join = app
         .post(
             "meeting/join",
@@ -496,17 +480,6 @@ async fn a_wecom_session_has_no_wechat_phone_and_is_told_so_not_logged_out() {
     assert_eq!(app.get("user/index", Some(&token)).await.errno(), 0);
 }
 
-fn meeting_body() -> serde_json::Value {
-    let start = chrono::Utc::now() + chrono::TimeDelta::hours(24);
-    json!({
-        "title": "周会",
-        "content": "本周进展。",
-        "location": "一楼",
-        "startTime": start.to_rfc3339(),
-        "endTime": (start + chrono::TimeDelta::hours(1)).to_rfc3339(),
-    })
-}
-
 #[actix_web::test]
 async fn a_wecom_staffs_text_is_never_passed_unchecked() {
     // WeChat checks a text as an openid's; a WeCom login has none. With the default
@@ -514,7 +487,7 @@ async fn a_wecom_staffs_text_is_never_passed_unchecked() {
     let app = TestApp::builder().wecom().spawn().await;
     let token = app.login_wecom("wu-at-work").await.token();
     let reply = app
-        .post("meeting/publish", &meeting_body(), Some(&token))
+        .post("meeting/publish", &meeting_body("周会", 24), Some(&token))
         .await;
     assert_eq!(reply.errno(), 402, "{}", reply.raw);
     assert!(reply.raw.contains("WeCom"), "{}", reply.raw);
@@ -530,7 +503,7 @@ async fn a_wecom_staffs_text_is_never_passed_unchecked() {
         .await;
     let token = app.login_wecom("wu-at-work").await.token();
     let reply = app
-        .post("meeting/publish", &meeting_body(), Some(&token))
+        .post("meeting/publish", &meeting_body("周会", 24), Some(&token))
         .await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     assert_eq!(reply.body["data"]["review"], "pending", "{}", reply.raw);
@@ -553,7 +526,7 @@ async fn staff_who_linked_their_wechat_are_checked_as_that_openid() {
 
     // Inside WeCom, her text is checked as her openid in the mini-program, and passes.
     let reply = app
-        .post("meeting/publish", &meeting_body(), Some(&staff))
+        .post("meeting/publish", &meeting_body("周会", 24), Some(&staff))
         .await;
     assert_eq!(reply.errno(), 0, "{}", reply.raw);
     assert_ne!(reply.body["data"]["review"], "pending", "{}", reply.raw);
@@ -563,7 +536,7 @@ async fn staff_who_linked_their_wechat_are_checked_as_that_openid() {
     app.fake
         .set_user_fault("msg_sec_check", &app.fake.openid_for("alice"), Fault::Busy);
     let reply = app
-        .post("meeting/publish", &meeting_body(), Some(&staff))
+        .post("meeting/publish", &meeting_body("周会", 24), Some(&staff))
         .await;
     assert_eq!(reply.errno(), 714, "{}", reply.raw);
 }
