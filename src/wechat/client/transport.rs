@@ -17,15 +17,11 @@ use crate::wechat::WeChatError;
 
 /// Bodies larger than this are not a WeChat answer.
 const MAX_BODY: usize = 64 * 1024;
-/// Connections to WeChat open at once. A login holds one for a whole WeChat round trip, so this
-/// caps logins per round trip: awc's default, 100, allows 500 logins/s when WeChat takes 200 ms,
-/// while 256 waiting clients could use 1280/s. 512 is far more than one instance's CPU can use at
-/// WeChat's usual latency, and still a bound: a stalled WeChat cannot make us open sockets
-/// without end (calls beyond it wait for a free connection, within the same `WECHAT_TIMEOUT_MS`).
-const MAX_CONNECTIONS: usize = 512;
-
 /// At most this many WeChat calls in flight; more are refused at once rather than queued behind
-/// a slow WeChat (each waits up to WECHAT_TIMEOUT_MS, so a queue would only grow).
+/// a slow WeChat (each waits up to WECHAT_TIMEOUT_MS, so a queue would only grow). The client may
+/// open as many connections, so a call that got through never waits for one: a login code that
+/// waited there would reach WeChat late, be spent, and be abandoned at the timeout that started
+/// before it was sent. A stalled WeChat still cannot make us open sockets without end.
 pub(crate) const MAX_IN_FLIGHT: usize = 1024;
 
 /// What the actor needs to make a request; cloned into each request's future.
@@ -44,7 +40,7 @@ pub(super) struct Upstream {
 impl Upstream {
     pub(super) fn new(api_base: String, timeout: Duration, metrics: WeChatMetrics) -> Self {
         let http = awc::Client::builder()
-            .connector(awc::Connector::new().limit(MAX_CONNECTIONS))
+            .connector(awc::Connector::new().limit(MAX_IN_FLIGHT))
             .timeout(timeout)
             .disable_redirects()
             .finish();
