@@ -39,8 +39,17 @@ pub(super) struct Upstream {
 
 impl Upstream {
     pub(super) fn new(api_base: String, timeout: Duration, metrics: WeChatMetrics) -> Self {
+        Self::bounded(api_base, timeout, metrics, MAX_IN_FLIGHT)
+    }
+
+    fn bounded(
+        api_base: String,
+        timeout: Duration,
+        metrics: WeChatMetrics,
+        max_in_flight: usize,
+    ) -> Self {
         let http = awc::Client::builder()
-            .connector(awc::Connector::new().limit(MAX_IN_FLIGHT))
+            .connector(awc::Connector::new().limit(max_in_flight))
             .timeout(timeout)
             .disable_redirects()
             .finish();
@@ -48,7 +57,7 @@ impl Upstream {
             http,
             api_base,
             timeout,
-            permits: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            permits: Arc::new(Semaphore::new(max_in_flight)),
             tally: Rc::new(RefCell::new(Tally::default())),
             metrics,
         }
@@ -142,5 +151,67 @@ impl Upstream {
             .post(format!("{}{path}", self.api_base))
             .query(query)
             .map_err(|e| WeChatError::Transport(format!("cannot build request: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use actix_web::{App, HttpResponse, HttpServer, web};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// An upstream answering every request after `delay`, counting the requests it received.
+    fn slow_upstream(delay: Duration) -> (String, Arc<AtomicUsize>) {
+        let received = Arc::new(AtomicUsize::new(0));
+        let counter = received.clone();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let server = HttpServer::new(move || {
+            let counter = counter.clone();
+            App::new().default_service(web::to(move || {
+                let counter = counter.clone();
+                async move {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    actix_web::rt::time::sleep(delay).await;
+                    HttpResponse::Ok().body("{}")
+                }
+            }))
+        })
+        .listen(listener)
+        .expect("listen")
+        .workers(1)
+        .disable_signals()
+        .run();
+        actix_web::rt::spawn(server);
+        (base, received)
+    }
+
+    #[actix_web::test]
+    async fn every_call_let_through_is_sent_at_once_and_the_rest_never_reach_the_upstream() {
+        // An upstream answering in 300 ms, a timeout of 500 ms: a call that waited for a
+        // connection behind a full round trip would be sent late and abandoned after the
+        // upstream received it (a spent login code). With as many connections as permits, every
+        // permitted call is sent at once and answered; the ones beyond are refused unsent.
+        const LIMIT: usize = 16;
+        let (base, received) = slow_upstream(Duration::from_millis(300));
+        let metrics = Metrics::new().expect("metrics").wechat_for("wxtest");
+        let upstream = Upstream::bounded(base, Duration::from_millis(500), metrics, LIMIT);
+        let calls = (0..LIMIT + 4).map(|_| {
+            let upstream = upstream.clone();
+            async move {
+                let request = upstream.get("/sns/jscode2session", &())?;
+                upstream.call(request, None, |body| Ok(body.len())).await
+            }
+        });
+        let results = futures_util::future::join_all(calls).await;
+        let answered = results.iter().filter(|r| r.is_ok()).count();
+        let refused = results
+            .iter()
+            .filter(|r| matches!(r, Err(WeChatError::Overloaded)))
+            .count();
+        assert_eq!((answered, refused), (LIMIT, 4), "{results:?}");
+        assert_eq!(received.load(Ordering::SeqCst), LIMIT);
     }
 }
