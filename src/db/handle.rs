@@ -281,7 +281,7 @@ impl DbHandle {
         session_id: String,
         default_appid: String,
     ) -> DbResult<Option<String>> {
-        self.run(move |c, _| sessions::app_of(c, &session_id, &default_appid))
+        self.run(move |c, _| sessions::session_appid(c, &session_id, &default_appid))
             .await
     }
 

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Nullable, SmallInt, Text, Timestamptz};
 
 use super::DbError;
-use super::models::{NewWxUser, WxUserRow};
+use super::models::WxUserRow;
 use super::schema::{user_session, wx_user};
 use super::sealed::SessionKeyCipher;
 use crate::domain::{
@@ -131,18 +131,7 @@ fn login_once(
     cipher: &SessionKeyCipher,
     login: &SignIn,
 ) -> Result<Option<LoginRecord>, DbError> {
-    let user = NewWxUser {
-        username: format!("wx_{}", crate::random::token_hex(8)),
-        nickname: login.profile.nickname.clone(),
-        avatar: login.profile.avatar.clone(),
-        gender: login.profile.gender,
-        weixin_openid: login.identity.user_key(),
-        unionid: login.unionid.clone(),
-        last_login_time: Some(login.at),
-        last_login_ip: clip(&login.client_ip, 63).to_string(),
-        add_time: login.at,
-        update_time: login.at,
-    };
+    let username = format!("wx_{}", crate::random::token_hex(8));
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(embed)]
@@ -154,73 +143,21 @@ fn login_once(
         #[diesel(sql_type = Nullable<BigInt>)]
         unionid_user_id: Option<i64>,
     }
+    // The statement is the function `wxauth_login` (the migration `login_function`): planned
+    // once per connection there, where this unnamed statement would be parsed and planned
+    // again with every login.
     let row: Option<Row> = diesel::sql_query(
-        "WITH known AS (
-             SELECT user_id FROM user_identity WHERE app_id = $11 AND subject = $12
-         ), legacy AS (
-             SELECT w.id AS user_id FROM wx_user w
-             WHERE $14 AND w.weixin_openid = $12
-               AND NOT EXISTS (SELECT 1 FROM user_identity i WHERE i.user_id = w.id)
-         ), by_unionid AS (
-             SELECT w.id AS user_id FROM wx_user w WHERE w.unionid = $6
-         ), existing AS (
-             SELECT user_id FROM (
-                 SELECT user_id, 1 AS rank FROM known
-                 UNION ALL SELECT user_id, 2 FROM legacy
-                 UNION ALL SELECT user_id, 3 FROM by_unionid
-             ) found ORDER BY rank LIMIT 1
-         ), created AS (
-             INSERT INTO wx_user (username, nickname, avatar, gender, weixin_openid, unionid,
-                                  last_login_time, last_login_ip, add_time, update_time)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10
-             WHERE NOT EXISTS (SELECT 1 FROM existing)
-             ON CONFLICT DO NOTHING
-             RETURNING *
-         ), touched AS (
-             UPDATE wx_user w
-                SET last_login_time = $7,
-                    last_login_ip = $8,
-                    update_time = $10,
-                    unionid = CASE
-                        WHEN w.unionid IS NULL
-                             AND NOT EXISTS (SELECT 1 FROM wx_user o WHERE o.unionid = $6)
-                        THEN $6 ELSE w.unionid END
-              WHERE w.id = (SELECT user_id FROM existing)
-             RETURNING w.*
-         ), u AS (
-             SELECT * FROM created UNION ALL SELECT * FROM touched
-         ), identity AS (
-             INSERT INTO user_identity (user_id, kind, app_id, subject, unionid, add_time,
-                                        last_login_time)
-             SELECT u.id, $13, $11, $12, $6, $7, $7 FROM u
-             ON CONFLICT (app_id, subject) DO UPDATE
-                SET last_login_time = EXCLUDED.last_login_time,
-                    unionid = coalesce(EXCLUDED.unionid, user_identity.unionid)
-             RETURNING user_id
-         ), s AS (
-             INSERT INTO user_session (id, user_id, app_id, session_key_enc, expires_at,
-                                       client_ip, user_agent)
-             SELECT $15, u.id, $11, $16, $17, $18, $19
-             FROM u JOIN identity i ON i.user_id = u.id
-             WHERE u.status = 0 AND NOT u.deleted
-             RETURNING id
-         )
-         SELECT u.*, EXISTS (SELECT 1 FROM s) AS session_stored,
-                (SELECT user_id FROM identity) AS identity_user_id,
-                (SELECT o.id FROM wx_user o
-                  WHERE o.unionid = $6 AND o.id <> u.id AND u.unionid IS NULL) AS unionid_user_id
-         FROM u",
+        "SELECT (r.account).*, r.session_stored, r.identity_user_id, r.unionid_user_id \
+         FROM wxauth_login($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) r",
     )
-    .bind::<Text, _>(&user.username)
-    .bind::<Text, _>(&user.nickname)
-    .bind::<Text, _>(&user.avatar)
-    .bind::<SmallInt, _>(user.gender)
-    .bind::<Text, _>(&user.weixin_openid)
-    .bind::<Nullable<Text>, _>(user.unionid.as_deref())
-    .bind::<Nullable<Timestamptz>, _>(user.last_login_time)
-    .bind::<Text, _>(&user.last_login_ip)
-    .bind::<Timestamptz, _>(user.add_time)
-    .bind::<Timestamptz, _>(user.update_time)
+    .bind::<Text, _>(&username)
+    .bind::<Text, _>(&login.profile.nickname)
+    .bind::<Text, _>(&login.profile.avatar)
+    .bind::<SmallInt, _>(login.profile.gender)
+    .bind::<Text, _>(login.identity.user_key())
+    .bind::<Nullable<Text>, _>(login.unionid.as_deref())
+    .bind::<Timestamptz, _>(login.at)
+    .bind::<Text, _>(clip(&login.client_ip, 63))
     .bind::<Text, _>(&login.identity.app_id)
     .bind::<Text, _>(&login.identity.subject)
     .bind::<SmallInt, _>(login.identity.kind as i16)
@@ -228,7 +165,6 @@ fn login_once(
     .bind::<Text, _>(&login.session_id)
     .bind::<Bytea, _>(cipher.seal(&login.session_id, &login.session_key))
     .bind::<Timestamptz, _>(login.expires_at)
-    .bind::<Text, _>(clip(&login.client_ip, 63))
     .bind::<Text, _>(clip(&login.user_agent, 255))
     .get_result(conn)
     .optional()?;
@@ -532,7 +468,7 @@ pub(crate) fn session_app(
 
 /// The app session `id` was opened in: `''` (a session of the release before apps were recorded)
 /// is the default app's. `None`: no such session.
-pub(crate) fn app_of(
+pub(crate) fn session_appid(
     conn: &mut PgConnection,
     id: &str,
     default_appid: &str,
