@@ -198,6 +198,12 @@ pub(crate) struct SendingApp {
 ///
 /// The member's openid is the one of their identity in the reminder's app; a member made before
 /// identities existed, not yet adopted, has only `wx_user.weixin_openid`, the default app's.
+///
+/// The claim starts from the meetings due, soonest first, and takes each one's waiting rows
+/// through the partial index of waiting rows (a lateral subquery with its own limit, which the
+/// planner cannot flatten into a join of every waiting row): a claim reads about the rows it
+/// takes, however many are waiting, so a meeting of thousands does not make every claim a scan.
+/// Rows another instance holds are skipped and the next meeting's taken.
 pub(crate) fn claim_due(
     conn: &mut PgConnection,
     sending: &[SendingApp],
@@ -213,17 +219,24 @@ pub(crate) fn claim_due(
              SELECT * FROM unnest($1::text[], $2::text[]) AS s(app_id, template_id) \
          ), due AS ( \
              SELECT r.meeting_id, r.user_id \
-             FROM meeting_reminder r \
-             JOIN sending s ON s.app_id = coalesce(nullif(r.app_id, ''), $3) \
-                           AND s.template_id = r.template_id \
-             JOIN meeting m ON m.id = r.meeting_id \
-             JOIN meeting_member mm ON mm.meeting_id = r.meeting_id AND mm.user_id = r.user_id \
-             JOIN wx_user u ON u.id = r.user_id \
-             WHERE r.status = 0 \
-               AND m.state = $4 AND m.review_state = $5 \
+             FROM meeting m \
+             CROSS JOIN LATERAL ( \
+                 SELECT w.meeting_id, w.user_id \
+                 FROM meeting_reminder w \
+                 JOIN meeting_member mm ON mm.meeting_id = w.meeting_id AND mm.user_id = w.user_id \
+                 JOIN wx_user u ON u.id = w.user_id \
+                 WHERE w.meeting_id = m.id AND w.status = 0 \
+                   AND (coalesce(nullif(w.app_id, ''), $3), w.template_id) \
+                       IN (SELECT app_id, template_id FROM sending) \
+                   AND u.status = 0 AND NOT u.deleted \
+                 LIMIT $8 \
+             ) waiting \
+             JOIN meeting_reminder r \
+               ON r.meeting_id = waiting.meeting_id AND r.user_id = waiting.user_id \
+             WHERE m.state = $4 AND m.review_state = $5 \
                AND m.start_time > $6 AND m.start_time <= $7 \
-               AND u.status = 0 AND NOT u.deleted \
-             ORDER BY m.start_time, r.meeting_id, r.user_id \
+               AND r.status = 0 \
+             ORDER BY m.start_time, m.id \
              LIMIT $8 \
              FOR UPDATE OF r SKIP LOCKED \
          ), claimed AS ( \

@@ -249,6 +249,54 @@ async fn two_instances_and_a_restart_send_each_reminder_once() {
 }
 
 #[actix_web::test]
+async fn a_backlog_beyond_one_claim_goes_out_in_full_the_sooner_meeting_first() {
+    // More members than one claim takes (100), in two meetings: the sooner one's first claim is
+    // all its own, its rest shares the next claim with the later meeting, and nobody is missed.
+    let app = with_reminders()
+        .config(|c| c.limits.login_per_ip = 0)
+        .spawn()
+        .await;
+    let alice = app.login_ok("alice").await;
+    let later = publish_at(&app, &alice, "季度复盘", start_in(40)).await;
+    let sooner = publish_at(&app, &alice, "周例会", start_in(40)).await;
+    let mut expected = Vec::new();
+    for n in 0..160 {
+        let user = format!("member{n}");
+        let token = app.login_ok(&user).await;
+        let id = if n < 130 { sooner } else { later };
+        join(&app, &token, id).await;
+        assert_eq!(subscribe(&app, &token, id, "accept").await.errno(), 0);
+        expected.push((user, id));
+    }
+    starts_at(&app, later, start_in(12));
+    starts_at(&app, sooner, start_in(10));
+
+    until_received(&app, expected.len(), Duration::from_secs(15)).await;
+    a_few_ticks().await;
+    for (user, id) in &expected {
+        let to_user = messages_to(&app, user);
+        assert_eq!(to_user.len(), 1, "{user}");
+        assert_eq!(
+            to_user[0]["page"],
+            format!("pages/meeting/detail?id={id}"),
+            "{user}"
+        );
+    }
+    let pages: Vec<String> = app
+        .fake
+        .subscribe_messages()
+        .iter()
+        .map(|m| m["page"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(pages.len(), expected.len());
+    let sooner_page = format!("pages/meeting/detail?id={sooner}");
+    assert!(
+        pages[..100].iter().all(|p| *p == sooner_page),
+        "the first claim is the sooner meeting's: {pages:?}"
+    );
+}
+
+#[actix_web::test]
 async fn withdrawn_consent_is_dropped_and_a_busy_wechat_is_retried_until_it_answers() {
     let app = with_reminders()
         .config(|c| c.wechat.timeout = Duration::from_millis(300))
