@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -27,8 +28,13 @@ use crate::metrics::Metrics;
 use crate::wechat::client::{SendSubscribeMessage, WeChatClient};
 use crate::wechat::{WeChatError, errcode};
 
-/// Reminders claimed per statement; a full batch is followed by another at once.
+/// Reminders claimed per statement; a full batch is followed by another, within the rate below.
 const CLAIM_BATCH: i64 = 100;
+/// At most this many reminders a second per instance. A reminder has its lead time (minutes) to
+/// go out, while a large backlog (a meeting of thousands, a sender that was stopped) sent as fast
+/// as WeChat answers would take the CPU of the people using the app; at this rate a meeting of
+/// 10,000 members is reminded within a minute.
+const MAX_SENDS_PER_SECOND: f64 = 250.0;
 /// Subscribe messages in flight at once per instance.
 const SENDS_IN_FLIGHT: usize = 8;
 /// The most characters of a `thing` value (WeChat refuses longer ones with 47003).
@@ -150,6 +156,7 @@ async fn send_due(
 ) {
     let lead = TimeDelta::from_std(settings.lead).unwrap_or(TimeDelta::minutes(15));
     loop {
+        let batch_began = Instant::now();
         let now = Utc::now();
         let claimed = match db
             .claim_reminders(
@@ -214,7 +221,14 @@ async fn send_due(
         if !full {
             return;
         }
+        actix_web::rt::time::sleep(pause_after(CLAIM_BATCH as usize, batch_began.elapsed())).await;
     }
+}
+
+/// How long to wait after a batch of `sent` reminders that took `took`, to stay within
+/// `MAX_SENDS_PER_SECOND`.
+fn pause_after(sent: usize, took: Duration) -> Duration {
+    Duration::from_secs_f64(sent as f64 / MAX_SENDS_PER_SECOND).saturating_sub(took)
 }
 
 async fn send_one(
@@ -335,6 +349,16 @@ pub(crate) fn fit_value(key: &str, raw: &str) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_backlog_goes_out_at_the_capped_rate() {
+        // A full batch sent faster than the rate allows waits out the rest of its share.
+        assert_eq!(pause_after(100, Duration::from_millis(50)).as_millis(), 350);
+        // One that took longer than its share goes on at once.
+        assert_eq!(pause_after(100, Duration::from_secs(1)), Duration::ZERO);
+        let per_minute = 60.0 * CLAIM_BATCH as f64 / pause_after(100, Duration::ZERO).as_secs_f64();
+        assert!((per_minute - 60.0 * MAX_SENDS_PER_SECOND).abs() < 1.0);
+    }
 
     #[test]
     fn things_are_cut_to_twenty_characters_with_an_ellipsis() {
