@@ -24,9 +24,9 @@ pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// login's own statement, and a lost log row (database down at that moment) costs less than a
 /// slower login. Rows are gathered here and written every `LOGIN_LOG_FLUSH_MS` (each batch
 /// is one statement and one commit, whatever the number of logins in it) with one multi-row
-/// insert per `MAX_BATCH_ROWS` (`flush_if_idle`, a background job); `flush` writes what is gathered now, and the
-/// graceful shutdown calls it after the last request has been answered, so no row is lost to a
-/// deploy.
+/// insert per `MAX_BATCH_ROWS` (`flush_if_idle`, a background job); `flush` writes what is
+/// gathered now, and the graceful shutdown calls it after the last request has been answered,
+/// so no row is lost to a deploy.
 #[derive(Clone)]
 pub struct LoginLogWriter {
     inner: Arc<Inner>,
@@ -93,9 +93,8 @@ impl LoginLogWriter {
     }
 
     async fn write_gathered(&self) -> usize {
-        let rows = std::mem::take(&mut *self.rows());
+        let mut rest = std::mem::take(&mut *self.rows());
         let mut written = 0;
-        let mut rest = rows;
         while !rest.is_empty() {
             let batch: Vec<_> = rest.drain(..rest.len().min(MAX_BATCH_ROWS)).collect();
             let n = batch.len();

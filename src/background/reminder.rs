@@ -56,10 +56,10 @@ struct Senders {
 
 pub(crate) struct ReminderSender {
     db: DbHandle,
-    senders: Arc<Senders>,
+    senders: Senders,
     /// The apps without a template, for the start's log line.
     silent: Vec<String>,
-    settings: Arc<Reminders>,
+    settings: Reminders,
     metrics: Arc<Metrics>,
 }
 
@@ -103,9 +103,9 @@ impl ReminderSender {
             .collect();
         Some(ReminderSender {
             db: db.background(),
-            senders: Arc::new(senders),
+            senders,
             silent,
-            settings: Arc::new(settings.clone()),
+            settings: settings.clone(),
             metrics,
         })
     }
@@ -135,93 +135,76 @@ impl ReminderSender {
         self.settings.tick
     }
 
-    /// One round: the reminders due now, sent.
+    /// One round: claim, send, record; again while batches come back full, within
+    /// `MAX_SENDS_PER_SECOND`.
     pub(crate) async fn tick(&self) {
-        send_due(
-            self.db.clone(),
-            self.senders.clone(),
-            self.settings.clone(),
-            self.metrics.clone(),
-        )
-        .await
-    }
-}
-
-/// One tick: claim, send, record; again while batches come back full.
-async fn send_due(
-    db: DbHandle,
-    senders: Arc<Senders>,
-    settings: Arc<Reminders>,
-    metrics: Arc<Metrics>,
-) {
-    let lead = TimeDelta::from_std(settings.lead).unwrap_or(TimeDelta::minutes(15));
-    loop {
-        let batch_began = Instant::now();
-        let now = Utc::now();
-        let claimed = match db
-            .claim_reminders(
-                senders.sending.clone(),
-                senders.default_appid.clone(),
-                now,
-                lead,
-                CLAIM_BATCH,
-            )
-            .await
-        {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                ERRORS.log(
-                    log::Level::Warn,
-                    "reminders: cannot claim due reminders",
-                    Some(&e),
-                );
+        let lead = TimeDelta::from_std(self.settings.lead).unwrap_or(TimeDelta::minutes(15));
+        loop {
+            let batch_began = Instant::now();
+            let now = Utc::now();
+            let claimed = match self
+                .db
+                .claim_reminders(
+                    self.senders.sending.clone(),
+                    self.senders.default_appid.clone(),
+                    now,
+                    lead,
+                    CLAIM_BATCH,
+                )
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    ERRORS.log(
+                        log::Level::Warn,
+                        "reminders: cannot claim due reminders",
+                        Some(&e),
+                    );
+                    return;
+                }
+            };
+            let full = claimed.len() as i64 == CLAIM_BATCH;
+            if claimed.is_empty() {
                 return;
             }
-        };
-        let full = claimed.len() as i64 == CLAIM_BATCH;
-        if claimed.is_empty() {
-            return;
-        }
-        let outcomes: Vec<(i64, i64, Outcome)> = futures_util::stream::iter(claimed)
-            .map(|due| {
-                let senders = senders.clone();
-                let settings = settings.clone();
-                async move {
-                    let outcome = match senders.clients.get(&due.app_id) {
+            let outcomes: Vec<(i64, i64, Outcome)> = futures_util::stream::iter(claimed)
+                .map(|due| async move {
+                    let outcome = match self.senders.clients.get(&due.app_id) {
                         Some((wechat, template_id)) => {
-                            send_one(wechat, &settings, template_id, &due).await
+                            send_one(wechat, &self.settings, template_id, &due).await
                         }
                         // The claim takes only the reminders of these apps.
                         None => Outcome::Failed,
                     };
                     (due.meeting_id, due.user_id, outcome)
-                }
-            })
-            .buffer_unordered(SENDS_IN_FLIGHT)
-            .collect()
-            .await;
-        for (_, _, outcome) in &outcomes {
-            let label = match outcome {
-                Outcome::Sent => "sent",
-                Outcome::Refused => "refused",
-                Outcome::Failed => "failed",
-                Outcome::Retry => "retried",
-            };
-            metrics.reminders.with_label_values(&[label]).inc();
+                })
+                .buffer_unordered(SENDS_IN_FLIGHT)
+                .collect()
+                .await;
+            for (_, _, outcome) in &outcomes {
+                let label = match outcome {
+                    Outcome::Sent => "sent",
+                    Outcome::Refused => "refused",
+                    Outcome::Failed => "failed",
+                    Outcome::Retry => "retried",
+                };
+                self.metrics.reminders.with_label_values(&[label]).inc();
+            }
+            if let Err(e) = self.db.finish_reminders(outcomes, Utc::now()).await {
+                // The rows stay claimed: not sent again, which is the safe side.
+                ERRORS.log(
+                    log::Level::Error,
+                    "reminders: outcomes not written",
+                    Some(&e),
+                );
+                return;
+            }
+            if !full {
+                return;
+            }
+            actix_web::rt::time::sleep(pause_after(CLAIM_BATCH as usize, batch_began.elapsed()))
+                .await;
         }
-        if let Err(e) = db.finish_reminders(outcomes, Utc::now()).await {
-            // The rows stay claimed: not sent again, which is the safe side.
-            ERRORS.log(
-                log::Level::Error,
-                "reminders: outcomes not written",
-                Some(&e),
-            );
-            return;
-        }
-        if !full {
-            return;
-        }
-        actix_web::rt::time::sleep(pause_after(CLAIM_BATCH as usize, batch_began.elapsed())).await;
     }
 }
 

@@ -199,7 +199,7 @@ impl DbHandle {
 
     // ---- sessions ----
 
-    /// A login's user upsert and session insert, in one statement.
+    /// A login's identity, user and session, in one statement (`wxauth_login`).
     pub(crate) async fn login(&self, login: SignIn) -> DbResult<LoginRecord> {
         self.run(move |c, cipher| sessions::login(c, cipher, &login))
             .await

@@ -1,6 +1,7 @@
-//! The live sessions: `SessionActor` (`actor.rs`), the one that changes them. PostgreSQL's `user_session` is the truth; in front of it is
-//! a bounded LRU cache (`cache.rs`), so the hot path — a request with a live cached token —
-//! touches no database, and memory stays flat however many sessions exist.
+//! The live sessions: `SessionActor` (`actor.rs`), the one that changes them. PostgreSQL's
+//! `user_session` is the truth; in front of it is a bounded LRU cache (`cache.rs`), so the hot
+//! path — a request with a live cached token — touches no database, and memory stays flat
+//! however many sessions exist.
 //!
 //! The cache is shared: the token check on the HTTP workers reads it on their own threads, and
 //! only a miss becomes a message to this actor, which reads the database and fills the cache. A
